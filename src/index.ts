@@ -1,0 +1,34 @@
+/**
+ * nbi: JAX-style composable array transforms (grad, vmap, jvp, ...) on a CPU backend, and
+ * neural posterior estimation for astronomers built on them.
+ *
+ * ```ts
+ * import { np, grad } from "nbi";
+ * const f = (x: Array) => np.sum(np.tanh(x).mul(x));
+ * grad(f)(np.array([1, 2, 3]));
+ * ```
+ */
+import * as tree from "./transforms/tree.js";
+
+export { NbiError } from "./errors.js";
+export type { ArrayLike, Axes, ReduceOptions, ShapedArray } from "./ops/array.js";
+export { Array } from "./ops/array.js";
+export type { BackendName } from "./ops/backend.js";
+export type { DType } from "./ops/dtype.js";
+export * as np from "./ops/np.js";
+export * as random from "./ops/random.js";
+export type { AxisSpec, GradOptions, ScanOptions, Tree, VmapOptions } from "./transforms/api.js";
+export {
+  grad,
+  hessian,
+  jacfwd,
+  jacrev,
+  jvp,
+  makeJaxpr,
+  scan,
+  stopGradient,
+  valueAndGrad,
+  vjp,
+  vmap,
+} from "./transforms/api.js";
+export { tree };

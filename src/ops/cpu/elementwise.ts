@@ -1,0 +1,138 @@
+/**
+ * Elementwise CPU kernels, generated once per (operation, dtype-class) from an expression so each
+ * loop is monomorphic and V8 can optimise it (a shared loop calling a function per element is
+ * several times slower). Broadcasting is handled with strides, never by materialising copies.
+ */
+import type { TypedArray } from "../dtype.js";
+import { type Shape, sizeOf, stridesOf } from "../shape.js";
+
+type UnaryLoop = (a: TypedArray, out: TypedArray, n: number) => void;
+type BinaryLoop = (
+  a: TypedArray,
+  b: TypedArray,
+  out: TypedArray,
+  outShape: Shape,
+  aStrides: number[],
+  bStrides: number[],
+) => void;
+
+const unaryCache = new Map<string, UnaryLoop>();
+const binaryCache = new Map<string, BinaryLoop>();
+
+/** `expr` uses `a`, e.g. "Math.exp(a)". */
+export function unaryLoop(expr: string): UnaryLoop {
+  let loop = unaryCache.get(expr);
+  if (!loop) {
+    loop = new Function(
+      "A",
+      "O",
+      "n",
+      `for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; }`,
+    ) as UnaryLoop;
+    unaryCache.set(expr, loop);
+  }
+  return loop;
+}
+
+/** Ternary `where` is rare enough to share the strided walker below with a 3-operand body. */
+export function binaryLoop(expr: string): BinaryLoop {
+  let loop = binaryCache.get(expr);
+  if (!loop) {
+    // Fast paths: same shape (both contiguous), scalar on either side; general: an odometer over
+    // all but the last axis with an inner strided loop.
+    const body = `
+      const n = O.length;
+      const rank = shape.length;
+      if (n === 0) return;
+      let same = true;
+      for (let d = 0; d < rank; d++) if (sa[d] !== sb[d]) { same = false; break; }
+      const contiguous = same && A.length === n;
+      if (contiguous) { for (let i = 0; i < n; i++) { const a = A[i], b = B[i]; O[i] = ${expr}; } return; }
+      if (A.length === 1 && B.length === n) { const a = A[0]; for (let i = 0; i < n; i++) { const b = B[i]; O[i] = ${expr}; } return; }
+      if (B.length === 1 && A.length === n) { const b = B[0]; for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; } return; }
+      if (rank === 0) { const a = A[0], b = B[0]; O[0] = ${expr}; return; }
+      const last = shape[rank - 1];
+      const la = sa[rank - 1], lb = sb[rank - 1];
+      const idx = new Array(rank).fill(0);
+      let ia = 0, ib = 0, o = 0;
+      while (o < n) {
+        let pa = ia, pb = ib;
+        for (let j = 0; j < last; j++) { const a = A[pa], b = B[pb]; O[o++] = ${expr}; pa += la; pb += lb; }
+        let d = rank - 2;
+        for (; d >= 0; d--) {
+          idx[d]++; ia += sa[d]; ib += sb[d];
+          if (idx[d] < shape[d]) break;
+          ia -= sa[d] * idx[d]; ib -= sb[d] * idx[d]; idx[d] = 0;
+        }
+        if (d < 0) break;
+      }`;
+    loop = new Function("A", "B", "O", "shape", "sa", "sb", body) as BinaryLoop;
+    binaryCache.set(expr, loop);
+  }
+  return loop;
+}
+
+/** Strides of an input as seen from a broadcast output (0 along broadcast axes). */
+export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
+  const strides = stridesOf(inShape);
+  const offset = outShape.length - inShape.length;
+  const out = new Array<number>(outShape.length).fill(0);
+  for (let i = 0; i < inShape.length; i++) out[offset + i] = inShape[i] === 1 ? 0 : strides[i]!;
+  return out;
+}
+
+export function runBinary(
+  expr: string,
+  a: TypedArray,
+  aShape: Shape,
+  b: TypedArray,
+  bShape: Shape,
+  out: TypedArray,
+  outShape: Shape,
+): void {
+  binaryLoop(expr)(
+    a,
+    b,
+    out,
+    outShape,
+    broadcastStrides(aShape, outShape),
+    broadcastStrides(bShape, outShape),
+  );
+}
+
+/** `where(cond, x, y)` with broadcasting of all three operands. */
+export function runSelect(
+  cond: TypedArray,
+  condShape: Shape,
+  x: TypedArray,
+  xShape: Shape,
+  y: TypedArray,
+  yShape: Shape,
+  out: TypedArray,
+  outShape: Shape,
+): void {
+  const n = sizeOf(outShape);
+  if (n === 0) return;
+  const rank = outShape.length;
+  const sc = broadcastStrides(condShape, outShape);
+  const sx = broadcastStrides(xShape, outShape);
+  const sy = broadcastStrides(yShape, outShape);
+  const idx = new Array<number>(rank).fill(0);
+  let ic = 0;
+  let ix = 0;
+  let iy = 0;
+  for (let o = 0; o < n; o++) {
+    out[o] = cond[ic] ? x[ix]! : y[iy]!;
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]!++;
+      ic += sc[d]!;
+      ix += sx[d]!;
+      iy += sy[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      ic -= sc[d]! * idx[d]!;
+      ix -= sx[d]! * idx[d]!;
+      iy -= sy[d]! * idx[d]!;
+      idx[d] = 0;
+    }
+  }
+}

@@ -1,0 +1,199 @@
+/** Array creation from JS values: array, zeros, ones, full, arange, linspace, eye, *Like. */
+import { fail, NbiError } from "../errors.js";
+import type { Array } from "./array.js";
+import { type BackendName, defaultBackend, getBackend } from "./backend.js";
+import { ConcreteArray, fromHost } from "./concrete-array.js";
+import {
+  allocate,
+  checkDType,
+  coerce,
+  type DType,
+  dtypeOfTypedArray,
+  type TypedArray,
+} from "./dtype.js";
+import { checkShape, type Shape, sizeOf } from "./shape.js";
+
+/** Nested JS arrays of numbers or booleans, a number, a boolean, or a typed array. */
+export type NestedValue = number | boolean | readonly NestedValue[] | TypedArray;
+
+export interface CreateOptions {
+  dtype?: DType;
+  backend?: BackendName;
+}
+
+function backendOf(options?: CreateOptions) {
+  return options?.backend ? getBackend(options.backend) : defaultBackend();
+}
+
+function isTypedArray(v: unknown): v is TypedArray {
+  return (
+    v instanceof Float32Array ||
+    v instanceof Float64Array ||
+    v instanceof Int32Array ||
+    v instanceof Uint32Array ||
+    v instanceof Uint8Array
+  );
+}
+
+/** Shape of nested JS arrays, checking that they are rectangular. */
+function inferShape(value: NestedValue, path = "value"): number[] {
+  if (typeof value === "number" || typeof value === "boolean") return [];
+  if (isTypedArray(value)) return [value.length];
+  if (!globalThis.Array.isArray(value)) {
+    fail("np.array", path, "a number, boolean, nested array or typed array", value);
+  }
+  if (value.length === 0) return [0];
+  const inner = inferShape(value[0]!, `${path}[0]`);
+  for (let i = 1; i < value.length; i++) {
+    const s = inferShape(value[i]!, `${path}[${i}]`);
+    if (s.length !== inner.length || s.some((d, k) => d !== inner[k])) {
+      throw new NbiError(
+        `np.array: ${path} expected a rectangular nested array, got rows of shapes [${inner.join(", ")}] and [${s.join(", ")}] (at index ${i})`,
+      );
+    }
+  }
+  return [value.length, ...inner];
+}
+
+function hasBoolean(value: NestedValue): boolean {
+  if (typeof value === "boolean") return true;
+  if (typeof value === "number" || isTypedArray(value)) return false;
+  return value.length > 0 && hasBoolean(value[0]!);
+}
+
+/**
+ * An array from JS data. Numbers default to float32 (as JAX), booleans to bool, typed arrays to
+ * their own type; `dtype` overrides. An existing array is returned as is (or cast).
+ */
+export function array(value: NestedValue | Array, options?: CreateOptions): Array {
+  if (
+    typeof value === "object" &&
+    value !== null &&
+    "shape" in value &&
+    "dtype" in value &&
+    !isTypedArray(value)
+  ) {
+    const arr = value as Array;
+    if (options?.dtype && options.dtype !== arr.dtype) return arr.astype(options.dtype);
+    return arr;
+  }
+  const dtype = options?.dtype
+    ? checkDType("np.array", "options.dtype", options.dtype)
+    : isTypedArray(value)
+      ? dtypeOfTypedArray(value)
+      : hasBoolean(value)
+        ? "bool"
+        : "float32";
+  const shape = inferShape(value);
+  const data = allocate(dtype, sizeOf(shape));
+  if (isTypedArray(value)) {
+    if (dtypeOfTypedArray(value) === dtype) data.set(value);
+    else for (let i = 0; i < value.length; i++) data[i] = coerce(value[i]!, dtype);
+  } else {
+    let k = 0;
+    const fill = (v: NestedValue) => {
+      if (typeof v === "number") data[k++] = coerce(v, dtype);
+      else if (typeof v === "boolean") data[k++] = v ? 1 : 0;
+      else if (isTypedArray(v)) for (const e of v) data[k++] = coerce(e, dtype);
+      else for (const e of v) fill(e);
+    };
+    fill(value);
+  }
+  return fromHost(data, shape, dtype, backendOf(options));
+}
+
+/** Wraps a typed array with a shape (no copy: the array takes ownership). */
+export function fromTypedArray(data: TypedArray, shape: Shape, options?: CreateOptions): Array {
+  const s = checkShape("np.fromTypedArray", "shape", shape);
+  if (sizeOf(s) !== data.length) {
+    fail("np.fromTypedArray", "shape", `${data.length} elements to match data`, s);
+  }
+  const dtype = options?.dtype ?? dtypeOfTypedArray(data);
+  const own = dtypeOfTypedArray(data) === dtype ? data : allocate(dtype, data.length);
+  if (own !== data) for (let i = 0; i < data.length; i++) own[i] = coerce(data[i]!, dtype);
+  return fromHost(own, s, dtype, backendOf(options));
+}
+
+export function full(shape: Shape, value: number | boolean, options?: CreateOptions): Array {
+  const s = checkShape("np.full", "shape", shape);
+  const dtype = options?.dtype ?? (typeof value === "boolean" ? "bool" : "float32");
+  const data = allocate(dtype, sizeOf(s));
+  data.fill(coerce(Number(value), dtype));
+  return fromHost(data, s, dtype, backendOf(options));
+}
+
+export function zeros(shape: Shape, options?: CreateOptions): Array {
+  return full(shape, 0, options);
+}
+
+export function ones(shape: Shape, options?: CreateOptions): Array {
+  return full(shape, 1, options);
+}
+
+export function zerosLike(x: Array, options?: CreateOptions): Array {
+  return full(x.shape, 0, { dtype: x.dtype, ...withBackendOf(x), ...options });
+}
+
+export function onesLike(x: Array, options?: CreateOptions): Array {
+  return full(x.shape, 1, { dtype: x.dtype, ...withBackendOf(x), ...options });
+}
+
+function withBackendOf(x: Array): CreateOptions {
+  return x instanceof ConcreteArray ? { backend: x.backend.name } : {};
+}
+
+/** `arange(stop)` or `arange(start, stop, step)`; integer arguments give int32, else float32. */
+export function arange(start: number, stop?: number, step = 1, options?: CreateOptions): Array {
+  if (stop === undefined) {
+    stop = start;
+    start = 0;
+  }
+  if (!Number.isFinite(start) || !Number.isFinite(stop) || !Number.isFinite(step) || step === 0) {
+    fail("np.arange", "start, stop, step", "finite numbers with step != 0", [start, stop, step]);
+  }
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  const integral = [start, stop, step].every(Number.isInteger);
+  const dtype = options?.dtype ?? (integral ? "int32" : "float32");
+  const data = allocate(dtype, n);
+  for (let i = 0; i < n; i++) data[i] = coerce(start + i * step, dtype);
+  return fromHost(data, [n], dtype, backendOf(options));
+}
+
+export function linspace(
+  start: number,
+  stop: number,
+  num = 50,
+  options?: CreateOptions & { endpoint?: boolean },
+): Array {
+  if (!Number.isInteger(num) || num < 0) fail("np.linspace", "num", "a non-negative integer", num);
+  const endpoint = options?.endpoint ?? true;
+  const dtype = options?.dtype ?? "float32";
+  const data = allocate(dtype, num);
+  const div = endpoint ? num - 1 : num;
+  const step = div > 0 ? (stop - start) / div : 0;
+  for (let i = 0; i < num; i++) data[i] = coerce(start + i * step, dtype);
+  if (endpoint && num > 1) data[num - 1] = coerce(stop, dtype);
+  return fromHost(data, [num], dtype, backendOf(options));
+}
+
+export function eye(n: number, m?: number, options?: CreateOptions & { k?: number }): Array {
+  const cols = m ?? n;
+  checkShape("np.eye", "n, m", [n, cols]);
+  const dtype = options?.dtype ?? "float32";
+  const k = options?.k ?? 0;
+  const data = allocate(dtype, n * cols);
+  for (let i = 0; i < n; i++) {
+    const j = i + k;
+    if (j >= 0 && j < cols) data[i * cols + j] = 1;
+  }
+  return fromHost(data, [n, cols], dtype, backendOf(options));
+}
+
+/** A scalar constant of a dtype (used for JS numbers meeting arrays). */
+export function scalar(value: number, dtype: DType): Array {
+  const data = allocate(dtype, 1);
+  data[0] = coerce(value, dtype);
+  return fromHost(data, [], dtype, defaultBackend());
+}
+
+export { ConcreteArray };

@@ -1,0 +1,490 @@
+/**
+ * Elementwise primitives: unary math, broadcasting binary arithmetic, comparisons, select, cast.
+ * Binary primitives broadcast natively (NumPy rules) and require equal dtypes; the numpy layer
+ * promotes dtypes and converts JS numbers before binding.
+ */
+import { NbiError } from "../../errors.js";
+import { bind1 } from "../../transforms/core.js";
+import type { Array, ShapedArray } from "../array.js";
+import { type ConcreteArray, fromHost } from "../concrete-array.js";
+import { runBinary, runSelect, unaryLoop } from "../cpu/elementwise.js";
+import { allocate, type DType, isFloat } from "../dtype.js";
+import type { BatchDim, Kernel, Primitive } from "../primitive.js";
+import { broadcastShapes, sizeOf } from "../shape.js";
+import { full, moveAxis, reshape, unbroadcast, zeroDerivativeRules, zerosLike } from "./rules.js";
+
+// ---------------------------------------------------------------------------------------------
+// Batching shared by every elementwise primitive: batch axes to the front, and batched operands
+// padded with size-1 axes so NumPy's trailing alignment still lines up the logical axes.
+
+function vmapElementwise<P>(prim: () => Primitive<P>) {
+  return (_axisSize: number, vals: Array[], dims: BatchDim[], params: P): [Array[], BatchDim[]] => {
+    const logicalRank = Math.max(...vals.map((v, i) => (dims[i] === null ? v.ndim : v.ndim - 1)));
+    const args = vals.map((v, i) => {
+      const d = dims[i]!;
+      if (dims[i] === null) return v;
+      const moved = moveAxis(v, d, 0);
+      const pad = logicalRank - (v.ndim - 1);
+      if (pad === 0) return moved;
+      return reshape(moved, [
+        moved.shape[0]!,
+        ...new globalThis.Array<number>(pad).fill(1),
+        ...moved.shape.slice(1),
+      ]);
+    });
+    return [[bind1(prim(), args, params)], [0]];
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unary
+
+type UnaryName =
+  | "neg"
+  | "exp"
+  | "log"
+  | "log1p"
+  | "expm1"
+  | "sin"
+  | "cos"
+  | "tanh"
+  | "sqrt"
+  | "abs"
+  | "sign"
+  | "floor";
+
+interface UnarySpec {
+  name: UnaryName;
+  /** JS expression of `a` computing the result. */
+  expr: string;
+  /** Integer expression where it differs (e.g. sign on ints); ints are refused when absent. */
+  intExpr?: string;
+  /** dy/dx from x and y, as traceable array code; null for piecewise-constant functions. */
+  derivative: ((x: Array, y: Array) => Array) | null;
+  /** A linear, self-adjoint map (neg): its jvp and vjp apply the map itself. */
+  linear?: boolean;
+}
+
+function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
+  const self: Primitive<Record<string, never>> = {
+    name: spec.name,
+    abstractEval([x]) {
+      if (!isFloat(x!.dtype) && spec.intExpr === undefined) {
+        throw new NbiError(
+          `${spec.name}: x expected a float32 or float64 array, got dtype ${x!.dtype}`,
+        );
+      }
+      if (x!.dtype === "bool") {
+        throw new NbiError(`${spec.name}: x expected a numeric array, got dtype bool`);
+      }
+      return [{ shape: x!.shape, dtype: x!.dtype }];
+    },
+    impl: {
+      cpu: ([x]) => {
+        const src = x!.buffer as Float64Array;
+        const out = allocate(x!.dtype, src.length);
+        unaryLoop(isFloat(x!.dtype) ? spec.expr : spec.intExpr!)(src, out, src.length);
+        return [fromHost(out, x!.shape, x!.dtype, x!.backend)];
+      },
+    },
+    jvp([x], [dx]) {
+      const y = bind1(self, [x!], {});
+      if (spec.linear) return [[y], [bind1(self, [dx!], {})]];
+      if (spec.derivative === null) return [[y], [zerosLike(y)]];
+      return [[y], [mul(dx!, spec.derivative(x!, y))]];
+    },
+    vjp([ct], [x], [y]) {
+      if (spec.linear && isFloat(x!.dtype)) return [bind1(self, [ct!], {})];
+      if (spec.derivative === null || !isFloat(x!.dtype)) return [null];
+      return [mul(ct!, spec.derivative(x!, y!))];
+    },
+    vmap(_n, [x], [d]) {
+      return [[bind1(self, [x!], {})], [d!]];
+    },
+  };
+  return self;
+}
+
+const one = (x: Array) => full([], x.dtype, 1);
+
+export const negP = unaryPrimitive({
+  name: "neg",
+  expr: "-a",
+  intExpr: "-a",
+  derivative: null,
+  linear: true,
+});
+export const expP = unaryPrimitive({ name: "exp", expr: "Math.exp(a)", derivative: (_x, y) => y });
+export const logP = unaryPrimitive({
+  name: "log",
+  expr: "Math.log(a)",
+  derivative: (x) => div(one(x), x),
+});
+export const log1pP = unaryPrimitive({
+  name: "log1p",
+  expr: "Math.log1p(a)",
+  derivative: (x) => div(one(x), add(x, one(x))),
+});
+export const expm1P = unaryPrimitive({
+  name: "expm1",
+  expr: "Math.expm1(a)",
+  derivative: (x, y) => add(y, one(x)),
+});
+export const sinP = unaryPrimitive({ name: "sin", expr: "Math.sin(a)", derivative: (x) => cos(x) });
+export const cosP = unaryPrimitive({
+  name: "cos",
+  expr: "Math.cos(a)",
+  derivative: (x) => neg(sin(x)),
+});
+export const tanhP = unaryPrimitive({
+  name: "tanh",
+  expr: "Math.tanh(a)",
+  derivative: (x, y) => sub(one(x), mul(y, y)),
+});
+export const sqrtP = unaryPrimitive({
+  name: "sqrt",
+  expr: "Math.sqrt(a)",
+  derivative: (x, y) => div(full([], x.dtype, 0.5), y),
+});
+export const absP = unaryPrimitive({
+  name: "abs",
+  expr: "Math.abs(a)",
+  intExpr: "Math.abs(a)",
+  derivative: (x) => sign(x),
+});
+export const signP = unaryPrimitive({
+  name: "sign",
+  expr: "a > 0 ? 1 : a < 0 ? -1 : a",
+  intExpr: "a > 0 ? 1 : a < 0 ? -1 : 0",
+  derivative: null,
+});
+export const floorP = unaryPrimitive({
+  name: "floor",
+  expr: "Math.floor(a)",
+  intExpr: "a",
+  derivative: null,
+});
+
+export const neg = (x: Array) => bind1(negP, [x], {});
+export const exp = (x: Array) => bind1(expP, [x], {});
+export const log = (x: Array) => bind1(logP, [x], {});
+export const log1p = (x: Array) => bind1(log1pP, [x], {});
+export const expm1 = (x: Array) => bind1(expm1P, [x], {});
+export const sin = (x: Array) => bind1(sinP, [x], {});
+export const cos = (x: Array) => bind1(cosP, [x], {});
+export const tanh = (x: Array) => bind1(tanhP, [x], {});
+export const sqrt = (x: Array) => bind1(sqrtP, [x], {});
+export const abs = (x: Array) => bind1(absP, [x], {});
+export const sign = (x: Array) => bind1(signP, [x], {});
+export const floor = (x: Array) => bind1(floorP, [x], {});
+
+// ---------------------------------------------------------------------------------------------
+// Binary arithmetic (broadcasting)
+
+type BinaryName = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
+
+interface BinarySpec {
+  name: BinaryName;
+  expr: string;
+  intExpr: string;
+  jvp(a: Array, b: Array, y: Array, da: Array, db: Array): Array;
+  /** Cotangents of a and b before unbroadcasting. */
+  vjp(a: Array, b: Array, y: Array, ct: Array): [Array, Array];
+}
+
+function binaryAbstractEval(name: string, outDtype?: DType) {
+  return ([a, b]: readonly ShapedArray[]): ShapedArray[] => {
+    if (a!.dtype !== b!.dtype) {
+      throw new NbiError(
+        `${name}: operands expected the same dtype, got ${a!.dtype} and ${b!.dtype} ` +
+          "(np.* functions promote automatically; cast with x.astype(dtype))",
+      );
+    }
+    return [{ shape: broadcastShapes(name, a!.shape, b!.shape), dtype: outDtype ?? a!.dtype }];
+  };
+}
+
+function binaryKernel<P>(name: string, expr: string, intExpr: string, outDtype?: DType): Kernel<P> {
+  return ([a, b]) => {
+    const shape = broadcastShapes(name, a!.shape, b!.shape);
+    const dtype = outDtype ?? a!.dtype;
+    const out = allocate(dtype, sizeOf(shape));
+    const e = isFloat(a!.dtype) ? expr : intExpr;
+    runBinary(
+      e,
+      a!.buffer as Float64Array,
+      a!.shape,
+      b!.buffer as Float64Array,
+      b!.shape,
+      out,
+      shape,
+    );
+    return [fromHost(out, shape, dtype, a!.backend)];
+  };
+}
+
+function binaryPrimitive(spec: BinarySpec): Primitive<Record<string, never>> {
+  const self: Primitive<Record<string, never>> = {
+    name: spec.name,
+    abstractEval: binaryAbstractEval(spec.name),
+    impl: { cpu: binaryKernel(spec.name, spec.expr, spec.intExpr) },
+    jvp([a, b], [da, db]) {
+      const y = bind1(self, [a!, b!], {});
+      return [[y], [spec.jvp(a!, b!, y, da!, db!)]];
+    },
+    vjp([ct], [a, b], [y]) {
+      if (!isFloat(a!.dtype)) return [null, null];
+      const [ca, cb] = spec.vjp(a!, b!, y!, ct!);
+      return [unbroadcast(ca, a!.shape), unbroadcast(cb, b!.shape)];
+    },
+    vmap: vmapElementwise(() => self),
+  };
+  return self;
+}
+
+const half = (x: Array) => full([], x.dtype, 0.5);
+
+export const addP = binaryPrimitive({
+  name: "add",
+  expr: "a + b",
+  intExpr: "a + b",
+  jvp: (_a, _b, _y, da, db) => add(da, db),
+  vjp: (_a, _b, _y, ct) => [ct, ct],
+});
+export const subP = binaryPrimitive({
+  name: "sub",
+  expr: "a - b",
+  intExpr: "a - b",
+  jvp: (_a, _b, _y, da, db) => sub(da, db),
+  vjp: (_a, _b, _y, ct) => [ct, neg(ct)],
+});
+export const mulP = binaryPrimitive({
+  name: "mul",
+  expr: "a * b",
+  intExpr: "Math.imul(a, b)",
+  jvp: (a, b, _y, da, db) => add(mul(da, b), mul(a, db)),
+  vjp: (a, b, _y, ct) => [mul(ct, b), mul(ct, a)],
+});
+export const divP = binaryPrimitive({
+  name: "div",
+  expr: "a / b",
+  intExpr: "b === 0 ? 0 : Math.trunc(a / b)",
+  jvp: (_a, b, y, da, db) => div(sub(da, mul(y, db)), b),
+  vjp: (_a, b, y, ct) => {
+    const cb = div(ct, b);
+    return [cb, neg(mul(cb, y))];
+  },
+});
+/** log(a) for the pow derivative w.r.t. the exponent, defined as 0 where a = 0 (as JAX does). */
+function safeLog(a: Array): Array {
+  const zero = full([], a.dtype, 0);
+  const isZero = equal(a, zero);
+  return select(isZero, zero, log(select(isZero, full([], a.dtype, 1), a)));
+}
+function powPartialA(a: Array, b: Array): Array {
+  // b * a^(b-1), written so a = 0 with b = 1 gives 1 rather than 0 * inf.
+  return mul(b, pow(a, sub(b, full([], b.dtype, 1))));
+}
+export const powP = binaryPrimitive({
+  name: "pow",
+  expr: "Math.pow(a, b)",
+  intExpr: "Math.pow(a, b)",
+  jvp: (a, b, y, da, db) => add(mul(da, powPartialA(a, b)), mul(db, mul(y, safeLog(a)))),
+  vjp: (a, b, y, ct) => [mul(ct, powPartialA(a, b)), mul(ct, mul(y, safeLog(a)))],
+});
+/** Ties split the derivative evenly between the operands (as JAX does). */
+function maxWeights(a: Array, b: Array): [Array, Array] {
+  const wa = add(cast(greater(a, b), a.dtype), mul(cast(equal(a, b), a.dtype), half(a)));
+  return [wa, sub(full([], a.dtype, 1), wa)];
+}
+export const maxP = binaryPrimitive({
+  name: "max",
+  expr: "a > b || a !== a ? a : b",
+  intExpr: "a > b ? a : b",
+  jvp: (a, b, _y, da, db) => {
+    const [wa, wb] = maxWeights(a, b);
+    return add(mul(da, wa), mul(db, wb));
+  },
+  vjp: (a, b, _y, ct) => {
+    const [wa, wb] = maxWeights(a, b);
+    return [mul(ct, wa), mul(ct, wb)];
+  },
+});
+export const minP = binaryPrimitive({
+  name: "min",
+  expr: "a < b || a !== a ? a : b",
+  intExpr: "a < b ? a : b",
+  jvp: (a, b, _y, da, db) => {
+    const [wb, wa] = maxWeights(b, a);
+    return add(mul(da, wa), mul(db, wb));
+  },
+  vjp: (a, b, _y, ct) => {
+    const [wb, wa] = maxWeights(b, a);
+    return [mul(ct, wa), mul(ct, wb)];
+  },
+});
+
+export const add = (a: Array, b: Array) => bind1(addP, [a, b], {});
+export const sub = (a: Array, b: Array) => bind1(subP, [a, b], {});
+export const mul = (a: Array, b: Array) => bind1(mulP, [a, b], {});
+export const div = (a: Array, b: Array) => bind1(divP, [a, b], {});
+export const pow = (a: Array, b: Array) => bind1(powP, [a, b], {});
+export const max = (a: Array, b: Array) => bind1(maxP, [a, b], {});
+export const min = (a: Array, b: Array) => bind1(minP, [a, b], {});
+
+// ---------------------------------------------------------------------------------------------
+// Comparisons (boolean results, no derivative)
+
+type CompareName = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+
+function comparePrimitive(name: CompareName, expr: string): Primitive<Record<string, never>> {
+  const self: Primitive<Record<string, never>> = {
+    name,
+    nonDifferentiable: true,
+    abstractEval: binaryAbstractEval(name, "bool"),
+    impl: { cpu: binaryKernel(name, expr, expr, "bool") },
+    ...zeroDerivativeRules(() => self),
+    vmap: vmapElementwise(() => self),
+  };
+  return self;
+}
+
+export const eqP = comparePrimitive("eq", "a === b ? 1 : 0");
+export const neP = comparePrimitive("ne", "a !== b ? 1 : 0");
+export const ltP = comparePrimitive("lt", "a < b ? 1 : 0");
+export const leP = comparePrimitive("le", "a <= b ? 1 : 0");
+export const gtP = comparePrimitive("gt", "a > b ? 1 : 0");
+export const geP = comparePrimitive("ge", "a >= b ? 1 : 0");
+
+export const equal = (a: Array, b: Array) => bind1(eqP, [a, b], {});
+export const notEqual = (a: Array, b: Array) => bind1(neP, [a, b], {});
+export const less = (a: Array, b: Array) => bind1(ltP, [a, b], {});
+export const lessEqual = (a: Array, b: Array) => bind1(leP, [a, b], {});
+export const greater = (a: Array, b: Array) => bind1(gtP, [a, b], {});
+export const greaterEqual = (a: Array, b: Array) => bind1(geP, [a, b], {});
+
+/** Logical shift right of uint32 words (the PRNG turns bits into floats with it). */
+export const shiftRightLogicalP: Primitive<Record<string, never>> = {
+  name: "shift_right_logical",
+  nonDifferentiable: true,
+  abstractEval([a, b]) {
+    if (a!.dtype !== "uint32" || b!.dtype !== "uint32") {
+      throw new NbiError(
+        `shift_right_logical: operands expected uint32, got ${a!.dtype} and ${b!.dtype}`,
+      );
+    }
+    return binaryAbstractEval("shift_right_logical")([a!, b!]);
+  },
+  impl: { cpu: binaryKernel("shift_right_logical", "a >>> b", "b >= 32 ? 0 : a >>> b") },
+  ...zeroDerivativeRules(() => shiftRightLogicalP),
+  vmap: vmapElementwise(() => shiftRightLogicalP),
+};
+export const shiftRightLogical = (a: Array, b: Array) => bind1(shiftRightLogicalP, [a, b], {});
+
+// ---------------------------------------------------------------------------------------------
+// select(cond, x, y): where cond, x, else y
+
+export const selectP: Primitive<Record<string, never>> = {
+  name: "select",
+  abstractEval([c, x, y]) {
+    if (c!.dtype !== "bool") {
+      throw new NbiError(`where: condition expected a bool array, got dtype ${c!.dtype}`);
+    }
+    if (x!.dtype !== y!.dtype) {
+      throw new NbiError(`where: x and y expected the same dtype, got ${x!.dtype} and ${y!.dtype}`);
+    }
+    return [{ shape: broadcastShapes("where", c!.shape, x!.shape, y!.shape), dtype: x!.dtype }];
+  },
+  impl: {
+    cpu: ([c, x, y]) => {
+      const shape = broadcastShapes("where", c!.shape, x!.shape, y!.shape);
+      const out = allocate(x!.dtype, sizeOf(shape));
+      runSelect(
+        c!.buffer as Uint8Array,
+        c!.shape,
+        x!.buffer as Float64Array,
+        x!.shape,
+        y!.buffer as Float64Array,
+        y!.shape,
+        out,
+        shape,
+      );
+      return [fromHost(out, shape, x!.dtype, x!.backend)];
+    },
+  },
+  jvp([c, x, y], [, dx, dy]) {
+    return [[select(c!, x!, y!)], [select(c!, dx!, dy!)]];
+  },
+  vjp([ct], [c, x, y]) {
+    if (!isFloat(x!.dtype)) return [null, null, null];
+    const z = full([], ct!.dtype, 0);
+    return [
+      null,
+      unbroadcast(select(c!, ct!, z), x!.shape),
+      unbroadcast(select(c!, z, ct!), y!.shape),
+    ];
+  },
+  vmap: vmapElementwise(() => selectP),
+};
+export const select = (c: Array, x: Array, y: Array) => bind1(selectP, [c, x, y], {});
+
+// ---------------------------------------------------------------------------------------------
+// cast (convert element type) and stop_gradient
+
+export interface CastParams {
+  dtype: DType;
+}
+
+export const castP: Primitive<CastParams> = {
+  name: "cast",
+  abstractEval([x], { dtype }) {
+    return [{ shape: x!.shape, dtype }];
+  },
+  impl: {
+    cpu: ([x], { dtype }) => {
+      const src = x!.buffer as Float64Array;
+      const out = allocate(dtype, src.length);
+      if (dtype === "bool") for (let i = 0; i < src.length; i++) out[i] = src[i] ? 1 : 0;
+      else if (isFloat(x!.dtype) && (dtype === "int32" || dtype === "uint32")) {
+        // Truncation toward zero, like C casts and NumPy; NaN becomes 0.
+        for (let i = 0; i < src.length; i++) out[i] = Math.trunc(src[i]!) || 0;
+      } else out.set(src);
+      return [fromHost(out, x!.shape, dtype, x!.backend)];
+    },
+  },
+  jvp([x], [dx], params) {
+    const y = cast(x!, params.dtype);
+    if (isFloat(x!.dtype) && isFloat(params.dtype)) return [[y], [cast(dx!, params.dtype)]];
+    return [[y], [zerosLike(y)]];
+  },
+  vjp([ct], [x], _outs, params) {
+    if (isFloat(x!.dtype) && isFloat(params.dtype)) return [cast(ct!, x!.dtype)];
+    return [null];
+  },
+  vmap(_n, [x], [d], params) {
+    return [[cast(x!, params.dtype)], [d!]];
+  },
+};
+export function cast(x: Array, dtype: DType): Array {
+  if (x.dtype === dtype) return x;
+  return bind1(castP, [x], { dtype });
+}
+
+/** Identity in value; blocks derivatives (jvp tangent zero, no cotangent). */
+export const stopGradientP: Primitive<Record<string, never>> = {
+  name: "stop_gradient",
+  abstractEval([x]) {
+    return [{ shape: x!.shape, dtype: x!.dtype }];
+  },
+  impl: { cpu: ([x]) => [x as ConcreteArray] },
+  jvp([x]) {
+    const y = bind1(stopGradientP, [x!], {});
+    return [[y], [zerosLike(y)]];
+  },
+  vjp() {
+    return [null];
+  },
+  vmap(_n, [x], [d]) {
+    return [[bind1(stopGradientP, [x!], {})], [d!]];
+  },
+};

@@ -1,0 +1,172 @@
+/**
+ * JAX-style PRNG: keys are explicit values (uint32 [2]), split into independent keys, and every
+ * sampler is a pure function of its key. There is no global random state anywhere. Bits come from
+ * Threefry-2x32 with JAX's classic layout, so the same key gives the same numbers on every
+ * backend and in every run.
+ */
+import { fail } from "../errors.js";
+import { bind1 } from "../transforms/core.js";
+import type { Array, ArrayLike } from "./array.js";
+import { array } from "./creation.js";
+import { type DType, isFloat } from "./dtype.js";
+import * as np from "./numpy.js";
+import { shiftRightLogical } from "./primitives/elementwise.js";
+import { argsortP, randomBitsP } from "./primitives/random.js";
+import { checkShape, normalizeAxis } from "./shape.js";
+
+/** A key from an integer seed (the seed's high and low 32 bits, as JAX's threefry seed). */
+export function key(seed: number): Array {
+  if (!Number.isSafeInteger(seed)) fail("random.key", "seed", "a safe integer", seed);
+  const lo = seed >>> 0;
+  const hi = Math.floor(seed / 2 ** 32) >>> 0;
+  return array(new Uint32Array([hi, lo]));
+}
+
+function checkKey(fn: string, k: Array): void {
+  if (k.dtype !== "uint32" || k.shape[k.ndim - 1] !== 2) {
+    fail(fn, "key", "a key from random.key or random.split (uint32, shape [..., 2])", k);
+  }
+}
+
+function bits(fn: string, k: Array, shape: readonly number[]): Array {
+  checkKey(fn, k);
+  return bind1(randomBitsP, [k], { shape: checkShape(fn, "shape", shape) });
+}
+
+/** `n` new independent keys, shape [n, 2]. */
+export function split(k: Array, n = 2): Array {
+  if (!Number.isInteger(n) || n < 1) fail("random.split", "n", "a positive integer", n);
+  return np.reshape(bits("random.split", k, [2 * n]), [...k.shape.slice(0, -1), n, 2]);
+}
+
+/** Keys [n, 2] as a list of keys, for destructuring: `const [k1, k2] = random.splitList(key)`. */
+export function splitList(k: Array, n = 2): Array[] {
+  const keys = split(k, n);
+  return globalThis.Array.from({ length: n }, (_, i) => np.index(keys, i, keys.ndim - 2));
+}
+
+/** Uniform floats in [0, 1) with 24 (float32) or 53 (float64) random bits each. */
+function unitUniform(fn: string, k: Array, shape: readonly number[], dtype: DType): Array {
+  if (dtype === "float64") {
+    const b = bits(fn, k, [...shape, 2]);
+    const hi = np.astype(shiftRightLogical(np.index(b, 0, -1), np.astype(5, "uint32")), "float64");
+    const lo = np.astype(shiftRightLogical(np.index(b, 1, -1), np.astype(6, "uint32")), "float64");
+    return np.mul(np.add(np.mul(hi, 2 ** 26), lo), 2 ** -53);
+  }
+  const b = bits(fn, k, shape);
+  return np.mul(np.astype(shiftRightLogical(b, np.astype(8, "uint32")), "float32"), 2 ** -24);
+}
+
+export interface UniformOptions {
+  minval?: ArrayLike;
+  maxval?: ArrayLike;
+  dtype?: DType;
+}
+
+export function uniform(k: Array, shape: readonly number[] = [], options?: UniformOptions): Array {
+  const dtype = options?.dtype ?? "float32";
+  if (!isFloat(dtype)) fail("random.uniform", "options.dtype", "float32 or float64", dtype);
+  const u = unitUniform("random.uniform", k, shape, dtype);
+  const lo = options?.minval ?? 0;
+  const hi = options?.maxval ?? 1;
+  return np.astype(np.add(np.mul(u, np.sub(hi, lo)), lo), dtype);
+}
+
+/** Standard normal samples (Box–Muller on two independent uniforms). */
+export function normal(
+  k: Array,
+  shape: readonly number[] = [],
+  options?: { dtype?: DType },
+): Array {
+  const dtype = options?.dtype ?? "float32";
+  if (!isFloat(dtype)) fail("random.normal", "options.dtype", "float32 or float64", dtype);
+  const u = unitUniform("random.normal", k, [2, ...shape], dtype);
+  const u1 = np.sub(1, np.index(u, 0)); // (0, 1]: log is finite
+  const u2 = np.index(u, 1);
+  return np.mul(np.sqrt(np.mul(-2, np.log(u1))), np.cos(np.mul(2 * Math.PI, u2)));
+}
+
+/** Standard Gumbel samples, from uniforms on the open interval (0, 1). */
+export function gumbel(
+  k: Array,
+  shape: readonly number[] = [],
+  options?: { dtype?: DType },
+): Array {
+  const dtype = options?.dtype ?? "float32";
+  const u = unitUniform("random.gumbel", k, shape, dtype);
+  const open = np.add(u, dtype === "float64" ? 2 ** -54 : 2 ** -25);
+  return np.neg(np.log(np.neg(np.log(open))));
+}
+
+/** Integers uniform in [minval, maxval). */
+export function randint(k: Array, shape: readonly number[], minval: number, maxval: number): Array {
+  if (!Number.isInteger(minval) || !Number.isInteger(maxval) || maxval <= minval) {
+    fail("random.randint", "minval, maxval", "integers with minval < maxval", [minval, maxval]);
+  }
+  const u = unitUniform("random.randint", k, shape, "float64");
+  return np.astype(np.add(np.floor(np.mul(u, maxval - minval)), minval), "int32");
+}
+
+export function bernoulli(k: Array, p: ArrayLike = 0.5, shape?: readonly number[]): Array {
+  const pa = np.asArray(p);
+  return np.less(uniform(k, shape ?? pa.shape), pa);
+}
+
+/** Samples category indices from unnormalised log-probabilities (Gumbel-max). */
+export function categorical(
+  k: Array,
+  logits: ArrayLike,
+  options?: { axis?: number; shape?: readonly number[] },
+): Array {
+  const l = np.asArray(logits);
+  const axis = normalizeAxis("random.categorical", options?.axis ?? -1, l.ndim);
+  const batch = l.shape.filter((_, i) => i !== axis);
+  const shape = options?.shape ?? batch;
+  const moved = np.moveaxis(l, axis, -1);
+  const n = l.shape[axis]!;
+  const g = gumbel(k, [...shape, n], { dtype: isFloat(l.dtype) ? l.dtype : "float32" });
+  return np.argmax(np.add(moved, g), { axis: -1 });
+}
+
+/** A random permutation of `arange(n)`, or of an array's leading axis. */
+export function permutation(k: Array, x: number | Array): Array {
+  const n = typeof x === "number" ? x : (x.shape[0] ?? 0);
+  if (typeof x === "number" && (!Number.isInteger(x) || x < 0)) {
+    fail("random.permutation", "x", "a non-negative integer or an array", x);
+  }
+  const order = bind1(argsortP, [bits("random.permutation", k, [n])], { axis: 0 });
+  return typeof x === "number" ? order : np.take(x, order, 0);
+}
+
+/**
+ * Draws from `a` (an array's leading axis, or `arange(a)`), with or without replacement,
+ * optionally with probabilities `p`.
+ */
+export function choice(
+  k: Array,
+  a: number | Array,
+  options?: { shape?: readonly number[]; replace?: boolean; p?: ArrayLike },
+): Array {
+  const n = typeof a === "number" ? a : (a.shape[0] ?? 0);
+  const shape = options?.shape ?? [];
+  const count = shape.reduce((s, d) => s * d, 1);
+  const replace = options?.replace ?? true;
+  let idx: Array;
+  if (replace) {
+    idx =
+      options?.p === undefined
+        ? randint(k, shape, 0, n)
+        : categorical(k, np.log(np.asArray(options.p)), { shape });
+  } else {
+    if (count > n) {
+      fail("random.choice", "options.shape", `at most ${n} draws without replacement`, shape);
+    }
+    const scores =
+      options?.p === undefined
+        ? gumbel(k, [n])
+        : np.add(np.log(np.asArray(options.p)), gumbel(k, [n]));
+    const order = bind1(argsortP, [np.neg(scores)], { axis: 0 });
+    idx = np.reshape(np.slice(order, [0, count]), shape);
+  }
+  return typeof a === "number" ? idx : np.take(a, idx, 0);
+}
