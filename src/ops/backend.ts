@@ -45,3 +45,17 @@ export function setDefaultBackend(name: BackendName): void {
   getBackend(name);
   current = name;
 }
+
+/**
+ * Makes `name` the backend new arrays are created on. Async because GPU backends acquire a
+ * device; "cpu" is always available.
+ */
+export async function useBackend(name: BackendName): Promise<Backend> {
+  setDefaultBackend(name);
+  return getBackend(name);
+}
+
+/** Which backend is the default, and which are registered. */
+export function backendInfo(): { current: BackendName; available: BackendName[] } {
+  return { current, available: [...registry.keys()] };
+}

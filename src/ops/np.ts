@@ -1,4 +1,6 @@
 /** The `np` namespace: array creation plus every operation of the numpy layer. */
+
+export { backendInfo, useBackend } from "./backend.js";
 export {
   arange,
   array,
@@ -13,4 +15,5 @@ export {
   zeros,
   zerosLike,
 } from "./creation.js";
+export { einsum } from "./einsum.js";
 export * from "./numpy.js";
