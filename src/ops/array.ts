@@ -63,6 +63,22 @@ export interface ArrayMethods {
   transpose(a: ArrayLike, axes?: readonly number[]): Array;
   broadcastTo(a: ArrayLike, shape: readonly number[]): Array;
   astype(a: ArrayLike, dtype: DType): Array;
+  ravel(a: ArrayLike): Array;
+  squeeze(a: ArrayLike, axis?: Axes): Array;
+  expandDims(a: ArrayLike, axis: number): Array;
+  take(a: ArrayLike, indices: ArrayLike | readonly number[], axis?: number): Array;
+  index(a: ArrayLike, i: number, axis?: number): Array;
+  logsumexp(a: ArrayLike, options?: ReduceOptions): Array;
+  variance(a: ArrayLike, options?: ReduceOptions & { ddof?: number }): Array;
+  std(a: ArrayLike, options?: ReduceOptions & { ddof?: number }): Array;
+  prod(a: ArrayLike, options?: ReduceOptions): Array;
+  all(a: ArrayLike, options?: ReduceOptions): Array;
+  any(a: ArrayLike, options?: ReduceOptions): Array;
+  clip(a: ArrayLike, lo: ArrayLike, hi: ArrayLike): Array;
+  relu(a: ArrayLike): Array;
+  sigmoid(a: ArrayLike): Array;
+  softplus(a: ArrayLike): Array;
+  dot(a: ArrayLike, b: ArrayLike): Array;
   toString(a: Array): string;
 }
 
@@ -236,6 +252,55 @@ export abstract class Array implements ShapedArray {
   }
   astype(dtype: DType): Array {
     return m().astype(this, dtype);
+  }
+  ravel(): Array {
+    return m().ravel(this);
+  }
+  squeeze(axis?: Axes): Array {
+    return m().squeeze(this, axis);
+  }
+  expandDims(axis: number): Array {
+    return m().expandDims(this, axis);
+  }
+  take(indices: ArrayLike | readonly number[], axis?: number): Array {
+    return m().take(this, indices, axis);
+  }
+  /** `x[i]` along an axis (default the first), removing that axis. */
+  index(i: number, axis?: number): Array {
+    return m().index(this, i, axis);
+  }
+  logsumexp(options?: ReduceOptions): Array {
+    return m().logsumexp(this, options);
+  }
+  var(options?: ReduceOptions & { ddof?: number }): Array {
+    return m().variance(this, options);
+  }
+  std(options?: ReduceOptions & { ddof?: number }): Array {
+    return m().std(this, options);
+  }
+  prod(options?: ReduceOptions): Array {
+    return m().prod(this, options);
+  }
+  all(options?: ReduceOptions): Array {
+    return m().all(this, options);
+  }
+  any(options?: ReduceOptions): Array {
+    return m().any(this, options);
+  }
+  clip(lo: ArrayLike, hi: ArrayLike): Array {
+    return m().clip(this, lo, hi);
+  }
+  relu(): Array {
+    return m().relu(this);
+  }
+  sigmoid(): Array {
+    return m().sigmoid(this);
+  }
+  softplus(): Array {
+    return m().softplus(this);
+  }
+  dot(other: ArrayLike): Array {
+    return m().dot(this, other);
   }
   toString(): string {
     return m().toString(this);
