@@ -21,6 +21,10 @@ export interface CreateOptions {
   backend?: BackendName;
 }
 
+function dtypeOption(fn: string, options: CreateOptions | undefined, fallback: DType): DType {
+  return options?.dtype === undefined ? fallback : checkDType(fn, "options.dtype", options.dtype);
+}
+
 function backendOf(options?: CreateOptions) {
   return options?.backend ? getBackend(options.backend) : defaultBackend();
 }
@@ -57,7 +61,7 @@ function inferShape(value: NestedValue, path = "value"): number[] {
 
 function hasBoolean(value: NestedValue): boolean {
   if (typeof value === "boolean") return true;
-  if (typeof value === "number" || isTypedArray(value)) return false;
+  if (!globalThis.Array.isArray(value)) return false;
   return value.length > 0 && hasBoolean(value[0]!);
 }
 
@@ -108,7 +112,7 @@ export function fromTypedArray(data: TypedArray, shape: Shape, options?: CreateO
   if (sizeOf(s) !== data.length) {
     fail("np.fromTypedArray", "shape", `${data.length} elements to match data`, s);
   }
-  const dtype = options?.dtype ?? dtypeOfTypedArray(data);
+  const dtype = dtypeOption("np.fromTypedArray", options, dtypeOfTypedArray(data));
   const own = dtypeOfTypedArray(data) === dtype ? data : allocate(dtype, data.length);
   if (own !== data) for (let i = 0; i < data.length; i++) own[i] = coerce(data[i]!, dtype);
   return fromHost(own, s, dtype, backendOf(options));
@@ -116,7 +120,7 @@ export function fromTypedArray(data: TypedArray, shape: Shape, options?: CreateO
 
 export function full(shape: Shape, value: number | boolean, options?: CreateOptions): Array {
   const s = checkShape("np.full", "shape", shape);
-  const dtype = options?.dtype ?? (typeof value === "boolean" ? "bool" : "float32");
+  const dtype = dtypeOption("np.full", options, typeof value === "boolean" ? "bool" : "float32");
   const data = allocate(dtype, sizeOf(s));
   data.fill(coerce(Number(value), dtype));
   return fromHost(data, s, dtype, backendOf(options));
@@ -153,7 +157,7 @@ export function arange(start: number, stop?: number, step = 1, options?: CreateO
   }
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const integral = [start, stop, step].every(Number.isInteger);
-  const dtype = options?.dtype ?? (integral ? "int32" : "float32");
+  const dtype = dtypeOption("np.arange", options, integral ? "int32" : "float32");
   const data = allocate(dtype, n);
   for (let i = 0; i < n; i++) data[i] = coerce(start + i * step, dtype);
   return fromHost(data, [n], dtype, backendOf(options));
@@ -167,7 +171,7 @@ export function linspace(
 ): Array {
   if (!Number.isInteger(num) || num < 0) fail("np.linspace", "num", "a non-negative integer", num);
   const endpoint = options?.endpoint ?? true;
-  const dtype = options?.dtype ?? "float32";
+  const dtype = dtypeOption("np.linspace", options, "float32");
   const data = allocate(dtype, num);
   const div = endpoint ? num - 1 : num;
   const step = div > 0 ? (stop - start) / div : 0;
@@ -179,7 +183,7 @@ export function linspace(
 export function eye(n: number, m?: number, options?: CreateOptions & { k?: number }): Array {
   const cols = m ?? n;
   checkShape("np.eye", "n, m", [n, cols]);
-  const dtype = options?.dtype ?? "float32";
+  const dtype = dtypeOption("np.eye", options, "float32");
   const k = options?.k ?? 0;
   const data = allocate(dtype, n * cols);
   for (let i = 0; i < n; i++) {

@@ -59,9 +59,22 @@ function floating(x: ArrayLike): Array {
 // ---------------------------------------------------------------------------------------------
 // Elementwise
 
-export const add = (a: ArrayLike, b: ArrayLike) => ew.add(...(promote(a, b) as [Array, Array]));
-export const sub = (a: ArrayLike, b: ArrayLike) => ew.sub(...(promote(a, b) as [Array, Array]));
-export const mul = (a: ArrayLike, b: ArrayLike) => ew.mul(...(promote(a, b) as [Array, Array]));
+/** On bool operands add is logical or and mul logical and (NumPy); sub is refused. */
+export const add = (a: ArrayLike, b: ArrayLike) => {
+  const [x, y] = promote(a, b) as [Array, Array];
+  return x.dtype === "bool" ? ew.select(x, x, y) : ew.add(x, y);
+};
+export const sub = (a: ArrayLike, b: ArrayLike) => {
+  const [x, y] = promote(a, b) as [Array, Array];
+  if (x.dtype === "bool") {
+    fail("sub", "operands", "numeric arrays (bool subtraction is undefined; use logicalXor)", x);
+  }
+  return ew.sub(x, y);
+};
+export const mul = (a: ArrayLike, b: ArrayLike) => {
+  const [x, y] = promote(a, b) as [Array, Array];
+  return x.dtype === "bool" ? ew.select(x, y, x) : ew.mul(x, y);
+};
 /** True division: integer operands give float32 (as NumPy's `/`). */
 export const div = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
@@ -73,7 +86,10 @@ export const floorDivide = (a: ArrayLike, b: ArrayLike) => {
   if (isFloat(x.dtype)) return ew.floor(ew.div(x, y));
   return ew.cast(ew.floor(ew.div(ew.cast(x, "float64"), ew.cast(y, "float64"))), x.dtype);
 };
-export const pow = (a: ArrayLike, b: ArrayLike) => ew.pow(...(promote(a, b) as [Array, Array]));
+export const pow = (a: ArrayLike, b: ArrayLike) => {
+  const [x, y] = promote(a, b) as [Array, Array];
+  return x.dtype === "bool" ? ew.pow(ew.cast(x, "int32"), ew.cast(y, "int32")) : ew.pow(x, y);
+};
 export const maximum = (a: ArrayLike, b: ArrayLike) => ew.max(...(promote(a, b) as [Array, Array]));
 export const minimum = (a: ArrayLike, b: ArrayLike) => ew.min(...(promote(a, b) as [Array, Array]));
 export const equal = (a: ArrayLike, b: ArrayLike) => ew.equal(...(promote(a, b) as [Array, Array]));
@@ -114,11 +130,11 @@ export function where(condition: ArrayLike, x: ArrayLike, y: ArrayLike): Array {
   return ew.select(c, a, b);
 }
 
-export const logicalNot = (x: ArrayLike) => ew.equal(asBool(x), asArray(0, "bool"));
+export const logicalNot = (x: ArrayLike) => ew.equal(asBool(x), scalar(0, "bool"));
 export const logicalAnd = (a: ArrayLike, b: ArrayLike) =>
-  ew.select(asBool(a), asBool(b), asArray(0, "bool"));
+  ew.select(asBool(a), asBool(b), scalar(0, "bool"));
 export const logicalOr = (a: ArrayLike, b: ArrayLike) =>
-  ew.select(asBool(a), asArray(1, "bool"), asBool(b));
+  ew.select(asBool(a), scalar(1, "bool"), asBool(b));
 function asBool(x: ArrayLike): Array {
   const a = asArray(x, "bool");
   return a.dtype === "bool" ? a : ew.notEqual(a, asArray(0, a.dtype));
@@ -224,7 +240,15 @@ export const argmax = (x: ArrayLike, options?: { axis?: number; keepdims?: boole
   argReduce("argmax", asArray(x), options);
 export const argmin = (x: ArrayLike, options?: { axis?: number; keepdims?: boolean }) => {
   const a = asArray(x);
-  return argReduce("argmin", a.dtype === "bool" ? logicalNot(a) : neg(a), options);
+  // Reverse the order without overflow: logical not for bool, bitwise not (-x - 1, wrapping)
+  // for integers, negation for floats.
+  const reversed =
+    a.dtype === "bool"
+      ? logicalNot(a)
+      : isFloat(a.dtype)
+        ? neg(a)
+        : ew.sub(ew.neg(a), asArray(1, a.dtype));
+  return argReduce("argmin", reversed, options);
 };
 
 export function all(x: ArrayLike, options?: ReduceOptions): Array {
@@ -399,6 +423,14 @@ export function concatenate(xs: readonly ArrayLike[], axis = 0): Array {
 export function stack(xs: readonly ArrayLike[], axis = 0): Array {
   if (xs.length === 0) fail("stack", "arrays", "at least one array", xs);
   const arrays = promote(...xs);
+  const first = arrays[0]!.shape;
+  arrays.forEach((a, i) => {
+    if (a.ndim !== first.length || a.shape.some((d, k) => d !== first[k])) {
+      throw new NbiError(
+        `stack: arrays expected one common shape, got ${showShape(first)} (array 0) and ${showShape(a.shape)} (array ${i})`,
+      );
+    }
+  });
   const ax = normalizeAxis("stack", axis, arrays[0]!.ndim + 1);
   return rules.concatenate(
     arrays.map((a) => expandDims(a, ax)),
@@ -516,7 +548,7 @@ export function matmul(x: ArrayLike, y: ArrayLike): Array {
   if (b.ndim === 2 && a.ndim > 2) {
     // Fold a's batch into rows: one large product (and a 2-D weight gradient without a batch sum).
     const k = a.shape[a.ndim - 1]!;
-    const rows = rules.reshape(a, [a.size / Math.max(k, 1) || 0, k]);
+    const rows = rules.reshape(a, [sizeOf(a.shape.slice(0, -1)), k]);
     const flat = matmulPrim(rows, b);
     out = rules.reshape(flat, [...a.shape.slice(0, -1), b.shape[1]!]);
   } else out = matmulPrim(a, b);
@@ -585,14 +617,21 @@ export const logSigmoid = (x: ArrayLike) => neg(softplus(neg(x)));
 export function clip(x: ArrayLike, lo: ArrayLike, hi: ArrayLike): Array {
   return minimum(maximum(x, lo), hi);
 }
-export function softmax(x: ArrayLike, axis = -1): Array {
+/** x minus its (constant) maximum along an axis: keeps softmax exact for large inputs. */
+function shiftedByMax(fn: string, x: ArrayLike, axis: number): [Array, number] {
   const a = floating(x);
-  return exp(logSoftmax(a, axis));
+  const ax = normalizeAxis(fn, axis, a.ndim);
+  const m = stopGradient(max(a, { axis: ax, keepdims: true }));
+  return [sub(a, where(isfinite(m), m, 0)), ax];
+}
+export function softmax(x: ArrayLike, axis = -1): Array {
+  const [shifted, ax] = shiftedByMax("softmax", x, axis);
+  const e = exp(shifted);
+  return div(e, sum(e, { axis: ax, keepdims: true }));
 }
 export function logSoftmax(x: ArrayLike, axis = -1): Array {
-  const a = floating(x);
-  const ax = normalizeAxis("logSoftmax", axis, a.ndim);
-  return sub(a, logsumexp(a, { axis: ax, keepdims: true }));
+  const [shifted, ax] = shiftedByMax("logSoftmax", x, axis);
+  return sub(shifted, log(sum(exp(shifted), { axis: ax, keepdims: true })));
 }
 /** One-hot encoding along a new last axis. */
 export function oneHot(indices: ArrayLike, numClasses: number, options?: { dtype?: DType }): Array {

@@ -69,7 +69,9 @@ export function uniform(k: Array, shape: readonly number[] = [], options?: Unifo
   const u = unitUniform("random.uniform", k, shape, dtype);
   const lo = options?.minval ?? 0;
   const hi = options?.maxval ?? 1;
-  return np.astype(np.add(np.mul(u, np.sub(hi, lo)), lo), dtype);
+  const scaled = np.astype(np.add(np.mul(u, np.sub(hi, lo)), lo), dtype);
+  // Rounding can reach maxval (e.g. 1 + (1 - 2^-24) = 2 in float32): keep the interval half-open.
+  return np.maximum(np.where(np.greaterEqual(scaled, hi), lo, scaled), lo);
 }
 
 /** Standard normal samples (Box–Muller on two independent uniforms). */
@@ -80,9 +82,9 @@ export function normal(
 ): Array {
   const dtype = options?.dtype ?? "float32";
   if (!isFloat(dtype)) fail("random.normal", "options.dtype", "float32 or float64", dtype);
-  const u = unitUniform("random.normal", k, [2, ...shape], dtype);
-  const u1 = np.sub(1, np.index(u, 0)); // (0, 1]: log is finite
-  const u2 = np.index(u, 1);
+  const u = unitUniform("random.normal", k, [...shape, 2], dtype);
+  const u1 = np.sub(1, np.index(u, 0, -1)); // (0, 1]: log is finite
+  const u2 = np.index(u, 1, -1);
   return np.mul(np.sqrt(np.mul(-2, np.log(u1))), np.cos(np.mul(2 * Math.PI, u2)));
 }
 
@@ -94,7 +96,11 @@ export function gumbel(
 ): Array {
   const dtype = options?.dtype ?? "float32";
   const u = unitUniform("random.gumbel", k, shape, dtype);
-  const open = np.add(u, dtype === "float64" ? 2 ** -54 : 2 ** -25);
+  // u ≤ 1 - 2^-24 (float32) keeps log(u) < 0; the smallest normal float keeps log(u) finite.
+  const open = np.maximum(
+    u,
+    dtype === "float64" ? 2.2250738585072014e-308 : 1.1754943508222875e-38,
+  );
   return np.neg(np.log(np.neg(np.log(open))));
 }
 

@@ -29,7 +29,14 @@ function toArrayLeaf(fn: string, x: unknown, path: string): Array {
 }
 
 function flattenArrays(fn: string, t: Tree, name: string): [Array[], tree.TreeDef] {
-  const [leaves, def] = tree.flatten(t);
+  let leaves: unknown[];
+  let def: tree.TreeDef;
+  try {
+    [leaves, def] = tree.flatten(t);
+  } catch (e) {
+    if (e instanceof NbiError) throw new NbiError(`${fn}: ${name}: ${e.message}`);
+    throw e;
+  }
   const paths = tree.paths(t);
   return [
     leaves.map((l, i) => toArrayLeaf(fn, l, `${name}${paths[i] ? `.${paths[i]}` : ""}`)),

@@ -49,6 +49,9 @@ export class EvalTrace extends Trace {
         );
       }
     }
+    // Shape and dtype rules run on every route, eager included, so bad input never reaches a
+    // kernel (kernels trust their inputs).
+    prim.abstractEval(inputs, params);
     const kernel = prim.impl[backend.name];
     if (!kernel) {
       throw new NbiError(`${prim.name}: no kernel for backend "${backend.name}"`);
@@ -134,10 +137,20 @@ function levelOf(x: Array): number {
 function findTopTrace(args: readonly Array[]): Trace {
   let top = traceStack[0]!;
   for (const x of args) {
-    if (x instanceof Tracer && x.trace.main.level > top.level) top = x.trace.main;
+    if (!(x instanceof Tracer)) continue;
+    if (x.trace.main.finished) throw escapedTracerError(x);
+    if (x.trace.main.level > top.level) top = x.trace.main;
   }
   if (dynamicTrace !== null && dynamicTrace.level > top.level) top = dynamicTrace;
   return new top.traceType(top);
+}
+
+function escapedTracerError(value: Tracer): NbiError {
+  return new NbiError(
+    `a tracer escaped its transform: a value of shape [${value.shape.join(", ")}] from a ` +
+      `finished ${value.trace.constructor.name} was used later (did a function store a traced ` +
+      "value outside itself?)",
+  );
 }
 
 export function fullRaise(trace: Trace, value: Array): Array {
@@ -147,13 +160,7 @@ export function fullRaise(trace: Trace, value: Array): Array {
   }
   const main = value.trace.main;
   if (main === trace.main) return value;
-  if (main.finished) {
-    throw new NbiError(
-      `a tracer escaped its transform: a value of shape [${value.shape.join(", ")}] from a ` +
-        `finished ${value.trace.constructor.name} was used later (did a function store a traced ` +
-        "value outside itself?)",
-    );
-  }
+  if (main.finished) throw escapedTracerError(value);
   if (main.level < trace.main.level) return trace.lift(value);
   throw new NbiError(
     `internal: cannot lift a tracer of level ${main.level} into a trace of level ${trace.main.level}`,

@@ -45,6 +45,11 @@ export function jvpFlat(
         `jvp: tangent ${i} expected shape [${p.shape.join(", ")}] to match its primal, got [${t.shape.join(", ")}]`,
       );
     }
+    if (p.dtype !== t.dtype) {
+      throw new NbiError(
+        `jvp: tangent ${i} expected dtype ${p.dtype} to match its primal, got ${t.dtype}`,
+      );
+    }
   });
   return withMain(JVPTrace, null, (main: MainTrace) => {
     const trace = new JVPTrace(main);

@@ -315,11 +315,11 @@ export const minP = binaryPrimitive({
   expr: "a < b || a !== a ? a : b",
   intExpr: "a < b ? a : b",
   jvp: (a, b, _y, da, db) => {
-    const [wb, wa] = maxWeights(b, a);
+    const [wa, wb] = maxWeights(b, a);
     return add(mul(da, wa), mul(db, wb));
   },
   vjp: (a, b, _y, ct) => {
-    const [wb, wa] = maxWeights(b, a);
+    const [wa, wb] = maxWeights(b, a);
     return [mul(ct, wa), mul(ct, wb)];
   },
 });
@@ -444,7 +444,7 @@ export const castP: Primitive<CastParams> = {
     cpu: ([x], { dtype }) => {
       const src = x!.buffer as Float64Array;
       const out = allocate(dtype, src.length);
-      if (dtype === "bool") for (let i = 0; i < src.length; i++) out[i] = src[i] ? 1 : 0;
+      if (dtype === "bool") for (let i = 0; i < src.length; i++) out[i] = src[i] !== 0 ? 1 : 0;
       else if (isFloat(x!.dtype) && (dtype === "int32" || dtype === "uint32")) {
         // Truncation toward zero, like C casts and NumPy; NaN becomes 0.
         for (let i = 0; i < src.length; i++) out[i] = Math.trunc(src[i]!) || 0;

@@ -16,7 +16,7 @@ import {
 import type { TypedArray } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { broadcastShapes, showShape, sizeOf } from "../shape.js";
-import { add } from "./elementwise.js";
+import { add, less, max, min, select } from "./elementwise.js";
 import {
   broadcastTo,
   concatenate,
@@ -402,6 +402,12 @@ export const takeP: Primitive<TakeParams> = {
 
 /** Indices of item b shifted by b * a, so one take over a folded [B * A] axis serves all items. */
 function offsetIndices(n: number, a: number, idx: Array): Array {
+  // Wrap and clamp per item first: after folding, an out-of-range index would reach a neighbour.
+  const zero = fromHost(new Int32Array([0]), [], "int32", defaultBackend());
+  const size = fromHost(new Int32Array([a]), [], "int32", defaultBackend());
+  const last = fromHost(new Int32Array([Math.max(a - 1, 0)]), [], "int32", defaultBackend());
+  const wrapped = select(less(idx, zero), add(idx, size), idx);
+  idx = min(max(wrapped, zero), last);
   const base = Int32Array.from({ length: n }, (_, b) => b * a);
   const shape = [n, ...new globalThis.Array<number>(idx.ndim - 1).fill(1)];
   return add(idx, fromHost(base, shape, "int32", defaultBackend()));
