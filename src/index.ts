@@ -31,4 +31,6 @@ export {
   vjp,
   vmap,
 } from "./transforms/api.js";
+export type { CacheInfo, JitOptions, Jitted } from "./transforms/jit.js";
+export { jit } from "./transforms/jit.js";
 export { tree };
