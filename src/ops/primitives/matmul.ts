@@ -7,6 +7,7 @@ import { bind1 } from "../../transforms/core.js";
 import type { Array, ShapedArray } from "../array.js";
 import { fromHost } from "../concrete-array.js";
 import { matmul as matmulKernel } from "../cpu/matmul.js";
+import { matmulSimd, wasmMatmulAvailable } from "../cpu/wasm/matmul-simd.js";
 import { isFloat } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { broadcastShapes, showShape } from "../shape.js";
@@ -47,7 +48,10 @@ export const matmulP: Primitive<Record<string, never>> = {
   },
   impl: {
     cpu: ([a, b]) => {
-      const { data, shape } = matmulKernel(
+      // float32 runs on the WebAssembly SIMD kernel where the engine has SIMD; float64 (and
+      // engines without SIMD) on the packed JS kernel.
+      const kernel = a!.dtype === "float32" && wasmMatmulAvailable() ? matmulSimd : matmulKernel;
+      const { data, shape } = kernel(
         a!.buffer as Float32Array,
         a!.shape,
         b!.buffer as Float32Array,

@@ -1,0 +1,233 @@
+import { wasm } from "./runtime.js";
+
+/**
+ * A small WebAssembly binary encoder: enough to emit numeric kernels (i32/f32/f64 arithmetic,
+ * loops, loads and stores, and the 128-bit SIMD subset) generated at run time. Kept tiny and
+ * tested on its own (valid modules; each SIMD instruction against JavaScript).
+ */
+
+export enum ValType {
+  i32 = 0x7f,
+  i64 = 0x7e,
+  f32 = 0x7d,
+  f64 = 0x7c,
+  v128 = 0x7b,
+}
+
+/** Unsigned LEB128. */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 (32-bit range). */
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  let more = true;
+  while (more) {
+    let byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) more = false;
+    else byte |= 0x80;
+    out.push(byte);
+  }
+  return out;
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+function vector(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function name(s: string): number[] {
+  const bytes = [...new TextEncoder().encode(s)];
+  return [...uleb(bytes.length), ...bytes];
+}
+
+/** Instruction emitter for one function body. Methods return `this` for chaining. */
+export class Code {
+  readonly bytes: number[] = [];
+  private op(...b: number[]): this {
+    this.bytes.push(...b);
+    return this;
+  }
+  private simd(opcode: number, ...imm: number[]): this {
+    return this.op(0xfd, ...uleb(opcode), ...imm);
+  }
+  // control
+  block(): this {
+    return this.op(0x02, 0x40);
+  }
+  loop(): this {
+    return this.op(0x03, 0x40);
+  }
+  end(): this {
+    return this.op(0x0b);
+  }
+  br(depth: number): this {
+    return this.op(0x0c, ...uleb(depth));
+  }
+  brIf(depth: number): this {
+    return this.op(0x0d, ...uleb(depth));
+  }
+  // variables
+  get(i: number): this {
+    return this.op(0x20, ...uleb(i));
+  }
+  set(i: number): this {
+    return this.op(0x21, ...uleb(i));
+  }
+  tee(i: number): this {
+    return this.op(0x22, ...uleb(i));
+  }
+  // i32
+  i32(v: number): this {
+    return this.op(0x41, ...sleb(v | 0));
+  }
+  i32Add(): this {
+    return this.op(0x6a);
+  }
+  i32Sub(): this {
+    return this.op(0x6b);
+  }
+  i32Mul(): this {
+    return this.op(0x6c);
+  }
+  i32Shl(): this {
+    return this.op(0x74);
+  }
+  i32LtU(): this {
+    return this.op(0x49);
+  }
+  i32GeU(): this {
+    return this.op(0x4f);
+  }
+  i32Eqz(): this {
+    return this.op(0x45);
+  }
+  // f32 memory
+  f32Load(offset = 0): this {
+    return this.op(0x2a, 0x02, ...uleb(offset));
+  }
+  f32Store(offset = 0): this {
+    return this.op(0x38, 0x02, ...uleb(offset));
+  }
+  f32(v: number): this {
+    const b = new Uint8Array(new Float32Array([v]).buffer);
+    return this.op(0x43, ...b);
+  }
+  f32Add(): this {
+    return this.op(0x92);
+  }
+  f32Mul(): this {
+    return this.op(0x94);
+  }
+  // SIMD (v128)
+  v128Load(offset = 0): this {
+    return this.simd(0x00, 0x04, ...uleb(offset));
+  }
+  v128Load32Splat(offset = 0): this {
+    return this.simd(0x09, 0x02, ...uleb(offset));
+  }
+  v128Store(offset = 0): this {
+    return this.simd(0x0b, 0x04, ...uleb(offset));
+  }
+  f32x4Splat(): this {
+    return this.simd(0x13);
+  }
+  f32x4ExtractLane(lane: number): this {
+    return this.simd(0x1f, lane);
+  }
+  f32x4Add(): this {
+    return this.simd(0xe4);
+  }
+  f32x4Sub(): this {
+    return this.simd(0xe5);
+  }
+  f32x4Mul(): this {
+    return this.simd(0xe6);
+  }
+  f32x4Div(): this {
+    return this.simd(0xe7);
+  }
+  f32x4Min(): this {
+    return this.simd(0xe8);
+  }
+  f32x4Max(): this {
+    return this.simd(0xe9);
+  }
+}
+
+export interface FunctionSpec {
+  name: string;
+  params: ValType[];
+  results: ValType[];
+  /** Extra locals after the parameters, in order. */
+  locals: ValType[];
+  body: Code;
+}
+
+/**
+ * A module that imports its memory as `env.memory` (so JS owns it and can grow it) and exports
+ * the given functions.
+ */
+export function encodeModule(functions: FunctionSpec[], memoryPages = 1): Uint8Array {
+  const types = functions.map((f) => [
+    0x60,
+    ...vector(f.params.map((p) => [p])),
+    ...vector(f.results.map((r) => [r])),
+  ]);
+  const imports = vector([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(memoryPages)]]);
+  const funcs = vector(functions.map((_, i) => uleb(i)));
+  const exports = vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
+  const bodies = vector(
+    functions.map((f) => {
+      // Run-length encode locals by type.
+      const groups: number[][] = [];
+      for (const t of f.locals) {
+        const last = groups[groups.length - 1];
+        if (last && last[1] === t) last[0]!++;
+        else groups.push([1, t]);
+      }
+      const body = [...vector(groups.map(([n, t]) => [...uleb(n!), t!])), ...f.body.bytes, 0x0b];
+      return [...uleb(body.length), ...body];
+    }),
+  );
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, vector(types)),
+    ...section(2, imports),
+    ...section(3, funcs),
+    ...section(7, exports),
+    ...section(10, bodies),
+  ]);
+}
+
+/** Whether this engine runs WebAssembly SIMD (a one-instruction probe module). */
+export function simdSupported(): boolean {
+  try {
+    const body = new Code().i32(0).v128Load().f32x4ExtractLane(0).f32x4Splat().f32x4ExtractLane(1);
+    const bytes = encodeModule([
+      { name: "f", params: [], results: [ValType.f32], locals: [], body },
+    ]);
+    return wasm?.validate(bytes) === true;
+  } catch {
+    return false;
+  }
+}

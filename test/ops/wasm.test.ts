@@ -1,0 +1,186 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  Code,
+  encodeModule,
+  simdSupported,
+  sleb,
+  uleb,
+  ValType,
+} from "../../src/ops/cpu/wasm/encoder.js";
+import { matmulKernelModule, matmulSimd } from "../../src/ops/cpu/wasm/matmul-simd.js";
+import { wasm } from "../../src/ops/cpu/wasm/runtime.js";
+
+function decodeUleb(bytes: number[]): number {
+  let result = 0;
+  let mul = 1;
+  for (const b of bytes) {
+    result += (b & 0x7f) * mul;
+    mul *= 128;
+  }
+  return result;
+}
+function decodeSleb(bytes: number[]): number {
+  let result = 0;
+  let shift = 0;
+  let b = 0;
+  for (b of bytes) {
+    result |= (b & 0x7f) << shift;
+    shift += 7;
+  }
+  if (shift < 32 && b & 0x40) result |= -1 << shift;
+  return result;
+}
+
+describe("WebAssembly encoder", () => {
+  it("LEB128 round-trips unsigned and signed 32-bit values", () => {
+    expect(uleb(0)).toEqual([0]);
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    fc.assert(fc.property(fc.nat({ max: 2 ** 32 - 1 }), (n) => decodeUleb(uleb(n)) === n));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        (n) => decodeSleb(sleb(n)) === n,
+      ),
+    );
+  });
+
+  it("this engine runs WebAssembly SIMD", () => {
+    expect(simdSupported()).toBe(true);
+  });
+
+  const simdOps: [string, (c: Code) => Code, (x: number, y: number) => number][] = [
+    ["f32x4.add", (c) => c.f32x4Add(), (x, y) => x + y],
+    ["f32x4.sub", (c) => c.f32x4Sub(), (x, y) => x - y],
+    ["f32x4.mul", (c) => c.f32x4Mul(), (x, y) => x * y],
+    ["f32x4.div", (c) => c.f32x4Div(), (x, y) => x / y],
+    ["f32x4.min", (c) => c.f32x4Min(), (x, y) => Math.min(x, y)],
+    ["f32x4.max", (c) => c.f32x4Max(), (x, y) => Math.max(x, y)],
+  ];
+
+  it.each(simdOps)("%s matches JavaScript (rounded to float32)", (_name, emit, js) => {
+    // f(): out[0..4) = op(v128.load(0), v128.load(16)), stored at byte 32.
+    const body = new Code().i32(32).i32(0).v128Load(0).i32(0).v128Load(16);
+    emit(body).v128Store(0);
+    const bytes = encodeModule([{ name: "f", params: [], results: [], locals: [], body }]);
+    expect(wasm!.validate(bytes)).toBe(true);
+    const memory = new wasm!.Memory({ initial: 1 });
+    const f = new wasm!.Instance(new wasm!.Module(bytes), { env: { memory } }).exports
+      .f as () => void;
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ noNaN: true, min: -1e6, max: 1e6 }), { minLength: 8, maxLength: 8 }),
+        (values) => {
+          const mem = new Float32Array(memory.buffer);
+          mem.set(values, 0);
+          f();
+          for (let l = 0; l < 4; l++) {
+            expect(mem[8 + l]).toBe(Math.fround(js(mem[l]!, mem[4 + l]!)));
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("splat, load32_splat and extract_lane move scalars as documented", () => {
+    const body = new Code()
+      .i32(16)
+      .i32(0)
+      .v128Load32Splat(4) // splat of the float at byte 4
+      .v128Store(0)
+      .i32(0)
+      .f32Load(8)
+      .f32x4Splat()
+      .f32x4ExtractLane(2);
+    const bytes = encodeModule([
+      { name: "f", params: [], results: [ValType.f32], locals: [], body },
+    ]);
+    const memory = new wasm!.Memory({ initial: 1 });
+    const f = new wasm!.Instance(new wasm!.Module(bytes), { env: { memory } }).exports
+      .f as () => number;
+    const mem = new Float32Array(memory.buffer);
+    mem.set([1.5, 2.5, 3.5]);
+    expect(f()).toBe(3.5);
+    expect([...mem.subarray(4, 8)]).toEqual([2.5, 2.5, 2.5, 2.5]);
+  });
+
+  it("the generated matmul modules validate for every tile height", () => {
+    for (const rows of [1, 2, 4, 6, 8]) expect(wasm!.validate(matmulKernelModule(rows))).toBe(true);
+  });
+});
+
+function referenceMatmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number) {
+  const out = new Float64Array(m * n);
+  const scale = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      let t = 0;
+      for (let p = 0; p < k; p++) {
+        s += a[i * k + p]! * b[p * n + j]!;
+        t += Math.abs(a[i * k + p]! * b[p * n + j]!);
+      }
+      out[i * n + j] = s;
+      scale[i * n + j] = t;
+    }
+  }
+  return { out, scale };
+}
+
+describe("WebAssembly SIMD matmul", () => {
+  it("matches a float64 reference on random shapes, including ragged tiles and empty axes", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 13 }),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 21 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.boolean(),
+        (m, k, n, batch, shareB) => {
+          const a = Float32Array.from({ length: batch * m * k }, () =>
+            Math.fround(Math.random() * 2 - 1),
+          );
+          const bCount = shareB ? 1 : batch;
+          const b = Float32Array.from({ length: bCount * k * n }, () =>
+            Math.fround(Math.random() * 2 - 1),
+          );
+          const got = matmulSimd(a, [batch, m, k], b, shareB ? [k, n] : [batch, k, n]);
+          expect(got.shape).toEqual([batch, m, n]);
+          for (let t = 0; t < batch; t++) {
+            const { out, scale } = referenceMatmul(
+              a.subarray(t * m * k),
+              b.subarray((shareB ? 0 : t) * k * n),
+              m,
+              k,
+              n,
+            );
+            for (let i = 0; i < m * n; i++) {
+              const g = got.data[t * m * n + i]!;
+              expect(Math.abs(g - out[i]!)).toBeLessThanOrEqual(
+                1e-6 * (1 + scale[i]!) * Math.sqrt(k + 1),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it("broadcasts batch axes like NumPy ([2,1,M,K] @ [3,K,N] → [2,3,M,N])", () => {
+    const [m, k, n] = [5, 7, 9];
+    const a = Float32Array.from({ length: 2 * m * k }, (_, i) => Math.sin(i));
+    const b = Float32Array.from({ length: 3 * k * n }, (_, i) => Math.cos(i));
+    const got = matmulSimd(a, [2, 1, m, k], b, [3, k, n]);
+    expect(got.shape).toEqual([2, 3, m, n]);
+    for (let x = 0; x < 2; x++) {
+      for (let y = 0; y < 3; y++) {
+        const { out } = referenceMatmul(a.subarray(x * m * k), b.subarray(y * k * n), m, k, n);
+        const block = got.data.subarray((x * 3 + y) * m * n, (x * 3 + y + 1) * m * n);
+        for (let i = 0; i < m * n; i++) expect(block[i]).toBeCloseTo(out[i]!, 4);
+      }
+    }
+  });
+});
