@@ -7,7 +7,7 @@ import { NbiError } from "../../errors.js";
 import { bind1 } from "../../transforms/core.js";
 import type { Array, ShapedArray } from "../array.js";
 import { type ConcreteArray, fromHost } from "../concrete-array.js";
-import { runBinary, runSelect, unaryLoop } from "../cpu/elementwise.js";
+import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
 import { allocate, type DType, isFloat } from "../dtype.js";
 import type { BatchDim, Kernel, Primitive } from "../primitive.js";
 import { broadcastShapes, sizeOf } from "../shape.js";
@@ -83,7 +83,7 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
       cpu: ([x]) => {
         const src = x!.buffer as Float64Array;
         const out = allocate(x!.dtype, src.length);
-        unaryLoop(isFloat(x!.dtype) ? spec.expr : spec.intExpr!)(src, out, src.length);
+        runUnary(isFloat(x!.dtype) ? spec.expr : spec.intExpr!, src, out);
         return [fromHost(out, x!.shape, x!.dtype, x!.backend)];
       },
     },
