@@ -4,7 +4,7 @@
  * several times slower). Broadcasting is handled with strides, never by materialising copies.
  */
 import type { TypedArray } from "../dtype.js";
-import { type Shape, sizeOf, stridesOf } from "../shape.js";
+import { type Shape, stridesOf } from "../shape.js";
 
 type UnaryLoop = (a: TypedArray, out: TypedArray, n: number) => void;
 type BinaryLoop = (
