@@ -28,13 +28,17 @@ const step = valueAndGrad(loss);
 for (let epoch = 0; epoch <= 2000; epoch++) {
   const [value, grads] = step(params, x, y);
   params = tree.map((p: Array, g: Array) => p.sub(g.mul(0.05)), params, grads) as Params;
-  if (epoch % 400 === 0) console.log(`epoch ${String(epoch).padStart(4)}  mse ${value.item().toFixed(4)}`);
+  if (epoch % 400 === 0)
+    console.log(`epoch ${String(epoch).padStart(4)}  mse ${value.item().toFixed(4)}`);
 }
 
 // Per-example gradients: vmap over the batch of the gradient of a single-example loss.
-const perExample = vmap(grad((p: Params, xi: Array, yi: Array) => loss(p, xi.reshape([1, 1]), yi.reshape([1, 1]))), {
-  inAxes: [null, 0, 0],
-})(params, x, y) as Params;
+const perExample = vmap(
+  grad((p: Params, xi: Array, yi: Array) => loss(p, xi.reshape([1, 1]), yi.reshape([1, 1]))),
+  {
+    inAxes: [null, 0, 0],
+  },
+)(params, x, y) as Params;
 console.log("per-example gradient of w1:", perExample.w1.shape, "(batch × in × hidden)");
 const xs = np.linspace(-3, 3, 7).reshape([7, 1]);
 console.log("x       ", xs.reshape([7]).toString());
