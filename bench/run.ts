@@ -4,8 +4,8 @@
  * Usage: npm run bench [-- --quick]
  */
 import os from "node:os";
-import { np } from "../src/index.js";
 import type { Array } from "../src/index.js";
+import { np } from "../src/index.js";
 
 const quick = process.argv.includes("--quick");
 
@@ -39,7 +39,9 @@ function report(name: string, value: string, unit: string) {
   console.log(`${name.padEnd(44)} ${value.padStart(10)} ${unit}`);
 }
 
-console.log(`nbi array-core benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}\n`);
+console.log(
+  `nbi array-core benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}\n`,
+);
 
 for (const n of [64, 256, 1024]) {
   const a = randomArray([n, n]);
@@ -58,19 +60,39 @@ for (const n of [64, 256, 1024]) {
 const size = 1 << 20;
 const x = randomArray([size]);
 const y = randomArray([size]);
-report("add float32 (1M, same shape)", (size / time(() => np.add(x, y)) / 1e6).toFixed(0), "Melem/s");
+report(
+  "add float32 (1M, same shape)",
+  (size / time(() => np.add(x, y)) / 1e6).toFixed(0),
+  "Melem/s",
+);
 report("mul by scalar float32 (1M)", (size / time(() => np.mul(x, 2)) / 1e6).toFixed(0), "Melem/s");
 report("exp float32 (1M)", (size / time(() => np.exp(x)) / 1e6).toFixed(0), "Melem/s");
 const row = randomArray([1024]);
 const mat = randomArray([1024, 1024]);
-report("add broadcast [1024,1024]+[1024]", ((1024 * 1024) / time(() => np.add(mat, row)) / 1e6).toFixed(0), "Melem/s");
+report(
+  "add broadcast [1024,1024]+[1024]",
+  ((1024 * 1024) / time(() => np.add(mat, row)) / 1e6).toFixed(0),
+  "Melem/s",
+);
 report("sum float32 (1M)", (size / time(() => np.sum(x)) / 1e6).toFixed(0), "Melem/s");
-report("sum axis 0 [1024,1024]", ((1024 * 1024) / time(() => np.sum(mat, { axis: 0 })) / 1e6).toFixed(0), "Melem/s");
+report(
+  "sum axis 0 [1024,1024]",
+  ((1024 * 1024) / time(() => np.sum(mat, { axis: 0 })) / 1e6).toFixed(0),
+  "Melem/s",
+);
 
 const s1 = np.array(1);
 const s2 = np.array(2);
 report("eager op overhead (scalar add)", (time(() => np.add(s1, s2)) * 1e6).toFixed(2), "µs/op");
 const v1 = randomArray([16]);
 const v2 = randomArray([16]);
-report("eager op overhead (16-element mul)", (time(() => np.mul(v1, v2)) * 1e6).toFixed(2), "µs/op");
-report("eager op overhead (x.add(1), method + weak scalar)", (time(() => v1.add(1)) * 1e6).toFixed(2), "µs/op");
+report(
+  "eager op overhead (16-element mul)",
+  (time(() => np.mul(v1, v2)) * 1e6).toFixed(2),
+  "µs/op",
+);
+report(
+  "eager op overhead (x.add(1), method + weak scalar)",
+  (time(() => v1.add(1)) * 1e6).toFixed(2),
+  "µs/op",
+);
