@@ -113,9 +113,9 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /** C = A·B for one pair of row-major float32 matrices, written into out at oOff. */
 export function matmul2dSimd(
-  a: Float32Array,
+  a: Float32Array | Float64Array,
   aOff: number,
-  b: Float32Array,
+  b: Float32Array | Float64Array,
   bOff: number,
   out: Float32Array,
   oOff: number,
