@@ -10,7 +10,11 @@
  */
 import * as tree from "./transforms/tree.js";
 
+export * as distributions from "./bijectors/distributions.js";
+export * as bijectors from "./bijectors/index.js";
+export { bijectorLaws } from "./bijectors/laws.js";
 export { NbiError } from "./errors.js";
+export * as optim from "./inference/optim/index.js";
 export type { ArrayLike, Axes, ReduceOptions, ShapedArray } from "./ops/array.js";
 export { Array } from "./ops/array.js";
 export type { BackendName } from "./ops/backend.js";

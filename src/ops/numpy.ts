@@ -608,10 +608,13 @@ export const sigmoid = (x: ArrayLike) => {
   const a = floating(x);
   return div(1, add(1, exp(neg(a))));
 };
-/** log(1 + exp(x)) without overflow. */
+/**
+ * log(1 + exp(x)) without overflow, as max(x, 0) + log1p(exp(-|x|)). `maximum` (not relu) splits
+ * its derivative evenly at a tie, which gives the exact derivative 1/2 at x = 0.
+ */
 export const softplus = (x: ArrayLike) => {
   const a = floating(x);
-  return add(relu(a), log1p(exp(neg(abs(a)))));
+  return add(maximum(a, 0), log1p(exp(neg(abs(a)))));
 };
 export const logSigmoid = (x: ArrayLike) => neg(softplus(neg(x)));
 export function clip(x: ArrayLike, lo: ArrayLike, hi: ArrayLike): Array {

@@ -143,7 +143,8 @@ export function conv1d(
   for (let ni = 0; ni < n; ni++) {
     im2col(x, ni * c * l, c, l, k, lout, opts, col);
     // y[n] (O x Lout) = w (O x CK) @ col (CK x Lout); float32 on the WebAssembly SIMD kernel.
-    if (simd) matmul2dSimd(w as Float32Array, 0, col, 0, out as Float32Array, ni * o * lout, o, ck, lout);
+    if (simd)
+      matmul2dSimd(w as Float32Array, 0, col, 0, out as Float32Array, ni * o * lout, o, ck, lout);
     else gemm(o, lout, ck, w, 0, ck, 1, col, 0, lout, 1, out, ni * o * lout, lout);
   }
   return { data: out, shape: [n, o, lout] };

@@ -1,0 +1,74 @@
+/**
+ * The bijector interface (the distrax/TFP model). A bijector maps x ↦ y with a tractable
+ * log |det ∂y/∂x|. Events are vectors: x and y are `[..., d]` (any leading batch axes) and log-dets
+ * are `[...]`, summed over the last axis. Every method takes an optional conditioning context.
+ *
+ * A new bijector writes only `forwardAndLogDet` (and `inverseAndLogDet` where a closed-form inverse
+ * exists); `bijector(spec)` derives `forward`, `inverse`, `forwardLogDet` and `inverseLogDet`.
+ */
+import { describe, NbiError } from "../errors.js";
+import type { Array } from "../ops/array.js";
+
+/** A (log-det, value) pair: the output and log |det J| of the map, summed over the event axis. */
+export type ValueAndLogDet = [value: Array, logDet: Array];
+
+export interface Bijector {
+  /** A short description, for error messages and law failures. */
+  readonly name: string;
+  /**
+   * True when y_i depends only on x_1..x_i (lower-triangular Jacobian in the natural order).
+   * Elementwise bijectors are autoregressive too (diagonal Jacobian).
+   */
+  readonly autoregressive?: boolean;
+  forward(x: Array, context?: Array): Array;
+  inverse(y: Array, context?: Array): Array;
+  forwardAndLogDet(x: Array, context?: Array): ValueAndLogDet;
+  inverseAndLogDet(y: Array, context?: Array): ValueAndLogDet;
+  forwardLogDet(x: Array, context?: Array): Array;
+  inverseLogDet(y: Array, context?: Array): Array;
+}
+
+/** What a new bijector writes; the rest of the interface is derived by `bijector`. */
+export interface BijectorSpec {
+  name: string;
+  autoregressive?: boolean;
+  forwardAndLogDet(x: Array, context?: Array): ValueAndLogDet;
+  /** Omit when there is no closed-form inverse: `inverse*` then throw an NbiError. */
+  inverseAndLogDet?(y: Array, context?: Array): ValueAndLogDet;
+}
+
+/** Completes a spec into a Bijector. */
+export function bijector(spec: BijectorSpec): Bijector {
+  const inv =
+    spec.inverseAndLogDet?.bind(spec) ??
+    (() => {
+      throw new NbiError(`${spec.name}: has no closed-form inverse`);
+    });
+  const fwd = spec.forwardAndLogDet.bind(spec);
+  return {
+    name: spec.name,
+    autoregressive: spec.autoregressive ?? false,
+    forwardAndLogDet: fwd,
+    inverseAndLogDet: inv,
+    forward: (x, c) => fwd(x, c)[0],
+    inverse: (y, c) => inv(y, c)[0],
+    forwardLogDet: (x, c) => fwd(x, c)[1],
+    inverseLogDet: (y, c) => inv(y, c)[1],
+  };
+}
+
+/** Checks that an argument is a Bijector-like object (for public combinators). */
+export function checkBijector(fn: string, argument: string, b: unknown): Bijector {
+  const o = b as Partial<Bijector> | null;
+  if (
+    o === null ||
+    typeof o !== "object" ||
+    typeof o.forwardAndLogDet !== "function" ||
+    typeof o.inverseAndLogDet !== "function"
+  ) {
+    throw new NbiError(
+      `${fn}: ${argument} expected a bijector (an object with forwardAndLogDet and inverseAndLogDet), got ${describe(b)}`,
+    );
+  }
+  return b as Bijector;
+}

@@ -1,0 +1,364 @@
+/**
+ * Optax-style optimizers: pure functions over parameter pytrees. A `GradientTransformation` has
+ * `init(params) → state` and `update(grads, state, params?, extra?) → { updates, state }`;
+ * `applyUpdates(params, updates)` adds the updates. State holds arrays only (the step count is an
+ * array), so a whole training step can be `jit`-ted. Learning rates are numbers or schedules of the
+ * step count.
+ *
+ * ```ts
+ * const opt = optim.chain(optim.clipByGlobalNorm(5), optim.adam(optim.cosineWarmRestarts({ ... })));
+ * let state = opt.init(params);
+ * const { updates, state: next } = opt.update(grads, state, params);
+ * params = optim.applyUpdates(params, updates);
+ * ```
+ */
+import { fail } from "../../errors.js";
+import type { Array, ArrayLike } from "../../ops/array.js";
+import * as np from "../../ops/np.js";
+import * as tree from "../../transforms/tree.js";
+
+/** A learning rate as a function of the step count (0 at the first update). */
+export type Schedule = (count: Array) => ArrayLike;
+
+export interface UpdateExtra {
+  /** The current loss: read by `reduceOnPlateau`. */
+  value?: ArrayLike;
+}
+
+export interface GradientTransformation<S = unknown> {
+  init(params: unknown): S;
+  update<T>(grads: T, state: S, params?: T, extra?: UpdateExtra): { updates: T; state: S };
+}
+
+const mapTree = <T>(f: (...xs: Array[]) => Array, t: T, ...rest: unknown[]): T =>
+  tree.map(f as (...xs: unknown[]) => unknown, t, ...rest) as T;
+
+/** params + updates, leaf by leaf. */
+export function applyUpdates<T>(params: T, updates: T): T {
+  return mapTree((p, u) => np.add(p, u), params, updates);
+}
+
+const learningRateAt = (lr: number | Schedule, count: Array): ArrayLike =>
+  typeof lr === "number" ? lr : lr(count);
+
+function checkRate(fn: string, lr: unknown): void {
+  if (typeof lr === "function") return;
+  if (typeof lr !== "number" || !(lr > 0))
+    fail(fn, "learningRate", "a positive number or a schedule", lr);
+}
+
+const zeroCount = () => np.array(0, { dtype: "int32" });
+
+/** Stochastic gradient descent, with optional (heavy-ball) momentum. */
+export function sgd(
+  learningRate: number | Schedule,
+  options?: { momentum?: number },
+): GradientTransformation<{ count: Array; velocity: unknown }> {
+  checkRate("sgd", learningRate);
+  const mu = options?.momentum ?? 0;
+  return {
+    init: (params) => ({ count: zeroCount(), velocity: mapTree((p) => np.zerosLike(p), params) }),
+    update(grads, state) {
+      const lr = learningRateAt(learningRate, state.count);
+      const velocity: unknown =
+        mu === 0 ? grads : mapTree((v, g) => np.add(np.mul(v, mu), g), state.velocity, grads);
+      const updates = mapTree(
+        (v) => np.astype(np.mul(v, np.neg(lr)), v.dtype),
+        velocity as typeof grads,
+      );
+      return {
+        updates,
+        state: { count: np.add(state.count, 1), velocity: mu === 0 ? state.velocity : velocity },
+      };
+    },
+  };
+}
+
+export interface AdamOptions {
+  b1?: number;
+  b2?: number;
+  eps?: number;
+}
+
+export interface AdamState {
+  count: Array;
+  mu: unknown;
+  nu: unknown;
+}
+
+function adamCore(
+  fn: string,
+  learningRate: number | Schedule,
+  options: AdamOptions | undefined,
+  weightDecay: number,
+) {
+  checkRate(fn, learningRate);
+  const b1 = options?.b1 ?? 0.9;
+  const b2 = options?.b2 ?? 0.999;
+  const eps = options?.eps ?? 1e-8;
+  const t: GradientTransformation<AdamState> = {
+    init: (params) => ({
+      count: zeroCount(),
+      mu: mapTree((p) => np.zerosLike(p), params),
+      nu: mapTree((p) => np.zerosLike(p), params),
+    }),
+    update(grads, state, params) {
+      if (weightDecay !== 0 && params === undefined)
+        fail(fn, "params", "the parameters (weight decay reads them)", params);
+      const count = np.add(state.count, 1);
+      const mu = mapTree((m, g) => np.add(np.mul(m, b1), np.mul(g, 1 - b1)), state.mu, grads);
+      const nu = mapTree(
+        (v, g) => np.add(np.mul(v, b2), np.mul(np.square(g), 1 - b2)),
+        state.nu,
+        grads,
+      );
+      const c = np.astype(count, "float32");
+      const c1 = np.sub(1, np.pow(b1, c));
+      const c2 = np.sub(1, np.pow(b2, c));
+      const lr = learningRateAt(learningRate, state.count);
+      const step = (m: Array, v: Array, p?: Array) => {
+        let u = np.div(np.div(m, c1), np.add(np.sqrt(np.div(v, c2)), eps));
+        if (weightDecay !== 0) u = np.add(u, np.mul(p!, weightDecay)); // decoupled (Loshchilov & Hutter)
+        return np.astype(np.mul(u, np.neg(lr)), m.dtype);
+      };
+      const updates =
+        weightDecay === 0
+          ? mapTree((m, v) => step(m, v), mu, nu)
+          : mapTree((m, v, p) => step(m, v, p), mu, nu, params);
+      return { updates: updates as typeof grads, state: { count, mu, nu } };
+    },
+  };
+  return t;
+}
+
+/** Adam (Kingma & Ba), with bias correction. */
+export function adam(
+  learningRate: number | Schedule,
+  options?: AdamOptions,
+): GradientTransformation<AdamState> {
+  return adamCore("adam", learningRate, options, 0);
+}
+
+/** AdamW: Adam with decoupled weight decay (default 1e-4, as optax). */
+export function adamw(
+  learningRate: number | Schedule,
+  options?: AdamOptions & { weightDecay?: number },
+): GradientTransformation<AdamState> {
+  return adamCore("adamw", learningRate, options, options?.weightDecay ?? 1e-4);
+}
+
+/** Applies transformations in order, each to the previous one's updates (optax.chain). */
+export function chain(...transforms: GradientTransformation[]): GradientTransformation<unknown[]> {
+  return {
+    init: (params) => transforms.map((t) => t.init(params)),
+    update(grads, state, params, extra) {
+      let g = grads;
+      const next = transforms.map((t, i) => {
+        const r = t.update(g, state[i], params, extra);
+        g = r.updates;
+        return r.state;
+      });
+      return { updates: g, state: next };
+    },
+  };
+}
+
+/** The Euclidean norm of all leaves together. */
+export function globalNorm(t: unknown): Array {
+  const leaves = tree.leaves<Array>(t);
+  if (leaves.length === 0) return np.array(0);
+  return np.sqrt(
+    leaves.map((l) => np.sum(np.square(np.astype(l, "float32")))).reduce((a, b) => np.add(a, b)),
+  );
+}
+
+function scaleTree<T>(t: T, factor: Array): T {
+  return mapTree((g) => np.astype(np.mul(g, factor), g.dtype), t);
+}
+
+/** Rescales the gradients so their global norm is at most maxNorm. */
+export function clipByGlobalNorm(maxNorm: number): GradientTransformation<Record<string, never>> {
+  if (!(maxNorm > 0)) fail("clipByGlobalNorm", "maxNorm", "a positive number", maxNorm);
+  return {
+    init: () => ({}),
+    update(grads, state) {
+      const n = globalNorm(grads);
+      const factor = np.where(np.greater(n, maxNorm), np.div(maxNorm, n), 1);
+      return { updates: scaleTree(grads, factor), state };
+    },
+  };
+}
+
+export interface AdaptiveClipState {
+  /** The last `window` gradient norms (a ring buffer) and how many have been seen. */
+  history: Array;
+  count: Array;
+}
+
+/**
+ * nbi's adaptive clip (AutoClip, Seetharaman et al. 2020): clips the global norm to the given
+ * percentile of the norms seen so far (the last `window` of them). The first update is unclipped.
+ */
+export function adaptiveClip(options?: {
+  percentile?: number;
+  window?: number;
+}): GradientTransformation<AdaptiveClipState> {
+  const q = options?.percentile ?? 10;
+  const w = options?.window ?? 1000;
+  if (!(q >= 0 && q <= 100)) fail("adaptiveClip", "options.percentile", "a number in [0, 100]", q);
+  if (!Number.isInteger(w) || w < 1)
+    fail("adaptiveClip", "options.window", "a positive integer", w);
+  const slots = np.arange(0, w, 1, { dtype: "int32" });
+  return {
+    init: () => ({ history: np.zeros([w]), count: np.array(0, { dtype: "int32" }) }),
+    update(grads, state) {
+      const n = globalNorm(grads);
+      const history = np.where(
+        np.equal(slots, np.sub(state.count, np.mul(np.floorDivide(state.count, w), w))),
+        n,
+        state.history,
+      );
+      const count = np.add(state.count, 1);
+      const seen = np.minimum(count, w);
+      const valid = np.less(slots, seen);
+      // The percentile (lower nearest rank) of the valid entries, without sorting: the value whose
+      // rank among the valid entries is floor(q/100 · (seen − 1)).
+      const target = np.floor(np.mul(np.astype(np.sub(seen, 1), "float32"), q / 100));
+      const vals = np.where(valid, history, Infinity);
+      const below = np.sum(
+        np.astype(np.less(np.expandDims(vals, 0), np.expandDims(vals, 1)), "float32"),
+        { axis: 1 },
+      );
+      const ok = np.logicalAnd(valid, np.lessEqual(below, target));
+      const clip = np.max(np.where(ok, vals, -Infinity));
+      const factor = np.where(np.greater(n, clip), np.div(clip, n), 1);
+      return { updates: scaleTree(grads, factor), state: { history, count } };
+    },
+  };
+}
+
+export interface PlateauState {
+  scale: Array;
+  best: Array;
+  badSteps: Array;
+  cooldown: Array;
+}
+
+/**
+ * Reduce-on-plateau (optax.contrib.reduce_on_plateau): scales the updates by `factor` after
+ * `patience` updates without the loss (`extra.value`) improving by more than `rtol`·|best| + `atol`.
+ * Chain it after the optimizer and pass the loss to `update`.
+ */
+export function reduceOnPlateau(options?: {
+  factor?: number;
+  patience?: number;
+  rtol?: number;
+  atol?: number;
+  cooldown?: number;
+  minScale?: number;
+}): GradientTransformation<PlateauState> {
+  const factor = options?.factor ?? 0.1;
+  const patience = options?.patience ?? 10;
+  const rtol = options?.rtol ?? 1e-4;
+  const atol = options?.atol ?? 0;
+  const cooldown = options?.cooldown ?? 0;
+  const minScale = options?.minScale ?? 0;
+  if (!(factor > 0 && factor < 1))
+    fail("reduceOnPlateau", "options.factor", "a number in (0, 1)", factor);
+  return {
+    init: () => ({
+      scale: np.array(1),
+      best: np.array(Infinity),
+      badSteps: np.array(0),
+      cooldown: np.array(0),
+    }),
+    update(grads, state, _params, extra) {
+      if (extra?.value === undefined)
+        fail("reduceOnPlateau.update", "extra.value", "the current loss", undefined);
+      const v = np.astype(np.asArray(extra.value), "float32");
+      // (inf − rtol·inf is NaN: the first loss always improves on the initial +inf.)
+      const threshold = np.where(
+        np.isfinite(state.best),
+        np.sub(state.best, np.add(np.mul(np.abs(state.best), rtol), atol)),
+        Infinity,
+      );
+      const improved = np.less(v, threshold);
+      const best = np.where(improved, v, state.best);
+      const cooling = np.greater(state.cooldown, 0);
+      const bad = np.where(np.logicalOr(improved, cooling), 0, np.add(state.badSteps, 1));
+      const reduce = np.greater(bad, patience);
+      const scale = np.where(
+        reduce,
+        np.maximum(np.mul(state.scale, factor), minScale),
+        state.scale,
+      );
+      const nextCooldown = np.where(reduce, cooldown, np.maximum(np.sub(state.cooldown, 1), 0));
+      return {
+        updates: scaleTree(grads, scale),
+        state: { scale, best, badSteps: np.where(reduce, 0, bad), cooldown: nextCooldown },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules: functions of the step count (an int array), usable under jit.
+
+/**
+ * Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter; PyTorch's
+ * CosineAnnealingWarmRestarts, nbi's default): periods T0, T0·mult, T0·mult², ... each decaying from
+ * `init` to `min` (default 0).
+ */
+export function cosineWarmRestarts(options: {
+  init: number;
+  period: number;
+  mult?: number;
+  min?: number;
+}): Schedule {
+  const { init, period } = options;
+  const mult = options.mult ?? 1;
+  const eta = options.min ?? 0;
+  if (!(init > 0)) fail("cosineWarmRestarts", "options.init", "a positive number", init);
+  if (!Number.isInteger(period) || period < 1)
+    fail("cosineWarmRestarts", "options.period", "a positive integer", period);
+  if (!(mult >= 1)) fail("cosineWarmRestarts", "options.mult", "a number ≥ 1", mult);
+  return (count) => {
+    const t = np.astype(count, "float64");
+    let tCur: Array;
+    let tI: Array | number;
+    if (mult === 1) {
+      tCur = np.sub(t, np.mul(np.floor(np.div(t, period)), period));
+      tI = period;
+    } else {
+      // Cycle i starts at T0 (mult^i − 1)/(mult − 1).
+      const i = np.floor(np.div(np.log1p(np.div(np.mul(t, mult - 1), period)), Math.log(mult)));
+      const start = np.div(np.mul(np.sub(np.pow(mult, i), 1), period), mult - 1);
+      tI = np.mul(period, np.pow(mult, i));
+      tCur = np.sub(t, start);
+    }
+    const cos = np.cos(np.mul(Math.PI, np.div(tCur, tI)));
+    return np.astype(np.add(eta, np.mul((init - eta) / 2, np.add(1, cos))), "float32");
+  };
+}
+
+/** Step decay: init · gamma^floor(count / stepSize). */
+export function stepDecay(options: { init: number; stepSize: number; gamma?: number }): Schedule {
+  const gamma = options.gamma ?? 0.1;
+  if (!Number.isInteger(options.stepSize) || options.stepSize < 1) {
+    fail("stepDecay", "options.stepSize", "a positive integer", options.stepSize);
+  }
+  return (count) =>
+    np.astype(
+      np.mul(
+        options.init,
+        np.pow(gamma, np.floor(np.div(np.astype(count, "float64"), options.stepSize))),
+      ),
+      "float32",
+    );
+}
+
+/** A constant learning rate as a schedule. */
+export const constant =
+  (value: number): Schedule =>
+  () =>
+    value;
