@@ -14,6 +14,7 @@ export * as distributions from "./bijectors/distributions.js";
 export * as bijectors from "./bijectors/index.js";
 export { bijectorLaws } from "./bijectors/laws.js";
 export { NbiError } from "./errors.js";
+export * as featurizers from "./featurizers/index.js";
 export * as optim from "./inference/optim/index.js";
 export type { ArrayLike, Axes, ReduceOptions, ShapedArray } from "./ops/array.js";
 export { Array } from "./ops/array.js";

@@ -1,0 +1,108 @@
+/**
+ * Featurizer benchmarks: forward + backward (gradient w.r.t. all parameters of a mean-square
+ * loss) per training step of nbi's default ResNet-GRU (weight norm, kernel 3, dimConvMin 32,
+ * dimConvMax 256, 2 GRU layers, dimOut 32), float32, at the sine example's size (batch 32, length
+ * 50, depth 3) and at batch 256, length 1000 (depth 5, by the rule of thumb log2 L − 5), eagerly
+ * and under `jit` (the median of 10 timed steps after a warm-up step; one timed step at the large
+ * size, which takes over a minute eagerly); and the same workload in PyTorch (bench/featurizers_torch.py, 2 threads,
+ * OPENBLAS_NUM_THREADS=1) in the same run when Debian's python3-torch is installed.
+ * Usage: npx tsx bench/featurizers.ts [--quick]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import os from "node:os";
+import * as featurizers from "../src/featurizers/index.js";
+import { type Array, np, random, valueAndGrad } from "../src/index.js";
+import { jit } from "../src/transforms/jit.js";
+
+const quick = process.argv.includes("--quick");
+
+interface Size {
+  batch: number;
+  length: number;
+  depth: number;
+  /** Timed steps (after one warm-up step). */
+  steps: number;
+}
+
+const sizes: Size[] = [
+  { batch: 32, length: 50, depth: 3, steps: quick ? 3 : 10 },
+  { batch: 256, length: 1000, depth: 5, steps: 1 },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function timeSteps(step: () => unknown, steps: number): number {
+  step();
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    step();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return median(times);
+}
+
+const fmt = (s: number) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
+
+console.log(
+  `nbi featurizer benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}\n`,
+);
+console.log("ResNet-GRU (nbi default), forward+backward per step, float32\n");
+
+for (const size of sizes) {
+  const net = featurizers.resnetGru({ dimIn: 1, dimOut: 32, depth: size.depth });
+  const params = net.init(random.key(0));
+  const x = random.normal(random.key(1), [size.batch, 1, size.length]);
+  const loss = (p: featurizers.ResNetGruParams, xx: Array) => np.mean(np.square(net.apply(p, xx)));
+  const step = valueAndGrad(loss);
+  const label = `batch ${size.batch}, length ${size.length}, depth ${size.depth}`;
+  const eager = timeSteps(() => step(params, x)[0].dataSync(), size.steps);
+  console.log(`${`nbi eager cpu    ${label}`.padEnd(58)} ${fmt(eager).padStart(10)} / step`);
+  const jitted = jit(step);
+  const compiled = timeSteps(() => jitted(params, x)[0].dataSync(), size.steps);
+  console.log(`${`nbi jit cpu      ${label}`.padEnd(58)} ${fmt(compiled).padStart(10)} / step`);
+}
+
+const python = "/usr/bin/python3";
+const hasTorch =
+  existsSync(python) && spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
+if (!hasTorch) {
+  console.log("\nPyTorch: not installed (apt-get install -y python3-torch), skipped");
+} else {
+  const specs = sizes.map((s) => `${s.batch}:${s.length}:${s.depth}:${s.steps}`);
+  const run = spawnSync(
+    python,
+    [new URL("featurizers_torch.py", import.meta.url).pathname, ...specs],
+    {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        OPENBLAS_NUM_THREADS: "1",
+        OMP_NUM_THREADS: "2",
+        MKL_NUM_THREADS: "2",
+      },
+    },
+  );
+  if (run.status !== 0) {
+    console.log(`\nPyTorch run failed:\n${run.stderr}`);
+  } else {
+    for (const line of run.stdout.trim().split("\n")) {
+      const r = JSON.parse(line) as {
+        batch: number;
+        length: number;
+        depth: number;
+        seconds: number;
+        threads: number;
+        torch: string;
+      };
+      const label = `batch ${r.batch}, length ${r.length}, depth ${r.depth}`;
+      console.log(
+        `${`torch ${r.torch} ${r.threads}thr ${label}`.padEnd(58)} ${fmt(r.seconds).padStart(10)} / step`,
+      );
+    }
+  }
+}
