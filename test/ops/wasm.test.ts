@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { gemm } from "../../src/ops/cpu/matmul.js";
 import {
   Code,
   encodeModule,
@@ -8,7 +9,7 @@ import {
   uleb,
   ValType,
 } from "../../src/ops/cpu/wasm/encoder.js";
-import { matmulKernelModule, matmulSimd } from "../../src/ops/cpu/wasm/matmul-simd.js";
+import { gemmSimd, matmulKernelModule, matmulSimd } from "../../src/ops/cpu/wasm/matmul-simd.js";
 import { wasm } from "../../src/ops/cpu/wasm/runtime.js";
 
 function decodeUleb(bytes: number[]): number {
@@ -182,5 +183,32 @@ describe("WebAssembly SIMD matmul", () => {
         for (let i = 0; i < m * n; i++) expect(block[i]).toBeCloseTo(out[i]!, 4);
       }
     }
+  });
+});
+
+describe("strided SIMD gemm", () => {
+  it("accumulates A·B with transposed operands exactly like the JS gemm", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 11 }),
+        fc.integer({ min: 1, max: 19 }),
+        fc.integer({ min: 1, max: 13 }),
+        fc.boolean(),
+        fc.boolean(),
+        (m, n, k, transA, transB) => {
+          const a = Float32Array.from({ length: m * k }, () => Math.fround(Math.random() - 0.5));
+          const b = Float32Array.from({ length: k * n }, () => Math.fround(Math.random() - 0.5));
+          const [aRs, aCs] = transA ? [1, m] : [k, 1];
+          const [bRs, bCs] = transB ? [1, k] : [n, 1];
+          const start = Float64Array.from({ length: m * n }, () => Math.random());
+          const want = Float64Array.from(start);
+          const got = Float64Array.from(start);
+          gemm(m, n, k, a, 0, aRs, aCs, b, 0, bRs, bCs, want, 0, n);
+          gemmSimd(m, n, k, a, 0, aRs, aCs, b, 0, bRs, bCs, got, 0, n);
+          for (let i = 0; i < m * n; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThan(1e-5);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

@@ -6,7 +6,7 @@
  */
 
 import { allocLike, type FloatArray, gemm } from "./matmul.js";
-import { matmul2dSimd, wasmMatmulAvailable } from "./wasm/matmul-simd.js";
+import { gemmSimd, matmul2dSimd, wasmMatmulAvailable } from "./wasm/matmul-simd.js";
 
 export interface Conv1dOptions {
   stride: number;
@@ -173,13 +173,14 @@ export function conv1dGradInput(
     return { data: out, shape: [n, c, l] };
   }
   const col = scratch(ck * lout);
+  const simd = g instanceof Float32Array && wasmMatmulAvailable();
   // Sum overlapping taps in float64 so float32 gradients round once per element.
   if (accScratch.length < c * l) accScratch = new Float64Array(c * l);
   const acc = accScratch;
   for (let ni = 0; ni < n; ni++) {
     col.fill(0, 0, ck * lout);
     // dcol (CK x Lout) = w^T (CK x O) @ g[n] (O x Lout)
-    gemm(ck, lout, o, w, 0, 1, ck, g, ni * o * lout, lout, 1, col, 0, lout);
+    (simd ? gemmSimd : gemm)(ck, lout, o, w, 0, 1, ck, g, ni * o * lout, lout, 1, col, 0, lout);
     acc.fill(0, 0, c * l);
     col2im(col, c, l, k, lout, opts, acc);
     const dst = ni * c * l;
@@ -209,12 +210,13 @@ export function conv1dGradWeight(
   const out = allocLike(x, o * ck);
   if (out.length === 0 || lout === 0 || n === 0) return { data: out, shape: [o, c, k] };
   const col = scratch(ck * lout);
+  const simd = x instanceof Float32Array && wasmMatmulAvailable();
   // Accumulate over the batch in float64, then round once into the output dtype.
   const acc = new Float64Array(o * ck);
   for (let ni = 0; ni < n; ni++) {
     im2col(x, ni * c * l, c, l, k, lout, opts, col);
     // dw (O x CK) += g[n] (O x Lout) @ col^T (Lout x CK)
-    gemm(o, ck, lout, g, ni * o * lout, lout, 1, col, 0, 1, lout, acc, 0, ck);
+    (simd ? gemmSimd : gemm)(o, ck, lout, g, ni * o * lout, lout, 1, col, 0, 1, lout, acc, 0, ck);
   }
   out.set(acc);
   return { data: out, shape: [o, c, k] };

@@ -207,3 +207,60 @@ export function matmulSimd(
   }
   return { data: out, shape: [...batch, m, n] };
 }
+
+/**
+ * out[oOff + i·oRs + j] += Σ_p a[aOff + i·aRs + p·aCs] · b[bOff + p·bRs + j·bCs] on the SIMD
+ * kernel: the strided (e.g. transposed) operands are gathered while they are copied into the
+ * module's memory anyway, so transposes cost nothing extra. Same contract as the JS `gemm`.
+ */
+export function gemmSimd(
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array | Float64Array,
+  aOff: number,
+  aRs: number,
+  aCs: number,
+  b: Float32Array | Float64Array,
+  bOff: number,
+  bRs: number,
+  bCs: number,
+  out: Float32Array | Float64Array,
+  oOff: number,
+  oRs: number,
+): void {
+  if (m === 0 || n === 0 || k === 0) return;
+  const inst = getInstance()!;
+  const mp = roundUp(m, TILE_ROWS);
+  const np = roundUp(n, TILE_COLS);
+  const need = (mp * k + k * np + mp * np) * 4;
+  const have = inst.memory.buffer.byteLength;
+  if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
+  const mem = new Float32Array(inst.memory.buffer);
+  const bBase = mp * k;
+  const cBase = bBase + k * np;
+  for (let i = 0; i < m; i++) {
+    const src = aOff + i * aRs;
+    const dst = i * k;
+    if (aCs === 1) mem.set(a.subarray(src, src + k), dst);
+    else for (let p = 0; p < k; p++) mem[dst + p] = a[src + p * aCs]!;
+  }
+  mem.fill(0, m * k, mp * k);
+  for (let p = 0; p < k; p++) {
+    const src = bOff + p * bRs;
+    const dst = bBase + p * np;
+    if (bCs === 1) mem.set(b.subarray(src, src + n), dst);
+    else for (let j = 0; j < n; j++) mem[dst + j] = b[src + j * bCs]!;
+    if (np > n) mem.fill(0, dst + n, dst + np);
+  }
+  const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
+  for (let r0 = 0; r0 < mp; r0 += block) {
+    const rows = Math.min(block, mp - r0);
+    inst.mm(r0 * k * 4, bBase * 4, (cBase + r0 * np) * 4, rows, k, np);
+  }
+  for (let i = 0; i < m; i++) {
+    const src = cBase + i * np;
+    const dst = oOff + i * oRs;
+    for (let j = 0; j < n; j++) out[dst + j]! += mem[src + j]!;
+  }
+}
