@@ -192,3 +192,46 @@ describe("training a MAF with grad + Adam (cpu, fixed key)", () => {
     }
   }, 60_000);
 });
+
+/** Equal mixture of N((-2, 0), 0.5²I) and N((2, 1), 0.5²I). */
+function mixture(key: Array, n: number): Array {
+  const [kc, kz] = random.splitList(key);
+  const side = np.astype(random.bernoulli(kc!, 0.5, [n, 1]), "float32");
+  const centre = np.add(np.mul(side, np.array([[4, 1]])), np.array([[-2, 0]]));
+  return np.add(centre, np.mul(random.normal(kz!, [n, 2]), 0.5));
+}
+
+describe("a MAF with nbi's mixture-of-Gaussians block on a 2-D mixture (cpu, fixed key)", () => {
+  useTestBackend("cpu");
+  it("samples from the trained flow pass two-sample KS tests against the mixture", () => {
+    const flow = bij.maf({ nDims: 2, flowHidden: 32, numBlocks: 2, nMog: 2 });
+    let params = flow.init(random.key(10));
+    const opt = optim.adam(optim.cosineWarmRestarts({ init: 1e-2, period: 500, min: 1e-3 }));
+    let state = opt.init(params);
+    const loss = (p: bij.FlowParams, x: Array) => np.neg(np.mean(flow.logProb(p, x)));
+    const step = jit((p: bij.FlowParams, s: typeof state, x: Array) => {
+      const [l, g] = valueAndGrad(loss)(p, x);
+      const { updates, state: next } = opt.update(g, s, p);
+      return { params: optim.applyUpdates(p, updates), state: next, loss: l };
+    });
+    const data = mixture(random.key(11), 500 * 256);
+    for (let t = 0; t < 500; t++) {
+      const r = step(params, state, np.slice(data, [t * 256, (t + 1) * 256]));
+      params = r.params;
+      state = r.state;
+    }
+    const n = 2000;
+    const fromFlow = flow.sample(params, random.key(12), n).tolist() as number[][];
+    const fromTarget = mixture(random.key(13), n).tolist() as number[][];
+    const critical = 1.95 * Math.sqrt(2 / n); // α = 0.001 per projection
+    const projections: [string, (v: number[]) => number][] = [
+      ["x", (v) => v[0]!],
+      ["y", (v) => v[1]!],
+      ["x + y", (v) => v[0]! + v[1]!],
+      ["x - y", (v) => v[0]! - v[1]!],
+    ];
+    for (const [name, f] of projections) {
+      expect(ks(fromFlow.map(f), fromTarget.map(f)), name).toBeLessThan(critical);
+    }
+  }, 60_000);
+});
