@@ -16,39 +16,65 @@ type BinaryLoop = (
   bStrides: number[],
 ) => void;
 
-const unaryCache = new Map<string, UnaryLoop>();
-const binaryCache = new Map<string, BinaryLoop>();
+const unaryCache = new Map<string, Map<number, UnaryLoop>>();
+const binaryCache = new Map<string, Map<number, BinaryLoop>>();
 
 /**
  * A fresh function per (expression, typed-array types): V8 optimises element access per call
  * site, and one loop shared by Float32Array, Float64Array and Uint8Array goes megamorphic (3-5×
- * slower). `types` is any string naming the operand types.
+ * slower). Types are keyed by a small number so the per-call lookup allocates nothing.
  */
-function typesOf(...arrays: TypedArray[]): string {
-  return arrays.map((a) => a.constructor.name).join(",");
+function typeCode(a: TypedArray): number {
+  if (a instanceof Float32Array) return 0;
+  if (a instanceof Float64Array) return 1;
+  if (a instanceof Int32Array) return 2;
+  if (a instanceof Uint32Array) return 3;
+  return 4;
+}
+function typesOf(...arrays: TypedArray[]): number {
+  let key = 0;
+  for (const a of arrays) key = key * 5 + typeCode(a);
+  return key;
 }
 
-/** `expr` uses `a`, e.g. "Math.exp(a)". */
-export function unaryLoop(expr: string, types = ""): UnaryLoop {
-  const key = `${expr}|${types}`;
-  let loop = unaryCache.get(key);
+function cached<L>(
+  cache: Map<string, Map<number, L>>,
+  expr: string,
+  types: number,
+  make: () => L,
+): L {
+  let byType = cache.get(expr);
+  if (!byType) {
+    byType = new Map();
+    cache.set(expr, byType);
+  }
+  let loop = byType.get(types);
   if (!loop) {
-    loop = new Function(
-      "A",
-      "O",
-      "n",
-      `for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; }`,
-    ) as UnaryLoop;
-    unaryCache.set(key, loop);
+    loop = make();
+    byType.set(types, loop);
   }
   return loop;
 }
 
+/** `expr` uses `a`, e.g. "Math.exp(a)". */
+export function unaryLoop(expr: string, types = 0): UnaryLoop {
+  return cached(
+    unaryCache,
+    expr,
+    types,
+    () =>
+      new Function(
+        "A",
+        "O",
+        "n",
+        `for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; }`,
+      ) as UnaryLoop,
+  );
+}
+
 /** Ternary `where` is rare enough to share the strided walker below with a 3-operand body. */
-export function binaryLoop(expr: string, types = ""): BinaryLoop {
-  const key = `${expr}|${types}`;
-  let loop = binaryCache.get(key);
-  if (!loop) {
+export function binaryLoop(expr: string, types = 0): BinaryLoop {
+  return cached(binaryCache, expr, types, () => {
     // Fast paths: same shape (both contiguous), scalar on either side; general: an odometer over
     // all but the last axis with an inner strided loop.
     const body = `
@@ -77,10 +103,8 @@ export function binaryLoop(expr: string, types = ""): BinaryLoop {
         }
         if (d < 0) break;
       }`;
-    loop = new Function("A", "B", "O", "shape", "sa", "sb", body) as BinaryLoop;
-    binaryCache.set(key, loop);
-  }
-  return loop;
+    return new Function("A", "B", "O", "shape", "sa", "sb", body) as BinaryLoop;
+  });
 }
 
 /** Strides of an input as seen from a broadcast output (0 along broadcast axes). */
@@ -160,7 +184,7 @@ const SELECT_SOURCE = `
     }
     if (d < 0) break;
   }`;
-const selectCache = new Map<string, SelectLoop>();
+const selectCache = new Map<string, Map<number, SelectLoop>>();
 
 /** `where(cond, x, y)` with broadcasting of all three operands. */
 export function runSelect(
@@ -173,22 +197,13 @@ export function runSelect(
   out: TypedArray,
   outShape: Shape,
 ): void {
-  const key = typesOf(cond, x, y, out);
-  let loop = selectCache.get(key);
-  if (!loop) {
-    loop = new Function(
-      "cond",
-      "x",
-      "y",
-      "out",
-      "shape",
-      "sc",
-      "sx",
-      "sy",
-      SELECT_SOURCE,
-    ) as SelectLoop;
-    selectCache.set(key, loop);
-  }
+  const loop = cached(
+    selectCache,
+    "select",
+    typesOf(cond, x, y, out),
+    () =>
+      new Function("cond", "x", "y", "out", "shape", "sc", "sx", "sy", SELECT_SOURCE) as SelectLoop,
+  );
   if (outShape.length === 0) {
     out[0] = cond[0] ? x[0]! : y[0]!;
     return;
