@@ -18,7 +18,7 @@ import {
   vjp,
   vmap,
 } from "../src/index.js";
-import { testBackends, useTestBackend } from "./helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "./helpers/backends.js";
 
 function errorOf(f: () => unknown): Error {
   try {
@@ -48,7 +48,7 @@ function expectNbiError(f: () => unknown, fn: string, ...fragments: (string | Re
   return e.message;
 }
 
-describe.each(testBackends())("error messages (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("error messages (%s)", (backend) => {
   useTestBackend(backend);
 
   describe("shapes in array operations", () => {

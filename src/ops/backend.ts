@@ -46,16 +46,88 @@ export function setDefaultBackend(name: BackendName): void {
   current = name;
 }
 
-/**
- * Makes `name` the backend new arrays are created on. Async because GPU backends acquire a
- * device; "cpu" is always available.
- */
-export async function useBackend(name: BackendName): Promise<Backend> {
-  setDefaultBackend(name);
-  return getBackend(name);
+/** What `useBackend` chose and why (for "auto", and for reporting). */
+export interface BackendChoice {
+  requested: BackendName | "auto";
+  chosen: BackendName;
+  reason: string;
+  /** The GPU adapter, when WebGPU was initialised. */
+  adapter?: {
+    api: string;
+    vendor: string;
+    architecture: string;
+    device: string;
+    description: string;
+    software: boolean;
+  };
 }
 
-/** Which backend is the default, and which are registered. */
-export function backendInfo(): { current: BackendName; available: BackendName[] } {
-  return { current, available: [...registry.keys()] };
+let choice: BackendChoice = {
+  requested: "cpu",
+  chosen: "cpu",
+  reason: "the default until np.useBackend is called",
+};
+
+/** Initialises the WebGPU backend (acquires the device once) and registers it. */
+async function initWebGpu(): Promise<NonNullable<BackendChoice["adapter"]>> {
+  const { acquireDevice } = await import("./webgpu/device.js");
+  const { setGpuContext, webgpuBackend } = await import("./webgpu/backend.js");
+  const ctx = await acquireDevice();
+  setGpuContext(ctx);
+  registerBackend(webgpuBackend);
+  return ctx.info;
+}
+
+/**
+ * Makes `name` the backend new arrays are created on. Async because WebGPU acquires a device;
+ * "cpu" is always available. "webgpu" throws an NbiError saying why it is unavailable (no
+ * adapter, no Vulkan driver, Mesa too old, package missing) and how to fix it. "auto" picks
+ * WebGPU on a hardware adapter and the CPU otherwise (software adapters such as lavapipe are
+ * slower than the CPU backend for small models); `backendInfo().choice` says what and why.
+ *
+ * Arrays of two backends in one operation: the operation runs on WebGPU and uploads the CPU
+ * operands (a synchronous, cheap copy; this also lets constants captured by `jit` on the CPU
+ * serve WebGPU calls). Nothing moves from WebGPU to the CPU implicitly, since that needs an
+ * async readback: use `await np.toBackend(x, "cpu")`.
+ */
+export async function useBackend(name: BackendName | "auto"): Promise<Backend> {
+  if (name === "cpu") {
+    setDefaultBackend("cpu");
+    choice = { requested: "cpu", chosen: "cpu", reason: "requested" };
+  } else if (name === "webgpu") {
+    const adapter = await initWebGpu();
+    setDefaultBackend("webgpu");
+    choice = { requested: "webgpu", chosen: "webgpu", reason: "requested", adapter };
+  } else if (name === "auto") {
+    let adapter: BackendChoice["adapter"];
+    let reason: string;
+    try {
+      adapter = await initWebGpu();
+      reason = adapter.software
+        ? `the WebGPU adapter is a software one (${adapter.description || adapter.device}), ` +
+          'slower than the CPU backend; request "webgpu" to use it anyway'
+        : `hardware WebGPU adapter: ${adapter.vendor} ${adapter.description || adapter.device}`;
+    } catch (e) {
+      reason = `WebGPU unavailable: ${(e as Error).message}`;
+    }
+    const chosen: BackendName = adapter && !adapter.software ? "webgpu" : "cpu";
+    setDefaultBackend(chosen);
+    choice = adapter
+      ? { requested: "auto", chosen, reason, adapter }
+      : { requested: "auto", chosen, reason };
+  } else {
+    throw new NbiError(
+      `useBackend: name expected "cpu", "webgpu" or "auto", got ${JSON.stringify(name)}`,
+    );
+  }
+  return getBackend(current);
+}
+
+/** Which backend is the default, which are registered, and what useBackend chose and why. */
+export function backendInfo(): {
+  current: BackendName;
+  available: BackendName[];
+  choice: BackendChoice;
+} {
+  return { current, available: [...registry.keys()], choice };
 }

@@ -1,8 +1,10 @@
+import { NbiError } from "../errors.js";
 import { Array } from "./array.js";
-import type { Backend } from "./backend.js";
+import { type Backend, type BackendName, getBackend } from "./backend.js";
 import type { DType, TypedArray } from "./dtype.js";
 import type { Shape } from "./shape.js";
 import { sizeOf } from "./shape.js";
+import { type GpuBuf, runScoped } from "./webgpu/backend.js";
 
 /** An array with real data on a backend. Immutable: kernels always write fresh buffers. */
 export class ConcreteArray extends Array {
@@ -33,4 +35,44 @@ export function fromHost(
   backend: Backend,
 ): ConcreteArray {
   return new ConcreteArray([...shape], dtype, backend, backend.fromHost(data, dtype));
+}
+
+/**
+ * Moves (copies) an array to another backend: `await np.toBackend(x, "cpu")`. Async because
+ * leaving WebGPU needs a readback. Operations never move WebGPU data to the CPU by themselves
+ * (see `useBackend`).
+ */
+export async function toBackend(x: Array, name: BackendName): Promise<ConcreteArray> {
+  if (!(x instanceof ConcreteArray)) {
+    throw new NbiError(
+      `toBackend: x expected a concrete array, got a traced value of shape [${x.shape.join(", ")}] ` +
+        "(move arrays outside transformed functions)",
+    );
+  }
+  const target = getBackend(name);
+  if (x.backend === target) return x;
+  const data = await x.data();
+  return fromHost(data, x.shape, x.dtype, target);
+}
+
+/**
+ * Runs `fn` and frees, as soon as it returns, the WebGPU buffers of every array created inside it
+ * that its result (any pytree of arrays) does not hold: for tight loops that allocate faster than
+ * the garbage collector reclaims. Arrays created inside and not returned must not be used
+ * afterwards (doing so throws). `fn` must be synchronous. A no-op on the CPU backend.
+ */
+export function scope<T>(fn: () => T): T {
+  return runScoped(fn, (result) => {
+    const held: GpuBuf[] = [];
+    const walk = (v: unknown): void => {
+      if (v instanceof ConcreteArray) {
+        if (v.backend.name === "webgpu") held.push(v.buffer as GpuBuf);
+      } else if (globalThis.Array.isArray(v)) v.forEach(walk);
+      else if (v !== null && typeof v === "object" && !(v instanceof Array)) {
+        Object.values(v).forEach(walk);
+      }
+    };
+    walk(result);
+    return held;
+  });
 }

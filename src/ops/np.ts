@@ -1,6 +1,7 @@
 /** The `np` namespace: array creation plus every operation of the numpy layer. */
 
 export { backendInfo, useBackend } from "./backend.js";
+export { scope, toBackend } from "./concrete-array.js";
 export {
   arange,
   array,
@@ -17,3 +18,4 @@ export {
 } from "./creation.js";
 export { einsum } from "./einsum.js";
 export * from "./numpy.js";
+export { poolStats } from "./webgpu/backend.js";

@@ -40,15 +40,11 @@ export class EvalTrace extends Trace {
   }
   processPrimitive<P>(prim: Primitive<P>, values: Array[], params: P): Array[] {
     const inputs = values as ConcreteArray[];
-    const backend = inputs.length > 0 ? inputs[0]!.backend : getBackend();
-    for (let i = 1; i < inputs.length; i++) {
-      if (inputs[i]!.backend !== backend) {
-        throw new NbiError(
-          `${prim.name}: all operands expected on backend "${backend.name}", got operand ${i} on ` +
-            `"${inputs[i]!.backend.name}" (move it with np.toBackend(x, name))`,
-        );
-      }
-    }
+    // Mixed backends: the operation runs on WebGPU and its kernels upload the CPU operands
+    // (cheap and synchronous). WebGPU data never moves to the CPU implicitly: that needs an
+    // async readback (`await np.toBackend(x, "cpu")`).
+    let backend = inputs.length > 0 ? inputs[0]!.backend : getBackend();
+    for (const x of inputs) if (x.backend.name === "webgpu") backend = x.backend;
     // Shape and dtype rules run on every route, eager included, so bad input never reaches a
     // kernel (kernels trust their inputs).
     prim.abstractEval(inputs, params);

@@ -83,7 +83,9 @@ function runPlan(jaxpr: Jaxpr, args: readonly ConcreteArray[]): ConcreteArray[] 
   for (const step of plan.steps) {
     const eqn = jaxpr.eqns[step.eqnIndex]!;
     const inputs = step.inputs.map((s) => slots[s]!);
-    const b = inputs[0]?.backend ?? backend;
+    // Same rule as eager evaluation: any WebGPU operand puts the equation on WebGPU.
+    let b = inputs[0]?.backend ?? backend;
+    for (const x of inputs) if (x.backend.name === "webgpu") b = x.backend;
     const kernel = b ? eqn.prim.impl[b.name] : undefined;
     // Zero-input equations, or a backend without this kernel: go through bind.
     const outs = kernel
@@ -137,7 +139,10 @@ export const jitCallP: Primitive<JitCallParams> = {
     }
     return jaxpr.outs.map((v) => v.aval);
   },
-  impl: { cpu: (args, { jaxpr }) => runPlan(jaxpr, args) },
+  impl: {
+    cpu: (args, { jaxpr }) => runPlan(jaxpr, args),
+    webgpu: (args, { jaxpr }) => runPlan(jaxpr, args),
+  },
   jvp(primals, tangents, { jaxpr, name }) {
     const n = primals.length;
     const jvpJaxpr = derive(jaxpr, "jvp", () => {

@@ -2,14 +2,14 @@ import { describe, expect, it } from "vitest";
 import * as dist from "../../src/bijectors/distributions.js";
 import * as bij from "../../src/bijectors/index.js";
 import { np, random } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 const f64 = { dtype: "float64" as const };
 const close = (a: number, b: number, tol: number): void => {
   expect(Math.abs(a - b)).toBeLessThan(tol);
 };
 
-describe.each(testBackends())("distributions (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("distributions (%s)", (backend) => {
   useTestBackend(backend);
 
   it("normal: log-density formula, sample shape and moments", async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import * as bij from "../../src/bijectors/index.js";
 import { bijectorLaws } from "../../src/bijectors/index.js";
 import { np } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 import { type RegistryEntry, registry } from "./registry.js";
 
 const N = 3; // rows per batch
@@ -69,7 +69,7 @@ describe("bijector laws, float64 (cpu)", () => {
   });
 });
 
-describe.each(testBackends())("bijector laws, float32 (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("bijector laws, float32 (%s)", (backend) => {
   useTestBackend(backend);
   for (const e of registry) {
     it(`${e.name}: round trip, antisymmetry, vmap, jit in float32`, () => {

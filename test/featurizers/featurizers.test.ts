@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import * as featurizers from "../../src/featurizers/index.js";
 import { type Array as NbiArray, NbiError, np, random, tree, vmap } from "../../src/index.js";
 import { jit } from "../../src/transforms/jit.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 import { assertClose, rand } from "../helpers/finite-diff.js";
 
 const f32 = (shape: number[], seed: number) => rand(shape, seed, { dtype: "float32" });
@@ -19,7 +19,7 @@ const small = {
   gru: { type: "gru", dimIn: 2, dimOut: 5, dimHidden: 6 },
 } as const;
 
-describe.each(testBackends())("featurizers (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("featurizers (%s)", (backend) => {
   useTestBackend(backend);
 
   for (const [name, config] of Object.entries(small)) {

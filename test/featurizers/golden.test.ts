@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import * as featurizers from "../../src/featurizers/index.js";
 import { grad, type Array as NbiArray, np, vjp } from "../../src/index.js";
 import { jit } from "../../src/transforms/jit.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 import { assertClose } from "../helpers/finite-diff.js";
 
 interface Stored {
@@ -74,7 +74,7 @@ function network(name: string, c: Record<string, unknown>): Apply {
   throw new Error(`no network for fixture case ${name}`);
 }
 
-describe.each(testBackends())("featurizers against PyTorch %s (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("featurizers against PyTorch %s (%s)", (backend) => {
   useTestBackend(backend);
 
   it("covers every network the issue names", () => {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { type Array, grad, jit, np } from "../../src/index.js";
 import * as optim from "../../src/inference/optim/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 const close = (a: number, b: number, tol: number): void => {
   expect(Math.abs(a - b)).toBeLessThan(tol);
 };
 type P = { w: Array; b: Array };
 
-describe.each(testBackends())("optim (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("optim (%s)", (backend) => {
   useTestBackend(backend);
   const loss = (p: P) =>
     np.add(np.sum(np.square(np.sub(p.w, np.array([1, -2, 3])))), np.square(np.sub(p.b, 0.5)));

@@ -7,7 +7,7 @@
 import util from "node:util";
 import { describe, expect, it } from "vitest";
 import { type Array, type DType, NbiError, np } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -69,7 +69,7 @@ const f32 = (v: number) => Math.fround(v);
 
 // ---------------------------------------------------------------------------------------------
 
-describe.each(testBackends())("array API (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("array API (%s)", (backend) => {
   useTestBackend(backend);
 
   describe("creation", () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { type Array, NbiError, np, random, vmap } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 // ---------------------------------------------------------------------------------------------
 // Statistics helpers (independent of the library)
@@ -167,7 +167,7 @@ describe("random.key", () => {
   });
 });
 
-describe.each(testBackends())("random (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("random (%s)", (backend) => {
   useTestBackend(backend);
 
   describe("determinism", () => {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Array, grad, jit, jvp, np, random, scan, vmap } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 const close = async (a: Array, b: Array, tol = 1e-5) => {
   expect(a.shape).toEqual(b.shape);
@@ -50,7 +50,7 @@ const families: [string, (x: Array) => Array][] = [
   ["scan", (x) => scan((c: Array, r: Array) => [np.tanh(c.add(r)), c.mul(r)], np.zeros([3]), x)[1]],
 ];
 
-describe.each(testBackends())("jit (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("jit (%s)", (backend) => {
   useTestBackend(backend);
 
   it.each(families)("jit(f) equals f: %s", async (_name, f) => {

@@ -18,7 +18,7 @@ import {
   vjp,
   vmap,
 } from "../../src/index.js";
-import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -193,7 +193,7 @@ const LOOP = loopScan as Scanner;
 
 // ---------------------------------------------------------------------------------------------
 
-describe.each(testBackends())("scan equals an unrolled loop (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("scan equals an unrolled loop (%s)", (backend) => {
   useTestBackend(backend);
   const tol = { rtol: 1e-5, atol: 1e-6 };
   const dtol = { rtol: 1e-4, atol: 1e-5 };
@@ -605,7 +605,7 @@ describe.each(testBackends())("scan equals an unrolled loop (%s)", (backend) => 
   });
 });
 
-describe.each(testBackends())("scan errors (%s)", (backend) => {
+describe.each(hostReadingSuiteBackends())("scan errors (%s)", (backend) => {
   useTestBackend(backend);
   const xs = np.zeros([3, 2]);
   const init = np.zeros([2]);

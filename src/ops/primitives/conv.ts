@@ -13,6 +13,13 @@ import { maxPool1d as maxPool1dKernel } from "../cpu/pool.js";
 import { isFloat } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { showShape } from "../shape.js";
+import {
+  gpuConv1d,
+  gpuConv1dInputGrad,
+  gpuConv1dWeightGrad,
+  gpuMaxPool1d,
+  gpuMaxPool1dArgmax,
+} from "../webgpu/compute.js";
 import { add } from "./elementwise.js";
 import { moveAxis, reshape, vmapByLoop, zeroDerivativeRules } from "./rules.js";
 import { scatterAddP, takeP } from "./structural.js";
@@ -76,6 +83,7 @@ export const conv1dP: Primitive<ConvParams> = {
       const { data, shape } = conv1dKernel(buf(x!), x!.shape, buf(w!), w!.shape, p);
       return [fromHost(data, shape, x!.dtype, x!.backend)];
     },
+    webgpu: gpuConv1d,
   },
   jvp([x, w], [dx, dw], p) {
     return [[conv1d(x!, w!, p)], [add(conv1d(dx!, w!, p), conv1d(x!, dw!, p))]];
@@ -107,6 +115,7 @@ export const conv1dInputGradP: Primitive<ConvInputGradParams> = {
       const { data, shape } = conv1dGradInput(buf(g!), g!.shape, buf(w!), w!.shape, p);
       return [fromHost(data, shape, g!.dtype, g!.backend)];
     },
+    webgpu: gpuConv1dInputGrad,
   },
   jvp([g, w], [dg, dw], p) {
     return [
@@ -142,6 +151,7 @@ export const conv1dWeightGradP: Primitive<ConvWeightGradParams> = {
       const { data, shape } = conv1dGradWeight(buf(x!), x!.shape, buf(g!), g!.shape, p);
       return [fromHost(data, shape, x!.dtype, x!.backend)];
     },
+    webgpu: gpuConv1dWeightGrad,
   },
   jvp([x, g], [dx, dg], p) {
     return [
@@ -206,6 +216,7 @@ export const maxPool1dArgmaxP: Primitive<PoolParams> = {
       const { argmax, shape } = maxPool1dKernel(buf(x!), x!.shape, p);
       return [fromHost(argmax, shape, "int32", x!.backend)];
     },
+    webgpu: gpuMaxPool1dArgmax,
   },
   ...zeroDerivativeRules(() => maxPool1dArgmaxP),
   vmap(n, [x], [d], p) {
@@ -233,6 +244,7 @@ export const maxPool1dP: Primitive<PoolParams> = {
       const { data, shape } = maxPool1dKernel(buf(x!), x!.shape, p);
       return [fromHost(data, shape, x!.dtype, x!.backend)];
     },
+    webgpu: gpuMaxPool1d,
   },
   jvp([x], [dx], p) {
     const y = bind1(maxPool1dP, [x!], p);

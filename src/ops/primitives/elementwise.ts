@@ -11,6 +11,7 @@ import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
 import { allocate, type DType, isFloat } from "../dtype.js";
 import type { BatchDim, Kernel, Primitive } from "../primitive.js";
 import { broadcastShapes, sizeOf } from "../shape.js";
+import { gpuBinary, gpuCast, gpuSelect, gpuUnary } from "../webgpu/elementwise.js";
 import { full, moveAxis, reshape, unbroadcast, zeroDerivativeRules, zerosLike } from "./rules.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -86,6 +87,7 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
         runUnary(isFloat(x!.dtype) ? spec.expr : spec.intExpr!, src, out);
         return [fromHost(out, x!.shape, x!.dtype, x!.backend)];
       },
+      webgpu: gpuUnary(spec.name),
     },
     jvp([x], [dx]) {
       const y = bind1(self, [x!], {});
@@ -227,7 +229,7 @@ function binaryPrimitive(spec: BinarySpec): Primitive<Record<string, never>> {
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
     abstractEval: binaryAbstractEval(spec.name),
-    impl: { cpu: binaryKernel(spec.name, spec.expr, spec.intExpr) },
+    impl: { cpu: binaryKernel(spec.name, spec.expr, spec.intExpr), webgpu: gpuBinary(spec.name) },
     jvp([a, b], [da, db]) {
       const y = bind1(self, [a!, b!], {});
       return [[y], [spec.jvp(a!, b!, y, da!, db!)]];
@@ -342,7 +344,7 @@ function comparePrimitive(name: CompareName, expr: string): Primitive<Record<str
     name,
     nonDifferentiable: true,
     abstractEval: binaryAbstractEval(name, "bool"),
-    impl: { cpu: binaryKernel(name, expr, expr, "bool") },
+    impl: { cpu: binaryKernel(name, expr, expr, "bool"), webgpu: gpuBinary(name, "bool") },
     ...zeroDerivativeRules(() => self),
     vmap: vmapElementwise(() => self),
   };
@@ -375,7 +377,10 @@ export const shiftRightLogicalP: Primitive<Record<string, never>> = {
     }
     return binaryAbstractEval("shift_right_logical")([a!, b!]);
   },
-  impl: { cpu: binaryKernel("shift_right_logical", "a >>> b", "b >= 32 ? 0 : a >>> b") },
+  impl: {
+    cpu: binaryKernel("shift_right_logical", "a >>> b", "b >= 32 ? 0 : a >>> b"),
+    webgpu: gpuBinary("shift_right_logical"),
+  },
   ...zeroDerivativeRules(() => shiftRightLogicalP),
   vmap: vmapElementwise(() => shiftRightLogicalP),
 };
@@ -411,6 +416,7 @@ export const selectP: Primitive<Record<string, never>> = {
       );
       return [fromHost(out, shape, x!.dtype, x!.backend)];
     },
+    webgpu: gpuSelect,
   },
   jvp([c, x, y], [, dx, dy]) {
     return [[select(c!, x!, y!)], [select(c!, dx!, dy!)]];
@@ -451,6 +457,7 @@ export const castP: Primitive<CastParams> = {
       } else out.set(src);
       return [fromHost(out, x!.shape, dtype, x!.backend)];
     },
+    webgpu: gpuCast,
   },
   jvp([x], [dx], params) {
     const y = cast(x!, params.dtype);
@@ -476,7 +483,7 @@ export const stopGradientP: Primitive<Record<string, never>> = {
   abstractEval([x]) {
     return [{ shape: x!.shape, dtype: x!.dtype }];
   },
-  impl: { cpu: ([x]) => [x as ConcreteArray] },
+  impl: { cpu: ([x]) => [x as ConcreteArray], webgpu: ([x]) => [x as ConcreteArray] },
   jvp([x]) {
     const y = bind1(stopGradientP, [x!], {});
     return [[y], [zerosLike(y)]];

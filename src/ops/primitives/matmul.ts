@@ -11,6 +11,7 @@ import { matmulSimd, wasmMatmulAvailable } from "../cpu/wasm/matmul-simd.js";
 import { isFloat } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { broadcastShapes, showShape } from "../shape.js";
+import { gpuMatmul } from "../webgpu/compute.js";
 import { add } from "./elementwise.js";
 import { moveAxis, reshape, unbroadcast } from "./rules.js";
 
@@ -59,6 +60,7 @@ export const matmulP: Primitive<Record<string, never>> = {
       );
       return [fromHost(data, shape, a!.dtype, a!.backend)];
     },
+    webgpu: gpuMatmul,
   },
   jvp([a, b], [da, db]) {
     return [[matmul(a!, b!)], [add(matmul(da!, b!), matmul(a!, db!))]];

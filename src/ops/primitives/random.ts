@@ -7,6 +7,7 @@ import { randomBits } from "../cpu/threefry.js";
 import type { TypedArray } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { showShape, sizeOf } from "../shape.js";
+import { gpuArgsort, gpuRandomBits } from "../webgpu/compute.js";
 import { moveAxis, zeroDerivativeRules } from "./rules.js";
 
 export interface RandomBitsParams {
@@ -34,6 +35,7 @@ export const randomBitsP: Primitive<RandomBitsParams> = {
       const bits = randomBits(k!.buffer as Uint32Array, sizeOf(shape));
       return [fromHost(bits, outShape, "uint32", k!.backend)];
     },
+    webgpu: gpuRandomBits,
   },
   ...zeroDerivativeRules(() => randomBitsP),
   vmap(_n, [k], [d], params) {
@@ -88,6 +90,8 @@ export const argsortP: Primitive<ArgsortParams> = {
       const inv = transposeKernel(out, "int32", movedShape, back) as Int32Array;
       return [fromHost(inv, shape, "int32", x!.backend)];
     },
+    // On the GPU itself, by ranking (no readback): see gpuArgsort.
+    webgpu: gpuArgsort,
   },
   ...zeroDerivativeRules(() => argsortP),
   vmap(_n, [x], [d], { axis }) {

@@ -7,6 +7,7 @@ import { argmaxKernel, type ReduceKind, reduceKernel } from "../cpu/reduction.js
 import type { TypedArray } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { showShape } from "../shape.js";
+import { gpuArgmax, gpuReduce } from "../webgpu/compute.js";
 import { cast, div, equal, mul } from "./elementwise.js";
 import { broadcastTo, moveAxis, reshape, zeroDerivativeRules } from "./rules.js";
 
@@ -53,6 +54,7 @@ function reducePrimitive(
           x!.backend,
         ),
       ],
+      webgpu: gpuReduce(kind),
     },
     jvp([x], [dx], params) {
       const y = bind1(self, [x!], params);
@@ -109,6 +111,7 @@ export const argmaxP: Primitive<ArgmaxParams> = {
         x!.backend,
       ),
     ],
+    webgpu: gpuArgmax,
   },
   ...zeroDerivativeRules(() => argmaxP),
   vmap(_n, [x], [d], { axis }) {

@@ -93,7 +93,7 @@ export const scanP: Primitive<ScanParams> = {
       ...outs.slice(p.numCarry).map((a) => ({ shape: [p.length, ...a.shape], dtype: a.dtype })),
     ];
   },
-  impl: { cpu: scanImpl },
+  impl: { cpu: scanImpl, webgpu: scanImpl },
   jvp(primals, tangents, p) {
     const [c, k, x] = split(primals, p.numConsts, p.numCarry) as [Array[], Array[], Array[]];
     const [dc, dk, dx] = split(tangents, p.numConsts, p.numCarry) as [Array[], Array[], Array[]];

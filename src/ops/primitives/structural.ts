@@ -16,6 +16,16 @@ import {
 import type { TypedArray } from "../dtype.js";
 import type { Primitive } from "../primitive.js";
 import { broadcastShapes, showShape, sizeOf } from "../shape.js";
+import {
+  gpuBroadcastTo,
+  gpuConcatenate,
+  gpuPad,
+  gpuReshape,
+  gpuScatterAdd,
+  gpuSlice,
+  gpuTake,
+  gpuTranspose,
+} from "../webgpu/structural.js";
 import { add, less, max, min, select } from "./elementwise.js";
 import {
   broadcastTo,
@@ -48,7 +58,10 @@ export const reshapeP: Primitive<ReshapeParams> = {
     return [{ shape, dtype: x!.dtype }];
   },
   // Arrays are immutable, so a reshape shares the buffer.
-  impl: { cpu: ([x], { shape }) => [fromHost(buf(x!), shape, x!.dtype, x!.backend)] },
+  impl: {
+    cpu: ([x], { shape }) => [fromHost(buf(x!), shape, x!.dtype, x!.backend)],
+    webgpu: gpuReshape,
+  },
   jvp([x], [dx], { shape }) {
     return [[reshape(x!, shape)], [reshape(dx!, shape)]];
   },
@@ -95,6 +108,7 @@ export const transposeP: Primitive<TransposeParams> = {
         x!.backend,
       ),
     ],
+    webgpu: gpuTranspose,
   },
   jvp([x], [dx], { perm }) {
     return [[transpose(x!, perm)], [transpose(dx!, perm)]];
@@ -128,6 +142,7 @@ export const broadcastToP: Primitive<BroadcastParams> = {
     cpu: ([x], { shape }) => [
       fromHost(broadcastKernel(buf(x!), x!.dtype, x!.shape, shape), shape, x!.dtype, x!.backend),
     ],
+    webgpu: gpuBroadcastTo,
   },
   jvp([x], [dx], { shape }) {
     return [[broadcastTo(x!, shape)], [broadcastTo(dx!, shape)]];
@@ -183,6 +198,7 @@ export const sliceP: Primitive<SliceParams> = {
         x!.backend,
       ),
     ],
+    webgpu: gpuSlice,
   },
   jvp([x], [dx], params) {
     return [[bind1(sliceP, [x!], params)], [bind1(sliceP, [dx!], params)]];
@@ -241,6 +257,7 @@ export const padP: Primitive<PadParams> = {
         ),
       ];
     },
+    webgpu: gpuPad,
   },
   jvp([x], [dx], params) {
     return [[bind1(padP, [x!], params)], [bind1(padP, [dx!], { ...params, value: 0 })]];
@@ -302,6 +319,7 @@ export const concatenateP: Primitive<ConcatenateParams> = {
         ),
       ];
     },
+    webgpu: gpuConcatenate,
   },
   jvp(xs, dxs, { axis }) {
     return [[concatenate(xs, axis)], [concatenate(dxs, axis)]];
@@ -365,6 +383,7 @@ export const takeP: Primitive<TakeParams> = {
         x!.backend,
       ),
     ],
+    webgpu: gpuTake,
   },
   jvp([x, idx], [dx], params) {
     return [[bind1(takeP, [x!, idx!], params)], [bind1(takeP, [dx!, idx!], params)]];
@@ -439,6 +458,7 @@ export const scatterAddP: Primitive<ScatterAddParams> = {
         ),
       ];
     },
+    webgpu: gpuScatterAdd,
   },
   jvp([u, idx], [du], params) {
     return [[bind1(scatterAddP, [u!, idx!], params)], [bind1(scatterAddP, [du!, idx!], params)]];

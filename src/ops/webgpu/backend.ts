@@ -1,0 +1,273 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend: storage is pooled GPU buffers, kernels are WGSL compute shaders (see
+ * kernels.ts). Every element is 4 bytes on the GPU: float32 as f32, int32 as i32, uint32 as u32
+ * and bool as a u32 holding 0 or 1 (converted to and from one byte per element on the host).
+ * float64 is refused: WGSL has no 64-bit floats.
+ *
+ * Memory. Users never dispose arrays. A `GpuBuf` owns one pooled GPUBuffer; arrays (a reshape
+ * shares its input's GpuBuf) hold it, and when the last array holding it becomes unreachable a
+ * FinalizationRegistry gives the GPUBuffer back to the pool, keyed by its size class (powers of
+ * two). Finalizers only run between tasks after a garbage collection, so a tight synchronous loop
+ * can outrun them: `np.scope(fn)` releases every buffer allocated inside `fn` that its result does
+ * not hold, eagerly (`scope` below). `poolStats()` reports the counters the memory test asserts.
+ *
+ * Cost model. Each kernel is one compute pass submitted at once (uploads with
+ * `queue.writeBuffer` are ordered with submissions, which makes buffer reuse from the pool safe
+ * without tracking fences). Dispatch overhead dominates small arrays; reading back
+ * (`await x.data()`) waits for the queue to drain, so a training loop should read back once per
+ * step (the loss), not per intermediate.
+ */
+import { NbiError } from "../../errors.js";
+import type { Backend } from "../backend.js";
+import type { DType, TypedArray } from "../dtype.js";
+import type { GpuContext, GpuDeviceInfo } from "./device.js";
+
+// GPUBufferUsage / GPUMapMode values (the globals are absent in Node unless installed).
+const MAP_READ = 1;
+const COPY_SRC = 4;
+const COPY_DST = 8;
+const STORAGE = 128;
+
+let context: GpuContext | null = null;
+
+export function setGpuContext(ctx: GpuContext): void {
+  context = ctx;
+}
+
+export function gpuInfo(): GpuDeviceInfo | null {
+  return context?.info ?? null;
+}
+
+export function gpuDevice(): GPUDevice {
+  if (!context) {
+    throw new NbiError(
+      'webgpu: the device is not initialised; call `await np.useBackend("webgpu")` first',
+    );
+  }
+  return context.device;
+}
+
+/** One pooled GPU buffer, shared by every array viewing the same data (reshape). */
+export class GpuBuf {
+  released = false;
+  constructor(
+    readonly buffer: GPUBuffer,
+    /** Capacity in bytes (the size class). */
+    readonly capacity: number,
+  ) {}
+}
+
+interface Held {
+  buffer: GPUBuffer;
+  capacity: number;
+}
+
+const free = new Map<number, GPUBuffer[]>();
+const counters = {
+  /** GPUBuffers ever created by the pool. */
+  created: 0,
+  /** Buffers handed out and not yet given back. */
+  inUse: 0,
+  /** Buffers waiting in the pool. */
+  free: 0,
+  /** Bytes of every buffer the pool owns (in use and free). */
+  bytes: 0,
+  /** Buffers given back by the FinalizationRegistry. */
+  reclaimedByGc: 0,
+  /** Buffers given back eagerly by np.scope. */
+  releasedByScope: 0,
+};
+
+function giveBack(held: Held): void {
+  let list = free.get(held.capacity);
+  if (!list) {
+    list = [];
+    free.set(held.capacity, list);
+  }
+  list.push(held.buffer);
+  counters.inUse--;
+  counters.free++;
+}
+
+const registry = new FinalizationRegistry<Held>((held) => {
+  counters.reclaimedByGc++;
+  giveBack(held);
+});
+
+function sizeClass(bytes: number): number {
+  let c = 16;
+  while (c < bytes) c *= 2;
+  return c;
+}
+
+/** Buffers allocated inside each active np.scope, innermost last. */
+const scopes: GpuBuf[][] = [];
+
+export function allocBuf(bytes: number): GpuBuf {
+  const capacity = sizeClass(bytes);
+  const list = free.get(capacity);
+  let buffer = list?.pop();
+  if (buffer) {
+    counters.free--;
+  } else {
+    buffer = gpuDevice().createBuffer({ size: capacity, usage: STORAGE | COPY_SRC | COPY_DST });
+    counters.created++;
+    counters.bytes += capacity;
+  }
+  counters.inUse++;
+  const buf = new GpuBuf(buffer, capacity);
+  registry.register(buf, { buffer, capacity }, buf);
+  scopes[scopes.length - 1]?.push(buf);
+  return buf;
+}
+
+/** Gives a buffer back now (np.scope, and short-lived kernel scratch). */
+export function releaseBuf(buf: GpuBuf): void {
+  if (buf.released) return;
+  buf.released = true;
+  registry.unregister(buf);
+  giveBack({ buffer: buf.buffer, capacity: buf.capacity });
+}
+
+/** The pool's counters (a snapshot). */
+export function poolStats(): Readonly<typeof counters> {
+  return { ...counters };
+}
+
+/** Destroys the pooled buffers nobody holds (frees GPU memory; they are re-created on demand). */
+export function trimPool(): void {
+  for (const list of free.values()) {
+    for (const b of list) {
+      counters.bytes -= b.size;
+      b.destroy();
+    }
+    counters.free -= list.length;
+    list.length = 0;
+  }
+}
+
+/**
+ * Runs `fn` and releases, when it returns, every GPU buffer allocated inside it that is not held
+ * by the arrays in `keep(result)`. Arrays created inside and not returned must not be used
+ * afterwards (using one throws). `fn` must be synchronous.
+ */
+export function runScoped<T>(fn: () => T, keep: (result: T) => GpuBuf[]): T {
+  const mine: GpuBuf[] = [];
+  scopes.push(mine);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const b of mine) releaseBuf(b);
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    throw new NbiError("scope: fn expected a synchronous function, got one returning a Promise");
+  }
+  const kept = new Set(keep(result));
+  const outer = scopes[scopes.length - 1];
+  for (const b of mine) {
+    if (kept.has(b)) outer?.push(b);
+    else if (!b.released) {
+      releaseBuf(b);
+      counters.releasedByScope++;
+    }
+  }
+  return result;
+}
+
+export function checkLive(buf: GpuBuf): GPUBuffer {
+  if (buf.released) {
+    throw new NbiError(
+      "webgpu: an array was used after the np.scope that created it ended (its buffer was " +
+        "released); return it from the scope's function to keep it",
+    );
+  }
+  return buf.buffer;
+}
+
+function refuseFloat64(fn: string): never {
+  throw new NbiError(
+    `${fn}: dtype float64 is not supported on the webgpu backend (WGSL has no 64-bit floats); ` +
+      'use float32, or run float64 work on the CPU backend (np.useBackend("cpu") or ' +
+      '{backend: "cpu"})',
+  );
+}
+
+export function checkGpuDType(fn: string, dtype: DType): void {
+  if (dtype === "float64") refuseFloat64(fn);
+}
+
+/** Host data in GPU layout (bool widened to u32). */
+function toGpuLayout(data: TypedArray, dtype: DType): Float32Array | Int32Array | Uint32Array {
+  if (dtype === "bool") return Uint32Array.from(data as Uint8Array);
+  if (dtype === "float32" && !(data instanceof Float32Array)) return Float32Array.from(data);
+  if (dtype === "int32" && !(data instanceof Int32Array)) return Int32Array.from(data);
+  if (dtype === "uint32" && !(data instanceof Uint32Array)) return Uint32Array.from(data);
+  return data as Float32Array | Int32Array | Uint32Array;
+}
+
+export function upload(data: TypedArray, dtype: DType): GpuBuf {
+  checkGpuDType("webgpu", dtype);
+  const host = toGpuLayout(data, dtype);
+  const buf = allocBuf(Math.max(4, host.byteLength));
+  if (host.byteLength > 0) {
+    gpuDevice().queue.writeBuffer(buf.buffer, 0, host.buffer, host.byteOffset, host.byteLength);
+  }
+  return buf;
+}
+
+async function download(buf: GpuBuf, dtype: DType, size: number): Promise<TypedArray> {
+  const bytes = size * 4;
+  const out = (() => {
+    switch (dtype) {
+      case "float32":
+        return new Float32Array(size);
+      case "int32":
+        return new Int32Array(size);
+      case "uint32":
+        return new Uint32Array(size);
+      case "bool":
+        return new Uint8Array(size);
+      default:
+        return refuseFloat64("data");
+    }
+  })();
+  if (size === 0) return out;
+  const device = gpuDevice();
+  const staging = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(checkLive(buf), 0, staging, 0, bytes);
+  device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(1);
+  const mapped = staging.getMappedRange();
+  if (dtype === "bool") {
+    const words = new Uint32Array(mapped);
+    for (let i = 0; i < size; i++) out[i] = words[i]! !== 0 ? 1 : 0;
+  } else {
+    new Uint8Array(out.buffer).set(new Uint8Array(mapped));
+  }
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+export const webgpuBackend: Backend = {
+  name: "webgpu",
+  fromHost(data: TypedArray, dtype: DType): unknown {
+    return upload(data, dtype);
+  },
+  read(buffer: unknown, dtype: DType, size: number): Promise<TypedArray> {
+    return download(buffer as GpuBuf, dtype, size);
+  },
+  readSync(): TypedArray {
+    throw new NbiError(
+      "dataSync: arrays on the webgpu backend can only be read asynchronously; use " +
+        "`await x.data()` (tolist, item and printing read synchronously too: read the data " +
+        'first, or move the array with `await np.toBackend(x, "cpu")`)',
+    );
+  },
+};
