@@ -10,6 +10,7 @@ import type { Array, ArrayLike } from "./array.js";
 import { array } from "./creation.js";
 import { type DType, isFloat } from "./dtype.js";
 import * as np from "./numpy.js";
+import * as ew from "./primitives/elementwise.js";
 import { shiftRightLogical } from "./primitives/elementwise.js";
 import { argsortP, randomBitsP } from "./primitives/random.js";
 import { checkShape, normalizeAxis } from "./shape.js";
@@ -109,8 +110,14 @@ export function randint(k: Array, shape: readonly number[], minval: number, maxv
   if (!Number.isInteger(minval) || !Number.isInteger(maxval) || maxval <= minval) {
     fail("random.randint", "minval, maxval", "integers with minval < maxval", [minval, maxval]);
   }
-  const u = unitUniform("random.randint", k, shape, "float64");
-  return np.astype(np.add(np.floor(np.mul(u, maxval - minval)), minval), "int32");
+  const range = maxval - minval;
+  if (range > 2 ** 32 - 1) fail("random.randint", "maxval - minval", "at most 2^32 - 1", range);
+  // bits mod range in uint32 (exact integer arithmetic on every backend, float64 not needed; the
+  // modulo bias is below range / 2^32), then shifted by minval with int32 wrap-around.
+  const bits32 = bits("random.randint", k, shape);
+  const r = np.astype(range, "uint32");
+  const rem = ew.sub(bits32, ew.mul(ew.div(bits32, r), r));
+  return np.add(np.astype(rem, "int32"), np.astype(minval, "int32"));
 }
 
 export function bernoulli(k: Array, p: ArrayLike = 0.5, shape?: readonly number[]): Array {

@@ -73,6 +73,21 @@ describe.skipIf(!webgpuAvailable())("webgpu backend", () => {
     expect(Array.from(g)).toEqual(Array.from(c));
   });
 
+  it("integer and categorical samplers give the same draws as the CPU (no float64 needed)", async () => {
+    const draw = () => [
+      random.randint(random.key(7), [64], -5, 7),
+      random.randint(random.key(8), [16], -(2 ** 31), 2 ** 31 - 1),
+      random.permutation(random.key(9), 20),
+    ];
+    await np.useBackend("webgpu");
+    const g = await Promise.all(draw().map((x) => x.data()));
+    await np.useBackend("cpu");
+    const c = draw().map((x) => x.dataSync());
+    g.forEach((v, i) => {
+      expect(Array.from(v)).toEqual(Array.from(c[i]!));
+    });
+  });
+
   it('"auto" says what it chose and why', async () => {
     await np.useBackend("auto");
     const info = np.backendInfo();
