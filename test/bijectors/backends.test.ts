@@ -18,7 +18,7 @@ import { testBackends } from "../helpers/backends.js";
 
 async function values(t: unknown): Promise<number[]> {
   const out: number[] = [];
-  for (const l of tree.leaves<Array>(t)) out.push(...Array.from(await l.data()));
+  for (const l of tree.leaves<Array>(t)) out.push(...globalThis.Array.from(await l.data()));
   return out;
 }
 
