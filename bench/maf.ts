@@ -4,7 +4,7 @@
  * a 32-bit LCG + Box–Muller; nothing is imported from there). θ dim 3, context dim 32, 5 MADE
  * blocks, loss = mean NLL, one step = loss + gradient + Adam. Prints steps/s (median step time)
  * eager and with `jit(step)`, and the held-out NLL after the timed steps as a correctness check.
- * Usage: npx tsx bench/maf.ts [--steps N] [--sizes small,big]
+ * Usage: npx tsx bench/maf.ts [--steps N] [--sizes small,big] [--backend cpu|webgpu]
  */
 import os from "node:os";
 import { type Array, jit, np, tree, valueAndGrad } from "../src/index.js";
@@ -153,7 +153,7 @@ function makeStep(masks: ReturnType<typeof makeMasks>) {
   };
 }
 
-function run(
+async function run(
   size: "small" | "big",
   mode: "eager" | "jit",
   steps: number,
@@ -178,7 +178,7 @@ function run(
     const [th, c] = batches[i % batches.length]!;
     const t0 = performance.now();
     const [loss, next] = step(state, th!, c!);
-    loss.item(); // synchronise, as the peers do
+    await loss.data(); // synchronise, as the peers do
     const dt = performance.now() - t0;
     if (i === 0) firstMs = dt;
     if (i >= warmup) times.push(dt);
@@ -186,12 +186,14 @@ function run(
   }
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)]!;
-  const testNll = nll(
-    state.params,
-    masks,
-    np.fromTypedArray(data.test.theta, [N_TEST, D]),
-    np.fromTypedArray(data.test.ctx, [N_TEST, C]),
-  ).item();
+  const testNll = (
+    await nll(
+      state.params,
+      masks,
+      np.fromTypedArray(data.test.theta, [N_TEST, D]),
+      np.fromTypedArray(data.test.ctx, [N_TEST, C]),
+    ).data()
+  )[0]!;
   return { median, firstMs, testNll };
 }
 
@@ -199,14 +201,17 @@ const args = process.argv.slice(2);
 const stepsArg = args.indexOf("--steps");
 const sizesArg = args.indexOf("--sizes");
 const sizes = (sizesArg >= 0 ? args[sizesArg + 1]! : "small,big").split(",") as ("small" | "big")[];
+const backendArg = args.indexOf("--backend");
+const backend = (backendArg >= 0 ? args[backendArg + 1]! : "cpu") as "cpu" | "webgpu";
+await np.useBackend(backend);
 const data = makeData();
 console.log(
-  `conditional-MAF step — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}`,
+  `conditional-MAF step on ${backend} — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}`,
 );
 for (const size of sizes) {
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : size === "small" ? 200 : 30;
   for (const mode of ["eager", "jit"] as const) {
-    const r = run(size, mode, steps, data);
+    const r = await run(size, mode, steps, data);
     console.log(
       `${size.padEnd(5)} ${mode.padEnd(5)} ${(1000 / r.median).toFixed(1).padStart(7)} steps/s  ` +
         `(median ${r.median.toFixed(2)} ms, first step ${r.firstMs.toFixed(0)} ms, held-out NLL after ${steps + Math.min(20, Math.ceil(steps / 4))} steps ${r.testNll.toFixed(4)})`,

@@ -96,3 +96,66 @@ report(
   (time(() => v1.add(1)) * 1e6).toFixed(2),
   "µs/op",
 );
+
+// ---------------------------------------------------------------------------------------------
+// WebGPU column (where an adapter exists; on lavapipe it measures a CPU-emulated GPU).
+
+async function timeAsync(
+  fn: () => Promise<unknown>,
+  minSeconds = quick ? 0.3 : 1,
+): Promise<number> {
+  for (let i = 0; i < 2; i++) await fn();
+  const samples: number[] = [];
+  const deadline = performance.now() + minSeconds * 1000;
+  while (performance.now() < deadline || samples.length < 3) {
+    const t0 = performance.now();
+    await fn();
+    samples.push((performance.now() - t0) / 1000);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
+}
+
+try {
+  await np.useBackend("webgpu");
+  const info = np.backendInfo();
+  console.log(`\nWebGPU (${JSON.stringify(info.choice?.adapter ?? "adapter")}):`);
+  const n = 256;
+  const a = np.fromTypedArray(
+    Float32Array.from({ length: n * n }, () => Math.random()),
+    [n, n],
+  );
+  const b = np.fromTypedArray(
+    Float32Array.from({ length: n * n }, () => Math.random()),
+    [n, n],
+  );
+  const reps = 20;
+  const s = await timeAsync(async () => {
+    let c = a;
+    for (let i = 0; i < reps; i++) c = np.matmul(a, b);
+    await c.data();
+  });
+  report(
+    "webgpu matmul float32 256×256 (20 per sync)",
+    ((2 * n ** 3 * reps) / s / 1e9).toFixed(2),
+    "GFLOP/s",
+  );
+  const big = np.fromTypedArray(
+    Float32Array.from({ length: size }, () => Math.random()),
+    [size],
+  );
+  const t = await timeAsync(async () => {
+    await np.add(big, big).data();
+  });
+  report("webgpu add float32 1M (incl. readback)", (size / t / 1e6).toFixed(0), "Melem/s");
+  const one = np.array([1]);
+  const chain = 200;
+  const d = await timeAsync(async () => {
+    let v = one;
+    for (let i = 0; i < chain; i++) v = np.add(v, one);
+    await v.data();
+  });
+  report("webgpu dispatch overhead (dependent adds)", ((d / chain) * 1e6).toFixed(1), "µs/kernel");
+} catch (e) {
+  console.log(`\nWebGPU column skipped: ${(e as Error).message.split("\n")[0]}`);
+}
