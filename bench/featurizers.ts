@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import * as featurizers from "../src/featurizers/index.js";
-import { type Array, np, random, valueAndGrad } from "../src/index.js";
+import { type Array, np, random, tree, valueAndGrad } from "../src/index.js";
 import { jit } from "../src/transforms/jit.js";
 
 const quick = process.argv.includes("--quick");
@@ -65,6 +65,35 @@ for (const size of sizes) {
   const jitted = jit(step);
   const compiled = timeSteps(() => jitted(params, x)[0].dataSync(), size.steps);
   console.log(`${`nbi jit cpu      ${label}`.padEnd(58)} ${fmt(compiled).padStart(10)} / step`);
+}
+
+// WebGPU (where an adapter exists): the small size only; parameters are initialised on the CPU
+// and moved, since initialisation reads values on the host.
+try {
+  await np.useBackend("webgpu");
+  await np.useBackend("cpu");
+  const size = sizes[0]!;
+  const net = featurizers.resnetGru({ dimIn: 1, dimOut: 32, depth: size.depth });
+  const [leaves, def] = tree.flatten<Array>(net.init(random.key(0)));
+  const params = tree.unflatten(
+    def,
+    await Promise.all(leaves.map((l) => np.toBackend(l, "webgpu"))),
+  ) as featurizers.ResNetGruParams;
+  const x = await np.toBackend(
+    random.normal(random.key(1), [size.batch, 1, size.length]),
+    "webgpu",
+  );
+  const loss = (p: featurizers.ResNetGruParams, xx: Array) => np.mean(np.square(net.apply(p, xx)));
+  const step = valueAndGrad(loss);
+  await step(params, x)[0].data();
+  const t0 = performance.now();
+  const reps = quick ? 1 : 3;
+  for (let i = 0; i < reps; i++) await step(params, x)[0].data();
+  const label = `batch ${size.batch}, length ${size.length}, depth ${size.depth}`;
+  const seconds = (performance.now() - t0) / 1000 / reps;
+  console.log(`${`nbi eager webgpu ${label}`.padEnd(58)} ${fmt(seconds).padStart(10)} / step`);
+} catch (e) {
+  console.log(`WebGPU: skipped (${(e as Error).message.split("\n")[0]})`);
 }
 
 const python = "/usr/bin/python3";
