@@ -20,7 +20,7 @@
  */
 import { NbiError } from "../../errors.js";
 import type { Backend } from "../backend.js";
-import type { DType, TypedArray } from "../dtype.js";
+import { allocate, type DType, type TypedArray } from "../dtype.js";
 import type { GpuContext, GpuDeviceInfo } from "./device.js";
 
 // GPUBufferUsage / GPUMapMode values (the globals are absent in Node unless installed).
@@ -222,20 +222,8 @@ export function upload(data: TypedArray, dtype: DType): GpuBuf {
 
 async function download(buf: GpuBuf, dtype: DType, size: number): Promise<TypedArray> {
   const bytes = size * 4;
-  const out = (() => {
-    switch (dtype) {
-      case "float32":
-        return new Float32Array(size);
-      case "int32":
-        return new Int32Array(size);
-      case "uint32":
-        return new Uint32Array(size);
-      case "bool":
-        return new Uint8Array(size);
-      default:
-        return refuseFloat64("data");
-    }
-  })();
+  if (dtype === "float64") refuseFloat64("data");
+  const out = allocate(dtype, size);
   if (size === 0) return out;
   const device = gpuDevice();
   const staging = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });

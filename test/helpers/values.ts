@@ -1,0 +1,83 @@
+/** Deterministic test values and pytree comparison shared by the transform suites. */
+import { expect } from "vitest";
+import { type DType, Array as NbiArray, np, tree } from "../../src/index.js";
+
+/** Deterministic uniform [0, 1) numbers (mulberry32). */
+export function uniforms(n: number, seed: number): number[] {
+  let s = seed >>> 0;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out.push(((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+export const sizeOf = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+
+export function fromValues(values: number[], shape: readonly number[], dtype: DType): NbiArray {
+  const data =
+    dtype === "float64"
+      ? Float64Array.from(values)
+      : dtype === "int32"
+        ? Int32Array.from(values)
+        : dtype === "bool"
+          ? Uint8Array.from(values)
+          : Float32Array.from(values);
+  return np.fromTypedArray(data, [...shape], { dtype });
+}
+
+/** Uniform values in [-scale, scale). */
+export function randn(shape: readonly number[], seed: number, dtype: DType = "float32", scale = 1) {
+  return fromValues(
+    uniforms(sizeOf(shape), seed).map((u) => (2 * u - 1) * scale),
+    shape,
+    dtype,
+  );
+}
+
+export interface Tol {
+  rtol?: number;
+  atol?: number;
+}
+
+/**
+ * Asserts two pytrees of arrays have one structure, equal shapes and dtypes, and close values
+ * (exactly equal for integer and bool leaves).
+ */
+export async function expectTreeClose(
+  actual: unknown,
+  expected: unknown,
+  tol: Tol = {},
+  label = "",
+) {
+  const rtol = tol.rtol ?? 1e-5;
+  const atol = tol.atol ?? 1e-6;
+  const [la, da] = tree.flatten<NbiArray>(actual);
+  const [le, de] = tree.flatten<NbiArray>(expected);
+  expect(tree.treeDefToString(da), `${label} structure`).toBe(tree.treeDefToString(de));
+  for (let i = 0; i < le.length; i++) {
+    const a = la[i]!;
+    const e = le[i]!;
+    const where = `${label} leaf ${i}`;
+    expect(a).toBeInstanceOf(NbiArray);
+    expect(a.shape, `${where} shape`).toEqual(e.shape);
+    expect(a.dtype, `${where} dtype`).toBe(e.dtype);
+    const av = await a.data();
+    const ev = await e.data();
+    const exact = a.dtype !== "float32" && a.dtype !== "float64";
+    const bad: string[] = [];
+    for (let k = 0; k < ev.length; k++) {
+      const x = Number(av[k]);
+      const y = Number(ev[k]);
+      const ok = exact
+        ? x === y
+        : (Number.isNaN(x) && Number.isNaN(y)) || Math.abs(x - y) <= atol + rtol * Math.abs(y);
+      if (!ok && bad.length < 5) bad.push(`[${k}] got ${x}, expected ${y}`);
+    }
+    expect(bad, where).toEqual([]);
+  }
+}
