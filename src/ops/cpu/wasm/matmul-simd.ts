@@ -111,7 +111,7 @@ export function wasmMatmulAvailable(): boolean {
 
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
-/** C = A·B for one pair of row-major float32 matrices, written into out at oOff. */
+/** out[oOff..] = A·B for one pair of row-major matrices. */
 export function matmul2dSimd(
   a: Float32Array | Float64Array,
   aOff: number,
@@ -123,38 +123,7 @@ export function matmul2dSimd(
   k: number,
   n: number,
 ): void {
-  const inst = getInstance()!;
-  const mp = roundUp(m, TILE_ROWS);
-  const np = roundUp(n, TILE_COLS);
-  const need = (mp * k + k * np + mp * np) * 4;
-  const have = inst.memory.buffer.byteLength;
-  if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
-  const mem = new Float32Array(inst.memory.buffer);
-  const aBase = 0;
-  const bBase = mp * k;
-  const cBase = bBase + k * np;
-  mem.set(a.subarray(aOff, aOff + m * k), aBase);
-  mem.fill(0, aBase + m * k, aBase + mp * k);
-  if (np === n) mem.set(b.subarray(bOff, bOff + k * n), bBase);
-  else {
-    for (let r = 0; r < k; r++) {
-      const dst = bBase + r * np;
-      mem.set(b.subarray(bOff + r * n, bOff + (r + 1) * n), dst);
-      mem.fill(0, dst + n, dst + np);
-    }
-  }
-  // Row blocks of A small enough to stay in L2 while every column strip of B streams past.
-  const block = Math.max(TILE_ROWS, Math.floor(32768 / Math.max(k, 1) / TILE_ROWS) * TILE_ROWS);
-  for (let r0 = 0; r0 < mp; r0 += block) {
-    const rows = Math.min(block, mp - r0);
-    inst.mm((aBase + r0 * k) * 4, bBase * 4, (cBase + r0 * np) * 4, rows, k, np);
-  }
-  if (np === n) out.set(mem.subarray(cBase, cBase + m * n), oOff);
-  else {
-    for (let r = 0; r < m; r++) {
-      out.set(mem.subarray(cBase + r * np, cBase + r * np + n), oOff + r * n);
-    }
-  }
+  gemmSimd(m, n, k, a, aOff, k, 1, b, bOff, n, 1, out, oOff, n, false);
 }
 
 /** Batched, broadcasting float32 matmul on the SIMD kernel: a [..., M, K] @ b [..., K, N]. */
@@ -228,8 +197,14 @@ export function gemmSimd(
   out: Float32Array | Float64Array,
   oOff: number,
   oRs: number,
+  /** false: overwrite the output block instead of adding to it. */
+  accumulate = true,
 ): void {
-  if (m === 0 || n === 0 || k === 0) return;
+  if (m === 0 || n === 0) return;
+  if (k === 0) {
+    if (!accumulate) for (let i = 0; i < m; i++) out.fill(0, oOff + i * oRs, oOff + i * oRs + n);
+    return;
+  }
   const inst = getInstance()!;
   const mp = roundUp(m, TILE_ROWS);
   const np = roundUp(n, TILE_COLS);
@@ -239,28 +214,38 @@ export function gemmSimd(
   const mem = new Float32Array(inst.memory.buffer);
   const bBase = mp * k;
   const cBase = bBase + k * np;
-  for (let i = 0; i < m; i++) {
-    const src = aOff + i * aRs;
-    const dst = i * k;
-    if (aCs === 1) mem.set(a.subarray(src, src + k), dst);
-    else for (let p = 0; p < k; p++) mem[dst + p] = a[src + p * aCs]!;
+  if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
+  else {
+    for (let i = 0; i < m; i++) {
+      const src = aOff + i * aRs;
+      const dst = i * k;
+      if (aCs === 1) mem.set(a.subarray(src, src + k), dst);
+      else for (let p = 0; p < k; p++) mem[dst + p] = a[src + p * aCs]!;
+    }
   }
   mem.fill(0, m * k, mp * k);
-  for (let p = 0; p < k; p++) {
-    const src = bOff + p * bRs;
-    const dst = bBase + p * np;
-    if (bCs === 1) mem.set(b.subarray(src, src + n), dst);
-    else for (let j = 0; j < n; j++) mem[dst + j] = b[src + j * bCs]!;
-    if (np > n) mem.fill(0, dst + n, dst + np);
-  }
+  if (bCs === 1 && bRs === n && np === n) mem.set(b.subarray(bOff, bOff + k * n), bBase);
+  else
+    for (let p = 0; p < k; p++) {
+      const src = bOff + p * bRs;
+      const dst = bBase + p * np;
+      if (bCs === 1) mem.set(b.subarray(src, src + n), dst);
+      else for (let j = 0; j < n; j++) mem[dst + j] = b[src + j * bCs]!;
+      if (np > n) mem.fill(0, dst + n, dst + np);
+    }
   const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
   for (let r0 = 0; r0 < mp; r0 += block) {
     const rows = Math.min(block, mp - r0);
     inst.mm(r0 * k * 4, bBase * 4, (cBase + r0 * np) * 4, rows, k, np);
   }
+  if (!accumulate && np === n && oRs === n) {
+    out.set(mem.subarray(cBase, cBase + m * n), oOff);
+    return;
+  }
   for (let i = 0; i < m; i++) {
     const src = cBase + i * np;
     const dst = oOff + i * oRs;
-    for (let j = 0; j < n; j++) out[dst + j]! += mem[src + j]!;
+    if (!accumulate) out.set(mem.subarray(src, src + n), dst);
+    else for (let j = 0; j < n; j++) out[dst + j]! += mem[src + j]!;
   }
 }
