@@ -35,4 +35,9 @@ export interface Primitive<P = unknown> {
   vmap(axisSize: number, vals: Array[], dims: BatchDim[], params: P): [Array[], BatchDim[]];
   /** Primitives with only integer/boolean outputs never carry gradients (comparisons, argmax). */
   readonly nonDifferentiable?: boolean;
+  /**
+   * For elementwise primitives: the scalar JS expression of the float computation over operands
+   * `a`, `b`, `c` (in order), which `jit` uses to fuse chains of them into one loop.
+   */
+  readonly fusion?: { readonly expr: string };
 }

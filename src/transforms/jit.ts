@@ -14,6 +14,7 @@ import { ConcreteArray } from "../ops/concrete-array.js";
 import * as np from "../ops/numpy.js";
 import type { BatchDim, Primitive } from "../ops/primitive.js";
 import { bind, Tracer } from "./core.js";
+import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
 import { evalJaxpr, type Jaxpr, jaxprToString, makeJaxpr, type Var } from "./jaxpr.js";
 import { jvpFlat } from "./jvp.js";
 import * as tree from "./tree.js";
@@ -31,6 +32,8 @@ interface Plan {
   inSlots: number[];
   steps: { eqnIndex: number; inputs: number[]; outputs: number[]; release: number[] }[];
   outSlots: number[];
+  /** Fused elementwise runs by their first equation (CPU only; others run equation by equation). */
+  fused: Map<number, { group: FusedGroup; inputs: number[]; outputs: number[] }>;
 }
 
 const plans = new WeakMap<Jaxpr, Plan>();
@@ -55,10 +58,17 @@ function planOf(jaxpr: Jaxpr): Plan {
   });
   const outSlots = jaxpr.outs.map(slotOf);
   const keep = new Set(outSlots);
+  const fused = new Map(
+    fuseElementwise(jaxpr).map((group) => [
+      group.start,
+      { group, inputs: group.inputs.map(slotOf), outputs: group.outputs.map(slotOf) },
+    ]),
+  );
   plan = {
     nSlots: slot.size,
     inSlots,
     outSlots,
+    fused,
     steps: jaxpr.eqns.map((e, k) => ({
       eqnIndex: k,
       inputs: e.inputs.map(slotOf),
@@ -80,7 +90,23 @@ function runPlan(jaxpr: Jaxpr, args: readonly ConcreteArray[]): ConcreteArray[] 
     slots[s] = args[i];
   });
   const backend = args[0]?.backend;
-  for (const step of plan.steps) {
+  for (let k = 0; k < plan.steps.length; k++) {
+    const fused = plan.fused.get(k);
+    if (fused) {
+      const inputs = fused.inputs.map((s) => slots[s]!);
+      if (inputs.every((x) => x.backend.name === "cpu")) {
+        const outs = runFused(fused.group, inputs);
+        fused.outputs.forEach((s, i) => {
+          slots[s] = outs[i];
+        });
+        for (let j = k; j < fused.group.end; j++) {
+          for (const s of plan.steps[j]!.release) slots[s] = undefined;
+        }
+        k = fused.group.end - 1;
+        continue;
+      }
+    }
+    const step = plan.steps[k]!;
     const eqn = jaxpr.eqns[step.eqnIndex]!;
     const inputs = step.inputs.map((s) => slots[s]!);
     // Same rule as eager evaluation: any WebGPU operand puts the equation on WebGPU.

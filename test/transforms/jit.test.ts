@@ -140,6 +140,21 @@ describe.each(testBackends())("jit (%s)", (backend) => {
     await close(grad(captured)(w), np.cos(w));
   });
 
+  it("fused elementwise chains give bit-identical results to eager evaluation", async () => {
+    const f = (x: Array, y: Array) =>
+      np
+        .where(np.greater(x, 0), np.tanh(x.mul(y).add(0.25)), np.exp(x).sub(1))
+        .mul(np.sqrt(y.abs()));
+    for (const dtype of ["float32", "float64"] as const) {
+      if (backend !== "cpu" && dtype === "float64") continue;
+      const x = random.normal(random.key(11), [7, 5], { dtype });
+      const y = random.normal(random.key(12), [7, 5], { dtype });
+      const eager = await f(x, y).data();
+      const fused = await jit(f)(x, y).data();
+      expect(globalThis.Array.from(fused)).toEqual(globalThis.Array.from(eager));
+    }
+  });
+
   it("prints its staged program", () => {
     const f = jit((x: Array) => np.exp(x).sum());
     const text = f.lower(np.ones([2])).toString();

@@ -69,6 +69,7 @@ interface UnarySpec {
 function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
+    fusion: { expr: spec.expr },
     abstractEval([x]) {
       if (!isFloat(x!.dtype) && spec.intExpr === undefined) {
         throw new NbiError(
@@ -228,6 +229,7 @@ function binaryKernel<P>(name: string, expr: string, intExpr: string, outDtype?:
 function binaryPrimitive(spec: BinarySpec): Primitive<Record<string, never>> {
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
+    fusion: { expr: spec.expr },
     abstractEval: binaryAbstractEval(spec.name),
     impl: { cpu: binaryKernel(spec.name, spec.expr, spec.intExpr), webgpu: gpuBinary(spec.name) },
     jvp([a, b], [da, db]) {
@@ -343,6 +345,7 @@ function comparePrimitive(name: CompareName, expr: string): Primitive<Record<str
   const self: Primitive<Record<string, never>> = {
     name,
     nonDifferentiable: true,
+    fusion: { expr },
     abstractEval: binaryAbstractEval(name, "bool"),
     impl: { cpu: binaryKernel(name, expr, expr, "bool"), webgpu: gpuBinary(name, "bool") },
     ...zeroDerivativeRules(() => self),
@@ -391,6 +394,7 @@ export const shiftRightLogical = (a: Array, b: Array) => bind1(shiftRightLogical
 
 export const selectP: Primitive<Record<string, never>> = {
   name: "select",
+  fusion: { expr: "a ? b : c" },
   abstractEval([c, x, y]) {
     if (c!.dtype !== "bool") {
       throw new NbiError(`where: condition expected a bool array, got dtype ${c!.dtype}`);
