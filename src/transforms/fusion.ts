@@ -7,7 +7,7 @@
 import type { ConcreteArray } from "../ops/concrete-array.js";
 import { fromHost } from "../ops/concrete-array.js";
 import { allocate, type DType, type TypedArray } from "../ops/dtype.js";
-import { type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
+import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
 import type { Jaxpr, Var } from "./jaxpr.js";
 
 export interface FusedGroup {
@@ -20,6 +20,13 @@ export interface FusedGroup {
   run: (inputs: TypedArray[], outputs: TypedArray[], n: number) => void;
 }
 
+/** NumPy broadcasting of `from` to exactly `to` (trailing-aligned, size-1 axes expand). */
+function broadcastsTo(from: Shape, to: Shape): boolean {
+  if (from.length > to.length) return false;
+  const offset = to.length - from.length;
+  return from.every((d, i) => d === 1 || d === to[offset + i]);
+}
+
 const FUSIBLE_DTYPES: ReadonlySet<DType> = new Set(["float32", "float64", "bool"]);
 
 function fusible(jaxpr: Jaxpr, k: number): boolean {
@@ -28,14 +35,10 @@ function fusible(jaxpr: Jaxpr, k: number): boolean {
   const out = e.outBinders[0]!.aval;
   if (!FUSIBLE_DTYPES.has(out.dtype)) return false;
   const n = sizeOf(out.shape);
-  return e.inputs.every((v) => {
-    const size = sizeOf(v.aval.shape);
-    return (
-      FUSIBLE_DTYPES.has(v.aval.dtype) &&
-      (size === 1 || shapesEqual(v.aval.shape, out.shape)) &&
-      n > 0
-    );
-  });
+  return (
+    n > 0 &&
+    e.inputs.every((v) => FUSIBLE_DTYPES.has(v.aval.dtype) && broadcastsTo(v.aval.shape, out.shape))
+  );
 }
 
 /** Finds the fusible runs of a jaxpr and generates their loops. */
@@ -84,6 +87,7 @@ function compile(
   const inputName = new Map<Var, string>();
   const hoisted: string[] = [];
   const body: string[] = [];
+  const maps: Int32Array[] = [];
   const operand = (v: Var): string => {
     const local = produced.get(v);
     if (local) return local;
@@ -94,6 +98,11 @@ function compile(
       if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) {
         name = `s${i}`;
         hoisted.push(`const s${i} = I[${i}][0];`);
+      } else if (!shapesEqual(v.aval.shape, shape)) {
+        // A broadcast operand reads through an index map computed once, when the jaxpr is planned.
+        name = `I${i}[M${i}[i]]`;
+        hoisted.push(`const I${i} = I[${i}]; const M${i} = maps[${i}];`);
+        maps[i] = broadcastIndexMap(v.aval.shape, shape)!;
       } else {
         name = `I${i}[i]`;
         hoisted.push(`const I${i} = I[${i}];`);
@@ -127,7 +136,8 @@ function compile(
     ...body,
     "}",
   ].join("\n");
-  const run = new Function("I", "O", "n", source) as FusedGroup["run"];
+  const loop = new Function("I", "O", "n", "maps", source);
+  const run: FusedGroup["run"] = (ins, outs, n) => loop(ins, outs, n, maps);
   return { start, end, inputs, outputs, shape, run };
 }
 

@@ -144,7 +144,10 @@ describe.each(testBackends())("jit (%s)", (backend) => {
     const f = (x: Array, y: Array) =>
       np
         .where(np.greater(x, 0), np.tanh(x.mul(y).add(0.25)), np.exp(x).sub(1))
-        .mul(np.sqrt(y.abs()));
+        .mul(np.sqrt(y.abs()))
+        // a row [5] and a column [7, 1] broadcast against [7, 5]
+        .add(np.sin(np.arange(5).astype(x.dtype)))
+        .mul(np.cos(np.arange(7).astype(x.dtype)).reshape([7, 1]));
     for (const dtype of ["float32", "float64"] as const) {
       if (backend !== "cpu" && dtype === "float64") continue;
       const x = random.normal(random.key(11), [7, 5], { dtype });
