@@ -149,25 +149,31 @@ function ks(a: number[], b: number[]): number {
   return d;
 }
 
+/** Trains a flow by Adam on consecutive batches of 256 rows of `data` (one pass, under jit). */
+function trainFlow(flow: bij.Flow, key: Array, data: Array, steps: number): bij.FlowParams {
+  let params = flow.init(key);
+  const opt = optim.adam(optim.cosineWarmRestarts({ init: 1e-2, period: steps, min: 1e-3 }));
+  let state = opt.init(params);
+  const loss = (p: bij.FlowParams, x: Array) => np.neg(np.mean(flow.logProb(p, x)));
+  const step = jit((p: bij.FlowParams, s: typeof state, x: Array) => {
+    const [l, g] = valueAndGrad(loss)(p, x);
+    const { updates, state: next } = opt.update(g, s, p);
+    return { params: optim.applyUpdates(p, updates), state: next, loss: l };
+  });
+  for (let t = 0; t < steps; t++) {
+    const r = step(params, state, np.slice(data, [t * 256, (t + 1) * 256]));
+    params = r.params;
+    state = r.state;
+  }
+  return params;
+}
+
 describe("training a MAF with grad + Adam (cpu, fixed key)", () => {
   useTestBackend("cpu");
   it("reaches the banana's entropy within 0.05 nats, and its samples pass two-sample KS tests", () => {
     const flow = bij.maf({ nDims: 2, flowHidden: 32, numBlocks: 2 });
-    let params = flow.init(random.key(0));
-    const opt = optim.adam(optim.cosineWarmRestarts({ init: 1e-2, period: 400, min: 1e-3 }));
-    let state = opt.init(params);
+    const params = trainFlow(flow, random.key(0), banana(random.key(1), 400 * 256), 400);
     const loss = (p: bij.FlowParams, x: Array) => np.neg(np.mean(flow.logProb(p, x)));
-    const step = jit((p: bij.FlowParams, s: typeof state, x: Array) => {
-      const [l, g] = valueAndGrad(loss)(p, x);
-      const { updates, state: next } = opt.update(g, s, p);
-      return { params: optim.applyUpdates(p, updates), state: next, loss: l };
-    });
-    const data = banana(random.key(1), 400 * 256);
-    for (let t = 0; t < 400; t++) {
-      const r = step(params, state, np.slice(data, [t * 256, (t + 1) * 256]));
-      params = r.params;
-      state = r.state;
-    }
     const test = banana(random.key(2), 20000);
     const nll = loss(params, test).item();
     // Held-out NLL estimates the cross-entropy H(p) + KL(p‖q) ≥ H(p); 20000 draws give a standard
@@ -205,21 +211,7 @@ describe("a MAF with nbi's mixture-of-Gaussians block on a 2-D mixture (cpu, fix
   useTestBackend("cpu");
   it("samples from the trained flow pass two-sample KS tests against the mixture", () => {
     const flow = bij.maf({ nDims: 2, flowHidden: 32, numBlocks: 2, nMog: 2 });
-    let params = flow.init(random.key(10));
-    const opt = optim.adam(optim.cosineWarmRestarts({ init: 1e-2, period: 500, min: 1e-3 }));
-    let state = opt.init(params);
-    const loss = (p: bij.FlowParams, x: Array) => np.neg(np.mean(flow.logProb(p, x)));
-    const step = jit((p: bij.FlowParams, s: typeof state, x: Array) => {
-      const [l, g] = valueAndGrad(loss)(p, x);
-      const { updates, state: next } = opt.update(g, s, p);
-      return { params: optim.applyUpdates(p, updates), state: next, loss: l };
-    });
-    const data = mixture(random.key(11), 500 * 256);
-    for (let t = 0; t < 500; t++) {
-      const r = step(params, state, np.slice(data, [t * 256, (t + 1) * 256]));
-      params = r.params;
-      state = r.state;
-    }
+    const params = trainFlow(flow, random.key(10), mixture(random.key(11), 500 * 256), 500);
     const n = 2000;
     const fromFlow = flow.sample(params, random.key(12), n).tolist() as number[][];
     const fromTarget = mixture(random.key(13), n).tolist() as number[][];

@@ -1,22 +1,9 @@
 /** Deterministic test values and pytree comparison shared by the transform suites. */
 import { expect } from "vitest";
 import { type DType, Array as NbiArray, np, tree } from "../../src/index.js";
+import { sizeOf, uniforms } from "./finite-diff.js";
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-export function uniforms(n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out.push(((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
-}
-
-export const sizeOf = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+export { sizeOf, uniforms };
 
 export function fromValues(values: number[], shape: readonly number[], dtype: DType): NbiArray {
   const data =
