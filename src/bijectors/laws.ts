@@ -117,6 +117,30 @@ function jacobians(b: Bijector, x: Array, context?: Array): number[][] {
   });
 }
 
+/** Both directions of `b`, run through a function transform (vmap, jit), equal the plain calls. */
+function agreesUnder(
+  law: string,
+  label: string,
+  transform: <A extends unknown[], R>(f: (...args: A) => R) => (...args: A) => R,
+  b: Bijector,
+  x: Array,
+  options?: LawOptions,
+): void {
+  const [rtol, atol] = tolerances(x, options);
+  const c = options?.context;
+  const y = b.forward(x, c);
+  for (const dir of ["forwardAndLogDet", "inverseAndLogDet"] as const) {
+    const input = dir === "forwardAndLogDet" ? x : y;
+    const [v, ld] = b[dir](input, c);
+    const [tv, tld] =
+      c === undefined
+        ? transform((xi: Array) => b[dir](xi))(input)
+        : transform((xi: Array, ci: Array) => b[dir](xi, ci))(input, c);
+    expectClose(law, b, `${label}(${dir}) value`, tv, v, rtol, atol);
+    expectClose(law, b, `${label}(${dir}) log-det`, tld, ld, rtol, atol);
+  }
+}
+
 export const bijectorLaws = {
   /** inverse(forward(x)) ≈ x, and the derived methods agree with forwardAndLogDet/inverseAndLogDet. */
   roundTrip(b: Bijector, x: Array, options?: LawOptions): void {
@@ -206,36 +230,12 @@ export const bijectorLaws = {
 
   /** vmap over rows of forwardAndLogDet and inverseAndLogDet equals the batched call. */
   vmapAgrees(b: Bijector, x: Array, options?: LawOptions): void {
-    const [rtol, atol] = tolerances(x, options);
-    const c = options?.context;
-    const y = b.forward(x, c);
-    for (const dir of ["forwardAndLogDet", "inverseAndLogDet"] as const) {
-      const input = dir === "forwardAndLogDet" ? x : y;
-      const [v, ld] = b[dir](input, c);
-      const [vv, vld] =
-        c === undefined
-          ? vmap((xi: Array) => b[dir](xi))(input)
-          : vmap((xi: Array, ci: Array) => b[dir](xi, ci))(input, c);
-      expectClose("vmapAgrees", b, `vmap(${dir}) value`, vv, v, rtol, atol);
-      expectClose("vmapAgrees", b, `vmap(${dir}) log-det`, vld, ld, rtol, atol);
-    }
+    agreesUnder("vmapAgrees", "vmap", vmap, b, x, options);
   },
 
   /** jit(forwardAndLogDet) and jit(inverseAndLogDet) equal the eager calls. */
   jitAgrees(b: Bijector, x: Array, options?: LawOptions): void {
-    const [rtol, atol] = tolerances(x, options);
-    const c = options?.context;
-    const y = b.forward(x, c);
-    for (const dir of ["forwardAndLogDet", "inverseAndLogDet"] as const) {
-      const input = dir === "forwardAndLogDet" ? x : y;
-      const [v, ld] = b[dir](input, c);
-      const [jv, jld] =
-        c === undefined
-          ? jit((xi: Array) => b[dir](xi))(input)
-          : jit((xi: Array, ci: Array) => b[dir](xi, ci))(input, c);
-      expectClose("jitAgrees", b, `jit(${dir}) value`, jv, v, rtol, atol);
-      expectClose("jitAgrees", b, `jit(${dir}) log-det`, jld, ld, rtol, atol);
-    }
+    agreesUnder("jitAgrees", "jit", jit, b, x, options);
   },
 
   /**

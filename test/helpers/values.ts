@@ -68,3 +68,26 @@ export async function expectTreeClose(
     expect(bad, where).toEqual([]);
   }
 }
+
+/** Central finite differences (float64): d f(x) / d x with shape out.shape ++ x.shape. */
+export function fdJacobian(f: (x: NbiArray) => NbiArray, x: NbiArray, h = 1e-6): NbiArray {
+  const base = globalThis.Array.from(x.dataSync());
+  const cols: number[][] = [];
+  let outShape: readonly number[] = [];
+  for (let i = 0; i < base.length; i++) {
+    const plus = [...base];
+    const minus = [...base];
+    plus[i]! += h;
+    minus[i]! -= h;
+    const fp = f(fromValues(plus, x.shape, "float64"));
+    const fm = f(fromValues(minus, x.shape, "float64"));
+    outShape = fp.shape;
+    const vm = fm.dataSync();
+    cols.push(globalThis.Array.from(fp.dataSync(), (v, k) => (v - vm[k]!) / (2 * h)));
+  }
+  const data: number[] = [];
+  for (let o = 0; o < sizeOf(outShape); o++) {
+    for (let i = 0; i < base.length; i++) data.push(cols[i]![o]!);
+  }
+  return fromValues(data, [...outShape, ...x.shape], "float64");
+}

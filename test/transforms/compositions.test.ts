@@ -25,6 +25,7 @@ import {
 import { testBackends, useTestBackend } from "../helpers/backends.js";
 import {
   expectTreeClose,
+  fdJacobian,
   fromValues,
   randn,
   sizeOf,
@@ -89,29 +90,6 @@ function stackLoop(
     mapped.map((m) => (m ? 0 : null)),
     0,
   );
-}
-
-/** Central finite differences (float64): d f(x) / d x with shape out.shape ++ x.shape. */
-function fdJacobian(f: (x: NbiArray) => NbiArray, x: NbiArray, h = 1e-6): NbiArray {
-  const base = Array.from(x.dataSync());
-  const cols: number[][] = [];
-  let outShape: readonly number[] = [];
-  for (let i = 0; i < base.length; i++) {
-    const plus = [...base];
-    const minus = [...base];
-    plus[i]! += h;
-    minus[i]! -= h;
-    const fp = f(fromValues(plus, x.shape, "float64"));
-    const fm = f(fromValues(minus, x.shape, "float64"));
-    outShape = fp.shape;
-    const vp = fp.dataSync();
-    const vm = fm.dataSync();
-    cols.push(Array.from(vp, (v, k) => (v - vm[k]!) / (2 * h)));
-  }
-  const m = sizeOf(outShape);
-  const data: number[] = [];
-  for (let o = 0; o < m; o++) for (let i = 0; i < base.length; i++) data.push(cols[i]![o]!);
-  return fromValues(data, [...outShape, ...x.shape], "float64");
 }
 
 /** The Hessian of a scalar function by nested central differences of its values (float64). */

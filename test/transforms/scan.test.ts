@@ -19,7 +19,7 @@ import {
   vmap,
 } from "../../src/index.js";
 import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
-import { expectTreeClose, fromValues, randn, sizeOf } from "../helpers/values.js";
+import { expectTreeClose, fdJacobian, randn } from "../helpers/values.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -56,29 +56,6 @@ function loopScan<C, X, Y>(
   const [first, yDef] = tree.flatten<NbiArray>(ys[0]);
   const stacked = first.map((_, k) => np.stack(ys.map((y) => tree.leaves<NbiArray>(y)[k]!)));
   return [carry, tree.unflatten(yDef, stacked) as Y];
-}
-
-/** Central finite differences (float64): d f(x) / d x with shape out.shape ++ x.shape. */
-function fdJacobian(f: (x: NbiArray) => NbiArray, x: NbiArray, h = 1e-6): NbiArray {
-  const base = Array.from(x.dataSync());
-  const cols: number[][] = [];
-  let outShape: readonly number[] = [];
-  for (let i = 0; i < base.length; i++) {
-    const plus = [...base];
-    const minus = [...base];
-    plus[i]! += h;
-    minus[i]! -= h;
-    const fp = f(fromValues(plus, x.shape, "float64"));
-    const fm = f(fromValues(minus, x.shape, "float64"));
-    outShape = fp.shape;
-    const vm = fm.dataSync();
-    cols.push(Array.from(fp.dataSync(), (v, k) => (v - vm[k]!) / (2 * h)));
-  }
-  const data: number[] = [];
-  for (let o = 0; o < sizeOf(outShape); o++) {
-    for (let i = 0; i < base.length; i++) data.push(cols[i]![o]!);
-  }
-  return fromValues(data, [...outShape, ...x.shape], "float64");
 }
 
 // ---------------------------------------------------------------------------------------------
