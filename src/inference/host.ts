@@ -1,0 +1,67 @@
+/**
+ * Host-side randomness and numerics for the inference layer. Priors, data splits, noise on stored
+ * simulations and importance weights are small float64 computations that must be exact and
+ * reproducible whatever backend trains the network, so they run on the CPU backend from keys that
+ * live there. Every draw still comes from an explicit Threefry key (`random`), never Math.random.
+ */
+import { fail } from "../errors.js";
+import type { Array } from "../ops/array.js";
+import { defaultBackend, setDefaultBackend } from "../ops/backend.js";
+import * as random from "../ops/random.js";
+
+/** Runs `fn` with the CPU backend as the default (restoring the previous default afterwards). */
+export function onCpu<T>(fn: () => T): T {
+  const previous = defaultBackend().name;
+  if (previous === "cpu") return fn();
+  setDefaultBackend("cpu");
+  try {
+    return fn();
+  } finally {
+    setDefaultBackend(previous);
+  }
+}
+
+/** A PRNG key on the CPU backend from an integer seed. */
+export function hostKey(seed: number): Array {
+  return onCpu(() => random.key(seed));
+}
+
+/** `n` independent keys derived from `key` (on the CPU backend). */
+export function splitKeys(key: Array, n: number): Array[] {
+  return onCpu(() => random.splitList(key, n));
+}
+
+/**
+ * The `index`-th of a family of keys derived from `key`: keyAt(k, i) is the same key whatever
+ * other indices are asked for, so round r's draws do not depend on how many rounds run.
+ */
+export function keyAt(key: Array, index: number): Array {
+  if (!Number.isInteger(index) || index < 0) fail("keyAt", "index", "a non-negative integer", index);
+  return onCpu(() => random.splitList(key, index + 1)[index]!);
+}
+
+/** n uniforms on [0, 1) in float64. */
+export function uniforms(key: Array, n: number): Float64Array {
+  if (n === 0) return new Float64Array(0);
+  return onCpu(() => random.uniform(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;
+}
+
+/** n standard normals in float64. */
+export function normals(key: Array, n: number): Float64Array {
+  if (n === 0) return new Float64Array(0);
+  return onCpu(() => random.normal(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;
+}
+
+/** A uniformly random permutation of 0..n−1 (Fisher–Yates driven by one key). */
+export function permutation(key: Array, n: number): Int32Array {
+  const u = uniforms(key, n);
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(u[i]! * (i + 1));
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
