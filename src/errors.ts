@@ -14,6 +14,11 @@ export function fail(fn: string, argument: string, expected: string, got: unknow
   throw new NbiError(`${fn}: ${argument} expected ${expected}, got ${describe(got)}`);
 }
 
+/** As `fail`, with `got` already written as text (e.g. "3 numbers"). */
+export function failText(fn: string, argument: string, expected: string, got: string): never {
+  throw new NbiError(`${fn}: ${argument} expected ${expected}, got ${got}`);
+}
+
 /** A short, readable description of any value for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return "null";

@@ -36,7 +36,8 @@ export function splitKeys(key: Array, n: number): Array[] {
  * other indices are asked for, so round r's draws do not depend on how many rounds run.
  */
 export function keyAt(key: Array, index: number): Array {
-  if (!Number.isInteger(index) || index < 0) fail("keyAt", "index", "a non-negative integer", index);
+  if (!Number.isInteger(index) || index < 0)
+    fail("keyAt", "index", "a non-negative integer", index);
   return onCpu(() => random.splitList(key, index + 1)[index]!);
 }
 

@@ -1,0 +1,103 @@
+/**
+ * Network checkpoints as safetensors files: every parameter leaf named by its pytree path
+ * (`flow.blocks[0].layers[1].w`), plus the standardisation scales (`scales.xMean`, ...) in float64.
+ * Python reads them with `safetensors.numpy.load_file`.
+ */
+import { NbiError } from "../errors.js";
+import type { Array } from "../ops/array.js";
+import * as np from "../ops/np.js";
+import * as tree from "../transforms/tree.js";
+import type { PosteriorParams, Scales } from "./posterior.js";
+import { readSafetensors, type Tensor, writeSafetensors } from "./safetensors.js";
+import type { Checkpoint } from "./snpe.js";
+
+const SCALE_KEYS = ["xMean", "xStd", "thetaMean", "thetaStd"] as const;
+
+/** The leaves of a parameter tree as named float32 tensors (read back from any backend). */
+export async function paramsToTensors(params: PosteriorParams): Promise<Record<string, Tensor>> {
+  const names = tree.paths(params);
+  const leaves = tree.leaves<Array>(params);
+  const out: Record<string, Tensor> = {};
+  for (let i = 0; i < leaves.length; i++) {
+    const leaf = leaves[i]!;
+    const data = await leaf.data();
+    out[names[i]!] = {
+      dtype: leaf.dtype === "float64" ? "F64" : "F32",
+      shape: [...leaf.shape],
+      data:
+        leaf.dtype === "float64"
+          ? (data as Float64Array)
+          : Float32Array.from(data as ArrayLike<number>),
+    };
+  }
+  return out;
+}
+
+/** Fills a parameter tree shaped like `template` from named tensors, checking names and shapes. */
+export function tensorsToParams<T>(
+  template: T,
+  tensors: Record<string, Tensor>,
+  source: string,
+): T {
+  const names = tree.paths(template);
+  const [leaves, def] = tree.flatten<Array>(template);
+  const filled = leaves.map((leaf, i) => {
+    const name = names[i]!;
+    const t = tensors[name];
+    if (!t) {
+      throw new NbiError(
+        `load: ${source} expected a tensor named ${name} (shape [${leaf.shape.join(", ")}]) for this network, ` +
+          "found none; was it saved from a network with the same flow and featurizer configs?",
+      );
+    }
+    if (t.shape.length !== leaf.shape.length || t.shape.some((s, j) => s !== leaf.shape[j])) {
+      throw new NbiError(
+        `load: ${source} tensor ${name} expected shape [${leaf.shape.join(", ")}], got [${t.shape.join(", ")}]`,
+      );
+    }
+    return np.reshape(np.array(t.data as Float32Array, { dtype: leaf.dtype }), [...leaf.shape]);
+  });
+  return tree.unflatten(def, filled) as T;
+}
+
+export function scalesToTensors(scales: Scales): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const k of SCALE_KEYS)
+    out[`scales.${k}`] = { dtype: "F64", shape: [scales[k].length], data: scales[k] };
+  return out;
+}
+
+export function tensorsToScales(tensors: Record<string, Tensor>, source: string): Scales {
+  const get = (k: string) => {
+    const t = tensors[`scales.${k}`];
+    if (!t) throw new NbiError(`load: ${source} expected a tensor named scales.${k}, found none`);
+    return Float64Array.from(t.data as ArrayLike<number>);
+  };
+  return {
+    xMean: get("xMean"),
+    xStd: get("xStd"),
+    thetaMean: get("thetaMean"),
+    thetaStd: get("thetaStd"),
+  };
+}
+
+export async function saveCheckpoint(
+  path: string,
+  checkpoint: Checkpoint,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  const tensors = {
+    ...(await paramsToTensors(checkpoint.params)),
+    ...scalesToTensors(checkpoint.scales),
+  };
+  await writeSafetensors(path, tensors, { format: "nbi-checkpoint", ...metadata });
+}
+
+/** Loads a checkpoint into a tree shaped like `template`, on the default backend. */
+export async function loadCheckpoint(path: string, template: PosteriorParams): Promise<Checkpoint> {
+  const { tensors } = await readSafetensors(path);
+  return {
+    params: tensorsToParams(template, tensors, path),
+    scales: tensorsToScales(tensors, path),
+  };
+}

@@ -1,0 +1,335 @@
+/**
+ * The surrogate posterior q(θ | x): a featurizer that turns an observation into a context vector
+ * and a conditional flow over standardised parameters. Observations enter as [batch, channels,
+ * length] (a 1-D simulator output of length L is one channel); data and parameters are
+ * standardised with scales fixed per round and saved with the model, and log-densities are
+ * reported in the user's units (the flow's density minus Σ log σθ), so importance weights and
+ * evidences are exact.
+ */
+import { type Flow, type FlowParams, maf, nsf } from "../bijectors/flows.js";
+import { fail, NbiError } from "../errors.js";
+import { type FeaturizerConfig, resolve } from "../featurizers/registry.js";
+import type { Featurizer } from "../featurizers/types.js";
+import type { Array } from "../ops/array.js";
+import { defaultBackend } from "../ops/backend.js";
+import * as np from "../ops/np.js";
+import * as random from "../ops/random.js";
+import { jit } from "../transforms/jit.js";
+import * as tree from "../transforms/tree.js";
+import { onCpu } from "./host.js";
+
+/** nbi's flow hyperparameters (camelCase), plus the transformer type. */
+export interface FlowConfig {
+  nDims: number;
+  type?: "maf" | "nsf";
+  flowHidden?: number;
+  numBlocks?: number;
+  hiddenLayers?: number;
+  nMog?: number;
+  permSeed?: number;
+}
+
+export interface PosteriorParams {
+  readonly featurizer: unknown;
+  readonly flow: FlowParams;
+}
+
+/** Standardisation: per data channel and per parameter. */
+export interface Scales {
+  readonly xMean: Float64Array;
+  readonly xStd: Float64Array;
+  readonly thetaMean: Float64Array;
+  readonly thetaStd: Float64Array;
+}
+
+export interface PosteriorNetwork {
+  readonly flow: Flow;
+  readonly featurizer: Featurizer;
+  readonly nDims: number;
+  /** [channels, length] as the featurizer sees one observation. */
+  readonly inputShape: readonly [number, number];
+  /** Numbers per simulation (channels × length). */
+  readonly dataSize: number;
+  /** log q(θs | xs) in standardised units: xs [B, C, L], θs [B, d] → [B]. Traceable. */
+  logProbStd(params: PosteriorParams, xs: Array, thetas: Array): Array;
+  /** Context vectors [B, F] for standardised observations [B, C, L]. Traceable. */
+  context(params: PosteriorParams, xs: Array): Array;
+}
+
+const FLOW_KEYS = ["nDims", "type", "flowHidden", "numBlocks", "hiddenLayers", "nMog", "permSeed"];
+
+/** Builds the flow from a config (camelCase; nbi's snake_case keys get a hint). */
+export function flowFromConfig(config: FlowConfig, contextDim: number): Flow {
+  if (typeof config !== "object" || config === null) {
+    fail("NBI", "flow", "a flow config such as { nDims: 3, flowHidden: 64, numBlocks: 5 }", config);
+  }
+  for (const k of Object.keys(config)) {
+    if (!FLOW_KEYS.includes(k)) {
+      const camel = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+      const hint = FLOW_KEYS.includes(camel) ? ` (did you mean ${camel}?)` : "";
+      throw new NbiError(
+        `NBI: flow.${k} is not a flow option${hint}; expected some of ${FLOW_KEYS.join(", ")}`,
+      );
+    }
+  }
+  const { type = "maf", ...options } = config;
+  if (type === "maf") return maf({ ...options, contextDim });
+  if (type === "nsf") return nsf({ ...options, contextDim });
+  return fail("NBI", "flow.type", '"maf" or "nsf"', type);
+}
+
+/**
+ * The surrogate network for observations of `dataShape` ([L] or [C, L]) and `nDims` parameters.
+ */
+export function posteriorNetwork(
+  flowSpec: FlowConfig | Flow,
+  featurizerSpec: FeaturizerConfig | Featurizer,
+  dataShape: readonly number[],
+): PosteriorNetwork {
+  if (dataShape.length < 1 || dataShape.length > 2 || dataShape.some((d) => !(d >= 1))) {
+    fail("NBI", "dataShape", "[length] or [channels, length]", dataShape);
+  }
+  const inputShape: [number, number] =
+    dataShape.length === 1 ? [1, dataShape[0]!] : [dataShape[0]!, dataShape[1]!];
+  const featurizer = resolve(featurizerSpec);
+  const flow =
+    typeof (flowSpec as Flow).logProb === "function"
+      ? (flowSpec as Flow)
+      : flowFromConfig(flowSpec as FlowConfig, featurizer.dimOut);
+  if (flow.contextDim !== featurizer.dimOut) {
+    throw new NbiError(
+      `NBI: flow.contextDim expected the featurizer's dimOut (${featurizer.dimOut}), got ${flow.contextDim}`,
+    );
+  }
+  const context = (params: PosteriorParams, xs: Array) => featurizer.apply(params.featurizer, xs);
+  return {
+    flow,
+    featurizer,
+    nDims: flow.nDims,
+    inputShape,
+    dataSize: inputShape[0] * inputShape[1],
+    context,
+    logProbStd: (params, xs, thetas) => flow.logProb(params.flow, thetas, context(params, xs)),
+  };
+}
+
+/**
+ * Fresh parameters on the default backend. Initialisers read values on the host, so they run on
+ * the CPU and the result moves to the default backend.
+ */
+export async function initPosterior(net: PosteriorNetwork, key: Array): Promise<PosteriorParams> {
+  const params = onCpu(() => {
+    const [kf, kq] = random.splitList(key, 2);
+    return { featurizer: net.featurizer.init(kf!), flow: net.flow.init(kq!) } as PosteriorParams;
+  });
+  return moveParams(params, defaultBackend().name);
+}
+
+/** Copies every leaf of a parameter tree to a backend. */
+export async function moveParams<T>(params: T, backend: "cpu" | "webgpu"): Promise<T> {
+  const [leaves, def] = tree.flatten(params);
+  const moved = await Promise.all(leaves.map((l) => np.toBackend(l as Array, backend)));
+  return tree.unflatten(def, moved) as T;
+}
+
+/** Reads an array back to the host as float64. */
+export async function toHost64(x: Array): Promise<Float64Array> {
+  const d = await x.data();
+  return d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>);
+}
+
+/** Standardisation fitted to a dataset: per-channel over all samples and positions; per θ dim. */
+export function fitScales(
+  x: Float32Array,
+  theta: Float64Array,
+  inputShape: readonly [number, number],
+  nDims: number,
+  weights?: Float64Array,
+): Scales {
+  const [C, L] = inputShape;
+  const n = theta.length / nDims;
+  const xMean = new Float64Array(C);
+  const xVar = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < n; i++) {
+      const base = i * C * L + c * L;
+      for (let l = 0; l < L; l++) {
+        const v = x[base + l]!;
+        s += v;
+        s2 += v * v;
+      }
+    }
+    const m = s / (n * L);
+    xMean[c] = m;
+    xVar[c] = Math.max(s2 / (n * L) - m * m, 0);
+  }
+  const thetaMean = new Float64Array(nDims);
+  const thetaStd = new Float64Array(nDims);
+  let wSum = 0;
+  for (let i = 0; i < n; i++) wSum += weights ? weights[i]! : 1;
+  for (let j = 0; j < nDims; j++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (weights ? weights[i]! : 1) * theta[i * nDims + j]!;
+    const m = s / wSum;
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      const d = theta[i * nDims + j]! - m;
+      v += (weights ? weights[i]! : 1) * d * d;
+    }
+    thetaMean[j] = m;
+    thetaStd[j] = Math.sqrt(v / wSum) || 1;
+  }
+  return {
+    xMean,
+    xStd: xVar.map((v) => Math.sqrt(v) || 1),
+    thetaMean,
+    thetaStd,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-level evaluation: observations and θ in the user's units, as float64 on the host.
+
+interface Compiled {
+  /** log q(θs | context) in standardised θ: ctx [n, F], ts [n, d] → [n]. */
+  flowLogProb: (p: PosteriorParams, ctx: Array, ts: Array) => Array;
+  context: (p: PosteriorParams, xs: Array) => Array;
+  /** n standardised samples for a context [n, F]. */
+  sample: (p: PosteriorParams, key: Array, n: number, ctx: Array) => Array;
+}
+const compiledCache = new WeakMap<PosteriorNetwork, Compiled>();
+
+function compiled(net: PosteriorNetwork): Compiled {
+  let c = compiledCache.get(net);
+  if (!c) {
+    c = {
+      flowLogProb: jit((p: PosteriorParams, ctx: Array, ts: Array) =>
+        net.flow.logProb(p.flow, ts, ctx),
+      ),
+      context: jit((p: PosteriorParams, xs: Array) => net.context(p, xs)),
+      sample: jit(
+        (p: PosteriorParams, key: Array, n: number, ctx: Array) =>
+          net.flow.sample(p.flow, key, n, ctx),
+        { staticArgnums: [2] },
+      ),
+    };
+    compiledCache.set(net, c);
+  }
+  return c;
+}
+
+/** Standardised observations [m, C, L] on the default backend from m raw observations. */
+export function standardiseX(
+  net: PosteriorNetwork,
+  scales: Scales,
+  x: Float32Array | Float64Array,
+): Array {
+  const [C, L] = net.inputShape;
+  const m = x.length / net.dataSize;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < m; i++)
+    for (let c = 0; c < C; c++)
+      for (let l = 0; l < L; l++) {
+        const j = i * C * L + c * L + l;
+        out[j] = (x[j]! - scales.xMean[c]!) / scales.xStd[c]!;
+      }
+  return np.reshape(np.array(out, { dtype: "float32" }), [m, C, L]);
+}
+
+const CHUNK = 8192;
+
+function logScaleSum(scales: Scales): number {
+  let s = 0;
+  for (const v of scales.thetaStd) s += Math.log(v);
+  return s;
+}
+
+/**
+ * log q(θ | x) in the user's units. `xObs` is one observation (shared by all θ) or one per θ.
+ * −Infinity where the flow's density is not finite.
+ */
+export async function surrogateLogProb(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  xObs: Float32Array | Float64Array,
+  theta: Float64Array,
+): Promise<Float64Array> {
+  const d = net.nDims;
+  const n = theta.length / d;
+  const shared = xObs.length === net.dataSize;
+  const fns = compiled(net);
+  const sharedCtx = shared ? fns.context(params, standardiseX(net, scales, xObs)) : undefined;
+  const logDet = logScaleSum(scales);
+  const out = new Float64Array(n);
+  for (let start = 0; start < n; start += CHUNK) {
+    const m = Math.min(CHUNK, n - start);
+    const ts = new Float32Array(m * d);
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < d; j++)
+        ts[i * d + j] = (theta[(start + i) * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
+    const ctx = sharedCtx
+      ? np.broadcastTo(sharedCtx, [m, sharedCtx.shape[1]!])
+      : fns.context(
+          params,
+          standardiseX(
+            net,
+            scales,
+            xObs.subarray(start * net.dataSize, (start + m) * net.dataSize),
+          ),
+        );
+    const lp = await fns
+      .flowLogProb(params, ctx, np.reshape(np.array(ts, { dtype: "float32" }), [m, d]))
+      .data();
+    for (let i = 0; i < m; i++) {
+      const v = lp[i]! - logDet;
+      out[start + i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
+    }
+  }
+  return out;
+}
+
+/**
+ * n draws from q(θ | x) for each of m observations (xObs holds m × dataSize numbers): float64,
+ * [m, n, d] row-major in the user's units. The featurizer runs once per observation and the flow
+ * once per chunk of draws with the contexts repeated, so many observations cost one pass.
+ */
+export async function surrogateSample(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  key: Array,
+  xObs: Float32Array | Float64Array,
+  n: number,
+): Promise<Float64Array> {
+  const d = net.nDims;
+  const m = xObs.length / net.dataSize;
+  const fns = compiled(net);
+  const ctxAll = fns.context(params, standardiseX(net, scales, xObs)); // [m, F]
+  const F = ctxAll.shape[1]!;
+  const total = m * n;
+  const out = new Float64Array(total * d);
+  const perChunk = Math.max(1, Math.floor(CHUNK / n)) * n;
+  let chunkIndex = 0;
+  for (let start = 0; start < total; start += perChunk, chunkIndex++) {
+    const rows = Math.min(perChunk, total - start);
+    const obs = np.array(
+      Int32Array.from({ length: rows }, (_, i) => Math.floor((start + i) / n)),
+      { dtype: "int32" },
+    );
+    const ctx = np.reshape(np.take(ctxAll, obs, 0), [rows, F]);
+    const k = deviceKey(onCpu(() => random.splitList(key, chunkIndex + 1)[chunkIndex]!));
+    const s = await fns.sample(params, k, rows, ctx).data();
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < d; j++)
+        out[(start + i) * d + j] = s[i * d + j]! * scales.thetaStd[j]! + scales.thetaMean[j]!;
+  }
+  return out;
+}
+
+/** A host (CPU) key as a key array on the default backend. */
+export function deviceKey(key: Array): Array {
+  return np.array(key.dataSync() as Uint32Array, { dtype: "uint32" });
+}

@@ -1,0 +1,506 @@
+/**
+ * Sequential neural posterior estimation with importance sampling (nbi's SNPE-IS) as a fold over
+ * rounds: `state' = await runRound(state, r)`, each state an immutable value.
+ *
+ * Round r draws `nSims` parameters from its proposal (the prior in round 0, afterwards the
+ * surrogate q(θ | xObs) trained in round r − 1, redrawing draws outside the prior's support),
+ * simulates them once (outputs persisted in the store so a killed run resumes), weights them with
+ * the exact likelihood, w ∝ p(xObs | θ) p(θ) / q_r(θ), records n_eff, and trains the surrogate.
+ *
+ * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
+ * round's own draws only); the importance weights make the combined result exact either way.
+ */
+import { NbiError } from "../errors.js";
+import type { Array } from "../ops/array.js";
+import { keyAt } from "./host.js";
+import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
+import { type LogLike, logLikelihoods } from "./likelihood.js";
+import {
+  fitScales,
+  initPosterior,
+  type PosteriorNetwork,
+  type PosteriorParams,
+  type Scales,
+  surrogateLogProb,
+  surrogateSample,
+} from "./posterior.js";
+import type { Prior } from "./priors.js";
+import {
+  type SimulatedRows,
+  type Simulator,
+  simulateRows,
+  simulationSeeds,
+} from "./simulate-rows.js";
+import type { SimulationStore } from "./store.js";
+import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
+
+export type { Simulator } from "./simulate-rows.js";
+
+export interface RoundOptions {
+  nSims: number;
+  nEpochs: number;
+  batchSize: number;
+  lr: number;
+  /** Default nbi's: min(lr, 10·lr / (nSims / batchSize · nEpochs)). */
+  minLr?: number;
+  fVal?: number;
+  /** Earlier rounds' simulations to train on as well: 0 only this round, −1 all (default −1). */
+  nReuse?: number;
+  earlyStopPatience?: number;
+  /** Stop after a round where n_eff fell, reverting to the previous round's network. */
+  earlyStopTrain?: boolean;
+  /** Stop once the summed n_eff exceeds this. */
+  neffStop?: number;
+  /** Stop once a round's sampling efficiency exceeds this. */
+  fAcceptMin?: number;
+}
+
+export interface Hooks {
+  signal?: AbortSignal;
+  onEpoch?: (round: number, record: EpochRecord) => void;
+  onStep?: (round: number, epoch: number, step: number, steps: number) => void;
+  onSimulate?: (round: number, done: number, total: number) => void;
+  onRound?: (record: RoundRecord) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface SnpeConfig extends RoundOptions, Hooks {
+  net: PosteriorNetwork;
+  prior: Prior;
+  simulator?: Simulator;
+  /** Precomputed round-0 simulations (x: n × dataSize, theta: n × d). */
+  precomputed?: { x: Float32Array; theta: Float64Array };
+  store?: SimulationStore;
+  /** The observation to infer; without it every round draws from the prior (amortized NPE). */
+  xObs?: Float32Array;
+  logLike?: LogLike;
+  noise?: Noise;
+  nRounds: number;
+  /** Host key derived from the seed; every draw descends from it. */
+  key: Array;
+  workers?: number;
+}
+
+/** What one round did and measured. */
+export interface RoundRecord {
+  readonly round: number;
+  /** Parameters drawn (after redraws) and simulated successfully. */
+  readonly nDrawn: number;
+  readonly nSimulated: number;
+  /** Simulations dropped: non-finite outputs, simulator errors, crashed workers. */
+  readonly dropped: {
+    readonly nonFinite: number;
+    readonly threw: number;
+    readonly crashed: number;
+  };
+  /** Surrogate draws outside the prior's support that were redrawn. */
+  readonly redrawn: number;
+  readonly firstError?: string;
+  /** Importance sampling of this round's draws (with xObs and a likelihood). */
+  readonly nEff?: number;
+  readonly kishEss?: number;
+  readonly efficiency?: number;
+  readonly logEvidence?: number;
+  readonly logEvidenceSe?: number;
+  readonly paretoK?: number;
+  readonly epochs: readonly EpochRecord[];
+  readonly bestEpoch: number;
+  readonly bestValLoss: number;
+  readonly stoppedEarly: boolean;
+  readonly trained: boolean;
+  readonly seconds: { readonly simulate: number; readonly train: number };
+  readonly warnings: readonly string[];
+}
+
+/** One round's simulations that went into training (valid rows only). */
+export interface RoundData {
+  readonly theta: Float64Array;
+  readonly x: Float32Array;
+  readonly logWeights?: Float64Array;
+  readonly importance?: ImportanceResult;
+}
+
+export interface Checkpoint {
+  readonly params: PosteriorParams;
+  readonly scales: Scales;
+}
+
+export interface SnpeState {
+  /** The surrogate after the last trained round. */
+  readonly current: Checkpoint;
+  /** proposals[r] drew round r (undefined: the prior). */
+  readonly proposals: readonly (Checkpoint | undefined)[];
+  readonly data: readonly RoundData[];
+  readonly history: readonly RoundRecord[];
+  readonly stopped?: string;
+}
+
+export interface SnpeResult {
+  readonly state: SnpeState;
+  /** All rounds' draws, weights scaled by each round's n_eff (nbi's result()). */
+  readonly samples: Float64Array;
+  readonly weights: Float64Array;
+  readonly essHistory: readonly number[];
+  readonly history: readonly RoundRecord[];
+  readonly stopped: string;
+}
+
+const PARETO_WARN = 0.7;
+
+/** nbi's default minimum learning rate. */
+export function defaultMinLr(o: RoundOptions): number {
+  return Math.min(o.lr, (o.lr / ((o.nSims / o.batchSize) * o.nEpochs)) * 10);
+}
+
+/** The initial state: a freshly initialised network (scales are set by the first round). */
+export async function initialState(config: SnpeConfig): Promise<SnpeState> {
+  const params = await initPosterior(config.net, keyAt(config.key, 0));
+  const d = config.net.nDims;
+  const scales: Scales = {
+    xMean: new Float64Array(config.net.inputShape[0]),
+    xStd: new Float64Array(config.net.inputShape[0]).fill(1),
+    thetaMean: new Float64Array(d),
+    thetaStd: new Float64Array(d).fill(1),
+  };
+  return { current: { params, scales }, proposals: [], data: [], history: [] };
+}
+
+/**
+ * Saves and restores finished rounds (the engine keeps them in the store), so a killed run
+ * resumes: restored rounds replay their draws and weights from disk without retraining.
+ */
+export interface RoundCheckpoints {
+  load(round: number): Promise<{ checkpoint: Checkpoint; record: RoundRecord } | undefined>;
+  save(round: number, checkpoint: Checkpoint, record: RoundRecord): Promise<void>;
+}
+
+/** Runs rounds until nRounds or a stopping rule; returns samples, weights and the ESS history. */
+export async function snpeIS(
+  config: SnpeConfig,
+  from?: SnpeState,
+  checkpoints?: RoundCheckpoints,
+): Promise<SnpeResult> {
+  let state = from ?? (await initialState(config));
+  for (let r = state.history.length; r < config.nRounds && state.stopped === undefined; r++) {
+    const restored = await checkpoints?.load(r);
+    state = await runRound(state, r, config, restored);
+    if (!restored) await checkpoints?.save(r, state.current, state.history[r]!);
+    config.onRound?.(state.history[r]!);
+  }
+  return summarize(state, config);
+}
+
+/** Amortized NPE: one round from the prior, no observation. */
+export async function anpe(config: Omit<SnpeConfig, "xObs" | "nRounds">): Promise<SnpeResult> {
+  return snpeIS({ ...config, nRounds: 1 });
+}
+
+export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
+  const d = config.net.nDims;
+  const weighted = state.data
+    .map(
+      (r) =>
+        r.importance && { theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff },
+    )
+    .filter((r): r is { theta: Float64Array; weights: Float64Array; nEff: number } => !!r);
+  const combined =
+    weighted.length > 0
+      ? combineRounds(weighted, d)
+      : { theta: new Float64Array(0), weights: new Float64Array(0) };
+  return {
+    state,
+    samples: combined.theta,
+    weights: combined.weights,
+    essHistory: state.history.map((h) => h.nEff ?? Number.NaN),
+    history: state.history,
+    stopped: state.stopped ?? "completed all rounds",
+  };
+}
+
+/** Draws n parameters from q(θ | xObs), redrawing those outside the prior's support. */
+export async function drawFromSurrogate(
+  net: PosteriorNetwork,
+  proposal: Checkpoint,
+  prior: Prior,
+  key: Array,
+  xObs: Float32Array,
+  n: number,
+): Promise<{ theta: Float64Array; redrawn: number }> {
+  const d = net.nDims;
+  const out = new Float64Array(n * d);
+  let filled = 0;
+  let redrawn = 0;
+  for (let attempt = 0; filled < n; attempt++) {
+    if (attempt >= 50) {
+      throw new NbiError(
+        `fit: the surrogate posterior put almost all its draws outside the prior's support ` +
+          `(${filled} of ${n} inside after ${redrawn} redraws); expected a surrogate that overlaps ` +
+          "the prior — check that xObs was simulated from a parameter inside the prior",
+      );
+    }
+    const want = Math.max(16, Math.ceil((n - filled) * (attempt === 0 ? 1 : 1.5)));
+    const draws = await surrogateSample(
+      net,
+      proposal.params,
+      proposal.scales,
+      keyAt(key, attempt),
+      xObs,
+      want,
+    );
+    const inside = prior.inSupport(draws);
+    for (let i = 0; i < want && filled < n; i++) {
+      if (inside[i]) out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
+      else redrawn++;
+    }
+  }
+  return { theta: out, redrawn };
+}
+
+async function runSimulations(
+  config: SnpeConfig,
+  round: number,
+  theta: Float64Array,
+  key: Array,
+): Promise<SimulatedRows> {
+  const n = theta.length / config.net.nDims;
+  if (round === 0 && config.precomputed) {
+    return { x: config.precomputed.x, status: new Uint8Array(n) };
+  }
+  const rows = await simulateRows(
+    config.simulator,
+    theta,
+    config.net.nDims,
+    config.net.dataSize,
+    simulationSeeds(key, n),
+    {
+      ...(config.workers !== undefined ? { workers: config.workers } : {}),
+      ...(config.signal ? { signal: config.signal } : {}),
+      onProgress: (done, total) => config.onSimulate?.(round, done, total),
+      ...(config.store ? { store: { store: config.store, round } } : {}),
+    },
+  );
+  if (config.signal?.aborted) throw abortError(config.signal);
+  return rows;
+}
+
+function countStatus(status: Uint8Array) {
+  const c = [0, 0, 0, 0];
+  for (const s of status) c[s] = (c[s] ?? 0) + 1;
+  return { ok: c[0]!, nonFinite: c[1]!, threw: c[2]!, crashed: c[3]! };
+}
+
+function selectRows<T extends Float32Array | Float64Array>(a: T, rows: number[], width: number): T {
+  const out = new (a.constructor as new (n: number) => T)(rows.length * width);
+  rows.forEach((r, i) => {
+    out.set(a.subarray(r * width, (r + 1) * width), i * width);
+  });
+  return out;
+}
+
+function concat<T extends Float32Array | Float64Array>(
+  parts: readonly T[],
+  ctor: new (n: number) => T,
+): T {
+  const out = new ctor(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** One round of the fold. */
+export async function runRound(
+  state: SnpeState,
+  round: number,
+  config: SnpeConfig,
+  restored?: { checkpoint: Checkpoint; record: RoundRecord },
+): Promise<SnpeState> {
+  const { net, prior, store } = config;
+  const d = net.nDims;
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+    config.onWarning?.(m);
+  };
+  const roundKey = keyAt(config.key, round + 1);
+  const sequential = config.xObs !== undefined && round > 0;
+  const proposal = sequential ? state.current : undefined;
+  const t0 = performance.now();
+
+  // 1. Draw (or reload) this round's parameters.
+  let theta = await store?.roundParams(round);
+  let redrawn = (await store?.readJson<{ redrawn: number }>(round, "draws"))?.redrawn ?? 0;
+  if (!theta) {
+    if (round === 0 && config.precomputed) theta = config.precomputed.theta;
+    else if (proposal) {
+      const r = await drawFromSurrogate(
+        net,
+        proposal,
+        prior,
+        keyAt(roundKey, 0),
+        config.xObs!,
+        config.nSims,
+      );
+      theta = r.theta;
+      redrawn = r.redrawn;
+    } else theta = prior.sample(keyAt(roundKey, 0), config.nSims);
+    await store?.writeJson(round, "draws", { redrawn });
+    await store?.writeRoundParams(round, theta);
+  }
+
+  // 2. Simulate what is not yet in the store.
+  const sim = await runSimulations(config, round, theta, keyAt(roundKey, 1));
+  const counts = countStatus(sim.status);
+  if (counts.nonFinite + counts.threw + counts.crashed > 0) {
+    warn(
+      `round ${round}: ${counts.nonFinite + counts.threw + counts.crashed} of ${sim.status.length} simulations dropped ` +
+        `(${counts.nonFinite} non-finite, ${counts.threw} threw, ${counts.crashed} crashed)` +
+        (sim.firstError ? `; first error: ${sim.firstError}` : ""),
+    );
+  }
+  const okRows = globalThis.Array.from(sim.status.keys()).filter((i) => sim.status[i] === 0);
+  if (okRows.length < 2) {
+    throw new NbiError(
+      `fit: round ${round} expected at least 2 valid simulations, got ${okRows.length} of ${sim.status.length}` +
+        (sim.firstError ? ` (first simulator error: ${sim.firstError})` : ""),
+    );
+  }
+  const thetaOk = selectRows(theta, okRows, d);
+  const xOk = selectRows(sim.x, okRows, net.dataSize);
+  const tSim = performance.now();
+
+  // 3. Importance weights with the exact likelihood.
+  const logPrior = prior.logProb(thetaOk);
+  let importance: ImportanceResult | undefined;
+  let logWeights: Float64Array | undefined;
+  if (config.xObs !== undefined && config.logLike) {
+    const logLike = logLikelihoods(config.logLike, config.xObs, xOk, thetaOk, d);
+    const logQ = proposal
+      ? await surrogateLogProb(net, proposal.params, proposal.scales, config.xObs, thetaOk)
+      : logPrior;
+    logWeights = logLike.map((l, i) => l + logPrior[i]! - logQ[i]!);
+    importance = importanceWeights(logWeights);
+    if (importance.paretoK > PARETO_WARN) {
+      warn(
+        `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_WARN}: the importance weights are ` +
+          "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
+      );
+    }
+  }
+  const roundData: RoundData = {
+    theta: thetaOk,
+    x: xOk,
+    ...(logWeights ? { logWeights } : {}),
+    ...(importance ? { importance } : {}),
+  };
+  const data = [...state.data, roundData];
+  const proposals = [...state.proposals, proposal];
+
+  // 4. Stopping rules that look at this round's draws (nbi's order), then train.
+  const history = state.history;
+  const nEffs = [...history.map((h) => h.nEff ?? 0), importance?.nEff ?? 0];
+  let stopped: string | undefined;
+  let current = state.current;
+  let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
+  if (
+    importance &&
+    config.neffStop !== undefined &&
+    config.neffStop > 0 &&
+    nEffs.reduce((a, b) => a + b) > config.neffStop
+  ) {
+    stopped = `the summed n_eff exceeded neffStop (${config.neffStop})`;
+  } else if (
+    importance &&
+    config.fAcceptMin !== undefined &&
+    config.fAcceptMin > 0 &&
+    importance.efficiency > config.fAcceptMin
+  ) {
+    stopped = `the sampling efficiency ${(100 * importance.efficiency).toFixed(1)}% exceeded fAcceptMin`;
+  } else if (
+    importance &&
+    config.earlyStopTrain &&
+    round >= 2 &&
+    importance.nEff > 1 &&
+    importance.nEff < (history[round - 1]?.nEff ?? Number.POSITIVE_INFINITY)
+  ) {
+    // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
+    stopped = `n_eff fell (${importance.nEff.toFixed(1)} < ${history[round - 1]!.nEff!.toFixed(1)}): reverted to round ${round - 1}'s proposal`;
+    current = proposals[round - 1] ?? current;
+  } else if (restored) {
+    current = restored.checkpoint;
+  } else {
+    const nReuse = config.nReuse ?? -1;
+    const first = nReuse < 0 ? 0 : Math.max(0, round - nReuse);
+    const used = data.slice(first);
+    const x = concat(
+      used.map((r) => r.x),
+      Float32Array,
+    );
+    const th = concat(
+      used.map((r) => r.theta),
+      Float64Array,
+    );
+    const scales = fitScales(x, th, net.inputShape, d);
+    train = await trainPosterior(
+      net,
+      state.current.params,
+      scales,
+      { x, theta: th },
+      {
+        nEpochs: config.nEpochs,
+        batchSize: config.batchSize,
+        lr: config.lr,
+        minLr: config.minLr ?? defaultMinLr(config),
+        ...(config.fVal !== undefined ? { fVal: config.fVal } : {}),
+        ...(config.earlyStopPatience !== undefined
+          ? { earlyStopPatience: config.earlyStopPatience }
+          : {}),
+        ...(config.noise !== undefined ? { noise: config.noise } : {}),
+        key: keyAt(roundKey, 2),
+        ...(config.signal ? { signal: config.signal } : {}),
+        onEpoch: (e) => config.onEpoch?.(round, e),
+        onStep: (s, steps, epoch) => config.onStep?.(round, epoch, s, steps),
+      },
+    );
+    current = { params: train.params, scales };
+  }
+  const tTrain = performance.now();
+
+  const record: RoundRecord = {
+    round,
+    nDrawn: sim.status.length,
+    nSimulated: counts.ok,
+    dropped: { nonFinite: counts.nonFinite, threw: counts.threw, crashed: counts.crashed },
+    redrawn,
+    ...(sim.firstError ? { firstError: sim.firstError } : {}),
+    ...(importance
+      ? {
+          nEff: importance.nEff,
+          kishEss: importance.kishEss,
+          efficiency: importance.efficiency,
+          logEvidence: importance.logEvidence,
+          logEvidenceSe: importance.logEvidenceSe,
+          paretoK: importance.paretoK,
+        }
+      : {}),
+    epochs: train?.epochs ?? restored?.record.epochs ?? [],
+    bestEpoch: train?.bestEpoch ?? restored?.record.bestEpoch ?? -1,
+    bestValLoss: train?.bestValLoss ?? restored?.record.bestValLoss ?? Number.NaN,
+    stoppedEarly: train?.stoppedEarly ?? restored?.record.stoppedEarly ?? false,
+    trained: train !== undefined || (restored?.record.trained ?? false),
+    seconds: restored?.record.seconds ?? {
+      simulate: (tSim - t0) / 1000,
+      train: (tTrain - tSim) / 1000,
+    },
+    warnings,
+  };
+  return {
+    current,
+    proposals,
+    data,
+    history: [...history, record],
+    ...(stopped ? { stopped } : {}),
+  };
+}

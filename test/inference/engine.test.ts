@@ -1,0 +1,313 @@
+/**
+ * The NBI engine's facade: bad input, faults, persistence, predict's top-up, determinism across
+ * worker counts. Small problems and few epochs: these test plumbing and semantics; the
+ * statistical proofs are in sine.test.ts and anpe.test.ts.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { NBI } from "../../src/inference/engine.js";
+import { hostKey, normals } from "../../src/inference/host.js";
+import { normal, type Prior, uniform } from "../../src/inference/priors.js";
+import { readSafetensors } from "../../src/inference/safetensors.js";
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "nbi-engine-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A line through 8 points with slope and intercept: x_i = a + b·t_i. */
+const T = Array.from({ length: 8 }, (_, i) => i / 7);
+const line = (theta: ArrayLike<number>) => Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
+const linePriors = { a: normal(0, 1), b: uniform(-2, 2) };
+const small = {
+  flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
+  featurizer: { type: "mlp" as const, dimIn: 8, dimOut: 8, hidden: [16] },
+};
+const xObsLine = (seed: number) => {
+  const eps = normals(hostKey(seed), 8);
+  return line([0.3, 1.1]).map((v, i) => v + 0.2 * eps[i]!);
+};
+const quickFit = { nSims: 64, nEpochs: 2, batchSize: 16, noise: 0.2, progress: false };
+
+describe("NBI: bad input", () => {
+  it("refuses a flow dimension that differs from the priors'", () => {
+    expect(
+      () =>
+        new NBI({
+          ...small,
+          flow: { nDims: 3 },
+          simulator: line,
+          priors: linePriors,
+          path: tempDir(),
+        }),
+    ).toThrow(/flow\.nDims expected the priors' dimension \(2\), got 3/);
+  });
+
+  it("refuses a prior whose support excludes its own samples", () => {
+    const base = uniform(0, 1);
+    const broken: Prior = {
+      dim: 1,
+      labels: ["x"],
+      lower: base.lower,
+      upper: base.upper,
+      logProb: (t) => new Float64Array(t.length).fill(Number.NEGATIVE_INFINITY),
+      sample: (k, n) => base.sample(k, n),
+      inSupport: (t) => base.inSupport(t),
+      mean: () => base.mean(),
+      std: () => base.std(),
+      toString: () => "broken",
+      toJSON: () => base.toJSON(),
+    };
+    expect(
+      () =>
+        new NBI({
+          ...small,
+          flow: { nDims: 1, flowHidden: 8, numBlocks: 1 },
+          simulator: line,
+          priors: broken,
+          path: tempDir(),
+        }),
+    ).toThrow(/log-density that is finite at the priors' own samples/);
+  });
+
+  it("refuses an unknown flow option with a hint for nbi's snake_case", async () => {
+    const engine = new NBI({
+      ...small,
+      flow: { nDims: 2, flow_hidden: 16 } as never,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+    });
+    await expect(engine.fit({ ...quickFit, xObs: xObsLine(0) })).rejects.toThrow(
+      /flow\.flow_hidden .*did you mean flowHidden/,
+    );
+  });
+
+  it("refuses xObs of the wrong length and xObs with NaN", async () => {
+    const engine = new NBI({
+      ...small,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+      dataShape: [8],
+    });
+    await expect(engine.fit({ ...quickFit, xObs: [1, 2, 3] })).rejects.toThrow(
+      /xObs expected 8 numbers .*got 3 numbers/,
+    );
+    const nan = Array.from(xObsLine(0));
+    nan[4] = Number.NaN;
+    await expect(engine.fit({ ...quickFit, xObs: nan })).rejects.toThrow(
+      /xObs expected finite numbers, got NaN at index 4/,
+    );
+  });
+
+  it("asks for an observation before sequential rounds and for a fit before predict", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    await expect(engine.fit({ ...quickFit, nRounds: 2 })).rejects.toThrow(
+      /xObs expected an observation for sequential rounds/,
+    );
+    await expect(engine.predict(xObsLine(0))).rejects.toThrow(/call fit\(\) first/);
+  });
+
+  it("stops with a clear error when a simulator returns the wrong length", async () => {
+    let calls = 0;
+    const engine = new NBI({
+      ...small,
+      simulator: (t) => (++calls === 5 ? [1, 2] : line(t)),
+      priors: linePriors,
+      path: tempDir(),
+      dataShape: [8],
+    });
+    await expect(engine.fit({ ...quickFit, xObs: xObsLine(0) })).rejects.toThrow(
+      /expected .*8.*got .*2|length/,
+    );
+  });
+
+  it("reports an empty round (every weight invalid) as an error", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    await expect(
+      engine.fit({ ...quickFit, xObs: xObsLine(0), nRounds: 2, logLike: () => Number.NaN }),
+    ).rejects.toThrow(/all 64 log-weights are invalid/);
+  });
+});
+
+describe("NBI: faults are counted, not fatal", () => {
+  it("drops simulations that throw or return NaN, counts them and goes on", async () => {
+    const engine = new NBI({
+      ...small,
+      simulator: (t, info) => {
+        if (info.index % 10 === 3) throw new Error("solver diverged");
+        if (info.index % 10 === 7) return new Float64Array(8).fill(Number.NaN);
+        return line(t);
+      },
+      priors: linePriors,
+      path: tempDir(),
+      dataShape: [8],
+    });
+    const warnings: string[] = [];
+    const fit = await engine.fit({
+      ...quickFit,
+      xObs: xObsLine(0),
+      nRounds: 2,
+      onWarning: (m) => warnings.push(m),
+    });
+    for (const h of fit.history) {
+      expect(h.dropped.threw).toBe(Math.floor((64 - 4) / 10) + 1);
+      expect(h.dropped.nonFinite).toBe(Math.floor((64 - 8) / 10) + 1);
+      expect(h.nSimulated).toBe(64 - h.dropped.threw - h.dropped.nonFinite);
+      expect(h.firstError).toMatch(/solver diverged/);
+    }
+    expect(warnings.some((w) => /dropped .*threw/.test(w))).toBe(true);
+  });
+});
+
+describe("NBI: fit, predict, save and load", () => {
+  it("runs SNPE-IS rounds with the per-round record nbi users expect", async () => {
+    const engine = new NBI({
+      ...small,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+      seed: 3,
+    });
+    const epochs: number[] = [];
+    const fit = await engine.fit({
+      ...quickFit,
+      xObs: xObsLine(1),
+      nRounds: 2,
+      onEpoch: (round, e) => epochs.push(round * 100 + e.epoch),
+    });
+    expect(fit.history).toHaveLength(2);
+    expect(epochs).toEqual([0, 1, 100, 101]);
+    const [r0, r1] = fit.history;
+    expect(r0!.nEff).toBeGreaterThan(0);
+    expect(r1!.efficiency).toBeGreaterThan(0);
+    expect(r1!.epochs).toHaveLength(2);
+    expect(Number.isFinite(r1!.logEvidence)).toBe(true);
+    expect(fit.essHistory).toEqual([r0!.nEff, r1!.nEff]);
+    // The combined result: draws of both rounds, weights normalised.
+    expect(fit.samples.length).toBe(2 * fit.weights.length);
+    expect(fit.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 10);
+  });
+
+  it("predict tops up simulations until n_eff reaches neffMin, capped by nMax", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    const xObs = xObsLine(2);
+    await engine.fit({ ...quickFit, xObs });
+    const base = await engine.predict(xObs, { xErr: 0.2, nSamples: 50 });
+    expect(base.nSimulations).toBe(50);
+    const topped = await engine.predict(xObs, {
+      xErr: 0.2,
+      nSamples: 50,
+      neffMin: base.ess * 3,
+      nMax: 2000,
+    });
+    expect(topped.nSimulations).toBeGreaterThan(50);
+    expect(topped.ess >= base.ess * 3 || topped.nSimulations === 2000).toBe(true);
+    expect(topped.samples.length).toBe(2 * topped.nSimulations);
+    const capped = await engine.predict(xObs, { xErr: 0.2, nSamples: 50, neffMin: 1e9, nMax: 120 });
+    expect(capped.nSimulations).toBe(120);
+    expect(capped.warnings.join()).toMatch(/below neffMin/);
+    const surrogate = await engine.predict(xObs, { nSamples: 40 });
+    expect(surrogate.surrogateOnly).toBe(true);
+    expect(surrogate.samples.length).toBe(80);
+  });
+
+  it("saves weights as safetensors and loads an engine that gives the same densities", async () => {
+    const engine = new NBI({
+      ...small,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+      seed: 5,
+    });
+    const xObs = xObsLine(4);
+    await engine.fit({ ...quickFit, xObs });
+    const dir = tempDir();
+    await engine.save(dir);
+    const model = JSON.parse(readFileSync(join(dir, "model.json"), "utf8"));
+    expect(model.format).toBe("nbi-model");
+    expect(model.labels).toEqual(["a", "b"]);
+    expect(model.dataShape).toEqual([8]);
+    const { tensors } = await readSafetensors(join(dir, "weights.safetensors"));
+    expect(Object.keys(tensors)).toContain("scales.thetaStd");
+    expect(Object.keys(tensors).some((k) => k.startsWith("flow.blocks[0]"))).toBe(true);
+
+    const loaded = await NBI.load(dir, { simulator: line });
+    const theta = Float64Array.from([0.3, 1.1, 0, 0, -1, 1.5]);
+    const a = await engine.logProb(xObs, theta);
+    const b = await loaded.logProb(xObs, theta);
+    expect(Array.from(b)).toEqual(Array.from(a));
+    expect(loaded.labels).toEqual(["a", "b"]);
+    const s1 = await engine.sample(xObs, 10);
+    const s2 = await loaded.sample(xObs, 10);
+    expect(Array.from(s2)).toEqual(Array.from(s1));
+  });
+
+  it("sampleBatch draws for many observations in one pass, matching per-observation sample", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    await engine.fit({ ...quickFit });
+    const obs = [xObsLine(10), xObsLine(11), xObsLine(12)];
+    const many = await engine.sampleBatch(obs, 20);
+    expect(many.length).toBe(3 * 20 * 2);
+    expect(many.every(Number.isFinite)).toBe(true);
+    // The draws for observation 1 follow its own posterior: their mean is near per-observation draws'.
+    const single = await engine.sample(obs[1]!, 400);
+    const mean = (a: Float64Array, j: number) => {
+      let s = 0;
+      for (let i = j; i < a.length; i += 2) s += a[i]!;
+      return s / (a.length / 2);
+    };
+    const batchMean = mean(many.subarray(40, 80), 0);
+    expect(Math.abs(batchMean - mean(single, 0))).toBeLessThan(0.6);
+  });
+});
+
+describe("NBI: reproducibility", () => {
+  it("gives the same run for the same seed whatever the number of worker threads", async () => {
+    const module = resolve("test/fixtures/simulators/line.mjs");
+    const run = async (workers: number) => {
+      const engine = new NBI({
+        ...small,
+        simulator: { module, exportName: "line" },
+        priors: linePriors,
+        path: tempDir(),
+        seed: 11,
+        workers,
+      });
+      return engine.fit({ ...quickFit, xObs: xObsLine(6), nRounds: 2 });
+    };
+    const one = await run(1);
+    const three = await run(3);
+    expect(Array.from(three.weights)).toEqual(Array.from(one.weights));
+    expect(Array.from(three.samples)).toEqual(Array.from(one.samples));
+    expect(three.history.map((h) => h.epochs.map((e) => e.valLoss))).toEqual(
+      one.history.map((h) => h.epochs.map((e) => e.valLoss)),
+    );
+  });
+
+  it("derives keys from the seed: a different seed gives different draws", async () => {
+    const runWithSeed = async (seed: number) => {
+      const engine = new NBI({
+        ...small,
+        simulator: line,
+        priors: linePriors,
+        path: tempDir(),
+        seed,
+      });
+      return (await engine.fit({ ...quickFit, xObs: xObsLine(6), nRounds: 2 })).samples;
+    };
+    const first = await runWithSeed(1);
+    const again = await runWithSeed(1);
+    const other = await runWithSeed(2);
+    expect(Array.from(again)).toEqual(Array.from(first));
+    expect(Array.from(other)).not.toEqual(Array.from(first));
+  });
+});
