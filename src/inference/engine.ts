@@ -23,10 +23,12 @@ import { hostKey, keyAt } from "./host.js";
 import { type ImportanceResult, importanceWeights } from "./importance.js";
 import { gaussianLogLike, type LogLike, logLikelihoods } from "./likelihood.js";
 import {
+  type Defensive,
   type FlowConfig,
   initPosterior,
   type PosteriorNetwork,
   posteriorNetwork,
+  proposalLogProb,
   surrogateLogProb,
   surrogateSample,
 } from "./posterior.js";
@@ -34,7 +36,8 @@ import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js
 import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
 import {
   type Checkpoint,
-  drawFromSurrogate,
+  defensiveFor,
+  drawFromProposal,
   type Hooks,
   type RoundCheckpoints,
   type RoundOptions,
@@ -107,10 +110,16 @@ export interface PredictOptions {
   neffMin?: number;
   /** Stop topping up when the efficiency falls below this (default 0). */
   fAcceptMin?: number;
-  /** At most this many simulations in all (default 10 × nSamples). */
+  /** At most this many draws in all (default 10 × nSamples). */
   nMax?: number;
   key?: Array;
   signal?: AbortSignal;
+  /**
+   * The proposal: the surrogate mixed with a broadened copy (default { alpha: 0.3, tau: 2 }, for
+   * flows with a normal base), which bounds the weights where the surrogate is too narrow; false
+   * draws from the surrogate alone.
+   */
+  defensive?: Defensive | false;
 }
 
 export interface PredictResult {
@@ -125,6 +134,7 @@ export interface PredictResult {
   readonly paretoK: number;
   readonly nSimulations: number;
   readonly dropped: number;
+  /** Proposal draws outside the prior's support, redrawn. */
   readonly redrawn: number;
   /** True when no likelihood was given: samples are the surrogate's, weights uniform. */
   readonly surrogateOnly: boolean;
@@ -585,19 +595,24 @@ export class NBI {
     let redrawn = 0;
     let batch = nSamples;
     let importance: ImportanceResult | undefined;
+    const defensive = defensiveFor(net, options.defensive);
+    let acceptedDraws = 0;
     for (let attempt = 0; batch > 0; attempt++) {
-      const draw = await drawFromSurrogate(
+      const draw = await drawFromProposal(
         net,
         checkpoint,
         this.prior,
         keyAt(key, 2 * attempt),
         x,
         batch,
+        defensive,
       );
+      const draws = draw.theta;
       redrawn += draw.redrawn;
+      acceptedDraws += batch;
       const sim = await simulateRows(
         this.options.simulator,
-        draw.theta,
+        draws,
         d,
         net.dataSize,
         simulationSeeds(keyAt(key, 2 * attempt + 1), batch),
@@ -607,17 +622,24 @@ export class NBI {
         },
       );
       nSimulations += batch;
-      const lq = await surrogateLogProb(net, checkpoint.params, checkpoint.scales, x, draw.theta);
-      const lp = this.prior.logProb(draw.theta);
-      const ll = logLikelihoods(logLike, x, sim.x, draw.theta, d);
+      const lq = await proposalLogProb(
+        net,
+        checkpoint.params,
+        checkpoint.scales,
+        x,
+        draws,
+        defensive,
+      );
+      const lp = this.prior.logProb(draws);
+      const ll = logLikelihoods(logLike, x, sim.x, draws, d);
       const lw = new Float64Array(batch);
-      for (let i = 0; i < batch; i++) {
-        if (sim.status[i] !== 0) {
+      for (let r = 0; r < batch; r++) {
+        if (sim.status[r] !== 0) {
           dropped++;
-          lw[i] = Number.NaN; // excluded and counted, never weighted
-        } else lw[i] = ll[i]! + lp[i]! - lq[i]!;
+          lw[r] = Number.NaN; // excluded and counted, never weighted
+        } else lw[r] = ll[r]! + lp[r]! - lq[r]!;
       }
-      thetaAll = concat64(thetaAll, draw.theta);
+      thetaAll = concat64(thetaAll, draws);
       logW = concat64(logW, lw);
       importance = importanceWeights(logW);
       const efficiency = importance.nEff / nSimulations;
@@ -643,7 +665,8 @@ export class NBI {
       ess: imp.nEff,
       kishEss: imp.kishEss,
       efficiency: imp.nEff / nSimulations,
-      logEvidence: imp.logEvidence,
+      // The draws follow the proposal truncated to the prior: correct by its mass inside.
+      logEvidence: imp.logEvidence + Math.log(acceptedDraws / (acceptedDraws + redrawn)),
       logEvidenceSe: imp.logEvidenceSe,
       paretoK: imp.paretoK,
       nSimulations,

@@ -16,7 +16,7 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import { jit } from "../transforms/jit.js";
 import * as tree from "../transforms/tree.js";
-import { onCpu } from "./host.js";
+import { onCpu, uniforms } from "./host.js";
 
 /** nbi's flow hyperparameters (camelCase), plus the transformer type. */
 export interface FlowConfig {
@@ -54,6 +54,8 @@ export interface PosteriorNetwork {
   logProbStd(params: PosteriorParams, xs: Array, thetas: Array): Array;
   /** Context vectors [B, F] for standardised observations [B, C, L]. Traceable. */
   context(params: PosteriorParams, xs: Array): Array;
+  /** True when the flow's base is a standard normal (flows from a config without nMog). */
+  readonly normalBase: boolean;
 }
 
 const FLOW_KEYS = ["nDims", "type", "flowHidden", "numBlocks", "hiddenLayers", "nMog", "permSeed"];
@@ -92,10 +94,11 @@ export function posteriorNetwork(
   const inputShape: [number, number] =
     dataShape.length === 1 ? [1, dataShape[0]!] : [dataShape[0]!, dataShape[1]!];
   const featurizer = resolve(featurizerSpec);
-  const flow =
-    typeof (flowSpec as Flow).logProb === "function"
-      ? (flowSpec as Flow)
-      : flowFromConfig(flowSpec as FlowConfig, featurizer.dimOut);
+  const custom = typeof (flowSpec as Flow).logProb === "function";
+  const flow = custom
+    ? (flowSpec as Flow)
+    : flowFromConfig(flowSpec as FlowConfig, featurizer.dimOut);
+  const normalBase = !custom && ((flowSpec as FlowConfig).nMog ?? 1) <= 1;
   if (flow.contextDim !== featurizer.dimOut) {
     throw new NbiError(
       `NBI: flow.contextDim expected the featurizer's dimOut (${featurizer.dimOut}), got ${flow.contextDim}`,
@@ -109,6 +112,7 @@ export function posteriorNetwork(
     inputShape,
     dataSize: inputShape[0] * inputShape[1],
     context,
+    normalBase,
     logProbStd: (params, xs, thetas) => flow.logProb(params.flow, thetas, context(params, xs)),
   };
 }
@@ -198,6 +202,10 @@ interface Compiled {
   context: (p: PosteriorParams, xs: Array) => Array;
   /** n standardised samples for a context [n, F]. */
   sample: (p: PosteriorParams, key: Array, n: number, ctx: Array) => Array;
+  /** The base point u = f⁻¹(θs) as Σu² [n], and log |det ∂u/∂θs| [n] (normal-base flows). */
+  latent: (p: PosteriorParams, ctx: Array, ts: Array) => readonly [Array, Array];
+  /** n standardised samples with the base noise scaled by tau (normal-base flows). */
+  sampleScaled: (p: PosteriorParams, key: Array, n: number, ctx: Array, tau: Array) => Array;
 }
 const compiledCache = new WeakMap<PosteriorNetwork, Compiled>();
 
@@ -212,6 +220,15 @@ function compiled(net: PosteriorNetwork): Compiled {
       sample: jit(
         (p: PosteriorParams, key: Array, n: number, ctx: Array) =>
           net.flow.sample(p.flow, key, n, ctx),
+        { staticArgnums: [2] },
+      ),
+      latent: jit((p: PosteriorParams, ctx: Array, ts: Array) => {
+        const [u, ld] = net.flow.bijector(p.flow).inverseAndLogDet(ts, ctx);
+        return [np.sum(np.square(u), { axis: -1 }), ld] as const;
+      }),
+      sampleScaled: jit(
+        (p: PosteriorParams, key: Array, n: number, ctx: Array, tau: Array) =>
+          net.flow.bijector(p.flow).forward(np.mul(random.normal(key, [n, net.nDims]), tau), ctx),
         { staticArgnums: [2] },
       ),
     };
@@ -332,4 +349,111 @@ export async function surrogateSample(
 /** A host (CPU) key as a key array on the default backend. */
 export function deviceKey(key: Array): Array {
   return np.array(key.dataSync() as Uint32Array, { dtype: "uint32" });
+}
+
+/**
+ * A defensive proposal for importance sampling (Hesterberg 1995): the surrogate mixed with a
+ * broadened copy of itself, (1 − α) q + α q_τ, where q_τ pushes base noise of scale τ through the
+ * same flow. Where the surrogate is too narrow the broad component bounds the weights, so a
+ * slightly overconfident surrogate no longer gives a handful of huge weights. Needs a flow with a
+ * standard-normal base (nMog = 1).
+ */
+export interface Defensive {
+  /** Share of draws from the broadened component. */
+  readonly alpha: number;
+  /** Scale of its base noise. */
+  readonly tau: number;
+}
+
+/**
+ * n draws from the proposal: the surrogate, or with `defensive` the mixture (1 − α) q + α q_τ
+ * (each draw's component chosen at random, so the draws follow the mixture density exactly).
+ */
+export async function proposalSample(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  key: Array,
+  xObs: Float32Array | Float64Array,
+  n: number,
+  defensive?: Defensive,
+): Promise<Float64Array> {
+  const [k0, k1, k2] = onCpu(() => random.splitList(key, 3));
+  if (!defensive) return surrogateSample(net, params, scales, key, xObs, n);
+  const d = net.nDims;
+  const u = uniforms(k0!, n);
+  let nBroad = 0;
+  for (const v of u) if (v < defensive.alpha) nBroad++;
+  const out = new Float64Array(n * d);
+  if (n - nBroad > 0) out.set(await surrogateSample(net, params, scales, k1!, xObs, n - nBroad));
+  if (nBroad > 0) {
+    const fns = compiled(net);
+    const ctx = fns.context(params, standardiseX(net, scales, xObs));
+    const c = np.broadcastTo(ctx, [nBroad, ctx.shape[1]!]);
+    const s = await fns
+      .sampleScaled(
+        params,
+        deviceKey(k2!),
+        nBroad,
+        c,
+        np.array(defensive.tau, { dtype: "float32" }),
+      )
+      .data();
+    const base = (n - nBroad) * d;
+    for (let i = 0; i < nBroad; i++)
+      for (let j = 0; j < d; j++)
+        out[base + i * d + j] = s[i * d + j]! * scales.thetaStd[j]! + scales.thetaMean[j]!;
+  }
+  return out;
+}
+
+/** log density of the proposal (the surrogate, or the defensive mixture) in the user's units. */
+export async function proposalLogProb(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  xObs: Float32Array | Float64Array,
+  theta: Float64Array,
+  defensive?: Defensive,
+): Promise<Float64Array> {
+  return defensive
+    ? defensiveLogProb(net, params, scales, xObs, theta, defensive)
+    : surrogateLogProb(net, params, scales, xObs, theta);
+}
+
+/** log((1 − α) q(θ | x) + α q_τ(θ | x)) in the user's units. */
+export async function defensiveLogProb(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  xObs: Float32Array | Float64Array,
+  theta: Float64Array,
+  defensive: Defensive,
+): Promise<Float64Array> {
+  const d = net.nDims;
+  const n = theta.length / d;
+  const fns = compiled(net);
+  const ctx = fns.context(params, standardiseX(net, scales, xObs));
+  const ts = new Float32Array(n * d);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++)
+      ts[i * d + j] = (theta[i * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
+  const [u2, ld] = fns.latent(
+    params,
+    np.broadcastTo(ctx, [n, ctx.shape[1]!]),
+    np.reshape(np.array(ts, { dtype: "float32" }), [n, d]),
+  );
+  const [sq, logDet] = [await u2.data(), await ld.data()];
+  const { alpha, tau } = defensive;
+  const half = 0.5 * d * Math.log(2 * Math.PI);
+  const shift = logScaleSum(scales);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = Math.log1p(-alpha) - 0.5 * sq[i]! - half;
+    const b = Math.log(alpha) - (0.5 * sq[i]!) / (tau * tau) - d * Math.log(tau) - half;
+    const m = Math.max(a, b);
+    const v = m + Math.log(Math.exp(a - m) + Math.exp(b - m)) + logDet[i]! - shift;
+    out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
+  }
+  return out;
 }

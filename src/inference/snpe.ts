@@ -21,8 +21,9 @@ import {
   type PosteriorNetwork,
   type PosteriorParams,
   type Scales,
-  surrogateLogProb,
-  surrogateSample,
+  type Defensive,
+  proposalLogProb,
+  proposalSample,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import {
@@ -49,6 +50,11 @@ export interface RoundOptions {
   earlyStopPatience?: number;
   /** Stop after a round where n_eff fell, reverting to the previous round's network. */
   earlyStopTrain?: boolean;
+  /**
+   * Later rounds' proposal: the surrogate mixed with a broadened copy (default { alpha: 0.3,
+   * tau: 2 } for flows with a normal base), or false for the surrogate alone (nbi).
+   */
+  defensive?: Defensive | false;
   /** Stop once the summed n_eff exceeds this. */
   neffStop?: number;
   /** Stop once a round's sampling efficiency exceeds this. */
@@ -217,44 +223,64 @@ export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
   };
 }
 
-/** Draws n parameters from q(θ | xObs), redrawing those outside the prior's support. */
-export async function drawFromSurrogate(
+/**
+ * Draws n parameters from the proposal at xObs, redrawing those outside the prior's support. The
+ * accepted draws follow the proposal truncated to the support, whose density is the proposal's
+ * divided by its mass inside; `acceptance` estimates that mass (for the evidence).
+ */
+export async function drawFromProposal(
   net: PosteriorNetwork,
   proposal: Checkpoint,
   prior: Prior,
   key: Array,
   xObs: Float32Array,
   n: number,
-): Promise<{ theta: Float64Array; redrawn: number }> {
+  defensive?: Defensive,
+): Promise<{ theta: Float64Array; redrawn: number; acceptance: number }> {
   const d = net.nDims;
   const out = new Float64Array(n * d);
   let filled = 0;
   let redrawn = 0;
+  let drawn = 0;
   for (let attempt = 0; filled < n; attempt++) {
     if (attempt >= 50) {
       throw new NbiError(
-        `fit: the surrogate posterior put almost all its draws outside the prior's support ` +
+        "fit: the surrogate posterior put almost all its draws outside the prior's support " +
           `(${filled} of ${n} inside after ${redrawn} redraws); expected a surrogate that overlaps ` +
           "the prior — check that xObs was simulated from a parameter inside the prior",
       );
     }
     const want = Math.max(16, Math.ceil((n - filled) * (attempt === 0 ? 1 : 1.5)));
-    const draws = await surrogateSample(
+    const draws = await proposalSample(
       net,
       proposal.params,
       proposal.scales,
       keyAt(key, attempt),
       xObs,
       want,
+      defensive,
     );
     const inside = prior.inSupport(draws);
     for (let i = 0; i < want && filled < n; i++) {
+      drawn++;
       if (inside[i]) out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
       else redrawn++;
     }
   }
-  return { theta: out, redrawn };
+  return { theta: out, redrawn, acceptance: filled / drawn };
 }
+
+/** The defensive mixture to use with this network (none for flows without a normal base). */
+export function defensiveFor(
+  net: PosteriorNetwork,
+  option: Defensive | false | undefined,
+): Defensive | undefined {
+  if (option === false || !net.normalBase) return undefined;
+  return option ?? DEFAULT_DEFENSIVE;
+}
+
+/** The default defensive proposal: 30% of draws from the surrogate with base noise doubled. */
+export const DEFAULT_DEFENSIVE: Defensive = { alpha: 0.3, tau: 2 };
 
 async function runSimulations(
   config: SnpeConfig,
@@ -331,22 +357,27 @@ export async function runRound(
 
   // 1. Draw (or reload) this round's parameters.
   let theta = await store?.roundParams(round);
-  let redrawn = (await store?.readJson<{ redrawn: number }>(round, "draws"))?.redrawn ?? 0;
+  const defensive = defensiveFor(net, config.defensive);
+  const saved = await store?.readJson<{ redrawn: number; acceptance: number }>(round, "draws");
+  let redrawn = saved?.redrawn ?? 0;
+  let acceptance = saved?.acceptance ?? 1;
   if (!theta) {
     if (round === 0 && config.precomputed) theta = config.precomputed.theta;
     else if (proposal) {
-      const r = await drawFromSurrogate(
+      const r = await drawFromProposal(
         net,
         proposal,
         prior,
         keyAt(roundKey, 0),
         config.xObs!,
         config.nSims,
+        defensive,
       );
       theta = r.theta;
       redrawn = r.redrawn;
+      acceptance = r.acceptance;
     } else theta = prior.sample(keyAt(roundKey, 0), config.nSims);
-    await store?.writeJson(round, "draws", { redrawn });
+    await store?.writeJson(round, "draws", { redrawn, acceptance });
     await store?.writeRoundParams(round, theta);
   }
 
@@ -377,8 +408,19 @@ export async function runRound(
   let logWeights: Float64Array | undefined;
   if (config.xObs !== undefined && config.logLike) {
     const logLike = logLikelihoods(config.logLike, config.xObs, xOk, thetaOk, d);
+    // The accepted draws follow the proposal truncated to the prior: its density over the mass
+    // inside (estimated by the acceptance rate), which only shifts log-weights by a constant.
     const logQ = proposal
-      ? await surrogateLogProb(net, proposal.params, proposal.scales, config.xObs, thetaOk)
+      ? (
+          await proposalLogProb(
+            net,
+            proposal.params,
+            proposal.scales,
+            config.xObs,
+            thetaOk,
+            defensive,
+          )
+        ).map((v) => v - Math.log(acceptance))
       : logPrior;
     logWeights = logLike.map((l, i) => l + logPrior[i]! - logQ[i]!);
     importance = importanceWeights(logWeights);
