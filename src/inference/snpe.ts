@@ -16,14 +16,14 @@ import { keyAt } from "./host.js";
 import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import {
+  type Defensive,
   fitScales,
   initPosterior,
   type PosteriorNetwork,
   type PosteriorParams,
-  type Scales,
-  type Defensive,
   proposalLogProb,
   proposalSample,
+  type Scales,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import {
