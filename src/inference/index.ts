@@ -1,0 +1,56 @@
+/**
+ * Neural posterior estimation: the NBI engine and the functional core under it — priors, the
+ * simulation store, simulators in worker threads, the surrogate network and its training,
+ * SNPE-IS as a fold over rounds, amortized NPE, importance sampling and its diagnostics, and the
+ * file formats (NPY for simulations, safetensors for weights) that Python reads.
+ */
+export { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+export {
+  type FitOptions,
+  type FitResult,
+  NBI,
+  type NbiOptions,
+  type PredictOptions,
+  type PredictResult,
+} from "./engine.js";
+export { hostKey, keyAt } from "./host.js";
+export {
+  combineRounds,
+  type ImportanceResult,
+  importanceWeights,
+  paretoKHat,
+  resample,
+  weightedMoments,
+  weightedQuantiles,
+} from "./importance.js";
+export { gaussianLogLike, type LogLike } from "./likelihood.js";
+export { readNpy, writeNpy } from "./npy.js";
+export {
+  type Defensive,
+  type FlowConfig,
+  initPosterior,
+  type PosteriorNetwork,
+  type PosteriorParams,
+  posteriorNetwork,
+  proposalLogProb,
+  proposalSample,
+  type Scales,
+  surrogateLogProb,
+  surrogateSample,
+} from "./posterior.js";
+export { readSafetensors, writeSafetensors } from "./safetensors.js";
+export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
+export {
+  anpe,
+  type Checkpoint,
+  DEFAULT_DEFENSIVE,
+  type RoundOptions,
+  type RoundRecord,
+  runRound,
+  type SnpeConfig,
+  type SnpeResult,
+  type SnpeState,
+  snpeIS,
+} from "./snpe.js";
+export { openStore, type SimulationStore } from "./store.js";
+export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";

@@ -1,0 +1,77 @@
+/**
+ * Killing the process during fit loses no finished simulation: a child process fits into a store
+ * and is SIGKILLed in the middle of round 1's simulations; fitting again resumes from the store,
+ * never re-runs a stored simulation, and ends with exactly the result of an uninterrupted run.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/inference/store.js";
+import { resumeEngine, resumeFit } from "../fixtures/engine/resume-run.js";
+
+const root = mkdtempSync(join(tmpdir(), "nbi-resume-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const logged = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.length > 0)
+    : [];
+
+const chunksIn = (dir: string) =>
+  existsSync(dir) ? readdirSync(dir).filter((f) => /^chunk-\d+\.index\.npy$/.test(f)).length : 0;
+
+describe("fit resumes after a kill", () => {
+  it("re-runs no stored simulation and reproduces the uninterrupted result", async () => {
+    const store = join(root, "killed");
+    const childLog = join(root, "child.log");
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", resolve("test/fixtures/engine/resume-run.ts"), store, childLog],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    // Kill once round 1 has a few chunks on disk (round 0 is trained and checkpointed by then).
+    const deadline = Date.now() + 120_000;
+    while (chunksIn(join(store, "round-001")) < 3) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`child did not reach round 1: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGKILL");
+    await exited;
+
+    // What the store holds at the kill: those simulations must never run again.
+    const meta = { paramDim: 2, dataShape: [8], labels: ["a", "b"] };
+    const atKill = await (await openStore(store, meta)).readRound(1);
+    const stored = new Set<string>();
+    for (let i = 0; i < atKill.n; i++)
+      if (atKill.done[i]) stored.add(`${atKill.theta[2 * i]},${atKill.theta[2 * i + 1]}`);
+    expect(stored.size).toBeGreaterThanOrEqual(3);
+    expect(stored.size).toBeLessThan(60);
+    expect(existsSync(join(store, "round-000", "record.json"))).toBe(true);
+
+    const resumeLog = join(root, "resume.log");
+    const resumed = await resumeEngine(store, resumeLog, 0).fit(resumeFit);
+    const rerun = logged(resumeLog);
+    expect(rerun.filter((t) => stored.has(t))).toEqual([]);
+    // Round 0 was finished and checkpointed: nothing of it ran again; round 1's rest and round 2 did.
+    expect(rerun.length).toBe(60 - stored.size + 60);
+
+    const fresh = await resumeEngine(join(root, "fresh"), join(root, "fresh.log"), 0).fit(
+      resumeFit,
+    );
+    expect(Array.from(resumed.samples)).toEqual(Array.from(fresh.samples));
+    expect(Array.from(resumed.weights)).toEqual(Array.from(fresh.weights));
+    expect(resumed.essHistory).toEqual(fresh.essHistory);
+  }, 180_000);
+});
