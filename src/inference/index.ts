@@ -13,7 +13,7 @@ export {
   type PredictOptions,
   type PredictResult,
 } from "./engine.js";
-export { hostKey, keyAt } from "./host.js";
+export { hostKey, keyAt, normals, uniforms } from "./host.js";
 export {
   combineRounds,
   type ImportanceResult,
