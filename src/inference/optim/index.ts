@@ -214,7 +214,14 @@ export function adaptiveClip(options?: {
     update(grads, state) {
       const n = globalNorm(grads);
       const history = np.where(
-        np.equal(slots, np.sub(state.count, np.mul(np.floorDivide(state.count, w), w))),
+        // count mod w, in float32 (exact below 2^24 steps; WebGPU has no float64 for floorDivide).
+        np.equal(
+          slots,
+          np.sub(
+            state.count,
+            np.mul(np.astype(np.floor(np.div(np.astype(state.count, "float32"), w)), "int32"), w),
+          ),
+        ),
         n,
         state.history,
       );
@@ -323,7 +330,8 @@ export function cosineWarmRestarts(options: {
     fail("cosineWarmRestarts", "options.period", "a positive integer", period);
   if (!(mult >= 1)) fail("cosineWarmRestarts", "options.mult", "a number ≥ 1", mult);
   return (count) => {
-    const t = np.astype(count, "float64");
+    // float32: WebGPU has no float64, and counts stay exact up to 2^24 steps.
+    const t = np.astype(count, "float32");
     let tCur: Array;
     let tI: Array | number;
     if (mult === 1) {
@@ -351,7 +359,7 @@ export function stepDecay(options: { init: number; stepSize: number; gamma?: num
     np.astype(
       np.mul(
         options.init,
-        np.pow(gamma, np.floor(np.div(np.astype(count, "float64"), options.stepSize))),
+        np.pow(gamma, np.floor(np.div(np.astype(count, "float32"), options.stepSize))),
       ),
       "float32",
     );
