@@ -157,7 +157,8 @@ interface ModelFile {
 const isConfig = (v: unknown) =>
   typeof v === "object" && v !== null && !("apply" in v) && !("logProb" in v);
 
-function toFloat32(fn: string, name: string, v: unknown, size?: number): Float32Array {
+/** Flattens numbers or rows of numbers (arrays, typed arrays) into float64. */
+function toFloat64(fn: string, name: string, v: unknown): Float64Array {
   if (v === undefined || v === null || typeof (v as ArrayLike<number>).length !== "number") {
     fail(fn, name, "an array of numbers", v);
   }
@@ -171,10 +172,11 @@ function toFloat32(fn: string, name: string, v: unknown, size?: number): Float32
         flat.push((r as ArrayLike<number>)[j]!);
     } else fail(fn, `${name}[${i}]`, "a number or an array of numbers", r);
   }
-  if (size !== undefined && flat.length !== size) {
-    failText(fn, name, `${size} numbers (the simulator's output size)`, `${flat.length} numbers`);
-  }
-  return Float32Array.from(flat);
+  return Float64Array.from(flat);
+}
+
+function toFloat32(fn: string, name: string, v: unknown): Float32Array {
+  return Float32Array.from(toFloat64(fn, name, v));
 }
 
 function checkObservation(fn: string, xObs: Float32Array): void {
@@ -350,7 +352,7 @@ export class NBI {
     let precomputed: SnpeConfig["precomputed"];
     if (o.x !== undefined || o.theta !== undefined) {
       const x = toFloat32("fit", "x", o.x);
-      const theta = Float64Array.from(toFloat32("fit", "theta", o.theta));
+      const theta = toFloat64("fit", "theta", o.theta);
       if (
         x.length % net.dataSize !== 0 ||
         theta.length % d !== 0 ||
@@ -504,12 +506,13 @@ export class NBI {
   }
 
   /** log q(θ | xObs) for each row of θ (n × d). */
-  async logProb(xObs: ArrayLike<number>, theta: ArrayLike<number>): Promise<Float64Array> {
+  async logProb(
+    xObs: ArrayLike<number>,
+    theta: ArrayLike<number> | readonly ArrayLike<number>[],
+  ): Promise<Float64Array> {
     const x = this.observation("logProb", xObs);
     const { net, checkpoint } = this.trained("logProb");
-    const t = Float64Array.from(toFloat32("logProb", "theta", theta)).map((_, i) =>
-      Number((theta as ArrayLike<number>)[i] ?? Number.NaN),
-    );
+    const t = toFloat64("logProb", "theta", theta);
     if (t.length % net.nDims !== 0 || t.length === 0)
       failText("logProb", "theta", `rows of ${net.nDims} numbers`, `${t.length} numbers`);
     return surrogateLogProb(net, checkpoint.params, checkpoint.scales, x, t);

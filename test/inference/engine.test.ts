@@ -270,6 +270,93 @@ describe("NBI: fit, predict, save and load", () => {
   });
 });
 
+describe("NBI: stopping rules and precomputed simulations", () => {
+  it("stops when the efficiency exceeds fAcceptMin or the summed n_eff exceeds neffStop", async () => {
+    const fitWith = async (extra: object) => {
+      const engine = new NBI({
+        ...small,
+        simulator: line,
+        priors: linePriors,
+        path: tempDir(),
+        seed: 2,
+      });
+      return engine.fit({ ...quickFit, xObs: xObsLine(3), nRounds: 4, ...extra });
+    };
+    const free = await fitWith({});
+    expect(free.history).toHaveLength(4);
+    expect(free.stopped).toBe("completed all rounds");
+    // A round's efficiency above fAcceptMin ends the run after that round's draws, untrained.
+    const eff1 = free.history[1]!.efficiency!;
+    const byEfficiency = await fitWith({ fAcceptMin: eff1 / 2 });
+    const firstAbove = free.history.findIndex((h) => h.efficiency! > eff1 / 2);
+    expect(byEfficiency.history).toHaveLength(firstAbove + 1);
+    expect(byEfficiency.stopped).toMatch(/efficiency .* exceeded fAcceptMin/);
+    expect(byEfficiency.history.at(-1)!.trained).toBe(false);
+    const target = free.history[0]!.nEff! + free.history[1]!.nEff! / 2;
+    const byNeff = await fitWith({ neffStop: target });
+    expect(byNeff.stopped).toMatch(/summed n_eff exceeded neffStop/);
+    expect(byNeff.history).toHaveLength(2);
+  });
+
+  it("earlyStopTrain reverts to the previous round's network when n_eff falls", async () => {
+    // A likelihood that sharpens from round 2 on (after 128 calls) makes round 2's n_eff fall.
+    let calls = 0;
+    const engine = new NBI({
+      ...small,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+      seed: 4,
+    });
+    const base = xObsLine(5);
+    const fit = await engine.fit({
+      ...quickFit,
+      xObs: base,
+      nRounds: 4,
+      earlyStopTrain: true,
+      logLike: (xo, xs) => {
+        calls++;
+        let q = 0;
+        for (let i = 0; i < 8; i++) q += (xo[i]! - xs[i]!) ** 2;
+        return -0.5 * q * (calls > 128 ? 10 : 1);
+      },
+    });
+    const h = fit.history;
+    expect(h[1]!.nEff!).toBeGreaterThan(h[2]!.nEff!);
+    expect(h[2]!.nEff!).toBeGreaterThan(1);
+    expect(h).toHaveLength(3);
+    expect(fit.stopped).toMatch(/n_eff fell .* reverted to round 1's proposal/);
+    expect(h[2]!.trained).toBe(false);
+  });
+
+  it("trains round 0 on precomputed simulations without calling the simulator", async () => {
+    const theta = linePriors.a.sample(hostKey(8), 64);
+    const slopes = linePriors.b.sample(hostKey(9), 64);
+    const rows = globalThis.Array.from({ length: 64 }, (_, i) => [theta[i]!, slopes[i]!]);
+    const x = rows.map((r) => line(r));
+    const engine = new NBI({
+      ...small,
+      priors: linePriors,
+      path: tempDir(),
+      dataShape: [8],
+    });
+    const fit = await engine.fit({
+      x,
+      theta: rows,
+      nEpochs: 2,
+      batchSize: 16,
+      noise: 0.2,
+      progress: false,
+    });
+    expect(fit.history[0]!.nSimulated).toBe(64);
+    const draws = await engine.sample(xObsLine(1), 5);
+    expect(draws.every(Number.isFinite)).toBe(true);
+    await expect(
+      engine.fit({ x: x.slice(1), theta: rows, nEpochs: 1, progress: false }),
+    ).rejects.toThrow(/as many simulations/);
+  });
+});
+
 describe("NBI: reproducibility", () => {
   it("gives the same run for the same seed whatever the number of worker threads", async () => {
     const module = resolve("test/fixtures/simulators/line.mjs");
