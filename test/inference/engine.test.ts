@@ -7,8 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { type Array, np, random } from "../../src/index.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
+import { gaussianLogLike } from "../../src/inference/likelihood.js";
 import { normal, type Prior, uniform } from "../../src/inference/priors.js";
 import { readSafetensors } from "../../src/inference/safetensors.js";
 
@@ -23,7 +25,7 @@ afterAll(() => {
 });
 
 /** A line through 8 points with slope and intercept: x_i = a + b·t_i. */
-const T = Array.from({ length: 8 }, (_, i) => i / 7);
+const T = globalThis.Array.from({ length: 8 }, (_, i) => i / 7);
 const line = (theta: ArrayLike<number>) => Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
 const linePriors = { a: normal(0, 1), b: uniform(-2, 2) };
 const small = {
@@ -101,7 +103,7 @@ describe("NBI: bad input", () => {
     await expect(engine.fit({ ...quickFit, xObs: [1, 2, 3] })).rejects.toThrow(
       /xObs expected 8 numbers .*got 3 numbers/,
     );
-    const nan = Array.from(xObsLine(0));
+    const nan = globalThis.Array.from(xObsLine(0));
     nan[4] = Number.NaN;
     await expect(engine.fit({ ...quickFit, xObs: nan })).rejects.toThrow(
       /xObs expected finite numbers, got NaN at index 4/,
@@ -244,11 +246,11 @@ describe("NBI: fit, predict, save and load", () => {
     const theta = Float64Array.from([0.3, 1.1, 0, 0, -1, 1.5]);
     const a = await engine.logProb(xObs, theta);
     const b = await loaded.logProb(xObs, theta);
-    expect(Array.from(b)).toEqual(Array.from(a));
+    expect(globalThis.Array.from(b)).toEqual(globalThis.Array.from(a));
     expect(loaded.labels).toEqual(["a", "b"]);
     const s1 = await engine.sample(xObs, 10);
     const s2 = await loaded.sample(xObs, 10);
-    expect(Array.from(s2)).toEqual(Array.from(s1));
+    expect(globalThis.Array.from(s2)).toEqual(globalThis.Array.from(s1));
   });
 
   it("sampleBatch draws for many observations in one pass, matching per-observation sample", async () => {
@@ -357,6 +359,38 @@ describe("NBI: stopping rules and precomputed simulations", () => {
   });
 });
 
+describe("NBI: noise functions and aborting", () => {
+  it("applies a noise function afresh to every batch (and needs a likelihood for weights)", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    const noiseFn = (key: Array, x: Array) => np.add(x, np.mul(0.2, random.normal(key, x.shape)));
+    await expect(
+      engine.fit({ ...quickFit, noise: noiseFn, xObs: xObsLine(0), nRounds: 2 }),
+    ).rejects.toThrow(/logLike expected a likelihood/);
+    const fit = await engine.fit({
+      ...quickFit,
+      noise: noiseFn,
+      xObs: xObsLine(0),
+      nRounds: 2,
+      logLike: gaussianLogLike(0.2, 8),
+    });
+    expect(fit.history[1]!.nEff).toBeGreaterThan(0);
+  });
+
+  it("stops promptly when the signal aborts, with the abort reason", async () => {
+    const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
+    const controller = new AbortController();
+    const run = engine.fit({
+      ...quickFit,
+      nEpochs: 50,
+      signal: controller.signal,
+      onEpoch: (_, e) => {
+        if (e.epoch === 1) controller.abort(new Error("user stop"));
+      },
+    });
+    await expect(run).rejects.toThrow(/user stop/);
+  });
+});
+
 describe("NBI: reproducibility", () => {
   it("gives the same run for the same seed whatever the number of worker threads", async () => {
     const module = resolve("test/fixtures/simulators/line.mjs");
@@ -373,8 +407,8 @@ describe("NBI: reproducibility", () => {
     };
     const one = await run(1);
     const three = await run(3);
-    expect(Array.from(three.weights)).toEqual(Array.from(one.weights));
-    expect(Array.from(three.samples)).toEqual(Array.from(one.samples));
+    expect(globalThis.Array.from(three.weights)).toEqual(globalThis.Array.from(one.weights));
+    expect(globalThis.Array.from(three.samples)).toEqual(globalThis.Array.from(one.samples));
     expect(three.history.map((h) => h.epochs.map((e) => e.valLoss))).toEqual(
       one.history.map((h) => h.epochs.map((e) => e.valLoss)),
     );
@@ -394,7 +428,7 @@ describe("NBI: reproducibility", () => {
     const first = await runWithSeed(1);
     const again = await runWithSeed(1);
     const other = await runWithSeed(2);
-    expect(Array.from(again)).toEqual(Array.from(first));
-    expect(Array.from(other)).not.toEqual(Array.from(first));
+    expect(globalThis.Array.from(again)).toEqual(globalThis.Array.from(first));
+    expect(globalThis.Array.from(other)).not.toEqual(globalThis.Array.from(first));
   });
 });
