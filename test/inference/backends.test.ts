@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { np } from "../../src/index.js";
 import { NBI } from "../../src/inference/engine.js";
 import { normal, uniform } from "../../src/inference/priors.js";
-import { np } from "../../src/index.js";
 import { testBackends } from "../helpers/backends.js";
 
 const T = Array.from({ length: 8 }, (_, i) => i / 7);
