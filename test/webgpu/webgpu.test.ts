@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { NbiError, np, random } from "../../src/index.js";
+import { gpuDevice } from "../../src/ops/webgpu/backend.js";
 import { webgpuAvailable } from "../helpers/backends.js";
 
 describe.skipIf(!webgpuAvailable())("webgpu backend", () => {
@@ -53,6 +54,16 @@ describe.skipIf(!webgpuAvailable())("webgpu backend", () => {
     await np.useBackend("webgpu");
     expect(() => np.array([1], { dtype: "float64" })).toThrow(NbiError);
     expect(() => np.array([1], { dtype: "float64" })).toThrow(/float64 is not supported/);
+  });
+
+  it("a GPU validation error makes the next readback throw instead of returning garbage", async () => {
+    await np.useBackend("webgpu");
+    // An invalid buffer (MAP_READ with STORAGE) is a validation error reported asynchronously.
+    gpuDevice().createBuffer({ size: 16, usage: 0x0001 | 0x0080 });
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(np.add(np.array([1, 2]), 1).data()).rejects.toThrow(/GPU reported an error/);
+    // The error is reported once; later readbacks work again.
+    expect(Array.from(await np.add(np.array([1, 2]), 1).data())).toEqual([2, 3]);
   });
 
   it("moves arrays explicitly with toBackend; CPU operands are uploaded", async () => {

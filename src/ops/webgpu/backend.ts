@@ -21,7 +21,7 @@
 import { NbiError } from "../../errors.js";
 import type { Backend } from "../backend.js";
 import { allocate, type DType, type TypedArray } from "../dtype.js";
-import type { GpuContext, GpuDeviceInfo } from "./device.js";
+import { type GpuContext, type GpuDeviceInfo, takeDeviceError } from "./device.js";
 
 // GPUBufferUsage / GPUMapMode values (the globals are absent in Node unless installed).
 const MAP_READ = 1;
@@ -231,6 +231,13 @@ async function download(buf: GpuBuf, dtype: DType, size: number): Promise<TypedA
   encoder.copyBufferToBuffer(checkLive(buf), 0, staging, 0, bytes);
   device.queue.submit([encoder.finish()]);
   await staging.mapAsync(1);
+  const gpuError = takeDeviceError();
+  if (gpuError !== undefined) {
+    staging.destroy();
+    throw new NbiError(
+      `webgpu: the GPU reported an error while computing this value, so it would be wrong: ${gpuError}`,
+    );
+  }
   const mapped = staging.getMappedRange();
   if (dtype === "bool") {
     const words = new Uint32Array(mapped);

@@ -69,12 +69,23 @@ async function acquire(): Promise<GpuContext> {
   }
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new NbiError(noAdapterMessage(api));
-  const device = await adapter.requestDevice();
+  // Ask for the adapter's own compute limits: the defaults (e.g. 128 invocations per workgroup on
+  // compatibility-mode adapters) would reject kernels that the adapter can run.
+  const requiredLimits: Record<string, number> = {};
+  for (const name of COMPUTE_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number | undefined>)[name];
+    if (typeof v === "number") requiredLimits[name] = v;
+  }
+  const device = await adapter.requestDevice({ requiredLimits });
+  watchErrors(device);
   const a = adapter.info;
   const text = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`;
+  // An adapter that tells nothing about itself (compatibility-mode adapters without developer
+  // features) counts as software: "auto" must not take an unknown adapter for a hardware GPU.
   const software =
     (a as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic render/i.test(text);
+    /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic render/i.test(text) ||
+    text.trim() === "";
   return {
     device,
     keepAlive: [gpu, adapter],
@@ -87,6 +98,43 @@ async function acquire(): Promise<GpuContext> {
       software,
     },
   };
+}
+
+const COMPUTE_LIMITS = [
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupStorageSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+];
+
+let pendingError: string | undefined;
+
+/**
+ * GPU validation errors (a rejected pipeline, an out-of-memory buffer) are reported
+ * asynchronously, never thrown; results computed after one are garbage. Keep the first one so
+ * the next readback throws instead of returning wrong numbers.
+ */
+function watchErrors(device: GPUDevice): void {
+  const record = (e: Event) => {
+    const err = (e as GPUUncapturedErrorEvent).error;
+    pendingError ??= err?.message ?? String(err);
+  };
+  if (typeof device.addEventListener === "function") {
+    device.addEventListener("uncapturederror", record);
+  } else {
+    (device as { onuncapturederror: ((e: Event) => void) | null }).onuncapturederror = record;
+  }
+}
+
+/** The first GPU error since the last call, if any (and forgets it). */
+export function takeDeviceError(): string | undefined {
+  const e = pendingError;
+  pendingError = undefined;
+  return e;
 }
 
 /** Why no adapter came back, as far as can be told from the outside, and the fix. */
