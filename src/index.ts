@@ -25,6 +25,7 @@ export type { BackendName } from "./ops/backend.js";
 export type { DType } from "./ops/dtype.js";
 export * as np from "./ops/np.js";
 export * as random from "./ops/random.js";
+export * as plots from "./plots/index.js";
 export type { AxisSpec, GradOptions, ScanOptions, Tree, VmapOptions } from "./transforms/api.js";
 export {
   grad,
