@@ -19,6 +19,7 @@ import type { Featurizer } from "../featurizers/types.js";
 import type { Array } from "../ops/array.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { withDisplay } from "./display.js";
 import { hostKey, keyAt } from "./host.js";
 import { type ImportanceResult, importanceWeights } from "./importance.js";
 import { gaussianLogLike, type LogLike, logLikelihoods } from "./likelihood.js";
@@ -428,14 +429,17 @@ export class NBI {
     const result: SnpeResult = await snpeIS(config, undefined, this.roundCheckpoints(store, net));
     this.checkpoint = result.state.current;
     this.runHistory = [...result.history];
-    return {
-      history: result.history,
-      samples: result.samples,
-      weights: result.weights,
-      essHistory: result.essHistory,
-      stopped: result.stopped,
-      labels: this.labels,
-    };
+    return withDisplay(
+      {
+        history: result.history,
+        samples: result.samples,
+        weights: result.weights,
+        essHistory: result.essHistory,
+        stopped: result.stopped,
+        labels: this.labels,
+      },
+      "fit",
+    );
   }
 
   private roundCheckpoints(store: SimulationStore, net: PosteriorNetwork): RoundCheckpoints {
@@ -572,24 +576,27 @@ export class NBI {
         x,
         nSamples,
       );
-      return {
-        samples,
-        weights: new Float64Array(nSamples).fill(1 / nSamples),
-        ess: Number.NaN,
-        kishEss: Number.NaN,
-        efficiency: Number.NaN,
-        logEvidence: Number.NaN,
-        logEvidenceSe: Number.NaN,
-        paretoK: Number.NaN,
-        nSimulations: 0,
-        dropped: 0,
-        redrawn: 0,
-        surrogateOnly: true,
-        warnings: [
-          "no likelihood given (xErr or logLike): these are the surrogate's samples, unweighted",
-        ],
-        labels: this.labels,
-      };
+      return withDisplay(
+        {
+          samples,
+          weights: new Float64Array(nSamples).fill(1 / nSamples),
+          ess: Number.NaN,
+          kishEss: Number.NaN,
+          efficiency: Number.NaN,
+          logEvidence: Number.NaN,
+          logEvidenceSe: Number.NaN,
+          paretoK: Number.NaN,
+          nSimulations: 0,
+          dropped: 0,
+          redrawn: 0,
+          surrogateOnly: true,
+          warnings: [
+            "no likelihood given (xErr or logLike): these are the surrogate's samples, unweighted",
+          ],
+          labels: this.labels,
+        },
+        "predict",
+      );
     }
     let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
     let logW: Float64Array<ArrayBuffer> = new Float64Array(0);
@@ -662,23 +669,26 @@ export class NBI {
         `n_eff ${imp.nEff.toFixed(1)} is below neffMin ${neffMin} after ${nSimulations} simulations`,
       );
     }
-    return {
-      samples: thetaAll,
-      weights: imp.weights,
-      ess: imp.nEff,
-      kishEss: imp.kishEss,
-      efficiency: imp.nEff / nSimulations,
-      // The draws follow the proposal truncated to the prior: correct by its mass inside.
-      logEvidence: imp.logEvidence + Math.log(acceptedDraws / (acceptedDraws + redrawn)),
-      logEvidenceSe: imp.logEvidenceSe,
-      paretoK: imp.paretoK,
-      nSimulations,
-      dropped,
-      redrawn,
-      surrogateOnly: false,
-      warnings,
-      labels: this.labels,
-    };
+    return withDisplay(
+      {
+        samples: thetaAll,
+        weights: imp.weights,
+        ess: imp.nEff,
+        kishEss: imp.kishEss,
+        efficiency: imp.nEff / nSimulations,
+        // The draws follow the proposal truncated to the prior: correct by its mass inside.
+        logEvidence: imp.logEvidence + Math.log(acceptedDraws / (acceptedDraws + redrawn)),
+        logEvidenceSe: imp.logEvidenceSe,
+        paretoK: imp.paretoK,
+        nSimulations,
+        dropped,
+        redrawn,
+        surrogateOnly: false,
+        warnings,
+        labels: this.labels,
+      },
+      "predict",
+    );
   }
 
   /** The fit's per-round history. */
@@ -769,6 +779,11 @@ export class NBI {
     engine.checkpoint = await loadCheckpoint(join(folder, "weights.safetensors"), template);
     engine.runHistory = model.history ?? [];
     return engine;
+  }
+
+  /** Node's util.inspect, Deno and REPLs print the engine as its toString. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
   }
 
   toString(): string {

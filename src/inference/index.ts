@@ -5,6 +5,7 @@
  * file formats (NPY for simulations, safetensors for weights) that Python reads.
  */
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+export { formatFitResult, formatPredictResult, withDisplay } from "./display.js";
 export {
   type FitOptions,
   type FitResult,

@@ -138,6 +138,10 @@ class Univariate implements Prior {
   toString(): string {
     return this.dist.text;
   }
+  /** Node's util.inspect, Deno and REPLs print the prior as its toString. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
   toJSON(): PriorSpec {
     return isDefaultLabels(this.labels)
       ? { ...this.dist.spec }
@@ -211,6 +215,10 @@ class Independent implements Prior {
       return `${names.length === 1 ? names[0] : `[${names.join(", ")}]`}: ${p}`;
     });
     return `independent{${items.join(", ")}}`;
+  }
+  /** Node's util.inspect, Deno and REPLs print the prior as its toString. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
   }
   toJSON(): PriorSpec {
     // The product's labels are the record; each part's own labels would only repeat them.
