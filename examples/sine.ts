@@ -9,7 +9,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { inference, NBI } from "../src/index.js";
+import { inference, NBI, plots } from "../src/index.js";
 import {
   flow,
   mlpFeaturizer,
@@ -87,3 +87,11 @@ engine.labels.forEach((label, j) => {
   console.log(`  ${label.padEnd(6)} ${m} ± ${s}  ${truth[j]!.toFixed(3).padStart(7)}`);
 });
 for (const w of post.warnings) console.log(`warning: ${w}`);
+
+// Pictures of the run: the weighted corner plot (truths marked) and n_eff per round.
+const corner = await plots.cornerPlot(post.samples, post.weights, engine.labels, { truths: truth });
+const files = [
+  await plots.writePlot(corner, join(engine.path, "corner")),
+  await plots.writePlot(await plots.essPlot(fit.history), join(engine.path, "ess")),
+];
+console.log(`\nplots: ${files.map((f) => f.svg).join(", ")} (and .png)`);

@@ -15,14 +15,24 @@
  *     round-000/chunk-000000.status.npy  k uint8: 0 ok, 1 non-finite output, 2 simulator threw,
  *                                        3 worker crashed
  *     round-000/chunk-000000.index.npy   k int32: the θ rows the chunk holds
+ *     round-000/chunk-s003-000000.*.npy  the same three files from the writer "s003" (a store
+ *                                        opened with { writer: "s003" }: one shard of a round
+ *                                        simulated by another process or machine)
  *     round-000/<name>.json      records the engine keeps per round (history, reports)
  *
  * Each file is written under a temporary name, flushed to disk and renamed into place, and a
  * chunk's index file is renamed last: a chunk exists exactly when its index file does. A crash
  * can leave temporary files or an x/status pair without an index file; both are ignored, and
  * chunk numbers are never reused, so a resumed run cannot overwrite them. If an index appears in
- * several chunks, the highest-numbered chunk wins (a deliberate re-simulation). One process
- * writes a store at a time.
+ * several chunks, the last one read wins (a deliberate re-simulation): chunks are read in the
+ * order of their file names (unprefixed chunks by number first, then each writer's by number, writers
+ * in code-unit order), which is also Python's `sorted` order.
+ *
+ * Writers: chunk numbers are taken per writer, so several processes (or machines sharing the folder)
+ * can simulate one round at once when each opens the store with its own `writer` name: a Slurm array
+ * job's shards write `chunk-s000-*`, `chunk-s001-*`, ... and `readRound` merges them all. One
+ * process per writer name (the unnamed one included) at a time; θ is written by one process, before
+ * the writers start.
  *
  * Reading a round from Python:
  *
@@ -66,6 +76,8 @@ export interface RoundData {
 export interface SimulationStore {
   /** The absolute path of the store folder. */
   readonly dir: string;
+  /** The name this handle's chunks carry (`chunk-<writer>-NNNNNN`), if any. */
+  readonly writer?: string;
   readonly meta: StoreMeta;
   /** Output values per simulation: the product of `meta.dataShape`. */
   readonly size: number;
@@ -78,7 +90,10 @@ export interface SimulationStore {
    * different values are refused with an NbiError.
    */
   writeRoundParams(round: number, theta: Float64Array): Promise<void>;
-  /** Persists one chunk atomically; its indices must be rows of the round's θ. */
+  /**
+   * Persists one chunk atomically (named after this handle's writer, if it has one); its indices
+   * must be rows of the round's θ.
+   */
   appendChunk(round: number, chunk: SimulationChunk): Promise<void>;
   /** The round's θ and every stored chunk merged by index. */
   readRound(round: number): Promise<RoundData>;
@@ -88,6 +103,11 @@ export interface SimulationStore {
   readJson<T>(round: number, name: string): Promise<T | undefined>;
   /** The round's folder (created by the first write to the round), for the engine's own files. */
   roundDir(round: number): string;
+}
+
+/** How a handle writes: `writer` names its chunks (letters, digits and '_', starting with a letter). */
+export interface StoreOptions {
+  readonly writer?: string;
 }
 
 interface Manifest {
@@ -100,8 +120,11 @@ interface Manifest {
 }
 
 const MANIFEST = "manifest.json";
-const CHUNK_INDEX = /^chunk-(\d+)\.index\.npy$/;
-const CHUNK_ANY = /^chunk-(\d+)\./;
+/** A finished chunk: `chunk-[writer-]NNNNNN.index.npy`. */
+const CHUNK_INDEX = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\.index\.npy$/;
+/** Any file of a chunk, finished or not, by writer ("" for unprefixed chunks) and number. */
+const CHUNK_ANY = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\./;
+const WRITER = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ROUND_DIR = /^round-(\d+)$/;
 
 /** The rows of a round still to simulate: those with done[i] = 0. */
@@ -115,8 +138,21 @@ export function pendingIndices(done: Uint8Array): Int32Array {
  * Opens the store in `dir`, creating the folder and its manifest if needed. An existing store
  * must have the same paramDim and dataShape (and labels, when both name them).
  */
-export async function openStore(dir: string, meta: StoreMeta): Promise<SimulationStore> {
+export async function openStore(
+  dir: string,
+  meta: StoreMeta,
+  options: StoreOptions = {},
+): Promise<SimulationStore> {
   validateMeta(meta);
+  const writer = options?.writer;
+  if (writer !== undefined && (typeof writer !== "string" || !WRITER.test(writer))) {
+    fail(
+      "openStore",
+      "options.writer",
+      "a name of letters, digits and '_' that starts with a letter (e.g. \"s003\")",
+      writer,
+    );
+  }
   const root = resolve(dir);
   const manifestPath = join(root, MANIFEST);
   let manifest: Manifest;
@@ -144,7 +180,7 @@ export async function openStore(dir: string, meta: StoreMeta): Promise<Simulatio
       rounds: [],
     };
   }
-  const store = new DiskStore(root, manifest);
+  const store = new DiskStore(root, manifest, writer);
   await store.syncManifest(rewrite);
   return store;
 }
@@ -159,6 +195,7 @@ class DiskStore implements SimulationStore {
   constructor(
     readonly dir: string,
     private readonly manifest: Manifest,
+    readonly writer?: string,
   ) {
     this.meta = {
       paramDim: manifest.paramDim,
@@ -242,7 +279,8 @@ class DiskStore implements SimulationStore {
     for (const i of index) if (i < 0 || i >= n) fail(fn, "chunk.index", `values in [0, ${n})`, i);
     for (const s of status) if (s > 3) fail(fn, "chunk.status", "values 0 to 3", s);
     const number = await this.takeChunkNumber(round);
-    const base = join(this.roundDir(round), `chunk-${String(number).padStart(6, "0")}`);
+    const prefix = this.writer === undefined ? "" : `${this.writer}-`;
+    const base = join(this.roundDir(round), `chunk-${prefix}${String(number).padStart(6, "0")}`);
     await writeAtomic(`${base}.x.npy`, encodeNpy({ data: x, shape: [k, ...this.meta.dataShape] }));
     await writeAtomic(`${base}.status.npy`, encodeNpy({ data: status, shape: [k] }));
     // Renamed last: its presence is what makes the chunk count.
@@ -263,11 +301,14 @@ class DiskStore implements SimulationStore {
     const x = new Float32Array(n * size).fill(Number.NaN);
     const folder = this.roundDir(round);
     const chunks = (await readdir(folder))
-      .map((name) => CHUNK_INDEX.exec(name)?.[1])
-      .filter((m): m is string => m !== undefined)
-      .sort((a, b) => Number(a) - Number(b));
-    for (const number of chunks) {
-      const base = join(folder, `chunk-${number}`);
+      .map((name) => CHUNK_INDEX.exec(name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ writer: m[1] ?? "", number: m[2]! }))
+      .sort((a, b) =>
+        a.writer === b.writer ? Number(a.number) - Number(b.number) : a.writer < b.writer ? -1 : 1,
+      );
+    for (const { writer, number } of chunks) {
+      const base = join(folder, `chunk-${writer === "" ? "" : `${writer}-`}${number}`);
       const index = await this.readChunkFile(`${base}.index.npy`, Int32Array, [-1]);
       const k = index.length;
       const rows = await this.readChunkFile(`${base}.x.npy`, Float32Array, [
@@ -344,15 +385,19 @@ class DiskStore implements SimulationStore {
     return this.rowCounts.get(round)!;
   }
 
-  /** The next unused chunk number of a round: above every chunk file present, finished or not. */
+  /**
+   * The next unused chunk number of a round for this handle's writer: above every chunk file of
+   * that writer present, finished or not.
+   */
   private async takeChunkNumber(round: number): Promise<number> {
     let counter = this.nextChunk.get(round);
     if (counter === undefined) {
+      const writer = this.writer ?? "";
       counter = readdir(this.roundDir(round)).then((names) => {
         let next = 0;
         for (const name of names) {
           const m = CHUNK_ANY.exec(name);
-          if (m) next = Math.max(next, Number(m[1]) + 1);
+          if (m && (m[1] ?? "") === writer) next = Math.max(next, Number(m[2]) + 1);
         }
         return { next };
       });

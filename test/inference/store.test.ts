@@ -160,6 +160,85 @@ describe("simulation store", () => {
     await expect(openStore(fresh(), { paramDim: 2, dataShape: [0] })).rejects.toThrow(NbiError);
   });
 
+  it("merges chunks from several writers, numbering each writer's chunks on its own", async () => {
+    const dir = fresh();
+    const main = await openStore(dir, META);
+    await main.writeRoundParams(0, theta5);
+    // Two shards open the same store at once, each under its own writer name.
+    const [s0, s1] = await Promise.all([
+      openStore(dir, META, { writer: "s000" }),
+      openStore(dir, META, { writer: "s001" }),
+    ]);
+    expect(s0.writer).toBe("s000");
+    expect(main.writer).toBeUndefined();
+    await Promise.all([
+      s0.appendChunk(0, { index: Int32Array.of(0), x: rowsX([0]), status: Uint8Array.of(0) }),
+      s1.appendChunk(0, { index: Int32Array.of(1), x: rowsX([1]), status: Uint8Array.of(0) }),
+    ]);
+    await s0.appendChunk(0, { index: Int32Array.of(2), x: rowsX([2]), status: Uint8Array.of(2) });
+    await main.appendChunk(0, { index: Int32Array.of(3), x: rowsX([3]), status: Uint8Array.of(0) });
+    const names = (await readdir(main.roundDir(0))).filter((f) => f.endsWith(".index.npy")).sort();
+    expect(names).toEqual([
+      "chunk-000000.index.npy",
+      "chunk-s000-000000.index.npy",
+      "chunk-s000-000001.index.npy",
+      "chunk-s001-000000.index.npy",
+    ]);
+    // A fresh handle of a writer continues after that writer's own chunks (finished or not).
+    await writeFile(join(main.roundDir(0), "chunk-s001-000001.x.npy.tmp-1-1"), "half");
+    await writeFile(
+      join(main.roundDir(0), "chunk-s001-000004.x.npy"),
+      encodeNpy({ data: rowsX([4]), shape: [1, 2, 3] }),
+    );
+    const s1again = await openStore(dir, META, { writer: "s001" });
+    await s1again.appendChunk(0, {
+      index: Int32Array.of(4),
+      x: rowsX([4]),
+      status: Uint8Array.of(0),
+    });
+    expect(existsSync(join(main.roundDir(0), "chunk-s001-000005.index.npy"))).toBe(true);
+
+    const round = await (await openStore(dir, META)).readRound(0);
+    expect(Array.from(round.done)).toEqual([1, 1, 1, 1, 1]);
+    expect(Array.from(round.status)).toEqual([0, 0, 2, 0, 0]);
+    expect(Array.from(round.x.subarray(SIZE, 2 * SIZE))).toEqual(Array.from(rowsX([1])));
+    expect(Array.from(round.x.subarray(4 * SIZE))).toEqual(Array.from(rowsX([4])));
+    // The unnamed writer's numbering ignores the shards' chunks.
+    await main.appendChunk(0, { index: Int32Array.of(4), x: rowsX([4]), status: Uint8Array.of(0) });
+    expect(existsSync(join(main.roundDir(0), "chunk-000001.index.npy"))).toBe(true);
+  });
+
+  it("reads chunks in file-name order: unprefixed first, then writers in code-unit order", async () => {
+    const dir = fresh();
+    const store = await openStore(dir, META);
+    await store.writeRoundParams(0, theta5);
+    const write = async (writer: string | undefined, value: number) => {
+      const handle = await openStore(dir, META, writer === undefined ? {} : { writer });
+      await handle.appendChunk(0, {
+        index: Int32Array.of(0),
+        x: new Float32Array(SIZE).fill(value),
+        status: Uint8Array.of(0),
+      });
+    };
+    await write("s001", 1);
+    await write("s000", 2);
+    await write(undefined, 3);
+    // The same row simulated three times: the last in name order (s001) wins.
+    expect((await store.readRound(0)).x[0]).toBe(1);
+    await write("t", 4);
+    expect((await store.readRound(0)).x[0]).toBe(4);
+  });
+
+  it("refuses a writer name that could not be told apart from a chunk number", async () => {
+    const dir = fresh();
+    for (const writer of ["", "3s", "s-1", "a.b", "a b"]) {
+      await expect(openStore(dir, META, { writer })).rejects.toThrow(
+        /openStore: options.writer expected a name of letters, digits and '_' that starts with a letter/,
+      );
+    }
+    expect((await openStore(dir, META, { writer: "node_7" })).writer).toBe("node_7");
+  });
+
   it("stores what simulate produces in worker threads", async () => {
     const store = await openStore(fresh(), { paramDim: 2, dataShape: [4] });
     const theta = Float64Array.from({ length: 24 }, (_, k) => k / 3);

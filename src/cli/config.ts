@@ -1,0 +1,526 @@
+/**
+ * The run configuration of `nbi fit`, `nbi simulate` and `nbi predict`: a JSON file, or an ES
+ * module (.mjs/.js/.ts/.mts) whose default export is the same object (a module may give the
+ * simulator as a function and priors as prior objects). Relative paths in it are relative to the
+ * file's own folder.
+ *
+ * ```json
+ * {
+ *   "simulator": { "module": "./line.mjs", "exportName": "line" },
+ *   "priors": { "a": { "type": "normal", "mu": 0, "sigma": 1 },
+ *               "b": { "type": "uniform", "lo": -2, "hi": 2 } },
+ *   "flow": { "flowHidden": 32, "numBlocks": 3 },
+ *   "featurizer": { "type": "mlp", "dimIn": 8, "dimOut": 16 },
+ *   "fit": { "nSims": 500, "nRounds": 3, "nEpochs": 20, "batchSize": 32, "noise": 0.2 },
+ *   "observation": "obs.csv",
+ *   "path": "runs/line",
+ *   "seed": 0,
+ *   "workers": 4
+ * }
+ * ```
+ *
+ * - simulator: "./sim.mjs" (its default export), "./sim.mjs#name", { module, exportName }, or
+ *   (module configs) a function (θ, { index, seed }) → data run in-process.
+ * - priors: a prior spec as `toJSON` writes it ({ type: "uniform", lo, hi }, ...; see
+ *   src/inference/priors.ts), an array of specs, or an object of named specs (names become labels).
+ * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
+ * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
+ *   earlyStopPatience, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian sigmas: one number or
+ *   one per data value; also the likelihood of the importance weights and predict's default xErr).
+ * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
+ *   trains an amortized posterior (one round from the prior).
+ * - path: the run folder (default: "<config name>-run" beside the config file).
+ * - seed, workers, backend ("cpu" | "webgpu" | "auto"), dataShape ([length] or [channels, length]).
+ * - predict: defaults for `nbi predict`: nSamples, neffMin, nMax, xErr.
+ */
+import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, NbiError } from "../errors.js";
+import {
+  type FeaturizerConfig,
+  fromConfig as featurizerFromConfig,
+} from "../featurizers/registry.js";
+import { hostKey, keyAt } from "../inference/host.js";
+import {
+  type FlowConfig,
+  flowFromConfig,
+  type PosteriorNetwork,
+  posteriorNetwork,
+} from "../inference/posterior.js";
+import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "../inference/priors.js";
+import { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "../inference/simulate.js";
+import type { Simulator } from "../inference/simulate-rows.js";
+import type { StoreMeta } from "../inference/store.js";
+import type { Noise } from "../inference/train.js";
+import { readNumbers } from "./data.js";
+
+/** Fit options a config may set (FitOptions of the engine, minus hooks). */
+export interface FitSection {
+  nSims: number;
+  nRounds?: number;
+  nEpochs?: number;
+  batchSize?: number;
+  lr?: number;
+  minLr?: number;
+  fVal?: number;
+  nReuse?: number;
+  earlyStopPatience?: number;
+  earlyStopTrain?: boolean;
+  neffStop?: number;
+  fAcceptMin?: number;
+  noise?: Noise;
+}
+
+export interface PredictSection {
+  nSamples?: number;
+  neffMin?: number;
+  nMax?: number;
+  xErr?: number | number[];
+}
+
+/** A validated config with paths resolved, priors built and the observation read. */
+export interface RunConfig {
+  /** The config file (absolute). */
+  readonly file: string;
+  readonly simulator: Simulator;
+  readonly prior: Prior;
+  readonly flow: FlowConfig;
+  readonly featurizer: FeaturizerConfig;
+  readonly fit: FitSection;
+  readonly xObs?: Float64Array;
+  readonly runDir: string;
+  readonly seed: number;
+  readonly workers?: number;
+  readonly backend?: "cpu" | "webgpu" | "auto";
+  readonly dataShape?: number[];
+  readonly predict: PredictSection;
+}
+
+/** Settings that change where or how fast a run goes, never its numbers (plus nRounds). */
+export interface Overrides {
+  path?: string;
+  workers?: number;
+  backend?: "cpu" | "webgpu" | "auto";
+}
+
+const TOP_KEYS = [
+  "description",
+  "simulator",
+  "priors",
+  "labels",
+  "flow",
+  "featurizer",
+  "fit",
+  "observation",
+  "path",
+  "seed",
+  "workers",
+  "backend",
+  "dataShape",
+  "predict",
+];
+/** Integer fit options and their least values. */
+const FIT_INTS: Record<string, number> = {
+  nSims: 2,
+  nRounds: 1,
+  nEpochs: 1,
+  batchSize: 1,
+  nReuse: -1,
+  earlyStopPatience: 1,
+};
+const FIT_NUMBERS = ["lr", "minLr", "fVal", "neffStop", "fAcceptMin"];
+const FIT_KEYS = [...Object.keys(FIT_INTS), ...FIT_NUMBERS, "earlyStopTrain", "noise"];
+const PREDICT_KEYS = ["nSamples", "neffMin", "nMax", "xErr"];
+const MODULE_EXT = /\.(mjs|js|cjs|ts|mts|cts)$/i;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isPrior = (v: unknown): v is Prior =>
+  isObject(v) && typeof v.logProb === "function" && typeof v.sample === "function";
+const isNumberList = (v: unknown): v is number[] =>
+  Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "number" && Number.isFinite(x));
+
+/** Reads the raw config object from a JSON file or an ES module's default export. */
+export async function readConfigFile(path: string): Promise<{ file: string; raw: unknown }> {
+  const file = resolve(path);
+  await access(file).catch(() => {
+    throw new NbiError(`${path}: no such config file (expected a .json, .mjs or .ts file)`);
+  });
+  if (MODULE_EXT.test(file)) {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new NbiError(`${path}: could not load the config module: ${(error as Error).message}`);
+    }
+    let raw = mod.default ?? mod.config;
+    if (typeof raw === "function") raw = await (raw as () => unknown)();
+    if (!isObject(raw)) {
+      throw new NbiError(
+        `${path}: expected a default export that is a config object, got ${describe(raw)}`,
+      );
+    }
+    return { file, raw };
+  }
+  const text = await readFile(file, "utf8");
+  try {
+    return { file, raw: JSON.parse(text) as unknown };
+  } catch (error) {
+    throw new NbiError(`${path}: invalid JSON (${(error as Error).message})`);
+  }
+}
+
+/** Loads, validates and resolves a config; every problem found is listed in one error line. */
+export async function loadConfig(path: string, overrides: Overrides = {}): Promise<RunConfig> {
+  const { file, raw } = await readConfigFile(path);
+  return resolveConfig(raw, file, overrides, path);
+}
+
+export async function resolveConfig(
+  raw: unknown,
+  file: string,
+  overrides: Overrides,
+  shown = file,
+): Promise<RunConfig> {
+  const problems: string[] = [];
+  const problem = (where: string, expected: string, got: unknown) =>
+    problems.push(`${where} expected ${expected}, got ${describe(got)}`);
+  if (!isObject(raw)) {
+    throw new NbiError(
+      `${shown}: expected a config object { simulator, priors, ... }, got ${describe(raw)}`,
+    );
+  }
+  const dir = dirname(file);
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  for (const key of Object.keys(raw)) {
+    if (!TOP_KEYS.includes(key))
+      problems.push(`unknown key ${JSON.stringify(key)} (known: ${TOP_KEYS.join(", ")})`);
+  }
+
+  // Simulator.
+  let simulator: Simulator | undefined;
+  const sim = raw.simulator;
+  if (typeof sim === "function") simulator = sim as SimulatorFn;
+  else if (typeof sim === "string" || (isObject(sim) && typeof sim.module === "string")) {
+    const [module, hashName] = typeof sim === "string" ? sim.split("#") : [sim.module as string];
+    const exportName = isObject(sim) ? sim.exportName : hashName;
+    if (exportName !== undefined && typeof exportName !== "string") {
+      problem("simulator.exportName", "a string", exportName);
+    }
+    const absolute = at(module!);
+    try {
+      await access(absolute);
+      simulator = { module: absolute, ...(exportName ? { exportName: exportName as string } : {}) };
+    } catch {
+      problems.push(`simulator: no module at ${absolute}`);
+    }
+  } else if (sim === undefined) {
+    problems.push(
+      'simulator is missing (expected "./sim.mjs", "./sim.mjs#name" or { module, exportName })',
+    );
+  } else {
+    problem("simulator", '"./sim.mjs", "./sim.mjs#name" or { module, exportName }', sim);
+  }
+
+  // Priors.
+  let prior: Prior | undefined;
+  if (raw.priors === undefined) {
+    problems.push(
+      'priors is missing (expected e.g. { "a": { "type": "uniform", "lo": 0, "hi": 1 } })',
+    );
+  } else {
+    try {
+      prior = resolvePriors(priorsOf(raw.priors, "priors"), raw.labels as string[] | undefined);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+
+  // Networks.
+  let flow: FlowConfig | undefined;
+  if (raw.flow !== undefined && !isObject(raw.flow))
+    problem("flow", "an object of flow settings", raw.flow);
+  else {
+    const f = (raw.flow ?? {}) as Partial<FlowConfig>;
+    flow = { ...f, nDims: f.nDims ?? prior?.dim ?? 0 };
+  }
+  const featurizer = raw.featurizer as FeaturizerConfig | undefined;
+  if (!isObject(featurizer)) {
+    problem(
+      "featurizer",
+      'a featurizer config such as { "type": "resnet-gru", "dimIn": 1, "depth": 3 }',
+      featurizer,
+    );
+  } else {
+    // Checked now, before anything is written: the engine would only find out when it starts.
+    try {
+      const built = featurizerFromConfig(featurizer);
+      if (flow && flow.nDims > 0) flowFromConfig(flow, built.dimOut);
+    } catch (error) {
+      problems.push(
+        (error as Error).message.replace(/^featurizers\.fromConfig: config\./, "featurizer."),
+      );
+    }
+  }
+
+  // Fit options.
+  const fit: Partial<FitSection> = {};
+  if (raw.fit !== undefined && !isObject(raw.fit))
+    problem("fit", "an object of fit options", raw.fit);
+  const fitRaw = isObject(raw.fit) ? raw.fit : {};
+  for (const [key, value] of Object.entries(fitRaw)) {
+    if (!FIT_KEYS.includes(key)) {
+      problems.push(`unknown key fit.${key} (known: ${FIT_KEYS.join(", ")})`);
+    } else if (key in FIT_INTS) {
+      const least = FIT_INTS[key]!;
+      if (!Number.isInteger(value) || (value as number) < least) {
+        problem(
+          `fit.${key}`,
+          key === "nReuse" ? "an integer (−1: all rounds)" : `an integer ≥ ${least}`,
+          value,
+        );
+      }
+    } else if (FIT_NUMBERS.includes(key)) {
+      if (typeof value !== "number" || !Number.isFinite(value))
+        problem(`fit.${key}`, "a number", value);
+    } else if (key === "earlyStopTrain") {
+      if (typeof value !== "boolean") problem("fit.earlyStopTrain", "true or false", value);
+    } else if (key === "noise") {
+      const ok =
+        (typeof value === "number" && value >= 0) ||
+        isNumberList(value) ||
+        typeof value === "function";
+      if (!ok) problem("fit.noise", "a sigma ≥ 0 or a list of sigmas (one per data value)", value);
+    }
+    (fit as Record<string, unknown>)[key] = value;
+  }
+  if (fit.nSims === undefined) problems.push("fit.nSims is missing (the simulations per round)");
+  if ((fit.nRounds ?? 1) > 1 && raw.observation === undefined) {
+    problems.push(
+      `fit.nRounds ${fit.nRounds} needs an "observation" (sequential rounds draw from the posterior at it; without one, use nRounds 1)`,
+    );
+  }
+
+  // Observation.
+  let xObs: Float64Array | undefined;
+  const obs = raw.observation;
+  if (obs !== undefined) {
+    try {
+      const hint = '{ "file": ..., "column": NAME }';
+      if (typeof obs === "string") xObs = (await readNumbers(at(obs), undefined, hint)).values;
+      else if (isObject(obs) && typeof obs.file === "string") {
+        const column = obs.column as string | number | undefined;
+        xObs = (await readNumbers(at(obs.file), column, hint)).values;
+      } else if (Array.isArray(obs) || ArrayBuffer.isView(obs)) {
+        const flat = Array.from(obs as ArrayLike<unknown>).flat(2);
+        if (!flat.every((v) => typeof v === "number")) {
+          problem("observation", "numbers", obs);
+        } else xObs = Float64Array.from(flat as number[]);
+      } else problem("observation", 'a file path, { "file", "column" } or a list of numbers', obs);
+    } catch (error) {
+      problems.push(`observation: ${(error as Error).message}`);
+    }
+  }
+
+  // Scalars.
+  const seed = raw.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) problem("seed", "an integer", seed);
+  const workers = overrides.workers ?? raw.workers;
+  if (workers !== undefined && (!Number.isInteger(workers) || (workers as number) < 1)) {
+    problem("workers", "a positive integer", workers);
+  }
+  const backend = overrides.backend ?? raw.backend;
+  if (backend !== undefined && !["cpu", "webgpu", "auto"].includes(backend as string)) {
+    problem("backend", '"cpu", "webgpu" or "auto"', backend);
+  }
+  const dataShape = raw.dataShape;
+  if (
+    dataShape !== undefined &&
+    (!Array.isArray(dataShape) ||
+      dataShape.length < 1 ||
+      dataShape.length > 2 ||
+      !dataShape.every((d) => Number.isInteger(d) && d >= 1))
+  ) {
+    problem("dataShape", "[length] or [channels, length]", dataShape);
+  }
+  if (raw.path !== undefined && typeof raw.path !== "string")
+    problem("path", "a folder path", raw.path);
+  const predict: PredictSection = {};
+  if (raw.predict !== undefined && !isObject(raw.predict))
+    problem("predict", "an object", raw.predict);
+  for (const [key, value] of Object.entries(isObject(raw.predict) ? raw.predict : {})) {
+    if (!PREDICT_KEYS.includes(key))
+      problems.push(`unknown key predict.${key} (known: ${PREDICT_KEYS.join(", ")})`);
+    else if (
+      key === "xErr"
+        ? !(typeof value === "number" || isNumberList(value))
+        : !Number.isInteger(value)
+    ) {
+      problem(
+        `predict.${key}`,
+        key === "xErr" ? "a sigma or a list of sigmas" : "an integer",
+        value,
+      );
+    } else (predict as Record<string, unknown>)[key] = value;
+  }
+
+  if (problems.length > 0) throw new NbiError(`${shown}: ${problems.join("; ")}`);
+  const name = basename(file, extname(file));
+  return {
+    file,
+    simulator: simulator!,
+    prior: prior!,
+    flow: flow!,
+    featurizer: featurizer!,
+    fit: fit as FitSection,
+    ...(xObs ? { xObs } : {}),
+    runDir: overrides.path
+      ? resolve(overrides.path)
+      : raw.path !== undefined
+        ? at(raw.path as string)
+        : join(dir, `${name}-run`),
+    seed: seed as number,
+    ...(workers !== undefined ? { workers: workers as number } : {}),
+    ...(backend !== undefined ? { backend: backend as RunConfig["backend"] } : {}),
+    ...(dataShape !== undefined ? { dataShape: dataShape as number[] } : {}),
+    predict,
+  };
+}
+
+/** Priors from specs (or prior objects, in module configs), labelled by object keys. */
+function priorsOf(value: unknown, where: string): Prior | Prior[] | Record<string, Prior> {
+  if (isPrior(value)) return value;
+  if (Array.isArray(value)) return value.map((v, i) => single(v, `${where}[${i}]`));
+  if (isObject(value) && typeof value.type === "string") return single(value, where);
+  if (isObject(value)) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, single(v, `${where}.${k}`)]),
+    );
+  }
+  throw new NbiError(
+    `${where} expected a prior spec ({ "type": "uniform", "lo": 0, "hi": 1 }), a list of specs or an object of named specs, got ${describe(value)}`,
+  );
+}
+
+function single(value: unknown, where: string): Prior {
+  if (isPrior(value)) return value;
+  if (!isObject(value)) {
+    throw new NbiError(
+      `${where} expected a prior spec such as { "type": "uniform", "lo": 0, "hi": 1 }, got ${describe(value)}`,
+    );
+  }
+  try {
+    return fromSpec(value as unknown as PriorSpec);
+  } catch (error) {
+    throw new NbiError(`${where}: ${(error as Error).message.replace(/^fromSpec: /, "")}`);
+  }
+}
+
+/** The simulator as saved in a run folder: a module spec, or "function" (re-read the config). */
+type SavedSimulator = WorkerSimulatorSpec | "function";
+
+/** What a run folder remembers of its config (RUN_DIR/nbi-config.json), for `nbi predict`. */
+export interface SavedRun {
+  readonly format: "nbi-cli-run";
+  readonly version: 1;
+  readonly configFile: string;
+  readonly simulator: SavedSimulator;
+  readonly workers?: number;
+  readonly backend?: RunConfig["backend"];
+  /** The fit's Gaussian noise sigmas: predict's default xErr. */
+  readonly noise?: number | number[];
+  readonly predict: PredictSection;
+}
+
+export const RUN_FILE = "nbi-config.json";
+/** The simulation store inside a run folder (the engine's `path`). */
+export const STORE_DIR = "store";
+
+export async function saveRun(run: RunConfig): Promise<void> {
+  await mkdir(run.runDir, { recursive: true });
+  const noise = run.fit.noise;
+  const saved: SavedRun = {
+    format: "nbi-cli-run",
+    version: 1,
+    configFile: run.file,
+    simulator: typeof run.simulator === "function" ? "function" : run.simulator,
+    ...(run.workers !== undefined ? { workers: run.workers } : {}),
+    ...(run.backend !== undefined ? { backend: run.backend } : {}),
+    ...(typeof noise === "number" || isNumberList(noise)
+      ? { noise: noise as number | number[] }
+      : {}),
+    predict: run.predict,
+  };
+  const path = join(run.runDir, RUN_FILE);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(saved, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+export async function loadRun(runDir: string): Promise<SavedRun & { simulatorValue: Simulator }> {
+  const path = join(runDir, RUN_FILE);
+  let saved: SavedRun;
+  try {
+    saved = JSON.parse(await readFile(path, "utf8")) as SavedRun;
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    throw new NbiError(
+      missing
+        ? `${runDir}: not a run folder of nbi fit (no ${RUN_FILE}); give the folder nbi fit wrote (the config's "path")`
+        : `${path}: ${(error as Error).message}`,
+    );
+  }
+  if (saved.format !== "nbi-cli-run") {
+    throw new NbiError(`${path}: expected format "nbi-cli-run", got ${describe(saved.format)}`);
+  }
+  let simulatorValue: Simulator;
+  if (saved.simulator === "function") {
+    // An in-process simulator lives in the config module: read it again.
+    const { raw } = await readConfigFile(saved.configFile).catch((error: Error) => {
+      throw new NbiError(
+        `${path}: the simulator is a function in ${saved.configFile}, which could not be read again (${error.message})`,
+      );
+    });
+    simulatorValue = (raw as { simulator: SimulatorFn }).simulator;
+  } else simulatorValue = saved.simulator;
+  return { ...saved, simulatorValue };
+}
+
+/** The store's meta for a run, as the engine computes it (engine.ts openRunStore). */
+export async function storeMeta(
+  run: RunConfig,
+): Promise<{ meta: StoreMeta; net: PosteriorNetwork; shape: number[] }> {
+  const shape = run.dataShape ?? (run.xObs ? [run.xObs.length] : await probeDataShape(run));
+  const net = posteriorNetwork(run.flow, run.featurizer, shape);
+  const dataShape =
+    net.inputShape[0] === 1 && (run.dataShape?.length ?? 1) === 1
+      ? [net.inputShape[1]]
+      : [...net.inputShape];
+  return { meta: { paramDim: net.nDims, dataShape, labels: run.prior.labels }, net, shape };
+}
+
+/** The engine's probe (engine.ts probeDataShape): one simulation at a prior draw. */
+async function probeDataShape(run: RunConfig): Promise<number[]> {
+  const theta = run.prior.sample(keyAt(hostKey(run.seed), 5), 1);
+  let length: number | undefined;
+  const report = await simulate(
+    run.simulator,
+    {
+      theta,
+      paramDim: run.prior.dim,
+      indices: Int32Array.of(0),
+      onChunk: (c) => {
+        length = c.x.length;
+      },
+    },
+    { workers: 1 },
+  );
+  if (length === undefined || report.ok !== 1) {
+    throw new NbiError(
+      `could not learn the simulator's output length: it failed at θ = [${Array.from(theta).join(", ")}]` +
+        (report.firstError ? ` (${report.firstError})` : "") +
+        '; fix the simulator or give "dataShape" in the config',
+    );
+  }
+  return [length];
+}
