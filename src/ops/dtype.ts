@@ -29,8 +29,58 @@ export function isInteger(dtype: DType): boolean {
   return dtype === "int32" || dtype === "uint32";
 }
 
+/**
+ * Recycled storage: typed arrays whose last reader has finished, handed back by the jit
+ * interpreter (interpret.ts `runPlan`, which knows every intermediate's last use and that
+ * nothing else holds it). Reusing them spares the allocator, the page faults of fresh memory
+ * and the garbage collections that churn of large buffers triggers. Bounded in total size.
+ */
+const recycled = new Map<string, TypedArray[]>();
+let recycledBytes = 0;
+const RECYCLE_LIMIT_BYTES = 64 * 1024 * 1024;
+const RECYCLE_PER_SIZE = 8;
+/** Smaller buffers are cheap to allocate fresh. */
+const RECYCLE_MIN_BYTES = 1024;
+
+const recycleKey = (dtype: DType, size: number) => `${dtype}:${size}`;
+
+function dtypeOfArray(a: TypedArray): DType {
+  if (a instanceof Float32Array) return "float32";
+  if (a instanceof Float64Array) return "float64";
+  if (a instanceof Int32Array) return "int32";
+  if (a instanceof Uint32Array) return "uint32";
+  return "bool";
+}
+
+/**
+ * Hands a typed array back for reuse. Only for storage nothing will read again: the caller
+ * guarantees that no array, view or user value still refers to it. Views are not taken.
+ */
+export function recycle(a: TypedArray): void {
+  const bytes = a.byteLength;
+  if (bytes < RECYCLE_MIN_BYTES || a.byteOffset !== 0 || bytes !== a.buffer.byteLength) return;
+  if (recycledBytes + bytes > RECYCLE_LIMIT_BYTES) return;
+  const key = recycleKey(dtypeOfArray(a), a.length);
+  let list = recycled.get(key);
+  if (!list) {
+    list = [];
+    recycled.set(key, list);
+  }
+  if (list.length >= RECYCLE_PER_SIZE) return;
+  list.push(a);
+  recycledBytes += bytes;
+}
+
 /** Allocates a zero-filled typed array of the dtype's storage type. */
 export function allocate(dtype: DType, size: number): TypedArray {
+  if (recycledBytes > 0) {
+    const list = recycled.get(recycleKey(dtype, size));
+    const a = list?.pop();
+    if (a) {
+      recycledBytes -= a.byteLength;
+      return a.fill(0);
+    }
+  }
   switch (dtype) {
     case "float32":
       return new Float32Array(size);

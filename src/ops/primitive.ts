@@ -31,6 +31,18 @@ export interface Primitive<P = unknown> {
    * (integer inputs, indices).
    */
   vjp(cts: Array[], primalsIn: Array[], primalsOut: Array[], params: P): (Array | null)[];
+  /**
+   * Optional reverse mode that keeps what the backward pass needs from the forward pass: the
+   * primal outputs and a pullback from output cotangents (zeros where unused) to input
+   * cotangents. `linear[i]` says whether input i carries a derivative (the pullback may return
+   * null for the others). The tape (vjp/grad) prefers it to applying the primitive and calling
+   * `vjp` later; `scan` uses it to stack each step's residuals instead of recomputing the loop.
+   */
+  vjpForward?(
+    primalsIn: Array[],
+    params: P,
+    linear: readonly boolean[],
+  ): [Array[], (cts: Array[]) => (Array | null)[]];
   /** Batching: outputs and their batch axes from inputs and their batch axes. */
   vmap(axisSize: number, vals: Array[], dims: BatchDim[], params: P): [Array[], BatchDim[]];
   /** Primitives with only integer/boolean outputs never carry gradients (comparisons, argmax). */

@@ -1,12 +1,13 @@
 /**
  * `jit`: trace a function once per input signature (tree structure, shapes, dtypes and static
  * arguments) into a jaxpr, cache it, and run the cached program on later calls. The program runs
- * as one `jit_call` primitive: on concrete inputs a compact interpreter executes the kernels
- * directly (no tracing, pytree or dtype-promotion work per op); under other transforms its rules
- * stage the transformed program (jvp, vjp, vmap), also cached, so `grad(jit(f))`,
- * `vmap(jit(f))`, `jit(grad(f))` and `jit` inside `scan` all compose.
+ * as one `jit_call` primitive: on concrete inputs a compact interpreter (interpret.ts, shared
+ * with `scan` bodies) executes the kernels directly, after peephole rewrites, with elementwise
+ * runs fused and intermediate storage recycled (no tracing, pytree or dtype-promotion work per
+ * op); under other transforms its rules stage the transformed program (jvp, vjp, vmap), also
+ * cached, so `grad(jit(f))`, `vmap(jit(f))`, `jit(grad(f))` and `jit` inside `scan` all compose.
  *
- * Fusion into generated kernels (WebAssembly / WGSL) is the next step behind this interface.
+ * Generating WebAssembly / WGSL for the fused loops is the next step behind this interface.
  */
 import { NbiError } from "../errors.js";
 import type { Array, ShapedArray } from "../ops/array.js";
@@ -14,8 +15,8 @@ import { ConcreteArray } from "../ops/concrete-array.js";
 import * as np from "../ops/numpy.js";
 import type { BatchDim, Primitive } from "../ops/primitive.js";
 import { bind, Tracer } from "./core.js";
-import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
-import { evalJaxpr, type Jaxpr, jaxprToString, makeJaxpr, type Var } from "./jaxpr.js";
+import { runPlan } from "./interpret.js";
+import { evalJaxpr, type Jaxpr, jaxprToString, makeJaxpr } from "./jaxpr.js";
 import { jvpFlat } from "./jvp.js";
 import * as tree from "./tree.js";
 import { vjpFlat } from "./vjp.js";
@@ -24,105 +25,6 @@ import { vmapFlat } from "./vmap.js";
 export interface JitCallParams {
   jaxpr: Jaxpr;
   name: string;
-}
-
-/** A jaxpr compiled to slot indices, with each slot released after its last use. */
-interface Plan {
-  nSlots: number;
-  inSlots: number[];
-  steps: { eqnIndex: number; inputs: number[]; outputs: number[]; release: number[] }[];
-  outSlots: number[];
-  /** Fused elementwise runs by their first equation (CPU only; others run equation by equation). */
-  fused: Map<number, { group: FusedGroup; inputs: number[]; outputs: number[] }>;
-}
-
-const plans = new WeakMap<Jaxpr, Plan>();
-
-function planOf(jaxpr: Jaxpr): Plan {
-  let plan = plans.get(jaxpr);
-  if (plan) return plan;
-  const slot = new Map<Var, number>();
-  const slotOf = (v: Var) => {
-    let s = slot.get(v);
-    if (s === undefined) {
-      s = slot.size;
-      slot.set(v, s);
-    }
-    return s;
-  };
-  const inSlots = jaxpr.inBinders.map(slotOf);
-  const lastUse = new Map<number, number>();
-  jaxpr.eqns.forEach((e, k) => {
-    for (const v of e.inputs) lastUse.set(slotOf(v), k);
-    for (const v of e.outBinders) slotOf(v);
-  });
-  const outSlots = jaxpr.outs.map(slotOf);
-  const keep = new Set(outSlots);
-  const fused = new Map(
-    fuseElementwise(jaxpr).map((group) => [
-      group.start,
-      { group, inputs: group.inputs.map(slotOf), outputs: group.outputs.map(slotOf) },
-    ]),
-  );
-  plan = {
-    nSlots: slot.size,
-    inSlots,
-    outSlots,
-    fused,
-    steps: jaxpr.eqns.map((e, k) => ({
-      eqnIndex: k,
-      inputs: e.inputs.map(slotOf),
-      outputs: e.outBinders.map(slotOf),
-      release: [...new Set(e.inputs.map(slotOf))].filter(
-        (s) => lastUse.get(s) === k && !keep.has(s),
-      ),
-    })),
-  };
-  plans.set(jaxpr, plan);
-  return plan;
-}
-
-/** Runs a jaxpr on concrete arrays with the kernels directly (shapes were checked when staged). */
-function runPlan(jaxpr: Jaxpr, args: readonly ConcreteArray[]): ConcreteArray[] {
-  const plan = planOf(jaxpr);
-  const slots = new globalThis.Array<ConcreteArray | undefined>(plan.nSlots);
-  plan.inSlots.forEach((s, i) => {
-    slots[s] = args[i];
-  });
-  const backend = args[0]?.backend;
-  for (let k = 0; k < plan.steps.length; k++) {
-    const fused = plan.fused.get(k);
-    if (fused) {
-      const inputs = fused.inputs.map((s) => slots[s]!);
-      if (inputs.every((x) => x.backend.name === "cpu")) {
-        const outs = runFused(fused.group, inputs);
-        fused.outputs.forEach((s, i) => {
-          slots[s] = outs[i];
-        });
-        for (let j = k; j < fused.group.end; j++) {
-          for (const s of plan.steps[j]!.release) slots[s] = undefined;
-        }
-        k = fused.group.end - 1;
-        continue;
-      }
-    }
-    const step = plan.steps[k]!;
-    const eqn = jaxpr.eqns[step.eqnIndex]!;
-    const inputs = step.inputs.map((s) => slots[s]!);
-    // Same rule as eager evaluation: any WebGPU operand puts the equation on WebGPU.
-    let b = inputs[0]?.backend ?? backend;
-    for (const x of inputs) if (x.backend.name === "webgpu") b = x.backend;
-    const kernel = b ? eqn.prim.impl[b.name] : undefined;
-    // Zero-input equations, or a backend without this kernel: go through bind.
-    const outs = kernel
-      ? kernel(inputs, eqn.params)
-      : (bind(eqn.prim, inputs, eqn.params) as ConcreteArray[]);
-    step.outputs.forEach((s, i) => {
-      slots[s] = outs[i];
-    });
-    for (const s of step.release) slots[s] = undefined;
-  }
-  return plan.outSlots.map((s) => slots[s]!);
 }
 
 const avalKey = (a: ShapedArray) => `${a.dtype}[${a.shape.join(",")}]`;

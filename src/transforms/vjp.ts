@@ -19,6 +19,8 @@ interface TapeNode {
   readonly inputs: readonly (Ref | null)[];
   readonly primalsIn: readonly Array[];
   readonly primalsOut: readonly Array[];
+  /** The primitive's own pullback, when it saved residuals in the forward pass (vjpForward). */
+  readonly pullback?: (cts: Array[]) => (Array | null)[];
 }
 
 interface Ref {
@@ -52,16 +54,22 @@ class VJPTrace extends Trace {
   processPrimitive<P>(prim: Primitive<P>, tracers: Array[], params: P): Array[] {
     const ts = tracers as VJPTracer[];
     const primalsIn = ts.map((t) => t.primal);
-    const primalsOut = bind(prim, primalsIn, params);
     if (prim.nonDifferentiable || ts.every((t) => t.ref === null)) {
-      return primalsOut.map((p) => new VJPTracer(this, p, null));
+      return bind(prim, primalsIn, params).map((p) => new VJPTracer(this, p, null));
     }
+    let primalsOut: Array[];
+    let pullback: TapeNode["pullback"];
+    if (prim.vjpForward) {
+      const linear = ts.map((t) => t.ref !== null);
+      [primalsOut, pullback] = prim.vjpForward(primalsIn, params, linear);
+    } else primalsOut = bind(prim, primalsIn, params);
     const node: TapeNode = {
       prim: prim as Primitive<unknown>,
       params,
       inputs: ts.map((t) => t.ref),
       primalsIn,
       primalsOut,
+      pullback,
     };
     this.tape.push(node);
     return primalsOut.map(
@@ -136,12 +144,9 @@ export function vjpFlat(
       if (!slots) continue;
       store.delete(node);
       const full = slots.map((c, i) => c ?? zerosLike(node.primalsOut[i]!));
-      const inCts = node.prim!.vjp(
-        full,
-        node.primalsIn as Array[],
-        node.primalsOut as Array[],
-        node.params,
-      );
+      const inCts = node.pullback
+        ? node.pullback(full)
+        : node.prim!.vjp(full, node.primalsIn as Array[], node.primalsOut as Array[], node.params);
       node.inputs.forEach((ref, j) => {
         const c = inCts[j];
         if (ref !== null && c !== null && c !== undefined) accumulate(store, ref, c);

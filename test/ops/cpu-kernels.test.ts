@@ -363,6 +363,19 @@ describe("conv1d", () => {
     }
   });
 
+  it("float32 stride 1 (implicit GEMM): several chunks of samples, dilation, uneven padding", () => {
+    // n·(L + padding) > 4096 columns splits the batch into chunks; padding beyond the kernel's
+    // span takes the im2col route for the input cotangent.
+    for (const [n, c, o, k, l, dilation, lo, hi] of [
+      [3, 5, 6, 3, 2000, 1, 1, 1],
+      [5, 3, 9, 4, 1500, 2, 0, 5],
+      [2, 2, 3, 1, 3000, 1, 0, 0],
+      [4, 3, 2, 2, 1300, 3, 5, 2],
+    ] as const) {
+      checkConv({ ctor: Float32Array, n, c, o, k, l, stride: 1, dilation, lo, hi, seed: n + l });
+    }
+  });
+
   it("gives an empty output when the kernel does not fit", () => {
     const y = conv1d(new Float64Array(6), [1, 2, 3], new Float64Array(10), [1, 2, 5], {
       stride: 1,

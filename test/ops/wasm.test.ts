@@ -9,6 +9,11 @@ import {
   uleb,
   ValType,
 } from "../../src/ops/cpu/wasm/encoder.js";
+import {
+  indirectKernelModule,
+  indirectMemory,
+  indirectRun,
+} from "../../src/ops/cpu/wasm/indirect-simd.js";
 import { gemmSimd, matmulKernelModule, matmulSimd } from "../../src/ops/cpu/wasm/matmul-simd.js";
 import { wasm } from "../../src/ops/cpu/wasm/runtime.js";
 
@@ -209,6 +214,66 @@ describe("strided SIMD gemm", () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe("indirect SIMD gemm (rows through address tables)", () => {
+  it("the generated modules validate for every tile height", () => {
+    for (const rows of [1, 2, 4, 6, 8])
+      expect(wasm!.validate(indirectKernelModule(rows))).toBe(true);
+  });
+
+  it("computes A·B with overlapping (shifted) rows, across reduction and row blocks", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 140 }),
+        fc.integer({ min: 0, max: 600 }),
+        fc.integer({ min: 1, max: 21 }),
+        fc.integer({ min: 1, max: 3 }),
+        (m, k, n, shift) => {
+          // A's rows are windows of one signal shifted by `shift` (an implicit im2col); B's rows
+          // are taken in a scrambled order.
+          const signal = Float32Array.from({ length: m * shift + k + 8 }, () =>
+            Math.fround(Math.random() - 0.5),
+          );
+          const bRowsData = Float32Array.from({ length: k * n }, () =>
+            Math.fround(Math.random() - 0.5),
+          );
+          const order = Array.from({ length: k }, (_, p) => (p * 7) % Math.max(k, 1));
+          const mp = Math.ceil(m / 4) * 4;
+          const np = Math.ceil(n / 8) * 8;
+          // Words: signal | B rows (padded to np + 8) | A table | B table | C.
+          const bo = signal.length;
+          const ta = bo + k * (np + 8);
+          const tb = ta + mp;
+          const co = tb + k;
+          const { f32, i32 } = indirectMemory(co + mp * np);
+          f32.set(signal, 0);
+          for (let p = 0; p < k; p++) {
+            f32.fill(0, bo + p * (np + 8), bo + (p + 1) * (np + 8));
+            f32.set(bRowsData.subarray(p * n, (p + 1) * n), bo + p * (np + 8));
+          }
+          for (let i = 0; i < mp; i++) i32[ta + i] = (i < m ? i * shift : 0) * 4;
+          for (let p = 0; p < k; p++) i32[tb + p] = (bo + order[p]! * (np + 8)) * 4;
+          indirectRun(ta, tb, co, m, k, n);
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < n; j++) {
+              let s = 0;
+              let scale = 0;
+              for (let p = 0; p < k; p++) {
+                const v = signal[i * shift + p]! * bRowsData[order[p]! * n + j]!;
+                s += v;
+                scale += Math.abs(v);
+              }
+              expect(Math.abs(f32[co + i * np + j]! - s)).toBeLessThanOrEqual(
+                1e-6 * (1 + scale) * Math.sqrt(k + 1),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 40 },
     );
   });
 });

@@ -10,12 +10,14 @@
  * ~3.6 once call sites see both Float32Array and Float64Array) for an unpacked 4-row i-k-j loop.
  */
 
+import { allocate } from "../dtype.js";
+
 export type FloatArray = Float32Array | Float64Array;
 export type FloatArrayConstructor = new (length: number) => FloatArray;
 
 /** Allocates a zeroed array of the same element type as `like`. */
 export function allocLike(like: FloatArray, length: number): FloatArray {
-  return new (like.constructor as FloatArrayConstructor)(length);
+  return allocate(like instanceof Float32Array ? "float32" : "float64", length) as FloatArray;
 }
 
 // Block sizes: a KC x 4 B panel (8 KiB) stays in L1, an MC x KC A block (128 KiB) in L2, and
@@ -332,13 +334,52 @@ function product(dims: readonly number[]): number {
 
 /**
  * Batched matrix product with NumPy broadcasting of the leading (batch) dimensions:
- * a [...batchA, M, K] @ b [...batchB, K, N] -> [...broadcast(batchA, batchB), M, N].
+ * a [...batchA, M, K] @ b [...batchB, K, N] -> [...broadcast(batchA, batchB), M, N]. With
+ * `transA` a is stored [..., K, M] and used transposed (likewise `transB`: b [..., N, K]); the
+ * GEMM reads transposed operands through strides, so no transpose is materialised.
  */
 export function matmul(
   a: FloatArray,
   aShape: readonly number[],
   b: FloatArray,
   bShape: readonly number[],
+  transA = false,
+  transB = false,
+): { data: FloatArray; shape: number[] } {
+  return batchedProduct(a, aShape, b, bShape, transA, transB, (len) => allocLike(a, len), gemm);
+}
+
+/** One 2-D product: out (m × n, row stride oRs) = A · B, A and B read through strides. */
+export type Gemm2d = (
+  m: number,
+  n: number,
+  k: number,
+  a: FloatArray,
+  aOff: number,
+  aRs: number,
+  aCs: number,
+  b: FloatArray,
+  bOff: number,
+  bRs: number,
+  bCs: number,
+  out: FloatArray,
+  oOff: number,
+  oRs: number,
+) => void;
+
+/**
+ * The batching, broadcasting and transposition logic of a matmul kernel around a 2-D strided
+ * GEMM that accumulates into a zeroed output (`alloc`), shared by the JS and SIMD kernels.
+ */
+export function batchedProduct(
+  a: FloatArray,
+  aShape: readonly number[],
+  b: FloatArray,
+  bShape: readonly number[],
+  transA: boolean,
+  transB: boolean,
+  alloc: (length: number) => FloatArray,
+  gemm2d: Gemm2d,
 ): { data: FloatArray; shape: number[] } {
   const ra = aShape.length;
   const rb = bShape.length;
@@ -348,12 +389,16 @@ export function matmul(
   if (a.length !== product(aShape) || b.length !== product(bShape)) {
     throw new Error("matmul: data length does not match shape");
   }
-  const m = aShape[ra - 2];
-  const k = aShape[ra - 1];
-  const n = bShape[rb - 1];
-  if (bShape[rb - 2] !== k) {
+  const m = aShape[transA ? ra - 1 : ra - 2];
+  const k = aShape[transA ? ra - 2 : ra - 1];
+  const kb = bShape[transB ? rb - 1 : rb - 2];
+  const n = bShape[transB ? rb - 2 : rb - 1];
+  if (kb !== k) {
     throw new Error(`matmul: inner dimensions differ: [${aShape}] @ [${bShape}]`);
   }
+  // Element strides of row i / column p of A and of row p / column j of B.
+  const [aRs, aCs] = transA ? [1, m] : [k, 1];
+  const [bRs, bCs] = transB ? [1, k] : [n, 1];
   const rank = Math.max(ra, rb) - 2;
   const batch: number[] = new Array(rank);
   // Element strides of each operand's batch dims, 0 where that operand broadcasts.
@@ -377,19 +422,19 @@ export function matmul(
   }
   const nb = product(batch);
   const shape = [...batch, m, n];
-  const out = allocLike(a, nb * m * n);
+  const out = alloc(nb * m * n);
   if (out.length === 0 || k === 0) return { data: out, shape };
 
   // b shared by every batch: stack a's batches into one tall product (the dense-layer case).
-  if (bS === k * n && aS === nb * m * k) {
-    gemm(nb * m, n, k, a, 0, k, 1, b, 0, n, 1, out, 0, n);
+  if (bS === k * n && aS === nb * m * k && !transA) {
+    gemm2d(nb * m, n, k, a, 0, k, 1, b, 0, bRs, bCs, out, 0, n);
     return { data: out, shape };
   }
   const idx: number[] = new Array(rank).fill(0);
   let aOff = 0;
   let bOff = 0;
   for (let t = 0; t < nb; t++) {
-    gemm(m, n, k, a, aOff, k, 1, b, bOff, n, 1, out, t * m * n, n);
+    gemm2d(m, n, k, a, aOff, aRs, aCs, b, bOff, bRs, bCs, out, t * m * n, n);
     // Odometer increment of the batch index, tracking both operand offsets.
     for (let d = rank - 1; d >= 0; d--) {
       idx[d]++;

@@ -3,20 +3,24 @@
  * over a staged body. Operands are [consts..., carry..., xs...]; the body jaxpr maps
  * [consts, carry, x] to [carry', y]; results are [final carry..., stacked ys...].
  *
- * Its rules transform the body: jvp scans the body's jvp; vmap scans the batched body; the vjp
- * runs a reverse scan whose body is the vjp of the forward body at the saved carries.
+ * Its rules transform the body: jvp scans the body's jvp; vmap scans the batched body; reverse
+ * mode runs a forward scan that stacks each step's residuals and a reverse scan over them whose
+ * body is the backward half of the body's vjp.
  */
 import { NbiError } from "../../errors.js";
-import { bind } from "../../transforms/core.js";
-import { evalJaxpr, type Jaxpr, makeJaxpr } from "../../transforms/jaxpr.js";
+import { bind, Tracer } from "../../transforms/core.js";
+import { hoistInvariants, leadingView, runPlan } from "../../transforms/interpret.js";
+import { type Eqn, evalJaxpr, type Jaxpr, makeJaxpr, type Var } from "../../transforms/jaxpr.js";
 import { jvpFlat } from "../../transforms/jvp.js";
+import { dce } from "../../transforms/rewrite.js";
 import { vjpFlat } from "../../transforms/vjp.js";
 import { vmapFlat } from "../../transforms/vmap.js";
 import type { Array, ShapedArray } from "../array.js";
-import type { ConcreteArray } from "../concrete-array.js";
-import { isFloat } from "../dtype.js";
+import { defaultBackend } from "../backend.js";
+import { type ConcreteArray, fromHost } from "../concrete-array.js";
+import { allocate, isFloat, type TypedArray } from "../dtype.js";
 import type { BatchDim, Primitive } from "../primitive.js";
-import { showShape } from "../shape.js";
+import { showShape, sizeOf } from "../shape.js";
 import { add } from "./elementwise.js";
 import { concatenate, indexLeading, moveBatchAxis, reshape, zeros, zerosLike } from "./rules.js";
 
@@ -45,30 +49,253 @@ const sameAval = (a: ShapedArray, b: ShapedArray) =>
   a.shape.length === b.shape.length &&
   a.shape.every((d, i) => d === b.shape[i]);
 
+/**
+ * The loop itself, on concrete arrays: the body runs on the jit interpreter (kernels called
+ * directly, elementwise runs fused), its loop-invariant equations once before the loop. On the
+ * CPU each step reads its slice of xs as a view and writes its ys straight into the stacked
+ * outputs.
+ */
 function scanImpl(operands: ConcreteArray[], p: ScanParams): ConcreteArray[] {
-  const [consts, init, xs] = split<Array>(operands, p.numConsts, p.numCarry) as [
-    Array[],
-    Array[],
-    Array[],
+  const [consts, init, xs] = split(operands, p.numConsts, p.numCarry) as [
+    ConcreteArray[],
+    ConcreteArray[],
+    ConcreteArray[],
   ];
+  const loop = hoistInvariants(p.jaxpr, p.numConsts);
+  const fixed = loop.pre === null ? consts : [...runPlan(loop.pre, consts), ...consts];
+  const onCpu = operands.every((x) => x.backend.name === "cpu");
+  const backend = operands[0]?.backend ?? defaultBackend();
+  const yAvals = p.jaxpr.outs.slice(p.numCarry).map((v) => v.aval);
+  const ySizes = yAvals.map((a) => sizeOf(a.shape));
+  // CPU: stacked outputs filled in place. Elsewhere: per-step results, concatenated at the end.
+  const yData = onCpu ? yAvals.map((a, k) => allocate(a.dtype, p.length * ySizes[k]!)) : null;
+  const ys: ConcreteArray[][] = [];
   let carry = init;
-  const ys: Array[][] = [];
   for (let step = 0; step < p.length; step++) {
     const i = p.reverse ? p.length - 1 - step : step;
-    const outs = evalJaxpr(p.jaxpr, [...consts, ...carry, ...xs.map((x) => indexLeading(x, i))]);
+    const xi = xs.map((x) => leadingView(x, i) ?? (indexLeading(x, i) as ConcreteArray));
+    const outs = runPlan(loop.body, [...fixed, ...carry, ...xi]);
     carry = outs.slice(0, p.numCarry);
-    ys[i] = outs.slice(p.numCarry);
+    if (yData) {
+      for (let k = 0; k < yData.length; k++) {
+        yData[k]!.set(outs[p.numCarry + k]!.buffer as TypedArray, i * ySizes[k]!);
+      }
+    } else ys[i] = outs.slice(p.numCarry);
   }
-  const yAvals = p.jaxpr.outs.slice(p.numCarry).map((v) => v.aval);
-  const stacked = yAvals.map((a, k) =>
-    p.length === 0
-      ? zeros([0, ...a.shape], a.dtype)
-      : concatenate(
-          ys.map((y) => reshape(y[k]!, [1, ...a.shape])),
-          0,
-        ),
+  const stacked = yAvals.map((a, k) => {
+    const shape = [p.length, ...a.shape];
+    if (yData) return fromHost(yData[k]!, shape, a.dtype, backend);
+    if (p.length === 0) return zeros(shape, a.dtype) as ConcreteArray;
+    return concatenate(
+      ys.map((y) => reshape(y[k]!, [1, ...a.shape])),
+      0,
+    ) as ConcreteArray;
+  });
+  return [...carry, ...stacked];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reverse mode with saved residuals
+
+/**
+ * The body's forward and backward passes, split for a reverse mode that saves residuals: the
+ * body's vjp is staged once as one joint program [consts, carry, x, cotangents] → [outputs,
+ * input cotangents] and its equations are sorted by what they read. Those that read only
+ * constants run once, outside both loops (`pre`); those that read the carry or x but no
+ * cotangent form the forward loop, which also outputs, stacked per step, every such value the
+ * backward equations read (the residuals); the rest form the backward loop. The forward body is
+ * evaluated once per step and the backward loop only does the backward work (the recomputing
+ * rule `vjp` below runs the forward body twice more per step: once to save the carries, once
+ * inside the backward body).
+ */
+interface ResidualSplit {
+  /** Constants the joint program captured (concrete arrays). */
+  readonly jointConsts: readonly Array[];
+  /** [jointConsts, consts] → the loop-invariant values the loops read. */
+  readonly pre: Jaxpr;
+  /** [pre outputs at fwdInv, carry, x] → [carry', y, stacked residuals]. */
+  readonly fwd: Jaxpr;
+  readonly fwdInv: readonly number[];
+  /**
+   * [pre outputs at backInv, ct carry, const-cotangent accumulators, residuals, ct y] →
+   * [ct carry, accumulators, ct x].
+   */
+  readonly back: Jaxpr;
+  readonly backConsts: readonly Array[];
+  readonly backInv: readonly number[];
+  /** Where each residual of the backward body comes from: an xs operand or an output of fwd. */
+  readonly residuals: readonly ({ x: number } | { stacked: number })[];
+  /** The operands differentiated: those carrying a derivative, and every carry. */
+  readonly wrt: readonly boolean[];
+}
+
+const residualSplits = new WeakMap<Jaxpr, Map<string, ResidualSplit>>();
+
+/**
+ * The split for the operands that carry a derivative (`linear`): the body is differentiated
+ * with respect to those consts and xs and every carry (the carry's cotangent runs through the
+ * loop whatever init needs), so constants such as the 1 of a sigmoid cost no backward work.
+ */
+function residualSplit(p: ScanParams, linear: readonly boolean[]): ResidualSplit {
+  const nc = p.numConsts;
+  const nk = p.numCarry;
+  const nIn = p.jaxpr.inBinders.length;
+  const nx = nIn - nc - nk;
+  const nOut = p.jaxpr.outs.length;
+  const wrt = linear.map((l, i) => l || (i >= nc && i < nc + nk));
+  const key = wrt.map((w) => (w ? 1 : 0)).join("");
+  let table = residualSplits.get(p.jaxpr);
+  if (!table) {
+    table = new Map();
+    residualSplits.set(p.jaxpr, table);
+  }
+  const cached = table.get(key);
+  if (cached) return cached;
+  const outAvals = p.jaxpr.outs.map((v) => v.aval);
+  const wrtIndex = wrt.flatMap((w, i) => (w ? [i] : []));
+  const joint = makeJaxpr(
+    (...args: Array[]) => {
+      const [primals, cts] = split(args, nIn) as [Array[], Array[]];
+      const [outs, pull] = vjpFlat(
+        (...d) => {
+          const full = [...primals];
+          wrtIndex.forEach((i, j) => {
+            full[i] = d[j]!;
+          });
+          return evalJaxpr(p.jaxpr, full);
+        },
+        wrtIndex.map((i) => primals[i]!),
+      );
+      return [...outs, ...pull(cts)];
+    },
+    [...p.jaxpr.inBinders.map((v) => v.aval), ...outAvals],
   );
-  return [...carry, ...stacked] as ConcreteArray[];
+  const j = joint.jaxpr;
+  const nj = joint.consts.length;
+  // 0: loop-invariant; 1: reads the carry or x; 2: reads a cotangent.
+  const stage = new Map<Var, number>();
+  j.inBinders.forEach((v, i) => {
+    stage.set(v, i < nj + nc ? 0 : i < nj + nc + nk + nx ? 1 : 2);
+  });
+  const eqnsOf: Eqn[][] = [[], [], []];
+  for (const e of j.eqns) {
+    let st = 0;
+    for (const v of e.inputs) st = Math.max(st, stage.get(v)!);
+    eqnsOf[st]!.push(e);
+    for (const v of e.outBinders) stage.set(v, st);
+  }
+  const primalOuts = j.outs.slice(0, nOut);
+  const gradOuts = j.outs.slice(nOut);
+  /** Values of stage `st` read by the equations of `readers` or listed in `outs`, in order. */
+  const read = (st: number, readers: Eqn[], outs: readonly Var[]): Var[] => {
+    const found = new Set<Var>();
+    for (const e of readers) for (const v of e.inputs) if (stage.get(v) === st) found.add(v);
+    for (const v of outs) if (stage.get(v) === st) found.add(v);
+    return [...found];
+  };
+  const fwdInvVars = read(0, eqnsOf[1]!, primalOuts);
+  const backInvVars = read(0, eqnsOf[2]!, gradOuts);
+  const invVars = [...new Set([...fwdInvVars, ...backInvVars])];
+  const resVars = read(1, eqnsOf[2]!, gradOuts);
+  const xVars = j.inBinders.slice(nj + nc + nk, nj + nc + nk + nx);
+  const stackedVars = resVars.filter((v) => !xVars.includes(v));
+  const pre = dce({ inBinders: j.inBinders.slice(0, nj + nc), eqns: eqnsOf[0]!, outs: invVars });
+  const fwd = dce({
+    inBinders: [...fwdInvVars, ...j.inBinders.slice(nj + nc, nj + nc + nk + nx)],
+    eqns: eqnsOf[1]!,
+    outs: [...primalOuts, ...stackedVars],
+  });
+  const backRaw = dce({
+    inBinders: [...backInvVars, ...resVars, ...j.inBinders.slice(nj + nIn)],
+    eqns: eqnsOf[2]!,
+    outs: gradOuts,
+  });
+  const nb = backInvVars.length;
+  const nr = resVars.length;
+  const ncw = wrtIndex.filter((i) => i < nc).length;
+  const carryAvals = outAvals.slice(0, nk);
+  const back = makeJaxpr(
+    (...args: Array[]) => {
+      const [inv, ctk, acc, res, cty] = split(args, nb, nk, ncw, nr) as Array[][];
+      const g = evalJaxpr(backRaw, [...inv!, ...res!, ...ctk!, ...cty!]);
+      const [gc, gk, gx] = split(g, ncw, nk) as Array[][];
+      return [...gk!, ...acc!.map((a, i) => add(a, gc![i]!)), ...gx!];
+    },
+    [
+      ...backInvVars.map((v) => v.aval),
+      ...carryAvals,
+      ...wrtIndex.filter((i) => i < nc).map((i) => p.jaxpr.inBinders[i]!.aval),
+      ...resVars.map((v) => v.aval),
+      ...outAvals.slice(nk),
+    ],
+  );
+  const result: ResidualSplit = {
+    jointConsts: joint.consts,
+    pre,
+    fwd,
+    fwdInv: fwdInvVars.map((v) => invVars.indexOf(v)),
+    back: back.jaxpr,
+    backConsts: back.consts,
+    backInv: backInvVars.map((v) => invVars.indexOf(v)),
+    residuals: resVars.map((v) =>
+      xVars.includes(v) ? { x: xVars.indexOf(v) } : { stacked: stackedVars.indexOf(v) },
+    ),
+    wrt,
+  };
+  // Rules stage from the jaxpr alone, so the captured constants are concrete; cache only then.
+  if ([...joint.consts, ...back.consts].every((c) => !(c instanceof Tracer))) {
+    table.set(key, result);
+  }
+  return result;
+}
+
+function scanVjpForward(
+  primalsIn: Array[],
+  p: ScanParams,
+  linear: readonly boolean[],
+): [Array[], (cts: Array[]) => (Array | null)[]] {
+  const r = residualSplit(p, linear);
+  const nc = p.numConsts;
+  const nk = p.numCarry;
+  const [c, k, x] = split(primalsIn, nc, nk) as [Array[], Array[], Array[]];
+  const nOut = p.jaxpr.outs.length;
+  const inv = evalJaxpr(r.pre, [...r.jointConsts, ...c]);
+  const fwdOuts = bind(scanP, [...r.fwdInv.map((i) => inv[i]!), ...k, ...x], {
+    jaxpr: r.fwd,
+    numConsts: r.fwdInv.length,
+    numCarry: nk,
+    length: p.length,
+    reverse: p.reverse,
+  });
+  const stacked = fwdOuts.slice(nOut);
+  const residuals = r.residuals.map((s) => ("x" in s ? x[s.x]! : stacked[s.stacked]!));
+  const cw = c.filter((_, i) => r.wrt[i]);
+  const pullback = (cts: Array[]): (Array | null)[] => {
+    const [ctCarry, ctYs] = split(cts, nk) as [Array[], Array[]];
+    const backConsts = [...r.backConsts, ...r.backInv.map((i) => inv[i]!)];
+    const results = bind(
+      scanP,
+      [...backConsts, ...ctCarry, ...cw.map(zerosLike), ...residuals, ...ctYs],
+      {
+        jaxpr: r.back,
+        numConsts: backConsts.length,
+        numCarry: nk + cw.length,
+        length: p.length,
+        reverse: !p.reverse,
+      },
+    );
+    const [gk, gc, gx] = split(results, nk, cw.length) as [Array[], Array[], Array[]];
+    // Cotangents in operand order: null where no derivative is carried or the operand is
+    // not a float array.
+    const grads: (Array | null)[] = [...gc, ...gk, ...gx];
+    let next = 0;
+    return primalsIn.map((primal, i) => {
+      if (!r.wrt[i]) return null;
+      const g = grads[next++]!;
+      return isFloat(primal.dtype) ? g : null;
+    });
+  };
+  return [fwdOuts.slice(0, nOut), pullback];
 }
 
 export const scanP: Primitive<ScanParams> = {
@@ -125,6 +352,12 @@ export const scanP: Primitive<ScanParams> = {
       [...dcarry!, ...dys!],
     ];
   },
+  vjpForward: scanVjpForward,
+  /**
+   * The recomputing reverse rule, for callers that hold only primal inputs and outputs: a
+   * forward scan again to save the carries, then a reverse scan whose body is the vjp of the
+   * forward body. The tape uses `vjpForward` instead.
+   */
   vjp(cts, primalsIn, _primalsOut, p) {
     const [c, k, x] = split(primalsIn, p.numConsts, p.numCarry) as [Array[], Array[], Array[]];
     const [ctCarry, ctYs] = split(cts, p.numCarry) as [Array[], Array[]];

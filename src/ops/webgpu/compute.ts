@@ -193,14 +193,17 @@ var<workgroup> As: array<f32, ${TILE * TILE}>;
 var<workgroup> Bs: array<f32, ${TILE * TILE}>;
 @compute @workgroup_size(${TILE}, ${TILE})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  // meta: [M, K, N, batchRank, batchShape..., aBatchStrides..., bBatchStrides...]
+  // meta: [M, K, N, batchRank, aRs, aCs, bRs, bCs, batchShape..., aBatchStrides...,
+  // bBatchStrides...]: row and column element strides of A and B as used (a transposed operand
+  // swaps them).
   let M = prm[0]; let K = prm[1]; let N = prm[2]; let br = prm[3];
+  let aRs = prm[4]; let aCs = prm[5]; let bRs = prm[6]; let bCs = prm[7];
   var rem = wid.z; var aOff = 0u; var bOff = 0u;
   for (var d = i32(br) - 1; d >= 0; d--) {
-    let s = prm[4u + u32(d)];
+    let s = prm[8u + u32(d)];
     let c = rem % s; rem = rem / s;
-    aOff += c * prm[4u + br + u32(d)];
-    bOff += c * prm[4u + 2u * br + u32(d)];
+    aOff += c * prm[8u + br + u32(d)];
+    bOff += c * prm[8u + 2u * br + u32(d)];
   }
   aOff *= M * K; bOff *= K * N;
   let row = wid.y * ${TILE}u + lid.y;
@@ -209,11 +212,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var t = 0u; t < K; t += ${TILE}u) {
     let ka = t + lid.x;
     var av = 0.0;
-    if (row < M && ka < K) { av = a[aOff + row * K + ka]; }
+    if (row < M && ka < K) { av = a[aOff + row * aRs + ka * aCs]; }
     As[lid.y * ${TILE}u + lid.x] = av;
     let kb = t + lid.y;
     var bv = 0.0;
-    if (kb < K && col < N) { bv = b[bOff + kb * N + col]; }
+    if (kb < K && col < N) { bv = b[bOff + kb * bRs + col * bCs]; }
     Bs[lid.y * ${TILE}u + lid.x] = bv;
     workgroupBarrier();
     for (var k = 0u; k < ${TILE}u; k++) { acc += As[lid.y * ${TILE}u + k] * Bs[k * ${TILE}u + lid.x]; }
@@ -222,9 +225,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (row < M && col < N) { out[wid.z * M * N + row * N + col] = acc; }
 }`;
 
-export const gpuMatmul: Kernel<Record<string, never>> = ([a, b]) => {
-  const [m, k] = a!.shape.slice(-2) as [number, number];
-  const n = b!.shape[b!.shape.length - 1]!;
+export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> = ([a, b], p) => {
+  const tA = p.transposeA === true;
+  const tB = p.transposeB === true;
+  const [ar, ac] = a!.shape.slice(-2) as [number, number];
+  const [br, bc] = b!.shape.slice(-2) as [number, number];
+  const [m, k] = tA ? [ac, ar] : [ar, ac];
+  const n = tB ? br : bc;
   const batch = broadcastShapes("matmul", a!.shape.slice(0, -2), b!.shape.slice(0, -2));
   const out = newArray([...batch, m, n], a!.dtype);
   const nb = sizeOf(batch);
@@ -236,10 +243,12 @@ export const gpuMatmul: Kernel<Record<string, never>> = ([a, b]) => {
     const off = batch.length - bs.length;
     return batch.map((_, d) => (d - off < 0 || bs[d - off] === 1 ? 0 : s[d - off]!));
   };
+  const [aRs, aCs] = tA ? [1, m] : [k, 1];
+  const [bRs, bCs] = tB ? [1, k] : [n, 1];
   dispatch(
     matmulSource,
     [gpuBuf(a!), gpuBuf(b!), out.buffer as never],
-    [m, k, n, batch.length, ...batch, ...bStr(a!.shape), ...bStr(b!.shape)],
+    [m, k, n, batch.length, aRs, aCs, bRs, bCs, ...batch, ...bStr(a!.shape), ...bStr(b!.shape)],
     [Math.ceil(n / TILE), Math.ceil(m / TILE), nb],
   );
   return [out];

@@ -114,6 +114,10 @@ export class Code {
   i32Eqz(): this {
     return this.op(0x45);
   }
+  // i32 memory
+  i32Load(offset = 0): this {
+    return this.op(0x28, 0x02, ...uleb(offset));
+  }
   // f32 memory
   f32Load(offset = 0): this {
     return this.op(0x2a, 0x02, ...uleb(offset));

@@ -5,7 +5,8 @@
  * into the module's memory padded to whole tiles (copies are O(n²) against O(n³) work), so the
  * kernel has no edge cases. Accumulation is in float32, as BLAS does.
  */
-import { broadcastShapes } from "../../shape.js";
+import { allocate } from "../../dtype.js";
+import { batchedProduct } from "../matmul.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
 import { type WasmMemory, wasm } from "./runtime.js";
 
@@ -126,55 +127,30 @@ export function matmul2dSimd(
   gemmSimd(m, n, k, a, aOff, k, 1, b, bOff, n, 1, out, oOff, n, false);
 }
 
-/** Batched, broadcasting float32 matmul on the SIMD kernel: a [..., M, K] @ b [..., K, N]. */
+/**
+ * Batched, broadcasting float32 matmul on the SIMD kernel: a [..., M, K] @ b [..., K, N], with
+ * `transA` / `transB` reading a stored [..., K, M] / b stored [..., N, K] transposed.
+ */
 export function matmulSimd(
   a: Float32Array,
   aShape: readonly number[],
   b: Float32Array,
   bShape: readonly number[],
+  transA = false,
+  transB = false,
 ): { data: Float32Array; shape: number[] } {
-  const [m, k] = aShape.slice(-2) as [number, number];
-  const n = bShape[bShape.length - 1]!;
-  const aBatch = aShape.slice(0, -2);
-  const bBatch = bShape.slice(0, -2);
-  const batch = broadcastShapes("matmul", aBatch, bBatch);
-  const count = batch.reduce((p, d) => p * d, 1);
-  const out = new Float32Array(count * m * n);
-  if (m === 0 || n === 0 || count === 0) return { data: out, shape: [...batch, m, n] };
-  if (bBatch.every((d) => d === 1) && aBatch.length >= bBatch.length) {
-    // One tall product: every batch of a shares b.
-    matmul2dSimd(a, 0, b, 0, out, 0, count * m, k, n);
-    return { data: out, shape: [...batch, m, n] };
-  }
-  const offsetIn = (shape: readonly number[], index: number[]) => {
-    let off = 0;
-    let stride = 1;
-    for (let d = shape.length - 1; d >= 0; d--) {
-      const i = index[index.length - shape.length + d]!;
-      off += (shape[d] === 1 ? 0 : i) * stride;
-      stride *= shape[d]!;
-    }
-    return off;
-  };
-  const index = new Array<number>(batch.length).fill(0);
-  for (let t = 0; t < count; t++) {
-    matmul2dSimd(
-      a,
-      offsetIn(aBatch, index) * m * k,
-      b,
-      offsetIn(bBatch, index) * k * n,
-      out,
-      t * m * n,
-      m,
-      k,
-      n,
-    );
-    for (let d = batch.length - 1; d >= 0; d--) {
-      if (++index[d]! < batch[d]!) break;
-      index[d] = 0;
-    }
-  }
-  return { data: out, shape: [...batch, m, n] };
+  const r = batchedProduct(
+    a,
+    aShape,
+    b,
+    bShape,
+    transA,
+    transB,
+    (len) => allocate("float32", len) as Float32Array,
+    (m, n, k, x, xOff, xRs, xCs, y, yOff, yRs, yCs, out, oOff, oRs) =>
+      gemmSimd(m, n, k, x, xOff, xRs, xCs, y, yOff, yRs, yCs, out, oOff, oRs, false),
+  );
+  return r as { data: Float32Array; shape: number[] };
 }
 
 /**
@@ -205,15 +181,10 @@ export function gemmSimd(
     if (!accumulate) for (let i = 0; i < m; i++) out.fill(0, oOff + i * oRs, oOff + i * oRs + n);
     return;
   }
-  const inst = getInstance()!;
-  const mp = roundUp(m, TILE_ROWS);
-  const np = roundUp(n, TILE_COLS);
-  const need = (mp * k + k * np + mp * np) * 4;
-  const have = inst.memory.buffer.byteLength;
-  if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
-  const mem = new Float32Array(inst.memory.buffer);
-  const bBase = mp * k;
-  const cBase = bBase + k * np;
+  const ws = simdWorkspace(m, n, k);
+  const { mem, np } = ws;
+  const bBase = ws.b;
+  const cBase = ws.c;
   if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
   else {
     for (let i = 0; i < m; i++) {
@@ -223,7 +194,6 @@ export function gemmSimd(
       else for (let p = 0; p < k; p++) mem[dst + p] = a[src + p * aCs]!;
     }
   }
-  mem.fill(0, m * k, mp * k);
   if (bCs === 1 && bRs === n && np === n) mem.set(b.subarray(bOff, bOff + k * n), bBase);
   else
     for (let p = 0; p < k; p++) {
@@ -231,13 +201,8 @@ export function gemmSimd(
       const dst = bBase + p * np;
       if (bCs === 1) mem.set(b.subarray(src, src + n), dst);
       else for (let j = 0; j < n; j++) mem[dst + j] = b[src + j * bCs]!;
-      if (np > n) mem.fill(0, dst + n, dst + np);
     }
-  const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
-  for (let r0 = 0; r0 < mp; r0 += block) {
-    const rows = Math.min(block, mp - r0);
-    inst.mm(r0 * k * 4, bBase * 4, (cBase + r0 * np) * 4, rows, k, np);
-  }
+  simdRun(ws);
   if (!accumulate && np === n && oRs === n) {
     out.set(mem.subarray(cBase, cBase + m * n), oOff);
     return;
@@ -247,5 +212,48 @@ export function gemmSimd(
     const dst = oOff + i * oRs;
     if (!accumulate) out.set(mem.subarray(src, src + n), dst);
     else for (let j = 0; j < n; j++) out[dst + j]! += mem[src + j]!;
+  }
+}
+
+/**
+ * The kernel's operands laid out in its memory, for callers that pack them themselves (conv1d
+ * writes im2col columns straight into B): A is mp × k at float offset `a` (row stride k), B is
+ * k × np at `b` (row stride np), C is mp × np at `c`. The caller writes A's first m rows and the
+ * first n columns of each row of B; the padding is zeroed here. Valid until the next call.
+ */
+export interface SimdWorkspace {
+  readonly mem: Float32Array;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly mp: number;
+  readonly np: number;
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
+}
+
+export function simdWorkspace(m: number, n: number, k: number): SimdWorkspace {
+  const inst = getInstance()!;
+  const mp = roundUp(m, TILE_ROWS);
+  const np = roundUp(n, TILE_COLS);
+  const need = (mp * k + k * np + mp * np) * 4;
+  const have = inst.memory.buffer.byteLength;
+  if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
+  const mem = new Float32Array(inst.memory.buffer);
+  const b = mp * k;
+  mem.fill(0, m * k, mp * k);
+  if (np > n) for (let p = 0; p < k; p++) mem.fill(0, b + p * np + n, b + (p + 1) * np);
+  return { mem, m, n, k, mp, np, a: 0, b, c: b + k * np };
+}
+
+/** C = A·B on a workspace whose operands are packed. */
+export function simdRun(ws: SimdWorkspace): void {
+  const inst = getInstance()!;
+  const { k, mp, np } = ws;
+  const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
+  for (let r0 = 0; r0 < mp; r0 += block) {
+    const rows = Math.min(block, mp - r0);
+    inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
   }
 }

@@ -1,0 +1,189 @@
+/**
+ * float32 matrix product whose operand rows are found through tables of addresses, in
+ * WebAssembly SIMD: C[i, j] = Σ_p A_i[p] · B_p[j], where row i of A starts at the byte address
+ * aRows[i] and row p of B at bRows[p]. Rows may overlap, so a 1-D convolution's im2col matrix
+ * never has to be built: its row (c, k) is the padded signal of channel c shifted by k·dilation
+ * (an "implicit GEMM"). Same R×8 register tile as matmul-simd.ts, with one table load per step
+ * of the reduction.
+ */
+import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
+import { TILE_ROWS } from "./matmul-simd.js";
+import { type WasmMemory, wasm } from "./runtime.js";
+
+const TILE_COLS = 8;
+
+/**
+ * The kernel `mmi(aRows, aShift, bRows, c, M, K, N, accumulate)` (byte addresses; M a multiple
+ * of the tile height, N of 8): C (row stride N) = A · B, or C += A · B when `accumulate` is 1,
+ * with row i of A starting at aRows[i] + aShift and row p of B at bRows[p].
+ */
+export function indirectKernelModule(rows = TILE_ROWS): Uint8Array {
+  const [AR, AS, BR, C, M, K, N, ACC] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [i, j, k, pt, pb, N4, pc, j4] = [8, 9, 10, 11, 12, 13, 14, 15];
+  const pa = (r: number) => 16 + r;
+  const accBase = 16 + rows;
+  const acc = (r: number, h: number) => accBase + r * 2 + h;
+  const b0 = accBase + rows * 2;
+  const b1 = b0 + 1;
+  const av = b0 + 2;
+  const locals: ValType[] = [
+    ...new Array<ValType>(8 + rows).fill(ValType.i32),
+    ...new Array<ValType>(rows * 2 + 3).fill(ValType.v128),
+  ];
+  const c = new Code();
+  c.get(N).i32(4).i32Mul().set(N4);
+  c.i32(0).set(j);
+  c.block().loop(); // over column strips
+  c.get(j).get(N).i32GeU().brIf(1);
+  c.get(j).i32(4).i32Mul().set(j4);
+  c.i32(0).set(i);
+  c.block().loop(); // over row panels
+  c.get(i).get(M).i32GeU().brIf(1);
+  c.get(C).get(i).get(N).i32Mul().get(j).i32Add().i32(4).i32Mul().i32Add().set(pc);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < 2; h++) c.f32(0).f32x4Splat().set(acc(r, h));
+  }
+  c.block(); // accumulate: start from the tile of C
+  c.get(ACC).i32Eqz().brIf(0);
+  for (let r = 0; r < rows; r++) {
+    c.get(pc).get(N4).i32(r).i32Mul().i32Add().v128Load(0).set(acc(r, 0));
+    c.get(pc).get(N4).i32(r).i32Mul().i32Add().v128Load(16).set(acc(r, 1));
+  }
+  c.end();
+  c.get(AR).get(i).i32(4).i32Mul().i32Add().set(pt);
+  for (let r = 0; r < rows; r++)
+    c.get(pt)
+      .i32Load(r * 4)
+      .get(AS)
+      .i32Add()
+      .set(pa(r));
+  c.get(BR).set(pt);
+  c.get(K).set(k);
+  c.block().loop(); // over the reduction
+  c.get(k).i32Eqz().brIf(1);
+  c.get(pt).i32Load(0).get(j4).i32Add().set(pb);
+  c.get(pb).v128Load(0).set(b0);
+  c.get(pb).v128Load(16).set(b1);
+  for (let r = 0; r < rows; r++) {
+    c.get(pa(r)).v128Load32Splat(0).set(av);
+    c.get(acc(r, 0)).get(av).get(b0).f32x4Mul().f32x4Add().set(acc(r, 0));
+    c.get(acc(r, 1)).get(av).get(b1).f32x4Mul().f32x4Add().set(acc(r, 1));
+    c.get(pa(r)).i32(4).i32Add().set(pa(r));
+  }
+  c.get(pt).i32(4).i32Add().set(pt);
+  c.get(k).i32(1).i32Sub().set(k);
+  c.br(0);
+  c.end().end();
+  // Store the tile.
+  for (let r = 0; r < rows; r++) {
+    c.get(pc).get(acc(r, 0)).v128Store(0);
+    c.get(pc).get(acc(r, 1)).v128Store(16);
+    c.get(pc).get(N4).i32Add().set(pc);
+  }
+  c.get(i).i32(rows).i32Add().set(i);
+  c.br(0);
+  c.end().end();
+  c.get(j).i32(TILE_COLS).i32Add().set(j);
+  c.br(0);
+  c.end().end();
+  return encodeModule([
+    {
+      name: "mmi",
+      params: new Array<ValType>(8).fill(ValType.i32),
+      results: [],
+      locals,
+      body: c,
+    },
+  ]);
+}
+
+interface Instance {
+  memory: WasmMemory;
+  mmi: (
+    aRows: number,
+    aShift: number,
+    bRows: number,
+    c: number,
+    m: number,
+    k: number,
+    n: number,
+    accumulate: number,
+  ) => void;
+}
+
+let instance: Instance | null | undefined;
+
+function getInstance(): Instance | null {
+  if (instance !== undefined) return instance;
+  if (!simdSupported()) {
+    instance = null;
+    return null;
+  }
+  const memory = new wasm!.Memory({ initial: 16 });
+  const module = new wasm!.Module(indirectKernelModule());
+  const inst = new wasm!.Instance(module, { env: { memory } });
+  instance = { memory, mmi: inst.exports.mmi as Instance["mmi"] };
+  return instance;
+}
+
+export function indirectAvailable(): boolean {
+  return getInstance() !== null;
+}
+
+export const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
+
+/**
+ * The kernel's memory, at least `floats` 4-byte words, as float32 and int32 views (valid until
+ * the next call). Callers lay out operands, tables and the output themselves.
+ */
+export function indirectMemory(floats: number): { f32: Float32Array; i32: Int32Array } {
+  const inst = getInstance()!;
+  const need = floats * 4;
+  const have = inst.memory.buffer.byteLength;
+  if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
+  return { f32: new Float32Array(inst.memory.buffer), i32: new Int32Array(inst.memory.buffer) };
+}
+
+/** Reduction steps per kernel call: a strip of B (this many rows of 8 floats) stays in L1. */
+const K_BLOCK = 256;
+/** Rows of A per kernel call: the A block (rows × K_BLOCK floats) stays in L2. */
+const M_BLOCK = 128;
+
+/**
+ * C = A·B through the tables, all positions in 4-byte words: aRows (mp entries, mp = m rounded
+ * up to the tile height; padding entries may point at any row), bRows (k entries), C (mp × np,
+ * np = n rounded up to 8). The reduction is split into blocks (C accumulates across them) and
+ * the rows of A into blocks, so the operands being reused stay in cache.
+ */
+export function indirectRun(
+  aRows: number,
+  bRows: number,
+  c: number,
+  m: number,
+  k: number,
+  n: number,
+): void {
+  const inst = getInstance()!;
+  const mp = roundUp(m, TILE_ROWS);
+  const np = roundUp(n, TILE_COLS);
+  if (k === 0) {
+    new Float32Array(inst.memory.buffer).fill(0, c, c + mp * np);
+    return;
+  }
+  for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
+    const kb = Math.min(K_BLOCK, k - k0);
+    for (let r0 = 0; r0 < mp; r0 += M_BLOCK) {
+      const rows = Math.min(M_BLOCK, mp - r0);
+      inst.mmi(
+        (aRows + r0) * 4,
+        k0 * 4,
+        (bRows + k0) * 4,
+        (c + r0 * np) * 4,
+        rows,
+        kb,
+        np,
+        k0 > 0 ? 1 : 0,
+      );
+    }
+  }
+}

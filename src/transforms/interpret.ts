@@ -1,0 +1,225 @@
+/**
+ * The compact interpreter behind `jit` and `scan`: runs a jaxpr on concrete arrays by calling the
+ * kernels directly (no tracing, no shape rules per equation: shapes were checked when the jaxpr
+ * was staged), with values in numbered slots released after their last use and runs of
+ * elementwise equations fused into generated loops on the CPU. Plans are cached per jaxpr.
+ */
+import { ConcreteArray } from "../ops/concrete-array.js";
+import { recycle, type TypedArray } from "../ops/dtype.js";
+import { sizeOf } from "../ops/shape.js";
+import { bind } from "./core.js";
+import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
+import type { Eqn, Jaxpr, Var } from "./jaxpr.js";
+import { dce, optimizeJaxpr, pretransposeInvariants } from "./rewrite.js";
+
+/** A jaxpr compiled to slot indices, with each slot released after its last use. */
+interface Plan {
+  /** The jaxpr the plan runs: the given one after the peephole rewrites of rewrite.ts. */
+  jaxpr: Jaxpr;
+  nSlots: number;
+  inSlots: number[];
+  steps: { eqnIndex: number; inputs: number[]; outputs: number[]; release: number[] }[];
+  outSlots: number[];
+  /** Fused elementwise runs by their first equation (CPU only; others run equation by equation). */
+  fused: Map<number, { group: FusedGroup; inputs: number[]; outputs: number[] }>;
+}
+
+const plans = new WeakMap<Jaxpr, Plan>();
+
+function planOf(original: Jaxpr): Plan {
+  let plan = plans.get(original);
+  if (plan) return plan;
+  const jaxpr = optimizeJaxpr(original);
+  const slot = new Map<Var, number>();
+  const slotOf = (v: Var) => {
+    let s = slot.get(v);
+    if (s === undefined) {
+      s = slot.size;
+      slot.set(v, s);
+    }
+    return s;
+  };
+  const inSlots = jaxpr.inBinders.map(slotOf);
+  const lastUse = new Map<number, number>();
+  jaxpr.eqns.forEach((e, k) => {
+    for (const v of e.inputs) lastUse.set(slotOf(v), k);
+    for (const v of e.outBinders) slotOf(v);
+  });
+  const outSlots = jaxpr.outs.map(slotOf);
+  const keep = new Set(outSlots);
+  const fused = new Map(
+    fuseElementwise(jaxpr).map((group) => [
+      group.start,
+      { group, inputs: group.inputs.map(slotOf), outputs: group.outputs.map(slotOf) },
+    ]),
+  );
+  plan = {
+    jaxpr,
+    nSlots: slot.size,
+    inSlots,
+    outSlots,
+    fused,
+    steps: jaxpr.eqns.map((e, k) => ({
+      eqnIndex: k,
+      inputs: e.inputs.map(slotOf),
+      outputs: e.outBinders.map(slotOf),
+      release: [...new Set(e.inputs.map(slotOf))].filter(
+        (s) => lastUse.get(s) === k && !keep.has(s),
+      ),
+    })),
+  };
+  plans.set(original, plan);
+  return plan;
+}
+
+/**
+ * Reference counts of the storage of a plan's live CPU values, so storage can be recycled
+ * (dtype.ts `recycle`) when its last reader is done: only storage the plan itself allocated
+ * (never its inputs, which the caller holds) and that no live value shares (reshapes and views
+ * share storage).
+ */
+class Storage {
+  private readonly live = new Map<ArrayBufferLike, number>();
+  private readonly foreign = new Set<ArrayBufferLike>();
+  constructor(inputs: readonly ConcreteArray[]) {
+    for (const x of inputs) if (x.backend.name === "cpu") this.foreign.add(storageOf(x));
+  }
+  hold(x: ConcreteArray): void {
+    if (x.backend.name !== "cpu") return;
+    const b = storageOf(x);
+    this.live.set(b, (this.live.get(b) ?? 0) + 1);
+  }
+  drop(x: ConcreteArray | undefined): void {
+    if (x === undefined || x.backend.name !== "cpu") return;
+    const b = storageOf(x);
+    const n = (this.live.get(b) ?? 0) - 1;
+    if (n > 0) {
+      this.live.set(b, n);
+      return;
+    }
+    this.live.delete(b);
+    if (n === 0 && !this.foreign.has(b)) recycle(x.buffer as TypedArray);
+  }
+}
+
+const storageOf = (x: ConcreteArray) => (x.buffer as TypedArray).buffer;
+
+/** Runs a jaxpr on concrete arrays with the kernels directly (shapes were checked when staged). */
+export function runPlan(original: Jaxpr, args: readonly ConcreteArray[]): ConcreteArray[] {
+  const plan = planOf(original);
+  const jaxpr = plan.jaxpr;
+  const slots = new globalThis.Array<ConcreteArray | undefined>(plan.nSlots);
+  const inSlots = plan.inSlots;
+  for (let i = 0; i < inSlots.length; i++) slots[inSlots[i]!] = args[i];
+  const storage = new Storage(args);
+  const backend = args[0]?.backend;
+  const steps = plan.steps;
+  for (let k = 0; k < steps.length; k++) {
+    const fused = plan.fused.get(k);
+    if (fused) {
+      const inputs = fused.inputs.map((s) => slots[s]!);
+      if (inputs.every((x) => x.backend.name === "cpu")) {
+        const outs = runFused(fused.group, inputs);
+        fused.outputs.forEach((s, i) => {
+          slots[s] = outs[i];
+          storage.hold(outs[i]!);
+        });
+        for (let j = k; j < fused.group.end; j++) {
+          for (const s of steps[j]!.release) {
+            storage.drop(slots[s]);
+            slots[s] = undefined;
+          }
+        }
+        k = fused.group.end - 1;
+        continue;
+      }
+    }
+    const step = steps[k]!;
+    const eqn = jaxpr.eqns[step.eqnIndex]!;
+    const inputs = step.inputs.map((s) => slots[s]!);
+    // Same rule as eager evaluation: any WebGPU operand puts the equation on WebGPU.
+    let b = inputs[0]?.backend ?? backend;
+    for (const x of inputs) if (x.backend.name === "webgpu") b = x.backend;
+    const kernel = b ? eqn.prim.impl[b.name] : undefined;
+    // Zero-input equations, or a backend without this kernel: go through bind.
+    const outs = kernel
+      ? kernel(inputs, eqn.params)
+      : (bind(eqn.prim, inputs, eqn.params) as ConcreteArray[]);
+    const outSlots = step.outputs;
+    for (let i = 0; i < outSlots.length; i++) {
+      slots[outSlots[i]!] = outs[i];
+      storage.hold(outs[i]!);
+    }
+    for (const s of step.release) {
+      storage.drop(slots[s]);
+      slots[s] = undefined;
+    }
+  }
+  return plan.outSlots.map((s) => slots[s]!);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops
+
+/**
+ * A loop body split into the part that depends only on its leading (loop-invariant) inputs,
+ * evaluated once before the loop, and the rest, evaluated per iteration.
+ */
+export interface HoistedLoop {
+  /** [invariant inputs] → [hoisted values]; null when nothing is loop-invariant. */
+  readonly pre: Jaxpr | null;
+  /** [hoisted values, every original input] → the original outputs. */
+  readonly body: Jaxpr;
+}
+
+const hoisted = new WeakMap<Jaxpr, Map<number, HoistedLoop>>();
+
+/** Splits the equations of `jaxpr` that read only its first `nInvariant` inputs off the loop. */
+export function hoistInvariants(jaxpr: Jaxpr, nInvariant: number): HoistedLoop {
+  let table = hoisted.get(jaxpr);
+  if (!table) {
+    table = new Map();
+    hoisted.set(jaxpr, table);
+  }
+  const cached = table.get(nInvariant);
+  if (cached) return cached;
+  const invariant = new Set<Var>(jaxpr.inBinders.slice(0, nInvariant));
+  const preEqns: Eqn[] = [];
+  const loopEqns: Eqn[] = [];
+  for (const e of jaxpr.eqns) {
+    if (e.inputs.length > 0 && e.inputs.every((v) => invariant.has(v))) {
+      preEqns.push(e);
+      for (const v of e.outBinders) invariant.add(v);
+    } else loopEqns.push(e);
+  }
+  const moved = pretransposeInvariants(loopEqns, invariant);
+  preEqns.push(...moved.pre);
+  const bodyEqns = moved.loop;
+  let result: HoistedLoop;
+  if (preEqns.length === 0) result = { pre: null, body: jaxpr };
+  else {
+    const produced = new Set<Var>(preEqns.flatMap((e) => e.outBinders));
+    const needed = new Set<Var>();
+    for (const e of bodyEqns) for (const v of e.inputs) if (produced.has(v)) needed.add(v);
+    for (const v of jaxpr.outs) if (produced.has(v)) needed.add(v);
+    const values = [...needed];
+    result = {
+      pre: dce({ inBinders: jaxpr.inBinders.slice(0, nInvariant), eqns: preEqns, outs: values }),
+      body: { inBinders: [...values, ...jaxpr.inBinders], eqns: bodyEqns, outs: jaxpr.outs },
+    };
+  }
+  table.set(nInvariant, result);
+  return result;
+}
+
+/**
+ * A CPU view of x[i] along the leading axis without a copy (arrays are immutable, so sharing
+ * the storage is safe); null off the CPU.
+ */
+export function leadingView(x: ConcreteArray, i: number): ConcreteArray | null {
+  if (x.backend.name !== "cpu") return null;
+  const inner = x.shape.slice(1);
+  const n = sizeOf(inner);
+  const data = x.buffer as TypedArray;
+  return new ConcreteArray(inner, x.dtype, x.backend, data.subarray(i * n, (i + 1) * n));
+}
