@@ -2,6 +2,7 @@ import { NbiError } from "../errors.js";
 import { cpuBackend } from "./cpu/backend.js";
 import type { DType, TypedArray } from "./dtype.js";
 
+/** Where arrays live and kernels run: "cpu" (typed arrays, always available) or "webgpu". */
 export type BackendName = "cpu" | "webgpu";
 
 /**
@@ -48,8 +49,11 @@ export function setDefaultBackend(name: BackendName): void {
 
 /** What `useBackend` chose and why (for "auto", and for reporting). */
 export interface BackendChoice {
+  /** What `useBackend` was asked for. */
   requested: BackendName | "auto";
+  /** The backend it made the default. */
   chosen: BackendName;
+  /** Why, in words (for "auto": the adapter found, or why WebGPU was unavailable). */
   reason: string;
   /** The GPU adapter, when WebGPU was initialised. */
   adapter?: {
@@ -89,6 +93,13 @@ async function initWebGpu(): Promise<NonNullable<BackendChoice["adapter"]>> {
  * operands (a synchronous, cheap copy; this also lets constants captured by `jit` on the CPU
  * serve WebGPU calls). Nothing moves from WebGPU to the CPU implicitly, since that needs an
  * async readback: use `await np.toBackend(x, "cpu")`.
+ *
+ * @example
+ * ```ts
+ * await np.useBackend("auto");
+ * console.log(np.backendInfo().choice.reason);
+ * const x = np.ones([3]); // on the chosen backend
+ * ```
  */
 export async function useBackend(name: BackendName | "auto"): Promise<Backend> {
   if (name === "cpu") {
@@ -123,10 +134,21 @@ export async function useBackend(name: BackendName | "auto"): Promise<Backend> {
   return getBackend(current);
 }
 
-/** Which backend is the default, which are registered, and what useBackend chose and why. */
+/**
+ * Which backend is the default, which are registered, and what useBackend chose and why.
+ *
+ * @example
+ * ```ts
+ * const { current, available } = np.backendInfo();
+ * console.log(current, available); // cpu [ 'cpu' ]
+ * ```
+ */
 export function backendInfo(): {
+  /** The backend new arrays are created on. */
   current: BackendName;
+  /** The backends initialised so far ("cpu" always; "webgpu" once `useBackend` has acquired it). */
   available: BackendName[];
+  /** The last `useBackend` request, what it chose, and why. */
   choice: BackendChoice;
 } {
   return { current, available: [...registry.keys()], choice };

@@ -41,6 +41,14 @@ export function fromHost(
  * Moves (copies) an array to another backend: `await np.toBackend(x, "cpu")`. Async because
  * leaving WebGPU needs a readback. Operations never move WebGPU data to the CPU by themselves
  * (see `useBackend`).
+ *
+ * @example
+ * ```ts
+ * await np.useBackend("webgpu");
+ * const y = np.ones([3]).mul(2); // on WebGPU
+ * const onCpu = await np.toBackend(y, "cpu");
+ * onCpu.tolist(); // [2, 2, 2]
+ * ```
  */
 export async function toBackend(x: Array, name: BackendName): Promise<ConcreteArray> {
   if (!(x instanceof ConcreteArray)) {
@@ -60,6 +68,12 @@ export async function toBackend(x: Array, name: BackendName): Promise<ConcreteAr
  * that its result (any pytree of arrays) does not hold: for tight loops that allocate faster than
  * the garbage collector reclaims. Arrays created inside and not returned must not be used
  * afterwards (doing so throws). `fn` must be synchronous. A no-op on the CPU backend.
+ *
+ * @example
+ * ```ts
+ * let w = np.zeros([1000]);
+ * for (let i = 0; i < 100; i++) w = np.scope(() => w.add(np.ones([1000]).mul(0.1)));
+ * ```
  */
 export function scope<T>(fn: () => T): T {
   return runScoped(fn, (result) => {

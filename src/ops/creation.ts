@@ -16,8 +16,11 @@ import { checkShape, type Shape, sizeOf } from "./shape.js";
 /** Nested JS arrays of numbers or booleans, a number, a boolean, or a typed array. */
 export type NestedValue = number | boolean | readonly NestedValue[] | TypedArray;
 
+/** Options of the creation functions. */
 export interface CreateOptions {
+  /** The element type; each function says its default (usually float32). */
   dtype?: DType;
+  /** Where to create the array; the default backend (see `np.useBackend`) when omitted. */
   backend?: BackendName;
 }
 
@@ -68,6 +71,13 @@ function hasBoolean(value: NestedValue): boolean {
 /**
  * An array from JS data. Numbers default to float32 (as JAX), booleans to bool, typed arrays to
  * their own type; `dtype` overrides. An existing array is returned as is (or cast).
+ *
+ * @example
+ * ```ts
+ * np.array([[1, 2], [3, 4]]); // float32, shape [2, 2]
+ * np.array([1, 2, 3], { dtype: "int32" });
+ * np.array([true, false]).dtype; // "bool"
+ * ```
  */
 export function array(value: NestedValue | Array, options?: CreateOptions): Array {
   if (
@@ -106,7 +116,15 @@ export function array(value: NestedValue | Array, options?: CreateOptions): Arra
   return fromHost(data, shape, dtype, backendOf(options));
 }
 
-/** Wraps a typed array with a shape (no copy: the array takes ownership). */
+/**
+ * Wraps a typed array with a shape (no copy: the array takes ownership).
+ *
+ * @example
+ * ```ts
+ * const x = np.fromTypedArray(new Float64Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+ * x.dtype; // "float64"
+ * ```
+ */
 export function fromTypedArray(data: TypedArray, shape: Shape, options?: CreateOptions): Array {
   const s = checkShape("np.fromTypedArray", "shape", shape);
   if (sizeOf(s) !== data.length) {
@@ -118,6 +136,15 @@ export function fromTypedArray(data: TypedArray, shape: Shape, options?: CreateO
   return fromHost(own, s, dtype, backendOf(options));
 }
 
+/**
+ * An array of the given shape filled with `value` (float32 for numbers, bool for booleans).
+ *
+ * @example
+ * ```ts
+ * np.full([2, 3], 7).tolist(); // [[7, 7, 7], [7, 7, 7]]
+ * np.full([4], true).dtype; // "bool"
+ * ```
+ */
 export function full(shape: Shape, value: number | boolean, options?: CreateOptions): Array {
   const s = checkShape("np.full", "shape", shape);
   const dtype = dtypeOption("np.full", options, typeof value === "boolean" ? "bool" : "float32");
@@ -126,18 +153,52 @@ export function full(shape: Shape, value: number | boolean, options?: CreateOpti
   return fromHost(data, s, dtype, backendOf(options));
 }
 
+/**
+ * An array of zeros (float32 unless `options.dtype` says otherwise).
+ *
+ * @example
+ * ```ts
+ * np.zeros([2, 3]).shape; // [2, 3]
+ * np.zeros([5], { dtype: "int32" });
+ * ```
+ */
 export function zeros(shape: Shape, options?: CreateOptions): Array {
   return full(shape, 0, options);
 }
 
+/**
+ * An array of ones (float32 unless `options.dtype` says otherwise).
+ *
+ * @example
+ * ```ts
+ * np.ones([3]).tolist(); // [1, 1, 1]
+ * ```
+ */
 export function ones(shape: Shape, options?: CreateOptions): Array {
   return full(shape, 1, options);
 }
 
+/**
+ * Zeros with the shape, dtype and backend of `x` (options override them).
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 2], [3, 4]], { dtype: "float64" });
+ * np.zerosLike(x).dtype; // "float64"
+ * ```
+ */
 export function zerosLike(x: Array, options?: CreateOptions): Array {
   return full(x.shape, 0, { dtype: x.dtype, ...withBackendOf(x), ...options });
 }
 
+/**
+ * Ones with the shape, dtype and backend of `x` (options override them).
+ *
+ * @example
+ * ```ts
+ * np.onesLike(np.arange(4)).tolist(); // [1, 1, 1, 1] (int32, as arange(4))
+ * ```
+ */
 export function onesLike(x: Array, options?: CreateOptions): Array {
   return full(x.shape, 1, { dtype: x.dtype, ...withBackendOf(x), ...options });
 }
@@ -146,7 +207,15 @@ function withBackendOf(x: Array): CreateOptions {
   return x instanceof ConcreteArray ? { backend: x.backend.name } : {};
 }
 
-/** `arange(stop)` or `arange(start, stop, step)`; integer arguments give int32, else float32. */
+/**
+ * `arange(stop)` or `arange(start, stop, step)`; integer arguments give int32, else float32.
+ *
+ * @example
+ * ```ts
+ * np.arange(4).tolist(); // [0, 1, 2, 3] (int32)
+ * np.arange(0, 1, 0.25).tolist(); // [0, 0.25, 0.5, 0.75] (float32)
+ * ```
+ */
 export function arange(start: number, stop?: number, step = 1, options?: CreateOptions): Array {
   if (stop === undefined) {
     stop = start;
@@ -163,6 +232,16 @@ export function arange(start: number, stop?: number, step = 1, options?: CreateO
   return fromHost(data, [n], dtype, backendOf(options));
 }
 
+/**
+ * `num` evenly spaced values from `start` to `stop` (inclusive unless `options.endpoint` is
+ * false), float32 by default. The last value is exactly `stop`.
+ *
+ * @example
+ * ```ts
+ * np.linspace(0, 1, 5).tolist(); // [0, 0.25, 0.5, 0.75, 1]
+ * np.linspace(0, 1, 4, { endpoint: false }).tolist(); // [0, 0.25, 0.5, 0.75]
+ * ```
+ */
 export function linspace(
   start: number,
   stop: number,
@@ -180,6 +259,16 @@ export function linspace(
   return fromHost(data, [num], dtype, backendOf(options));
 }
 
+/**
+ * An `n`×`m` matrix (square by default) with ones on the diagonal `options.k` (0: the main
+ * diagonal, positive: above it) and zeros elsewhere.
+ *
+ * @example
+ * ```ts
+ * np.eye(2).tolist(); // [[1, 0], [0, 1]]
+ * np.eye(2, 3, { k: 1 }).tolist(); // [[0, 1, 0], [0, 0, 1]]
+ * ```
+ */
 export function eye(n: number, m?: number, options?: CreateOptions & { k?: number }): Array {
   const cols = m ?? n;
   checkShape("np.eye", "n, m", [n, cols]);

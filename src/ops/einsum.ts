@@ -68,7 +68,17 @@ function permuteTo(x: Array, subs: string, order: string): Array {
   );
 }
 
-/** Einstein summation over one or two operands, e.g. `einsum("bij,bjk->bik", a, b)`. */
+/**
+ * Einstein summation over one or two operands, e.g. `einsum("bij,bjk->bik", a, b)`.
+ *
+ * @example
+ * ```ts
+ * const a = np.ones([4, 2, 3]);
+ * const b = np.ones([4, 3, 5]);
+ * np.einsum("bij,bjk->bik", a, b).shape; // [4, 2, 5]
+ * np.einsum("ij->j", np.eye(3)).tolist(); // column sums: [1, 1, 1]
+ * ```
+ */
 export function einsum(spec: string, ...operands: ArrayLike[]): Array {
   if (operands.length < 1 || operands.length > 2) {
     fail("einsum", "operands", "one or two arrays", operands.length);

@@ -28,7 +28,15 @@ import { checkShape, normalizeAxes, normalizeAxis, showShape, sizeOf } from "./s
 
 export type { ArrayLike };
 
-/** Converts a JS number to an array; `like` gives the dtype a weakly typed number takes. */
+/**
+ * Converts a JS number to an array; `like` gives the dtype a weakly typed number takes.
+ *
+ * @example
+ * ```ts
+ * np.asArray(3).dtype; // "float32"
+ * np.asArray(3, "int32").dtype; // "int32"
+ * ```
+ */
 export function asArray(x: ArrayLike, like?: DType): Array {
   if (x instanceof Array) return x;
   if (typeof x === "number") return scalar(x, like ? weakDType(x, like) : "float32");
@@ -59,11 +67,28 @@ function floating(x: ArrayLike): Array {
 // ---------------------------------------------------------------------------------------------
 // Elementwise
 
-/** On bool operands add is logical or and mul logical and (NumPy); sub is refused. */
+/**
+ * Elementwise `a + b`, broadcasting and promoting dtypes. On bool operands `add` is logical or
+ * and `mul` logical and (as NumPy); `sub` is refused.
+ *
+ * @example
+ * ```ts
+ * np.add(np.array([1, 2]), 10).tolist(); // [11, 12]
+ * np.add(np.ones([2, 1]), np.arange(3)).shape; // [2, 3]
+ * ```
+ */
 export const add = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   return x.dtype === "bool" ? ew.select(x, x, y) : ew.add(x, y);
 };
+/**
+ * Elementwise `a - b`, broadcasting. Refused on bool operands (NumPy leaves it undefined).
+ *
+ * @example
+ * ```ts
+ * np.sub(np.array([5, 7]), 2).tolist(); // [3, 5]
+ * ```
+ */
 export const sub = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   if (x.dtype === "bool") {
@@ -71,58 +96,290 @@ export const sub = (a: ArrayLike, b: ArrayLike) => {
   }
   return ew.sub(x, y);
 };
+/**
+ * Elementwise `a * b`, broadcasting (logical and on bool operands).
+ *
+ * @example
+ * ```ts
+ * np.mul(np.array([1, 2, 3]), np.array([[1], [10]])).tolist(); // [[1, 2, 3], [10, 20, 30]]
+ * ```
+ */
 export const mul = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   return x.dtype === "bool" ? ew.select(x, y, x) : ew.mul(x, y);
 };
-/** True division: integer operands give float32 (as NumPy's `/`). */
+/**
+ * True division: integer operands give float32 (as NumPy's `/`).
+ *
+ * @example
+ * ```ts
+ * np.div(np.arange(3), 2).tolist(); // [0, 0.5, 1]
+ * ```
+ */
 export const div = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   return isFloat(x.dtype) ? ew.div(x, y) : ew.div(ew.cast(x, "float32"), ew.cast(y, "float32"));
 };
-/** Integer division rounding toward negative infinity (NumPy's `//`). */
+/**
+ * Integer division rounding toward negative infinity (NumPy's `//`).
+ *
+ * @example
+ * ```ts
+ * np.floorDivide(np.array([7, -7], { dtype: "int32" }), 2).tolist(); // [3, -4]
+ * ```
+ */
 export const floorDivide = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   if (isFloat(x.dtype)) return ew.floor(ew.div(x, y));
   return ew.cast(ew.floor(ew.div(ew.cast(x, "float64"), ew.cast(y, "float64"))), x.dtype);
 };
+/**
+ * Elementwise `a ** b`, broadcasting.
+ *
+ * @example
+ * ```ts
+ * np.pow(np.array([1, 2, 3]), 2).tolist(); // [1, 4, 9]
+ * ```
+ */
 export const pow = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   return x.dtype === "bool" ? ew.pow(ew.cast(x, "int32"), ew.cast(y, "int32")) : ew.pow(x, y);
 };
+/**
+ * Elementwise larger of `a` and `b`; at a tie the derivative is split evenly between them.
+ *
+ * @example
+ * ```ts
+ * np.maximum(np.array([-1, 0, 2]), 0).tolist(); // [0, 0, 2]
+ * ```
+ */
 export const maximum = (a: ArrayLike, b: ArrayLike) => ew.max(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise smaller of `a` and `b`; at a tie the derivative is split evenly between them.
+ *
+ * @example
+ * ```ts
+ * np.minimum(np.array([-1, 0, 2]), 1).tolist(); // [-1, 0, 1]
+ * ```
+ */
 export const minimum = (a: ArrayLike, b: ArrayLike) => ew.min(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a == b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.equal(np.arange(3), 1).tolist(); // [0, 1, 0] (bool)
+ * ```
+ */
 export const equal = (a: ArrayLike, b: ArrayLike) => ew.equal(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a != b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.notEqual(np.arange(3), 1).tolist(); // [1, 0, 1] (bool)
+ * ```
+ */
 export const notEqual = (a: ArrayLike, b: ArrayLike) =>
   ew.notEqual(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a < b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.less(np.arange(3), 1).tolist(); // [1, 0, 0] (bool)
+ * ```
+ */
 export const less = (a: ArrayLike, b: ArrayLike) => ew.less(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a <= b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.lessEqual(np.arange(3), 1).tolist(); // [1, 1, 0] (bool)
+ * ```
+ */
 export const lessEqual = (a: ArrayLike, b: ArrayLike) =>
   ew.lessEqual(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a > b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.greater(np.arange(3), 1).tolist(); // [0, 0, 1] (bool)
+ * ```
+ */
 export const greater = (a: ArrayLike, b: ArrayLike) =>
   ew.greater(...(promote(a, b) as [Array, Array]));
+/**
+ * Elementwise `a >= b` as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.greaterEqual(np.arange(3), 1).tolist(); // [0, 1, 1] (bool)
+ * ```
+ */
 export const greaterEqual = (a: ArrayLike, b: ArrayLike) =>
   ew.greaterEqual(...(promote(a, b) as [Array, Array]));
 
+/**
+ * Elementwise negation.
+ *
+ * @example
+ * ```ts
+ * np.neg(np.array([1, -2])).tolist(); // [-1, 2]
+ * ```
+ */
 export const neg = (x: ArrayLike) => ew.neg(asArray(x));
+/**
+ * Elementwise e^x (integer inputs compute in float32, as do the other transcendental functions).
+ *
+ * @example
+ * ```ts
+ * np.exp(np.array([0, 1])).tolist(); // [1, 2.7182817459106445]
+ * ```
+ */
 export const exp = (x: ArrayLike) => ew.exp(floating(x));
+/**
+ * Elementwise natural logarithm (-Infinity at 0, NaN below).
+ *
+ * @example
+ * ```ts
+ * np.log(np.array([1, 0])).tolist(); // [0, -Infinity]
+ * ```
+ */
 export const log = (x: ArrayLike) => ew.log(floating(x));
+/**
+ * Elementwise log(1 + x), accurate for small x where `log(1 + x)` loses it to rounding.
+ *
+ * @example
+ * ```ts
+ * np.log1p(1e-10).item(); // ≈ 1e-10 (np.log(np.add(1, 1e-10)) gives 0)
+ * ```
+ */
 export const log1p = (x: ArrayLike) => ew.log1p(floating(x));
+/**
+ * Elementwise e^x - 1, accurate for small x where `exp(x) - 1` loses it to rounding.
+ *
+ * @example
+ * ```ts
+ * np.expm1(1e-10).item(); // ≈ 1e-10
+ * ```
+ */
 export const expm1 = (x: ArrayLike) => ew.expm1(floating(x));
+/**
+ * Elementwise sine (radians).
+ *
+ * @example
+ * ```ts
+ * np.sin(np.array([0, Math.PI / 2])).tolist(); // [0, 1]
+ * ```
+ */
 export const sin = (x: ArrayLike) => ew.sin(floating(x));
+/**
+ * Elementwise cosine (radians).
+ *
+ * @example
+ * ```ts
+ * np.cos(np.array([0, Math.PI])).tolist(); // [1, -1]
+ * ```
+ */
 export const cos = (x: ArrayLike) => ew.cos(floating(x));
+/**
+ * Elementwise tangent (radians), as sin / cos.
+ *
+ * @example
+ * ```ts
+ * np.tan(0).item(); // 0
+ * ```
+ */
 export const tan = (x: ArrayLike) => div(sin(x), cos(x));
+/**
+ * Elementwise hyperbolic tangent.
+ *
+ * @example
+ * ```ts
+ * np.tanh(np.array([-Infinity, 0, Infinity])).tolist(); // [-1, 0, 1]
+ * ```
+ */
 export const tanh = (x: ArrayLike) => ew.tanh(floating(x));
+/**
+ * Elementwise square root (NaN below 0).
+ *
+ * @example
+ * ```ts
+ * np.sqrt(np.array([4, 9])).tolist(); // [2, 3]
+ * ```
+ */
 export const sqrt = (x: ArrayLike) => ew.sqrt(floating(x));
+/**
+ * Elementwise absolute value (keeps the dtype).
+ *
+ * @example
+ * ```ts
+ * np.abs(np.array([-2, 3])).tolist(); // [2, 3]
+ * ```
+ */
 export const abs = (x: ArrayLike) => ew.abs(asArray(x));
+/**
+ * Elementwise sign: -1, 0 or 1 (keeps the dtype).
+ *
+ * @example
+ * ```ts
+ * np.sign(np.array([-2, 0, 3])).tolist(); // [-1, 0, 1]
+ * ```
+ */
 export const sign = (x: ArrayLike) => ew.sign(asArray(x));
+/**
+ * Elementwise rounding toward negative infinity.
+ *
+ * @example
+ * ```ts
+ * np.floor(np.array([1.5, -1.5])).tolist(); // [1, -2]
+ * ```
+ */
 export const floor = (x: ArrayLike) => ew.floor(asArray(x));
+/**
+ * Elementwise rounding toward positive infinity.
+ *
+ * @example
+ * ```ts
+ * np.ceil(np.array([1.5, -1.5])).tolist(); // [2, -1]
+ * ```
+ */
 export const ceil = (x: ArrayLike) => ew.neg(ew.floor(ew.neg(asArray(x))));
+/**
+ * Elementwise `x * x`.
+ *
+ * @example
+ * ```ts
+ * np.square(np.array([2, -3])).tolist(); // [4, 9]
+ * ```
+ */
 export const square = (x: ArrayLike) => {
   const a = asArray(x);
   return ew.mul(a, a);
 };
+/**
+ * Elementwise 1 / x (integers give float32).
+ *
+ * @example
+ * ```ts
+ * np.reciprocal(np.array([2, 4])).tolist(); // [0.5, 0.25]
+ * ```
+ */
 export const reciprocal = (x: ArrayLike) => div(1, floating(x));
 
+/**
+ * Picks `x` where `condition` is true (nonzero) and `y` elsewhere, broadcasting all three. The
+ * gradient reaches only the branch that was picked.
+ *
+ * @example
+ * ```ts
+ * const x = np.array([-1, 2, -3]);
+ * np.where(np.greater(x, 0), x, 0).tolist(); // [0, 2, 0]
+ * ```
+ */
 export function where(condition: ArrayLike, x: ArrayLike, y: ArrayLike): Array {
   let c = asArray(condition, "bool");
   if (c.dtype !== "bool") c = ew.notEqual(c, asArray(0, c.dtype));
@@ -130,28 +387,89 @@ export function where(condition: ArrayLike, x: ArrayLike, y: ArrayLike): Array {
   return ew.select(c, a, b);
 }
 
+/**
+ * Elementwise logical not (nonzero counts as true), as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.logicalNot(np.array([true, false])).tolist(); // [0, 1] (bool)
+ * ```
+ */
 export const logicalNot = (x: ArrayLike) => ew.equal(asBool(x), scalar(0, "bool"));
+/**
+ * Elementwise logical and (nonzero counts as true), as a bool array.
+ *
+ * @example
+ * ```ts
+ * const a = np.array([true, true, false]);
+ * np.logicalAnd(a, np.array([true, false, false])).tolist(); // [1, 0, 0]
+ * ```
+ */
 export const logicalAnd = (a: ArrayLike, b: ArrayLike) =>
   ew.select(asBool(a), asBool(b), scalar(0, "bool"));
+/**
+ * Elementwise logical or (nonzero counts as true), as a bool array.
+ *
+ * @example
+ * ```ts
+ * const a = np.array([true, true, false]);
+ * np.logicalOr(a, np.array([true, false, false])).tolist(); // [1, 1, 0]
+ * ```
+ */
 export const logicalOr = (a: ArrayLike, b: ArrayLike) =>
   ew.select(asBool(a), scalar(1, "bool"), asBool(b));
 function asBool(x: ArrayLike): Array {
   const a = asArray(x, "bool");
   return a.dtype === "bool" ? a : ew.notEqual(a, asArray(0, a.dtype));
 }
+/**
+ * Elementwise test for NaN, as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.isnan(np.array([1, NaN])).tolist(); // [0, 1] (bool)
+ * ```
+ */
 export const isnan = (x: ArrayLike) => {
   const a = asArray(x);
   return ew.notEqual(a, a);
 };
+/**
+ * Elementwise test for a finite value (not NaN or ±Infinity), as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.isfinite(np.array([1, Infinity, NaN])).tolist(); // [1, 0, 0] (bool)
+ * ```
+ */
 export const isfinite = (x: ArrayLike) => {
   const a = floating(x);
   return ew.equal(ew.sub(a, a), asArray(0, a.dtype));
 };
 
+/**
+ * Casts to `dtype` (floats to integers round toward zero, as NumPy).
+ *
+ * @example
+ * ```ts
+ * np.astype(np.array([1.7, -1.7]), "int32").tolist(); // [1, -1]
+ * np.astype(np.arange(3), "float64").dtype; // "float64"
+ * ```
+ */
 export function astype(x: ArrayLike, dtype: DType): Array {
   return ew.cast(asArray(x), checkDType("astype", "dtype", dtype));
 }
 
+/**
+ * Identity on values with a zero derivative: transforms treat the result as a constant. For
+ * pytrees, use the top-level `stopGradient`.
+ *
+ * @example
+ * ```ts
+ * const f = (x: Array) => np.mul(x, np.stopGradient(x));
+ * grad(f)(np.array(3)).item(); // 3 (not 6)
+ * ```
+ */
 export function stopGradient(x: ArrayLike): Array {
   return bind1(ew.stopGradientP, [asArray(x)], {});
 }
@@ -176,13 +494,51 @@ function keepShape(shape: readonly number[], axes: readonly number[]): number[] 
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
+/**
+ * Sum over all axes, or over `options.axis` (bool counts as int32).
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 2], [3, 4]]);
+ * np.sum(x).item(); // 10
+ * np.sum(x, { axis: 1 }).tolist(); // [3, 7]
+ * ```
+ */
 export const sum = (x: ArrayLike, options?: ReduceOptions) =>
   reduceWith("sum", reduceSumP, x, options);
+/**
+ * Maximum over all axes, or over `options.axis`.
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 5], [3, 4]]);
+ * np.max(x).item(); // 5
+ * np.max(x, { axis: 0, keepdims: true }).tolist(); // [[3, 5]]
+ * ```
+ */
 export const max = (x: ArrayLike, options?: ReduceOptions) =>
   reduceWith("max", reduceMaxP, x, options);
+/**
+ * Minimum over all axes, or over `options.axis`.
+ *
+ * @example
+ * ```ts
+ * np.min(np.array([[1, 5], [3, 4]]), { axis: 1 }).tolist(); // [1, 3]
+ * ```
+ */
 export const min = (x: ArrayLike, options?: ReduceOptions) =>
   reduceWith("min", reduceMinP, x, options);
 
+/**
+ * Arithmetic mean over all axes, or over `options.axis` (integers give float32).
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 2], [3, 4]]);
+ * np.mean(x).item(); // 2.5
+ * np.mean(x, { axis: 0 }).tolist(); // [2, 3]
+ * ```
+ */
 export function mean(x: ArrayLike, options?: ReduceOptions): Array {
   const a = floating(x);
   const axes = normalizeAxes("mean", options?.axis, a.ndim);
@@ -190,7 +546,15 @@ export function mean(x: ArrayLike, options?: ReduceOptions): Array {
   return div(sum(a, options), count);
 }
 
-/** Variance with `ddof` delta degrees of freedom (0 by default, as NumPy). */
+/**
+ * Variance with `ddof` delta degrees of freedom (0 by default, as NumPy).
+ *
+ * @example
+ * ```ts
+ * np.variance(np.array([1, 2, 3, 4])).item(); // 1.25
+ * np.variance(np.array([1, 3]), { ddof: 1 }).item(); // 2
+ * ```
+ */
 export function variance(x: ArrayLike, options?: ReduceOptions & { ddof?: number }): Array {
   const a = floating(x);
   const axes = normalizeAxes("var", options?.axis, a.ndim);
@@ -203,10 +567,26 @@ export function variance(x: ArrayLike, options?: ReduceOptions & { ddof?: number
 }
 export { variance as var };
 
+/**
+ * Standard deviation: the square root of `variance`, with the same options.
+ *
+ * @example
+ * ```ts
+ * np.std(np.array([1, 3])).item(); // 1
+ * ```
+ */
 export function std(x: ArrayLike, options?: ReduceOptions & { ddof?: number }): Array {
   return sqrt(variance(x, options));
 }
 
+/**
+ * Product over all axes, or over `options.axis`; differentiable, and exactly 0 when a factor is.
+ *
+ * @example
+ * ```ts
+ * np.prod(np.array([[1, 2], [3, -4]]), { axis: 1 }).tolist(); // ≈ [2, -12]
+ * ```
+ */
 export function prod(x: ArrayLike, options?: ReduceOptions): Array {
   // Products via a scan-free route: sign and log-magnitude, exact for zeros.
   const a = floating(x);
@@ -236,8 +616,28 @@ function argReduce(name: string, x: Array, options?: { axis?: number; keepdims?:
   );
 }
 
+/**
+ * Index (int32) of the largest value along `options.axis`, or in the flattened array when no
+ * axis is given. Ties go to the first.
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 9, 3], [7, 2, 7]]);
+ * np.argmax(x).item(); // 1
+ * np.argmax(x, { axis: 1 }).tolist(); // [1, 0]
+ * ```
+ */
 export const argmax = (x: ArrayLike, options?: { axis?: number; keepdims?: boolean }) =>
   argReduce("argmax", asArray(x), options);
+/**
+ * Index (int32) of the smallest value along `options.axis`, or in the flattened array when no
+ * axis is given. Ties go to the first.
+ *
+ * @example
+ * ```ts
+ * np.argmin(np.array([[1, 9, 3], [7, 2, 2]]), { axis: 1 }).tolist(); // [0, 1]
+ * ```
+ */
 export const argmin = (x: ArrayLike, options?: { axis?: number; keepdims?: boolean }) => {
   const a = asArray(x);
   // Reverse the order without overflow: logical not for bool, bitwise not (-x - 1, wrapping)
@@ -251,14 +651,37 @@ export const argmin = (x: ArrayLike, options?: { axis?: number; keepdims?: boole
   return argReduce("argmin", reversed, options);
 };
 
+/**
+ * Whether every element (along `options.axis`) is true (nonzero), as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.all(np.array([[1, 0], [1, 1]]), { axis: 1 }).tolist(); // [0, 1] (bool)
+ * ```
+ */
 export function all(x: ArrayLike, options?: ReduceOptions): Array {
   return equal(sum(astype(logicalNot(x), "int32"), options), 0);
 }
+/**
+ * Whether some element (along `options.axis`) is true (nonzero), as a bool array.
+ *
+ * @example
+ * ```ts
+ * np.any(np.array([[0, 0], [1, 0]]), { axis: 1 }).tolist(); // [0, 1] (bool)
+ * ```
+ */
 export function any(x: ArrayLike, options?: ReduceOptions): Array {
   return greater(sum(astype(asBool(x), "int32"), options), 0);
 }
 
-/** log(sum(exp(x))) without overflow: the maximum is factored out (and held constant). */
+/**
+ * log(sum(exp(x))) without overflow: the maximum is factored out (and held constant).
+ *
+ * @example
+ * ```ts
+ * np.logsumexp(np.array([1000, 1000])).item(); // ≈ 1000.693 (exp(1000) alone overflows)
+ * ```
+ */
 export function logsumexp(x: ArrayLike, options?: ReduceOptions): Array {
   const a = floating(x);
   const axes = normalizeAxes("logsumexp", options?.axis, a.ndim);
@@ -277,6 +700,15 @@ export function logsumexp(x: ArrayLike, options?: ReduceOptions): Array {
 // ---------------------------------------------------------------------------------------------
 // Shapes
 
+/**
+ * The same elements (in row-major order) in a new shape; one entry may be -1, inferred from
+ * the size.
+ *
+ * @example
+ * ```ts
+ * np.reshape(np.arange(6), [2, -1]).tolist(); // [[0, 1, 2], [3, 4, 5]]
+ * ```
+ */
 export function reshape(x: ArrayLike, shape: readonly number[]): Array {
   const a = asArray(x);
   const unknown = shape.filter((d) => d === -1).length;
@@ -296,11 +728,29 @@ export function reshape(x: ArrayLike, shape: readonly number[]): Array {
   return rules.reshape(a, resolved);
 }
 
+/**
+ * Flattens to one axis (row-major order).
+ *
+ * @example
+ * ```ts
+ * np.ravel(np.ones([2, 3])).shape; // [6]
+ * ```
+ */
 export function ravel(x: ArrayLike): Array {
   const a = asArray(x);
   return rules.reshape(a, [a.size]);
 }
 
+/**
+ * Permutes the axes: axis `i` of the result is axis `axes[i]` of `x` (all axes reversed by
+ * default).
+ *
+ * @example
+ * ```ts
+ * np.transpose(np.ones([2, 3, 4]), [1, 0, 2]).shape; // [3, 2, 4]
+ * np.transpose(np.ones([2, 3])).shape; // [3, 2]
+ * ```
+ */
 export function transpose(x: ArrayLike, axes?: readonly number[]): Array {
   const a = asArray(x);
   const perm = axes
@@ -309,6 +759,14 @@ export function transpose(x: ArrayLike, axes?: readonly number[]): Array {
   return rules.transpose(a, perm);
 }
 
+/**
+ * Moves axis `source` to position `destination`, keeping the order of the other axes.
+ *
+ * @example
+ * ```ts
+ * np.moveaxis(np.ones([2, 3, 4]), 0, -1).shape; // [3, 4, 2]
+ * ```
+ */
 export function moveaxis(x: ArrayLike, source: number, destination: number): Array {
   const a = asArray(x);
   return rules.moveAxis(
@@ -318,6 +776,14 @@ export function moveaxis(x: ArrayLike, source: number, destination: number): Arr
   );
 }
 
+/**
+ * Exchanges two axes.
+ *
+ * @example
+ * ```ts
+ * np.swapaxes(np.ones([2, 3, 4]), 0, 2).shape; // [4, 3, 2]
+ * ```
+ */
 export function swapaxes(x: ArrayLike, axis1: number, axis2: number): Array {
   const a = asArray(x);
   const perm = a.shape.map((_, i) => i);
@@ -327,6 +793,15 @@ export function swapaxes(x: ArrayLike, axis1: number, axis2: number): Array {
   return rules.transpose(a, perm);
 }
 
+/**
+ * Inserts an axis of size 1 at position `axis` of the result (negative counts from its end).
+ *
+ * @example
+ * ```ts
+ * np.expandDims(np.ones([3]), 0).shape; // [1, 3]
+ * np.expandDims(np.ones([3]), -1).shape; // [3, 1]
+ * ```
+ */
 export function expandDims(x: ArrayLike, axis: number): Array {
   const a = asArray(x);
   const ax = normalizeAxis("expandDims", axis, a.ndim + 1);
@@ -335,6 +810,15 @@ export function expandDims(x: ArrayLike, axis: number): Array {
   return rules.reshape(a, shape);
 }
 
+/**
+ * Removes axes of size 1: every one, or those named by `axis` (which must have size 1).
+ *
+ * @example
+ * ```ts
+ * np.squeeze(np.ones([1, 3, 1])).shape; // [3]
+ * np.squeeze(np.ones([1, 3, 1]), 0).shape; // [3, 1]
+ * ```
+ */
 export function squeeze(x: ArrayLike, axis?: Axes): Array {
   const a = asArray(x);
   const axes =
@@ -351,10 +835,28 @@ export function squeeze(x: ArrayLike, axis?: Axes): Array {
   );
 }
 
+/**
+ * Broadcasts to `shape` with NumPy's rules: size-1 axes stretch and leading axes are added.
+ *
+ * @example
+ * ```ts
+ * np.broadcastTo(np.array([1, 2, 3]), [2, 3]).tolist(); // [[1, 2, 3], [1, 2, 3]]
+ * ```
+ */
 export function broadcastTo(x: ArrayLike, shape: readonly number[]): Array {
   return rules.broadcastTo(asArray(x), checkShape("broadcastTo", "shape", shape));
 }
 
+/**
+ * Broadcasts every operand to their common shape.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = np.broadcastArrays(np.ones([3, 1]), np.ones([4]));
+ * a.shape; // [3, 4]
+ * b.shape; // [3, 4]
+ * ```
+ */
 export function broadcastArrays(...xs: ArrayLike[]): Array[] {
   const arrays = xs.map((x) => asArray(x));
   const shape = arrays.reduce<number[]>((s, a) => rulesBroadcastShapes(s, a.shape), []);
@@ -379,6 +881,13 @@ function rulesBroadcastShapes(a: readonly number[], b: readonly number[]): numbe
 /**
  * A contiguous slice: one `[start, stop]` pair (or null for the whole axis) per leading axis;
  * negative bounds count from the end, as in NumPy.
+ *
+ * @example
+ * ```ts
+ * const x = np.arange(10).reshape([2, 5]);
+ * np.slice(x, null, [1, -1]).tolist(); // [[1, 2, 3], [6, 7, 8]]
+ * np.slice(x, [1]).shape; // [1, 5]
+ * ```
  */
 export function slice(x: ArrayLike, ...ranges: ([number, number] | [number] | null)[]): Array {
   const a = asArray(x);
@@ -395,7 +904,16 @@ export function slice(x: ArrayLike, ...ranges: ([number, number] | [number] | nu
   return bind1(sliceP, [a], { starts, limits });
 }
 
-/** `x[i]` along an axis (default the first), removing that axis. */
+/**
+ * `x[i]` along an axis (default the first), removing that axis.
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[1, 2], [3, 4]]);
+ * np.index(x, 1).tolist(); // [3, 4]
+ * np.index(x, -1, 1).tolist(); // [2, 4]
+ * ```
+ */
 export function index(x: ArrayLike, i: number, axis = 0): Array {
   const a = asArray(x);
   const ax = normalizeAxis("index", axis, a.ndim);
@@ -413,6 +931,14 @@ export function index(x: ArrayLike, i: number, axis = 0): Array {
   );
 }
 
+/**
+ * Joins arrays along an existing axis (default 0); dtypes promote.
+ *
+ * @example
+ * ```ts
+ * np.concatenate([np.zeros([2, 3]), np.ones([1, 3])]).shape; // [3, 3]
+ * ```
+ */
 export function concatenate(xs: readonly ArrayLike[], axis = 0): Array {
   if (xs.length === 0) fail("concatenate", "arrays", "at least one array", xs);
   const arrays = promote(...xs);
@@ -420,6 +946,15 @@ export function concatenate(xs: readonly ArrayLike[], axis = 0): Array {
   return rules.concatenate(arrays, ax);
 }
 
+/**
+ * Joins arrays of one shape along a new axis (default 0); dtypes promote.
+ *
+ * @example
+ * ```ts
+ * np.stack([np.zeros([3]), np.ones([3])]).shape; // [2, 3]
+ * np.stack([np.zeros([3]), np.ones([3])], 1).shape; // [3, 2]
+ * ```
+ */
 export function stack(xs: readonly ArrayLike[], axis = 0): Array {
   if (xs.length === 0) fail("stack", "arrays", "at least one array", xs);
   const arrays = promote(...xs);
@@ -438,7 +973,16 @@ export function stack(xs: readonly ArrayLike[], axis = 0): Array {
   );
 }
 
-/** Splits into `sections` equal parts, or at the given indices, along an axis. */
+/**
+ * Splits into `sections` equal parts, or at the given indices, along an axis.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = np.split(np.arange(6), 2);
+ * b.tolist(); // [3, 4, 5]
+ * np.split(np.arange(6), [1, 4]).map((p) => p.size); // [1, 3, 2]
+ * ```
+ */
 export function split(x: ArrayLike, sections: number | readonly number[], axis = 0): Array[] {
   const a = asArray(x);
   const ax = normalizeAxis("split", axis, a.ndim);
@@ -460,6 +1004,16 @@ export function split(x: ArrayLike, sections: number | readonly number[], axis =
   });
 }
 
+/**
+ * Pads with a constant (`options.value`, default 0): `widths` is one number for every side of
+ * every axis, or one `[before, after]` pair per axis.
+ *
+ * @example
+ * ```ts
+ * np.pad(np.array([1, 2]), 1).tolist(); // [0, 1, 2, 0]
+ * np.pad(np.ones([2, 2]), [[0, 0], [1, 2]], { value: -1 }).shape; // [2, 5]
+ * ```
+ */
 export function pad(
   x: ArrayLike,
   widths: number | readonly (readonly [number, number])[],
@@ -495,6 +1049,12 @@ function fromInts(data: Int32Array): Array {
 /**
  * NumPy `take`: picks entries along an axis (flattened when none). Negative indices wrap once;
  * out-of-range indices are clamped (as JAX does, since GPU kernels cannot throw).
+ *
+ * @example
+ * ```ts
+ * np.take(np.array([10, 20, 30]), [2, 0, -1]).tolist(); // [30, 10, 30]
+ * np.take(np.eye(3), [0, 0], 1).shape; // [3, 2]
+ * ```
  */
 export function take(x: ArrayLike, indices: ArrayLike | readonly number[], axis?: number): Array {
   const a = asArray(x);
@@ -503,7 +1063,16 @@ export function take(x: ArrayLike, indices: ArrayLike | readonly number[], axis?
   return bind1(takeP, [a, idx], { axis: normalizeAxis("take", axis, a.ndim) });
 }
 
-/** NumPy `take_along_axis`: indices of the same rank as x select along one axis. */
+/**
+ * NumPy `take_along_axis`: indices of the same rank as x select along one axis.
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[10, 30, 20], [5, 4, 6]]);
+ * const i = np.argmax(x, { axis: 1, keepdims: true });
+ * np.takeAlongAxis(x, i, 1).tolist(); // [[30], [6]]
+ * ```
+ */
 export function takeAlongAxis(x: ArrayLike, indices: ArrayLike, axis: number): Array {
   const a = asArray(x);
   const idx = indexArray("takeAlongAxis", indices);
@@ -532,7 +1101,15 @@ export function takeAlongAxis(x: ArrayLike, indices: ArrayLike, axis: number): A
 // ---------------------------------------------------------------------------------------------
 // Linear algebra
 
-/** NumPy `matmul`: vectors are promoted to matrices and the added axis removed afterwards. */
+/**
+ * NumPy `matmul`: vectors are promoted to matrices and the added axis removed afterwards.
+ *
+ * @example
+ * ```ts
+ * np.matmul(np.ones([8, 2, 3]), np.ones([3, 4])).shape; // [8, 2, 4]
+ * np.matmul(np.eye(2), np.array([5, 6])).tolist(); // [5, 6]
+ * ```
+ */
 export function matmul(x: ArrayLike, y: ArrayLike): Array {
   let [a, b] = promote(x, y) as [Array, Array];
   if (!isFloat(a.dtype)) {
@@ -557,6 +1134,15 @@ export function matmul(x: ArrayLike, y: ArrayLike): Array {
   return out;
 }
 
+/**
+ * NumPy `dot`: the elementwise product when either operand is a scalar, `matmul` otherwise
+ * (so the inner product of two vectors).
+ *
+ * @example
+ * ```ts
+ * np.dot(np.array([1, 2]), np.array([3, 4])).item(); // 11
+ * ```
+ */
 export function dot(x: ArrayLike, y: ArrayLike): Array {
   const a = asArray(x);
   const b = asArray(y);
@@ -564,11 +1150,27 @@ export function dot(x: ArrayLike, y: ArrayLike): Array {
   return matmul(a, b);
 }
 
+/**
+ * Outer product of two vectors (inputs are flattened): `out[i, j] = x[i] * y[j]`.
+ *
+ * @example
+ * ```ts
+ * np.outer(np.array([1, 2]), np.array([1, 10, 100])).tolist(); // [[1, 10, 100], [2, 20, 200]]
+ * ```
+ */
 export function outer(x: ArrayLike, y: ArrayLike): Array {
   return mul(rules.reshape(ravel(x), [asArray(x).size, 1]), ravel(y));
 }
 
-/** Vector or Frobenius norm (ord 2), or the ord-p norm over the given axes. */
+/**
+ * Vector or Frobenius norm (ord 2), or the ord-p norm over the given axes.
+ *
+ * @example
+ * ```ts
+ * np.norm(np.array([3, 4])).item(); // 5
+ * np.norm(np.array([3, -4]), { ord: 1 }).item(); // 7
+ * ```
+ */
 export function norm(x: ArrayLike, options?: ReduceOptions & { ord?: number }): Array {
   const a = floating(x);
   const ord = options?.ord ?? 2;
@@ -579,11 +1181,25 @@ export function norm(x: ArrayLike, options?: ReduceOptions & { ord?: number }): 
   return pow(sum(pow(abs(a), ord), opts), 1 / ord);
 }
 
-/** Upper triangle (k-th diagonal and above) of the last two axes. */
+/**
+ * Upper triangle (k-th diagonal and above) of the last two axes.
+ *
+ * @example
+ * ```ts
+ * np.triu(np.ones([3, 3])).tolist(); // [[1, 1, 1], [0, 1, 1], [0, 0, 1]]
+ * ```
+ */
 export function triu(x: ArrayLike, k = 0): Array {
   return triangle(asArray(x), k, true);
 }
-/** Lower triangle (k-th diagonal and below) of the last two axes. */
+/**
+ * Lower triangle (k-th diagonal and below) of the last two axes.
+ *
+ * @example
+ * ```ts
+ * np.tril(np.ones([3, 3]), -1).tolist(); // [[0, 0, 0], [1, 0, 0], [1, 1, 0]]
+ * ```
+ */
 export function tril(x: ArrayLike, k = 0): Array {
   return triangle(asArray(x), k, false);
 }
@@ -600,10 +1216,26 @@ function triangle(a: Array, k: number, upper: boolean): Array {
 // ---------------------------------------------------------------------------------------------
 // Neural-network helpers
 
+/**
+ * The rectified linear unit max(x, 0), elementwise (derivative 0 at x = 0).
+ *
+ * @example
+ * ```ts
+ * np.relu(np.array([-1, 0, 2])).tolist(); // [0, 0, 2]
+ * ```
+ */
 export const relu = (x: ArrayLike) => {
   const a = asArray(x);
   return where(greater(a, 0), a, 0);
 };
+/**
+ * The logistic function 1 / (1 + e^-x), elementwise.
+ *
+ * @example
+ * ```ts
+ * np.sigmoid(np.array([0])).tolist(); // [0.5]
+ * ```
+ */
 export const sigmoid = (x: ArrayLike) => {
   const a = floating(x);
   return div(1, add(1, exp(neg(a))));
@@ -611,12 +1243,33 @@ export const sigmoid = (x: ArrayLike) => {
 /**
  * log(1 + exp(x)) without overflow, as max(x, 0) + log1p(exp(-|x|)). `maximum` (not relu) splits
  * its derivative evenly at a tie, which gives the exact derivative 1/2 at x = 0.
+ *
+ * @example
+ * ```ts
+ * np.softplus(np.array([0, 1000])).tolist(); // [0.6931471824645996, 1000]
+ * ```
  */
 export const softplus = (x: ArrayLike) => {
   const a = floating(x);
   return add(maximum(a, 0), log1p(exp(neg(abs(a)))));
 };
+/**
+ * log(sigmoid(x)) without underflow, as -softplus(-x), elementwise.
+ *
+ * @example
+ * ```ts
+ * np.logSigmoid(np.array([-1000, 0])).tolist(); // [-1000, -0.6931471824645996]
+ * ```
+ */
 export const logSigmoid = (x: ArrayLike) => neg(softplus(neg(x)));
+/**
+ * Limits values to `[lo, hi]`, as `minimum(maximum(x, lo), hi)`.
+ *
+ * @example
+ * ```ts
+ * np.clip(np.array([-2, 0.5, 3]), 0, 1).tolist(); // [0, 0.5, 1]
+ * ```
+ */
 export function clip(x: ArrayLike, lo: ArrayLike, hi: ArrayLike): Array {
   return minimum(maximum(x, lo), hi);
 }
@@ -627,16 +1280,41 @@ function shiftedByMax(fn: string, x: ArrayLike, axis: number): [Array, number] {
   const m = stopGradient(max(a, { axis: ax, keepdims: true }));
   return [sub(a, where(isfinite(m), m, 0)), ax];
 }
+/**
+ * exp(x) normalised to sum to 1 along `axis` (default the last); exact for large inputs, since
+ * the maximum is subtracted first.
+ *
+ * @example
+ * ```ts
+ * np.softmax(np.array([1000, 1000, 1000, 1000])).tolist(); // [0.25, 0.25, 0.25, 0.25]
+ * ```
+ */
 export function softmax(x: ArrayLike, axis = -1): Array {
   const [shifted, ax] = shiftedByMax("softmax", x, axis);
   const e = exp(shifted);
   return div(e, sum(e, { axis: ax, keepdims: true }));
 }
+/**
+ * log(softmax(x)) along `axis` (default the last), computed without the log of a small number:
+ * log-probabilities for classification losses.
+ *
+ * @example
+ * ```ts
+ * np.logSoftmax(np.array([0, 0])).tolist(); // [-0.6931471824645996, -0.6931471824645996]
+ * ```
+ */
 export function logSoftmax(x: ArrayLike, axis = -1): Array {
   const [shifted, ax] = shiftedByMax("logSoftmax", x, axis);
   return sub(shifted, log(sum(exp(shifted), { axis: ax, keepdims: true })));
 }
-/** One-hot encoding along a new last axis. */
+/**
+ * One-hot encoding along a new last axis.
+ *
+ * @example
+ * ```ts
+ * np.oneHot(np.array([0, 2], { dtype: "int32" }), 3).tolist(); // [[1, 0, 0], [0, 0, 1]]
+ * ```
+ */
 export function oneHot(indices: ArrayLike, numClasses: number, options?: { dtype?: DType }): Array {
   const idx = indexArray("oneHot", indices);
   const classes = fromInts(Int32Array.from({ length: numClasses }, (_, i) => i));
@@ -647,14 +1325,26 @@ export function oneHot(indices: ArrayLike, numClasses: number, options?: { dtype
 // ---------------------------------------------------------------------------------------------
 // Convolution and pooling (NCL layout)
 
+/** Options of `conv1d`. */
 export interface Conv1dOptions {
+  /** Step between output positions (default 1). */
   stride?: number;
   /** Zero padding: a number for both sides, [before, after], or "same" / "valid". */
   padding?: number | [number, number] | "same" | "valid";
+  /** Spacing between kernel taps (default 1). */
   dilation?: number;
 }
 
-/** 1-D cross-correlation: x [batch, channels, length], w [out, in, kernel]. */
+/**
+ * 1-D cross-correlation: x [batch, channels, length], w [out, in, kernel].
+ *
+ * @example
+ * ```ts
+ * const x = np.ones([8, 2, 100]); // [batch, channels, length]
+ * const w = np.ones([4, 2, 5]); // [out channels, in channels, kernel]
+ * np.conv1d(x, w, { padding: "same" }).shape; // [8, 4, 100]
+ * ```
+ */
 export function conv1d(x: ArrayLike, w: ArrayLike, options?: Conv1dOptions): Array {
   const [a, b] = promote(x, w) as [Array, Array];
   const stride = options?.stride ?? 1;
@@ -682,6 +1372,15 @@ export function conv1d(x: ArrayLike, w: ArrayLike, options?: Conv1dOptions): Arr
   return conv.conv1d(fa, fb, { stride, padding, dilation });
 }
 
+/**
+ * Max pooling along the last axis of x [batch, channels, length]: windows of `kernel` positions
+ * every `stride` (default `kernel`), without padding.
+ *
+ * @example
+ * ```ts
+ * np.maxPool1d(np.arange(6).reshape([1, 1, 6]), 2).tolist(); // [[[1, 3, 5]]]
+ * ```
+ */
 export function maxPool1d(x: ArrayLike, kernel: number, stride = kernel): Array {
   return bind1(conv.maxPool1dP, [floating(x)], { kernel, stride });
 }

@@ -15,7 +15,15 @@ import { shiftRightLogical } from "./primitives/elementwise.js";
 import { argsortP, randomBitsP } from "./primitives/random.js";
 import { checkShape, normalizeAxis } from "./shape.js";
 
-/** A key from an integer seed (the seed's high and low 32 bits, as JAX's threefry seed). */
+/**
+ * A key from an integer seed (the seed's high and low 32 bits, as JAX's threefry seed).
+ *
+ * @example
+ * ```ts
+ * const k = random.key(42);
+ * random.normal(k, [3]); // the same three numbers in every run, on every backend
+ * ```
+ */
 export function key(seed: number): Array {
   if (!Number.isSafeInteger(seed)) fail("random.key", "seed", "a safe integer", seed);
   const lo = seed >>> 0;
@@ -34,13 +42,30 @@ function bits(fn: string, k: Array, shape: readonly number[]): Array {
   return bind1(randomBitsP, [k], { shape: checkShape(fn, "shape", shape) });
 }
 
-/** `n` new independent keys, shape [n, 2]. */
+/**
+ * `n` new independent keys, shape [n, 2].
+ *
+ * @example
+ * ```ts
+ * const keys = random.split(random.key(0), 3); // shape [3, 2]
+ * const xs = vmap((k: Array) => random.normal(k, [2]))(keys); // shape [3, 2]
+ * ```
+ */
 export function split(k: Array, n = 2): Array {
   if (!Number.isInteger(n) || n < 1) fail("random.split", "n", "a positive integer", n);
   return np.reshape(bits("random.split", k, [2 * n]), [...k.shape.slice(0, -1), n, 2]);
 }
 
-/** Keys [n, 2] as a list of keys, for destructuring: `const [k1, k2] = random.splitList(key)`. */
+/**
+ * Keys [n, 2] as a list of keys, for destructuring: `const [k1, k2] = random.splitList(key)`.
+ *
+ * @example
+ * ```ts
+ * const [k1, k2] = random.splitList(random.key(0));
+ * const x = random.normal(k1, [100]);
+ * const noise = random.uniform(k2, [100]);
+ * ```
+ */
 export function splitList(k: Array, n = 2): Array[] {
   const keys = split(k, n);
   return globalThis.Array.from({ length: n }, (_, i) => np.index(keys, i, keys.ndim - 2));
@@ -58,12 +83,27 @@ function unitUniform(fn: string, k: Array, shape: readonly number[], dtype: DTyp
   return np.mul(np.astype(shiftRightLogical(b, np.astype(8, "uint32")), "float32"), 2 ** -24);
 }
 
+/** Options of `uniform`. */
 export interface UniformOptions {
+  /** Lower bound (inclusive), default 0; an array broadcasts against `shape`. */
   minval?: ArrayLike;
+  /** Upper bound (exclusive), default 1; an array broadcasts against `shape`. */
   maxval?: ArrayLike;
+  /** float32 (default) or float64. */
   dtype?: DType;
 }
 
+/**
+ * Uniform floats in `[minval, maxval)` (default [0, 1)): 24 random bits each in float32, 53 in
+ * float64.
+ *
+ * @example
+ * ```ts
+ * const k = random.key(0);
+ * random.uniform(k, [2, 3]); // shape [2, 3], in [0, 1)
+ * random.uniform(k, [5], { minval: -1, maxval: 1, dtype: "float64" });
+ * ```
+ */
 export function uniform(k: Array, shape: readonly number[] = [], options?: UniformOptions): Array {
   const dtype = options?.dtype ?? "float32";
   if (!isFloat(dtype)) fail("random.uniform", "options.dtype", "float32 or float64", dtype);
@@ -75,7 +115,15 @@ export function uniform(k: Array, shape: readonly number[] = [], options?: Unifo
   return np.maximum(np.where(np.greaterEqual(scaled, hi), lo, scaled), lo);
 }
 
-/** Standard normal samples (Box–Muller on two independent uniforms). */
+/**
+ * Standard normal samples (Box–Muller on two independent uniforms).
+ *
+ * @example
+ * ```ts
+ * const x = random.normal(random.key(0), [1000]);
+ * np.mean(x).item(); // ≈ 0
+ * ```
+ */
 export function normal(
   k: Array,
   shape: readonly number[] = [],
@@ -89,7 +137,14 @@ export function normal(
   return np.mul(np.sqrt(np.mul(-2, np.log(u1))), np.cos(np.mul(2 * Math.PI, u2)));
 }
 
-/** Standard Gumbel samples, from uniforms on the open interval (0, 1). */
+/**
+ * Standard Gumbel samples, from uniforms on the open interval (0, 1).
+ *
+ * @example
+ * ```ts
+ * random.gumbel(random.key(0), [4]); // shape [4]
+ * ```
+ */
 export function gumbel(
   k: Array,
   shape: readonly number[] = [],
@@ -105,7 +160,14 @@ export function gumbel(
   return np.neg(np.log(np.neg(np.log(open))));
 }
 
-/** Integers uniform in [minval, maxval). */
+/**
+ * Integers uniform in [minval, maxval).
+ *
+ * @example
+ * ```ts
+ * random.randint(random.key(0), [10], 0, 6); // int32 dice rolls in 0..5
+ * ```
+ */
 export function randint(k: Array, shape: readonly number[], minval: number, maxval: number): Array {
   if (!Number.isInteger(minval) || !Number.isInteger(maxval) || maxval <= minval) {
     fail("random.randint", "minval, maxval", "integers with minval < maxval", [minval, maxval]);
@@ -120,12 +182,31 @@ export function randint(k: Array, shape: readonly number[], minval: number, maxv
   return np.add(np.astype(rem, "int32"), np.astype(minval, "int32"));
 }
 
+/**
+ * Bool samples that are true with probability `p` (a number or an array, broadcast against
+ * `shape`; `shape` defaults to p's shape).
+ *
+ * @example
+ * ```ts
+ * const k = random.key(0);
+ * random.bernoulli(k, 0.3, [100]); // bool, shape [100]
+ * random.bernoulli(k, np.array([0, 1])).tolist(); // [0, 1]
+ * ```
+ */
 export function bernoulli(k: Array, p: ArrayLike = 0.5, shape?: readonly number[]): Array {
   const pa = np.asArray(p);
   return np.less(uniform(k, shape ?? pa.shape), pa);
 }
 
-/** Samples category indices from unnormalised log-probabilities (Gumbel-max). */
+/**
+ * Samples category indices from unnormalised log-probabilities (Gumbel-max).
+ *
+ * @example
+ * ```ts
+ * const logits = np.log(np.array([0.2, 0.5, 0.3]));
+ * random.categorical(random.key(0), logits, { shape: [1000] }); // int32 indices in 0..2
+ * ```
+ */
 export function categorical(
   k: Array,
   logits: ArrayLike,
@@ -141,7 +222,15 @@ export function categorical(
   return np.argmax(np.add(moved, g), { axis: -1 });
 }
 
-/** A random permutation of `arange(n)`, or of an array's leading axis. */
+/**
+ * A random permutation of `arange(n)`, or of an array's leading axis.
+ *
+ * @example
+ * ```ts
+ * random.permutation(random.key(0), 5); // int32, a shuffle of [0, 1, 2, 3, 4]
+ * random.permutation(random.key(0), np.eye(3)); // rows shuffled
+ * ```
+ */
 export function permutation(k: Array, x: number | Array): Array {
   const n = typeof x === "number" ? x : (x.shape[0] ?? 0);
   if (typeof x === "number" && (!Number.isInteger(x) || x < 0)) {
@@ -154,6 +243,13 @@ export function permutation(k: Array, x: number | Array): Array {
 /**
  * Draws from `a` (an array's leading axis, or `arange(a)`), with or without replacement,
  * optionally with probabilities `p`.
+ *
+ * @example
+ * ```ts
+ * const k = random.key(0);
+ * random.choice(k, 10, { shape: [3], replace: false }); // 3 distinct indices in 0..9
+ * random.choice(k, np.array([1, 2, 3]), { shape: [5], p: np.array([0.1, 0.1, 0.8]) });
+ * ```
  */
 export function choice(
   k: Array,

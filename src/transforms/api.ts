@@ -51,7 +51,16 @@ function flattenOut(fn: string, out: Tree): [Array[], tree.TreeDef] {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Forward mode: `[f(primals), J·tangents]`; primals and tangents are argument lists. */
+/**
+ * Forward mode: `[f(primals), J·tangents]`; primals and tangents are argument lists.
+ *
+ * @example
+ * ```ts
+ * const f = (x: Array) => np.sin(x);
+ * const [y, dy] = jvp(f, [np.array([0, 1])], [np.ones([2])]);
+ * dy.tolist(); // cos(x): [1, 0.5403022766113281]
+ * ```
+ */
 export function jvp<A extends unknown[], R>(f: (...args: A) => R, primals: A, tangents: A): [R, R] {
   const [flatP, defP] = flattenArrays("jvp", primals, "primals");
   const [flatT, defT] = flattenArrays("jvp", tangents, "tangents");
@@ -70,7 +79,17 @@ export function jvp<A extends unknown[], R>(f: (...args: A) => R, primals: A, ta
   return [tree.unflatten(outDef!, po), tree.unflatten(outDef!, to)];
 }
 
-/** Reverse mode: `[f(...primals), pullback]`, where pullback maps an output cotangent to the arguments' cotangents. */
+/**
+ * Reverse mode: `[f(...primals), pullback]`, where pullback maps an output cotangent to the
+ * arguments' cotangents.
+ *
+ * @example
+ * ```ts
+ * const [y, pullback] = vjp((x: Array) => np.square(x), np.array([1, 2]));
+ * const [dx] = pullback(np.ones([2]));
+ * dx.tolist(); // [2, 4]
+ * ```
+ */
 export function vjp<A extends unknown[], R>(
   f: (...args: A) => R,
   ...primals: A
@@ -95,6 +114,7 @@ export function vjp<A extends unknown[], R>(
   return [tree.unflatten(outDef!, outs), pullback];
 }
 
+/** Options of `grad` and `valueAndGrad`. */
 export interface GradOptions {
   /** Which positional arguments to differentiate (default 0). */
   argnums?: number | readonly number[];
@@ -163,6 +183,14 @@ function valueAndGradImpl(
 /**
  * The gradient of a scalar function with respect to argument `argnums` (a pytree like that
  * argument). With `hasAux`, returns `[grads, aux]`.
+ *
+ * @example
+ * ```ts
+ * const loss = (w: Array, x: Array) => np.sum(np.square(x.mul(w)));
+ * grad(loss)(np.array(2), np.array([1, 2])).item(); // 20 (d/dw of 5w²)
+ * const [gw, gx] = grad(loss, { argnums: [0, 1] })(np.array(2), np.array([1, 2]));
+ * gx.tolist(); // [8, 16]
+ * ```
  */
 export function grad<A extends unknown[]>(
   f: (...args: A) => unknown,
@@ -176,7 +204,16 @@ export function grad<A extends unknown[]>(
   };
 }
 
-/** `[value, grads]` (with `hasAux`: `[[value, aux], grads]`, as JAX). */
+/**
+ * `[value, grads]` (with `hasAux`: `[[value, aux], grads]`, as JAX).
+ *
+ * @example
+ * ```ts
+ * const [value, g] = valueAndGrad((x: Array) => np.sum(np.square(x)))(np.array([1, 2]));
+ * value.item(); // 5
+ * g.tolist(); // [2, 4]
+ * ```
+ */
 export function valueAndGrad<A extends unknown[]>(
   f: (...args: A) => unknown,
   options?: GradOptions,
@@ -215,6 +252,7 @@ function expandAxes(fn: string, spec: AxisSpec | undefined, t: Tree, name: strin
     .flatMap((k) => expandAxes(fn, specObj[k] ?? 0, obj[k], `${name}.${k}`));
 }
 
+/** Options of `vmap`. */
 export interface VmapOptions {
   /** Per argument: the axis to map over (null: not mapped); default 0 for every argument. */
   inAxes?: AxisSpec;
@@ -222,7 +260,18 @@ export interface VmapOptions {
   outAxes?: AxisSpec;
 }
 
-/** Vectorises f over an axis of its arguments. */
+/**
+ * Vectorises f over an axis of its arguments.
+ * Maps over axis 0 of every argument unless `options.inAxes` says otherwise; `f` is written for
+ * one example and sees arrays without the mapped axis.
+ *
+ * @example
+ * ```ts
+ * const dot = (a: Array, b: Array) => np.sum(a.mul(b));
+ * vmap(dot)(np.ones([8, 3]), np.ones([8, 3])).shape; // [8]
+ * vmap(dot, { inAxes: [0, null] })(np.ones([8, 3]), np.ones([3])).shape; // [8]
+ * ```
+ */
 export function vmap<A extends unknown[], R>(
   f: (...args: A) => R,
   options?: VmapOptions,
@@ -332,7 +381,16 @@ function jacobian(mode: "fwd" | "rev", f: (...args: unknown[]) => unknown, argnu
   };
 }
 
-/** Jacobian by forward mode (one jvp per input element, vectorised with vmap). */
+/**
+ * Jacobian by forward mode (one jvp per input element, vectorised with vmap).
+ * Each block has shape `[...output.shape, ...input.shape]`. Cheaper than `jacrev` when there are
+ * fewer inputs than outputs.
+ *
+ * @example
+ * ```ts
+ * jacfwd((x: Array) => np.sin(x))(np.array([0, 0])).tolist(); // [[1, 0], [0, 1]]
+ * ```
+ */
 export function jacfwd<A extends unknown[]>(
   f: (...args: A) => unknown,
   options?: { argnums?: number },
@@ -343,7 +401,17 @@ export function jacfwd<A extends unknown[]>(
   ) => unknown;
 }
 
-/** Jacobian by reverse mode (one vjp per output element, vectorised with vmap). */
+/**
+ * Jacobian by reverse mode (one vjp per output element, vectorised with vmap).
+ * Each block has shape `[...output.shape, ...input.shape]`. Cheaper than `jacfwd` when there are
+ * fewer outputs than inputs.
+ *
+ * @example
+ * ```ts
+ * const f = (x: Array) => np.stack([np.sum(x), np.prod(x)]);
+ * jacrev(f)(np.array([1, 2, 3])).shape; // [2, 3]
+ * ```
+ */
 export function jacrev<A extends unknown[]>(
   f: (...args: A) => unknown,
   options?: { argnums?: number },
@@ -354,7 +422,14 @@ export function jacrev<A extends unknown[]>(
   ) => unknown;
 }
 
-/** The Hessian, as forward-over-reverse (jacfwd of jacrev). */
+/**
+ * The Hessian, as forward-over-reverse (jacfwd of jacrev).
+ *
+ * @example
+ * ```ts
+ * hessian((x: Array) => np.sum(x.pow(3)))(np.array([1, 2])).tolist(); // [[6, 0], [0, 12]]
+ * ```
+ */
 export function hessian<A extends unknown[]>(
   f: (...args: A) => unknown,
   options?: { argnums?: number },
@@ -363,13 +438,22 @@ export function hessian<A extends unknown[]>(
   return jacfwd(jacrev(f, options), options);
 }
 
-/** Identity on values; blocks derivatives through every leaf of the tree. */
+/**
+ * Identity on values; blocks derivatives through every leaf of the tree.
+ *
+ * @example
+ * ```ts
+ * const f = (p: { a: Array; b: Array }) => np.sum(p.a.mul(stopGradient(p).b));
+ * grad(f)({ a: np.array([1, 2]), b: np.array([3, 4]) }).b.tolist(); // [0, 0]
+ * ```
+ */
 export function stopGradient<T>(t: T): T {
   return tree.map((x: unknown) => np.stopGradient(toArrayLeaf("stopGradient", x, "leaf")), t) as T;
 }
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of `scan`. */
 export interface ScanOptions {
   /** Number of steps; required when xs is null, otherwise xs' leading axis. */
   length?: number;
@@ -381,6 +465,14 @@ export interface ScanOptions {
  * A loop carried over the leading axis of `xs` (JAX's lax.scan):
  * `f(carry, x) → [carry, y]`; returns `[finalCarry, ys]` with ys stacked on a new leading axis.
  * Staged once and run as one primitive, so it differentiates and batches as a whole.
+ *
+ * @example
+ * ```ts
+ * const step = (c: Array, x: Array): [Array, Array] => [c.add(x), c.add(x)];
+ * const [total, partial] = scan(step, np.array(0), np.array([1, 2, 3, 4]));
+ * total.item(); // 10
+ * partial.tolist(); // [1, 3, 6, 10]
+ * ```
  */
 export function scan<C, X, Y>(
   f: (carry: C, x: X) => [C, Y],
@@ -447,7 +539,15 @@ export function scan<C, X, Y>(
 
 // ---------------------------------------------------------------------------------------------
 
-/** The staged program (jaxpr) of f at the given example arguments, for reading and debugging. */
+/**
+ * The staged program (jaxpr) of f at the given example arguments, for reading and debugging.
+ *
+ * @example
+ * ```ts
+ * const staged = makeJaxpr((x: Array) => np.exp(x).mul(2))(np.ones([3]));
+ * console.log(staged.toString()); // one equation per primitive
+ * ```
+ */
 export function makeJaxpr<A extends unknown[]>(f: (...args: A) => unknown) {
   return (...args: A) => {
     const [flat, def] = flattenArrays("makeJaxpr", args, "argument");
@@ -456,8 +556,11 @@ export function makeJaxpr<A extends unknown[]>(f: (...args: A) => unknown) {
       flat,
     );
     return {
+      /** The staged program: input variables, equations and outputs. */
       jaxpr: closed.jaxpr,
+      /** Arrays f captured from outside (constants): the program's leading inputs. */
       consts: closed.consts,
+      /** The program as text, one equation per line. */
       toString: () => jaxprToString(closed.jaxpr),
       /** Evaluates the staged program on flat inputs (for checking it against f). */
       call: (...xs: Array[]) => evalJaxpr(closed.jaxpr, [...closed.consts, ...xs]),

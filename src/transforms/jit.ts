@@ -145,23 +145,35 @@ function callDerived(jaxpr: Jaxpr, args: Array[], name: string): Array[] {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Options of `jit`. */
 export interface JitOptions {
   /** Positional arguments that are not arrays (configuration): part of the cache key. */
   staticArgnums?: readonly number[];
 }
 
+/** The cache statistics of a jitted function (see `Jitted.cacheInfo`). */
 export interface CacheInfo {
+  /** Calls that reused a staged program. */
   hits: number;
+  /** Calls that traced f (the first call with each new signature). */
   misses: number;
+  /** Staged programs in the cache. */
   size: number;
 }
 
+/** A function compiled by `jit`: called like f, plus cache statistics and its staged program. */
 export interface Jitted<A extends unknown[], R> {
+  /** Runs f's staged program for these arguments (tracing it first for a new signature). */
   (...args: A): R;
   /** Cache statistics: a miss traces f; a hit reuses the staged program. */
   cacheInfo(): CacheInfo;
   /** The staged program for these arguments, printable with `toString()`. */
-  lower(...args: A): { jaxpr: Jaxpr; toString(): string };
+  lower(...args: A): {
+    /** The staged program. */
+    jaxpr: Jaxpr;
+    /** The program as text, one equation per line. */
+    toString(): string;
+  };
 }
 
 interface Entry {
@@ -170,7 +182,19 @@ interface Entry {
   outDef: tree.TreeDef;
 }
 
-/** Compiles f: traced once per signature, then replayed from the cache. */
+/**
+ * Compiles f: traced once per signature, then replayed from the cache.
+ * The signature is the pytree structure, shapes and dtypes of the arguments (and the values of
+ * `staticArgnums`); f should be pure, since side effects run only while tracing.
+ *
+ * @example
+ * ```ts
+ * const step = jit((w: Array, x: Array) => np.tanh(x.matmul(w)));
+ * step(np.ones([3, 2]), np.ones([5, 3])); // traces f and caches the program
+ * step(np.ones([3, 2]), np.ones([5, 3])); // runs the cached program
+ * step.cacheInfo(); // { hits: 1, misses: 1, size: 1 }
+ * ```
+ */
 export function jit<A extends unknown[], R>(
   f: (...args: A) => R,
   options?: JitOptions,

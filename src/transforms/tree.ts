@@ -14,9 +14,16 @@
  */
 import { describe, NbiError } from "../errors.js";
 
+/**
+ * Decides which non-number values are leaves.
+ * @internal
+ */
 export type LeafPredicate = (value: unknown) => boolean;
 
-/** The leaf test used before the array module registers its own: duck-typed arrays. */
+/**
+ * The leaf test used before the array module registers its own: duck-typed arrays.
+ * @internal
+ */
 export const defaultLeafPredicate: LeafPredicate = (value) => {
   if (typeof value !== "object" || value === null) return false;
   const maybe = value as { shape?: unknown; dtype?: unknown };
@@ -25,7 +32,11 @@ export const defaultLeafPredicate: LeafPredicate = (value) => {
 
 let leafPredicate: LeafPredicate = defaultLeafPredicate;
 
-/** Sets which values are leaves (besides numbers, which always are). */
+/**
+ * Sets which values are leaves (besides numbers, which always are). The array module registers
+ * `x instanceof Array` when it loads; users have no reason to call this.
+ * @internal
+ */
 export function setLeafPredicate(p: LeafPredicate): void {
   if (typeof p !== "function") {
     throw new NbiError(`tree.setLeafPredicate: p expected a function, got ${describe(p)}`);
@@ -33,7 +44,16 @@ export function setLeafPredicate(p: LeafPredicate): void {
   leafPredicate = p;
 }
 
-/** Whether `value` is a leaf: a number or a value accepted by the leaf predicate. */
+/**
+ * Whether `value` is a leaf: a number or a value accepted by the leaf predicate.
+ *
+ * @example
+ * ```ts
+ * tree.isLeaf(np.ones([2])); // true
+ * tree.isLeaf(3); // true
+ * tree.isLeaf([np.ones([2])]); // false: a subtree
+ * ```
+ */
 export function isLeaf(value: unknown): boolean {
   return typeof value === "number" || leafPredicate(value);
 }
@@ -43,6 +63,10 @@ export function isLeaf(value: unknown): boolean {
  * `flatten`. `null` and `undefined` subtrees compare equal (both are "none").
  */
 export interface TreeDef {
+  /**
+   * What this node is: a leaf, an empty subtree (`null`/`undefined`), a plain array or a plain
+   * object.
+   */
   readonly kind: "leaf" | "none" | "array" | "object";
   /** Sorted keys for kind "object"; empty otherwise. */
   readonly keys: readonly string[];
@@ -170,21 +194,46 @@ function flattenWith(fn: string, label: string, tree: unknown, leaves: unknown[]
   return visit(tree);
 }
 
-/** Leaves in depth-first order (object keys sorted) and the structure to rebuild the tree. */
+/**
+ * Leaves in depth-first order (object keys sorted) and the structure to rebuild the tree.
+ *
+ * @example
+ * ```ts
+ * const [leaves, def] = tree.flatten({ b: np.ones([2]), a: [1, 2] });
+ * leaves.length; // 3: a[0], a[1], b (keys sorted)
+ * tree.unflatten(def, [0, 0, 0]); // { a: [0, 0], b: 0 }
+ * ```
+ */
 export function flatten<T = unknown>(tree: unknown): [leaves: T[], def: TreeDef] {
   const out: T[] = [];
   const def = flattenWith("tree.flatten", "tree", tree, out);
   return [out, def];
 }
 
-/** The leaves of `tree` in flatten order. */
+/**
+ * The leaves of `tree` in flatten order.
+ *
+ * @example
+ * ```ts
+ * const params = { w: np.ones([2, 3]), b: np.zeros([3]) };
+ * tree.leaves<Array>(params).map((x) => x.size); // [3, 6]: b before w
+ * ```
+ */
 export function leaves<T = unknown>(tree: unknown): T[] {
   const out: T[] = [];
   flattenWith("tree.leaves", "tree", tree, out);
   return out;
 }
 
-/** The structure of `tree` (its TreeDef), without the leaves. */
+/**
+ * The structure of `tree` (its TreeDef), without the leaves.
+ *
+ * @example
+ * ```ts
+ * const def = tree.structure({ w: np.ones([2]), layers: [1, null] });
+ * tree.treeDefToString(def); // "TreeDef({layers: [*, null], w: *})"
+ * ```
+ */
 export function structure(tree: unknown): TreeDef {
   return flattenWith("tree.structure", "tree", tree, []);
 }
@@ -202,7 +251,14 @@ function checkDef(fn: string, def: unknown): asserts def is TreeDef {
   }
 }
 
-/** Number of leaves a tree of this structure has. */
+/**
+ * Number of leaves a tree of this structure has.
+ *
+ * @example
+ * ```ts
+ * tree.numLeaves(tree.structure([1, [2, 3], null])); // 3
+ * ```
+ */
 export function numLeaves(def: TreeDef): number {
   checkDef("tree.numLeaves", def);
   return def.numLeaves;
@@ -243,7 +299,15 @@ function build(def: TreeDef, leaves: readonly unknown[], pos: { i: number }): un
   }
 }
 
-/** Rebuilds a tree of structure `def` from `leaves` (fresh arrays and objects; inputs untouched). */
+/**
+ * Rebuilds a tree of structure `def` from `leaves` (fresh arrays and objects; inputs untouched).
+ *
+ * @example
+ * ```ts
+ * const def = tree.structure({ w: 0, b: 0 });
+ * const params = tree.unflatten(def, [np.zeros([2]), np.ones([2, 2])]); // b: zeros, w: ones
+ * ```
+ */
 export function unflatten<T = unknown>(def: TreeDef, leaves: readonly unknown[]): T {
   checkDef("tree.unflatten", def);
   if (!globalThis.Array.isArray(leaves)) {
@@ -257,7 +321,15 @@ export function unflatten<T = unknown>(def: TreeDef, leaves: readonly unknown[])
   return build(def, leaves, { i: 0 }) as T;
 }
 
-/** Structural equality (`null` and `undefined` subtrees are equal; leaves are not compared). */
+/**
+ * Structural equality (`null` and `undefined` subtrees are equal; leaves are not compared).
+ *
+ * @example
+ * ```ts
+ * tree.treeDefEqual(tree.structure({ a: 1 }), tree.structure({ a: np.ones([3]) })); // true
+ * tree.treeDefEqual(tree.structure([1]), tree.structure([1, 2])); // false
+ * ```
+ */
 export function treeDefEqual(a: TreeDef, b: TreeDef): boolean {
   if (a === b) return true;
   if (a.kind !== b.kind || a.numLeaves !== b.numLeaves) return false;
@@ -289,7 +361,14 @@ function defToString(def: TreeDef): string {
   }
 }
 
-/** Readable form, e.g. `TreeDef({a: *, b: [*, *]})`; `*` marks a leaf. */
+/**
+ * Readable form, e.g. `TreeDef({a: *, b: [*, *]})`; `*` marks a leaf.
+ *
+ * @example
+ * ```ts
+ * tree.treeDefToString(tree.structure({ a: 1, b: [2, 3] })); // "TreeDef({a: *, b: [*, *]})"
+ * ```
+ */
 export function treeDefToString(def: TreeDef): string {
   checkDef("tree.treeDefToString", def);
   return `TreeDef(${defToString(def)})`;
@@ -360,6 +439,13 @@ function firstDifference(a: TreeDef, b: TreeDef, path: Segment[]): Difference | 
  * Applies `f` leafwise. With several trees, `f` gets the corresponding leaf of each; all trees
  * must have the structure of the first. The result has the first tree's structure, with each
  * leaf replaced by what `f` returned.
+ *
+ * @example
+ * ```ts
+ * const params = { w: np.ones([2, 2]), b: np.zeros([2]) };
+ * const grads = { w: np.ones([2, 2]), b: np.ones([2]) };
+ * const next = tree.map((p: Array, g: Array) => p.sub(g.mul(0.1)), params, grads);
+ * ```
  */
 export function map(
   // biome-ignore lint/suspicious/noExplicitAny: callbacks are written against concrete leaf types
@@ -419,7 +505,14 @@ function collectPaths(def: TreeDef, path: Segment[], out: string[]): void {
   }
 }
 
-/** The path of each leaf (e.g. `layers[2].w`; `""` for a root leaf), in flatten order. */
+/**
+ * The path of each leaf (e.g. `layers[2].w`; `""` for a root leaf), in flatten order.
+ *
+ * @example
+ * ```ts
+ * tree.paths({ layers: [{ w: 1 }, { w: 2 }], b: 3 }); // ["b", "layers[0].w", "layers[1].w"]
+ * ```
+ */
 export function paths(tree: unknown): string[] {
   const out: string[] = [];
   collectPaths(flattenWith("tree.paths", "tree", tree, []), [], out);
@@ -430,6 +523,13 @@ export function paths(tree: unknown): string[] {
  * Throws an NbiError naming `fn` and the first path where `b`'s structure differs from `a`'s,
  * e.g. `sgd: grads expected the same structure as params; at grads.layers[2] expected an object
  * with keys [b, w], got an array of length 2`.
+ *
+ * @example
+ * ```ts
+ * tree.assertSameStructure("sgd", { w: 1, b: 2 }, { w: 1 }, "params", "grads");
+ * // throws NbiError: sgd: grads expected the same structure as params; at grads expected
+ * // an object with keys [b, w], got an object with keys [w] (missing [b])
+ * ```
  */
 export function assertSameStructure(
   fn: string,

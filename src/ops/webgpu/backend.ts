@@ -130,7 +130,16 @@ export function releaseBuf(buf: GpuBuf): void {
   giveBack({ buffer: buf.buffer, capacity: buf.capacity });
 }
 
-/** The pool's counters (a snapshot). */
+/**
+ * The WebGPU buffer pool's counters (a snapshot): buffers created, in use, free, bytes owned, and
+ * how many were given back by the garbage collector or by `np.scope`. All zero on the CPU.
+ *
+ * @example
+ * ```ts
+ * const { inUse, bytes } = np.poolStats();
+ * console.log(`${inUse} GPU buffers in use, ${bytes} bytes pooled`);
+ * ```
+ */
 export function poolStats(): Readonly<typeof counters> {
   return { ...counters };
 }
