@@ -1,8 +1,18 @@
 /**
  * The one error type of the library. Messages name the function, the argument, what was
  * expected and what was given, so a user can fix the call without reading the source.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   bijectors.permute([0, 0]);
+ * } catch (e) {
+ *   if (e instanceof NbiError) console.log(e.message); // "permute: perm expected a permutation of 0..1, got [0, 0]"
+ * }
+ * ```
  */
 export class NbiError extends Error {
+  /** An error with this message (`name` is "NbiError"). */
   constructor(message: string) {
     super(message);
     this.name = "NbiError";

@@ -10,6 +10,12 @@ import { type Bijector, bijector, checkBijector, type ValueAndLogDet } from "./t
  * Composition, in the order of function composition: `chain([b1, b2])` is b1 ∘ b2, so its forward
  * applies **b2 first**, then b1 (and its inverse applies b1⁻¹ first). Log-dets add. The context is
  * passed to every member.
+ *
+ * @example
+ * ```ts
+ * const b = bijectors.chain([bijectors.shift(1), bijectors.scale(2)]);
+ * b.forward(np.array([[1, 2]])); // scale first, then shift: [[3, 5]]
+ * ```
  */
 export function chain(bijectors: readonly Bijector[]): Bijector {
   if (!globalThis.Array.isArray(bijectors) || bijectors.length === 0) {
@@ -34,7 +40,15 @@ export function chain(bijectors: readonly Bijector[]): Bijector {
   });
 }
 
-/** The inverse bijector: forward and inverse swapped. */
+/**
+ * The inverse bijector: forward and inverse swapped.
+ *
+ * @example
+ * ```ts
+ * const logit = bijectors.invert(bijectors.sigmoid());
+ * logit.forward(np.array([[0.5]])); // [[0]]
+ * ```
+ */
 export function invert(b: Bijector): Bijector {
   const inner = checkBijector("invert", "b", b);
   return bijector({
@@ -47,6 +61,12 @@ export function invert(b: Bijector): Bijector {
 /**
  * Different bijectors on consecutive slices of the event axis: `blockwise([b1, b2], [2, 3])` maps
  * x[..., 0:2] with b1 and x[..., 2:5] with b2. Log-dets add.
+ *
+ * @example
+ * ```ts
+ * const b = bijectors.blockwise([bijectors.exp(), bijectors.shift(1)], [1, 2]);
+ * b.forward(np.array([[0, 0, 0]])); // [[1, 1, 1]]
+ * ```
  */
 export function blockwise(bijectors: readonly Bijector[], sizes: readonly number[]): Bijector {
   if (!globalThis.Array.isArray(bijectors) || bijectors.length === 0) {
@@ -92,6 +112,12 @@ export function blockwise(bijectors: readonly Bijector[], sizes: readonly number
 /**
  * A bijector whose parameters come from the context: `build(context)` returns the bijector to use
  * (typically closing over a network's parameters). Every call must pass a context.
+ *
+ * @example
+ * ```ts
+ * const b = bijectors.conditional((c) => bijectors.shift(c));
+ * b.forward(np.array([[1, 2]]), np.array([[10, 20]])); // [[11, 22]]
+ * ```
  */
 export function conditional(
   build: (context: Array) => Bijector,
@@ -131,6 +157,14 @@ export type Conditioner = (y: Array, context?: Array) => Array;
  * `inverse` (density evaluation, y → x) is one pass, and `forward` (sampling, x → y) takes `d`
  * passes, each fixing one more coordinate. The Jacobian ∂y/∂x is lower-triangular in the natural
  * order of the event axis.
+ *
+ * @example
+ * ```ts
+ * const net = bijectors.made({ nDims: 3, nParams: 2 });
+ * const params = net.init(random.key(0));
+ * const b = bijectors.maskedAutoregressive((y) => net.apply(params, y), bijectors.affineTransformer());
+ * const [x, logDet] = b.inverseAndLogDet(np.ones([4, 3])); // [4, 3], [4]
+ * ```
  */
 export function maskedAutoregressive(
   conditioner: Conditioner,

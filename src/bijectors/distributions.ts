@@ -12,14 +12,29 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import { type Bijector, checkBijector } from "./types.js";
 
+/**
+ * A probability distribution over arrays (the TFP model): a batch of independent distributions,
+ * each over events of `eventShape`, with a log-density and a sampler.
+ */
 export interface Distribution {
+  /** A short description, for error messages. */
   readonly name: string;
+  /** Shape of the independent distributions stacked in one value (e.g. `[d]` for `normal` with `[d]` parameters). */
   readonly batchShape: readonly number[];
+  /** Shape of one draw; `logProb` sums over these axes. */
   readonly eventShape: readonly number[];
+  /** dtype of samples and log-densities. */
   readonly dtype: DType;
   /** Bounds of the support where finite (elementwise, broadcast against the event). */
-  readonly support?: { readonly lo: Array; readonly hi: Array };
+  readonly support?: {
+    /** Lower bound. */
+    readonly lo: Array;
+    /** Upper bound. */
+    readonly hi: Array;
+  };
+  /** log p(x): x `[..., ...batchShape, ...eventShape]` → `[..., ...batchShape]`. */
   logProb(x: Array, context?: Array): Array;
+  /** Draws `[...shape, ...batchShape, ...eventShape]`. */
   sample(key: Array, shape?: readonly number[], context?: Array): Array;
   /** A sample and its log-density in one pass (what importance sampling needs). */
   sampleAndLogProb(key: Array, shape?: readonly number[], context?: Array): [Array, Array];
@@ -58,7 +73,16 @@ function withSampleAndLogProb(d: Omit<Distribution, "sampleAndLogProb">): Distri
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
-/** The normal distribution N(loc, scale²), elementwise (scalar events). */
+/**
+ * The normal distribution N(loc, scale²), elementwise (scalar events).
+ *
+ * @example
+ * ```ts
+ * const d = distributions.normal(0, 1);
+ * d.logProb(np.array([0])); // [−0.919]
+ * d.sample(random.key(0), [1000]).shape; // [1000]
+ * ```
+ */
 export function normal(
   loc: ArrayLike = 0,
   scaleValue: ArrayLike = 1,
@@ -84,7 +108,14 @@ export function normal(
   });
 }
 
-/** The uniform distribution on [lo, hi), elementwise; log-density −∞ outside. */
+/**
+ * The uniform distribution on [lo, hi), elementwise; log-density −∞ outside.
+ *
+ * @example
+ * ```ts
+ * distributions.uniform(0, 2).logProb(np.array([1, 3])); // [log 0.5, −∞]
+ * ```
+ */
 export function uniform(
   lo: ArrayLike = 0,
   hi: ArrayLike = 1,
@@ -111,7 +142,16 @@ export function uniform(
   });
 }
 
-/** Reinterprets the last `n` batch axes of `base` as event axes: their log-densities add. */
+/**
+ * Reinterprets the last `n` batch axes of `base` as event axes: their log-densities add.
+ *
+ * @example
+ * ```ts
+ * const d = distributions.independent(distributions.normal(np.zeros([3]), 1));
+ * d.eventShape; // [3]
+ * d.logProb(np.zeros([5, 3])); // [5]: one joint log-density per row
+ * ```
+ */
 export function independent(base: Distribution, n = 1): Distribution {
   if (!Number.isInteger(n) || n < 0 || n > base.batchShape.length) {
     fail("independent", "n", `an integer in [0, ${base.batchShape.length}]`, n);
@@ -138,6 +178,12 @@ export function independent(base: Distribution, n = 1): Distribution {
 /**
  * A mixture of K Gaussians with diagonal covariances over vector events [d]: weights from
  * `logits` [K], `means` and `scales` [K, d].
+ *
+ * @example
+ * ```ts
+ * const mog = distributions.mixtureOfGaussians(np.array([0, 0]), np.array([[-2], [2]]), np.ones([2, 1]));
+ * mog.sample(random.key(0), [500]).shape; // [500, 1], bimodal
+ * ```
  */
 export function mixtureOfGaussians(
   logits: ArrayLike,
@@ -184,6 +230,13 @@ export function mixtureOfGaussians(
 /**
  * The distribution of y = f(x), x ~ base, for a bijector f: log p(y) = log p_base(f⁻¹(y)) +
  * log |det ∂f⁻¹/∂y|. The context (if any) goes to the bijector and to the base.
+ *
+ * @example
+ * ```ts
+ * const base = distributions.independent(distributions.normal(np.zeros([2]), 1));
+ * const logNormal = distributions.transformed(base, bijectors.exp());
+ * logNormal.logProb(np.ones([1, 2])); // [−1.838]
+ * ```
  */
 export function transformed(base: Distribution, b: Bijector): Distribution {
   const f = checkBijector("transformed", "bijector", b);

@@ -21,6 +21,14 @@ export function zeroLogDet(x: Array): Array {
 /**
  * An elementwise bijector from per-element maps returning (value, log |dy/dx|); the log-dets are
  * summed over the event axis.
+ *
+ * @example
+ * ```ts
+ * const double = bijectors.elementwise("double",
+ *   (x) => [np.mul(x, 2), np.full(x.shape, Math.log(2))],
+ *   (y) => [np.div(y, 2), np.full(y.shape, -Math.log(2))]);
+ * double.forwardAndLogDet(np.array([[1, 2]])); // [[2, 4]], [2 log 2]
+ * ```
  */
 export function elementwise(
   name: string,
@@ -43,7 +51,14 @@ export function elementwise(
   });
 }
 
-/** y = x + shift. */
+/**
+ * y = x + shift.
+ *
+ * @example
+ * ```ts
+ * bijectors.shift(1).forward(np.array([[0, 1]])); // [[1, 2]]
+ * ```
+ */
 export function shift(s: ArrayLike): Bijector {
   return elementwise(
     "shift",
@@ -56,7 +71,14 @@ export function shift(s: ArrayLike): Bijector {
 const param = (v: ArrayLike, like: Array): Array =>
   typeof v === "number" ? np.asArray(v, like.dtype) : v;
 
-/** y = x · scale (scale ≠ 0). */
+/**
+ * y = x · scale (scale ≠ 0).
+ *
+ * @example
+ * ```ts
+ * bijectors.scale(np.array([2, 3])).forwardAndLogDet(np.ones([1, 2])); // [[2, 3]], [log 6]
+ * ```
+ */
 export function scale(s: ArrayLike): Bijector {
   const ld = (x: Array) => np.log(np.abs(param(s, x)));
   return elementwise(
@@ -66,7 +88,14 @@ export function scale(s: ArrayLike): Bijector {
   );
 }
 
-/** y = x · exp(logScale) + shift. */
+/**
+ * y = x · exp(logScale) + shift.
+ *
+ * @example
+ * ```ts
+ * bijectors.affine(np.array([0, 1]), np.array([0, Math.log(2)])).forward(np.ones([1, 2])); // [[1, 3]]
+ * ```
+ */
 export function affine(shiftValue: ArrayLike, logScale: ArrayLike): Bijector {
   return elementwise(
     "affine",
@@ -81,6 +110,7 @@ export function affine(shiftValue: ArrayLike, logScale: ArrayLike): Bijector {
   );
 }
 
+/** How `clampedAffine` (and nbi's MAF transformer) bounds its log-scale. */
 export interface ClampOptions {
   /** Bounds of the log-scale (default [-1, 1], as nbi's MAF). */
   clamp?: readonly [number, number];
@@ -91,7 +121,15 @@ export interface ClampOptions {
   mode?: "hard" | "soft";
 }
 
-/** Clamps raw log-scales as `clampedAffine` does; exported for custom transformers. */
+/**
+ * Clamps raw log-scales as `clampedAffine` does; exported for custom transformers.
+ *
+ * @example
+ * ```ts
+ * bijectors.clampLogScale(np.array([-3, 0.5, 3])); // [-1, 0.5, 1]
+ * bijectors.clampLogScale(np.array([3]), { mode: "soft" }); // ≈ [0.75], smooth and inside (−1, 1)
+ * ```
+ */
 export function clampLogScale(raw: ArrayLike, options?: ClampOptions): Array {
   const [lo, hi] = options?.clamp ?? [-1, 1];
   if (!(lo < hi)) fail("clampedAffine", "options.clamp", "[lo, hi] with lo < hi", options?.clamp);
@@ -102,7 +140,15 @@ export function clampLogScale(raw: ArrayLike, options?: ClampOptions): Array {
   return np.add(np.div(d, np.add(1, np.div(np.abs(d), r))), c);
 }
 
-/** An affine map whose log-scale is clamped (hard clip by default, or soft): nbi's MAF transformer. */
+/**
+ * An affine map whose log-scale is clamped (hard clip by default, or soft): nbi's MAF transformer.
+ * The clamp keeps early training from blowing up the scale.
+ *
+ * @example
+ * ```ts
+ * bijectors.clampedAffine(0, 5).forward(np.ones([1, 1])); // log-scale clipped to 1: [[e]]
+ * ```
+ */
 export function clampedAffine(
   shiftValue: ArrayLike,
   rawLogScale: ArrayLike,
@@ -112,7 +158,14 @@ export function clampedAffine(
   return { ...b, name: "clampedAffine" };
 }
 
-/** y = exp(x). */
+/**
+ * y = exp(x), onto the positive reals.
+ *
+ * @example
+ * ```ts
+ * bijectors.exp().inverse(np.array([[1, Math.E]])); // [[0, 1]]
+ * ```
+ */
 export const exp = (): Bijector =>
   elementwise(
     "exp",
@@ -123,7 +176,14 @@ export const exp = (): Bijector =>
     },
   );
 
-/** y = log(1 + exp(x)), onto the positive reals. */
+/**
+ * y = log(1 + exp(x)), onto the positive reals.
+ *
+ * @example
+ * ```ts
+ * bijectors.softplus().forward(np.array([[0]])); // [[log 2]]
+ * ```
+ */
 export const softplus = (): Bijector =>
   elementwise(
     "softplus",
@@ -137,7 +197,14 @@ export const softplus = (): Bijector =>
 
 const logSigmoidPair = (x: Array) => np.add(np.logSigmoid(x), np.logSigmoid(np.neg(x)));
 
-/** y = 1 / (1 + exp(−x)), onto (0, 1). */
+/**
+ * y = 1 / (1 + exp(−x)), onto (0, 1).
+ *
+ * @example
+ * ```ts
+ * bijectors.sigmoid().forward(np.array([[0]])); // [[0.5]]
+ * ```
+ */
 export const sigmoid = (): Bijector =>
   elementwise(
     "sigmoid",
@@ -148,7 +215,14 @@ export const sigmoid = (): Bijector =>
     },
   );
 
-/** y = log(x / (1 − x)), from (0, 1) onto the reals (the inverse of `sigmoid`). */
+/**
+ * y = log(x / (1 − x)), from (0, 1) onto the reals (the inverse of `sigmoid`).
+ *
+ * @example
+ * ```ts
+ * bijectors.logit().forward(np.array([[0.5]])); // [[0]]
+ * ```
+ */
 export const logit = (): Bijector =>
   elementwise(
     "logit",
@@ -163,7 +237,14 @@ export const logit = (): Bijector =>
 const logTanhDeriv = (x: Array) =>
   np.mul(2, np.sub(np.sub(Math.log(2), x), np.softplus(np.mul(-2, x))));
 
-/** y = tanh(x), onto (−1, 1). */
+/**
+ * y = tanh(x), onto (−1, 1).
+ *
+ * @example
+ * ```ts
+ * bijectors.tanh().inverse(np.array([[0]])); // [[0]]
+ * ```
+ */
 export const tanh = (): Bijector =>
   elementwise(
     "tanh",
@@ -178,6 +259,12 @@ export const tanh = (): Bijector =>
  * The bounded-support transform for priors: forward maps the real line onto the interval (lo, hi)
  * by y = lo + (hi − lo) · sigmoid(x); inverse maps the interval back to the reals. Use
  * `invert(bounded(lo, hi))` to unconstrain a bounded parameter.
+ *
+ * @example
+ * ```ts
+ * const toReal = bijectors.invert(bijectors.bounded(0, 10));
+ * toReal.forward(np.array([[5]])); // [[0]]: the midpoint maps to 0
+ * ```
  */
 export function bounded(lo: ArrayLike, hi: ArrayLike): Bijector {
   const width = (x: Array) => np.sub(param(hi, x), param(lo, x));
@@ -207,7 +294,14 @@ function checkPermutation(perm: readonly number[]): number[] {
   return [...perm];
 }
 
-/** y_i = x_perm[i] along the event axis; log-det 0. */
+/**
+ * y_i = x_perm[i] along the event axis; log-det 0.
+ *
+ * @example
+ * ```ts
+ * bijectors.permute([2, 0, 1]).forward(np.array([[10, 20, 30]])); // [[30, 10, 20]]
+ * ```
+ */
 export function permute(perm: readonly number[]): Bijector {
   const p = checkPermutation(perm);
   const inv = new globalThis.Array<number>(p.length);
@@ -233,7 +327,14 @@ export function permute(perm: readonly number[]): Bijector {
   });
 }
 
-/** Reverses the event axis (of any size). */
+/**
+ * Reverses the event axis (of any size): the default permutation between MAF blocks.
+ *
+ * @example
+ * ```ts
+ * bijectors.reverse().forward(np.array([[1, 2, 3]])); // [[3, 2, 1]]
+ * ```
+ */
 export function reverse(): Bijector {
   const rev = (x: Array): ValueAndLogDet => {
     checkEvent("reverse", x);

@@ -21,6 +21,7 @@ import { jit } from "../transforms/jit.js";
 import { chain } from "./combinators.js";
 import type { Bijector } from "./types.js";
 
+/** The context and tolerances of a `bijectorLaws` check. */
 export interface LawOptions {
   /** Conditioning context [n, contextDim] (one row per row of x), for conditional bijectors. */
   context?: Array;
@@ -141,6 +142,18 @@ function agreesUnder(
   }
 }
 
+/**
+ * The bijector laws as checks that throw an NbiError naming the law, the bijector and the worst
+ * deviation; `all` runs every single-bijector law. Inputs are batches `[n, d]` (float64 for the
+ * Jacobian law).
+ *
+ * @example
+ * ```ts
+ * const x = np.array([[0.1, -0.3], [1.2, 0.5]], { dtype: "float64" });
+ * bijectorLaws.all(bijectors.chain([bijectors.shift(1), bijectors.tanh()]), x);
+ * bijectorLaws.chainAddsLogDets(bijectors.exp(), bijectors.scale(2), x);
+ * ```
+ */
 export const bijectorLaws = {
   /** inverse(forward(x)) ≈ x, and the derived methods agree with forwardAndLogDet/inverseAndLogDet. */
   roundTrip(b: Bijector, x: Array, options?: LawOptions): void {

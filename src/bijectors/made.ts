@@ -9,6 +9,7 @@ import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 
+/** Options of `made`. */
 export interface MadeOptions {
   /** Event size d. */
   nDims: number;
@@ -20,22 +21,33 @@ export interface MadeOptions {
   contextDim?: number;
 }
 
+/** One masked linear layer of a MADE. */
 export interface MadeLayer {
+  /** Weights [in, out], unmasked (the mask is applied in `apply`). */
   readonly w: Array;
+  /** Biases [out]. */
   readonly b: Array;
 }
 
+/** The parameters of a MADE: a plain pytree. */
 export interface MadeParams {
+  /** The masked linear layers, input first, output last. */
   readonly layers: readonly MadeLayer[];
   /** Context weights [contextDim, hidden[0]], when contextDim > 0. */
   readonly context?: Array;
 }
 
+/** A MADE conditioner: an `init` / `apply` module whose outputs for coordinate i see only y_1..y_{i−1}. */
 export interface Made {
+  /** Event size d. */
   readonly nDims: number;
+  /** Parameters per coordinate. */
   readonly nParams: number;
+  /** Size of the conditioning context (0: unconditional). */
   readonly contextDim: number;
+  /** Fresh parameters: orthogonal weights, zero biases (float32 unless `dtype` says otherwise). */
   init(key: Array, options?: { dtype?: "float32" | "float64" }): MadeParams;
+  /** Raw transformer parameters [..., d, nParams] from y [..., d] (and the context, if any). */
   apply(params: MadeParams, y: Array, context?: Array): Array;
   /** The 0/1 masks [in, out] of each layer (static configuration). */
   readonly masks: readonly number[][][];
@@ -50,6 +62,11 @@ function checkPositive(fn: string, name: string, v: unknown): number {
 /**
  * An orthogonal matrix [rows, cols] (orthonormal columns when rows ≥ cols, rows otherwise), by
  * Gram–Schmidt on a standard-normal draw: torch.nn.init.orthogonal_'s distribution.
+ *
+ * @example
+ * ```ts
+ * const w = bijectors.orthogonal(random.key(0), 64, 3); // [64, 3], orthonormal columns
+ * ```
  */
 export function orthogonal(
   key: Array,
@@ -91,7 +108,14 @@ export function orthogonal(
   });
 }
 
-/** Degree-based masks [in, out] of a MADE with these sizes. */
+/**
+ * Degree-based masks [in, out] of a MADE with these sizes (1: connected, 0: cut).
+ *
+ * @example
+ * ```ts
+ * const [m1, m2] = bijectors.madeMasks(3, [4], 2); // [3][4] and [4][6]
+ * ```
+ */
 export function madeMasks(nDims: number, hidden: readonly number[], nParams: number): number[][][] {
   const inDeg = globalThis.Array.from({ length: nDims }, (_, i) => i + 1);
   // With one input no hidden unit may see it (degree 0); the outputs then depend on the context only.
@@ -112,7 +136,16 @@ export function madeMasks(nDims: number, hidden: readonly number[], nParams: num
   return masks;
 }
 
-/** A MADE conditioner module. */
+/**
+ * A MADE conditioner module: the autoregressive network inside each MAF block.
+ *
+ * @example
+ * ```ts
+ * const net = bijectors.made({ nDims: 3, nParams: 2, contextDim: 4 });
+ * const params = net.init(random.key(0));
+ * net.apply(params, np.zeros([10, 3]), np.zeros([10, 4])); // [10, 3, 2]
+ * ```
+ */
 export function made(options: MadeOptions): Made {
   const nDims = checkPositive("made", "options.nDims", options.nDims);
   const nParams = checkPositive("made", "options.nParams", options.nParams);

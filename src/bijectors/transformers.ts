@@ -16,8 +16,19 @@ function checkRaw(fn: string, raw: Array, p: number): void {
   }
 }
 
-/** raw [..., d, 2] = (shift, raw log-scale) → clampedAffine (hard clamp to [-1, 1] by default). */
-export function affineTransformer(options?: ClampOptions): Transformer & { nParams: number } {
+/**
+ * raw [..., d, 2] = (shift, raw log-scale) → clampedAffine (hard clamp to [-1, 1] by default).
+ *
+ * @example
+ * ```ts
+ * const t = bijectors.affineTransformer(); // t.nParams === 2
+ * t(np.zeros([4, 3, 2])).forward(np.ones([4, 3])); // shift 0, log-scale 0: the identity
+ * ```
+ */
+export function affineTransformer(options?: ClampOptions): Transformer & {
+  /** Raw parameters per coordinate (2). */
+  nParams: number;
+} {
   const t = (raw: Array) => {
     checkRaw("affineTransformer", raw, 2);
     return clampedAffine(np.index(raw, 0, -1), np.index(raw, 1, -1), options);
@@ -25,13 +36,17 @@ export function affineTransformer(options?: ClampOptions): Transformer & { nPara
   return Object.assign(t, { nParams: 2 });
 }
 
+/** Options of `rationalQuadraticSpline` (and `nsf`). */
 export interface SplineOptions {
   /** Number of bins K (default 8). */
   bins?: number;
   /** The spline lives on [−bound, bound]; identity outside (default 5). */
   bound?: number;
+  /** Smallest bin width, as a fraction of the interval [−B, B] (default 1e-3): bins never collapse. */
   minBinWidth?: number;
+  /** Smallest bin height, as a fraction of the interval (default 1e-3). */
   minBinHeight?: number;
+  /** Smallest derivative at the interior knots (default 1e-3): keeps the spline strictly monotone. */
   minDerivative?: number;
 }
 
@@ -66,10 +81,17 @@ const gather = (a: Array, idx: Array) => np.squeeze(np.takeAlongAxis(a, idx, -1)
 /**
  * The monotone rational-quadratic spline of Durkan et al. (2019) on [−B, B] with linear (identity)
  * tails: raw [..., d, 3K − 1] = (K widths, K heights, K − 1 interior derivatives, unnormalised).
+ *
+ * @example
+ * ```ts
+ * const t = bijectors.rationalQuadraticSpline({ bins: 8 }); // t.nParams === 23
+ * t(np.zeros([4, 3, t.nParams])).forward(np.ones([4, 3])); // [4, 3]
+ * ```
  */
-export function rationalQuadraticSpline(
-  options?: SplineOptions,
-): Transformer & { nParams: number } {
+export function rationalQuadraticSpline(options?: SplineOptions): Transformer & {
+  /** Raw parameters per coordinate (3K − 1). */
+  nParams: number;
+} {
   const K = options?.bins ?? 8;
   const B = options?.bound ?? 5;
   const minW = options?.minBinWidth ?? 1e-3;

@@ -12,6 +12,11 @@ import type { Array } from "../ops/array.js";
 /** A (log-det, value) pair: the output and log |det J| of the map, summed over the event axis. */
 export type ValueAndLogDet = [value: Array, logDet: Array];
 
+/**
+ * An invertible map x ↦ y with a tractable log |det ∂y/∂x|, optionally conditioned on a context.
+ * Build one with `bijector(spec)`, which derives everything but `forwardAndLogDet` and
+ * `inverseAndLogDet`.
+ */
 export interface Bijector {
   /** A short description, for error messages and law failures. */
   readonly name: string;
@@ -20,24 +25,45 @@ export interface Bijector {
    * Elementwise bijectors are autoregressive too (diagonal Jacobian).
    */
   readonly autoregressive?: boolean;
+  /** y from x `[..., d]` (sampling direction in a flow). */
   forward(x: Array, context?: Array): Array;
+  /** x from y `[..., d]` (density direction in a flow); throws an NbiError without an inverse. */
   inverse(y: Array, context?: Array): Array;
+  /** y and log |det ∂y/∂x| `[...]` in one pass. */
   forwardAndLogDet(x: Array, context?: Array): ValueAndLogDet;
+  /** x and log |det ∂x/∂y| `[...]` in one pass. */
   inverseAndLogDet(y: Array, context?: Array): ValueAndLogDet;
+  /** log |det ∂y/∂x| at x, summed over the event axis: `[...]`. */
   forwardLogDet(x: Array, context?: Array): Array;
+  /** log |det ∂x/∂y| at y, summed over the event axis: `[...]`. */
   inverseLogDet(y: Array, context?: Array): Array;
 }
 
 /** What a new bijector writes; the rest of the interface is derived by `bijector`. */
 export interface BijectorSpec {
+  /** A short description, for error messages and law failures. */
   name: string;
+  /** True when the Jacobian is lower-triangular (see `Bijector.autoregressive`; default false). */
   autoregressive?: boolean;
+  /** The map and its log-det, summed over the event axis: the one method every bijector writes. */
   forwardAndLogDet(x: Array, context?: Array): ValueAndLogDet;
   /** Omit when there is no closed-form inverse: `inverse*` then throw an NbiError. */
   inverseAndLogDet?(y: Array, context?: Array): ValueAndLogDet;
 }
 
-/** Completes a spec into a Bijector. */
+/**
+ * Completes a spec into a Bijector: `forward`, `inverse` and both log-dets are derived from
+ * `forwardAndLogDet` and `inverseAndLogDet`.
+ *
+ * @example
+ * ```ts
+ * const double = bijectors.bijector({
+ *   name: "double",
+ *   forwardAndLogDet: (x) => [np.mul(x, 2), np.sum(np.full(x.shape, Math.log(2)), { axis: -1 })],
+ * });
+ * double.forward(np.array([[1, 2]])); // [[2, 4]]; double.inverse throws (no inverse given)
+ * ```
+ */
 export function bijector(spec: BijectorSpec): Bijector {
   const inv =
     spec.inverseAndLogDet?.bind(spec) ??

@@ -14,12 +14,19 @@ import type { Featurizer, InitOptions } from "./types.js";
 
 /** Parameters of a stacked GRU: one cell per layer, bottom first. */
 export interface GruParams {
+  /** One GRU cell's parameters per layer, bottom (input side) first. */
   readonly layers: readonly GruCellParams[];
 }
 
 /**
  * Runs a stacked GRU over xs [length, batch, dimIn] from zero initial states and returns the
  * last hidden state of the top layer, [batch, hidden] (torch's `h_n[-1]`).
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.gru({ dimIn: 2, dimHidden: 16 });
+ * featurizers.runGru(net.init(random.key(0)), np.zeros([50, 8, 2])); // [8, 16]
+ * ```
  */
 export function runGru(params: GruParams, xs: Array): Array {
   let seq = xs;
@@ -44,6 +51,7 @@ export function runGru(params: GruParams, xs: Array): Array {
   return last!;
 }
 
+/** Options of `gru`. */
 export interface GruOptions {
   /** Input channels. */
   dimIn: number;
@@ -57,6 +65,12 @@ export interface GruOptions {
  * GRU featurizer: x [batch, dimIn, length] (or [dimIn, length]) → the last hidden state of the
  * top layer, [batch, dimHidden]. The sequence runs along the last axis, as in nbi (which permutes
  * N C L → L N C before torch.nn.GRU).
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.gru({ dimIn: 1, dimHidden: 32 });
+ * net.apply(net.init(random.key(0)), np.zeros([8, 1, 100])); // [8, 32]
+ * ```
  */
 export function gru(options: GruOptions): Featurizer<GruParams> {
   const dimIn = checkSize("gru", "dimIn", options.dimIn);

@@ -6,6 +6,7 @@ import * as random from "../ops/random.js";
 import { checkSize, type LinearParams, linear } from "./layers.js";
 import type { Featurizer, InitOptions } from "./types.js";
 
+/** The nonlinearity between an MLP's hidden layers. */
 export type Activation = "relu" | "tanh" | "sigmoid" | "softplus";
 
 const activations: Record<Activation, (x: Array) => Array> = {
@@ -15,22 +16,33 @@ const activations: Record<Activation, (x: Array) => Array> = {
   softplus: np.softplus,
 };
 
+/** Options of `mlp`. */
 export interface MlpOptions {
+  /** Size of the input (channels · length for sequences). */
   dimIn: number;
   /** Hidden layer widths (default [64, 64]); [] is one linear layer. */
   hidden?: readonly number[];
+  /** Length of the feature vector. */
   dimOut: number;
   /** Between hidden layers (default "relu"); the output layer is linear. */
   activation?: Activation;
 }
 
+/** The parameters of an `mlp`. */
 export interface MlpParams {
+  /** The linear layers, input first. */
   readonly layers: readonly LinearParams[];
 }
 
 /**
  * x [..., dimIn] → [..., dimOut]. A batch of sequences [batch, channels, length] is flattened to
  * [batch, channels · length] first (then dimIn must be channels · length).
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.mlp({ dimIn: 50, dimOut: 16 });
+ * net.apply(net.init(random.key(0)), np.zeros([8, 50])); // [8, 16]
+ * ```
  */
 export function mlp(options: MlpOptions): Featurizer<MlpParams> {
   const dimIn = checkSize("mlp", "dimIn", options.dimIn);

@@ -38,28 +38,41 @@ interface ResNetCommon {
   depth?: number;
   /** Sequence length, optional: checks depth now and defaults it by the rule of thumb. */
   length?: number;
+  /** Channels of the first stage (default 32); they double each stage up to dimConvMax. */
   dimConvMin?: number;
+  /** Most channels of a stage (default 256). */
   dimConvMax?: number;
+  /** Convolution kernel size, odd (default 3). */
   kernel?: number;
   /** Residual blocks per stage (default 2). */
   nLayer?: number;
+  /** "weight_norm" (default, as nbi) or "batch_norm". */
   norm?: Norm;
 }
 
+/** Config of nbi's default featurizer: ResNet trunk, GRU, linear (see `FeaturizerConfig`). */
 export interface ResNetGruConfig extends ResNetCommon {
+  /** Selects this featurizer. */
   type: "resnet-gru";
   /** GRU layers (default 2). */
   nRnn?: number;
 }
 
+/** Config of a ResNet without GRU: trunk, mean over length, linear. */
 export interface ResNetConfig extends ResNetCommon {
+  /** Selects this featurizer. */
   type: "resnet";
 }
 
+/** Config of a stacked GRU followed by a linear layer. */
 export interface GruConfig {
+  /** Selects this featurizer. */
   type: "gru";
+  /** Input channels. */
   dimIn: number;
+  /** Features out. */
   dimOut: number;
+  /** Hidden size of every GRU layer. */
   dimHidden: number;
   /** GRU layers (default 2). */
   nRnn?: number;
@@ -67,11 +80,17 @@ export interface GruConfig {
   depth?: number;
 }
 
+/** Config of a multilayer perceptron (for summary statistics or short vectors). */
 export interface MlpConfig {
+  /** Selects this featurizer. */
   type: "mlp";
+  /** Input size; sequences are flattened, so channels · length. */
   dimIn: number;
+  /** Features out. */
   dimOut: number;
+  /** Hidden layer widths (default [64, 64]). */
   hidden?: number[];
+  /** Nonlinearity between hidden layers (default "relu"). */
   activation?: Activation;
 }
 
@@ -114,7 +133,14 @@ function positiveInt(
   return v;
 }
 
-/** The rule-of-thumb depth for a sequence of length L: round(log2 L − 5), within [1, log2 L + 1]. */
+/**
+ * The rule-of-thumb depth for a sequence of length L: round(log2 L − 5), within [1, log2 L + 1].
+ *
+ * @example
+ * ```ts
+ * featurizers.defaultDepth(1000); // 5
+ * ```
+ */
 export function defaultDepth(length: number): number {
   const most = Math.floor(Math.log2(length)) + 1;
   return Math.min(most, Math.max(1, Math.round(Math.log2(length) - 5)));
@@ -123,6 +149,12 @@ export function defaultDepth(length: number): number {
 /**
  * A featurizer from an nbi-style config. Unknown keys and impossible values are refused with an
  * NbiError naming the key and saying why.
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.fromConfig({ type: "resnet-gru", dimIn: 1, length: 200 }); // depth 3 by the rule of thumb
+ * net.apply(net.init(random.key(0)), np.zeros([4, 1, 200])); // [4, 128]
+ * ```
  */
 export function fromConfig(config: FeaturizerConfig): Featurizer {
   if (typeof config !== "object" || config === null || globalThis.Array.isArray(config)) {
@@ -237,6 +269,12 @@ function splitTwo(key: Array): [Array, Array] {
 /**
  * Checks a user-written featurizer — any `{ init(key), apply(params, x), dimOut }` — and returns
  * it, so custom networks go wherever a config would.
+ *
+ * @example
+ * ```ts
+ * const meanFlux = featurizers.custom({ dimOut: 1, init: () => ({}), apply: (_p, x) => np.mean(x, { axis: -1 }) });
+ * meanFlux.apply({}, np.ones([4, 1, 50])); // [4, 1]
+ * ```
  */
 export function custom<P>(featurizer: Featurizer<P>): Featurizer<P> {
   const f = featurizer as unknown as Record<string, unknown>;
@@ -255,7 +293,15 @@ export function custom<P>(featurizer: Featurizer<P>): Featurizer<P> {
   return featurizer;
 }
 
-/** A featurizer from a config object or a custom featurizer (checked). */
+/**
+ * A featurizer from a config object or a custom featurizer (checked): what `NBI` does with its
+ * `featurizer` option.
+ *
+ * @example
+ * ```ts
+ * featurizers.resolve({ type: "mlp", dimIn: 50, dimOut: 16 }).dimOut; // 16
+ * ```
+ */
 export function resolve(spec: FeaturizerConfig | Featurizer): Featurizer {
   if (typeof spec === "object" && spec !== null && "apply" in spec) return custom(spec);
   return fromConfig(spec as FeaturizerConfig);

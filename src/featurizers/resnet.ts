@@ -24,6 +24,7 @@ import {
 } from "./layers.js";
 import type { Featurizer, InitOptions, Module } from "./types.js";
 
+/** The normalisation of the residual blocks: weight normalisation (nbi's default) or batch normalisation. */
 export type Norm = "weight_norm" | "batch_norm";
 
 /** The convolution parameters of a block: weight-normalised {g, v, bias} or plain {weight, bias}. */
@@ -31,18 +32,27 @@ export type ConvParams = WeightNormParams<Conv1dParams> | Conv1dParams;
 
 /** One residual block. `skip` (a 1×1 convolution) exists when the channels change. */
 export interface ResBlockParams {
+  /** The first convolution (inChannels → outChannels). */
   readonly conv1: ConvParams;
+  /** The second convolution (outChannels → outChannels). */
   readonly conv2: ConvParams;
   /** Batch-norm scales and shifts after each convolution (norm "batch_norm" only). */
   readonly bn1?: BatchNormParams;
+  /** As `bn1`, after the second convolution. */
   readonly bn2?: BatchNormParams;
+  /** The 1×1 convolution on the skip path, when the channels change. */
   readonly skip?: Conv1dParams;
 }
 
+/** Options of `resBlock`. */
 export interface ResBlockOptions {
+  /** Channels of x. */
   inChannels: number;
+  /** Channels of the output. */
   outChannels: number;
+  /** Kernel size, odd (default 3). */
   kernel?: number;
+  /** "weight_norm" (default, as nbi) or "batch_norm". */
   norm?: Norm;
 }
 
@@ -65,6 +75,12 @@ function checkNorm(fn: string, norm: unknown): Norm {
  * nbi's ResBlock: y = relu(conv2(relu(conv1(x)))) + skip(x), with batch norm after each
  * convolution when norm is "batch_norm"; skip is a 1×1 convolution (no weight norm, as in nbi)
  * when the channels change and the identity otherwise.
+ *
+ * @example
+ * ```ts
+ * const block = featurizers.resBlock({ inChannels: 1, outChannels: 32 });
+ * block.apply(block.init(random.key(0)), np.zeros([4, 1, 64])); // [4, 32, 64]
+ * ```
  */
 export function resBlock(options: ResBlockOptions): Module<ResBlockParams> {
   const cin = checkSize("resBlock", "inChannels", options.inChannels);
@@ -110,6 +126,7 @@ export function resBlock(options: ResBlockOptions): Module<ResBlockParams> {
 // ---------------------------------------------------------------------------------------------
 // The trunk
 
+/** Options of `resnetTrunk` (and the ResNet featurizers built on it). */
 export interface ResNetTrunkOptions {
   /** Input channels (e.g. 1 for flux, 2 for flux and error, or one per band). */
   dimIn: number;
@@ -127,6 +144,7 @@ export interface ResNetTrunkOptions {
   norm?: Norm;
 }
 
+/** The parameters of a `resnetTrunk`. */
 export interface ResNetTrunkParams {
   /** The residual blocks in order; pooling sits before the first block of every stage but one. */
   readonly blocks: readonly ResBlockParams[];
@@ -143,15 +161,25 @@ function stageChannels(i: number, min: number, max: number): number {
   return Math.min(max, min * 2 ** i);
 }
 
+/** The ResNet trunk module, with the sizes a head needs to attach to it. */
 export interface ResNetTrunk extends Module<ResNetTrunkParams> {
   /** Channels of the last stage (the trunk's output channels). */
   readonly channels: number;
+  /** Number of stages. */
   readonly depth: number;
   /** Length of the trunk's output for an input of length L. */
   outLength(length: number): number;
 }
 
-/** nbi's ResNetBase: x [batch, dimIn, L] → [batch, channels, ⌊L / 2^(depth−1)⌋]. */
+/**
+ * nbi's ResNetBase: x [batch, dimIn, L] → [batch, channels, ⌊L / 2^(depth−1)⌋].
+ *
+ * @example
+ * ```ts
+ * const trunk = featurizers.resnetTrunk({ dimIn: 1, depth: 3 });
+ * trunk.apply(trunk.init(random.key(0)), np.zeros([4, 1, 64])); // [4, 128, 16]
+ * ```
+ */
 export function resnetTrunk(options: ResNetTrunkOptions, fn = "resnetTrunk"): ResNetTrunk {
   const dimIn = checkSize(fn, "dimIn", options.dimIn);
   const depth = checkSize(fn, "depth", options.depth);
@@ -207,17 +235,29 @@ export function resnetTrunk(options: ResNetTrunkOptions, fn = "resnetTrunk"): Re
 // ---------------------------------------------------------------------------------------------
 // ResNet and ResNet-GRU featurizers
 
+/** Options of `resnet1d`. */
 export interface ResNetOptions extends ResNetTrunkOptions {
   /** Features out (default: the last stage's channels, as nbi's dim_out = -1). */
   dimOut?: number;
 }
 
+/** The parameters of a `resnet1d`. */
 export interface ResNetParams {
+  /** The residual blocks. */
   readonly trunk: ResNetTrunkParams;
+  /** The linear layer from the trunk's channels to dimOut. */
   readonly head: LinearParams;
 }
 
-/** nbi's ResNet without RNN: trunk, mean over length, then a linear layer to dimOut. */
+/**
+ * nbi's ResNet without RNN: trunk, mean over length, then a linear layer to dimOut.
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.resnet1d({ dimIn: 2, depth: 3, dimOut: 32 });
+ * net.apply(net.init(random.key(0)), np.zeros([4, 2, 64])); // [4, 32]
+ * ```
+ */
 export function resnet1d(options: ResNetOptions): Featurizer<ResNetParams> {
   const trunk = resnetTrunk(options, "resnet1d");
   const dimOut = checkSize("resnet1d", "dimOut", options.dimOut ?? trunk.channels);
@@ -236,20 +276,31 @@ export function resnet1d(options: ResNetOptions): Featurizer<ResNetParams> {
   };
 }
 
+/** Options of `resnetGru`. */
 export interface ResNetGruOptions extends ResNetOptions {
   /** GRU layers after the trunk (default 2, as nbi). */
   nRnn?: number;
 }
 
+/** The parameters of a `resnetGru`. */
 export interface ResNetGruParams {
+  /** The residual blocks. */
   readonly trunk: ResNetTrunkParams;
+  /** The GRU layers over the pooled sequence. */
   readonly gru: GruParams;
+  /** The linear layer from the GRU's last hidden state to dimOut. */
   readonly head: LinearParams;
 }
 
 /**
  * nbi's default featurizer: the ResNet trunk, then a GRU (nRnn layers, hidden size = the last
  * stage's channels) over the pooled sequence, its last hidden state through a linear layer.
+ *
+ * @example
+ * ```ts
+ * const net = featurizers.resnetGru({ dimIn: 1, depth: 3, dimOut: 32 });
+ * net.apply(net.init(random.key(0)), np.zeros([4, 1, 64])); // [4, 32]
+ * ```
  */
 export function resnetGru(options: ResNetGruOptions): Featurizer<ResNetGruParams> {
   const trunk = resnetTrunk(options, "resnetGru");

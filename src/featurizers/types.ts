@@ -6,6 +6,7 @@
  */
 import type { Array } from "../ops/array.js";
 
+/** Options of a module's `init`. */
 export interface InitOptions {
   /** dtype of the parameters (default float32; float64 on the CPU backend for gradient checks). */
   dtype?: "float32" | "float64";
@@ -13,7 +14,9 @@ export interface InitOptions {
 
 /** A layer or network: parameters from a PRNG key, and a pure function of (params, x). */
 export interface Module<P, X = Array, Y = Array> {
+  /** Fresh parameters from a PRNG key (PyTorch's default initialisation for nbi's layers). */
   init(key: Array, options?: InitOptions): P;
+  /** The output for x: a pure function of (params, x), so `grad`, `vmap` and `jit` apply. */
   apply(params: P, x: X): Y;
 }
 

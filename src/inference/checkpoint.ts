@@ -81,6 +81,15 @@ export function tensorsToScales(tensors: Record<string, Tensor>, source: string)
   };
 }
 
+/**
+ * Saves a checkpoint (parameters and scales) as a safetensors file, with optional string
+ * metadata in its header.
+ *
+ * @example
+ * ```ts
+ * await inference.saveCheckpoint("round-2.safetensors", result.state.current, { round: "2" });
+ * ```
+ */
 export async function saveCheckpoint(
   path: string,
   checkpoint: Checkpoint,
@@ -93,7 +102,15 @@ export async function saveCheckpoint(
   await writeSafetensors(path, tensors, { format: "nbi-checkpoint", ...metadata });
 }
 
-/** Loads a checkpoint into a tree shaped like `template`, on the default backend. */
+/**
+ * Loads a checkpoint into a tree shaped like `template`, on the default backend.
+ *
+ * @example
+ * ```ts
+ * const template = await inference.initPosterior(net, inference.hostKey(0));
+ * const { params, scales } = await inference.loadCheckpoint("round-2.safetensors", template);
+ * ```
+ */
 export async function loadCheckpoint(path: string, template: PosteriorParams): Promise<Checkpoint> {
   const { tensors } = await readSafetensors(path);
   return {

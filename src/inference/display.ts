@@ -203,7 +203,15 @@ function fitTitle(result: FitResult): string {
   return `NBI fit: ${n} round${n === 1 ? "" : "s"}, stopped: ${result.stopped}`;
 }
 
-/** The fit's rounds (n_eff, efficiency, k̂, evidence, epochs) and its combined weighted posterior. */
+/**
+ * The fit's rounds (n_eff, efficiency, k̂, evidence, epochs) and its combined weighted posterior,
+ * as text (what a FitResult prints as).
+ *
+ * @example
+ * ```ts
+ * console.log(inference.formatFitResult(fit));
+ * ```
+ */
 export function formatFitResult(result: FitResult): string {
   const parts = [fitTitle(result), textTable(roundsTable(result.history))];
   const post = posteriorTable(result.samples, result.weights, result.labels);
@@ -241,7 +249,15 @@ function predictNotes(result: PredictResult): string[] {
   return notes;
 }
 
-/** The weighted posterior (mean ± std and quantiles per parameter) with n_eff and the evidence. */
+/**
+ * The weighted posterior (mean ± std and quantiles per parameter) with n_eff and the evidence,
+ * as text (what a PredictResult prints as).
+ *
+ * @example
+ * ```ts
+ * console.log(inference.formatPredictResult(await engine.predict(xObs, { xErr: 0.1 })));
+ * ```
+ */
 export function formatPredictResult(result: PredictResult): string {
   const parts = [predictTitle(result)];
   const notes = predictNotes(result);
@@ -303,6 +319,11 @@ function jupyterPredict(this: PredictResult): JupyterBundle {
 /**
  * Attaches readable displays to a result of `NBI.fit` ("fit") or `NBI.predict` ("predict"), as
  * non-enumerable methods (spreading, JSON and deep equality ignore them), and returns it.
+ *
+ * @example
+ * ```ts
+ * const copy = inference.withDisplay({ ...fit }, "fit"); // the spread lost the display; this restores it
+ * ```
  */
 export function withDisplay<T extends FitResult>(result: T, kind: "fit"): T;
 export function withDisplay<T extends PredictResult>(result: T, kind: "predict"): T;

@@ -53,6 +53,7 @@ import type { Noise } from "./train.js";
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
 
+/** What `new NBI(options)` takes: the networks, the simulator, the priors and where the run lives. */
 export interface NbiOptions {
   /** Flow hyperparameters (nbi's, camelCase; nDims required) or a custom flow. */
   flow: FlowConfig | Flow;
@@ -60,7 +61,9 @@ export interface NbiOptions {
   featurizer: FeaturizerConfig | Featurizer;
   /** (θ) → data, sync or async, in-process; or { module, exportName } run in worker threads. */
   simulator?: Simulator;
+  /** One prior, an array of priors, or an object of named priors (its keys become the labels). */
   priors: Prior | readonly Prior[] | Readonly<Record<string, Prior>>;
+  /** One name per parameter (default: the priors' keys, or θ0, θ1, ...). */
   labels?: readonly string[];
   /** The run's folder: simulation store, round checkpoints (default "nbi-run"). */
   path?: string;
@@ -74,12 +77,18 @@ export interface NbiOptions {
   dataShape?: readonly number[];
 }
 
+/**
+ * Options of `NBI.fit`: the round options (all optional here: nEpochs 10, batchSize 64, lr 1e-3;
+ * nSims is required unless x and θ are given), progress hooks, the observation and the noise.
+ */
 export interface FitOptions extends Partial<RoundOptions>, Hooks {
   /** The observation (SNPE-IS); without it, amortized NPE from the prior (one round). */
   xObs?: ArrayLike<number>;
   /** Precomputed round-0 simulations: x (n × dataSize, or n rows) and θ (n × d, or n rows). */
   x?: ArrayLike<number> | readonly ArrayLike<number>[];
+  /** The θ of the precomputed simulations `x`, row for row. */
   theta?: ArrayLike<number> | readonly ArrayLike<number>[];
+  /** Rounds of SNPE-IS (default 1); more than one needs xObs and a likelihood (or noise sigmas). */
   nRounds?: number;
   /** Gaussian noise sigmas (also the default likelihood), or a noise function (key, x, θ) → x'. */
   noise?: Noise;
@@ -89,21 +98,27 @@ export interface FitOptions extends Partial<RoundOptions>, Hooks {
   progress?: boolean;
 }
 
+/** What `NBI.fit` returns; it prints as a table of rounds and the weighted posterior. */
 export interface FitResult {
   /** Per round: ESS, efficiency, losses, epochs, simulations made, dropped and redrawn. */
   readonly history: readonly RoundRecord[];
   /** Weighted draws of all rounds (n × d) and their normalised weights (nbi's result()). */
   readonly samples: Float64Array;
+  /** One normalised weight per row of `samples`, each round's scaled by its n_eff. */
   readonly weights: Float64Array;
+  /** n_eff per round (NaN for rounds without importance weights, e.g. amortized NPE). */
   readonly essHistory: readonly number[];
   /** Why the run stopped. */
   readonly stopped: string;
+  /** One name per parameter (the columns of `samples`). */
   readonly labels: readonly string[];
 }
 
+/** Options of `NBI.predict`. Give `xErr` or `logLike` for importance weights. */
 export interface PredictOptions {
   /** Gaussian measurement errors of xObs (one sigma or one per element). */
   xErr?: number | ArrayLike<number>;
+  /** An exact log-likelihood instead of the Gaussian one from `xErr`. */
   logLike?: LogLike;
   /** Surrogate draws simulated and weighted (default 1000). */
   nSamples?: number;
@@ -113,7 +128,9 @@ export interface PredictOptions {
   fAcceptMin?: number;
   /** At most this many draws in all (default 10 × nSamples). */
   nMax?: number;
+  /** PRNG key of the draws (default: derived from the engine's seed, so predict is reproducible). */
   key?: Array;
+  /** Aborts the simulations and the call. */
   signal?: AbortSignal;
   /**
    * The proposal: the surrogate mixed with a broadened copy (default { alpha: 0.3, tau: 2 }, for
@@ -123,23 +140,35 @@ export interface PredictOptions {
   defensive?: Defensive | false;
 }
 
+/** What `NBI.predict` returns; it prints as a table of the weighted posterior. */
 export interface PredictResult {
+  /** Draws from the proposal, n × d in the user's units. */
   readonly samples: Float64Array;
+  /** Normalised importance weights, one per row of `samples` (uniform when surrogateOnly). */
   readonly weights: Float64Array;
   /** nbi's n_eff = 1/Σw² − 1, and Kish's 1/Σw². */
   readonly ess: number;
+  /** Kish's effective sample size 1/Σw². */
   readonly kishEss: number;
+  /** n_eff / draws: the sampling efficiency (near 1 when the surrogate matches the posterior). */
   readonly efficiency: number;
+  /** log of the evidence p(xObs) estimated from the weights. */
   readonly logEvidence: number;
+  /** Standard error of `logEvidence`. */
   readonly logEvidenceSe: number;
+  /** PSIS k̂ of the weights: below 0.7 the weighted results can be trusted. */
   readonly paretoK: number;
+  /** Simulations run (all top-ups included). */
   readonly nSimulations: number;
+  /** Simulations dropped (non-finite output, simulator error, crashed worker). */
   readonly dropped: number;
   /** Proposal draws outside the prior's support, redrawn. */
   readonly redrawn: number;
   /** True when no likelihood was given: samples are the surrogate's, weights uniform. */
   readonly surrogateOnly: boolean;
+  /** Diagnostics worth reading (heavy-tailed weights, dropped simulations, a short n_eff). */
   readonly warnings: readonly string[];
+  /** One name per parameter (the columns of `samples`). */
   readonly labels: readonly string[];
 }
 
@@ -190,10 +219,28 @@ function checkObservation(fn: string, xObs: Float32Array): void {
   }
 }
 
+/**
+ * The NBI engine, nbi's interface: give it a flow, a featurizer, a simulator and priors; `fit`
+ * trains the surrogate posterior (SNPE-IS with an observation, amortized NPE without), `predict`
+ * returns importance-weighted posterior samples, and `save` / `NBI.load` persist it. A killed fit
+ * resumes from the simulation store in `path`.
+ *
+ * @example
+ * ```ts
+ * const engine = new NBI({ flow: { nDims: 2 }, featurizer: { type: "mlp", dimIn: 50, dimOut: 16 },
+ *   priors: { A: priors.uniform(1, 5), omega: priors.uniform(2, 10) }, simulator: sine, path: "runs/sine" });
+ * const fit = await engine.fit({ xObs, nSims: 500, nRounds: 3, noise: 0.1 });
+ * const { samples, weights, ess } = await engine.predict(xObs, { xErr: 0.1 });
+ * ```
+ */
 export class NBI {
+  /** The prior over θ: the product of the given priors. */
   readonly prior: Prior;
+  /** One name per parameter (the priors' keys, the given labels, or θ0, θ1, ...). */
   readonly labels: readonly string[];
+  /** The run's folder (absolute): simulation store and round checkpoints. */
   readonly path: string;
+  /** The seed every random draw descends from. */
   readonly seed: number;
   private readonly options: NbiOptions;
   private net?: PosteriorNetwork;
@@ -201,6 +248,10 @@ export class NBI {
   private checkpoint?: Checkpoint;
   private runHistory: RoundRecord[] = [];
 
+  /**
+   * Checks the options (the priors' dimension against flow.nDims, the simulator's form, that the
+   * prior's density is finite at its own draws). The network is built at the first `fit`.
+   */
   constructor(options: NbiOptions) {
     if (typeof options !== "object" || options === null) {
       fail("NBI", "options", "an object { flow, featurizer, simulator, priors, ... }", options);
@@ -333,7 +384,16 @@ export class NBI {
     return this.store;
   }
 
-  /** Trains the surrogate: SNPE-IS with xObs, amortized NPE without. Resumes from the store. */
+  /**
+   * Trains the surrogate: SNPE-IS with xObs, amortized NPE without. Resumes from the store.
+   *
+   * @example
+   * ```ts
+   * const fit = await engine.fit({ xObs, nSims: 500, nRounds: 4, nEpochs: 20, noise: 0.1 });
+   * console.log(fit.essHistory, fit.stopped);
+   * const amortized = await engine.fit({ nSims: 10000, noise: 0.1 }); // no xObs: one round from the prior
+   * ```
+   */
   async fit(options: FitOptions): Promise<FitResult> {
     if (typeof options !== "object" || options === null)
       fail("fit", "options", "an object", options);
@@ -490,7 +550,15 @@ export class NBI {
     return x;
   }
 
-  /** n draws from the surrogate q(θ | xObs), n × d. */
+  /**
+   * n draws from the surrogate q(θ | xObs), n × d, unweighted (no simulations: fast, but only as
+   * good as the surrogate; `predict` corrects it).
+   *
+   * @example
+   * ```ts
+   * const theta = await engine.sample(xObs, 1000); // 1000 × d, row-major
+   * ```
+   */
   async sample(
     xObs: ArrayLike<number>,
     n: number,
@@ -509,7 +577,14 @@ export class NBI {
     );
   }
 
-  /** log q(θ | xObs) for each row of θ (n × d). */
+  /**
+   * log q(θ | xObs) for each row of θ (n × d).
+   *
+   * @example
+   * ```ts
+   * const logQ = await engine.logProb(xObs, [[3, 6.2], [2.5, 7]]); // one value per row
+   * ```
+   */
   async logProb(
     xObs: ArrayLike<number>,
     theta: ArrayLike<number> | readonly ArrayLike<number>[],
@@ -526,6 +601,11 @@ export class NBI {
    * Amortized inference for many observations at once: n draws for each of m observations
    * (xObsMany: m × dataSize), returned as [m, n, d] row-major. One featurizer pass and one flow
    * pass per batch.
+   *
+   * @example
+   * ```ts
+   * const draws = await engine.sampleBatch([xObs, xObs], 500); // [2, 500, d] row-major
+   * ```
    */
   async sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
@@ -549,6 +629,12 @@ export class NBI {
    * Posterior samples at xObs with importance weights from the exact likelihood: draws from the
    * surrogate, simulates them, reweights, and tops up until n_eff reaches neffMin (or the
    * efficiency drops below fAcceptMin, or nMax simulations are spent).
+   *
+   * @example
+   * ```ts
+   * const post = await engine.predict(xObs, { xErr: 0.1, nSamples: 2000, neffMin: 500 });
+   * console.log(post.ess, post.logEvidence, post.paretoK);
+   * ```
    */
   async predict(xObs: ArrayLike<number>, options: PredictOptions = {}): Promise<PredictResult> {
     const x = this.observation("predict", xObs);
@@ -691,7 +777,14 @@ export class NBI {
     );
   }
 
-  /** The fit's per-round history. */
+  /**
+   * The fit's per-round history.
+   *
+   * @example
+   * ```ts
+   * engine.history.map((r) => r.nEff); // n_eff per round
+   * ```
+   */
   get history(): readonly RoundRecord[] {
     return this.runHistory;
   }
@@ -699,6 +792,11 @@ export class NBI {
   /**
    * Saves the trained network: `model.json` (format, version, configs, data shape, labels, prior,
    * history) and `weights.safetensors` (parameters by pytree path, scales in float64).
+   *
+   * @example
+   * ```ts
+   * await engine.save("models/sine"); // models/sine/model.json and weights.safetensors
+   * ```
    */
   async save(dir: string): Promise<void> {
     const { net, checkpoint } = this.trained("save");
@@ -730,6 +828,12 @@ export class NBI {
   /**
    * Loads a saved engine. The simulator is needed for predict (and further fits); priors default
    * to the saved ones; a custom flow or featurizer must be given again.
+   *
+   * @example
+   * ```ts
+   * const engine = await NBI.load("models/sine", { simulator: sine });
+   * const post = await engine.predict(xObs, { xErr: 0.1 });
+   * ```
    */
   static async load(
     dir: string,
@@ -786,6 +890,14 @@ export class NBI {
     return this.toString();
   }
 
+  /**
+   * A one-line summary: the prior, rounds fitted, backend and path.
+   *
+   * @example
+   * ```ts
+   * String(engine); // "NBI(independent{A: uniform(1, 5), omega: uniform(2, 10)}, 3 rounds fitted, backend cpu, path …)"
+   * ```
+   */
   toString(): string {
     const rounds = this.runHistory.length;
     return `NBI(${this.prior.toString()}, ${rounds} round${rounds === 1 ? "" : "s"} fitted, backend ${backendInfo().current}, path ${this.path})`;

@@ -21,7 +21,14 @@ export function onCpu<T>(fn: () => T): T {
   }
 }
 
-/** A PRNG key on the CPU backend from an integer seed. */
+/**
+ * A PRNG key on the CPU backend from an integer seed.
+ *
+ * @example
+ * ```ts
+ * const key = inference.hostKey(0); // a CPU key, whatever backend trains the network
+ * ```
+ */
 export function hostKey(seed: number): Array {
   return onCpu(() => random.key(seed));
 }
@@ -34,6 +41,11 @@ export function splitKeys(key: Array, n: number): Array[] {
 /**
  * The `index`-th of a family of keys derived from `key`: keyAt(k, i) is the same key whatever
  * other indices are asked for, so round r's draws do not depend on how many rounds run.
+ *
+ * @example
+ * ```ts
+ * const roundKey = inference.keyAt(inference.hostKey(0), 3); // the same key however many others are derived
+ * ```
  */
 export function keyAt(key: Array, index: number): Array {
   if (!Number.isInteger(index) || index < 0)
@@ -41,13 +53,27 @@ export function keyAt(key: Array, index: number): Array {
   return onCpu(() => random.splitList(key, index + 1)[index]!);
 }
 
-/** n uniforms on [0, 1) in float64. */
+/**
+ * n uniforms on [0, 1) in float64.
+ *
+ * @example
+ * ```ts
+ * inference.uniforms(inference.hostKey(0), 5); // Float64Array of 5
+ * ```
+ */
 export function uniforms(key: Array, n: number): Float64Array {
   if (n === 0) return new Float64Array(0);
   return onCpu(() => random.uniform(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;
 }
 
-/** n standard normals in float64. */
+/**
+ * n standard normals in float64.
+ *
+ * @example
+ * ```ts
+ * inference.normals(inference.hostKey(0), 5); // Float64Array of 5
+ * ```
+ */
 export function normals(key: Array, n: number): Float64Array {
   if (n === 0) return new Float64Array(0);
   return onCpu(() => random.normal(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;

@@ -16,7 +16,9 @@ export interface ImportanceResult {
   weights: Float64Array;
   /** The unnormalised log-weights, as given. */
   logWeights: Float64Array;
+  /** Draws with a finite log-weight. */
   nValid: number;
+  /** Draws whose log-weight was NaN or ±Infinity (weight 0). */
   nInvalid: number;
   /** nbi's effective sample size, 1/Σw² − 1 (0 for a single non-zero weight). */
   nEff: number;
@@ -36,6 +38,12 @@ export interface ImportanceResult {
  * Normalises log-weights log w = log p(x|θ) + log p(θ) − log q(θ) and computes the diagnostics.
  * NaN and ±Infinity log-weights are invalid: their weight is 0 and they are counted (+Infinity
  * is invalid too: one draw with infinite weight would swallow the whole round).
+ *
+ * @example
+ * ```ts
+ * const imp = inference.importanceWeights(Float64Array.from([0, -1, -2, Number.NaN]));
+ * imp.weights; // [0.665, 0.245, 0.090, 0]; imp.nInvalid === 1
+ * ```
  */
 export function importanceWeights(logWeights: Float64Array): ImportanceResult {
   const fn = "importanceWeights";
@@ -104,6 +112,12 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
  * Only finite log-weights count (n is their number). NaN when the tail would have fewer than 5
  * draws (20 or fewer valid draws); −Infinity when the M largest weights all tie with the
  * threshold (a flat tail, no tail at all).
+ *
+ * @example
+ * ```ts
+ * const logW = inference.normals(inference.hostKey(0), 1000); // log-normal weights
+ * inference.paretoKHat(logW); // < 0.5: a light tail
+ * ```
  */
 export function paretoKHat(logWeights: Float64Array): number {
   if (!(logWeights instanceof Float64Array)) {
@@ -190,11 +204,23 @@ export interface WeightedRound {
  * scaled by its n_eff and renormalised over all rounds, so a round counts in proportion to its
  * information. Rounds with n_eff ≤ 0 or NaN (or all-zero weights) contribute nothing and are left
  * out of the returned draws.
+ *
+ * @example
+ * ```ts
+ * const r0 = { theta: Float64Array.from([1, 2, 3, 4]), weights: Float64Array.from([0.5, 0.5]), nEff: 1 };
+ * const r1 = { theta: Float64Array.from([5, 6]), weights: Float64Array.from([1]), nEff: 0 }; // left out
+ * inference.combineRounds([r0, r1], 2); // { theta: [1, 2, 3, 4], weights: [0.5, 0.5] }
+ * ```
  */
 export function combineRounds(
   rounds: readonly WeightedRound[],
   dim: number,
-): { theta: Float64Array; weights: Float64Array } {
+): {
+  /** The kept rounds' draws, rows of `dim`. */
+  theta: Float64Array;
+  /** One weight per draw, summing to 1. */
+  weights: Float64Array;
+} {
   const fn = "combineRounds";
   checkDim(fn, dim);
   if (!globalThis.Array.isArray(rounds)) fail(fn, "rounds", "an array of rounds", rounds);
@@ -234,12 +260,24 @@ export function combineRounds(
   return { theta, weights };
 }
 
-/** Weighted mean and standard deviation per dimension (population form: Σw(θ − μ)²/Σw). */
+/**
+ * Weighted mean and standard deviation per dimension (population form: Σw(θ − μ)²/Σw).
+ *
+ * @example
+ * ```ts
+ * inference.weightedMoments(Float64Array.from([0, 10, 2, 20]), Float64Array.from([1, 1]), 2); // mean [1, 15], std [1, 5]
+ * ```
+ */
 export function weightedMoments(
   theta: Float64Array,
   weights: Float64Array,
   dim: number,
-): { mean: Float64Array; std: Float64Array } {
+): {
+  /** Mean per dimension. */
+  mean: Float64Array;
+  /** Standard deviation per dimension. */
+  std: Float64Array;
+} {
   const fn = "weightedMoments";
   checkDim(fn, dim);
   const n = checkDraws(fn, "theta", "weights", theta, weights, dim);
@@ -263,6 +301,11 @@ export function weightedMoments(
  * midpoint of its probability mass, p = (W_before + w/2)/W, and quantiles interpolate linearly
  * between draws (constant beyond the outermost). With equal weights this is the Hazen (type 5)
  * quantile, numpy's method="hazen". Zero-weight draws are ignored.
+ *
+ * @example
+ * ```ts
+ * const [q16, q50, q84] = inference.weightedQuantiles(fit.samples, fit.weights, fit.labels.length, [0.16, 0.5, 0.84]);
+ * ```
  */
 export function weightedQuantiles(
   theta: Float64Array,
@@ -318,6 +361,11 @@ function interpolate(positions: Float64Array, values: Float64Array, p: number): 
  * `n` draws (rows of `dim`) resampled by systematic resampling: one uniform u from `key`, then
  * the points (u + i)/n pick draws by their cumulative weight. Each draw is picked ⌊n·w⌋ or
  * ⌈n·w⌉ times, n·w on average, with less variance than multinomial resampling.
+ *
+ * @example
+ * ```ts
+ * const equal = inference.resample(inference.hostKey(0), fit.samples, fit.weights, fit.labels.length, 1000); // 1000 unweighted draws
+ * ```
  */
 export function resample(
   key: Key,

@@ -5,6 +5,7 @@
  */
 import { fail, failText } from "../errors.js";
 
+/** An exact log-likelihood log p(xObs | θ), given the noiseless simulation xSim at θ (host, float64). */
 export type LogLike = (
   xObs: Float32Array | Float64Array,
   xSim: Float32Array,
@@ -13,7 +14,16 @@ export type LogLike = (
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
-/** log N(xObs; xSim, diag σ²), with one σ for all elements or one per element. */
+/**
+ * log N(xObs; xSim, diag σ²), with one σ for all elements or one per element: nbi's default
+ * likelihood, which `NBI.fit` builds from Gaussian `noise` sigmas.
+ *
+ * @example
+ * ```ts
+ * const logLike = inference.gaussianLogLike([0.1, 0.2], 2);
+ * logLike(Float64Array.from([1, 2]), Float32Array.from([1, 2]), Float64Array.from([0])); // 2.074: at the mean
+ * ```
+ */
 export function gaussianLogLike(sigma: number | ArrayLike<number>, size: number): LogLike {
   const s =
     typeof sigma === "number" ? new Float64Array(size).fill(sigma) : Float64Array.from(sigma);

@@ -166,12 +166,27 @@ function decode(bytes: Uint8Array, fn: string, source: string): NpyArray {
   return { data, shape };
 }
 
-/** Writes `array` to `path` as an NPY v1.0 file (not atomically; the store renames into place). */
+/**
+ * Writes `array` to `path` as an NPY v1.0 file (not atomically; the store renames into place).
+ *
+ * @example
+ * ```ts
+ * await inference.writeNpy("theta.npy", { data: Float64Array.from([1, 2, 3, 4]), shape: [2, 2] }); // np.load in Python
+ * ```
+ */
 export async function writeNpy(path: string, array: NpyArray): Promise<void> {
   await writeFile(path, encodeNpy(array));
 }
 
-/** Reads the NPY file at `path`; errors name the file. */
+/**
+ * Reads the NPY file at `path`; errors name the file.
+ *
+ * @example
+ * ```ts
+ * await inference.writeNpy("theta.npy", { data: Float64Array.from([1, 2, 3, 4]), shape: [2, 2] });
+ * const { data, shape } = await inference.readNpy("theta.npy"); // Float64Array [1, 2, 3, 4], [2, 2]
+ * ```
+ */
 export async function readNpy(path: string): Promise<NpyArray> {
   return decode(await readFile(path), "readNpy", path);
 }

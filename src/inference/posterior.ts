@@ -20,31 +20,49 @@ import { onCpu, uniforms } from "./host.js";
 
 /** nbi's flow hyperparameters (camelCase), plus the transformer type. */
 export interface FlowConfig {
+  /** Dimension of θ (the number of parameters). */
   nDims: number;
+  /** "maf" (default, nbi's affine MAF) or "nsf" (rational-quadratic splines). */
   type?: "maf" | "nsf";
+  /** Width of the MADE hidden layers (default 64). */
   flowHidden?: number;
+  /** Number of [MADE, permutation] blocks (default 5). */
   numBlocks?: number;
+  /** Masked hidden layers per MADE (default 2). */
   hiddenLayers?: number;
+  /** Mixture components of the base (default 1: a standard normal). */
   nMog?: number;
+  /** Seeds random permutations between blocks (default: reversals). */
   permSeed?: number;
 }
 
+/** The surrogate's parameters: a plain pytree of the featurizer's and the flow's. */
 export interface PosteriorParams {
+  /** The featurizer's parameters (their shape depends on the featurizer). */
   readonly featurizer: unknown;
+  /** The flow's parameters. */
   readonly flow: FlowParams;
 }
 
 /** Standardisation: per data channel and per parameter. */
 export interface Scales {
+  /** Mean of each data channel. */
   readonly xMean: Float64Array;
+  /** Standard deviation of each data channel. */
   readonly xStd: Float64Array;
+  /** Mean of each parameter. */
   readonly thetaMean: Float64Array;
+  /** Standard deviation of each parameter. */
   readonly thetaStd: Float64Array;
 }
 
+/** The surrogate q(θ | x): a featurizer feeding a conditional flow, and the shapes it expects. */
 export interface PosteriorNetwork {
+  /** The conditional flow over standardised θ. */
   readonly flow: Flow;
+  /** The network from observations to the flow's context. */
   readonly featurizer: Featurizer;
+  /** Dimension of θ. */
   readonly nDims: number;
   /** [channels, length] as the featurizer sees one observation. */
   readonly inputShape: readonly [number, number];
@@ -82,6 +100,12 @@ export function flowFromConfig(config: FlowConfig, contextDim: number): Flow {
 
 /**
  * The surrogate network for observations of `dataShape` ([L] or [C, L]) and `nDims` parameters.
+ *
+ * @example
+ * ```ts
+ * const net = inference.posteriorNetwork({ nDims: 3 }, { type: "resnet-gru", dimIn: 1, depth: 3 }, [200]);
+ * net.inputShape; // [1, 200]
+ * ```
  */
 export function posteriorNetwork(
   flowSpec: FlowConfig | Flow,
@@ -120,6 +144,12 @@ export function posteriorNetwork(
 /**
  * Fresh parameters on the default backend. Initialisers read values on the host, so they run on
  * the CPU and the result moves to the default backend.
+ *
+ * @example
+ * ```ts
+ * const net = inference.posteriorNetwork({ nDims: 2 }, { type: "mlp", dimIn: 50, dimOut: 16 }, [50]);
+ * const params = await inference.initPosterior(net, inference.hostKey(0)); // { featurizer, flow }
+ * ```
  */
 export async function initPosterior(net: PosteriorNetwork, key: Array): Promise<PosteriorParams> {
   const params = onCpu(() => {
@@ -266,6 +296,12 @@ function logScaleSum(scales: Scales): number {
 /**
  * log q(θ | x) in the user's units. `xObs` is one observation (shared by all θ) or one per θ.
  * −Infinity where the flow's density is not finite.
+ *
+ * @example
+ * ```ts
+ * const { params, scales } = checkpoint;
+ * const logQ = await inference.surrogateLogProb(net, params, scales, xObs, theta); // one per row of θ
+ * ```
  */
 export async function surrogateLogProb(
   net: PosteriorNetwork,
@@ -312,6 +348,12 @@ export async function surrogateLogProb(
  * n draws from q(θ | x) for each of m observations (xObs holds m × dataSize numbers): float64,
  * [m, n, d] row-major in the user's units. The featurizer runs once per observation and the flow
  * once per chunk of draws with the contexts repeated, so many observations cost one pass.
+ *
+ * @example
+ * ```ts
+ * const { params, scales } = checkpoint;
+ * const draws = await inference.surrogateSample(net, params, scales, inference.hostKey(1), xObs, 1000); // 1000 × d
+ * ```
  */
 export async function surrogateSample(
   net: PosteriorNetwork,
@@ -368,6 +410,12 @@ export interface Defensive {
 /**
  * n draws from the proposal: the surrogate, or with `defensive` the mixture (1 − α) q + α q_τ
  * (each draw's component chosen at random, so the draws follow the mixture density exactly).
+ *
+ * @example
+ * ```ts
+ * const { params, scales } = checkpoint;
+ * const theta = await inference.proposalSample(net, params, scales, inference.hostKey(2), xObs, 1000, inference.DEFAULT_DEFENSIVE);
+ * ```
  */
 export async function proposalSample(
   net: PosteriorNetwork,
@@ -407,7 +455,16 @@ export async function proposalSample(
   return out;
 }
 
-/** log density of the proposal (the surrogate, or the defensive mixture) in the user's units. */
+/**
+ * log density of the proposal (the surrogate, or the defensive mixture) in the user's units:
+ * the q of the importance weights p(x|θ) p(θ) / q(θ).
+ *
+ * @example
+ * ```ts
+ * const { params, scales } = checkpoint;
+ * const logQ = await inference.proposalLogProb(net, params, scales, xObs, theta, inference.DEFAULT_DEFENSIVE);
+ * ```
+ */
 export async function proposalLogProb(
   net: PosteriorNetwork,
   params: PosteriorParams,

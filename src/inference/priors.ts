@@ -11,12 +11,18 @@ import type { Array } from "../ops/array.js";
 import { normals, splitKeys, uniforms } from "./host.js";
 import { erfc, log1mExp, logNdtr, logNormalPdf, ndtri, ndtriExp } from "./special.js";
 
+/**
+ * A prior over parameter vectors, on the host in float64: densities and draws over batches of
+ * rows (n × dim, row-major), its support, moments and a JSON description.
+ */
 export interface Prior {
+  /** Number of parameters. */
   readonly dim: number;
   /** One name per dimension: ["θ0", "θ1", ...] unless given. */
   readonly labels: readonly string[];
-  /** Support bounds per dimension (±Infinity when unbounded). */
+  /** Lower support bound per dimension (−Infinity when unbounded). */
   readonly lower: Float64Array;
+  /** Upper support bound per dimension (+Infinity when unbounded). */
   readonly upper: Float64Array;
   /** log density per row of an n×dim batch; −Infinity outside the support. */
   logProb(theta: Float64Array): Float64Array;
@@ -24,9 +30,13 @@ export interface Prior {
   sample(key: Array, n: number): Float64Array;
   /** 1 where the density is positive, 0 elsewhere (NaN rows included), per row. */
   inSupport(theta: Float64Array): Uint8Array;
+  /** Mean per dimension. */
   mean(): Float64Array;
+  /** Standard deviation per dimension. */
   std(): Float64Array;
+  /** A short description, e.g. "uniform(0, 6.283)". */
   toString(): string;
+  /** The JSON spec that `fromSpec` reads back (what a saved model records). */
   toJSON(): PriorSpec;
 }
 
@@ -35,12 +45,68 @@ export type Bound = number | "Infinity" | "-Infinity";
 
 /** The serialisable description of a prior (`toJSON`), read back by `fromSpec`. */
 export type PriorSpec =
-  | { type: "uniform"; lo: number; hi: number; labels?: string[] }
-  | { type: "normal"; mu: number; sigma: number; labels?: string[] }
-  | { type: "logUniform"; lo: number; hi: number; labels?: string[] }
-  | { type: "truncatedNormal"; mu: number; sigma: number; lo: Bound; hi: Bound; labels?: string[] }
-  | { type: "empirical"; grid: number[]; density: number[]; labels?: string[] }
-  | { type: "independent"; parts: PriorSpec[]; labels?: string[] };
+  | {
+      /** `uniform(lo, hi)`. */
+      type: "uniform";
+      /** Lower bound. */
+      lo: number;
+      /** Upper bound. */
+      hi: number;
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    }
+  | {
+      /** `normal(mu, sigma)`. */
+      type: "normal";
+      /** Mean. */
+      mu: number;
+      /** Standard deviation. */
+      sigma: number;
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    }
+  | {
+      /** `logUniform(lo, hi)`. */
+      type: "logUniform";
+      /** Lower bound (> 0). */
+      lo: number;
+      /** Upper bound. */
+      hi: number;
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    }
+  | {
+      /** `truncatedNormal(mu, sigma, lo, hi)`. */
+      type: "truncatedNormal";
+      /** Mean of the untruncated normal. */
+      mu: number;
+      /** Standard deviation of the untruncated normal. */
+      sigma: number;
+      /** Lower bound ("-Infinity" when unbounded). */
+      lo: Bound;
+      /** Upper bound ("Infinity" when unbounded). */
+      hi: Bound;
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    }
+  | {
+      /** `empirical(grid, density)`. */
+      type: "empirical";
+      /** Grid points, ascending. */
+      grid: number[];
+      /** Density at each grid point (unnormalised). */
+      density: number[];
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    }
+  | {
+      /** `independent(parts)`. */
+      type: "independent";
+      /** The factors' specs, in order. */
+      parts: PriorSpec[];
+      /** Names of the dimensions (default θ0, ...). */
+      labels?: string[];
+    };
 
 type LeafSpec = Exclude<PriorSpec, { type: "independent" }>;
 
@@ -260,7 +326,15 @@ function above(fn: string, name: string, x: unknown, loName: string, lo: number)
 
 // ---- one-dimensional priors ----
 
-/** Uniform on [lo, hi]. */
+/**
+ * Uniform on [lo, hi].
+ *
+ * @example
+ * ```ts
+ * const phase = priors.uniform(0, 2 * Math.PI);
+ * phase.sample(inference.hostKey(0), 3); // Float64Array of 3 draws
+ * ```
+ */
 export function uniform(lo: number, hi: number): Prior {
   finite("uniform", "lo", lo);
   above("uniform", "hi", hi, "lo", lo);
@@ -279,7 +353,14 @@ export function uniform(lo: number, hi: number): Prior {
   });
 }
 
-/** Normal with mean mu and standard deviation sigma. */
+/**
+ * Normal with mean mu and standard deviation sigma.
+ *
+ * @example
+ * ```ts
+ * priors.normal(0, 1).logProb(Float64Array.from([0])); // [−0.919]
+ * ```
+ */
 export function normal(mu: number, sigma: number): Prior {
   finite("normal", "mu", mu);
   positive("normal", "sigma", sigma);
@@ -297,7 +378,14 @@ export function normal(mu: number, sigma: number): Prior {
   });
 }
 
-/** Density ∝ 1/θ on [lo, hi] (uniform in log θ), lo > 0: the usual prior for scale parameters. */
+/**
+ * Density ∝ 1/θ on [lo, hi] (uniform in log θ), lo > 0: the usual prior for scale parameters.
+ *
+ * @example
+ * ```ts
+ * const period = priors.logUniform(0.1, 100); // as likely in [0.1, 1] as in [10, 100]
+ * ```
+ */
 export function logUniform(lo: number, hi: number): Prior {
   positive("logUniform", "lo", lo);
   above("logUniform", "hi", hi, "lo", lo);
@@ -351,7 +439,14 @@ function truncatedStandardDraw(a: number, b: number, u: number): number {
   return p <= q ? ndtri(p) : -ndtri(q);
 }
 
-/** Normal(mu, sigma) restricted to [lo, hi] (either end may be infinite). */
+/**
+ * Normal(mu, sigma) restricted to [lo, hi] (either end may be infinite).
+ *
+ * @example
+ * ```ts
+ * const mass = priors.truncatedNormal(1, 0.5, 0, Infinity); // positive, peaked at 1
+ * ```
+ */
 export function truncatedNormal(mu: number, sigma: number, lo: number, hi: number): Prior {
   const fn = "truncatedNormal";
   finite(fn, "mu", mu);
@@ -393,6 +488,13 @@ export function truncatedNormal(mu: number, sigma: number, lo: number, hi: numbe
 /**
  * A tabulated 1-D density: linear between grid points, zero outside [grid[0], grid[last]],
  * normalised by its exact (trapezoid) area. Sampling inverts the piecewise-quadratic CDF exactly.
+ * For a prior known only as a table (a previous posterior, a population histogram).
+ *
+ * @example
+ * ```ts
+ * const triangle = priors.empirical([0, 1, 2], [0, 1, 0]);
+ * triangle.mean(); // [1]
+ * ```
  */
 export function empirical(grid: ArrayLike<number>, density: ArrayLike<number>): Prior {
   const fn = "empirical";
@@ -506,6 +608,12 @@ function isPrior(p: unknown): p is Prior {
  * The product of independent priors. From an object, labels are its keys (a k-dimensional part
  * under key `A` gives `A[0]`, `A[1]`, ...). From an array, each part keeps its labels, except
  * default ones (θ0, ...), which are renumbered by position in the product.
+ *
+ * @example
+ * ```ts
+ * const prior = priors.independent({ A: priors.uniform(1, 5), omega: priors.uniform(2, 10) });
+ * prior.labels; // ["A", "omega"]
+ * ```
  */
 export function independent(parts: readonly Prior[] | Readonly<Record<string, Prior>>): Prior {
   const fn = "independent";
@@ -545,7 +653,14 @@ const boundOf = (fn: string, name: string, b: unknown): number => {
   return b;
 };
 
-/** Rebuilds a prior from its `toJSON` spec. */
+/**
+ * Rebuilds a prior from its `toJSON` spec.
+ *
+ * @example
+ * ```ts
+ * priors.fromSpec({ type: "uniform", lo: 0, hi: 1, labels: ["f"] }).toString(); // "uniform(0, 1)"
+ * ```
+ */
 export function fromSpec(spec: PriorSpec): Prior {
   const fn = "fromSpec";
   if (spec === null || typeof spec !== "object") fail(fn, "spec", "a prior spec object", spec);
@@ -590,6 +705,11 @@ export function fromSpec(spec: PriorSpec): Prior {
 /**
  * What the engine calls on user input: a prior, an array of priors or an object of named priors,
  * as one Prior. `labels`, when given, name the dimensions (one each, distinct).
+ *
+ * @example
+ * ```ts
+ * priors.resolvePriors([priors.uniform(0, 1), priors.normal(0, 1)], ["f", "mu"]).labels; // ["f", "mu"]
+ * ```
  */
 export function resolvePriors(
   spec: Prior | readonly Prior[] | Readonly<Record<string, Prior>>,

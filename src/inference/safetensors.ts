@@ -101,7 +101,15 @@ export function decodeSafetensors(
   return decode("decodeSafetensors", bytes, source);
 }
 
-/** Writes a .safetensors file, through a temporary file and a rename so a crash leaves no half file. */
+/**
+ * Writes a .safetensors file, through a temporary file and a rename so a crash leaves no half file.
+ *
+ * @example
+ * ```ts
+ * const w = { dtype: "F32", shape: [2], data: Float32Array.from([1, 2]) } as const;
+ * await inference.writeSafetensors("w.safetensors", { w }, { note: "demo" });
+ * ```
+ */
 export async function writeSafetensors(
   path: string,
   tensors: Record<string, SafetensorsTensor>,
@@ -120,7 +128,15 @@ export async function writeSafetensors(
   }
 }
 
-/** Reads and validates a .safetensors file. */
+/**
+ * Reads and validates a .safetensors file (any writer's: PyTorch's, numpy's, this library's).
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = await inference.readSafetensors("runs/sine/round-000/checkpoint.safetensors");
+ * tensors["scales.thetaMean"]?.data; // Float64Array
+ * ```
+ */
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
   let bytes: Uint8Array;
   try {

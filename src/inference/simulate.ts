@@ -71,6 +71,14 @@ export interface SimulateOptions {
  * gets status threw and the run goes on; with workers, a θ whose worker dies twice gets status
  * crashed. An output of the wrong length is a bug in the simulator: the run stops (after flushing
  * the results before it) with an NbiError naming the index, θ and both lengths.
+ *
+ * @example
+ * ```ts
+ * const report = await inference.simulate((θ) => [2 * θ[0]!], {
+ *   theta: Float64Array.from([1, 2, 3]), paramDim: 1, indices: Int32Array.from([0, 1, 2]),
+ *   onChunk: (chunk) => console.log(chunk.index, chunk.x), // θ rows and their outputs, as they finish
+ * });
+ * ```
  */
 export async function simulate(
   simulator: SimulatorFn | WorkerSimulatorSpec,

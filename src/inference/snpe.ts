@@ -37,16 +37,23 @@ import { abortError, type EpochRecord, type Noise, trainPosterior } from "./trai
 
 export type { Simulator } from "./simulate-rows.js";
 
+/** How each round simulates and trains (nbi's hyperparameters, camelCase). */
 export interface RoundOptions {
+  /** Simulations per round. */
   nSims: number;
+  /** Training epochs per round. */
   nEpochs: number;
+  /** Training batch size. */
   batchSize: number;
+  /** Peak learning rate: Adam with a cosine decay from lr to minLr over each round. */
   lr: number;
   /** Default nbi's: min(lr, 10·lr / (nSims / batchSize · nEpochs)). */
   minLr?: number;
+  /** Fraction of the simulations held out for validation (default 0.1, as nbi). */
   fVal?: number;
   /** Earlier rounds' simulations to train on as well: 0 only this round, −1 all (default −1). */
   nReuse?: number;
+  /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
   /** Stop after a round where n_eff fell, reverting to the previous round's network. */
   earlyStopTrain?: boolean;
@@ -61,60 +68,104 @@ export interface RoundOptions {
   fAcceptMin?: number;
 }
 
+/** Progress callbacks and cancellation of a fit. */
 export interface Hooks {
+  /** Aborts the fit: workers stop, finished simulations stay in the store, the call rejects. */
   signal?: AbortSignal;
+  /** After each training epoch. */
   onEpoch?: (round: number, record: EpochRecord) => void;
+  /** After each training step (for progress bars). */
   onStep?: (round: number, epoch: number, step: number, steps: number) => void;
+  /** As simulations finish. */
   onSimulate?: (round: number, done: number, total: number) => void;
+  /** After each round, with its record. */
   onRound?: (record: RoundRecord) => void;
+  /** Each warning as it is raised (they are also kept in the round's record). */
   onWarning?: (message: string) => void;
 }
 
+/** Everything `snpeIS` needs: the network, prior, simulator, observation, and round options. */
 export interface SnpeConfig extends RoundOptions, Hooks {
+  /** The surrogate network (from `posteriorNetwork`). */
   net: PosteriorNetwork;
+  /** The prior: round 0's proposal, and p(θ) in the importance weights. */
   prior: Prior;
+  /** The expensive simulator (not needed when every round's outputs are in the store or precomputed). */
   simulator?: Simulator;
   /** Precomputed round-0 simulations (x: n × dataSize, theta: n × d). */
-  precomputed?: { x: Float32Array; theta: Float64Array };
+  precomputed?: {
+    /** Outputs, n × dataSize. */
+    x: Float32Array;
+    /** Parameters, n × d. */
+    theta: Float64Array;
+  };
+  /** Where θ and simulations are persisted so a killed run resumes (default: none, nothing is saved). */
   store?: SimulationStore;
   /** The observation to infer; without it every round draws from the prior (amortized NPE). */
   xObs?: Float32Array;
+  /** The exact likelihood of the importance weights (needed for weights, with xObs). */
   logLike?: LogLike;
+  /** The cheap noise model, applied afresh to every training batch. */
   noise?: Noise;
+  /** Most rounds to run (a stopping rule may end the fold sooner). */
   nRounds: number;
   /** Host key derived from the seed; every draw descends from it. */
   key: Array;
+  /** Worker threads for a module simulator (default: the number of cores). */
   workers?: number;
 }
 
 /** What one round did and measured. */
 export interface RoundRecord {
+  /** The round's number, from 0. */
   readonly round: number;
   /** Parameters drawn (after redraws) and simulated successfully. */
   readonly nDrawn: number;
+  /** Simulations that returned finite outputs (the ones trained on). */
   readonly nSimulated: number;
   /** Simulations dropped: non-finite outputs, simulator errors, crashed workers. */
   readonly dropped: {
+    /** Outputs with NaN or ±Infinity. */
     readonly nonFinite: number;
+    /** The simulator threw. */
     readonly threw: number;
+    /** The worker died (twice) on this θ. */
     readonly crashed: number;
   };
   /** Surrogate draws outside the prior's support that were redrawn. */
   readonly redrawn: number;
+  /** The first simulator error's message, if any threw. */
   readonly firstError?: string;
   /** Importance sampling of this round's draws (with xObs and a likelihood). */
   readonly nEff?: number;
+  /** Kish's effective sample size 1/Σw². */
   readonly kishEss?: number;
+  /** n_eff / draws: nbi's sampling efficiency. */
   readonly efficiency?: number;
+  /** log evidence estimated from this round's weights. */
   readonly logEvidence?: number;
+  /** Standard error of `logEvidence`. */
   readonly logEvidenceSe?: number;
+  /** PSIS k̂ of this round's weights (above 0.7: unreliable, and a warning). */
   readonly paretoK?: number;
+  /** Loss and learning rate per training epoch. */
   readonly epochs: readonly EpochRecord[];
+  /** The epoch whose parameters were kept (best validation loss; −1: the initial ones). */
   readonly bestEpoch: number;
+  /** The validation loss of the kept parameters. */
   readonly bestValLoss: number;
+  /** True when training stopped before nEpochs (earlyStopPatience). */
   readonly stoppedEarly: boolean;
+  /** False when a stopping rule ended the fold before this round's training. */
   readonly trained: boolean;
-  readonly seconds: { readonly simulate: number; readonly train: number };
+  /** Wall-clock time of the round's parts. */
+  readonly seconds: {
+    /** Drawing, simulating and weighting. */
+    readonly simulate: number;
+    /** Training. */
+    readonly train: number;
+  };
+  /** The round's warnings (dropped simulations, heavy-tailed weights). */
   readonly warnings: readonly string[];
 }
 
@@ -126,28 +177,41 @@ export interface RoundData {
   readonly importance?: ImportanceResult;
 }
 
+/** A trained surrogate: its parameters and the standardisation they were trained with. */
 export interface Checkpoint {
+  /** The network's parameters. */
   readonly params: PosteriorParams;
+  /** The data and parameter scales of the round that trained them. */
   readonly scales: Scales;
 }
 
+/** The fold's state after some rounds: an immutable value, one per round. */
 export interface SnpeState {
   /** The surrogate after the last trained round. */
   readonly current: Checkpoint;
   /** proposals[r] drew round r (undefined: the prior). */
   readonly proposals: readonly (Checkpoint | undefined)[];
+  /** Each round's valid simulations and importance weights. */
   readonly data: readonly RoundData[];
+  /** Each round's record. */
   readonly history: readonly RoundRecord[];
+  /** Why the fold stopped, once a stopping rule fired. */
   readonly stopped?: string;
 }
 
+/** What `snpeIS` and `anpe` return. */
 export interface SnpeResult {
+  /** The final state (to continue with `runRound`). */
   readonly state: SnpeState;
   /** All rounds' draws, weights scaled by each round's n_eff (nbi's result()). */
   readonly samples: Float64Array;
+  /** One normalised weight per row of `samples`. */
   readonly weights: Float64Array;
+  /** n_eff per round (NaN without importance weights). */
   readonly essHistory: readonly number[];
+  /** Each round's record. */
   readonly history: readonly RoundRecord[];
+  /** Why the fold stopped ("completed all rounds" otherwise). */
   readonly stopped: string;
 }
 
@@ -180,7 +244,17 @@ export interface RoundCheckpoints {
   save(round: number, checkpoint: Checkpoint, record: RoundRecord): Promise<void>;
 }
 
-/** Runs rounds until nRounds or a stopping rule; returns samples, weights and the ESS history. */
+/**
+ * Runs rounds until nRounds or a stopping rule; returns samples, weights and the ESS history.
+ *
+ * @example
+ * ```ts
+ * const net = inference.posteriorNetwork({ nDims: 2 }, { type: "mlp", dimIn: 50, dimOut: 16 }, [50]);
+ * const result = await inference.snpeIS({ net, prior, simulator: sine, xObs: Float32Array.from(xObs), noise: 0.1,
+ *   logLike: inference.gaussianLogLike(0.1, 50), nRounds: 3, nSims: 500, nEpochs: 20, batchSize: 64, lr: 1e-3, key: inference.hostKey(0) });
+ * console.log(result.essHistory, result.stopped);
+ * ```
+ */
 export async function snpeIS(
   config: SnpeConfig,
   from?: SnpeState,
@@ -196,7 +270,17 @@ export async function snpeIS(
   return summarize(state, config);
 }
 
-/** Amortized NPE: one round from the prior, no observation. */
+/**
+ * Amortized NPE: one round from the prior, no observation. The surrogate then serves any
+ * observation with one forward pass.
+ *
+ * @example
+ * ```ts
+ * const net = inference.posteriorNetwork({ nDims: 2 }, { type: "mlp", dimIn: 50, dimOut: 16 }, [50]);
+ * const { state } = await inference.anpe({ net, prior, simulator: sine, noise: 0.1,
+ *   nSims: 5000, nEpochs: 20, batchSize: 64, lr: 1e-3, key: inference.hostKey(0) });
+ * ```
+ */
 export async function anpe(config: Omit<SnpeConfig, "xObs" | "nRounds">): Promise<SnpeResult> {
   return snpeIS({ ...config, nRounds: 1 });
 }
@@ -336,7 +420,16 @@ function concat<T extends Float32Array | Float64Array>(
   return out;
 }
 
-/** One round of the fold. */
+/**
+ * One round of the fold: draw from the proposal, simulate, weight, check the stopping rules,
+ * train. Returns the next state; the given one is unchanged.
+ *
+ * @example
+ * ```ts
+ * const next = await inference.runRound(result.state, result.history.length, config); // one more round
+ * console.log(next.history.at(-1)?.nEff, next.stopped);
+ * ```
+ */
 export async function runRound(
   state: SnpeState,
   round: number,

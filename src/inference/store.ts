@@ -73,11 +73,13 @@ export interface RoundData {
   readonly x: Float32Array;
 }
 
+/** A handle on a store folder (see the layout above); every write is atomic. */
 export interface SimulationStore {
   /** The absolute path of the store folder. */
   readonly dir: string;
   /** The name this handle's chunks carry (`chunk-<writer>-NNNNNN`), if any. */
   readonly writer?: string;
+  /** The shape of every simulation (and parameter vector) in the store. */
   readonly meta: StoreMeta;
   /** Output values per simulation: the product of `meta.dataShape`. */
   readonly size: number;
@@ -137,6 +139,12 @@ export function pendingIndices(done: Uint8Array): Int32Array {
 /**
  * Opens the store in `dir`, creating the folder and its manifest if needed. An existing store
  * must have the same paramDim and dataShape (and labels, when both name them).
+ *
+ * @example
+ * ```ts
+ * const store = await inference.openStore("runs/sine", { paramDim: 2, dataShape: [50] });
+ * for (const r of await store.rounds()) console.log(r, (await store.readRound(r)).n);
+ * ```
  */
 export async function openStore(
   dir: string,

@@ -26,13 +26,20 @@ import {
  * `np`/`random` in the data's units.
  */
 export type NoiseFn = (key: Array, x: Array, theta: Array) => Array;
+/** The noise model: Gaussian sigmas (one, or one per data element) or a `NoiseFn`. */
 export type Noise = number | ArrayLike<number> | NoiseFn;
 
+/** One training epoch, as `onEpoch` and `RoundRecord.epochs` report it. */
 export interface EpochRecord {
+  /** The epoch's number within its round, from 0. */
   readonly epoch: number;
+  /** Mean training loss (NLL in standardised units) over the epoch's batches. */
   readonly trainLoss: number;
+  /** Validation loss after the epoch. */
   readonly valLoss: number;
+  /** Learning rate at the epoch's last step. */
   readonly lr: number;
+  /** Wall-clock time of the epoch. */
   readonly seconds: number;
 }
 
@@ -172,6 +179,13 @@ export function deviceData(data: TrainData, net: PosteriorNetwork) {
 /**
  * Trains `params` on the data with the given scales; returns the best-validation parameters and
  * the per-epoch record.
+ *
+ * @example
+ * ```ts
+ * const params = await inference.initPosterior(net, inference.hostKey(0));
+ * const result = await inference.trainPosterior(net, params, scales, { x, theta },
+ *   { nEpochs: 20, batchSize: 64, lr: 1e-3, minLr: 1e-5, noise: 0.1, key: inference.hostKey(1) });
+ * ```
  */
 export async function trainPosterior(
   net: PosteriorNetwork,

@@ -13,6 +13,12 @@ export type Ring = [number, number][];
 /**
  * The iso-lines of `grid` (nx × ny values at the points xs × ys, x fastest) at `level`. Pad the
  * grid with a border below the level to get only closed rings.
+ *
+ * @example
+ * ```ts
+ * const peak = Float64Array.from([0, 0, 0, 0, 1, 0, 0, 0, 0]); // 3 × 3, one high cell in the middle
+ * const [ring] = plots.contourRings(peak, [0, 1, 2], [0, 1, 2], 0.5); // a closed diamond around (1, 1)
+ * ```
  */
 export function contourRings(
   grid: Float64Array,
@@ -113,7 +119,15 @@ export function contourRings(
   return rings;
 }
 
-/** Signed area of a ring by the shoelace formula: positive when counter-clockwise. */
+/**
+ * Signed area of a ring by the shoelace formula: positive when counter-clockwise (an outer
+ * boundary), negative for a hole.
+ *
+ * @example
+ * ```ts
+ * plots.ringArea([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]); // 1
+ * ```
+ */
 export function ringArea(ring: Ring): number {
   let area = 0;
   for (let k = 0; k + 1 < ring.length; k++) {

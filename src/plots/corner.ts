@@ -25,6 +25,7 @@ import {
 } from "./histogram.js";
 import { type Plot, renderVegaLite, type VegaLiteSpec } from "./render.js";
 
+/** Options of `cornerPlot`. */
 export interface CornerOptions {
   /** True parameter values, marked in every panel (one per parameter). */
   readonly truths?: readonly number[];
@@ -47,7 +48,18 @@ const QUANTILES = [0.16, 0.5, 0.84] as const;
 const RANGE_QUANTILES = [0.0025, 0.9975] as const;
 const RANGE_MARGIN = 0.1;
 
-/** The corner plot of `samples` (n rows of d = labels.length), optionally weighted. */
+/**
+ * The corner plot of `samples` (n rows of d = labels.length), optionally weighted: weighted
+ * histograms on the diagonal with the median and 16/84% quantiles in the titles, and 1σ/2σ
+ * contours of the pairs below it, as corner.py draws them.
+ *
+ * @example
+ * ```ts
+ * const samples = Float64Array.from({ length: 2000 }, () => Math.random()); // 1000 draws × 2
+ * const plot = await plots.cornerPlot(samples, undefined, ["a", "b"], { truths: [0.5, 0.5] });
+ * await plots.writePlot(plot, "out/corner"); // out/corner.svg and out/corner.png
+ * ```
+ */
 export async function cornerPlot(
   samples: Float64Array,
   weights: Float64Array | undefined,

@@ -11,7 +11,15 @@ import { type Plot, renderVegaLite, type VegaLiteSpec } from "./render.js";
 
 const COLOR = "#4c78a8";
 
-/** n_eff and efficiency per round of `history` (FitResult.history); rounds without them are skipped. */
+/**
+ * n_eff and efficiency per round of `history` (FitResult.history); rounds without them are skipped.
+ *
+ * @example
+ * ```ts
+ * const fit = await engine.fit({ xObs, nSims: 500, nRounds: 4, noise: 0.1 });
+ * await plots.writePlot(await plots.essPlot(fit.history), "out/ess");
+ * ```
+ */
 export async function essPlot(history: readonly RoundRecord[]): Promise<Plot> {
   const fn = "essPlot";
   checkHistory(fn, history);

@@ -2,7 +2,13 @@
  * Text for plot titles: an estimate with asymmetric errors, "A = 3.05 +0.20 −0.19", rounded to
  * two significant digits of the smaller error (the usual convention; "T = 10800 +1600 −1300"),
  * with a common power of ten pulled out for very large or very small numbers:
- * "L = (3.05 +0.20 −0.19)e+8".
+ * "L = (3.05 +0.20 −0.19)e+8". `lo` and `hi` are the lower and upper quantiles (e.g. 16% and
+ * 84%), not the errors.
+ *
+ * @example
+ * ```ts
+ * plots.formatEstimate("A", 3.05, 2.86, 3.25); // "A = 3.05 +0.20 −0.19"
+ * ```
  */
 export function formatEstimate(label: string, median: number, lo: number, hi: number): string {
   const plus = Math.max(0, hi - median);

@@ -7,7 +7,9 @@
 
 /** A closed interval [lo, hi] cut into `bins` equal bins. */
 export interface Range {
+  /** Lower end. */
   readonly lo: number;
+  /** Upper end (included in the last bin). */
   readonly hi: number;
 }
 
@@ -31,6 +33,12 @@ function binOf(v: number, range: Range, bins: number): number {
  * Weighted histogram of column `dim` of the draws (rows of `nDims`), as a probability density:
  * Σ w over the bin / (Σ w over all draws · bin width). Draws outside the range count in the total
  * but in no bin, as numpy's `histogram(..., density=False)` scaled by the full weight.
+ *
+ * @example
+ * ```ts
+ * const draws = Float64Array.from([0.1, 5, 0.4, 6, 0.6, 7]); // 3 draws × 2 dims
+ * plots.weightedHistogram(draws, Float64Array.from([1, 2, 1]), 2, 0, { lo: 0, hi: 1 }, 2); // [1.5, 0.5]
+ * ```
  */
 export function weightedHistogram(
   samples: Float64Array,
@@ -58,6 +66,13 @@ export function weightedHistogram(
 /**
  * Weighted 2-D histogram of columns (dimX, dimY): bins × bins cells holding the fraction of the
  * total weight that falls in each (so the grid sums to the mass inside the ranges).
+ *
+ * @example
+ * ```ts
+ * const draws = Float64Array.from([0.1, 5, 0.4, 6, 0.6, 7]); // 3 draws × 2 dims
+ * const w = Float64Array.from([1, 2, 1]);
+ * plots.weightedHistogram2d(draws, w, 2, 0, 1, { lo: 0, hi: 1 }, { lo: 5, hi: 7 }, 2); // [0.25, 0, 0.5, 0.25]
+ * ```
  */
 export function weightedHistogram2d(
   samples: Float64Array,
@@ -87,6 +102,12 @@ export function weightedHistogram2d(
  * Gaussian smoothing of an nx × ny grid with standard deviation `sigma` in bins (0: a copy).
  * The kernel is cut at 3σ and renormalised where it leaves the grid, so edge cells are not
  * darkened by the missing outside; total mass is then rescaled to the input's.
+ *
+ * @example
+ * ```ts
+ * const peak = Float64Array.from([0, 0, 0, 0, 1, 0, 0, 0, 0]);
+ * plots.gaussianSmooth(peak, 3, 3, 1); // spread to the neighbours, still summing to 1
+ * ```
  */
 export function gaussianSmooth(
   grid: Float64Array,
@@ -135,6 +156,12 @@ export function gaussianSmooth(
  * first reaches the fraction. The region {grid ≥ level} then holds at least that fraction.
  * Levels are made strictly decreasing for increasing fractions (nudged down where two coincide)
  * so contours never collapse onto each other.
+ *
+ * @example
+ * ```ts
+ * const grid = plots.gaussianSmooth(Float64Array.from([0, 0, 0, 0, 1, 0, 0, 0, 0]), 3, 3, 1);
+ * const [oneSigma, twoSigma] = plots.massLevels(grid, plots.SIGMA_MASSES_2D);
+ * ```
  */
 export function massLevels(grid: Float64Array, fractions: readonly number[]): number[] {
   const sorted = Float64Array.from(grid).sort().reverse();

@@ -13,7 +13,15 @@ import { type Plot, renderVegaLite, type VegaLiteSpec } from "./render.js";
 const SERIES = ["train", "validation"];
 const COLORS = ["#4c78a8", "#f58518"];
 
-/** Train and validation loss per epoch of `history` (FitResult.history), rounds concatenated. */
+/**
+ * Train and validation loss per epoch of `history` (FitResult.history), rounds concatenated.
+ *
+ * @example
+ * ```ts
+ * const fit = await engine.fit({ xObs, nSims: 500, nRounds: 4, noise: 0.1 });
+ * await plots.writePlot(await plots.lossPlot(fit.history), "out/loss");
+ * ```
+ */
 export async function lossPlot(history: readonly RoundRecord[]): Promise<Plot> {
   const fn = "lossPlot";
   checkHistory(fn, history);

@@ -18,7 +18,9 @@ import { fail, NbiError } from "../errors.js";
 
 /** A rendered plot: its SVG text, and a PNG rendering at `scale` pixels per SVG unit (default 2). */
 export interface Plot {
+  /** The SVG document, ready to write to a file or show in a notebook. */
   readonly svg: string;
+  /** The PNG bytes (resvg), rendered on each call. */
   png(scale?: number): Promise<Uint8Array>;
 }
 
@@ -106,11 +108,22 @@ export function svgPlot(svg: string): Plot {
 /**
  * Writes a plot as `<path>.svg` and `<path>.png` (PNG at its default scale), creating the folder
  * if needed. Returns the two paths.
+ *
+ * @example
+ * ```ts
+ * const plot = await plots.cornerPlot(fit.samples, fit.weights, fit.labels);
+ * await plots.writePlot(plot, "out/corner"); // { svg: "out/corner.svg", png: "out/corner.png" }
+ * ```
  */
 export async function writePlot(
   plot: Plot,
   pathWithoutExtension: string,
-): Promise<{ svg: string; png: string }> {
+): Promise<{
+  /** Path of the SVG file. */
+  svg: string;
+  /** Path of the PNG file. */
+  png: string;
+}> {
   if (!(plot && typeof plot.svg === "string" && typeof plot.png === "function")) {
     fail("writePlot", "plot", "a plot from cornerPlot, essPlot or lossPlot", plot);
   }

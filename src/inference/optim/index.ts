@@ -6,7 +6,7 @@
  * step count.
  *
  * ```ts
- * const opt = optim.chain(optim.clipByGlobalNorm(5), optim.adam(optim.cosineWarmRestarts({ ... })));
+ * const opt = optim.chain(optim.clipByGlobalNorm(5), optim.adam(optim.cosineWarmRestarts({ init: 1e-3, period: 1000 })));
  * let state = opt.init(params);
  * const { updates, state: next } = opt.update(grads, state, params);
  * params = optim.applyUpdates(params, updates);
@@ -20,20 +20,41 @@ import * as tree from "../../transforms/tree.js";
 /** A learning rate as a function of the step count (0 at the first update). */
 export type Schedule = (count: Array) => ArrayLike;
 
+/** Extra inputs of `update` that some transformations read. */
 export interface UpdateExtra {
   /** The current loss: read by `reduceOnPlateau`. */
   value?: ArrayLike;
 }
 
+/** An optimizer or gradient transformation (optax's): pure `init` and `update` over pytrees. */
 export interface GradientTransformation<S = unknown> {
+  /** The initial state for these parameters (arrays only, so a step can be jitted). */
   init(params: unknown): S;
-  update<T>(grads: T, state: S, params?: T, extra?: UpdateExtra): { updates: T; state: S };
+  /** The updates to add to the parameters, and the next state. `params` is read by weight decay, `extra` by reduceOnPlateau. */
+  update<T>(
+    grads: T,
+    state: S,
+    params?: T,
+    extra?: UpdateExtra,
+  ): {
+    /** What `applyUpdates` adds to the parameters (a pytree like `grads`). */
+    updates: T;
+    /** The state for the next call. */
+    state: S;
+  };
 }
 
 const mapTree = <T>(f: (...xs: Array[]) => Array, t: T, ...rest: unknown[]): T =>
   tree.map(f as (...xs: unknown[]) => unknown, t, ...rest) as T;
 
-/** params + updates, leaf by leaf. */
+/**
+ * params + updates, leaf by leaf.
+ *
+ * @example
+ * ```ts
+ * optim.applyUpdates({ w: np.ones([3]) }, { w: np.full([3], -0.1) }); // { w: [0.9, 0.9, 0.9] }
+ * ```
+ */
 export function applyUpdates<T>(params: T, updates: T): T {
   return mapTree((p, u) => np.add(p, u), params, updates);
 }
@@ -49,11 +70,26 @@ function checkRate(fn: string, lr: unknown): void {
 
 const zeroCount = () => np.array(0, { dtype: "int32" });
 
-/** Stochastic gradient descent, with optional (heavy-ball) momentum. */
+/**
+ * Stochastic gradient descent, with optional (heavy-ball) momentum.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.sgd(0.1, { momentum: 0.9 });
+ * const params = { w: np.zeros([3]) };
+ * const { updates } = opt.update({ w: np.ones([3]) }, opt.init(params));
+ * optim.applyUpdates(params, updates); // { w: [-0.1, -0.1, -0.1] }
+ * ```
+ */
 export function sgd(
   learningRate: number | Schedule,
   options?: { momentum?: number },
-): GradientTransformation<{ count: Array; velocity: unknown }> {
+): GradientTransformation<{
+  /** Updates so far. */
+  count: Array;
+  /** The momentum buffer, a pytree like the params. */
+  velocity: unknown;
+}> {
   checkRate("sgd", learningRate);
   const mu = options?.momentum ?? 0;
   return {
@@ -74,15 +110,23 @@ export function sgd(
   };
 }
 
+/** Options of `adam` and `adamw` (optax's names and defaults). */
 export interface AdamOptions {
+  /** Decay of the first-moment average (default 0.9). */
   b1?: number;
+  /** Decay of the second-moment average (default 0.999). */
   b2?: number;
+  /** Added to the denominator for stability (default 1e-8). */
   eps?: number;
 }
 
+/** Adam's state. */
 export interface AdamState {
+  /** Updates so far (for bias correction and schedules). */
   count: Array;
+  /** First-moment estimates, a pytree like the params. */
   mu: unknown;
+  /** Second-moment estimates, a pytree like the params. */
   nu: unknown;
 }
 
@@ -131,7 +175,18 @@ function adamCore(
   return t;
 }
 
-/** Adam (Kingma & Ba), with bias correction. */
+/**
+ * Adam (Kingma & Ba), with bias correction.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.adam(1e-3);
+ * let params = { w: np.zeros([3]) };
+ * let state = opt.init(params);
+ * const step = opt.update({ w: np.ones([3]) }, state, params); // grads: grad(loss)(params)
+ * [params, state] = [optim.applyUpdates(params, step.updates), step.state];
+ * ```
+ */
 export function adam(
   learningRate: number | Schedule,
   options?: AdamOptions,
@@ -139,7 +194,16 @@ export function adam(
   return adamCore("adam", learningRate, options, 0);
 }
 
-/** AdamW: Adam with decoupled weight decay (default 1e-4, as optax). */
+/**
+ * AdamW: Adam with decoupled weight decay (default 1e-4, as optax). `update` needs the params.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.adamw(1e-3, { weightDecay: 1e-2 });
+ * const params = { w: np.ones([3]) };
+ * const { updates } = opt.update({ w: np.zeros([3]) }, opt.init(params), params); // decay alone: −1e-5 each
+ * ```
+ */
 export function adamw(
   learningRate: number | Schedule,
   options?: AdamOptions & { weightDecay?: number },
@@ -147,7 +211,15 @@ export function adamw(
   return adamCore("adamw", learningRate, options, options?.weightDecay ?? 1e-4);
 }
 
-/** Applies transformations in order, each to the previous one's updates (optax.chain). */
+/**
+ * Applies transformations in order, each to the previous one's updates (optax.chain).
+ *
+ * @example
+ * ```ts
+ * const opt = optim.chain(optim.clipByGlobalNorm(5), optim.adam(1e-3));
+ * const state = opt.init({ w: np.zeros([3]) }); // [clip state, adam state]
+ * ```
+ */
 export function chain(...transforms: GradientTransformation[]): GradientTransformation<unknown[]> {
   return {
     init: (params) => transforms.map((t) => t.init(params)),
@@ -163,7 +235,14 @@ export function chain(...transforms: GradientTransformation[]): GradientTransfor
   };
 }
 
-/** The Euclidean norm of all leaves together. */
+/**
+ * The Euclidean norm of all leaves together.
+ *
+ * @example
+ * ```ts
+ * optim.globalNorm({ a: np.array([3]), b: np.array([4]) }); // 5
+ * ```
+ */
 export function globalNorm(t: unknown): Array {
   const leaves = tree.leaves<Array>(t);
   if (leaves.length === 0) return np.array(0);
@@ -176,7 +255,15 @@ function scaleTree<T>(t: T, factor: Array): T {
   return mapTree((g) => np.astype(np.mul(g, factor), g.dtype), t);
 }
 
-/** Rescales the gradients so their global norm is at most maxNorm. */
+/**
+ * Rescales the gradients so their global norm is at most maxNorm.
+ *
+ * @example
+ * ```ts
+ * const clip = optim.clipByGlobalNorm(1);
+ * clip.update({ g: np.array([3, 4]) }, clip.init({})).updates; // { g: [0.6, 0.8] }
+ * ```
+ */
 export function clipByGlobalNorm(maxNorm: number): GradientTransformation<Record<string, never>> {
   if (!(maxNorm > 0)) fail("clipByGlobalNorm", "maxNorm", "a positive number", maxNorm);
   return {
@@ -189,15 +276,22 @@ export function clipByGlobalNorm(maxNorm: number): GradientTransformation<Record
   };
 }
 
+/** The state of `adaptiveClip`. */
 export interface AdaptiveClipState {
   /** The last `window` gradient norms (a ring buffer) and how many have been seen. */
   history: Array;
+  /** Gradient norms seen so far. */
   count: Array;
 }
 
 /**
  * nbi's adaptive clip (AutoClip, Seetharaman et al. 2020): clips the global norm to the given
  * percentile of the norms seen so far (the last `window` of them). The first update is unclipped.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.chain(optim.adaptiveClip({ percentile: 85 }), optim.adam(1e-3)); // nbi's recipe
+ * ```
  */
 export function adaptiveClip(options?: {
   percentile?: number;
@@ -244,10 +338,15 @@ export function adaptiveClip(options?: {
   };
 }
 
+/** The state of `reduceOnPlateau`. */
 export interface PlateauState {
+  /** The factor currently applied to the updates. */
   scale: Array;
+  /** The best loss so far. */
   best: Array;
+  /** Updates since the loss last improved. */
   badSteps: Array;
+  /** Updates left before bad steps count again. */
   cooldown: Array;
 }
 
@@ -255,6 +354,13 @@ export interface PlateauState {
  * Reduce-on-plateau (optax.contrib.reduce_on_plateau): scales the updates by `factor` after
  * `patience` updates without the loss (`extra.value`) improving by more than `rtol`·|best| + `atol`.
  * Chain it after the optimizer and pass the loss to `update`.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.chain(optim.adam(1e-3), optim.reduceOnPlateau({ patience: 5 }));
+ * const params = { w: np.zeros([3]) };
+ * const { state } = opt.update({ w: np.ones([3]) }, opt.init(params), params, { value: 0.5 }); // the loss, every step
+ * ```
  */
 export function reduceOnPlateau(options?: {
   factor?: number;
@@ -315,6 +421,12 @@ export function reduceOnPlateau(options?: {
  * Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter; PyTorch's
  * CosineAnnealingWarmRestarts, nbi's default): periods T0, T0·mult, T0·mult², ... each decaying from
  * `init` to `min` (default 0).
+ *
+ * @example
+ * ```ts
+ * const lr = optim.cosineWarmRestarts({ init: 1e-3, period: 1000 }); // 1e-3 → 0 over 1000 steps, then again
+ * const opt = optim.adam(lr);
+ * ```
  */
 export function cosineWarmRestarts(options: {
   init: number;
@@ -349,7 +461,14 @@ export function cosineWarmRestarts(options: {
   };
 }
 
-/** Step decay: init · gamma^floor(count / stepSize). */
+/**
+ * Step decay: init · gamma^floor(count / stepSize).
+ *
+ * @example
+ * ```ts
+ * optim.stepDecay({ init: 1e-2, stepSize: 100 })(np.array(250, { dtype: "int32" })); // 1e-4
+ * ```
+ */
 export function stepDecay(options: { init: number; stepSize: number; gamma?: number }): Schedule {
   const gamma = options.gamma ?? 0.1;
   if (!Number.isInteger(options.stepSize) || options.stepSize < 1) {
@@ -365,7 +484,14 @@ export function stepDecay(options: { init: number; stepSize: number; gamma?: num
     );
 }
 
-/** A constant learning rate as a schedule. */
+/**
+ * A constant learning rate as a schedule.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.adam(optim.constant(1e-3)); // the same as optim.adam(1e-3)
+ * ```
+ */
 export const constant =
   (value: number): Schedule =>
   () =>
