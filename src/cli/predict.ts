@@ -97,12 +97,15 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   const summaries: Record<string, unknown>[] = [];
   for (let k = 0; k < xs.length; k++) {
     const t0 = performance.now();
+    const bar = reporter.progress(`predict${xs.length > 1 ? ` ${k}` : ""}: simulate`, nSamples);
     const post: PredictResult = await engine.predict(xs[k]!, {
       nSamples,
+      onSimulate: (done) => bar.update(done),
       ...(xErr !== undefined ? { xErr } : {}),
       ...(neffMin !== undefined ? { neffMin } : {}),
       ...(saved.predict.nMax !== undefined ? { nMax: saved.predict.nMax } : {}),
     });
+    bar.stop();
     const seconds = (performance.now() - t0) / 1000;
     parts.push({
       samples: post.samples,

@@ -132,6 +132,8 @@ export interface PredictOptions {
   key?: Array;
   /** Aborts the simulations and the call. */
   signal?: AbortSignal;
+  /** Progress of the simulations: done so far and the first batch's size (top-ups go beyond it). */
+  onSimulate?: (done: number, total: number) => void;
   /**
    * The proposal: the surrogate mixed with a broadened copy (default { alpha: 0.3, tau: 2 }, for
    * flows with a normal base), which bounds the weights where the surrogate is too narrow; false
@@ -715,6 +717,9 @@ export class NBI {
         {
           ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.onSimulate
+            ? { onProgress: (done: number) => options.onSimulate!(nSimulations + done, nSamples) }
+            : {}),
         },
       );
       nSimulations += batch;
