@@ -15,13 +15,12 @@ import {
   flow,
   mlpFeaturizer,
   NOISE_SIGMA,
+  observation,
   priors,
   resnetGruFeaturizer,
   sine,
-  times,
-  truth,
 } from "../examples/sine-model.js";
-import { inference, NBI, np } from "../src/index.js";
+import { NBI, np } from "../src/index.js";
 
 const { values } = parseArgs({
   options: {
@@ -42,8 +41,7 @@ async function runOnce(
   backend: "cpu" | "webgpu",
   nEpochs: number,
 ) {
-  const eps = inference.normals(inference.keyAt(inference.hostKey(1000 + seed), 0), times.length);
-  const xObs = sine(truth).map((v, i) => v + NOISE_SIGMA * eps[i]!);
+  const xObs = observation(seed);
   const path = mkdtempSync(join(os.tmpdir(), "nbi-bench-sine-"));
   try {
     const engine = new NBI({

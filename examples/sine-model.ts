@@ -4,6 +4,7 @@
  * benchmark; the worker-thread variant of the simulator is `sine-simulator.mjs`.
  */
 import type { FeaturizerConfig } from "../src/featurizers/registry.js";
+import { hostKey, keyAt, normals } from "../src/inference/host.js";
 import { uniform } from "../src/inference/priors.js";
 
 export const LENGTH = 50;
@@ -24,6 +25,12 @@ export const priors = {
 
 /** The true parameters of the demo's observation. */
 export const truth: readonly number[] = [1.3, 3.0, 20.0];
+
+/** The observation for a seed: the true curve plus unit Gaussian noise, from a key of its own. */
+export function observation(seed: number): Float64Array {
+  const eps = normals(keyAt(hostKey(1000 + seed), 0), LENGTH);
+  return sine(truth).map((v, i) => v + NOISE_SIGMA * eps[i]!);
+}
 
 /** nbi's sine-example networks. */
 export const flow = { nDims: 3, flowHidden: 64, numBlocks: 5 };

@@ -14,10 +14,10 @@ import {
   flow,
   mlpFeaturizer,
   NOISE_SIGMA,
+  observation,
   priors,
   resnetGruFeaturizer,
   sine,
-  times,
   truth,
 } from "./sine-model.js";
 
@@ -33,9 +33,7 @@ const { values } = parseArgs({
 const seed = Number(values.seed);
 
 // The observation: the true light curve plus unit Gaussian noise, from a key of its own.
-const noise = inference.keyAt(inference.hostKey(1000 + seed), 0);
-const eps = inference.normals(noise, times.length);
-const xObs = sine(truth).map((v, i) => v + NOISE_SIGMA * eps[i]!);
+const xObs = observation(seed);
 
 const engine = new NBI({
   flow,

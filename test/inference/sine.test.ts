@@ -12,13 +12,12 @@ import {
   flow,
   mlpFeaturizer,
   NOISE_SIGMA,
+  observation,
   priors,
   sine,
   times,
-  truth,
 } from "../../examples/sine-model.js";
 import { NBI } from "../../src/inference/engine.js";
-import { hostKey, keyAt, normals } from "../../src/inference/host.js";
 import { weightedMoments } from "../../src/inference/importance.js";
 import { sineReference } from "../helpers/sine-reference.js";
 
@@ -28,8 +27,7 @@ afterAll(() => {
 });
 
 async function runSeed(seed: number) {
-  const eps = normals(keyAt(hostKey(1000 + seed), 0), times.length);
-  const xObs = sine(truth).map((v, i) => v + NOISE_SIGMA * eps[i]!);
+  const xObs = observation(seed);
   const path = mkdtempSync(join(tmpdir(), "nbi-sine-"));
   dirs.push(path);
   const engine = new NBI({ flow, featurizer: mlpFeaturizer, simulator: sine, priors, path, seed });
