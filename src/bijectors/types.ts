@@ -71,7 +71,7 @@ export function bijector(spec: BijectorSpec): Bijector {
       throw new NbiError(`${spec.name}: has no closed-form inverse`);
     });
   const fwd = spec.forwardAndLogDet.bind(spec);
-  return {
+  const b: Bijector = {
     name: spec.name,
     autoregressive: spec.autoregressive ?? false,
     forwardAndLogDet: fwd,
@@ -81,6 +81,14 @@ export function bijector(spec: BijectorSpec): Bijector {
     forwardLogDet: (x, c) => fwd(x, c)[1],
     inverseLogDet: (y, c) => inv(y, c)[1],
   };
+  // Readable in a REPL and a notebook: the name, not a dump of methods (non-enumerable, so
+  // spreading and equality checks see only the interface).
+  const text = () => `Bijector ${spec.name}${b.autoregressive ? " (autoregressive)" : ""}`;
+  Object.defineProperty(b, Symbol.for("nodejs.util.inspect.custom"), { value: text });
+  Object.defineProperty(b, Symbol.for("Jupyter.display"), {
+    value: () => ({ "text/plain": text() }),
+  });
+  return b;
 }
 
 /** Checks that an argument is a Bijector-like object (for public combinators). */
