@@ -40,7 +40,7 @@ function report(name: string, value: string, unit: string) {
 }
 
 console.log(
-  `nbi array-core benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}\n`,
+  `nbi array-core benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}, ${np.threads()} threads\n`,
 );
 
 for (const n of [64, 256, 1024]) {
@@ -55,6 +55,26 @@ for (const n of [64, 256, 1024]) {
   const b = randomArray([n, n], "float64");
   const s = time(() => np.matmul(a, b));
   report(`matmul float64 ${n}×${n}`, ((2 * n ** 3) / s / 1e9).toFixed(2), "GFLOP/s");
+}
+
+// The float32 SIMD kernel split across worker threads (np.setThreads; the rows above use the
+// default, one thread per core). Results are bitwise identical for any thread count.
+{
+  const threads = np.threads();
+  for (const n of [256, 1024]) {
+    const a = randomArray([n, n]);
+    const b = randomArray([n, n]);
+    for (const t of [1, 2]) {
+      np.setThreads(t);
+      const s = time(() => np.matmul(a, b), n === 1024 && quick ? 0.5 : undefined);
+      report(
+        `matmul float32 ${n}×${n}, ${t} thread${t > 1 ? "s" : ""}`,
+        ((2 * n ** 3) / s / 1e9).toFixed(2),
+        "GFLOP/s",
+      );
+    }
+  }
+  np.setThreads(threads);
 }
 
 const size = 1 << 20;

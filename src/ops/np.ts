@@ -2,6 +2,7 @@
 
 export { backendInfo, useBackend } from "./backend.js";
 export { scope, toBackend } from "./concrete-array.js";
+export { setThreads, threads } from "./cpu/threads.js";
 export {
   arange,
   array,

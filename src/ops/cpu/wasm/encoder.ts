@@ -182,15 +182,25 @@ export interface FunctionSpec {
 
 /**
  * A module that imports its memory as `env.memory` (so JS owns it and can grow it) and exports
- * the given functions.
+ * the given functions. With `sharedMaxPages` the import is a shared memory of that maximum (what
+ * worker threads need to run the module against one memory); such a module links only to a
+ * shared memory.
  */
-export function encodeModule(functions: FunctionSpec[], memoryPages = 1): Uint8Array {
+export function encodeModule(
+  functions: FunctionSpec[],
+  memoryPages = 1,
+  sharedMaxPages?: number,
+): Uint8Array {
   const types = functions.map((f) => [
     0x60,
     ...vector(f.params.map((p) => [p])),
     ...vector(f.results.map((r) => [r])),
   ]);
-  const imports = vector([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(memoryPages)]]);
+  const limits =
+    sharedMaxPages === undefined
+      ? [0x00, ...uleb(memoryPages)]
+      : [0x03, ...uleb(memoryPages), ...uleb(sharedMaxPages)];
+  const imports = vector([[...name("env"), ...name("memory"), 0x02, ...limits]]);
   const funcs = vector(functions.map((_, i) => uleb(i)));
   const exports = vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
   const bodies = vector(

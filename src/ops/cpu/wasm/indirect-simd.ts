@@ -6,9 +6,18 @@
  * (an "implicit GEMM"). Same R×8 register tile as matmul-simd.ts, with one table load per step
  * of the reduction.
  */
+
+import {
+  type Call,
+  instantiateKernel,
+  type Kernel,
+  runParallel,
+  splitRange,
+  threadsFor,
+} from "../threads.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
 import { TILE_ROWS } from "./matmul-simd.js";
-import { type WasmMemory, wasm } from "./runtime.js";
+import type { WasmMemory } from "./runtime.js";
 
 const TILE_COLS = 8;
 
@@ -17,7 +26,7 @@ const TILE_COLS = 8;
  * of the tile height, N of 8): C (row stride N) = A · B, or C += A · B when `accumulate` is 1,
  * with row i of A starting at aRows[i] + aShift and row p of B at bRows[p].
  */
-export function indirectKernelModule(rows = TILE_ROWS): Uint8Array {
+export function indirectKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
   const [AR, AS, BR, C, M, K, N, ACC] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [i, j, k, pt, pb, N4, pc, j4] = [8, 9, 10, 11, 12, 13, 14, 15];
   const pa = (r: number) => 16 + r;
@@ -86,18 +95,23 @@ export function indirectKernelModule(rows = TILE_ROWS): Uint8Array {
   c.get(j).i32(TILE_COLS).i32Add().set(j);
   c.br(0);
   c.end().end();
-  return encodeModule([
-    {
-      name: "mmi",
-      params: new Array<ValType>(8).fill(ValType.i32),
-      results: [],
-      locals,
-      body: c,
-    },
-  ]);
+  return encodeModule(
+    [
+      {
+        name: "mmi",
+        params: new Array<ValType>(8).fill(ValType.i32),
+        results: [],
+        locals,
+        body: c,
+      },
+    ],
+    1,
+    sharedMaxPages,
+  );
 }
 
 interface Instance {
+  kernel: Kernel;
   memory: WasmMemory;
   mmi: (
     aRows: number,
@@ -119,10 +133,8 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const memory = new wasm!.Memory({ initial: 16 });
-  const module = new wasm!.Module(indirectKernelModule());
-  const inst = new wasm!.Instance(module, { env: { memory } });
-  instance = { memory, mmi: inst.exports.mmi as Instance["mmi"] };
+  const kernel = instantiateKernel((max) => indirectKernelModule(TILE_ROWS, max), ["mmi"]);
+  instance = { kernel, memory: kernel.memory, mmi: kernel.exports.mmi as Instance["mmi"] };
   return instance;
 }
 
@@ -170,20 +182,39 @@ export function indirectRun(
     new Float32Array(inst.memory.buffer).fill(0, c, c + mp * np);
     return;
   }
-  for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
-    const kb = Math.min(K_BLOCK, k - k0);
-    for (let r0 = 0; r0 < mp; r0 += M_BLOCK) {
-      const rows = Math.min(M_BLOCK, mp - r0);
-      inst.mmi(
-        (aRows + r0) * 4,
-        k0 * 4,
-        (bRows + k0) * 4,
-        (c + r0 * np) * 4,
-        rows,
-        kb,
-        np,
-        k0 > 0 ? 1 : 0,
-      );
+  const t = threadsFor(inst.kernel, mp * np * k, mp / TILE_ROWS);
+  if (t === 1) {
+    for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
+      const kb = Math.min(K_BLOCK, k - k0);
+      for (let r0 = 0; r0 < mp; r0 += M_BLOCK) {
+        const rows = Math.min(M_BLOCK, mp - r0);
+        inst.mmi(
+          (aRows + r0) * 4,
+          k0 * 4,
+          (bRows + k0) * 4,
+          (c + r0 * np) * 4,
+          rows,
+          kb,
+          np,
+          k0 > 0 ? 1 : 0,
+        );
+      }
     }
+    return;
   }
+  // Threads own disjoint blocks of rows of C and run the reduction blocks in the same order as
+  // one thread does, so every element sees the same sums in the same order.
+  const lists = splitRange(mp, t, TILE_ROWS).map(([lo, hi]) => {
+    const calls: Call[] = [];
+    for (let k0 = 0; k0 < k; k0 += K_BLOCK) {
+      const kb = Math.min(K_BLOCK, k - k0);
+      for (let r0 = lo; r0 < hi; r0 += M_BLOCK) {
+        const rows = Math.min(M_BLOCK, hi - r0);
+        const args = [(aRows + r0) * 4, k0 * 4, (bRows + k0) * 4, (c + r0 * np) * 4];
+        calls.push([0, ...args, rows, kb, np, k0 > 0 ? 1 : 0]);
+      }
+    }
+    return calls;
+  });
+  runParallel(inst.kernel, lists);
 }

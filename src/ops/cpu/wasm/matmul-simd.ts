@@ -7,15 +7,23 @@
  */
 import { allocate } from "../../dtype.js";
 import { batchedProduct } from "../matmul.js";
+import {
+  type Call,
+  instantiateKernel,
+  type Kernel,
+  runParallel,
+  splitRange,
+  threadsFor,
+} from "../threads.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
-import { type WasmMemory, wasm } from "./runtime.js";
+import type { WasmMemory } from "./runtime.js";
 
 /** Rows per register tile: 4 measured fastest on x64 (8 accumulators + 3 operand registers; 2: 40, 4: 59, 6: 30, 8: 33 GFLOP/s kernel-only at 256³ on a 2.6 GHz EPYC). */
 export const TILE_ROWS = 4;
 const TILE_COLS = 8;
 
 /** The kernel `mm(a, b, c, M, K, N)`: byte offsets; M a multiple of R, N of 8; C = A·B. */
-export function matmulKernelModule(rows = TILE_ROWS): Uint8Array {
+export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
   const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
   const [i, j, k, pb, K4, N4, pc] = [6, 7, 8, 9, 10, 11, 12];
   const pa = (r: number) => 13 + r; // row pointers into A
@@ -75,18 +83,23 @@ export function matmulKernelModule(rows = TILE_ROWS): Uint8Array {
   c.get(j).i32(TILE_COLS).i32Add().set(j);
   c.br(0);
   c.end().end();
-  return encodeModule([
-    {
-      name: "mm",
-      params: [ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32],
-      results: [],
-      locals,
-      body: c,
-    },
-  ]);
+  return encodeModule(
+    [
+      {
+        name: "mm",
+        params: [ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32],
+        results: [],
+        locals,
+        body: c,
+      },
+    ],
+    1,
+    sharedMaxPages,
+  );
 }
 
 interface Instance {
+  kernel: Kernel;
   memory: WasmMemory;
   mm: (a: number, b: number, c: number, m: number, k: number, n: number) => void;
 }
@@ -99,10 +112,8 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const memory = new wasm!.Memory({ initial: 16 });
-  const module = new wasm!.Module(matmulKernelModule());
-  const inst = new wasm!.Instance(module, { env: { memory } });
-  instance = { memory, mm: inst.exports.mm as Instance["mm"] };
+  const kernel = instantiateKernel((max) => matmulKernelModule(TILE_ROWS, max), ["mm"]);
+  instance = { kernel, memory: kernel.memory, mm: kernel.exports.mm as Instance["mm"] };
   return instance;
 }
 
@@ -247,13 +258,30 @@ export function simdWorkspace(m: number, n: number, k: number): SimdWorkspace {
   return { mem, m, n, k, mp, np, a: 0, b, c: b + k * np };
 }
 
-/** C = A·B on a workspace whose operands are packed. */
+/**
+ * C = A·B on a workspace whose operands are packed. Large products are split by blocks of rows
+ * of C across threads (threads.ts); every tile of C is computed whole by one kernel call, so the
+ * split does not change any bit of the result.
+ */
 export function simdRun(ws: SimdWorkspace): void {
   const inst = getInstance()!;
   const { k, mp, np } = ws;
   const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
-  for (let r0 = 0; r0 < mp; r0 += block) {
-    const rows = Math.min(block, mp - r0);
-    inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
+  const t = threadsFor(inst.kernel, mp * np * k, mp / TILE_ROWS);
+  if (t === 1) {
+    for (let r0 = 0; r0 < mp; r0 += block) {
+      const rows = Math.min(block, mp - r0);
+      inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
+    }
+    return;
   }
+  const lists = splitRange(mp, t, TILE_ROWS).map(([lo, hi]) => {
+    const calls: Call[] = [];
+    for (let r0 = lo; r0 < hi; r0 += block) {
+      const rows = Math.min(block, hi - r0);
+      calls.push([0, (ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np]);
+    }
+    return calls;
+  });
+  runParallel(inst.kernel, lists);
 }
