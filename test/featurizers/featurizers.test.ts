@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import * as featurizers from "../../src/featurizers/index.js";
 import { type Array as NbiArray, NbiError, np, random, tree, vmap } from "../../src/index.js";
 import { jit } from "../../src/transforms/jit.js";
-import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
+import { testBackends, useTestBackend } from "../helpers/backends.js";
 import { assertClose, rand } from "../helpers/finite-diff.js";
 
 const f32 = (shape: number[], seed: number) => rand(shape, seed, { dtype: "float32" });
@@ -19,36 +19,36 @@ const small = {
   gru: { type: "gru", dimIn: 2, dimOut: 5, dimHidden: 6 },
 } as const;
 
-describe.each(hostReadingSuiteBackends())("featurizers (%s)", (backend) => {
+describe.each(testBackends())("featurizers (%s)", (backend) => {
   useTestBackend(backend);
 
   for (const [name, config] of Object.entries(small)) {
-    it(`${name}: batch × channels × length → batch × dimOut for lengths 13, 37 and 50`, () => {
+    it(`${name}: batch × channels × length → batch × dimOut for lengths 13, 37 and 50`, async () => {
       const f = featurizers.fromConfig(config);
       const params = f.init(random.key(0));
       for (const length of [13, 37, 50]) {
         const y = f.apply(params, f32([3, 2, length], length));
         expect(y.shape).toEqual([3, 5]);
         expect(y.dtype).toBe("float32");
-        expect(Array.from(y.dataSync()).every(Number.isFinite)).toBe(true);
+        expect(Array.from(await y.data()).every(Number.isFinite)).toBe(true);
       }
       // One example without the batch axis.
       expect(f.apply(params, f32([2, 21], 1)).shape).toEqual([5]);
     });
 
-    it(`${name}: vmap(apply) over examples equals the batched call`, () => {
+    it(`${name}: vmap(apply) over examples equals the batched call`, async () => {
       const f = featurizers.fromConfig(config);
       const params = f.init(random.key(1));
       const x = f32([4, 2, 19], 2);
       const batched = f.apply(params, x);
       const mapped = vmap((xi: NbiArray) => f.apply(params, xi))(x);
       expect(mapped.shape).toEqual(batched.shape);
-      assertClose(mapped.dataSync(), batched.dataSync(), { rtol: 1e-5, atol: 1e-6 }, "vmap");
+      assertClose(await mapped.data(), await batched.data(), { rtol: 1e-5, atol: 1e-6 }, "vmap");
       // And per example, one at a time.
       const first = f.apply(params, np.index(x, 0));
       assertClose(
-        first.dataSync(),
-        np.index(batched, 0).dataSync(),
+        await first.data(),
+        await np.index(batched, 0).data(),
         { rtol: 1e-5, atol: 1e-6 },
         "x[0]",
       );
@@ -62,21 +62,21 @@ describe.each(hostReadingSuiteBackends())("featurizers (%s)", (backend) => {
         x,
       );
       assertClose(
-        np.index(outs, 1).dataSync(),
-        second.dataSync(),
+        await np.index(outs, 1).data(),
+        await second.data(),
         { rtol: 1e-5, atol: 1e-6 },
         "ensemble",
       );
     });
 
-    it(`${name}: jit(apply) equals apply`, () => {
+    it(`${name}: jit(apply) equals apply`, async () => {
       const f = featurizers.fromConfig(config);
       const params = f.init(random.key(3));
       const jitted = jit(f.apply);
       const x = f32([2, 2, 17], 4);
       assertClose(
-        jitted(params, x).dataSync(),
-        f.apply(params, x).dataSync(),
+        await jitted(params, x).data(),
+        await f.apply(params, x).data(),
         { rtol: 1e-6, atol: 1e-6 },
         "jit",
       );
@@ -85,20 +85,20 @@ describe.each(hostReadingSuiteBackends())("featurizers (%s)", (backend) => {
     });
   }
 
-  it("mlp: [batch, dimIn] and flattened [batch, channels, length]", () => {
+  it("mlp: [batch, dimIn] and flattened [batch, channels, length]", async () => {
     const f = featurizers.fromConfig({ type: "mlp", dimIn: 12, dimOut: 3, hidden: [8] });
     const p = f.init(random.key(0));
     const x = f32([5, 2, 6], 1);
     const y = f.apply(p, x);
     expect(y.shape).toEqual([5, 3]);
     assertClose(
-      y.dataSync(),
-      f.apply(p, np.reshape(x, [5, 12])).dataSync(),
+      await y.data(),
+      await f.apply(p, np.reshape(x, [5, 12])).data(),
       { rtol: 0, atol: 0 },
       "flat",
     );
     const mapped = vmap((xi: NbiArray) => f.apply(p, xi))(np.reshape(x, [5, 12]));
-    assertClose(mapped.dataSync(), y.dataSync(), { rtol: 1e-6, atol: 1e-6 }, "vmap");
+    assertClose(await mapped.data(), await y.data(), { rtol: 1e-6, atol: 1e-6 }, "vmap");
   });
 
   it("the nbi default config builds nbi's channel schedule and parameter shapes", () => {
@@ -142,14 +142,14 @@ describe.each(hostReadingSuiteBackends())("featurizers (%s)", (backend) => {
     expect(two.apply(two.init(random.key(1)), f32([3, 2, 10], 3)).shape).toEqual([3, 7]);
   });
 
-  it("weightNorm initialises g = ‖v‖ per output channel, so the weight starts as v", () => {
+  it("weightNorm initialises g = ‖v‖ per output channel, so the weight starts as v", async () => {
     const conv = featurizers.conv1d({ inChannels: 3, outChannels: 4, kernel: 3 });
     const p = featurizers.weightNorm(conv).init(random.key(5));
     const w = featurizers.weightFromNorm(p.g, p.v);
-    assertClose(w.dataSync(), p.v.dataSync(), { rtol: 1e-6, atol: 1e-7 }, "w = v at init");
+    assertClose(await w.data(), await p.v.data(), { rtol: 1e-6, atol: 1e-7 }, "w = v at init");
     // PyTorch's default bound 1/√(fan_in) for the direction.
     const bound = 1 / Math.sqrt(9);
-    expect(Array.from(p.v.dataSync()).every((v) => Math.abs(v) <= bound)).toBe(true);
+    expect(Array.from(await p.v.data()).every((v) => Math.abs(v) <= bound)).toBe(true);
   });
 
   it("batch norm resnet runs and depends on the batch (training-mode statistics)", () => {

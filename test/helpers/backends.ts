@@ -3,6 +3,15 @@
  * `describe.each(testBackends())("... on %s", (backend) => { useTestBackend(backend); ... })`.
  * "webgpu" joins the list when test/webgpu/global-setup.ts found an adapter; where none is, the
  * setup prints one line saying why and how to enable it.
+ *
+ * Suites read values with `await x.data()` (or `item` and `tolist` in values.ts), so one source
+ * runs on both backends. Tolerances are the float32 ones each suite states, the same on both
+ * backends: WebGPU (lavapipe) has met them unchanged, whether a suite compares a backend with
+ * itself (scan against an unrolled loop, jit against eager), with closed forms and PyTorch's
+ * values, or with the CPU's float32 results (bijector laws: rtol = atol = 2e-3). WebGPU differs
+ * from the CPU by design where float→int casts saturate (the CPU truncates and wraps) and in
+ * float64, which only the CPU has (WGSL has none): such cases stay CPU-only, each in a block
+ * saying why.
  */
 import { beforeAll, inject } from "vitest";
 import type { BackendName } from "../../src/index.js";
@@ -23,9 +32,11 @@ export function useTestBackend(name: BackendName): void {
 }
 
 /**
- * For suites whose test code still reads values synchronously (`dataSync`, `tolist`, `item`) or
- * needs float64, which only the CPU backend has. They run on the CPU only until they are ported
- * to `await x.data()` and float32; the note on the WebGPU issue lists them.
+ * The CPU alone, for the suites that are not yet parametrised over backends. What remains:
+ * test/ops/matmul-transposed.test.ts's "rules of the transposed matmul", which checks grad, jvp and
+ * vmap of the transposed-operand matmul in float64 to 1e-12 (WGSL has no float64; a float32 WebGPU
+ * variant would need its own tolerances). Suites with float64 parts keep those in separate
+ * `describe("... (cpu, float64)")` blocks and need no helper.
  */
 export function hostReadingSuiteBackends(): BackendName[] {
   return ["cpu"];

@@ -91,3 +91,20 @@ export function fdJacobian(f: (x: NbiArray) => NbiArray, x: NbiArray, h = 1e-6):
   }
   return fromValues(data, [...outShape, ...x.shape], "float64");
 }
+
+/** `x.item()` read back asynchronously, so it works on every backend. */
+export async function item(x: NbiArray): Promise<number> {
+  if (x.size !== 1) throw new Error(`item: expected one element, got shape [${x.shape}]`);
+  return Number((await x.data())[0]);
+}
+
+/** `x.tolist()` read back asynchronously: the same nested arrays of numbers on every backend. */
+export async function tolist(x: NbiArray): Promise<unknown> {
+  const flat = Array.from(await x.data(), Number);
+  const build = (offset: number, dim: number): unknown => {
+    if (dim === x.shape.length) return flat[offset];
+    const stride = x.shape.slice(dim + 1).reduce((p, d) => p * d, 1);
+    return Array.from({ length: x.shape[dim]! }, (_, i) => build(offset + i * stride, dim + 1));
+  };
+  return build(0, 0);
+}

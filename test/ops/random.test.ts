@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { type Array, NbiError, np, random, vmap } from "../../src/index.js";
-import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
+import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { tolist } from "../helpers/values.js";
 
 // ---------------------------------------------------------------------------------------------
 // Statistics helpers (independent of the library)
@@ -167,7 +168,7 @@ describe("random.key", () => {
   });
 });
 
-describe.each(hostReadingSuiteBackends())("random (%s)", (backend) => {
+describe.each(testBackends())("random (%s)", (backend) => {
   useTestBackend(backend);
 
   describe("determinism", () => {
@@ -554,7 +555,7 @@ describe.each(hostReadingSuiteBackends())("random (%s)", (backend) => {
       const x = np.reshape(np.arange(30), [10, 3]);
       const p = random.permutation(random.key(62), x);
       expect(p.shape).toEqual([10, 3]);
-      const rows = p.tolist() as number[][];
+      const rows = (await tolist(p)) as number[][];
       for (const row of rows) {
         expect(row[1]! - row[0]!).toBe(1);
         expect(row[2]! - row[1]!).toBe(1);
@@ -681,7 +682,7 @@ describe.each(hostReadingSuiteBackends())("random (%s)", (backend) => {
         replace: false,
       });
       expect(rows.shape).toEqual([3, 2]);
-      const list = rows.tolist() as number[][];
+      const list = (await tolist(rows)) as number[][];
       expect(new Set(list.map((r) => r[0])).size).toBe(3);
       for (const r of list) expect(r[1]! - r[0]!).toBe(1);
     });

@@ -18,8 +18,8 @@ import {
   vjp,
   vmap,
 } from "../../src/index.js";
-import { hostReadingSuiteBackends, useTestBackend } from "../helpers/backends.js";
-import { expectTreeClose, fdJacobian, randn } from "../helpers/values.js";
+import { testBackends, useTestBackend } from "../helpers/backends.js";
+import { expectTreeClose, fdJacobian, item, randn } from "../helpers/values.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -106,7 +106,7 @@ const LOOP = loopScan as Scanner;
 
 // ---------------------------------------------------------------------------------------------
 
-describe.each(hostReadingSuiteBackends())("scan equals an unrolled loop (%s)", (backend) => {
+describe.each(testBackends())("scan equals an unrolled loop (%s)", (backend) => {
   useTestBackend(backend);
   const tol = { rtol: 1e-5, atol: 1e-6 };
   const dtol = { rtol: 1e-4, atol: 1e-5 };
@@ -291,7 +291,7 @@ describe.each(hostReadingSuiteBackends())("scan equals an unrolled loop (%s)", (
     const xs: X = { a: randn([4, 3], 42), b: [randn([4, 1], 43)] };
     const out = scan(body, init, xs);
     expect(out[0].acc[1].dtype).toBe("int32");
-    expect(out[0].acc[1].item()).toBe(4);
+    expect(await item(out[0].acc[1])).toBe(4);
     expect(out[1][1].z.shape).toEqual([4, 3]);
     await expectTreeClose(out, loopScan(body, init, xs), tol);
     // Gradients flow to float leaves of the carry and xs.
@@ -518,8 +518,10 @@ describe.each(hostReadingSuiteBackends())("scan equals an unrolled loop (%s)", (
   });
 });
 
-describe.each(hostReadingSuiteBackends())("scan errors (%s)", (backend) => {
-  useTestBackend(backend);
+// Trace-time checks of the body's carry and of the lengths: they fail before any kernel runs, so
+// running them on WebGPU as well would test nothing the CPU run does not.
+describe("scan errors (cpu)", () => {
+  useTestBackend("cpu");
   const xs = np.zeros([3, 2]);
   const init = np.zeros([2]);
 
