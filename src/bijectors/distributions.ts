@@ -7,6 +7,7 @@
  */
 import { fail } from "../errors.js";
 import type { Array, ArrayLike } from "../ops/array.js";
+import { ConcreteArray } from "../ops/concrete-array.js";
 import type { DType } from "../ops/dtype.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
@@ -124,7 +125,14 @@ export function uniform(
   const a0 = floatArray("uniform", "lo", lo, options?.dtype);
   const b0 = floatArray("uniform", "hi", hi, options?.dtype ?? (a0.dtype as FloatDType));
   const [a, b] = np.broadcastArrays(a0, b0) as [Array, Array];
-  if (np.any(np.lessEqual(b, a)).item()) fail("uniform", "hi", "values greater than lo", hi);
+  // The check reads values on the host: from numbers directly, from CPU arrays synchronously.
+  // WebGPU arrays cannot be read synchronously, so bounds given as WebGPU arrays are trusted.
+  const hostReadable = [a, b].every((t) => t instanceof ConcreteArray && t.backend.name === "cpu");
+  const bad =
+    typeof lo === "number" && typeof hi === "number"
+      ? !(hi > lo)
+      : hostReadable && Boolean(np.any(np.lessEqual(b, a)).item());
+  if (bad) fail("uniform", "hi", "values greater than lo", hi);
   return withSampleAndLogProb({
     name: "uniform",
     batchShape: a.shape,

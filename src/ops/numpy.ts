@@ -131,7 +131,10 @@ export const div = (a: ArrayLike, b: ArrayLike) => {
 export const floorDivide = (a: ArrayLike, b: ArrayLike) => {
   const [x, y] = promote(a, b) as [Array, Array];
   if (isFloat(x.dtype)) return ew.floor(ew.div(x, y));
-  return ew.cast(ew.floor(ew.div(ew.cast(x, "float64"), ew.cast(y, "float64"))), x.dtype);
+  // float64 holds every int32 quotient exactly; WebGPU has no float64, so there the division is
+  // in float32, exact while the operands stay below 2^24 in magnitude.
+  const via = defaultBackend().name === "webgpu" ? "float32" : "float64";
+  return ew.cast(ew.floor(ew.div(ew.cast(x, via), ew.cast(y, via))), x.dtype);
 };
 /**
  * Elementwise `a ** b`, broadcasting.

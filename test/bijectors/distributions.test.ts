@@ -68,11 +68,9 @@ describe.each(testBackends())("distributions (%s)", (backend) => {
   });
 });
 
-// dist.uniform checks hi > lo with a synchronous `.item()` (src/bijectors/distributions.ts), which
-// throws for WebGPU arrays; until that check reads asynchronously or on the host values it was
-// given, uniform runs on the CPU only.
-describe("distributions, uniform (cpu; its argument check reads synchronously)", () => {
-  useTestBackend("cpu");
+// dist.uniform checks hi > lo on the host values it was given (numbers, CPU arrays).
+describe.each(testBackends())("distributions, uniform on %s", (backend) => {
+  useTestBackend(backend);
 
   it("uniform: support, −∞ outside, samples inside", async () => {
     const d = dist.uniform(-1, 3);

@@ -921,11 +921,10 @@ describe.each(testBackends())("array API (%s)", (backend) => {
   });
 });
 
-// np.prod on WebGPU fails: it takes the parity of the negative factors with np.floorDivide, whose
-// integer path divides in float64 (src/ops/numpy.ts), which the WebGPU backend refuses. Until
-// that uses an integer or float32 route, prod runs on the CPU only.
-describe("array API, prod (cpu; np.floorDivide of integers needs float64)", () => {
-  useTestBackend("cpu");
+// np.prod takes the parity of the negative factors with an integer np.floorDivide (float32 on
+// WebGPU, which has no float64).
+describe.each(testBackends())("array API, prod on %s", (backend) => {
+  useTestBackend(backend);
 
   it("prod as a method equals the function", async () => {
     const x = np.array([
