@@ -16,7 +16,7 @@ import {
   threadsFor,
 } from "../threads.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
-import { TILE_ROWS } from "./matmul-simd.js";
+import { emitTileStore, emitTileUpdate, emitZeroTile, TILE_ROWS } from "./matmul-simd.js";
 import type { WasmMemory } from "./runtime.js";
 
 const TILE_COLS = 8;
@@ -49,9 +49,7 @@ export function indirectKernelModule(rows = TILE_ROWS, sharedMaxPages?: number):
   c.block().loop(); // over row panels
   c.get(i).get(M).i32GeU().brIf(1);
   c.get(C).get(i).get(N).i32Mul().get(j).i32Add().i32(4).i32Mul().i32Add().set(pc);
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < 2; h++) c.f32(0).f32x4Splat().set(acc(r, h));
-  }
+  emitZeroTile(c, rows, acc);
   c.block(); // accumulate: start from the tile of C
   c.get(ACC).i32Eqz().brIf(0);
   for (let r = 0; r < rows; r++) {
@@ -71,24 +69,13 @@ export function indirectKernelModule(rows = TILE_ROWS, sharedMaxPages?: number):
   c.block().loop(); // over the reduction
   c.get(k).i32Eqz().brIf(1);
   c.get(pt).i32Load(0).get(j4).i32Add().set(pb);
-  c.get(pb).v128Load(0).set(b0);
-  c.get(pb).v128Load(16).set(b1);
-  for (let r = 0; r < rows; r++) {
-    c.get(pa(r)).v128Load32Splat(0).set(av);
-    c.get(acc(r, 0)).get(av).get(b0).f32x4Mul().f32x4Add().set(acc(r, 0));
-    c.get(acc(r, 1)).get(av).get(b1).f32x4Mul().f32x4Add().set(acc(r, 1));
-    c.get(pa(r)).i32(4).i32Add().set(pa(r));
-  }
+  emitTileUpdate(c, rows, { pb, pa, acc, b0, b1, av });
   c.get(pt).i32(4).i32Add().set(pt);
   c.get(k).i32(1).i32Sub().set(k);
   c.br(0);
   c.end().end();
   // Store the tile.
-  for (let r = 0; r < rows; r++) {
-    c.get(pc).get(acc(r, 0)).v128Store(0);
-    c.get(pc).get(acc(r, 1)).v128Store(16);
-    c.get(pc).get(N4).i32Add().set(pc);
-  }
+  emitTileStore(c, rows, pc, N4, acc);
   c.get(i).i32(rows).i32Add().set(i);
   c.br(0);
   c.end().end();

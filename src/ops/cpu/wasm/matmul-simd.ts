@@ -22,6 +22,57 @@ import type { WasmMemory } from "./runtime.js";
 export const TILE_ROWS = 4;
 const TILE_COLS = 8;
 
+/** Local indices of an R×8 tile's registers in a generated kernel. */
+export interface TileLocals {
+  /** Pointer to the current 8-wide row segment of B. */
+  pb: number;
+  /** Pointer into row r of A. */
+  pa: (r: number) => number;
+  /** Accumulator of row r, half h (columns 4h..4h+3). */
+  acc: (r: number, h: number) => number;
+  b0: number;
+  b1: number;
+  av: number;
+}
+
+/** Emits acc = 0 for every register of the tile. */
+export function emitZeroTile(c: Code, rows: number, acc: TileLocals["acc"]): void {
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < 2; h++) c.f32(0).f32x4Splat().set(acc(r, h));
+  }
+}
+
+/**
+ * Emits one step of the reduction: loads 8 values of B at pb and, for each row r, adds the
+ * broadcast A value at pa(r) times them to the row's accumulators, then advances pa(r).
+ */
+export function emitTileUpdate(c: Code, rows: number, t: TileLocals): void {
+  const { pb, pa, acc, b0, b1, av } = t;
+  c.get(pb).v128Load(0).set(b0);
+  c.get(pb).v128Load(16).set(b1);
+  for (let r = 0; r < rows; r++) {
+    c.get(pa(r)).v128Load32Splat(0).set(av);
+    c.get(acc(r, 0)).get(av).get(b0).f32x4Mul().f32x4Add().set(acc(r, 0));
+    c.get(acc(r, 1)).get(av).get(b1).f32x4Mul().f32x4Add().set(acc(r, 1));
+    c.get(pa(r)).i32(4).i32Add().set(pa(r));
+  }
+}
+
+/** Emits the store of the tile's rows at pc, rowBytes (a local) apart; advances pc. */
+export function emitTileStore(
+  c: Code,
+  rows: number,
+  pc: number,
+  rowBytes: number,
+  acc: TileLocals["acc"],
+): void {
+  for (let r = 0; r < rows; r++) {
+    c.get(pc).get(acc(r, 0)).v128Store(0);
+    c.get(pc).get(acc(r, 1)).v128Store(16);
+    c.get(pc).get(rowBytes).i32Add().set(pc);
+  }
+}
+
 /** The kernel `mm(a, b, c, M, K, N)`: byte offsets; M a multiple of R, N of 8; C = A·B. */
 export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
   const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
@@ -45,9 +96,7 @@ export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): U
   c.i32(0).set(i);
   c.block().loop(); // over row panels
   c.get(i).get(M).i32GeU().brIf(1);
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < 2; h++) c.f32(0).f32x4Splat().set(acc(r, h));
-  }
+  emitZeroTile(c, rows, acc);
   c.get(A).get(i).get(K4).i32Mul().i32Add().set(pa(0));
   for (let r = 1; r < rows; r++)
     c.get(pa(r - 1))
@@ -58,25 +107,14 @@ export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): U
   c.get(K).set(k);
   c.block().loop(); // over k
   c.get(k).i32Eqz().brIf(1);
-  c.get(pb).v128Load(0).set(b0);
-  c.get(pb).v128Load(16).set(b1);
-  for (let r = 0; r < rows; r++) {
-    c.get(pa(r)).v128Load32Splat(0).set(av);
-    c.get(acc(r, 0)).get(av).get(b0).f32x4Mul().f32x4Add().set(acc(r, 0));
-    c.get(acc(r, 1)).get(av).get(b1).f32x4Mul().f32x4Add().set(acc(r, 1));
-    c.get(pa(r)).i32(4).i32Add().set(pa(r));
-  }
+  emitTileUpdate(c, rows, { pb, pa, acc, b0, b1, av });
   c.get(pb).get(N4).i32Add().set(pb);
   c.get(k).i32(1).i32Sub().set(k);
   c.br(0);
   c.end().end();
   // Store the tile.
   c.get(C).get(i).get(N).i32Mul().get(j).i32Add().i32(4).i32Mul().i32Add().set(pc);
-  for (let r = 0; r < rows; r++) {
-    c.get(pc).get(acc(r, 0)).v128Store(0);
-    c.get(pc).get(acc(r, 1)).v128Store(16);
-    c.get(pc).get(N4).i32Add().set(pc);
-  }
+  emitTileStore(c, rows, pc, N4, acc);
   c.get(i).i32(rows).i32Add().set(i);
   c.br(0);
   c.end().end();
