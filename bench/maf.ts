@@ -4,7 +4,7 @@
  * a 32-bit LCG + Box–Muller; nothing is imported from there). θ dim 3, context dim 32, 5 MADE
  * blocks, loss = mean NLL, one step = loss + gradient + Adam. Prints steps/s (median step time)
  * eager and with `jit(step)`, and the held-out NLL after the timed steps as a correctness check.
- * Usage: npx tsx bench/maf.ts [--steps N] [--sizes small,big] [--backend cpu|webgpu]
+ * Usage: npx tsx bench/maf.ts [--steps N] [--sizes small,big] [--modes eager,jit] [--backend cpu|webgpu]
  */
 import os from "node:os";
 import { type Array, jit, np, tree, valueAndGrad } from "../src/index.js";
@@ -203,6 +203,8 @@ const sizesArg = args.indexOf("--sizes");
 const sizes = (sizesArg >= 0 ? args[sizesArg + 1]! : "small,big").split(",") as ("small" | "big")[];
 const backendArg = args.indexOf("--backend");
 const backend = (backendArg >= 0 ? args[backendArg + 1]! : "cpu") as "cpu" | "webgpu";
+const modesArg = args.indexOf("--modes");
+const modes = (modesArg >= 0 ? args[modesArg + 1]! : "eager,jit").split(",") as ("eager" | "jit")[];
 await np.useBackend(backend);
 const data = makeData();
 console.log(
@@ -210,7 +212,7 @@ console.log(
 );
 for (const size of sizes) {
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : size === "small" ? 200 : 30;
-  for (const mode of ["eager", "jit"] as const) {
+  for (const mode of modes) {
     const r = await run(size, mode, steps, data);
     console.log(
       `${size.padEnd(5)} ${mode.padEnd(5)} ${(1000 / r.median).toFixed(1).padStart(7)} steps/s  ` +

@@ -1,11 +1,21 @@
 /**
  * Elementwise fusion for jit on the CPU: a run of consecutive elementwise equations with one
- * output shape becomes one generated loop. Intermediates live in locals instead of arrays (no
- * allocation, one pass over memory); only values used after the run are written out. float32
- * results are rounded at every step (Math.fround), so fused results are bit-identical to eager.
+ * output shape becomes one loop. Intermediates live in registers or locals instead of arrays
+ * (no allocation, one pass over memory); only values used after the run are written out.
+ *
+ * Two code generators: WebAssembly SIMD (ops/cpu/wasm/elementwise-simd.ts) when every value is
+ * float32 or bool and every operation has an exact SIMD form, else a generated JavaScript loop
+ * (float64, transcendental functions, engines without SIMD). Both round float32 at every step,
+ * so fused results are bit-identical to eager evaluation.
  */
 import type { ConcreteArray } from "../ops/concrete-array.js";
 import { fromHost } from "../ops/concrete-array.js";
+import {
+  compileElementwiseSimd,
+  type ElementwiseProgram,
+  type Operand,
+  type SimdDType,
+} from "../ops/cpu/wasm/elementwise-simd.js";
 import { allocate, type DType, type TypedArray } from "../ops/dtype.js";
 import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
 import type { Jaxpr, Var } from "./jaxpr.js";
@@ -17,7 +27,10 @@ export interface FusedGroup {
   inputs: Var[];
   outputs: Var[];
   shape: Shape;
-  run: (inputs: TypedArray[], outputs: TypedArray[], n: number) => void;
+  /** Which generator made the loop. */
+  engine: "wasm" | "js";
+  /** Runs the loop over the inputs' storage, returning new storage for each output. */
+  run: (inputs: readonly TypedArray[]) => TypedArray[];
 }
 
 /** NumPy broadcasting of `from` to exactly `to` (trailing-aligned, size-1 axes expand). */
@@ -28,6 +41,12 @@ function broadcastsTo(from: Shape, to: Shape): boolean {
 }
 
 const FUSIBLE_DTYPES: ReadonlySet<DType> = new Set(["float32", "float64", "bool"]);
+
+/**
+ * A single equation is worth a generated loop only through WebAssembly SIMD, and only when it
+ * is large enough for the vector loop to beat the eager kernel's setup.
+ */
+const SINGLE_EQUATION_MIN_SIZE = 1024;
 
 function fusible(jaxpr: Jaxpr, k: number): boolean {
   const e = jaxpr.eqns[k]!;
@@ -68,10 +87,34 @@ export function fuseElementwise(jaxpr: Jaxpr): FusedGroup[] {
     ) {
       end++;
     }
-    if (end - k >= 2) groups.push(compile(jaxpr, k, end, shape, usedAt, jaxprOuts));
+    const group = compile(jaxpr, k, end, shape, usedAt, jaxprOuts);
+    if (end - k >= 2 || (group.engine === "wasm" && sizeOf(shape) >= SINGLE_EQUATION_MIN_SIZE)) {
+      groups.push(group);
+    }
     k = end;
   }
   return groups;
+}
+
+/** The inputs (first use order) and outputs (values read after the run) of a run. */
+function groupValues(
+  jaxpr: Jaxpr,
+  start: number,
+  end: number,
+  usedAt: Map<Var, number[]>,
+  jaxprOuts: Set<Var>,
+): { inputs: Var[]; outputs: Var[] } {
+  const produced = new Set<Var>();
+  const inputs: Var[] = [];
+  const outputs: Var[] = [];
+  for (let k = start; k < end; k++) {
+    const e = jaxpr.eqns[k]!;
+    for (const v of e.inputs) if (!produced.has(v) && !inputs.includes(v)) inputs.push(v);
+    const out = e.outBinders[0]!;
+    produced.add(out);
+    if ((usedAt.get(out) ?? []).some((u) => u >= end) || jaxprOuts.has(out)) outputs.push(out);
+  }
+  return { inputs, outputs };
 }
 
 function compile(
@@ -82,36 +125,76 @@ function compile(
   usedAt: Map<Var, number[]>,
   jaxprOuts: Set<Var>,
 ): FusedGroup {
+  const { inputs, outputs } = groupValues(jaxpr, start, end, usedAt, jaxprOuts);
+  const simd = compileSimd(jaxpr, start, end, shape, inputs, outputs);
+  if (simd) return { start, end, inputs, outputs, shape, engine: "wasm", run: simd };
+  const run = compileJs(jaxpr, start, end, shape, inputs, outputs);
+  return { start, end, inputs, outputs, shape, engine: "js", run };
+}
+
+const isSimdDType = (d: DType): d is SimdDType => d === "float32" || d === "bool";
+
+function compileSimd(
+  jaxpr: Jaxpr,
+  start: number,
+  end: number,
+  shape: Shape,
+  inputs: Var[],
+  outputs: Var[],
+): FusedGroup["run"] | null {
+  const vars = [...inputs, ...jaxpr.eqns.slice(start, end).map((e) => e.outBinders[0]!)];
+  if (!vars.every((v) => isSimdDType(v.aval.dtype))) return null;
+  const stepOf = new Map<Var, number>();
+  const operand = (v: Var): Operand => {
+    const s = stepOf.get(v);
+    return s === undefined ? { input: inputs.indexOf(v) } : { step: s };
+  };
+  const program: ElementwiseProgram = {
+    shape,
+    inputs: inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype as SimdDType })),
+    steps: jaxpr.eqns.slice(start, end).map((e, j) => {
+      stepOf.set(e.outBinders[0]!, j);
+      return {
+        op: e.prim.name,
+        args: e.inputs.map(operand),
+        dtype: e.outBinders[0]!.aval.dtype as SimdDType,
+      };
+    }),
+    outputs: outputs.map((v) => stepOf.get(v)!),
+  };
+  return compileElementwiseSimd(program);
+}
+
+/** The JavaScript loop: one `for` over the output with each value in a local. */
+function compileJs(
+  jaxpr: Jaxpr,
+  start: number,
+  end: number,
+  shape: Shape,
+  inputs: Var[],
+  outputs: Var[],
+): FusedGroup["run"] {
   const produced = new Map<Var, string>();
-  const inputs: Var[] = [];
-  const inputName = new Map<Var, string>();
   const hoisted: string[] = [];
   const body: string[] = [];
   const maps: Int32Array[] = [];
   const operand = (v: Var): string => {
     const local = produced.get(v);
     if (local) return local;
-    let name = inputName.get(v);
-    if (!name) {
-      const i = inputs.length;
-      inputs.push(v);
-      if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) {
-        name = `s${i}`;
-        hoisted.push(`const s${i} = I[${i}][0];`);
-      } else if (!shapesEqual(v.aval.shape, shape)) {
-        // A broadcast operand reads through an index map computed once, when the jaxpr is planned.
-        name = `I${i}[M${i}[i]]`;
-        hoisted.push(`const I${i} = I[${i}]; const M${i} = maps[${i}];`);
-        maps[i] = broadcastIndexMap(v.aval.shape, shape)!;
-      } else {
-        name = `I${i}[i]`;
-        hoisted.push(`const I${i} = I[${i}];`);
-      }
-      inputName.set(v, name);
-    }
-    return name;
+    const i = inputs.indexOf(v);
+    if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) return `s${i}`;
+    // A broadcast operand reads through an index map computed once, when the jaxpr is planned.
+    if (!shapesEqual(v.aval.shape, shape)) return `I${i}[M${i}[i]]`;
+    return `I${i}[i]`;
   };
-  const outputs: Var[] = [];
+  inputs.forEach((v, i) => {
+    if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) {
+      hoisted.push(`const s${i} = I[${i}][0];`);
+    } else if (!shapesEqual(v.aval.shape, shape)) {
+      hoisted.push(`const I${i} = I[${i}]; const M${i} = maps[${i}];`);
+      maps[i] = broadcastIndexMap(v.aval.shape, shape)!;
+    } else hoisted.push(`const I${i} = I[${i}];`);
+  });
   for (let k = start; k < end; k++) {
     const e = jaxpr.eqns[k]!;
     const out = e.outBinders[0]!;
@@ -122,11 +205,8 @@ function compile(
     const rounded = out.aval.dtype === "float32" ? `Math.fround(${value})` : value;
     body.push(`const ${local} = ${rounded};`);
     produced.set(out, local);
-    const laterUse = (usedAt.get(out) ?? []).some((u) => u >= end);
-    if (laterUse || jaxprOuts.has(out)) {
-      body.push(`O${outputs.length}[i] = ${local};`);
-      outputs.push(out);
-    }
+    const j = outputs.indexOf(out);
+    if (j >= 0) body.push(`O${j}[i] = ${local};`);
   }
   const source = [
     "let a, b, c;",
@@ -137,19 +217,17 @@ function compile(
     "}",
   ].join("\n");
   const loop = new Function("I", "O", "n", "maps", source);
-  const run: FusedGroup["run"] = (ins, outs, n) => loop(ins, outs, n, maps);
-  return { start, end, inputs, outputs, shape, run };
+  const n = sizeOf(shape);
+  return (ins) => {
+    const outs = outputs.map((v) => allocate(v.aval.dtype, n));
+    loop(ins, outs, n, maps);
+    return outs;
+  };
 }
 
 /** Runs a fused group on CPU arrays, returning its materialised outputs. */
 export function runFused(group: FusedGroup, inputs: ConcreteArray[]): ConcreteArray[] {
-  const n = sizeOf(group.shape);
   const backend = inputs[0]!.backend;
-  const outData = group.outputs.map((v) => allocate(v.aval.dtype, n));
-  group.run(
-    inputs.map((x) => x.buffer as TypedArray),
-    outData,
-    n,
-  );
+  const outData = group.run(inputs.map((x) => x.buffer as TypedArray));
   return outData.map((d, j) => fromHost(d, group.shape, group.outputs[j]!.aval.dtype, backend));
 }

@@ -169,6 +169,112 @@ export class Code {
   f32x4Max(): this {
     return this.simd(0xe9);
   }
+  f32x4Abs(): this {
+    return this.simd(0xe0);
+  }
+  f32x4Neg(): this {
+    return this.simd(0xe1);
+  }
+  f32x4Sqrt(): this {
+    return this.simd(0xe3);
+  }
+  f32x4Ceil(): this {
+    return this.simd(0x67);
+  }
+  f32x4Floor(): this {
+    return this.simd(0x68);
+  }
+  f32x4Trunc(): this {
+    return this.simd(0x69);
+  }
+  // f32x4 comparisons: all-ones lanes where true, zero where false.
+  f32x4Eq(): this {
+    return this.simd(0x41);
+  }
+  f32x4Ne(): this {
+    return this.simd(0x42);
+  }
+  f32x4Lt(): this {
+    return this.simd(0x43);
+  }
+  f32x4Gt(): this {
+    return this.simd(0x44);
+  }
+  f32x4Le(): this {
+    return this.simd(0x45);
+  }
+  f32x4Ge(): this {
+    return this.simd(0x46);
+  }
+  // Integer lanes and bitwise operations (boolean masks)
+  i32x4Eq(): this {
+    return this.simd(0x37);
+  }
+  i32x4Ne(): this {
+    return this.simd(0x38);
+  }
+  i8x16Splat(): this {
+    return this.simd(0x0f);
+  }
+  i32x4Splat(): this {
+    return this.simd(0x11);
+  }
+  v128Const(bytes: readonly number[]): this {
+    if (bytes.length !== 16) throw new Error(`v128.const needs 16 bytes, got ${bytes.length}`);
+    return this.simd(0x0c, ...bytes);
+  }
+  v128Not(): this {
+    return this.simd(0x4d);
+  }
+  v128And(): this {
+    return this.simd(0x4e);
+  }
+  v128AndNot(): this {
+    return this.simd(0x4f);
+  }
+  v128Or(): this {
+    return this.simd(0x50);
+  }
+  v128Xor(): this {
+    return this.simd(0x51);
+  }
+  /** (v1 & mask) | (v2 & ~mask), with v1, v2, mask on the stack in that order. */
+  v128Bitselect(): this {
+    return this.simd(0x52);
+  }
+  /** Narrows two i32x4 to one i16x8 with signed saturation (low half from the first). */
+  i16x8NarrowI32x4S(): this {
+    return this.simd(0x85);
+  }
+  /** Narrows two i16x8 to one i8x16 with signed saturation (low half from the first). */
+  i8x16NarrowI16x8S(): this {
+    return this.simd(0x65);
+  }
+  /** Zero-extends the low 8 bytes to 16-bit lanes. */
+  i16x8ExtendLowI8x16U(): this {
+    return this.simd(0x89);
+  }
+  /** Zero-extends the low four 16-bit lanes to 32-bit lanes. */
+  i32x4ExtendLowI16x8U(): this {
+    return this.simd(0xa9);
+  }
+  // Partial loads and stores
+  /** Loads one byte and splats it to all 16 lanes. */
+  v128Load8Splat(offset = 0): this {
+    return this.simd(0x07, 0x00, ...uleb(offset));
+  }
+  /** Loads 4 bytes into the low 32 bits, zeroing the rest. */
+  v128Load32Zero(offset = 0): this {
+    return this.simd(0x5c, 0x02, ...uleb(offset));
+  }
+  /** Stores byte lane `lane` of the vector. */
+  v128Store8Lane(offset: number, lane: number): this {
+    return this.simd(0x58, 0x00, ...uleb(offset), lane);
+  }
+  /** Stores 32-bit lane `lane` of the vector. */
+  v128Store32Lane(offset: number, lane: number): this {
+    return this.simd(0x5a, 0x02, ...uleb(offset), lane);
+  }
 }
 
 export interface FunctionSpec {
