@@ -64,7 +64,7 @@ function collapse(
     if (out[d] === 1) continue;
     const f = flags.map((fl) => fl[d]!);
     const last = groups[groups.length - 1];
-    if (last && last.flags.every((x, i) => x === f[i])) last.size *= out[d]!;
+    if (last?.flags.every((x, i) => x === f[i])) last.size *= out[d]!;
     else groups.push({ size: out[d]!, flags: f });
   }
   if (groups.length > 2) return null;
