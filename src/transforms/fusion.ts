@@ -26,6 +26,7 @@ export interface FusedGroup {
   end: number;
   inputs: Var[];
   outputs: Var[];
+  /** The loop's shape: every elementwise output's, and every fused sum's input's. */
   shape: Shape;
   /** Which generator made the loop. */
   engine: "wasm" | "js";
@@ -60,7 +61,26 @@ function fusible(jaxpr: Jaxpr, k: number): boolean {
   );
 }
 
-/** Finds the fusible runs of a jaxpr and generates their loops. */
+/** A float32 sum: it can close a SIMD loop over its input's shape (see elementwise-simd.ts). */
+function fusibleSum(jaxpr: Jaxpr, k: number): boolean {
+  const e = jaxpr.eqns[k]!;
+  const x = e.inputs[0]?.aval;
+  return e.prim.name === "reduce_sum" && x?.dtype === "float32" && sizeOf(x.shape) > 0;
+}
+
+/** The shape of the loop equation k can join: an elementwise output, or a sum's input. */
+function loopShape(jaxpr: Jaxpr, k: number): Shape | null {
+  if (fusible(jaxpr, k)) return jaxpr.eqns[k]!.outBinders[0]!.aval.shape;
+  if (fusibleSum(jaxpr, k)) return jaxpr.eqns[k]!.inputs[0]!.aval.shape;
+  return null;
+}
+
+/**
+ * Finds the fusible runs of a jaxpr and generates their loops: consecutive equations over one
+ * loop shape, where float32 sums of values of that shape join as extra outputs (their results
+ * are not read inside the run). Sums need the SIMD generator; where it cannot take the run, the
+ * run stops before its first sum.
+ */
 export function fuseElementwise(jaxpr: Jaxpr): FusedGroup[] {
   const usedAt = new Map<Var, number[]>();
   jaxpr.eqns.forEach((e, k) => {
@@ -74,20 +94,32 @@ export function fuseElementwise(jaxpr: Jaxpr): FusedGroup[] {
   const groups: FusedGroup[] = [];
   let k = 0;
   while (k < jaxpr.eqns.length) {
-    if (!fusible(jaxpr, k)) {
+    const shape = loopShape(jaxpr, k);
+    if (!shape) {
       k++;
       continue;
     }
-    const shape = jaxpr.eqns[k]!.outBinders[0]!.aval.shape;
-    let end = k + 1;
-    while (
-      end < jaxpr.eqns.length &&
-      fusible(jaxpr, end) &&
-      shapesEqual(jaxpr.eqns[end]!.outBinders[0]!.aval.shape, shape)
-    ) {
-      end++;
+    const sums = new Set<Var>();
+    const sumAt: number[] = [];
+    let end = k;
+    for (; end < jaxpr.eqns.length; end++) {
+      const next = loopShape(jaxpr, end);
+      const e = jaxpr.eqns[end]!;
+      if (!next || !shapesEqual(next, shape) || e.inputs.some((v) => sums.has(v))) break;
+      if (fusibleSum(jaxpr, end)) {
+        sums.add(e.outBinders[0]!);
+        sumAt.push(end);
+      }
     }
-    const group = compile(jaxpr, k, end, shape, usedAt, jaxprOuts);
+    let group = compile(jaxpr, k, end, shape, usedAt, jaxprOuts, sumAt.length > 0);
+    if (!group && sumAt[0]! > k) {
+      end = sumAt[0]!;
+      group = compile(jaxpr, k, end, shape, usedAt, jaxprOuts, false);
+    }
+    if (!group) {
+      k++;
+      continue;
+    }
     if (end - k >= 2 || (group.engine === "wasm" && sizeOf(shape) >= SINGLE_EQUATION_MIN_SIZE)) {
       groups.push(group);
     }
@@ -117,6 +149,7 @@ function groupValues(
   return { inputs, outputs };
 }
 
+/** The loop for equations [start, end); with sums, only the SIMD generator (else null). */
 function compile(
   jaxpr: Jaxpr,
   start: number,
@@ -124,10 +157,12 @@ function compile(
   shape: Shape,
   usedAt: Map<Var, number[]>,
   jaxprOuts: Set<Var>,
-): FusedGroup {
+  withSums: boolean,
+): FusedGroup | null {
   const { inputs, outputs } = groupValues(jaxpr, start, end, usedAt, jaxprOuts);
   const simd = compileSimd(jaxpr, start, end, shape, inputs, outputs);
   if (simd) return { start, end, inputs, outputs, shape, engine: "wasm", run: simd };
+  if (withSums) return null;
   const run = compileJs(jaxpr, start, end, shape, inputs, outputs);
   return { start, end, inputs, outputs, shape, engine: "js", run };
 }
@@ -158,6 +193,7 @@ function compileSimd(
         op: e.prim.name,
         args: e.inputs.map(operand),
         dtype: e.outBinders[0]!.aval.dtype as SimdDType,
+        ...(e.prim.name === "reduce_sum" ? { axes: (e.params as { axes: number[] }).axes } : {}),
       };
     }),
     outputs: outputs.map((v) => stepOf.get(v)!),
@@ -229,5 +265,8 @@ function compileJs(
 export function runFused(group: FusedGroup, inputs: ConcreteArray[]): ConcreteArray[] {
   const backend = inputs[0]!.backend;
   const outData = group.run(inputs.map((x) => x.buffer as TypedArray));
-  return outData.map((d, j) => fromHost(d, group.shape, group.outputs[j]!.aval.dtype, backend));
+  return outData.map((d, j) => {
+    const { shape, dtype } = group.outputs[j]!.aval;
+    return fromHost(d, shape, dtype, backend);
+  });
 }

@@ -128,10 +128,38 @@ export function pretransposeInvariants(
 }
 
 /**
+ * Sums moved up to just after the elementwise equation that makes their input (a sum reads one
+ * value, so this keeps every dependency), where they can join that equation's fused loop
+ * (fusion.ts): backward passes compute a cotangent, then the products that read it, then its
+ * bias-gradient sum.
+ */
+export function sumsBesideProducers(jaxpr: Jaxpr): Jaxpr {
+  const producer = new Map<Var, Eqn>();
+  for (const e of jaxpr.eqns) for (const v of e.outBinders) producer.set(v, e);
+  const moved = new Map<Eqn, Eqn[]>();
+  const movable = (e: Eqn) => {
+    if (e.prim.name !== "reduce_sum") return null;
+    const p = producer.get(e.inputs[0]!);
+    return p?.prim.fusion ? p : null;
+  };
+  for (const e of jaxpr.eqns) {
+    const p = movable(e);
+    if (p) moved.set(p, [...(moved.get(p) ?? []), e]);
+  }
+  if (moved.size === 0) return jaxpr;
+  const eqns: Eqn[] = [];
+  for (const e of jaxpr.eqns) {
+    if (movable(e)) continue;
+    eqns.push(e, ...(moved.get(e) ?? []));
+  }
+  return { inBinders: jaxpr.inBinders, eqns, outs: jaxpr.outs };
+}
+
+/**
  * What the interpreter runs: transposes folded into products, then without dead code (staging
  * keeps every equation a function applied, e.g. the input cotangent of a convolution whose
- * input is data).
+ * input is data), with sums beside the equations that make their inputs.
  */
 export function optimizeJaxpr(jaxpr: Jaxpr): Jaxpr {
-  return dce(foldTransposes(jaxpr));
+  return sumsBesideProducers(dce(foldTransposes(jaxpr)));
 }

@@ -28,10 +28,16 @@ export type SimdDType = "float32" | "bool";
 export type Operand = { input: number } | { step: number };
 
 export interface ElementwiseStep {
-  /** Primitive name (add, sub, mul, div, max, min, neg, abs, sqrt, floor, sign, eq, ..., select). */
+  /**
+   * Primitive name: add, sub, mul, div, max, min, neg, abs, sqrt, floor, sign, eq, ne, lt, le,
+   * gt, ge, select, or reduce_sum (a float32 sum over `axes` of the program shape, written out
+   * and read by no other step).
+   */
   op: string;
   args: Operand[];
   dtype: SimdDType;
+  /** reduce_sum only: the summed axes of the program shape. */
+  axes?: readonly number[];
 }
 
 /** A straight-line elementwise program over one output shape. */
@@ -49,7 +55,11 @@ export type ElementwiseRunner = (inputs: readonly TypedArray[]) => TypedArray[];
 
 type Kind = "full" | "row" | "col" | "scalar";
 
-/** Collapses the output to [rows, cols] and classifies each input; null beyond two axes. */
+/**
+ * Collapses the output to [rows, cols] and classifies each input (by its broadcast axes) and
+ * each reduction (by its summed axes: "row" sums over rows, "col" over columns, "scalar" over
+ * everything); null beyond two axes.
+ */
 function collapse(
   program: ElementwiseProgram,
 ): { rows: number; cols: number; kinds: Kind[] } | null {
@@ -59,6 +69,9 @@ function collapse(
     const padded = [...new globalThis.Array<number>(rank - shape.length).fill(1), ...shape];
     return padded.map((d, i) => d === 1 && out[i] !== 1);
   });
+  for (const step of program.steps) {
+    if (step.axes) flags.push(out.map((_, i) => step.axes!.includes(i)));
+  }
   const groups: { size: number; flags: boolean[] }[] = [];
   for (let d = 0; d < rank; d++) {
     if (out[d] === 1) continue;
@@ -68,13 +81,13 @@ function collapse(
     else groups.push({ size: out[d]!, flags: f });
   }
   if (groups.length > 2) return null;
-  if (groups.length === 0) return { rows: 1, cols: 1, kinds: program.inputs.map(() => "full") };
+  if (groups.length === 0) return { rows: 1, cols: 1, kinds: flags.map(() => "full") };
   if (groups.length === 1) {
     const g = groups[0]!;
     return { rows: 1, cols: g.size, kinds: g.flags.map((b) => (b ? "scalar" : "full")) };
   }
   const [g0, g1] = groups as [(typeof groups)[0], (typeof groups)[0]];
-  const kinds = program.inputs.map((_, i): Kind => {
+  const kinds = flags.map((_, i): Kind => {
     const [b0, b1] = [g0.flags[i]!, g1.flags[i]!];
     if (b0 && b1) return "scalar";
     if (b0) return "row";
@@ -119,6 +132,17 @@ function supported(program: ElementwiseProgram, step: ElementwiseStep): boolean 
   if (step.op === "select") {
     return ins.length === 3 && ins[0] === "bool" && ins[1] === step.dtype && ins[2] === step.dtype;
   }
+  if (step.op === "reduce_sum") {
+    const k = program.steps.indexOf(step);
+    return (
+      step.axes !== undefined &&
+      step.dtype === "float32" &&
+      ins.length === 1 &&
+      ins[0] === "float32" &&
+      program.outputs.includes(k) &&
+      !program.steps.some((s) => s.args.some((a) => "step" in a && a.step === k))
+    );
+  }
   return false;
 }
 
@@ -154,7 +178,17 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
   if (!program.steps.every((s) => supported(program, s))) return null;
   const layout = collapse(program);
   if (!layout) return null;
-  const { rows, cols, kinds } = layout;
+  const { rows, cols } = layout;
+  const kinds = layout.kinds.slice(0, program.inputs.length);
+  // Reductions by step index: their pattern and the number of sums they produce.
+  const reductions = new Map<number, { kind: Kind; count: number }>();
+  let r = program.inputs.length;
+  for (const [k, step] of program.steps.entries()) {
+    if (!step.axes) continue;
+    const kind = layout.kinds[r++]!;
+    if (kind === "full") return null; // sums over size-1 axes only: nothing to fuse
+    reductions.set(k, { kind, count: { row: cols, col: rows, scalar: 1, full: 0 }[kind] });
+  }
   const n = rows * cols;
 
   // Memory layout: each input at its own 16-byte-aligned offset, then the outputs.
@@ -165,14 +199,16 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
     top += align16(count * bytesOf(input.dtype));
     return at;
   });
+  // Reductions accumulate in float64 (as the eager kernels do), rounded when copied out.
   const outputOffsets = program.outputs.map((s) => {
     const at = top;
-    top += align16(n * bytesOf(program.steps[s]!.dtype));
+    const sums = reductions.get(s);
+    top += align16(sums ? sums.count * 8 : n * bytesOf(program.steps[s]!.dtype));
     return at;
   });
   const totalBytes = Math.max(top, 16);
 
-  const code = emitProgram(program, kinds, rows, cols, inputOffsets, outputOffsets);
+  const code = emitProgram(program, kinds, reductions, rows, cols, inputOffsets, outputOffsets);
   const bytes = encodeModule([
     { name: "run", params: [], results: [], locals: code.locals, body: code.body },
   ]);
@@ -183,11 +219,16 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
     (_, i) => ({ full: n, row: cols, col: rows, scalar: 1 })[kinds[i]!],
   );
   const outDtypes = program.outputs.map((s) => program.steps[s]!.dtype);
+  const outSums = program.outputs.map((s) => reductions.get(s));
 
   return (inputs) => {
     const buffer = ensureMemory(totalBytes).buffer;
     const f32 = new Float32Array(buffer);
     const u8 = new Uint8Array(buffer);
+    for (let j = 0; j < outSums.length; j++) {
+      const sums = outSums[j];
+      if (sums?.kind === "row") new Float64Array(buffer, outputOffsets[j]!, sums.count).fill(0);
+    }
     for (let i = 0; i < inputs.length; i++) {
       const src = inputs[i]!;
       if (src.length !== inputCounts[i]) {
@@ -200,8 +241,14 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
     }
     run();
     return outDtypes.map((dtype, j) => {
-      const out = allocate(dtype, n);
       const at = outputOffsets[j]!;
+      const sums = outSums[j];
+      if (sums) {
+        const out = allocate("float32", sums.count);
+        out.set(new Float64Array(buffer, at, sums.count));
+        return out;
+      }
+      const out = allocate(dtype, n);
       out.set(dtype === "float32" ? f32.subarray(at / 4, at / 4 + n) : u8.subarray(at, at + n));
       return out;
     });
@@ -212,6 +259,7 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
 function emitProgram(
   program: ElementwiseProgram,
   kinds: Kind[],
+  reductions: ReadonlyMap<number, { kind: Kind }>,
   rows: number,
   cols: number,
   inputOffsets: number[],
@@ -225,7 +273,11 @@ function emitProgram(
   const idx = local(ValType.i32); // rowBase + c
   const idx4 = local(ValType.i32);
   const c4 = local(ValType.i32);
+  const c8 = local(ValType.i32);
   const tmp = local(ValType.v128);
+  // Running sums of row and whole-array reductions (sums over rows live in memory).
+  const sum = new Map<number, number>();
+  for (const [k, { kind }] of reductions) if (kind !== "row") sum.set(k, local(ValType.f64));
   const stepValue = program.steps.map(() => local(ValType.v128));
   // Scalars are loaded once; per-row values once per row.
   const hoisted = program.inputs.map((_, i) =>
@@ -270,6 +322,39 @@ function emitProgram(
     }
   };
 
+  const outputOffset = (k: number) => outputOffsets[program.outputs.indexOf(k)]!;
+  /** Adds the lanes of `value` to reduction k's float64 sums, in row-major order. */
+  const emitAccumulate = (k: number, kind: Kind, value: number, lanes: 1 | 4) => {
+    const at = outputOffset(k);
+    if (kind === "row") {
+      // One sum per column, in memory: sums[c..c+lanes) += value.
+      if (lanes === 1) {
+        body.get(c8).get(c8).f64Load(at).get(value).f32x4ExtractLane(0).f64PromoteF32();
+        body.f64Add().f64Store(at);
+        return;
+      }
+      body.get(c8).get(c8).v128Load(at).get(value).f64x2PromoteLowF32x4().f64x2Add();
+      body.v128Store(at);
+      const high = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+      body
+        .get(c8)
+        .get(c8)
+        .v128Load(at + 16)
+        .get(value)
+        .get(value)
+        .i8x16Shuffle(high);
+      body
+        .f64x2PromoteLowF32x4()
+        .f64x2Add()
+        .v128Store(at + 16);
+      return;
+    }
+    const acc = sum.get(k)!;
+    for (let l = 0; l < lanes; l++) {
+      body.get(acc).get(value).f32x4ExtractLane(l).f64PromoteF32().f64Add().set(acc);
+    }
+  };
+
   const emitSteps = (lanes: 1 | 4) => {
     program.steps.forEach((step, k) => {
       const args = step.args.map((a, j) => {
@@ -278,12 +363,18 @@ function emitProgram(
         body.set(operandLocal[k]![j]!);
         return operandLocal[k]![j]!;
       });
+      const reduction = reductions.get(k);
+      if (reduction) {
+        emitAccumulate(k, reduction.kind, args[0]!, lanes);
+        return;
+      }
       const masks = step.args[0] !== undefined && dtypeOf(program, step.args[0]) === "bool";
       emitOp(body, step.op, args, tmp, masks);
       body.set(stepValue[k]!);
     });
     program.outputs.forEach((s, j) => {
       const at = outputOffsets[j]!;
+      if (reductions.has(s)) return;
       if (program.steps[s]!.dtype === "float32") {
         body.get(idx4).get(stepValue[s]!);
         if (lanes === 4) body.v128Store(at);
@@ -303,10 +394,14 @@ function emitProgram(
     body.get(rowBase).get(c).i32Add().set(idx);
     body.get(idx).i32(2).i32Shl().set(idx4);
     body.get(c).i32(2).i32Shl().set(c4);
+    body.get(c).i32(3).i32Shl().set(c8);
   };
+  const sumsOf = (kind: Kind) => [...reductions].filter(([, x]) => x.kind === kind);
+  for (const [k] of sumsOf("scalar")) body.f64(0).set(sum.get(k)!);
   body.i32(0).set(r).i32(0).set(rowBase);
   body.block().loop(); // rows
   body.get(r).i32(rows).i32GeU().brIf(1);
+  for (const [k] of sumsOf("col")) body.f64(0).set(sum.get(k)!);
   for (let i = 0; i < program.inputs.length; i++) {
     if (kinds[i] === "col") {
       body.get(r);
@@ -334,10 +429,14 @@ function emitProgram(
     body.br(0);
     body.end().end();
   }
+  for (const [k] of sumsOf("col")) {
+    body.get(r).i32(3).i32Shl().get(sum.get(k)!).f64Store(outputOffset(k));
+  }
   body.get(r).i32(1).i32Add().set(r);
   body.get(rowBase).i32(cols).i32Add().set(rowBase);
   body.br(0);
   body.end().end();
+  for (const [k] of sumsOf("scalar")) body.i32(0).get(sum.get(k)!).f64Store(outputOffset(k));
   return { body, locals };
 }
 

@@ -129,6 +129,23 @@ export class Code {
     const b = new Uint8Array(new Float32Array([v]).buffer);
     return this.op(0x43, ...b);
   }
+  // f64
+  f64Load(offset = 0): this {
+    return this.op(0x2b, 0x03, ...uleb(offset));
+  }
+  f64Store(offset = 0): this {
+    return this.op(0x39, 0x03, ...uleb(offset));
+  }
+  f64(v: number): this {
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    return this.op(0x44, ...b);
+  }
+  f64Add(): this {
+    return this.op(0xa0);
+  }
+  f64PromoteF32(): this {
+    return this.op(0xbb);
+  }
   f32Add(): this {
     return this.op(0x92);
   }
@@ -257,6 +274,18 @@ export class Code {
   /** Zero-extends the low four 16-bit lanes to 32-bit lanes. */
   i32x4ExtendLowI16x8U(): this {
     return this.simd(0xa9);
+  }
+  /** Picks 16 bytes from the two vectors on the stack (indices 0–15 first, 16–31 second). */
+  i8x16Shuffle(lanes: readonly number[]): this {
+    if (lanes.length !== 16) throw new Error(`i8x16.shuffle needs 16 lanes, got ${lanes.length}`);
+    return this.simd(0x0d, ...lanes);
+  }
+  /** Widens lanes 0 and 1 of an f32x4 to an f64x2. */
+  f64x2PromoteLowF32x4(): this {
+    return this.simd(0x5f);
+  }
+  f64x2Add(): this {
+    return this.simd(0xf0);
   }
   // Partial loads and stores
   /** Loads one byte and splats it to all 16 lanes. */
