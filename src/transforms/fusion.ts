@@ -1,11 +1,13 @@
 /**
- * Elementwise fusion for jit on the CPU: a run of consecutive elementwise equations with one
- * output shape becomes one loop. Intermediates live in registers or locals instead of arrays
- * (no allocation, one pass over memory); only values used after the run are written out.
+ * Loop fusion for jit on the CPU: a run of consecutive elementwise equations over one shape
+ * becomes one loop, and float32 sums of values of that shape close it as extra outputs.
+ * Intermediates live in registers or locals instead of arrays (no allocation, one pass over
+ * memory); only values used after the run are written out.
  *
  * Two code generators: WebAssembly SIMD (ops/cpu/wasm/elementwise-simd.ts) when every value is
  * float32 or bool and every operation has an exact SIMD form, else a generated JavaScript loop
- * (float64, transcendental functions, engines without SIMD). Both round float32 at every step,
+ * (float64, transcendental functions, engines without SIMD; runs with sums stop before them).
+ * Both round float32 at every step and sums accumulate in float64 in the eager kernels' order,
  * so fused results are bit-identical to eager evaluation.
  */
 import type { ConcreteArray } from "../ops/concrete-array.js";

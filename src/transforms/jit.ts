@@ -7,7 +7,7 @@
  * op); under other transforms its rules stage the transformed program (jvp, vjp, vmap), also
  * cached, so `grad(jit(f))`, `vmap(jit(f))`, `jit(grad(f))` and `jit` inside `scan` all compose.
  *
- * Generating WebAssembly / WGSL for the fused loops is the next step behind this interface.
+ * On the CPU the fused loops are generated WebAssembly SIMD (fusion.ts).
  */
 import { NbiError } from "../errors.js";
 import type { Array, ShapedArray } from "../ops/array.js";
