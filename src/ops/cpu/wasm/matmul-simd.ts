@@ -15,7 +15,7 @@ import {
   splitRange,
   threadsFor,
 } from "../threads.js";
-import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
+import { Code, encodeModule, type FunctionSpec, simdSupported, ValType } from "./encoder.js";
 import type { WasmMemory } from "./runtime.js";
 
 /** Rows per register tile: 4 measured fastest on x64 (8 accumulators + 3 operand registers; 2: 40, 4: 59, 6: 30, 8: 33 GFLOP/s kernel-only at 256³ on a 2.6 GHz EPYC). */
@@ -33,6 +33,11 @@ export interface TileLocals {
   b0: number;
   b1: number;
   av: number;
+  /**
+   * A stored transposed (k-major, rows of A adjacent): row r's value is at pa(0) + 4r and the
+   * caller advances pa(0) by A's row stride after each step.
+   */
+  aTransposed?: boolean;
 }
 
 /** Emits acc = 0 for every register of the tile. */
@@ -51,10 +56,14 @@ export function emitTileUpdate(c: Code, rows: number, t: TileLocals): void {
   c.get(pb).v128Load(0).set(b0);
   c.get(pb).v128Load(16).set(b1);
   for (let r = 0; r < rows; r++) {
-    c.get(pa(r)).v128Load32Splat(0).set(av);
+    if (t.aTransposed)
+      c.get(pa(0))
+        .v128Load32Splat(4 * r)
+        .set(av);
+    else c.get(pa(r)).v128Load32Splat(0).set(av);
     c.get(acc(r, 0)).get(av).get(b0).f32x4Mul().f32x4Add().set(acc(r, 0));
     c.get(acc(r, 1)).get(av).get(b1).f32x4Mul().f32x4Add().set(acc(r, 1));
-    c.get(pa(r)).i32(4).i32Add().set(pa(r));
+    if (!t.aTransposed) c.get(pa(r)).i32(4).i32Add().set(pa(r));
   }
 }
 
@@ -73,12 +82,30 @@ export function emitTileStore(
   }
 }
 
-/** The kernel `mm(a, b, c, M, K, N)`: byte offsets; M a multiple of R, N of 8; C = A·B. */
+/**
+ * The kernels `mm(a, b, c, M, K, N)` and `mmT(a, b, c, M, K, N, lda)`: byte offsets; M a
+ * multiple of R, N of 8; C = A·B. `mm` reads A row-major (M × K); `mmT` reads A stored
+ * transposed (K × lda, the M rows of A in the first M columns), so a transposed operand needs
+ * no gather when it is packed.
+ */
 export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
+  return encodeModule([matmulKernel(rows, false), matmulKernel(rows, true)], 1, sharedMaxPages);
+}
+
+function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
   const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
-  const [i, j, k, pb, K4, N4, pc] = [6, 7, 8, 9, 10, 11, 12];
-  const pa = (r: number) => 13 + r; // row pointers into A
-  const accBase = 13 + rows;
+  const first = aTransposed ? 7 : 6; // mmT has the extra parameter lda
+  const [i, j, k, pb, K4, N4, pc] = [0, 1, 2, 3, 4, 5, 6].map((x) => first + x) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const pa = (r: number) => first + 7 + r; // row pointers into A
+  const accBase = first + 7 + rows;
   const acc = (r: number, h: number) => accBase + r * 2 + h;
   const b0 = accBase + rows * 2;
   const b1 = b0 + 1;
@@ -88,7 +115,11 @@ export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): U
     ...new Array<ValType>(rows * 2 + 3).fill(ValType.v128),
   ];
   const c = new Code();
-  c.get(K).i32(4).i32Mul().set(K4);
+  // mmT: K4 holds lda·4, the step between consecutive k in A.
+  c.get(aTransposed ? 6 : K)
+    .i32(4)
+    .i32Mul()
+    .set(K4);
   c.get(N).i32(4).i32Mul().set(N4);
   c.i32(0).set(j);
   c.block().loop(); // over column strips
@@ -97,17 +128,21 @@ export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): U
   c.block().loop(); // over row panels
   c.get(i).get(M).i32GeU().brIf(1);
   emitZeroTile(c, rows, acc);
-  c.get(A).get(i).get(K4).i32Mul().i32Add().set(pa(0));
-  for (let r = 1; r < rows; r++)
-    c.get(pa(r - 1))
-      .get(K4)
-      .i32Add()
-      .set(pa(r));
+  if (aTransposed) c.get(A).get(i).i32(4).i32Mul().i32Add().set(pa(0));
+  else {
+    c.get(A).get(i).get(K4).i32Mul().i32Add().set(pa(0));
+    for (let r = 1; r < rows; r++)
+      c.get(pa(r - 1))
+        .get(K4)
+        .i32Add()
+        .set(pa(r));
+  }
   c.get(B).get(j).i32(4).i32Mul().i32Add().set(pb);
   c.get(K).set(k);
   c.block().loop(); // over k
   c.get(k).i32Eqz().brIf(1);
-  emitTileUpdate(c, rows, { pb, pa, acc, b0, b1, av });
+  emitTileUpdate(c, rows, { pb, pa, acc, b0, b1, av, aTransposed });
+  if (aTransposed) c.get(pa(0)).get(K4).i32Add().set(pa(0));
   c.get(pb).get(N4).i32Add().set(pb);
   c.get(k).i32(1).i32Sub().set(k);
   c.br(0);
@@ -121,25 +156,20 @@ export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): U
   c.get(j).i32(TILE_COLS).i32Add().set(j);
   c.br(0);
   c.end().end();
-  return encodeModule(
-    [
-      {
-        name: "mm",
-        params: [ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32, ValType.i32],
-        results: [],
-        locals,
-        body: c,
-      },
-    ],
-    1,
-    sharedMaxPages,
-  );
+  return {
+    name: aTransposed ? "mmT" : "mm",
+    params: new Array<ValType>(first).fill(ValType.i32),
+    results: [],
+    locals,
+    body: c,
+  };
 }
 
 interface Instance {
   kernel: Kernel;
   memory: WasmMemory;
   mm: (a: number, b: number, c: number, m: number, k: number, n: number) => void;
+  mmT: (a: number, b: number, c: number, m: number, k: number, n: number, lda: number) => void;
 }
 
 let instance: Instance | null | undefined;
@@ -150,8 +180,13 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const kernel = instantiateKernel((max) => matmulKernelModule(TILE_ROWS, max), ["mm"]);
-  instance = { kernel, memory: kernel.memory, mm: kernel.exports.mm as Instance["mm"] };
+  const kernel = instantiateKernel((max) => matmulKernelModule(TILE_ROWS, max), ["mm", "mmT"]);
+  instance = {
+    kernel,
+    memory: kernel.memory,
+    mm: kernel.exports.mm as Instance["mm"],
+    mmT: kernel.exports.mmT as Instance["mmT"],
+  };
   return instance;
 }
 
@@ -160,6 +195,9 @@ export function wasmMatmulAvailable(): boolean {
 }
 
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
+
+/** The largest transposed A read in place by `mmT` (measured: 64 KB as fast as `mm`, 1 MB 1.6× slower). */
+const TRANSPOSED_A_MAX_BYTES = 256 * 1024;
 
 /** out[oOff..] = A·B for one pair of row-major matrices. */
 export function matmul2dSimd(
@@ -230,11 +268,25 @@ export function gemmSimd(
     if (!accumulate) for (let i = 0; i < m; i++) out.fill(0, oOff + i * oRs, oOff + i * oRs + n);
     return;
   }
-  const ws = simdWorkspace(m, n, k);
+  // A stored transposed (its rows adjacent) is copied as it is, for the kernel that reads it so,
+  // while it fits in cache: the kernel walks it k-major, one line per k, which a large A spreads
+  // over too many lines (at 256 × 1024 the gathering copy plus the row-major kernel is faster).
+  const aTransposed = aRs === 1 && aCs !== 1 && m > 1 && k * m * 4 <= TRANSPOSED_A_MAX_BYTES;
+  const ws = simdWorkspace(m, n, k, aTransposed);
   const { mem, np } = ws;
   const bBase = ws.b;
   const cBase = ws.c;
-  if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
+  if (aTransposed) {
+    const mp = ws.mp;
+    if (aCs === mp) mem.set(a.subarray(aOff, aOff + k * mp), 0);
+    else {
+      for (let p = 0; p < k; p++) {
+        const src = aOff + p * aCs;
+        const dst = p * mp;
+        for (let i = 0; i < m; i++) mem[dst + i] = a[src + i]!;
+      }
+    }
+  } else if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
   else {
     for (let i = 0; i < m; i++) {
       const src = aOff + i * aRs;
@@ -272,6 +324,8 @@ export function gemmSimd(
  */
 export interface SimdWorkspace {
   readonly mem: Float32Array;
+  /** A is stored transposed: k × mp (row stride mp), its rows in the first m columns. */
+  readonly aTransposed: boolean;
   readonly m: number;
   readonly n: number;
   readonly k: number;
@@ -282,7 +336,7 @@ export interface SimdWorkspace {
   readonly c: number;
 }
 
-export function simdWorkspace(m: number, n: number, k: number): SimdWorkspace {
+export function simdWorkspace(m: number, n: number, k: number, aTransposed = false): SimdWorkspace {
   const inst = getInstance()!;
   const mp = roundUp(m, TILE_ROWS);
   const np = roundUp(n, TILE_COLS);
@@ -291,9 +345,11 @@ export function simdWorkspace(m: number, n: number, k: number): SimdWorkspace {
   if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
   const mem = new Float32Array(inst.memory.buffer);
   const b = mp * k;
-  mem.fill(0, m * k, mp * k);
+  // Padding rows of A only reach padding rows of C (discarded), but keep them finite and quiet.
+  if (aTransposed) for (let p = 0; p < k; p++) mem.fill(0, p * mp + m, (p + 1) * mp);
+  else mem.fill(0, m * k, mp * k);
   if (np > n) for (let p = 0; p < k; p++) mem.fill(0, b + p * np + n, b + (p + 1) * np);
-  return { mem, m, n, k, mp, np, a: 0, b, c: b + k * np };
+  return { mem, aTransposed, m, n, k, mp, np, a: 0, b, c: b + k * np };
 }
 
 /**
@@ -309,7 +365,9 @@ export function simdRun(ws: SimdWorkspace): void {
   if (t === 1) {
     for (let r0 = 0; r0 < mp; r0 += block) {
       const rows = Math.min(block, mp - r0);
-      inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
+      if (ws.aTransposed)
+        inst.mmT((ws.a + r0) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np, mp);
+      else inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
     }
     return;
   }
@@ -317,7 +375,9 @@ export function simdRun(ws: SimdWorkspace): void {
     const calls: Call[] = [];
     for (let r0 = lo; r0 < hi; r0 += block) {
       const rows = Math.min(block, hi - r0);
-      calls.push([0, (ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np]);
+      const out = (ws.c + r0 * np) * 4;
+      if (ws.aTransposed) calls.push([1, (ws.a + r0) * 4, ws.b * 4, out, rows, k, np, mp]);
+      else calls.push([0, (ws.a + r0 * k) * 4, ws.b * 4, out, rows, k, np]);
     }
     return calls;
   });
