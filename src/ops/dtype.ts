@@ -71,6 +71,21 @@ export function recycle(a: TypedArray): void {
   recycledBytes += bytes;
 }
 
+/**
+ * Allocates a typed array whose contents are unspecified (recycled storage is not cleared): for
+ * kernels that write every element.
+ */
+export function allocateUnfilled(dtype: DType, size: number): TypedArray {
+  if (recycledBytes > 0) {
+    const a = recycled.get(recycleKey(dtype, size))?.pop();
+    if (a) {
+      recycledBytes -= a.byteLength;
+      return a;
+    }
+  }
+  return allocate(dtype, size);
+}
+
 /** Allocates a zero-filled typed array of the dtype's storage type. */
 export function allocate(dtype: DType, size: number): TypedArray {
   if (recycledBytes > 0) {

@@ -18,7 +18,7 @@ import {
   type Operand,
   type SimdDType,
 } from "../ops/cpu/wasm/elementwise-simd.js";
-import { allocate, type DType, type TypedArray } from "../ops/dtype.js";
+import { allocateUnfilled, type DType, type TypedArray } from "../ops/dtype.js";
 import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
 import type { Jaxpr, Var } from "./jaxpr.js";
 
@@ -257,7 +257,7 @@ function compileJs(
   const loop = new Function("I", "O", "n", "maps", source);
   const n = sizeOf(shape);
   return (ins) => {
-    const outs = outputs.map((v) => allocate(v.aval.dtype, n));
+    const outs = outputs.map((v) => allocateUnfilled(v.aval.dtype, n));
     loop(ins, outs, n, maps);
     return outs;
   };

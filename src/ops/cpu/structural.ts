@@ -118,7 +118,9 @@ export function padKernel(
   const idx = new Array<number>(rank).fill(0);
   let s = 0;
   while (s < n) {
-    out.set(src.subarray(s, s + last), base);
+    // Short rows by element: a subarray view per row costs more than the copy.
+    if (last < 16) for (let t = 0; t < last; t++) out[base + t] = src[s + t]!;
+    else out.set(src.subarray(s, s + last), base);
     s += last;
     let d = rank - 2;
     for (; d >= 0; d--) {

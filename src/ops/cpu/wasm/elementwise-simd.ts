@@ -16,7 +16,7 @@
  * Rows are walked in 4-lane vectors with a one-lane tail (lanes loaded with load-splat and stored
  * with store-lane, so the same operation code serves both).
  */
-import { allocate, type TypedArray } from "../../dtype.js";
+import { allocateUnfilled, type TypedArray } from "../../dtype.js";
 import { type Shape, sizeOf } from "../../shape.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
 import { type WasmMemory, wasm } from "./runtime.js";
@@ -244,11 +244,11 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
       const at = outputOffsets[j]!;
       const sums = outSums[j];
       if (sums) {
-        const out = allocate("float32", sums.count);
+        const out = allocateUnfilled("float32", sums.count);
         out.set(new Float64Array(buffer, at, sums.count));
         return out;
       }
-      const out = allocate(dtype, n);
+      const out = allocateUnfilled(dtype, n);
       out.set(dtype === "float32" ? f32.subarray(at / 4, at / 4 + n) : u8.subarray(at, at + n));
       return out;
     });

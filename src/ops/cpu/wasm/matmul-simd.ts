@@ -5,7 +5,7 @@
  * into the module's memory padded to whole tiles (copies are O(n²) against O(n³) work), so the
  * kernel has no edge cases. Accumulation is in float32, as BLAS does.
  */
-import { allocate } from "../../dtype.js";
+import { allocateUnfilled } from "../../dtype.js";
 import { batchedProduct } from "../matmul.js";
 import {
   type Call,
@@ -233,7 +233,8 @@ export function matmulSimd(
     bShape,
     transA,
     transB,
-    (len) => allocate("float32", len) as Float32Array,
+    // gemmSimd overwrites every element (accumulate false)
+    (len) => allocateUnfilled("float32", len) as Float32Array,
     (m, n, k, x, xOff, xRs, xCs, y, yOff, yRs, yCs, out, oOff, oRs) =>
       gemmSimd(m, n, k, x, xOff, xRs, xCs, y, yOff, yRs, yCs, out, oOff, oRs, false),
   );
