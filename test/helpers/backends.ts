@@ -30,14 +30,3 @@ export function useTestBackend(name: BackendName): void {
     await np.useBackend(name);
   });
 }
-
-/**
- * The CPU alone, for the suites that are not yet parametrised over backends. What remains:
- * test/ops/matmul-transposed.test.ts's "rules of the transposed matmul", which checks grad, jvp and
- * vmap of the transposed-operand matmul in float64 to 1e-12 (WGSL has no float64; a float32 WebGPU
- * variant would need its own tolerances). Suites with float64 parts keep those in separate
- * `describe("... (cpu, float64)")` blocks and need no helper.
- */
-export function hostReadingSuiteBackends(): BackendName[] {
-  return ["cpu"];
-}
