@@ -162,23 +162,33 @@ function compile(
   withSums: boolean,
 ): FusedGroup | null {
   const { inputs, outputs } = groupValues(jaxpr, start, end, usedAt, jaxprOuts);
-  const simd = compileSimd(jaxpr, start, end, shape, inputs, outputs);
+  const spec: RunSpec = { jaxpr, start, end, shape, inputs, outputs };
+  const simd = compileSimd(spec);
   if (simd) return { start, end, inputs, outputs, shape, engine: "wasm", run: simd };
   if (withSums) return null;
-  const run = compileJs(jaxpr, start, end, shape, inputs, outputs);
-  return { start, end, inputs, outputs, shape, engine: "js", run };
+  return { start, end, inputs, outputs, shape, engine: "js", run: compileJs(spec) };
+}
+
+/** Equations [start, end) of a jaxpr as one loop over `shape`, with its inputs and outputs. */
+interface RunSpec {
+  jaxpr: Jaxpr;
+  start: number;
+  end: number;
+  shape: Shape;
+  inputs: Var[];
+  outputs: Var[];
 }
 
 const isSimdDType = (d: DType): d is SimdDType => d === "float32" || d === "bool";
 
-function compileSimd(
-  jaxpr: Jaxpr,
-  start: number,
-  end: number,
-  shape: Shape,
-  inputs: Var[],
-  outputs: Var[],
-): FusedGroup["run"] | null {
+function compileSimd({
+  jaxpr,
+  start,
+  end,
+  shape,
+  inputs,
+  outputs,
+}: RunSpec): FusedGroup["run"] | null {
   const vars = [...inputs, ...jaxpr.eqns.slice(start, end).map((e) => e.outBinders[0]!)];
   if (!vars.every((v) => isSimdDType(v.aval.dtype))) return null;
   const stepOf = new Map<Var, number>();
@@ -204,14 +214,7 @@ function compileSimd(
 }
 
 /** The JavaScript loop: one `for` over the output with each value in a local. */
-function compileJs(
-  jaxpr: Jaxpr,
-  start: number,
-  end: number,
-  shape: Shape,
-  inputs: Var[],
-  outputs: Var[],
-): FusedGroup["run"] {
+function compileJs({ jaxpr, start, end, shape, inputs, outputs }: RunSpec): FusedGroup["run"] {
   const produced = new Map<Var, string>();
   const hoisted: string[] = [];
   const body: string[] = [];
