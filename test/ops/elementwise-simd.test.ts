@@ -384,6 +384,23 @@ function values(dtype: SimdDType, n: number, seed: number): Float32Array | Uint8
   });
 }
 
+/**
+ * float32 values for sums: specials at `specialRate` (NaN and ±Infinity would otherwise swamp
+ * every sum), and magnitudes from 2^-40 to 2^40 mixed with ±2^24-sized values, so that summing
+ * in float32 instead of float64, or in another order, changes the rounded result.
+ */
+function sumValues(dtype: SimdDType, n: number, seed: number, specialRate: number) {
+  const next = rng(seed);
+  if (dtype === "bool") return Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
+  return Float32Array.from({ length: n }, () => {
+    const u = next();
+    if (u < specialRate) return SPECIALS[Math.floor(next() * SPECIALS.length)]!;
+    if (u < 0.35) return (next() < 0.5 ? -1 : 1) * (2 ** 24 + Math.floor(next() * 8));
+    if (u < 0.55) return Math.round((next() - 0.5) * 8) / 2;
+    return (next() - 0.5) * 2 ** Math.round((next() - 0.5) * 80);
+  });
+}
+
 type Pattern = "full" | "row" | "col" | "scalar";
 
 /**
@@ -498,11 +515,16 @@ function evalEager(
   for (const s of program.steps) {
     const args = s.args.map(get);
     if (s.op === "select") vals.push(prim.select(args[0]!, args[1]!, args[2]!));
-    else if (s.op in unary) vals.push(unary[s.op]!(args[0]!));
+    else if (s.op === "reduce_sum") {
+      // The reduce primitive's CPU kernel on the value broadcast to the program shape.
+      vals.push(np.sum(np.broadcastTo(args[0]!, program.shape), { axis: [...s.axes!] }));
+    } else if (s.op in unary) vals.push(unary[s.op]!(args[0]!));
     else vals.push(binary[s.op]!(args[0]!, args[1]!));
   }
-  return program.outputs.map(
-    (k) => np.broadcastTo(vals[k]!, program.shape).dataSync() as Float32Array | Uint8Array,
+  return program.outputs.map((k) =>
+    program.steps[k]!.op === "reduce_sum"
+      ? (vals[k]!.dataSync() as Float32Array)
+      : (np.broadcastTo(vals[k]!, program.shape).dataSync() as Float32Array | Uint8Array),
   );
 }
 
@@ -728,6 +750,215 @@ describe("compileElementwiseSimd (cpu)", () => {
         ),
       ),
     ).not.toBeNull();
+  });
+
+  // Sums closing the loop: over the rows (leading axes), the columns (trailing axes) or all.
+  type SumWhere = "leading" | "trailing" | "all";
+  const sumAxes = (rank: number, split: number, where: SumWhere): number[] => {
+    const all = Array.from({ length: rank }, (_, i) => i);
+    if (rank === 1 || where === "all") return all;
+    return where === "leading" ? all.slice(0, split) : all.slice(split);
+  };
+  /**
+   * Whether the program should compile: the shape collapses to [rows, cols] (size-1 axes
+   * dropped, neighbouring axes with the same broadcast and summed flags merged) and every sum
+   * covers an axis longer than 1 (sums over size-1 axes only are left to the eager kernel).
+   */
+  const collapsible = (shape: number[], inputs: number[][], sums: number[][]): boolean => {
+    const rank = shape.length;
+    const padded = inputs.map((x) => [...new Array<number>(rank - x.length).fill(1), ...x]);
+    let groups = 0;
+    let last = "";
+    for (let d = 0; d < rank; d++) {
+      if (shape[d] === 1) continue;
+      const sig = [...padded.map((x) => x[d] === 1), ...sums.map((a) => a.includes(d))].join();
+      if (groups === 0 || sig !== last) groups++;
+      last = sig;
+    }
+    return groups <= 2 && sums.every((a) => a.some((d) => shape[d] !== 1));
+  };
+
+  const sumInputArb = fc.record({
+    dtype: fc.constantFrom<SimdDType>("float32", "float32", "float32", "bool"),
+    pattern: fc.constantFrom<Pattern>("full", "full", "row", "col", "scalar"),
+    pad: fc.boolean(),
+    seed: fc.nat(),
+    specialRate: fc.constantFrom(0, 0, 0.02, 0.2),
+  });
+  const sumArb = fc.record({
+    where: fc.constantFrom<SumWhere>("leading", "trailing", "all"),
+    // Mostly the inputs' split; sometimes another one (which may not collapse to two axes).
+    ownSplit: fc.oneof(fc.constant(null), fc.nat()),
+    pick: fc.nat(),
+  });
+
+  it("programs ending in 1-2 float32 sums equal the eager reduce_sum bit for bit", () => {
+    let compiled = 0;
+    let runs = 0;
+    fc.assert(
+      fc.property(
+        shapeArb,
+        fc.nat(),
+        fc.array(sumInputArb, { minLength: 1, maxLength: 4 }),
+        fc.array(recipeArb, { minLength: 0, maxLength: 6 }),
+        fc.array(sumArb, { minLength: 1, maxLength: 2 }),
+        fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
+        (shape, splitSeed, inputSpecs, recipes, sumSpecs, keep) => {
+          runs++;
+          inputSpecs[0] = { ...inputSpecs[0]!, dtype: "float32" };
+          const rank = shape.length;
+          const splitOf = (seed: number) => (rank === 1 ? 1 : 1 + (seed % (rank - 1)));
+          const split = splitOf(splitSeed);
+          const inputs = inputSpecs.map((s) => ({
+            shape: inputShape(shape, split, s.pattern, s.pad),
+            dtype: s.dtype,
+          }));
+          const steps = buildSteps(
+            inputs.map((x) => x.dtype),
+            recipes,
+          );
+          const outputs = steps.flatMap((_, k) => (keep[k] ? [k] : []));
+          const floats: Operand[] = [
+            ...steps.flatMap((s, k): Operand[] => (s.dtype === "float32" ? [{ step: k }] : [])),
+            ...inputs.flatMap((x, i): Operand[] => (x.dtype === "float32" ? [{ input: i }] : [])),
+          ];
+          const axesList = sumSpecs.map((t) =>
+            sumAxes(rank, t.ownSplit === null ? split : splitOf(t.ownSplit), t.where),
+          );
+          sumSpecs.forEach((t, j) => {
+            outputs.push(steps.length);
+            steps.push({
+              op: "reduce_sum",
+              args: [floats[t.pick % floats.length]!],
+              dtype: "float32",
+              axes: axesList[j]!,
+            });
+          });
+          const program: ElementwiseProgram = { shape, inputs, steps, outputs };
+          const where = JSON.stringify({ shape, inputs, steps, outputs });
+          const runner = compileElementwiseSimd(program);
+          const expected = collapsible(
+            shape,
+            inputs.map((x) => x.shape),
+            axesList,
+          );
+          expect(runner !== null, `compiles: ${where}`).toBe(expected);
+          if (!runner) return;
+          compiled++;
+          const data = inputs.map((x, i) =>
+            sumValues(
+              x.dtype,
+              x.shape.reduce((a, b) => a * b, 1),
+              inputSpecs[i]!.seed,
+              inputSpecs[i]!.specialRate,
+            ),
+          );
+          const got = runner(data);
+          const want = evalEager(program, data);
+          expect(got.length).toBe(want.length);
+          want.forEach((w, j) => {
+            const bad = firstMismatch(got[j] as Float32Array | Uint8Array, w);
+            if (bad) {
+              const inputText = data.map((d) => `[${[...d.subarray(0, 16)].join(", ")}]`);
+              throw new Error(`output ${j} ${bad}\nprogram ${where}\ninputs ${inputText}`);
+            }
+          });
+        },
+      ),
+      { numRuns: 400 },
+    );
+    // Most generated programs take the SIMD path (the rest test only the null).
+    expect(compiled).toBeGreaterThan(runs / 2);
+  });
+
+  it("sums accumulate in float64 in the eager order, not in float32", () => {
+    // 2^24 + 1 + 1 + ...: float32 accumulation would stay at 2^24.
+    const cols = 7;
+    const x = Float32Array.from({ length: 3 * cols }, (_, i) => (i % cols === 0 ? 2 ** 24 : 1));
+    const program: ElementwiseProgram = {
+      shape: [3, cols],
+      inputs: [{ shape: [3, cols], dtype: "float32" }],
+      steps: [
+        { op: "add", args: [{ input: 0 }, { input: 0 }], dtype: "float32" },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype: "float32", axes: [1] },
+        { op: "reduce_sum", args: [{ input: 0 }], dtype: "float32", axes: [0, 1] },
+        { op: "reduce_sum", args: [{ input: 0 }], dtype: "float32", axes: [0] },
+      ],
+      outputs: [1, 2, 3],
+    };
+    const runner = compileElementwiseSimd(program);
+    expect(runner).not.toBeNull();
+    const [rowSums, total, colSums] = runner!([x]) as Float32Array[];
+    expect([...rowSums!]).toEqual([2 ** 25 + 12, 2 ** 25 + 12, 2 ** 25 + 12]);
+    // 3·2^24 + 18 rounds (a tie, to even) to 3·2^24 + 16; summed in float32 it would be 3·2^24.
+    expect([...total!]).toEqual([3 * 2 ** 24 + 16]);
+    expect([...colSums!]).toEqual([3 * 2 ** 24, 3, 3, 3, 3, 3, 3]);
+    const got = runner!([x]);
+    evalEager(program, [x]).forEach((w, j) => {
+      expect(firstMismatch(got[j] as Float32Array, w), `output ${j}`).toBeNull();
+    });
+  });
+
+  it("returns null for a sum over a middle axis that needs three collapsed axes", () => {
+    const sum = (axes: number[]): ElementwiseProgram => ({
+      shape: [2, 3, 4],
+      inputs: [{ shape: [2, 3, 4], dtype: "float32" }],
+      steps: [
+        { op: "abs", args: [{ input: 0 }], dtype: "float32" },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype: "float32", axes },
+      ],
+      outputs: [0, 1],
+    });
+    expect(compileElementwiseSimd(sum([1]))).toBeNull();
+    expect(compileElementwiseSimd(sum([0, 2]))).toBeNull();
+    // Leading, trailing and all axes collapse to [rows, cols].
+    for (const axes of [[0], [0, 1], [1, 2], [2], [0, 1, 2]]) {
+      expect(compileElementwiseSimd(sum(axes)), `axes ${axes}`).not.toBeNull();
+    }
+    // A middle axis between size-1 axes is a sum over rows (or columns) and compiles.
+    const x = Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 1.5);
+    const middle: ElementwiseProgram = {
+      ...sum([1]),
+      shape: [1, 3, 4],
+      inputs: [{ shape: [1, 3, 4], dtype: "float32" }],
+    };
+    const runner = compileElementwiseSimd(middle);
+    expect(runner).not.toBeNull();
+    const got = runner!([x]);
+    evalEager(middle, [x]).forEach((w, j) => {
+      expect(firstMismatch(got[j] as Float32Array | Uint8Array, w), `output ${j}`).toBeNull();
+    });
+  });
+
+  it("returns null for a sum that another step reads or that is not written out", () => {
+    const readBack: ElementwiseProgram = {
+      shape: [4, 8],
+      inputs: [
+        { shape: [4, 8], dtype: "float32" },
+        { shape: [8], dtype: "float32" },
+      ],
+      steps: [
+        { op: "add", args: [{ input: 0 }, { input: 1 }], dtype: "float32" },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype: "float32", axes: [0] },
+        { op: "mul", args: [{ step: 1 }, { input: 1 }], dtype: "float32" },
+      ],
+      outputs: [1, 2],
+    };
+    expect(compileElementwiseSimd(readBack)).toBeNull();
+    const closing = { ...readBack, steps: readBack.steps.slice(0, 2), outputs: [0, 1] };
+    expect(compileElementwiseSimd(closing)).not.toBeNull();
+    expect(compileElementwiseSimd({ ...closing, outputs: [0] })).toBeNull();
+    // A sum of a bool, or without axes, has no SIMD form either.
+    const boolSum: ElementwiseProgram = {
+      ...closing,
+      steps: [
+        { op: "gt", args: [{ input: 0 }, { input: 1 }], dtype: "bool" },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype: "float32", axes: [0] },
+      ],
+    };
+    expect(compileElementwiseSimd(boolSum)).toBeNull();
+    const { axes: _, ...noAxes } = closing.steps[1]!;
+    expect(compileElementwiseSimd({ ...closing, steps: [closing.steps[0]!, noAxes] })).toBeNull();
   });
 
   it("rejects inputs of the wrong length instead of reading past them", () => {

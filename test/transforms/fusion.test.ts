@@ -5,9 +5,10 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type DType, jit, type Array as NbiArray, np } from "../../src/index.js";
+import { type DType, grad, jit, type Array as NbiArray, np } from "../../src/index.js";
 import { fuseElementwise } from "../../src/transforms/fusion.js";
-import { type Jaxpr, makeJaxpr } from "../../src/transforms/jaxpr.js";
+import { evalClosedJaxpr, type Jaxpr, makeJaxpr } from "../../src/transforms/jaxpr.js";
+import { optimizeJaxpr, sumsBesideProducers } from "../../src/transforms/rewrite.js";
 import { useTestBackend } from "../helpers/backends.js";
 
 const stage = (
@@ -85,6 +86,68 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(groups[0]!.end - groups[0]!.start).toBe(jaxpr.eqns.length);
   });
 
+  it("relu backward: the bias-gradient sum moves beside the select and closes its wasm group", () => {
+    // d = where(h > 0, g, 0); dW = xᵀ d; db = sum(d, 0); dx = d Wᵀ: staged, the sum comes after
+    // the first matmul that reads d.
+    const staged = stage(
+      (g, h, x, w) => {
+        const d = np.where(np.greater(h, 0), g, 0);
+        return [
+          np.matmul(np.transpose(x), d),
+          np.sum(d, { axis: 0 }),
+          np.matmul(d, np.transpose(w)),
+        ];
+      },
+      [
+        [6, 4],
+        [6, 4],
+        [6, 3],
+        [5, 4],
+      ],
+    );
+    const at = (j: Jaxpr, name: string) => j.eqns.findIndex((e) => e.prim.name === name);
+    expect(at(staged, "reduce_sum")).toBeGreaterThan(at(staged, "matmul"));
+    const jaxpr = optimizeJaxpr(staged);
+    const select = at(jaxpr, "select");
+    expect(names(jaxpr, select, select + 2)).toEqual(["select", "reduce_sum"]);
+    const groups = fuseElementwise(jaxpr);
+    expect(groups).toHaveLength(1);
+    const g = groups[0]!;
+    expect(g.engine).toBe("wasm");
+    expect(names(jaxpr, g.start, g.end)).toEqual(["gt", "select", "reduce_sum"]);
+    expect(g.shape).toEqual([6, 4]);
+    const d = jaxpr.eqns[select]!.outBinders[0]!;
+    const db = jaxpr.eqns[select + 1]!.outBinders[0]!;
+    // d is read by the matmuls after the group; db is the jaxpr's output, of the reduced shape.
+    expect(g.outputs).toEqual([d, db]);
+    expect(db.aval.shape).toEqual([4]);
+    const outs = g.run([
+      new Float32Array(24).fill(1), // h
+      new Float32Array([0]), // the constant 0 of h > 0
+      Float32Array.from({ length: 24 }, (_, i) => i), // g
+      new Float32Array([0]), // the constant 0 of where
+    ]);
+    expect(outs.map((o) => o.length)).toEqual([24, 4]);
+    expect([...outs[1]!]).toEqual([60, 66, 72, 78]);
+  });
+
+  it("float64: the sum stays out of the JavaScript loop", () => {
+    const jaxpr = optimizeJaxpr(
+      stage(
+        (x, b) => {
+          const y = np.add(x, b);
+          return [np.sum(np.where(np.greater(y, 0), y, 0), { axis: 0 })];
+        },
+        [[8, 8], [8]],
+        "float64",
+      ),
+    );
+    const groups = fuseElementwise(jaxpr);
+    expect(groups).toHaveLength(1);
+    expect(groups[0]!.engine).toBe("js");
+    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toEqual(["add", "gt", "select"]);
+  });
+
   it("a single float32 equation forms a wasm group at ≥ 1024 elements and none when small", () => {
     const large = stage((x, y) => [np.add(x, y)], [[32, 32], [32]]);
     const groups = fuseElementwise(large);
@@ -144,7 +207,9 @@ async function expectBitIdentical(got: NbiArray[], want: NbiArray[], label: stri
     const [gb, wb] = [bits(g), bits(w)];
     for (let i = 0; i < w.length; i++) {
       const same =
-        gb[i] === wb[i] || (w instanceof Float32Array && isNaN32(gb[i]!) && isNaN32(wb[i]!));
+        w instanceof Float64Array
+          ? Object.is(g[i], w[i]) || (Number.isNaN(g[i]) && Number.isNaN(w[i]))
+          : gb[i] === wb[i] || (w instanceof Float32Array && isNaN32(gb[i]!) && isNaN32(wb[i]!));
       if (!same) {
         throw new Error(`${label} output ${j} element ${i}: jit gave ${g[i]}, eager ${w[i]}`);
       }
@@ -278,5 +343,272 @@ describe("jit(f) equals f bit for bit through fused loops (cpu)", () => {
     const row = np.fromTypedArray(f32Values(37, 8), [37], { dtype: "float32" });
     const f = (a: NbiArray, b: NbiArray) => [np.maximum(a, b)];
     await expectBitIdentical(jit(f)(x, row), f(x, row), "single max");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sums closing fused loops
+
+type SumFn = (x: NbiArray, b: NbiArray, col: NbiArray) => NbiArray[];
+const relu = (y: NbiArray) => np.where(np.greater(y, 0), y, 0);
+
+/** Sums of elementwise chains over x [R, C], a bias row b [C] and a column [R, 1]. */
+const sums: [string, SumFn][] = [
+  ["sum over axis 0 of relu(x + b)", (x, b) => [np.sum(relu(np.add(x, b)), { axis: 0 })]],
+  ["sum over axis 1 of relu(x + b)", (x, b) => [np.sum(relu(np.add(x, b)), { axis: 1 })]],
+  ["sum of all of relu(x + b)", (x, b) => [np.sum(relu(np.add(x, b)))]],
+  [
+    "relu(x + b) and its sums over both axes",
+    (x, b) => {
+      const r = relu(np.add(x, b));
+      return [r, np.sum(r, { axis: 0 }), np.sum(r, { axis: 1 })];
+    },
+  ],
+  [
+    "relu backward: masked cotangent, its matmul and its bias-gradient sum",
+    (x, b, col) => {
+      const d = np.where(np.greater(np.add(x, b), 0), np.mul(x, col), 0);
+      return [np.matmul(np.transpose(x), d), np.sum(d, { axis: 0 }), np.sum(np.abs(d))];
+    },
+  ],
+  [
+    "sums of an intermediate and of an input, keepdims and mean",
+    (x, b, col) => {
+      const y = np.maximum(np.sub(x, col), b);
+      return [
+        np.sum(np.mul(y, y), { axis: 1, keepdims: true }),
+        np.sum(x, { axis: 0 }),
+        np.mean(np.sqrt(np.abs(y)), { axis: 0 }),
+      ];
+    },
+  ],
+];
+
+function sumInputs(r: number, c: number, seed: number, dtype: DType) {
+  const make = (n: number, shape: number[], k: number) => {
+    const v = f32Values(n, seed + k);
+    // Wide magnitudes so float32 accumulation (or another order) would change the sums.
+    v.forEach((y, i) => {
+      if ((seed + i) % 5 === 0 && Number.isFinite(y)) v[i] = y * 2 ** 24;
+    });
+    const data = dtype === "float64" ? Float64Array.from(v) : v;
+    return np.fromTypedArray(data, shape, { dtype });
+  };
+  return [make(r * c, [r, c], 0), make(c, [c], 1), make(r, [r, 1], 2)] as const;
+}
+
+describe("jit(f) equals f bit for bit with sums in fused loops (cpu)", () => {
+  useTestBackend("cpu");
+
+  it.each(sums)("%s", async (label, f) => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.nat(),
+        async (r, c, seed) => {
+          const [x, b, col] = sumInputs(r, c, seed, "float32");
+          await expectBitIdentical(jit(f)(x, b, col), f(x, b, col), label);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it.each(sums)("%s: a sum closes a wasm group", (label, f) => {
+    const jaxpr = optimizeJaxpr(
+      jit(f).lower(np.zeros([6, 5]), np.zeros([5]), np.zeros([6, 1])).jaxpr,
+    );
+    const withSum = fuseElementwise(jaxpr).filter((g) =>
+      names(jaxpr, g.start, g.end).includes("reduce_sum"),
+    );
+    expect(withSum.length, label).toBeGreaterThan(0);
+    for (const g of withSum) {
+      expect(g.engine).toBe("wasm");
+      for (let k = g.start; k < g.end; k++) {
+        const e = jaxpr.eqns[k]!;
+        if (e.prim.name !== "reduce_sum") continue;
+        expect(g.outputs).toContain(e.outBinders[0]);
+        expect(e.outBinders[0]!.aval.shape.length).toBeLessThan(g.shape.length);
+      }
+    }
+  });
+
+  it("sums only over size-1 axes and over a middle axis stay eager, still bit-identical", async () => {
+    const cases: [number[], number[]][] = [
+      [[1, 7], [0]],
+      [[7, 1], [1]],
+      [[3, 5, 6], [1]],
+      [[1, 5, 6], [1]],
+    ];
+    for (const [shape, axes] of cases) {
+      const f = (x: NbiArray, y: NbiArray) => {
+        const r = relu(np.mul(x, y));
+        return [r, np.sum(r, { axis: axes })];
+      };
+      for (const seed of [1, 2, 3]) {
+        const n = shape.reduce((p, q) => p * q, 1);
+        const x = np.fromTypedArray(f32Values(n, seed), shape, { dtype: "float32" });
+        const y = np.fromTypedArray(f32Values(n, seed + 50), shape, { dtype: "float32" });
+        await expectBitIdentical(jit(f)(x, y), f(x, y), `sum over ${axes} of ${shape}`);
+      }
+    }
+  });
+});
+
+describe("the gradient of a dense relu layer (cpu)", () => {
+  useTestBackend("cpu");
+
+  const loss = (w: NbiArray, b: NbiArray, x: NbiArray) => {
+    const y = np.add(np.matmul(x, w), b);
+    return np.sum(np.mul(np.where(np.greater(y, 0), y, 0), 0.5));
+  };
+  const dLoss = (w: NbiArray, b: NbiArray, x: NbiArray) =>
+    grad(loss, { argnums: [0, 1] })(w, b, x) as NbiArray[];
+
+  it("the bias gradient is a sum in the wasm group of the masked cotangent", () => {
+    const jaxpr = optimizeJaxpr(
+      jit(dLoss).lower(np.zeros([3, 4]), np.zeros([4]), np.zeros([6, 3])).jaxpr,
+    );
+    const groups = fuseElementwise(jaxpr).filter((g) =>
+      names(jaxpr, g.start, g.end).includes("reduce_sum"),
+    );
+    expect(groups).toHaveLength(1);
+    const g = groups[0]!;
+    expect(g.engine).toBe("wasm");
+    expect(names(jaxpr, g.end - 2, g.end)).toEqual(["select", "reduce_sum"]);
+    expect(g.outputs.map((v) => v.aval.shape)).toEqual([[6, 4], [4]]);
+  });
+
+  it("jit(grad) equals grad bit for bit", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.nat(),
+        async (n, h, d, seed) => {
+          const f32 = (len: number, shape: number[], k: number) =>
+            np.fromTypedArray(f32Values(len, seed + k), shape, { dtype: "float32" });
+          const [w, b, x] = [f32(d * h, [d, h], 0), f32(h, [h], 1), f32(n * d, [n, d], 2)];
+          await expectBitIdentical(jit(dLoss)(w, b, x), dLoss(w, b, x), "dense relu grad");
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
+
+describe("sums in float64 programs (cpu, float64)", () => {
+  useTestBackend("cpu");
+
+  it.each(sums)("%s: no sum in the JavaScript loop; jit(f) equals f", async (label, f) => {
+    const jaxpr = optimizeJaxpr(
+      jit(f).lower(
+        np.zeros([6, 5], { dtype: "float64" }),
+        np.zeros([5], { dtype: "float64" }),
+        np.zeros([6, 1], { dtype: "float64" }),
+      ).jaxpr,
+    );
+    for (const g of fuseElementwise(jaxpr)) {
+      expect(g.engine).toBe("js");
+      expect(names(jaxpr, g.start, g.end)).not.toContain("reduce_sum");
+    }
+    for (const [r, c, seed] of [
+      [1, 1, 1],
+      [3, 7, 2],
+      [17, 5, 3],
+      [40, 33, 4],
+    ] as const) {
+      const [x, b, col] = sumInputs(r, c, seed, "float64");
+      await expectBitIdentical(jit(f)(x, b, col), f(x, b, col), `${label} (float64)`);
+    }
+  });
+});
+
+describe("sumsBesideProducers", () => {
+  useTestBackend("cpu");
+
+  it("moves sums of elementwise results beside their producers and keeps every dependency", async () => {
+    const closed = makeJaxpr(
+      (x, w) => {
+        const y = np.add(x, 1);
+        const m = np.matmul(y, w);
+        const sx = np.sum(x, { axis: 0 }); // a jaxpr input: stays
+        const sm = np.sum(m, { axis: 1 }); // a matmul output: stays
+        const z = np.mul(y, 2);
+        const sy = np.sum(y, { axis: 0 }); // moves to after the add
+        const sz = np.sum(z); // already beside the mul
+        const sy2 = np.sum(y); // moves too, after sy
+        const ss = np.sum(sy); // a sum of a sum: stays
+        return [m, sx, sm, sy, sz, sy2, ss];
+      },
+      [
+        { shape: [4, 3], dtype: "float32" },
+        { shape: [3, 2], dtype: "float32" },
+      ],
+    );
+    const { jaxpr } = closed;
+    const moved = sumsBesideProducers(jaxpr);
+    const show = (j: Jaxpr) =>
+      j.eqns.map((e) =>
+        e.prim.name === "reduce_sum" ? `sum(${producerName(j, e.inputs[0]!)})` : e.prim.name,
+      );
+    const producerName = (j: Jaxpr, v: (typeof jaxpr.inBinders)[number]) =>
+      j.eqns.find((e) => e.outBinders.includes(v))?.prim.name ?? "input";
+    expect(show(jaxpr)).toEqual([
+      "add",
+      "matmul",
+      "sum(input)",
+      "sum(matmul)",
+      "mul",
+      "sum(add)",
+      "sum(mul)",
+      "sum(add)",
+      "sum(reduce_sum)",
+    ]);
+    expect(show(moved)).toEqual([
+      "add",
+      "sum(add)",
+      "sum(add)",
+      "matmul",
+      "sum(input)",
+      "sum(matmul)",
+      "mul",
+      "sum(mul)",
+      "sum(reduce_sum)",
+    ]);
+    // The same equations (objects), the two sums of y in their original order.
+    expect(new Set(moved.eqns)).toEqual(new Set(jaxpr.eqns));
+    expect(moved.eqns.length).toBe(jaxpr.eqns.length);
+    const sumsOfY = jaxpr.eqns.filter((e) => e.inputs[0] === jaxpr.eqns[0]!.outBinders[0]);
+    expect(moved.eqns.slice(1, 3)).toEqual(sumsOfY.filter((e) => e.prim.name === "reduce_sum"));
+    expect(moved.inBinders).toBe(jaxpr.inBinders);
+    expect(moved.outs).toBe(jaxpr.outs);
+    // Every input is defined before it is read.
+    const defined = new Set(moved.inBinders);
+    for (const e of moved.eqns) {
+      for (const v of e.inputs) expect(defined.has(v)).toBe(true);
+      for (const v of e.outBinders) defined.add(v);
+    }
+    // Same values.
+    const x = np.fromTypedArray(f32Values(12, 3), [4, 3], { dtype: "float32" });
+    const w = np.fromTypedArray(f32Values(6, 4), [3, 2], { dtype: "float32" });
+    await expectBitIdentical(
+      evalClosedJaxpr({ jaxpr: moved, consts: closed.consts }, [x, w]),
+      evalClosedJaxpr(closed, [x, w]),
+      "sumsBesideProducers",
+    );
+  });
+
+  it("returns the jaxpr itself when no sum reads an elementwise result", () => {
+    const { jaxpr } = makeJaxpr(
+      (x, w) => [np.sum(x, { axis: 0 }), np.sum(np.matmul(x, w))],
+      [
+        { shape: [4, 3], dtype: "float32" },
+        { shape: [3, 2], dtype: "float32" },
+      ],
+    );
+    expect(sumsBesideProducers(jaxpr)).toBe(jaxpr);
   });
 });
