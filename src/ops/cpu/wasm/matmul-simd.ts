@@ -270,9 +270,14 @@ export function gemmSimd(
     return;
   }
   // A stored transposed (its rows adjacent) is copied as it is, for the kernel that reads it so,
-  // while it fits in cache: the kernel walks it k-major, one line per k, which a large A spreads
-  // over too many lines (at 256 × 1024 the gathering copy plus the row-major kernel is faster).
-  const aTransposed = aRs === 1 && aCs !== 1 && m > 1 && k * m * 4 <= TRANSPOSED_A_MAX_BYTES;
+  // while it fits in cache or is read in few passes (one per 8 columns of C): the kernel walks it
+  // k-major, one line per k, which a large A spreads over too many lines and pages (at
+  // 256 × 1024 with N = 256 the gathering copy plus the row-major kernel is faster).
+  const aTransposed =
+    aRs === 1 &&
+    aCs !== 1 &&
+    m > 1 &&
+    (k * m * 4 <= TRANSPOSED_A_MAX_BYTES || n <= 2 * TILE_COLS);
   const ws = simdWorkspace(m, n, k, aTransposed);
   const { mem, np } = ws;
   const bBase = ws.b;
