@@ -191,6 +191,40 @@ describe("WebAssembly SIMD matmul", () => {
   });
 });
 
+/** The kernel's own arithmetic in one pass: acc = fround(acc + fround(a·b)), k ascending. */
+function sequentialFloat32(a: Float32Array, b: Float32Array, m: number, k: number, n: number) {
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let p = 0; p < k; p++)
+        acc = Math.fround(acc + Math.fround(a[i * k + p]! * b[p * n + j]!));
+      out[i * n + j] = acc;
+    }
+  }
+  return out;
+}
+
+describe("SIMD matmul over long reductions", () => {
+  it("runs blocks of k that give the bits of one pass (row-major and transposed A, threads)", () => {
+    const cases: [number, number, number][] = [
+      [5, 257, 9],
+      [13, 600, 3],
+      [128, 700, 64], // above the threading threshold
+      [3, 1030, 17],
+    ];
+    for (const [m, k, n] of cases) {
+      const a = Float32Array.from({ length: m * k }, () => Math.fround(Math.random() - 0.5));
+      const b = Float32Array.from({ length: k * n }, () => Math.fround(Math.random() - 0.5));
+      const want = sequentialFloat32(a, b, m, k, n);
+      expect(matmulSimd(a, [m, k], b, [k, n]).data).toEqual(want);
+      const at = new Float32Array(k * m);
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) at[p * m + i] = a[i * k + p]!;
+      expect(matmulSimd(at, [k, m], b, [k, n], true).data).toEqual(want);
+    }
+  });
+});
+
 describe("strided SIMD gemm", () => {
   it("accumulates A·B with transposed operands exactly like the JS gemm", () => {
     fc.assert(

@@ -67,6 +67,24 @@ export function emitTileUpdate(c: Code, rows: number, t: TileLocals): void {
   }
 }
 
+/** Emits acc = the tile of C at pc, rows rowBytes (a local) apart; pc is left unchanged. */
+function emitLoadTile(
+  c: Code,
+  rows: number,
+  pc: number,
+  rowBytes: number,
+  acc: TileLocals["acc"],
+): void {
+  for (let r = 0; r < rows; r++) {
+    c.get(pc);
+    if (r > 0) c.get(rowBytes).i32(r).i32Mul().i32Add();
+    c.v128Load(0).set(acc(r, 0));
+    c.get(pc);
+    if (r > 0) c.get(rowBytes).i32(r).i32Mul().i32Add();
+    c.v128Load(16).set(acc(r, 1));
+  }
+}
+
 /** Emits the store of the tile's rows at pc, rowBytes (a local) apart; advances pc. */
 export function emitTileStore(
   c: Code,
@@ -83,18 +101,20 @@ export function emitTileStore(
 }
 
 /**
- * The kernels `mm(a, b, c, M, K, N)` and `mmT(a, b, c, M, K, N, lda)`: byte offsets; M a
- * multiple of R, N of 8; C = A·B. `mm` reads A row-major (M × K); `mmT` reads A stored
- * transposed (K × lda, the M rows of A in the first M columns), so a transposed operand needs
- * no gather when it is packed.
+ * The kernels `mm(a, b, c, M, K, N, lda, add)` and `mmT(...)` with the same parameters: byte
+ * offsets; M a multiple of R, N of 8; C = A·B over K steps of the reduction, B and C with row
+ * stride N; with `add` ≠ 0, C += A·B (the tile starts from C: a long reduction runs as blocks of
+ * K that keep B's block in cache, with every add in the same order as one pass). `mm` reads A
+ * row-major (row stride lda); `mmT` reads A stored transposed (lda apart from one k to the next,
+ * the M rows adjacent), so a transposed operand needs no gather when it is packed.
  */
 export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
   return encodeModule([matmulKernel(rows, false), matmulKernel(rows, true)], 1, sharedMaxPages);
 }
 
 function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
-  const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
-  const first = aTransposed ? 7 : 6; // mmT has the extra parameter lda
+  const [A, B, C, M, K, N, LDA, ADD] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const first = 8;
   const [i, j, k, pb, K4, N4, pc] = [0, 1, 2, 3, 4, 5, 6].map((x) => first + x) as [
     number,
     number,
@@ -115,11 +135,8 @@ function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
     ...new Array<ValType>(rows * 2 + 3).fill(ValType.v128),
   ];
   const c = new Code();
-  // mmT: K4 holds lda·4, the step between consecutive k in A.
-  c.get(aTransposed ? 6 : K)
-    .i32(4)
-    .i32Mul()
-    .set(K4);
+  // K4 holds lda·4: A's row stride (mm) or its step from one k to the next (mmT).
+  c.get(LDA).i32(4).i32Mul().set(K4);
   c.get(N).i32(4).i32Mul().set(N4);
   c.i32(0).set(j);
   c.block().loop(); // over column strips
@@ -127,7 +144,15 @@ function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
   c.i32(0).set(i);
   c.block().loop(); // over row panels
   c.get(i).get(M).i32GeU().brIf(1);
+  c.get(C).get(i).get(N).i32Mul().get(j).i32Add().i32(4).i32Mul().i32Add().set(pc);
+  c.block();
+  c.block();
+  c.get(ADD).i32Eqz().brIf(0);
+  emitLoadTile(c, rows, pc, N4, acc);
+  c.br(1);
+  c.end();
   emitZeroTile(c, rows, acc);
+  c.end();
   if (aTransposed) c.get(A).get(i).i32(4).i32Mul().i32Add().set(pa(0));
   else {
     c.get(A).get(i).get(K4).i32Mul().i32Add().set(pa(0));
@@ -147,8 +172,6 @@ function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
   c.get(k).i32(1).i32Sub().set(k);
   c.br(0);
   c.end().end();
-  // Store the tile.
-  c.get(C).get(i).get(N).i32Mul().get(j).i32Add().i32(4).i32Mul().i32Add().set(pc);
   emitTileStore(c, rows, pc, N4, acc);
   c.get(i).i32(rows).i32Add().set(i);
   c.br(0);
@@ -158,7 +181,7 @@ function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
   c.end().end();
   return {
     name: aTransposed ? "mmT" : "mm",
-    params: new Array<ValType>(first).fill(ValType.i32),
+    params: new Array<ValType>(8).fill(ValType.i32),
     results: [],
     locals,
     body: c,
@@ -168,9 +191,11 @@ function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
 interface Instance {
   kernel: Kernel;
   memory: WasmMemory;
-  mm: (a: number, b: number, c: number, m: number, k: number, n: number) => void;
-  mmT: (a: number, b: number, c: number, m: number, k: number, n: number, lda: number) => void;
+  /** [mm, mmT]: (a, b, c, m, k, n, lda, add). */
+  kernels: readonly KernelFn[];
 }
+
+type KernelFn = (...args: number[]) => void;
 
 let instance: Instance | null | undefined;
 
@@ -184,8 +209,7 @@ function getInstance(): Instance | null {
   instance = {
     kernel,
     memory: kernel.memory,
-    mm: kernel.exports.mm as Instance["mm"],
-    mmT: kernel.exports.mmT as Instance["mmT"],
+    kernels: [kernel.exports.mm as KernelFn, kernel.exports.mmT as KernelFn],
   };
   return instance;
 }
@@ -274,10 +298,7 @@ export function gemmSimd(
   // k-major, one line per k, which a large A spreads over too many lines and pages (at
   // 256 × 1024 with N = 256 the gathering copy plus the row-major kernel is faster).
   const aTransposed =
-    aRs === 1 &&
-    aCs !== 1 &&
-    m > 1 &&
-    (k * m * 4 <= TRANSPOSED_A_MAX_BYTES || n <= 2 * TILE_COLS);
+    aRs === 1 && aCs !== 1 && m > 1 && (k * m * 4 <= TRANSPOSED_A_MAX_BYTES || n <= 2 * TILE_COLS);
   const ws = simdWorkspace(m, n, k, aTransposed);
   const { mem, np } = ws;
   const bBase = ws.b;
@@ -366,26 +387,40 @@ export function simdWorkspace(m: number, n: number, k: number, aTransposed = fal
 export function simdRun(ws: SimdWorkspace): void {
   const inst = getInstance()!;
   const { k, mp, np } = ws;
-  const block = Math.max(TILE_ROWS, Math.floor(32768 / k / TILE_ROWS) * TILE_ROWS);
   const t = threadsFor(inst.kernel, mp * np * k, mp / TILE_ROWS);
   if (t === 1) {
-    for (let r0 = 0; r0 < mp; r0 += block) {
-      const rows = Math.min(block, mp - r0);
-      if (ws.aTransposed)
-        inst.mmT((ws.a + r0) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np, mp);
-      else inst.mm((ws.a + r0 * k) * 4, ws.b * 4, (ws.c + r0 * np) * 4, rows, k, np);
-    }
+    for (const [f, ...args] of kernelCalls(ws, 0, mp)) inst.kernels[f!]!(...args);
     return;
   }
-  const lists = splitRange(mp, t, TILE_ROWS).map(([lo, hi]) => {
-    const calls: Call[] = [];
+  runParallel(
+    inst.kernel,
+    splitRange(mp, t, TILE_ROWS).map(([lo, hi]) => kernelCalls(ws, lo, hi)),
+  );
+}
+
+/**
+ * Reduction block: long reductions run in blocks of this many k, so that the block of B the
+ * kernel sweeps for every block of rows (KC × N) is not evicted between them (1024³: 22 → 50
+ * GFLOP/s on one core).
+ */
+const KC = 256;
+
+/** The kernel calls that compute rows [lo, hi) of C: reduction blocks, each over blocks of rows. */
+function kernelCalls(ws: SimdWorkspace, lo: number, hi: number): Call[] {
+  const { k, mp, np } = ws;
+  const calls: Call[] = [];
+  for (let p0 = 0; p0 < k; p0 += KC) {
+    const kc = Math.min(KC, k - p0);
+    const add = p0 > 0 ? 1 : 0;
+    // Rows per call: their block of A (rows × kc) stays in cache while the strips of B pass.
+    const block = Math.max(TILE_ROWS, Math.floor(32768 / kc / TILE_ROWS) * TILE_ROWS);
     for (let r0 = lo; r0 < hi; r0 += block) {
       const rows = Math.min(block, hi - r0);
-      const out = (ws.c + r0 * np) * 4;
-      if (ws.aTransposed) calls.push([1, (ws.a + r0) * 4, ws.b * 4, out, rows, k, np, mp]);
-      else calls.push([0, (ws.a + r0 * k) * 4, ws.b * 4, out, rows, k, np]);
+      const b = (ws.b + p0 * np) * 4;
+      const c = (ws.c + r0 * np) * 4;
+      if (ws.aTransposed) calls.push([1, (ws.a + p0 * mp + r0) * 4, b, c, rows, kc, np, mp, add]);
+      else calls.push([0, (ws.a + r0 * k + p0) * 4, b, c, rows, kc, np, k, add]);
     }
-    return calls;
-  });
-  runParallel(inst.kernel, lists);
+  }
+  return calls;
 }
