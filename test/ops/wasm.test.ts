@@ -206,12 +206,13 @@ function sequentialFloat32(a: Float32Array, b: Float32Array, m: number, k: numbe
 }
 
 describe("SIMD matmul over long reductions", () => {
-  it("runs blocks of k that give the bits of one pass (row-major and transposed A, threads)", () => {
+  it("runs blocks of k that give the bits of one pass (transposed operands, threads)", () => {
     const cases: [number, number, number][] = [
       [5, 257, 9],
       [13, 600, 3],
       [128, 700, 64], // above the threading threshold
       [3, 1030, 17],
+      [130, 515, 20], // a transposed A this large is packed by the 4 × 4 transpose kernel
     ];
     for (const [m, k, n] of cases) {
       const a = Float32Array.from({ length: m * k }, () => Math.fround(Math.random() - 0.5));
@@ -221,6 +222,10 @@ describe("SIMD matmul over long reductions", () => {
       const at = new Float32Array(k * m);
       for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) at[p * m + i] = a[i * k + p]!;
       expect(matmulSimd(at, [k, m], b, [k, n], true).data).toEqual(want);
+      const bt = new Float32Array(n * k);
+      for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) bt[j * k + p] = b[p * n + j]!;
+      expect(matmulSimd(a, [m, k], bt, [n, k], false, true).data).toEqual(want);
+      expect(matmulSimd(at, [k, m], bt, [n, k], true, true).data).toEqual(want);
     }
   });
 });

@@ -109,7 +109,84 @@ export function emitTileStore(
  * the M rows adjacent), so a transposed operand needs no gather when it is packed.
  */
 export function matmulKernelModule(rows = TILE_ROWS, sharedMaxPages?: number): Uint8Array {
-  return encodeModule([matmulKernel(rows, false), matmulKernel(rows, true)], 1, sharedMaxPages);
+  return encodeModule(
+    [matmulKernel(rows, false), matmulKernel(rows, true), transposeKernel()],
+    1,
+    sharedMaxPages,
+  );
+}
+
+/** i32 lanes → the 16 byte indices of i8x16.shuffle (lanes 0–3 first operand, 4–7 second). */
+const lanes32 = (...l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
+
+/**
+ * `tr(src, dst, rows, cols, srcStride, dstStride)`: dst = srcᵀ for the top-left rows × cols
+ * block (both multiples of 4; strides in elements, src and dst byte offsets), by 4 × 4 blocks
+ * transposed in registers: packing a large transposed operand row-major, which element by
+ * element in JavaScript cost as much as a fifth of a training step.
+ */
+function transposeKernel(): FunctionSpec {
+  const [SRC, DST, ROWS, COLS, SS, DS] = [0, 1, 2, 3, 4, 5];
+  const [p, i, ss4, ds4, a, d] = [6, 7, 8, 9, 10, 11];
+  const v = (q: number) => 12 + q; // four source rows
+  const t = (q: number) => 16 + q; // interleaved pairs
+  const c = new Code();
+  c.get(SS).i32(4).i32Mul().set(ss4);
+  c.get(DS).i32(4).i32Mul().set(ds4);
+  c.i32(0).set(p);
+  c.block().loop();
+  c.get(p).get(ROWS).i32GeU().brIf(1);
+  c.i32(0).set(i);
+  c.block().loop();
+  c.get(i).get(COLS).i32GeU().brIf(1);
+  c.get(SRC).get(p).get(ss4).i32Mul().i32Add().get(i).i32(4).i32Mul().i32Add().set(a);
+  for (let q = 0; q < 4; q++) {
+    c.get(a).v128Load(0).set(v(q));
+    if (q < 3) c.get(a).get(ss4).i32Add().set(a);
+  }
+  c.get(v(0))
+    .get(v(1))
+    .i8x16Shuffle(lanes32(0, 4, 1, 5))
+    .set(t(0));
+  c.get(v(0))
+    .get(v(1))
+    .i8x16Shuffle(lanes32(2, 6, 3, 7))
+    .set(t(1));
+  c.get(v(2))
+    .get(v(3))
+    .i8x16Shuffle(lanes32(0, 4, 1, 5))
+    .set(t(2));
+  c.get(v(2))
+    .get(v(3))
+    .i8x16Shuffle(lanes32(2, 6, 3, 7))
+    .set(t(3));
+  c.get(DST).get(i).get(ds4).i32Mul().i32Add().get(p).i32(4).i32Mul().i32Add().set(d);
+  const outs: [number, number, number[]][] = [
+    [t(0), t(2), lanes32(0, 1, 4, 5)],
+    [t(0), t(2), lanes32(2, 3, 6, 7)],
+    [t(1), t(3), lanes32(0, 1, 4, 5)],
+    [t(1), t(3), lanes32(2, 3, 6, 7)],
+  ];
+  for (const [x, y, sel] of outs) {
+    c.get(d).get(x).get(y).i8x16Shuffle(sel).v128Store(0);
+    c.get(d).get(ds4).i32Add().set(d);
+  }
+  c.get(i).i32(4).i32Add().set(i);
+  c.br(0);
+  c.end().end();
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  return {
+    name: "tr",
+    params: new Array<ValType>(6).fill(ValType.i32),
+    results: [],
+    locals: [
+      ...new Array<ValType>(6).fill(ValType.i32),
+      ...new Array<ValType>(8).fill(ValType.v128),
+    ],
+    body: c,
+  };
 }
 
 function matmulKernel(rows: number, aTransposed: boolean): FunctionSpec {
@@ -193,6 +270,8 @@ interface Instance {
   memory: WasmMemory;
   /** [mm, mmT]: (a, b, c, m, k, n, lda, add). */
   kernels: readonly KernelFn[];
+  /** (src, dst, rows, cols, srcStride, dstStride): see transposeKernel. */
+  transpose: KernelFn;
 }
 
 type KernelFn = (...args: number[]) => void;
@@ -205,11 +284,15 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const kernel = instantiateKernel((max) => matmulKernelModule(TILE_ROWS, max), ["mm", "mmT"]);
+  const kernel = instantiateKernel(
+    (max) => matmulKernelModule(TILE_ROWS, max),
+    ["mm", "mmT", "tr"],
+  );
   instance = {
     kernel,
     memory: kernel.memory,
     kernels: [kernel.exports.mm as KernelFn, kernel.exports.mmT as KernelFn],
+    transpose: kernel.exports.tr as KernelFn,
   };
   return instance;
 }
@@ -299,7 +382,11 @@ export function gemmSimd(
   // 256 × 1024 with N = 256 the gathering copy plus the row-major kernel is faster).
   const aTransposed =
     aRs === 1 && aCs !== 1 && m > 1 && (k * m * 4 <= TRANSPOSED_A_MAX_BYTES || n <= 2 * TILE_COLS);
-  const ws = simdWorkspace(m, n, k, aTransposed);
+  // Otherwise a transposed A is copied as it is behind the operands, then transposed in place.
+  const gatherA = aRs === 1 && aCs !== 1 && !aTransposed;
+  const gatherB = bRs === 1 && bCs !== 1 && n > 1;
+  const scratch = Math.max(gatherA ? k * m : 0, gatherB ? n * k : 0);
+  const ws = simdWorkspace(m, n, k, aTransposed, scratch);
   const { mem, np } = ws;
   const bBase = ws.b;
   const cBase = ws.c;
@@ -313,7 +400,8 @@ export function gemmSimd(
         for (let i = 0; i < m; i++) mem[dst + i] = a[src + i]!;
       }
     }
-  } else if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
+  } else if (gatherA) transposeInto(ws, a, aOff, aCs, k, m, ws.a, k);
+  else if (aCs === 1 && aRs === k) mem.set(a.subarray(aOff, aOff + m * k), 0);
   else {
     for (let i = 0; i < m; i++) {
       const src = aOff + i * aRs;
@@ -322,7 +410,8 @@ export function gemmSimd(
       else for (let p = 0; p < k; p++) mem[dst + p] = a[src + p * aCs]!;
     }
   }
-  if (bCs === 1 && bRs === n && np === n) mem.set(b.subarray(bOff, bOff + k * n), bBase);
+  if (gatherB) transposeInto(ws, b, bOff, bCs, n, k, bBase, np);
+  else if (bCs === 1 && bRs === n && np === n) mem.set(b.subarray(bOff, bOff + k * n), bBase);
   else
     for (let p = 0; p < k; p++) {
       const src = bOff + p * bRs;
@@ -361,13 +450,21 @@ export interface SimdWorkspace {
   readonly a: number;
   readonly b: number;
   readonly c: number;
+  /** Float offset of the scratch space asked for, after C. */
+  readonly scratch: number;
 }
 
-export function simdWorkspace(m: number, n: number, k: number, aTransposed = false): SimdWorkspace {
+export function simdWorkspace(
+  m: number,
+  n: number,
+  k: number,
+  aTransposed = false,
+  scratch = 0,
+): SimdWorkspace {
   const inst = getInstance()!;
   const mp = roundUp(m, TILE_ROWS);
   const np = roundUp(n, TILE_COLS);
-  const need = (mp * k + k * np + mp * np) * 4;
+  const need = (mp * k + k * np + mp * np + scratch) * 4;
   const have = inst.memory.buffer.byteLength;
   if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
   const mem = new Float32Array(inst.memory.buffer);
@@ -376,7 +473,40 @@ export function simdWorkspace(m: number, n: number, k: number, aTransposed = fal
   if (aTransposed) for (let p = 0; p < k; p++) mem.fill(0, p * mp + m, (p + 1) * mp);
   else mem.fill(0, m * k, mp * k);
   if (np > n) for (let p = 0; p < k; p++) mem.fill(0, b + p * np + n, b + (p + 1) * np);
-  return { mem, aTransposed, m, n, k, mp, np, a: 0, b, c: b + k * np };
+  const c = b + k * np;
+  return { mem, aTransposed, m, n, k, mp, np, a: 0, b, c, scratch: c + mp * np };
+}
+
+/**
+ * Writes the transpose of `src` (rows × cols, row stride `stride` from `off`) into the
+ * workspace at float offset `dst`, row stride `dstStride`: copied as it is into the scratch
+ * space, transposed there by 4 × 4 blocks, the ragged edges done here. Packs a transposed
+ * operand row-major (element by element in JavaScript it cost as much as the product).
+ */
+function transposeInto(
+  ws: SimdWorkspace,
+  src: Float32Array | Float64Array,
+  off: number,
+  stride: number,
+  rows: number,
+  cols: number,
+  dst: number,
+  dstStride: number,
+) {
+  const { mem, scratch } = ws;
+  if (stride === cols) mem.set(src.subarray(off, off + rows * cols), scratch);
+  else {
+    for (let r = 0; r < rows; r++) {
+      mem.set(src.subarray(off + r * stride, off + r * stride + cols), scratch + r * cols);
+    }
+  }
+  const [r4, c4] = [rows - (rows % 4), cols - (cols % 4)];
+  getInstance()!.transpose(scratch * 4, dst * 4, r4, c4, cols, dstStride);
+  for (let c = 0; c < cols; c++) {
+    for (let r = c < c4 ? r4 : 0; r < rows; r++) {
+      mem[dst + c * dstStride + r] = mem[scratch + r * cols + c]!;
+    }
+  }
 }
 
 /**
