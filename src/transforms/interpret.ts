@@ -3,10 +3,27 @@
  * kernels directly (no tracing, no shape rules per equation: shapes were checked when the jaxpr
  * was staged), with values in numbered slots released after their last use and runs of
  * elementwise equations fused into generated loops on the CPU. Plans are cached per jaxpr.
+ *
+ * On WebGPU (a fusion group with any WebGPU input: the rule an unfused equation follows) a group
+ * runs as one generated WGSL kernel (ops/webgpu/fused.ts), its CPU inputs uploaded as the
+ * unfused kernels upload them; a float32 `matmul` directly before a group that alone reads its
+ * product (matmul + bias + activation) runs as one kernel with the group as the product's
+ * epilogue. Groups with no WGSL form run equation by equation. NBI_GPU_FUSION=0 turns WebGPU
+ * fusion off (to compare against the unfused kernels); the CPU path is the same either way.
  */
 import { ConcreteArray } from "../ops/concrete-array.js";
 import { recycle, type TypedArray } from "../ops/dtype.js";
+import { type MatmulParams, matmulP } from "../ops/primitives/matmul.js";
+import { reshapeP } from "../ops/primitives/structural.js";
 import { sizeOf } from "../ops/shape.js";
+import {
+  compileFused,
+  compileMatmulFused,
+  type FusedKernel,
+  type FusedProgram,
+  runFusedKernel,
+  runMatmulFused,
+} from "../ops/webgpu/fused.js";
 import { bind } from "./core.js";
 import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
 import type { Eqn, Jaxpr, Var } from "./jaxpr.js";
@@ -20,8 +37,80 @@ interface Plan {
   inSlots: number[];
   steps: { eqnIndex: number; inputs: number[]; outputs: number[]; release: number[] }[];
   outSlots: number[];
-  /** Fused elementwise runs by their first equation (CPU only; others run equation by equation). */
-  fused: Map<number, { group: FusedGroup; inputs: number[]; outputs: number[] }>;
+  /** Fused elementwise runs by their first equation. */
+  fused: Map<number, FusedRun>;
+  /** Fused runs that can be the epilogue of the matmul before them, by the matmul's index. */
+  epilogues: Map<number, FusedRun>;
+}
+
+interface FusedRun {
+  group: FusedGroup;
+  inputs: number[];
+  outputs: number[];
+  /** The run on WebGPU. */
+  gpu: GpuRun;
+}
+
+/**
+ * A fusion group on WebGPU: its elementwise equations as one kernel, then its sums (fusion.ts
+ * lets float32 sums close a run) with their WebGPU kernels, reading the kernel's outputs.
+ */
+interface GpuRun {
+  program: FusedProgram;
+  /** Slots of the program's inputs and of the values the kernel writes. */
+  inSlots: number[];
+  outSlots: number[];
+  sums: { eqn: Eqn; input: number; output: number }[];
+  /** The WGSL kernel, made on first use (null: none; the run goes equation by equation). */
+  kernel?: FusedKernel | null;
+  /** Where the run can be a matmul's epilogue: the program input the product is. */
+  acc?: number;
+  /** The matmul kernel with this run as its epilogue, made on first use (null: none). */
+  matmulKernel?: FusedKernel | null;
+}
+
+const gpuFusion = globalThis.process?.env?.NBI_GPU_FUSION !== "0";
+
+function gpuRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): GpuRun {
+  const stepOf = new Map<Var, number>();
+  const inputs: Var[] = [];
+  const steps: FusedProgram["steps"][number][] = [];
+  const sums: Eqn[] = [];
+  for (const e of jaxpr.eqns.slice(group.start, group.end)) {
+    if (!e.prim.fusion) {
+      sums.push(e);
+      continue;
+    }
+    const args = e.inputs.map((v) => {
+      const s = stepOf.get(v);
+      if (s !== undefined) return { step: s };
+      if (!inputs.includes(v)) inputs.push(v);
+      return { input: inputs.indexOf(v) };
+    });
+    const out = e.outBinders[0]!;
+    stepOf.set(out, steps.length);
+    steps.push({ op: e.prim.name, args, dtype: out.aval.dtype });
+  }
+  const written: Var[] = [];
+  for (const v of [...group.outputs, ...sums.map((e) => e.inputs[0]!)]) {
+    if (stepOf.has(v) && !written.includes(v)) written.push(v);
+  }
+  return {
+    program: {
+      shape: group.shape,
+      inputs: inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype })),
+      steps,
+      outputs: written.map((v) => stepOf.get(v)!),
+    },
+    inSlots: inputs.map(slotOf),
+    outSlots: written.map(slotOf),
+    sums: sums.map((e) => ({
+      eqn: e,
+      input: slotOf(e.inputs[0]!),
+      output: slotOf(e.outBinders[0]!),
+    })),
+    ...(steps.length === 0 ? { kernel: null, matmulKernel: null } : {}),
+  };
 }
 
 const plans = new WeakMap<Jaxpr, Plan>();
@@ -47,18 +136,55 @@ function planOf(original: Jaxpr): Plan {
   });
   const outSlots = jaxpr.outs.map(slotOf);
   const keep = new Set(outSlots);
-  const fused = new Map(
+  const fused = new Map<number, FusedRun>(
     fuseElementwise(jaxpr).map((group) => [
       group.start,
-      { group, inputs: group.inputs.map(slotOf), outputs: group.outputs.map(slotOf) },
+      {
+        group,
+        inputs: group.inputs.map(slotOf),
+        outputs: group.outputs.map(slotOf),
+        gpu: gpuRunOf(jaxpr, group, slotOf),
+      },
     ]),
   );
+  // A matmul directly before a run whose elementwise equations alone read its product (through
+  // reshapes, which are views: the numpy layer folds batch axes into rows) can have the run as
+  // its epilogue on WebGPU.
+  const readers = new Map<Var, number[]>();
+  jaxpr.eqns.forEach((e, k) => {
+    for (const v of e.inputs) {
+      const list = readers.get(v) ?? [];
+      list.push(k);
+      readers.set(v, list);
+    }
+  });
+  const epilogues = new Map<number, FusedRun>();
+  for (const run of fused.values()) {
+    const { start, end } = run.group;
+    let m = start - 1;
+    while (jaxpr.eqns[m]?.prim === reshapeP) m--;
+    if (jaxpr.eqns[m]?.prim !== matmulP) continue;
+    let product = jaxpr.eqns[m]!.outBinders[0]!;
+    let ok = true;
+    for (let j = m + 1; j < start && ok; j++) {
+      ok = jaxpr.eqns[j]!.inputs[0] === product && readers.get(product)?.length === 1;
+      ok &&= !keep.has(slotOf(product));
+      product = jaxpr.eqns[j]!.outBinders[0]!;
+    }
+    const acc = run.gpu.inSlots.indexOf(slotOf(product));
+    const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusion !== undefined;
+    if (ok && acc >= 0 && !keep.has(slotOf(product)) && readers.get(product)!.every(inRun)) {
+      run.gpu.acc = acc;
+      epilogues.set(m, run);
+    }
+  }
   plan = {
     jaxpr,
     nSlots: slot.size,
     inSlots,
     outSlots,
     fused,
+    epilogues,
     steps: jaxpr.eqns.map((e, k) => ({
       eqnIndex: k,
       inputs: e.inputs.map(slotOf),
@@ -114,7 +240,50 @@ export function runPlan(original: Jaxpr, args: readonly ConcreteArray[]): Concre
   const storage = new Storage(args);
   const backend = args[0]?.backend;
   const steps = plan.steps;
+  /** Releases what equations [from, end) release. */
+  const releaseRun = (from: number, end: number) => {
+    for (let j = from; j < end; j++) {
+      for (const s of steps[j]!.release) {
+        storage.drop(slots[s]);
+        slots[s] = undefined;
+      }
+    }
+  };
+  /** Stores a run's WebGPU kernel outputs, then runs its sums. */
+  const finishGpuRun = (gpu: GpuRun, outs: ConcreteArray[]) => {
+    gpu.outSlots.forEach((s, i) => {
+      slots[s] = outs[i];
+    });
+    for (const sum of gpu.sums) {
+      const x = slots[sum.input]!;
+      const kernel = sum.eqn.prim.impl[x.backend.name];
+      slots[sum.output] = kernel
+        ? kernel([x], sum.eqn.params)[0]
+        : (bind(sum.eqn.prim, [x], sum.eqn.params)[0] as ConcreteArray);
+    }
+  };
   for (let k = 0; k < steps.length; k++) {
+    const epilogue = gpuFusion ? plan.epilogues.get(k) : undefined;
+    if (epilogue) {
+      const [a, b] = steps[k]!.inputs.map((s) => slots[s]!) as [ConcreteArray, ConcreteArray];
+      if (a.backend.name === "webgpu" || b.backend.name === "webgpu") {
+        const gpu = epilogue.gpu;
+        if (gpu.matmulKernel === undefined) {
+          gpu.matmulKernel = compileMatmulFused(gpu.program, gpu.acc!);
+        }
+        const inputs = gpu.inSlots.map((s, i) => (i === gpu.acc ? a : slots[s]!));
+        const params = jaxpr.eqns[steps[k]!.eqnIndex]!.params as MatmulParams;
+        const outs = gpu.matmulKernel
+          ? runMatmulFused(gpu.matmulKernel, a, b, params, inputs)
+          : null;
+        if (outs) {
+          finishGpuRun(gpu, outs);
+          releaseRun(k, epilogue.group.end);
+          k = epilogue.group.end - 1;
+          continue;
+        }
+      }
+    }
     const fused = plan.fused.get(k);
     if (fused) {
       const inputs = fused.inputs.map((s) => slots[s]!);
@@ -124,14 +293,25 @@ export function runPlan(original: Jaxpr, args: readonly ConcreteArray[]): Concre
           slots[s] = outs[i];
           storage.hold(outs[i]!);
         });
-        for (let j = k; j < fused.group.end; j++) {
-          for (const s of steps[j]!.release) {
-            storage.drop(slots[s]);
-            slots[s] = undefined;
-          }
-        }
+        releaseRun(k, fused.group.end);
         k = fused.group.end - 1;
         continue;
+      }
+      const gpu = fused.gpu;
+      if (gpuFusion && gpu.kernel !== null) {
+        gpu.kernel ??= compileFused(gpu.program);
+        if (gpu.kernel) {
+          finishGpuRun(
+            gpu,
+            runFusedKernel(
+              gpu.kernel,
+              gpu.inSlots.map((s) => slots[s]!),
+            ),
+          );
+          releaseRun(k, fused.group.end);
+          k = fused.group.end - 1;
+          continue;
+        }
       }
     }
     const step = steps[k]!;

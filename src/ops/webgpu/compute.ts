@@ -187,8 +187,35 @@ export const gpuArgsort: Kernel<{ axis: number }> = ([x], { axis }) => {
 // matmul: 16×16 output tiles staged through workgroup memory; batch axes broadcast.
 
 const TILE = 16;
-const matmulSource = `
-${bindings(["a: array<f32>", "b: array<f32>"], ["out: array<f32>"])}
+
+/**
+ * What a fused kernel does with each element of the product instead of storing it (see
+ * fused.ts): matmul + bias + activation in one pass, without the product in memory.
+ */
+export interface MatmulEpilogue {
+  /** WGSL functions the statements call (module scope). */
+  readonly prelude: string;
+  /** Binding declarations of the extra inputs, bound after the two factors. */
+  readonly inputs: readonly string[];
+  /** Binding declarations of the outputs (they replace the product's `out`). */
+  readonly outputs: readonly string[];
+  /**
+   * Statements run once per element of the product, with `acc: f32` (the element) and `i: u32`
+   * (its flat row-major index in the product [...batch, M, N]) in scope; they store the outputs.
+   */
+  readonly store: string;
+}
+
+const PLAIN: MatmulEpilogue = {
+  prelude: "",
+  inputs: [],
+  outputs: ["out: array<f32>"],
+  store: "out[i] = acc;",
+};
+
+function matmulSource(e: MatmulEpilogue): string {
+  return `${e.prelude}
+${bindings(["lhs: array<f32>", "rhs: array<f32>", ...e.inputs], [...e.outputs])}
 var<workgroup> As: array<f32, ${TILE * TILE}>;
 var<workgroup> Bs: array<f32, ${TILE * TILE}>;
 @compute @workgroup_size(${TILE}, ${TILE})
@@ -212,31 +239,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var t = 0u; t < K; t += ${TILE}u) {
     let ka = t + lid.x;
     var av = 0.0;
-    if (row < M && ka < K) { av = a[aOff + row * aRs + ka * aCs]; }
+    if (row < M && ka < K) { av = lhs[aOff + row * aRs + ka * aCs]; }
     As[lid.y * ${TILE}u + lid.x] = av;
     let kb = t + lid.y;
     var bv = 0.0;
-    if (kb < K && col < N) { bv = b[bOff + kb * bRs + col * bCs]; }
+    if (kb < K && col < N) { bv = rhs[bOff + kb * bRs + col * bCs]; }
     Bs[lid.y * ${TILE}u + lid.x] = bv;
     workgroupBarrier();
     for (var k = 0u; k < ${TILE}u; k++) { acc += As[lid.y * ${TILE}u + k] * Bs[k * ${TILE}u + lid.x]; }
     workgroupBarrier();
   }
-  if (row < M && col < N) { out[wid.z * M * N + row * N + col] = acc; }
+  if (row < M && col < N) {
+    let i = wid.z * M * N + row * N + col;
+    ${e.store}
+  }
 }`;
+}
 
-export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> = ([a, b], p) => {
-  const tA = p.transposeA === true;
-  const tB = p.transposeB === true;
-  const [ar, ac] = a!.shape.slice(-2) as [number, number];
-  const [br, bc] = b!.shape.slice(-2) as [number, number];
+const plainMatmulSource = matmulSource(PLAIN);
+
+/** Product shape and launch meta of matmul(a, b) with transposed-operand flags. */
+function matmulLayout(a: ConcreteArray, b: ConcreteArray, tA: boolean, tB: boolean) {
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
   const [m, k] = tA ? [ac, ar] : [ar, ac];
   const n = tB ? br : bc;
-  const batch = broadcastShapes("matmul", a!.shape.slice(0, -2), b!.shape.slice(0, -2));
-  const out = newArray([...batch, m, n], a!.dtype);
-  const nb = sizeOf(batch);
-  if (nb * m * n === 0) return [out];
-  if (k === 0) return [gpuZeros([...batch, m, n])];
+  const batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
   const bStr = (shape: readonly number[]) => {
     const bs = shape.slice(0, -2);
     const s = strides(bs);
@@ -245,14 +273,66 @@ export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> =
   };
   const [aRs, aCs] = tA ? [1, m] : [k, 1];
   const [bRs, bCs] = tB ? [1, k] : [n, 1];
-  dispatch(
-    matmulSource,
-    [gpuBuf(a!), gpuBuf(b!), out.buffer as never],
-    [m, k, n, batch.length, aRs, aCs, bRs, bCs, ...batch, ...bStr(a!.shape), ...bStr(b!.shape)],
-    [Math.ceil(n / TILE), Math.ceil(m / TILE), nb],
+  const meta = [
+    m,
+    k,
+    n,
+    batch.length,
+    aRs,
+    aCs,
+    bRs,
+    bCs,
+    ...batch,
+    ...bStr(a.shape),
+    ...bStr(b.shape),
+  ];
+  const grid: [number, number, number] = [Math.ceil(n / TILE), Math.ceil(m / TILE), sizeOf(batch)];
+  return { shape: [...batch, m, n], k, meta, grid };
+}
+
+export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> = ([a, b], p) => {
+  const { shape, k, meta, grid } = matmulLayout(
+    a!,
+    b!,
+    p.transposeA === true,
+    p.transposeB === true,
   );
+  const out = newArray(shape, a!.dtype);
+  if (sizeOf(shape) === 0) return [out];
+  if (k === 0) return [gpuZeros(shape)];
+  dispatch(plainMatmulSource, [gpuBuf(a!), gpuBuf(b!), out.buffer as never], meta, grid);
   return [out];
 };
+
+/** The WGSL of the matmul kernel with an epilogue (for `matmulWithEpilogue`; cache it). */
+export function matmulEpilogueSource(epilogue: MatmulEpilogue): string {
+  return matmulSource(epilogue);
+}
+
+/**
+ * matmul(a, b) (float32) with an epilogue applied to each element of the product in the same
+ * kernel: `source` from `matmulEpilogueSource`, `extra` the epilogue's inputs and `outs` fresh
+ * arrays the caller made for its outputs. Returns false, launching nothing, when the product is
+ * empty or K = 0 (the caller runs the unfused kernels then).
+ */
+export function matmulWithEpilogue(
+  a: ConcreteArray,
+  b: ConcreteArray,
+  p: { transposeA?: boolean; transposeB?: boolean },
+  source: string,
+  extra: readonly ConcreteArray[],
+  outs: readonly ConcreteArray[],
+): boolean {
+  const { shape, k, meta, grid } = matmulLayout(a, b, p.transposeA === true, p.transposeB === true);
+  if (sizeOf(shape) === 0 || k === 0) return false;
+  dispatch(
+    source,
+    [gpuBuf(a), gpuBuf(b), ...extra.map(gpuBuf), ...outs.map((o) => o.buffer as never)],
+    meta,
+    grid,
+  );
+  return true;
+}
 
 const zerosSource = `${bindings([], ["out: array<u32>"])}
 ${FLAT_MAIN}

@@ -55,9 +55,29 @@ export function viewArray(x: ConcreteArray, shape: Shape): ConcreteArray {
 
 const pipelines = new Map<string, GPUComputePipeline>();
 
+const stats = {
+  /** Kernels dispatched (one compute pass each). */
+  dispatches: 0,
+  /** Pipelines compiled (cache misses). */
+  compiled: 0,
+  /** Dispatches that found their pipeline in the cache. */
+  cacheHits: 0,
+};
+
+/**
+ * Counters of the WebGPU kernel launcher (a snapshot): kernels dispatched, pipelines compiled and
+ * pipeline cache hits since the process started. Tests and benchmarks read differences of these
+ * (e.g. kernels per jit call, fused against unfused).
+ */
+export function dispatchStats(): Readonly<typeof stats> {
+  return { ...stats };
+}
+
 function pipelineFor(source: string): GPUComputePipeline {
   let p = pipelines.get(source);
-  if (!p) {
+  if (p) stats.cacheHits++;
+  else {
+    stats.compiled++;
     const device = gpuDevice();
     // NBI_WGSL_DEBUG=1 prints each shader once, when it is compiled.
     if (globalThis.process?.env?.NBI_WGSL_DEBUG) console.error(source);
@@ -113,6 +133,7 @@ export function dispatch(
 ): void {
   const device = gpuDevice();
   const pipeline = pipelineFor(source);
+  stats.dispatches++;
   const metaWords = Uint32Array.from(meta.length > 0 ? meta : [0]);
   const metaBuf = allocBuf(metaWords.byteLength);
   device.queue.writeBuffer(metaBuf.buffer, 0, metaWords);

@@ -19,7 +19,8 @@ import {
   wgslType,
 } from "./dispatch.js";
 
-const PRELUDE = `
+/** WGSL helpers the elementwise expressions call (NaN-correct max/min, log1p, pow, ...). */
+export const PRELUDE = `
 fn isnan_f(a: f32) -> bool { return (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u; }
 fn f32_bits(u: u32) -> f32 { return bitcast<f32>(u); }
 fn nan_f() -> f32 { return f32_bits(0x7fc00000u); }
@@ -96,6 +97,20 @@ fn f32_to_u32(a: f32) -> u32 {
 
 type Cls = "f" | "i" | "u";
 const cls = (d: DType): Cls => (d === "float32" ? "f" : d === "int32" ? "i" : "u");
+
+/** WGSL of select(a, b, c) (a ? b : c, with `a` a bool stored as u32), as gpuSelect runs it. */
+export const SELECT_WGSL = "select(c, b, a != 0u)";
+
+/**
+ * The WGSL expression (of `a`, `b`, `c`) the unfused kernel evaluates for elementwise primitive
+ * `op` with operands of `dtype` (the condition's dtype aside, for select), or undefined when
+ * WebGPU has none. Fused kernels (fused.ts) call these same expressions, so they keep the unfused
+ * semantics.
+ */
+export function elementwiseWgsl(op: string, dtype: DType): string | undefined {
+  if (op === "select") return SELECT_WGSL;
+  return (UNARY_WGSL[op] ?? BINARY_WGSL[op])?.[cls(dtype)];
+}
 
 /** WGSL of `a` per element class; absent classes are refused by abstractEval before us. */
 export const UNARY_WGSL: Record<string, Partial<Record<Cls, string>>> = {
@@ -229,7 +244,7 @@ export function gpuBinary<P>(name: string, outDtype?: DType): Kernel<P> {
 
 export const gpuSelect: Kernel<Record<string, never>> = ([c, x, y]) => {
   const shape = broadcastShapes("where", c!.shape, x!.shape, y!.shape);
-  return [runElementwise([c!, x!, y!], x!.dtype, "select(c, b, a != 0u)", shape)];
+  return [runElementwise([c!, x!, y!], x!.dtype, SELECT_WGSL, shape)];
 };
 
 function castExpr(from: DType, to: DType): string {
