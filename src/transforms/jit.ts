@@ -7,13 +7,15 @@
  * op); under other transforms its rules stage the transformed program (jvp, vjp, vmap), also
  * cached, so `grad(jit(f))`, `vmap(jit(f))`, `jit(grad(f))` and `jit` inside `scan` all compose.
  *
- * On the CPU the fused loops are generated WebAssembly SIMD (fusion.ts).
+ * On the CPU the fused loops are generated WebAssembly SIMD (fusion.ts); on WebGPU, generated WGSL
+ * kernels (ops/webgpu/fused.ts), with matmul + bias + activation as one kernel.
  */
 import { NbiError } from "../errors.js";
 import type { Array, ShapedArray } from "../ops/array.js";
 import { ConcreteArray } from "../ops/concrete-array.js";
 import * as np from "../ops/numpy.js";
 import type { BatchDim, Primitive } from "../ops/primitive.js";
+import { outsideScopes } from "../ops/webgpu/backend.js";
 import { bind, Tracer } from "./core.js";
 import { runPlan } from "./interpret.js";
 import { evalJaxpr, type Jaxpr, jaxprToString, makeJaxpr } from "./jaxpr.js";
@@ -47,7 +49,7 @@ function derive(jaxpr: Jaxpr, key: string, make: () => Jaxpr): Jaxpr {
 
 /** Stages `f` and folds its captured constants in as leading inputs (returns an open jaxpr). */
 function stageOpen(f: (...xs: Array[]) => Array[], avals: ShapedArray[]): [Jaxpr, Array[]] {
-  const closed = makeJaxpr(f, avals);
+  const closed = outsideScopes(() => makeJaxpr(f, avals));
   return [closed.jaxpr, [...closed.consts]];
 }
 
@@ -227,20 +229,23 @@ export function jit<A extends unknown[], R>(
     }
     info.misses++;
     let outDef: tree.TreeDef | null = null;
-    const closed = makeJaxpr(
-      (...xs) => {
-        const rebuilt = tree.unflatten(def, xs) as unknown[];
-        const call: unknown[] = [];
-        let d = 0;
-        let s = 0;
-        for (let i = 0; i < args.length; i++)
-          call.push(staticArgnums.has(i) ? statics[s++] : rebuilt[d++]);
-        const out = f(...(call as A));
-        const [outLeaves, od] = tree.flatten(out);
-        outDef = od;
-        return outLeaves.map((l) => (typeof l === "number" ? np.asArray(l) : (l as Array)));
-      },
-      leaves.map((l) => ({ shape: l.shape, dtype: l.dtype })),
+    // Constants the trace makes are cached with the program: no np.scope may release them.
+    const closed = outsideScopes(() =>
+      makeJaxpr(
+        (...xs) => {
+          const rebuilt = tree.unflatten(def, xs) as unknown[];
+          const call: unknown[] = [];
+          let d = 0;
+          let s = 0;
+          for (let i = 0; i < args.length; i++)
+            call.push(staticArgnums.has(i) ? statics[s++] : rebuilt[d++]);
+          const out = f(...(call as A));
+          const [outLeaves, od] = tree.flatten(out);
+          outDef = od;
+          return outLeaves.map((l) => (typeof l === "number" ? np.asArray(l) : (l as Array)));
+        },
+        leaves.map((l) => ({ shape: l.shape, dtype: l.dtype })),
+      ),
     );
     entry = { jaxpr: closed.jaxpr, consts: [...closed.consts], outDef: outDef! };
     // A program that captured values of an enclosing transform is valid for this call only.

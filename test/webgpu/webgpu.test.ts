@@ -4,7 +4,7 @@
  * adapter exists.
  */
 import { describe, expect, it } from "vitest";
-import { NbiError, np, random } from "../../src/index.js";
+import { jit, type Array as NbiArray, NbiError, np, random } from "../../src/index.js";
 import { gpuDevice } from "../../src/ops/webgpu/backend.js";
 import { webgpuAvailable } from "../helpers/backends.js";
 
@@ -42,6 +42,18 @@ describe.skipIf(!webgpuAvailable())("webgpu backend", () => {
     const v = await x.data();
     expect(Number.isFinite(v[0]!)).toBe(true);
   }, 120_000);
+
+  it("a jit first traced inside np.scope keeps its captured constants for later calls", async () => {
+    await np.useBackend("webgpu");
+    // relu's 0 and the 0.5 are constants made while tracing; the cache keeps them.
+    const f = jit((x: NbiArray) => np.mul(np.maximum(x, 0), 0.5));
+    const x = np.array([-2, 4]);
+    const first = np.scope(() => f(x));
+    expect(Array.from(await first.data())).toEqual([0, 2]);
+    const again = np.scope(() => f(np.array([6, -1])));
+    expect(Array.from(await again.data())).toEqual([3, 0]);
+    expect(Array.from(await f(x).data())).toEqual([0, 2]);
+  });
 
   it("reads back asynchronously; dataSync names `await x.data()`", async () => {
     await np.useBackend("webgpu");

@@ -188,6 +188,19 @@ export function runScoped<T>(fn: () => T, keep: (result: T) => GpuBuf[]): T {
   return result;
 }
 
+/**
+ * Runs `fn` with no scope active: buffers it allocates belong to no `np.scope` (jit uses it for
+ * the constants a trace captures, which its cache keeps beyond the scope of the first call).
+ */
+export function outsideScopes<T>(fn: () => T): T {
+  const saved = scopes.splice(0);
+  try {
+    return fn();
+  } finally {
+    scopes.push(...saved);
+  }
+}
+
 export function checkLive(buf: GpuBuf): GPUBuffer {
   if (buf.released) {
     throw new NbiError(
