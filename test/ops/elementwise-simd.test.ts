@@ -709,7 +709,7 @@ describe("compileElementwiseSimd (cpu)", () => {
     expect(compileElementwiseSimd(addBools)).toBeNull();
   });
 
-  it("returns null for a broadcast pattern that needs three axes", () => {
+  it("returns null for a broadcast pattern that needs four loop axes; three compile", () => {
     const steps: ElementwiseStep[] = [
       { op: "add", args: [{ input: 0 }, { input: 1 }], dtype: "float32" },
     ];
@@ -718,13 +718,30 @@ describe("compileElementwiseSimd (cpu)", () => {
         base(
           steps,
           [
-            [2, 1, 4],
-            [1, 3, 1],
+            [2, 1, 4, 1],
+            [1, 3, 1, 5],
           ],
-          [2, 3, 4],
+          [2, 3, 4, 5],
         ),
       ),
     ).toBeNull();
+    // A per-channel bias on [batch, channels, length] needs three axes and compiles.
+    const biasProgram = base(
+      steps,
+      [
+        [2, 3, 4],
+        [3, 1],
+      ],
+      [2, 3, 4],
+    );
+    const runner = compileElementwiseSimd(biasProgram);
+    expect(runner).not.toBeNull();
+    const x = Float32Array.from({ length: 24 }, (_, i) => Math.fround(Math.sin(i) * 3));
+    const bias = Float32Array.from([0.5, -1.25, Number.NaN]);
+    const got = runner!([x, bias]);
+    evalEager(biasProgram, [x, bias]).forEach((w, j) => {
+      expect(firstMismatch(got[j] as Float32Array | Uint8Array, w), `output ${j}`).toBeNull();
+    });
     // Two patterns collapse to [rows, cols] and compile.
     expect(
       compileElementwiseSimd(
@@ -760,9 +777,8 @@ describe("compileElementwiseSimd (cpu)", () => {
     return where === "leading" ? all.slice(0, split) : all.slice(split);
   };
   /**
-   * Whether the program should compile: the shape collapses to [rows, cols] (size-1 axes
-   * dropped, neighbouring axes with the same broadcast and summed flags merged) and every sum
-   * covers an axis longer than 1 (sums over size-1 axes only are left to the eager kernel).
+   * Whether the program should compile: the shape collapses to at most three loop axes (size-1
+   * axes dropped, neighbouring axes with the same broadcast and summed flags merged).
    */
   const collapsible = (shape: number[], inputs: number[][], sums: number[][]): boolean => {
     const rank = shape.length;
@@ -775,7 +791,7 @@ describe("compileElementwiseSimd (cpu)", () => {
       if (groups === 0 || sig !== last) groups++;
       last = sig;
     }
-    return groups <= 2 && sums.every((a) => a.some((d) => shape[d] !== 1));
+    return groups <= 3;
   };
 
   const sumInputArb = fc.record({
@@ -899,7 +915,7 @@ describe("compileElementwiseSimd (cpu)", () => {
     });
   });
 
-  it("returns null for a sum over a middle axis that needs three collapsed axes", () => {
+  it("sums over any axes of three loop axes match eager; four loop axes return null", () => {
     const sum = (axes: number[]): ElementwiseProgram => ({
       shape: [2, 3, 4],
       inputs: [{ shape: [2, 3, 4], dtype: "float32" }],
@@ -909,12 +925,25 @@ describe("compileElementwiseSimd (cpu)", () => {
       ],
       outputs: [0, 1],
     });
-    expect(compileElementwiseSimd(sum([1]))).toBeNull();
-    expect(compileElementwiseSimd(sum([0, 2]))).toBeNull();
-    // Leading, trailing and all axes collapse to [rows, cols].
-    for (const axes of [[0], [0, 1], [1, 2], [2], [0, 1, 2]]) {
-      expect(compileElementwiseSimd(sum(axes)), `axes ${axes}`).not.toBeNull();
+    const x24 = Float32Array.from({ length: 24 }, (_, i) => Math.fround((i % 7) * 2 ** 20 - 0.3));
+    for (const axes of [[1], [0, 2], [0], [0, 1], [1, 2], [2], [0, 1, 2]]) {
+      const runner24 = compileElementwiseSimd(sum(axes));
+      expect(runner24, `axes ${axes}`).not.toBeNull();
+      const got24 = runner24!([x24]);
+      evalEager(sum(axes), [x24]).forEach((w, j) => {
+        expect(firstMismatch(got24[j] as Float32Array | Uint8Array, w), `axes ${axes}`).toBeNull();
+      });
     }
+    const alternating: ElementwiseProgram = {
+      shape: [2, 3, 4, 5],
+      inputs: [{ shape: [2, 3, 4, 5], dtype: "float32" }],
+      steps: [
+        { op: "abs", args: [{ input: 0 }], dtype: "float32" },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype: "float32", axes: [0, 2] },
+      ],
+      outputs: [0, 1],
+    };
+    expect(compileElementwiseSimd(alternating)).toBeNull();
     // A middle axis between size-1 axes is a sum over rows (or columns) and compiles.
     const x = Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 1.5);
     const middle: ElementwiseProgram = {

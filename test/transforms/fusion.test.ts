@@ -302,17 +302,36 @@ describe("jit(f) equals f bit for bit through fused loops (cpu)", () => {
     expect(engines).toContain(label.includes("JavaScript") ? "js" : "wasm");
   });
 
-  it("a broadcast needing three axes falls back to the JavaScript loop, still bit-identical", async () => {
+  it("a broadcast needing three loop axes runs in SIMD; four fall back to JS; both bit-identical", async () => {
     const f = (a: NbiArray, b: NbiArray, c: NbiArray) => [
       np.where(np.less(a, b), np.maximum(np.add(a, b), c), np.sign(np.sub(c, b))),
     ];
+    const four = [
+      [2, 3, 4, 5],
+      [2, 1, 4, 1],
+      [1, 3, 1, 5],
+    ];
+    expect(fuseElementwise(stage(f, four)).map((g) => g.engine)).toEqual(["js"]);
+    for (const seed of [1, 2]) {
+      const [a, b, c] = four.map((shape, i) =>
+        np.fromTypedArray(
+          f32Values(
+            shape.reduce((p, q) => p * q, 1),
+            seed * 10 + i,
+          ),
+          shape,
+          { dtype: "float32" },
+        ),
+      );
+      await expectBitIdentical(jit(f)(a!, b!, c!), f(a!, b!, c!), "four-axis broadcast");
+    }
     const shapes = [
       [2, 3, 4],
       [2, 1, 4],
       [1, 3, 1],
     ];
     const engines = fuseElementwise(stage(f, shapes)).map((g) => g.engine);
-    expect(engines).toEqual(["js"]);
+    expect(engines).toEqual(["wasm"]);
     for (const seed of [1, 2, 3, 4]) {
       const [a, b, c] = shapes.map((shape, i) =>
         np.fromTypedArray(

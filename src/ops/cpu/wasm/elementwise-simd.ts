@@ -11,10 +11,12 @@
  * (NaN propagation and signed zeros included). Operations without an exact SIMD form (exp,
  * log, pow, ...) leave the group to the JavaScript loop.
  *
- * Layout: the output shape is collapsed to [rows, cols] such that every input is either full,
- * broadcast along rows (a bias row), broadcast along columns (one value per row) or a scalar.
- * Rows are walked in 4-lane vectors with a one-lane tail (lanes loaded with load-splat and stored
- * with store-lane, so the same operation code serves both).
+ * Layout: the output shape is collapsed to at most three loop axes, each input read through
+ * its strides over them (0 where broadcast: a bias row, a per-channel bias of a convolution, a
+ * scalar). The innermost axis is walked in 4-lane vectors with a one-lane tail (lanes loaded
+ * with load-splat and stored with store-lane, so the same operation code serves both); an input
+ * constant along it is loaded once per row and splat. Sums over any axes accumulate per output
+ * in row-major order, which is the eager kernels' order.
  */
 import { allocateUnfilled, type TypedArray } from "../../dtype.js";
 import { type Shape, sizeOf } from "../../shape.js";
@@ -53,18 +55,25 @@ export interface ElementwiseProgram {
 /** Runs a compiled program: one typed array per input, new arrays per output. */
 export type ElementwiseRunner = (inputs: readonly TypedArray[]) => TypedArray[];
 
-type Kind = "full" | "row" | "col" | "scalar";
+/** A value's strides (in elements) over the collapsed loop [d0, d1, d2]; the last is 0 or 1. */
+type Strides = [number, number, number];
 
 /**
- * Collapses the output to [rows, cols] and classifies each input (by its broadcast axes) and
- * each reduction (by its summed axes: "row" sums over rows, "col" over columns, "scalar" over
- * everything); null beyond two axes.
+ * The output shape collapsed to at most three loop axes [d0, d1, d2] (padded in front with 1s),
+ * merging neighbouring axes where every input is broadcast alike and every sum reduces alike;
+ * each input's strides over them (0 where broadcast) and each sum's strides into its result (0
+ * where reduced), with their element counts. Null beyond three axes.
  */
-function collapse(
-  program: ElementwiseProgram,
-): { rows: number; cols: number; kinds: Kind[] } | null {
+interface Layout {
+  dims: Strides;
+  inputs: { strides: Strides; count: number }[];
+  sums: { strides: Strides; count: number }[];
+}
+
+function collapse(program: ElementwiseProgram): Layout | null {
   const out = program.shape;
   const rank = out.length;
+  // Per value (inputs, then sums): whether each output axis is broadcast / reduced for it.
   const flags = program.inputs.map(({ shape }) => {
     const padded = [...new globalThis.Array<number>(rank - shape.length).fill(1), ...shape];
     return padded.map((d, i) => d === 1 && out[i] !== 1);
@@ -80,21 +89,23 @@ function collapse(
     if (last?.flags.every((x, i) => x === f[i])) last.size *= out[d]!;
     else groups.push({ size: out[d]!, flags: f });
   }
-  if (groups.length > 2) return null;
-  if (groups.length === 0) return { rows: 1, cols: 1, kinds: flags.map(() => "full") };
-  if (groups.length === 1) {
-    const g = groups[0]!;
-    return { rows: 1, cols: g.size, kinds: g.flags.map((b) => (b ? "scalar" : "full")) };
-  }
-  const [g0, g1] = groups as [(typeof groups)[0], (typeof groups)[0]];
-  const kinds = flags.map((_, i): Kind => {
-    const [b0, b1] = [g0.flags[i]!, g1.flags[i]!];
-    if (b0 && b1) return "scalar";
-    if (b0) return "row";
-    if (b1) return "col";
-    return "full";
+  if (groups.length > 3) return null;
+  while (groups.length < 3) groups.unshift({ size: 1, flags: flags.map(() => true) });
+  const values = flags.map((_, v) => {
+    const strides: Strides = [0, 0, 0];
+    let count = 1;
+    for (let g = 2; g >= 0; g--) {
+      if (groups[g]!.flags[v]) continue;
+      strides[g] = count;
+      count *= groups[g]!.size;
+    }
+    return { strides, count };
   });
-  return { rows: g0.size, cols: g1.size, kinds };
+  return {
+    dims: groups.map((g) => g.size) as Strides,
+    inputs: values.slice(0, program.inputs.length),
+    sums: values.slice(program.inputs.length),
+  };
 }
 
 const F32_OPS: Record<string, number> = {
@@ -171,55 +182,44 @@ const simd = simdSupported();
 
 /**
  * Compiles a program to a WebAssembly SIMD loop; null when the engine lacks SIMD or the program
- * has a step without an exact SIMD form or a broadcast pattern beyond [rows, cols].
+ * has a step without an exact SIMD form or a broadcast pattern beyond three loop axes.
  */
 export function compileElementwiseSimd(program: ElementwiseProgram): ElementwiseRunner | null {
   if (!simd || !wasm || sizeOf(program.shape) === 0) return null;
   if (!program.steps.every((s) => supported(program, s))) return null;
   const layout = collapse(program);
   if (!layout) return null;
-  const { rows, cols } = layout;
-  const kinds = layout.kinds.slice(0, program.inputs.length);
-  // Reductions by step index: their pattern and the number of sums they produce.
-  const reductions = new Map<number, { kind: Kind; count: number }>();
-  let r = program.inputs.length;
-  for (const [k, step] of program.steps.entries()) {
-    if (!step.axes) continue;
-    const kind = layout.kinds[r++]!;
-    if (kind === "full") return null; // sums over size-1 axes only: nothing to fuse
-    reductions.set(k, { kind, count: { row: cols, col: rows, scalar: 1, full: 0 }[kind] });
-  }
-  const n = rows * cols;
+  const n = sizeOf(program.shape);
+  // Sums by step index, in program order.
+  const sumSteps = program.steps.flatMap((s, k) => (s.axes ? [k] : []));
+  const sumOf = new Map(sumSteps.map((k, i) => [k, layout.sums[i]!]));
 
-  // Memory layout: each input at its own 16-byte-aligned offset, then the outputs.
+  // Memory layout: each input at its own 16-byte-aligned offset, then the outputs. Sums
+  // accumulate in float64 (as the eager kernels do), rounded when copied out.
   let top = 0;
   const inputOffsets = program.inputs.map((input, i) => {
-    const count = { full: n, row: cols, col: rows, scalar: 1 }[kinds[i]!];
     const at = top;
-    top += align16(count * bytesOf(input.dtype));
+    top += align16(layout.inputs[i]!.count * bytesOf(input.dtype));
     return at;
   });
-  // Reductions accumulate in float64 (as the eager kernels do), rounded when copied out.
   const outputOffsets = program.outputs.map((s) => {
     const at = top;
-    const sums = reductions.get(s);
+    const sums = sumOf.get(s);
     top += align16(sums ? sums.count * 8 : n * bytesOf(program.steps[s]!.dtype));
     return at;
   });
   const totalBytes = Math.max(top, 16);
 
-  const code = emitProgram(program, kinds, reductions, rows, cols, inputOffsets, outputOffsets);
+  const code = emitProgram(program, layout, sumOf, inputOffsets, outputOffsets);
   const bytes = encodeModule([
     { name: "run", params: [], results: [], locals: code.locals, body: code.body },
   ]);
   const mem = ensureMemory(totalBytes);
   const instance = new wasm.Instance(new wasm.Module(bytes), { env: { memory: mem } });
   const run = instance.exports.run as () => void;
-  const inputCounts = program.inputs.map(
-    (_, i) => ({ full: n, row: cols, col: rows, scalar: 1 })[kinds[i]!],
-  );
+  const inputCounts = layout.inputs.map((x) => x.count);
   const outDtypes = program.outputs.map((s) => program.steps[s]!.dtype);
-  const outSums = program.outputs.map((s) => reductions.get(s));
+  const outSums = program.outputs.map((s) => sumOf.get(s));
 
   return (inputs) => {
     const buffer = ensureMemory(totalBytes).buffer;
@@ -227,7 +227,7 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
     const u8 = new Uint8Array(buffer);
     for (let j = 0; j < outSums.length; j++) {
       const sums = outSums[j];
-      if (sums?.kind === "row") new Float64Array(buffer, outputOffsets[j]!, sums.count).fill(0);
+      if (sums) new Float64Array(buffer, outputOffsets[j]!, sums.count).fill(0);
     }
     for (let i = 0; i < inputs.length; i++) {
       const src = inputs[i]!;
@@ -255,33 +255,54 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
   };
 }
 
-/** Emits the kernel body: the row loop, a 4-lane column loop and a one-lane tail. */
+/**
+ * Emits the kernel body: loops over d0 and d1 (a row each), then over d2 in 4-lane vectors and a
+ * one-lane tail. Per row, each input's row start is computed (or, when it is constant along d2,
+ * its value loaded and splat), and each sum's accumulators located: in memory, one per output
+ * along d2 when d2 is kept, else one running local loaded at the row's start and stored at its
+ * end. Every output's sum thus takes its terms in row-major order, as the eager kernels do.
+ */
 function emitProgram(
   program: ElementwiseProgram,
-  kinds: Kind[],
-  reductions: ReadonlyMap<number, { kind: Kind }>,
-  rows: number,
-  cols: number,
+  layout: Layout,
+  sumOf: ReadonlyMap<number, { strides: Strides }>,
   inputOffsets: number[],
   outputOffsets: number[],
 ): { body: Code; locals: ValType[] } {
+  const [d0, d1, d2] = layout.dims;
   const locals: ValType[] = [];
   const local = (t: ValType) => locals.push(t) - 1;
-  const r = local(ValType.i32);
+  const i0 = local(ValType.i32);
+  const i1 = local(ValType.i32);
   const c = local(ValType.i32);
-  const rowBase = local(ValType.i32); // r * cols
-  const idx = local(ValType.i32); // rowBase + c
+  const rowFull = local(ValType.i32); // (i0·d1 + i1)·d2: the row's start in full-size values
+  const idx = local(ValType.i32); // rowFull + c
   const idx4 = local(ValType.i32);
   const c4 = local(ValType.i32);
   const c8 = local(ValType.i32);
   const tmp = local(ValType.v128);
-  // Running sums of row and whole-array reductions (sums over rows live in memory).
-  const sum = new Map<number, number>();
-  for (const [k, { kind }] of reductions) if (kind !== "row") sum.set(k, local(ValType.f64));
   const stepValue = program.steps.map(() => local(ValType.v128));
-  // Scalars are loaded once; per-row values once per row.
-  const hoisted = program.inputs.map((_, i) =>
-    kinds[i] === "scalar" || kinds[i] === "col" ? local(ValType.v128) : -1,
+  const inputs = program.inputs.map((input, i) => {
+    const [s0, s1, s2] = layout.inputs[i]!.strides;
+    const constant = s0 === 0 && s1 === 0 && s2 === 0;
+    return {
+      ...input,
+      strides: [s0, s1, s2] as Strides,
+      constant,
+      // along d2: a vector at the row's start (base) + c, or one value per row (held)
+      base: s2 === 1 ? local(ValType.i32) : -1,
+      held: s2 === 0 ? local(ValType.v128) : -1,
+    };
+  });
+  const sums = new Map(
+    [...sumOf].map(([k, { strides }]) => [
+      k,
+      {
+        strides,
+        base: local(ValType.i32),
+        running: strides[2] === 0 ? local(ValType.f64) : -1,
+      },
+    ]),
   );
   const operandLocal = program.steps.map((s) => s.args.map(() => local(ValType.v128)));
 
@@ -289,70 +310,69 @@ function emitProgram(
   // A bool lane held as a mask: 0 → all zeros, anything else → all ones.
   const boolToMask = () =>
     body.i16x8ExtendLowI8x16U().i32x4ExtendLowI16x8U().i32(0).i32x4Splat().i32x4Ne();
-  const loadSplat = (i: number) => {
-    if (program.inputs[i]!.dtype === "float32") body.v128Load32Splat(inputOffsets[i]!);
+  /** Loads input i's element at the address on the stack into every lane. */
+  const loadSplat = (i: number, offset: number) => {
+    if (program.inputs[i]!.dtype === "float32") body.v128Load32Splat(offset);
     else {
-      body.v128Load8Splat(inputOffsets[i]!);
+      body.v128Load8Splat(offset);
       boolToMask();
     }
   };
-  for (let i = 0; i < program.inputs.length; i++) {
-    if (kinds[i] === "scalar") {
-      body.i32(0);
-      loadSplat(i);
-      body.set(hoisted[i]!);
-    }
+  /** Pushes the element offset i0·s0 + i1·s1 of a row. */
+  const rowElement = (s0: number, s1: number) => {
+    body.get(i0).i32(s0).i32Mul().get(i1).i32(s1).i32Mul().i32Add();
+  };
+
+  for (const [i, input] of inputs.entries()) {
+    if (!input.constant) continue;
+    body.i32(0);
+    loadSplat(i, inputOffsets[i]!);
+    body.set(input.held);
   }
 
   /** Pushes input i for the current column (vector or single lane). */
   const loadInput = (i: number, lanes: 1 | 4) => {
-    const kind = kinds[i]!;
-    if (kind === "scalar" || kind === "col") {
-      body.get(hoisted[i]!);
+    const input = inputs[i]!;
+    if (input.held >= 0) {
+      body.get(input.held);
       return;
     }
-    const f32 = program.inputs[i]!.dtype === "float32";
-    const at = kind === "full" ? (f32 ? idx4 : idx) : f32 ? c4 : c;
-    body.get(at);
-    if (lanes === 1) loadSplat(i);
-    else if (f32) body.v128Load(inputOffsets[i]!);
+    const f32 = input.dtype === "float32";
+    body
+      .get(input.base)
+      .get(f32 ? c4 : c)
+      .i32Add();
+    if (lanes === 1) loadSplat(i, 0);
+    else if (f32) body.v128Load(0);
     else {
-      body.v128Load32Zero(inputOffsets[i]!);
+      body.v128Load32Zero(0);
       boolToMask();
     }
   };
 
-  const outputOffset = (k: number) => outputOffsets[program.outputs.indexOf(k)]!;
-  /** Adds the lanes of `value` to reduction k's float64 sums, in row-major order. */
-  const emitAccumulate = (k: number, kind: Kind, value: number, lanes: 1 | 4) => {
-    const at = outputOffset(k);
-    if (kind === "row") {
-      // One sum per column, in memory: sums[c..c+lanes) += value.
-      if (lanes === 1) {
-        body.get(c8).get(c8).f64Load(at).get(value).f32x4ExtractLane(0).f64PromoteF32();
-        body.f64Add().f64Store(at);
-        return;
+  const sumAddress = local(ValType.i32);
+  /** Adds the lanes of `value` to sum k's float64 accumulators, in order. */
+  const emitAccumulate = (k: number, value: number, lanes: 1 | 4) => {
+    const sum = sums.get(k)!;
+    if (sum.running >= 0) {
+      for (let l = 0; l < lanes; l++) {
+        body.get(sum.running).get(value).f32x4ExtractLane(l).f64PromoteF32().f64Add();
+        body.set(sum.running);
       }
-      body.get(c8).get(c8).v128Load(at).get(value).f64x2PromoteLowF32x4().f64x2Add();
-      body.v128Store(at);
-      const high = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-      body
-        .get(c8)
-        .get(c8)
-        .v128Load(at + 16)
-        .get(value)
-        .get(value)
-        .i8x16Shuffle(high);
-      body
-        .f64x2PromoteLowF32x4()
-        .f64x2Add()
-        .v128Store(at + 16);
       return;
     }
-    const acc = sum.get(k)!;
-    for (let l = 0; l < lanes; l++) {
-      body.get(acc).get(value).f32x4ExtractLane(l).f64PromoteF32().f64Add().set(acc);
+    // One sum per column: sums[c..c+lanes) += value.
+    body.get(sum.base).get(c8).i32Add().set(sumAddress);
+    if (lanes === 1) {
+      body.get(sumAddress).get(sumAddress).f64Load(0).get(value).f32x4ExtractLane(0);
+      body.f64PromoteF32().f64Add().f64Store(0);
+      return;
     }
+    body.get(sumAddress).get(sumAddress).v128Load(0).get(value).f64x2PromoteLowF32x4();
+    body.f64x2Add().v128Store(0);
+    const high = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+    body.get(sumAddress).get(sumAddress).v128Load(16).get(value).get(value).i8x16Shuffle(high);
+    body.f64x2PromoteLowF32x4().f64x2Add().v128Store(16);
   };
 
   const emitSteps = (lanes: 1 | 4) => {
@@ -363,9 +383,8 @@ function emitProgram(
         body.set(operandLocal[k]![j]!);
         return operandLocal[k]![j]!;
       });
-      const reduction = reductions.get(k);
-      if (reduction) {
-        emitAccumulate(k, reduction.kind, args[0]!, lanes);
+      if (sums.has(k)) {
+        emitAccumulate(k, args[0]!, lanes);
         return;
       }
       const masks = step.args[0] !== undefined && dtypeOf(program, step.args[0]) === "bool";
@@ -374,7 +393,7 @@ function emitProgram(
     });
     program.outputs.forEach((s, j) => {
       const at = outputOffsets[j]!;
-      if (reductions.has(s)) return;
+      if (sums.has(s)) return;
       if (program.steps[s]!.dtype === "float32") {
         body.get(idx4).get(stepValue[s]!);
         if (lanes === 4) body.v128Store(at);
@@ -389,54 +408,70 @@ function emitProgram(
     });
   };
 
-  const vectorCols = cols - (cols % 4);
+  const vectorCols = d2 - (d2 % 4);
   const setIndex = () => {
-    body.get(rowBase).get(c).i32Add().set(idx);
+    body.get(rowFull).get(c).i32Add().set(idx);
     body.get(idx).i32(2).i32Shl().set(idx4);
     body.get(c).i32(2).i32Shl().set(c4);
     body.get(c).i32(3).i32Shl().set(c8);
   };
-  const sumsOf = (kind: Kind) => [...reductions].filter(([, x]) => x.kind === kind);
-  for (const [k] of sumsOf("scalar")) body.f64(0).set(sum.get(k)!);
-  body.i32(0).set(r).i32(0).set(rowBase);
-  body.block().loop(); // rows
-  body.get(r).i32(rows).i32GeU().brIf(1);
-  for (const [k] of sumsOf("col")) body.f64(0).set(sum.get(k)!);
-  for (let i = 0; i < program.inputs.length; i++) {
-    if (kinds[i] === "col") {
-      body.get(r);
-      if (program.inputs[i]!.dtype === "float32") body.i32(2).i32Shl();
-      loadSplat(i);
-      body.set(hoisted[i]!);
-    }
-  }
-  body.i32(0).set(c);
-  if (vectorCols > 0) {
+  const loop = (counter: number, limit: number, emitBody: () => void) => {
+    body.i32(0).set(counter);
     body.block().loop();
-    body.get(c).i32(vectorCols).i32GeU().brIf(1);
-    setIndex();
-    emitSteps(4);
-    body.get(c).i32(4).i32Add().set(c);
+    body.get(counter).i32(limit).i32GeU().brIf(1);
+    emitBody();
+    body.get(counter).i32(1).i32Add().set(counter);
     body.br(0);
     body.end().end();
-  }
-  if (vectorCols < cols) {
-    body.block().loop();
-    body.get(c).i32(cols).i32GeU().brIf(1);
-    setIndex();
-    emitSteps(1);
-    body.get(c).i32(1).i32Add().set(c);
-    body.br(0);
-    body.end().end();
-  }
-  for (const [k] of sumsOf("col")) {
-    body.get(r).i32(3).i32Shl().get(sum.get(k)!).f64Store(outputOffset(k));
-  }
-  body.get(r).i32(1).i32Add().set(r);
-  body.get(rowBase).i32(cols).i32Add().set(rowBase);
-  body.br(0);
-  body.end().end();
-  for (const [k] of sumsOf("scalar")) body.i32(0).get(sum.get(k)!).f64Store(outputOffset(k));
+  };
+  body.i32(0).set(rowFull);
+  loop(i0, d0, () =>
+    loop(i1, d1, () => {
+      // The row's inputs and sums.
+      for (const [i, input] of inputs.entries()) {
+        if (input.constant) continue;
+        const [s0, s1] = input.strides;
+        rowElement(s0, s1);
+        if (input.dtype === "float32") body.i32(2).i32Shl();
+        body.i32(inputOffsets[i]!).i32Add();
+        if (input.base >= 0) body.set(input.base);
+        else {
+          loadSplat(i, 0);
+          body.set(input.held);
+        }
+      }
+      for (const [k, sum] of sums) {
+        const [t0, t1] = sum.strides;
+        rowElement(t0, t1);
+        body.i32(3).i32Shl().i32(outputOffsets[program.outputs.indexOf(k)]!).i32Add();
+        body.set(sum.base);
+        if (sum.running >= 0) body.get(sum.base).f64Load(0).set(sum.running);
+      }
+      body.i32(0).set(c);
+      if (vectorCols > 0) {
+        body.block().loop();
+        body.get(c).i32(vectorCols).i32GeU().brIf(1);
+        setIndex();
+        emitSteps(4);
+        body.get(c).i32(4).i32Add().set(c);
+        body.br(0);
+        body.end().end();
+      }
+      if (vectorCols < d2) {
+        body.block().loop();
+        body.get(c).i32(d2).i32GeU().brIf(1);
+        setIndex();
+        emitSteps(1);
+        body.get(c).i32(1).i32Add().set(c);
+        body.br(0);
+        body.end().end();
+      }
+      for (const sum of sums.values()) {
+        if (sum.running >= 0) body.get(sum.base).get(sum.running).f64Store(0);
+      }
+      body.get(rowFull).i32(d2).i32Add().set(rowFull);
+    }),
+  );
   return { body, locals };
 }
 
