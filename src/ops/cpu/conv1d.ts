@@ -11,7 +11,13 @@
 
 import { allocate } from "../dtype.js";
 import { allocLike, type FloatArray, gemm } from "./matmul.js";
-import { indirectAvailable, indirectMemory, indirectRun, roundUp } from "./wasm/indirect-simd.js";
+import {
+  indirectAvailable,
+  indirectMemory,
+  indirectRun,
+  indirectTranspose,
+  roundUp,
+} from "./wasm/indirect-simd.js";
 import { simdRun, simdWorkspace, wasmMatmulAvailable } from "./wasm/matmul-simd.js";
 
 export interface Conv1dOptions {
@@ -252,7 +258,10 @@ function padRows(
       let d = off + ci * nb * lp + s * lp;
       for (let t = 0; t < lo; t++) dst[d++] = 0;
       const src = ((n0 + s) * c + ci) * l;
-      for (let t = 0; t < l; t++) dst[d++] = x[src + t]!;
+      if (l >= 16) {
+        dst.set(x.subarray(src, src + l), d);
+        d += l;
+      } else for (let t = 0; t < l; t++) dst[d++] = x[src + t]!;
       for (let t = 0; t < hi; t++) dst[d++] = 0;
     }
   }
@@ -310,7 +319,8 @@ function correlate(
       for (let s = 0; s < nb; s++) {
         const src = co + oi * np + s * lp;
         const dst = ((n0 + s) * o + oi) * lout;
-        for (let t = 0; t < lout; t++) out[dst + t] = mem[src + t]!;
+        if (lout >= 16) out.set(mem.subarray(src, src + lout), dst);
+        else for (let t = 0; t < lout; t++) out[dst + t] = mem[src + t]!;
       }
     }
   }
@@ -364,15 +374,14 @@ function correlateWeights(
     const ta = go + cols * np;
     const tb = roundUp(ta + mp, 4);
     const co = roundUp(tb + cols, 4);
-    const { f32: mem, i32: idx } = indirectMemory(co + mp * np);
+    // g's samples, copied as they are behind C, then transposed into place (gᵀ).
+    const gRaw = co + mp * np;
+    const { f32: mem, i32: idx } = indirectMemory(gRaw + nb * o * lout);
     padRows(x, n0, nb, c, l, lo, hi, mem, 0);
     mem.fill(0, c * cols, go + cols * np);
+    mem.set(g.subarray(n0 * o * lout, (n0 + nb) * o * lout), gRaw);
     for (let s = 0; s < nb; s++) {
-      for (let oi = 0; oi < o; oi++) {
-        const src = ((n0 + s) * o + oi) * lout;
-        let d = go + s * lp * np + oi;
-        for (let t = 0; t < lout; t++, d += np) mem[d] = g[src + t]!;
-      }
+      indirectTranspose(gRaw + s * o * lout, go + s * lp * np, o, lout, np);
     }
     for (let ci = 0; ci < c; ci++) {
       for (let ki = 0; ki < k; ki++) idx[ta + ci * k + ki] = (ci * cols + ki * dil) * 4;

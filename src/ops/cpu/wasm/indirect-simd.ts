@@ -16,7 +16,14 @@ import {
   threadsFor,
 } from "../threads.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
-import { emitTileStore, emitTileUpdate, emitZeroTile, TILE_ROWS } from "./matmul-simd.js";
+import {
+  emitTileStore,
+  emitTileUpdate,
+  emitZeroTile,
+  TILE_ROWS,
+  transposeInMemory,
+  transposeKernel,
+} from "./matmul-simd.js";
 import type { WasmMemory } from "./runtime.js";
 
 const TILE_COLS = 8;
@@ -91,6 +98,7 @@ export function indirectKernelModule(rows = TILE_ROWS, sharedMaxPages?: number):
         locals,
         body: c,
       },
+      transposeKernel(),
     ],
     1,
     sharedMaxPages,
@@ -110,6 +118,7 @@ interface Instance {
     n: number,
     accumulate: number,
   ) => void;
+  transpose: (...args: number[]) => void;
 }
 
 let instance: Instance | null | undefined;
@@ -120,8 +129,13 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const kernel = instantiateKernel((max) => indirectKernelModule(TILE_ROWS, max), ["mmi"]);
-  instance = { kernel, memory: kernel.memory, mmi: kernel.exports.mmi as Instance["mmi"] };
+  const kernel = instantiateKernel((max) => indirectKernelModule(TILE_ROWS, max), ["mmi", "tr"]);
+  instance = {
+    kernel,
+    memory: kernel.memory,
+    mmi: kernel.exports.mmi as Instance["mmi"],
+    transpose: kernel.exports.tr as Instance["transpose"],
+  };
   return instance;
 }
 
@@ -141,6 +155,22 @@ export function indirectMemory(floats: number): { f32: Float32Array; i32: Int32A
   const have = inst.memory.buffer.byteLength;
   if (need > have) inst.memory.grow(Math.ceil((need - have) / 65536));
   return { f32: new Float32Array(inst.memory.buffer), i32: new Int32Array(inst.memory.buffer) };
+}
+
+/**
+ * In the kernel's memory (offsets in words): dst[c·dstStride + r] = src[r·cols + c] for a
+ * rows × cols block (4 × 4 blocks in WebAssembly, the ragged edges in JavaScript).
+ */
+export function indirectTranspose(
+  src: number,
+  dst: number,
+  rows: number,
+  cols: number,
+  dstStride: number,
+): void {
+  const inst = getInstance()!;
+  const mem = new Float32Array(inst.memory.buffer);
+  transposeInMemory(mem, inst.transpose, src, dst, rows, cols, dstStride);
 }
 
 /** Reduction steps per kernel call: a strip of B (this many rows of 8 floats) stays in L1. */

@@ -125,7 +125,7 @@ const lanes32 = (...l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 
  * transposed in registers: packing a large transposed operand row-major, which element by
  * element in JavaScript cost as much as a fifth of a training step.
  */
-function transposeKernel(): FunctionSpec {
+export function transposeKernel(): FunctionSpec {
   const [SRC, DST, ROWS, COLS, SS, DS] = [0, 1, 2, 3, 4, 5];
   const [p, i, ss4, ds4, a, d] = [6, 7, 8, 9, 10, 11];
   const v = (q: number) => 12 + q; // four source rows
@@ -500,11 +500,28 @@ function transposeInto(
       mem.set(src.subarray(off + r * stride, off + r * stride + cols), scratch + r * cols);
     }
   }
+  transposeInMemory(mem, getInstance()!.transpose, scratch, dst, rows, cols, dstStride);
+}
+
+/**
+ * mem[dst + c·dstStride + r] = mem[src + r·cols + c] for a rows × cols block already in a
+ * module's memory, with `tr` that module's transpose kernel (transposeKernel) doing the 4 × 4
+ * blocks and this function the ragged edges. Offsets in floats.
+ */
+export function transposeInMemory(
+  mem: Float32Array,
+  tr: (...args: number[]) => void,
+  src: number,
+  dst: number,
+  rows: number,
+  cols: number,
+  dstStride: number,
+): void {
   const [r4, c4] = [rows - (rows % 4), cols - (cols % 4)];
-  getInstance()!.transpose(scratch * 4, dst * 4, r4, c4, cols, dstStride);
+  tr(src * 4, dst * 4, r4, c4, cols, dstStride);
   for (let c = 0; c < cols; c++) {
     for (let r = c < c4 ? r4 : 0; r < rows; r++) {
-      mem[dst + c * dstStride + r] = mem[scratch + r * cols + c]!;
+      mem[dst + c * dstStride + r] = mem[src + r * cols + c]!;
     }
   }
 }
