@@ -239,7 +239,9 @@ function implicitPath(a: FloatArray, opts: Conv1dOptions): a is Float32Array {
 
 /**
  * Writes x[n0 + s, ci, :] for s < nb as rows ci of `dst` (row stride nb·lp, from `off`), each
- * sample padded with lo zeros before and hi after (lp = l + lo + hi).
+ * sample padded with lo zeros before and hi after (lp = l + lo + hi). The chunk's samples are
+ * copied in at once to `scratch` (past everything else the caller lays out; nb·c·l words) and
+ * rearranged there with copyWithin: a view per row cost more than its copy.
  */
 function padRows(
   x: Float32Array,
@@ -251,18 +253,17 @@ function padRows(
   hi: number,
   dst: Float32Array,
   off: number,
+  scratch: number,
 ): void {
   const lp = l + lo + hi;
+  dst.set(x.subarray(n0 * c * l, (n0 + nb) * c * l), scratch);
   for (let ci = 0; ci < c; ci++) {
     for (let s = 0; s < nb; s++) {
-      let d = off + ci * nb * lp + s * lp;
-      for (let t = 0; t < lo; t++) dst[d++] = 0;
-      const src = ((n0 + s) * c + ci) * l;
-      if (l >= 16) {
-        dst.set(x.subarray(src, src + l), d);
-        d += l;
-      } else for (let t = 0; t < l; t++) dst[d++] = x[src + t]!;
-      for (let t = 0; t < hi; t++) dst[d++] = 0;
+      const d = off + ci * nb * lp + s * lp;
+      if (lo > 0) dst.fill(0, d, d + lo);
+      const src = scratch + (s * c + ci) * l;
+      dst.copyWithin(d + lo, src, src + l);
+      if (hi > 0) dst.fill(0, d + lo + l, d + lp);
     }
   }
 }
@@ -303,10 +304,11 @@ function correlate(
     const ta = roundUp(xo + c * cols + np + (k - 1) * dil + 8, 4);
     const tb = ta + mp;
     const co = roundUp(tb + ck, 4);
-    const { f32: mem, i32: idx } = indirectMemory(co + mp * np);
+    const scratch = co + mp * np;
+    const { f32: mem, i32: idx } = indirectMemory(scratch + nb * c * l);
     if (adjoint) packAdjointWeights(w, c, o, k, mem);
     else mem.set(w.subarray(0, o * ck), 0);
-    padRows(x, n0, nb, c, l, lo, hi, mem, xo);
+    padRows(x, n0, nb, c, l, lo, hi, mem, xo, scratch);
     // The shifted rows of the last channel run past it into the slack: zeros there (stale
     // words could be denormal floats, which are slow, even in columns that are discarded).
     mem.fill(0, xo + c * cols, ta);
@@ -376,8 +378,8 @@ function correlateWeights(
     const co = roundUp(tb + cols, 4);
     // g's samples, copied as they are behind C, then transposed into place (gᵀ).
     const gRaw = co + mp * np;
-    const { f32: mem, i32: idx } = indirectMemory(gRaw + nb * o * lout);
-    padRows(x, n0, nb, c, l, lo, hi, mem, 0);
+    const { f32: mem, i32: idx } = indirectMemory(gRaw + nb * Math.max(o * lout, c * l));
+    padRows(x, n0, nb, c, l, lo, hi, mem, 0, gRaw);
     mem.fill(0, c * cols, go + cols * np);
     mem.set(g.subarray(n0 * o * lout, (n0 + nb) * o * lout), gRaw);
     for (let s = 0; s < nb; s++) {
