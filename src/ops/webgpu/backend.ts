@@ -12,11 +12,14 @@
  * can outrun them: `np.scope(fn)` releases every buffer allocated inside `fn` that its result does
  * not hold, eagerly (`scope` below). `poolStats()` reports the counters the memory test asserts.
  *
- * Cost model. Each kernel is one compute pass submitted at once (uploads with
- * `queue.writeBuffer` are ordered with submissions, which makes buffer reuse from the pool safe
- * without tracking fences). Dispatch overhead dominates small arrays; reading back
- * (`await x.data()`) waits for the queue to drain, so a training loop should read back once per
- * step (the loss), not per intermediate.
+ * Cost model. Kernels are recorded into one command encoder and submitted together: at a
+ * readback, or every MAX_BATCH dispatches (a submission costs more than a dispatch, on real GPUs
+ * and on lavapipe alike). Uploads (`queue.writeBuffer`) run at the next submission, before the
+ * recorded commands, so a buffer that recorded commands still use must not be written: buffers
+ * given back to the pool while commands are pending (by np.scope, the garbage collector or a
+ * kernel's scratch) wait until the batch is submitted. Dispatch overhead dominates small arrays;
+ * reading back (`await x.data()`) submits and waits for the queue to drain, so a training loop
+ * should read back once per step (the loss), not per intermediate.
  */
 import { NbiError } from "../../errors.js";
 import type { Backend } from "../backend.js";
@@ -79,7 +82,44 @@ const counters = {
   releasedByScope: 0,
 };
 
+/** Commands recorded and not yet submitted; buffers given back meanwhile wait in `deferred`. */
+let batch: { encoder: GPUCommandEncoder; pass: GPUComputePassEncoder; count: number } | null =
+  null;
+const deferred: Held[] = [];
+/** Dispatches per submission at most (bounds what deferred buffers hold). */
+export const MAX_BATCH = 64;
+
+/** Records one dispatch into the pending batch (dispatch.ts); submits when the batch is full. */
+export function recordDispatch(
+  pipeline: GPUComputePipeline,
+  group: GPUBindGroup,
+  grid: readonly [number, number, number],
+): void {
+  if (!batch) {
+    const encoder = gpuDevice().createCommandEncoder();
+    batch = { encoder, pass: encoder.beginComputePass(), count: 0 };
+  }
+  batch.pass.setPipeline(pipeline);
+  batch.pass.setBindGroup(0, group);
+  batch.pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+  if (++batch.count >= MAX_BATCH) flushGpu();
+}
+
+/** Submits the recorded dispatches, then returns the buffers given back meanwhile to the pool. */
+export function flushGpu(): void {
+  if (!batch) return;
+  const { encoder, pass } = batch;
+  batch = null;
+  pass.end();
+  gpuDevice().queue.submit([encoder.finish()]);
+  for (const held of deferred.splice(0)) giveBack(held);
+}
+
 function giveBack(held: Held): void {
+  if (batch) {
+    deferred.push(held);
+    return;
+  }
   let list = free.get(held.capacity);
   if (!list) {
     list = [];
@@ -248,6 +288,7 @@ async function download(buf: GpuBuf, dtype: DType, size: number): Promise<TypedA
   const out = allocate(dtype, size);
   if (size === 0) return out;
   const device = gpuDevice();
+  flushGpu();
   const staging = device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(checkLive(buf), 0, staging, 0, bytes);

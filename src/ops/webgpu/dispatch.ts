@@ -15,6 +15,7 @@ import {
   checkLive,
   type GpuBuf,
   gpuDevice,
+  recordDispatch,
   releaseBuf,
   upload,
   webgpuBackend,
@@ -142,14 +143,8 @@ export function dispatch(
     resource: { buffer: checkLive(b) },
   }));
   const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, group);
-  pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  // Safe to reuse at once: later writes to it are queued after this submission.
+  recordDispatch(pipeline, group, grid);
+  // Back to the pool once the batch recording this dispatch is submitted (backend.ts).
   releaseBuf(metaBuf);
 }
 
