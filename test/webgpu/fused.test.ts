@@ -273,6 +273,11 @@ describe.skipIf(!webgpuAvailable())("fused WebGPU kernels under jit", () => {
         (x, w, b) => np.tanh(x!.matmul(w!).add(b!)).mul(2),
         [rand([2, 9, 5], 40), rand([5, 6], 41), rand([6], 42)],
       ],
+      [
+        "register-blocked product (64 × 64 tiles, ragged), transposed operand, batched",
+        (x, w, b) => np.relu(x!.matmul(w!.T).add(b!)),
+        [rand([2, 130, 19], 46), rand([150, 19], 47), rand([150], 48)],
+      ],
     ];
     for (const [label, f, inputs] of cases) {
       const jitted = await runJit(f, inputs);

@@ -213,16 +213,8 @@ const PLAIN: MatmulEpilogue = {
   store: "out[i] = acc;",
 };
 
-function matmulSource(e: MatmulEpilogue): string {
-  return `${e.prelude}
-${bindings(["lhs: array<f32>", "rhs: array<f32>", ...e.inputs], [...e.outputs])}
-var<workgroup> As: array<f32, ${TILE * TILE}>;
-var<workgroup> Bs: array<f32, ${TILE * TILE}>;
-@compute @workgroup_size(${TILE}, ${TILE})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  // meta: [M, K, N, batchRank, aRs, aCs, bRs, bCs, batchShape..., aBatchStrides...,
-  // bBatchStrides...]: row and column element strides of A and B as used (a transposed operand
-  // swaps them).
+/** The batch offsets of A and B for workgroup z (shared by both kernels). */
+const BATCH_OFFSETS = `
   let M = prm[0]; let K = prm[1]; let N = prm[2]; let br = prm[3];
   let aRs = prm[4]; let aCs = prm[5]; let bRs = prm[6]; let bCs = prm[7];
   var rem = wid.z; var aOff = 0u; var bOff = 0u;
@@ -232,7 +224,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     aOff += c * prm[8u + br + u32(d)];
     bOff += c * prm[8u + 2u * br + u32(d)];
   }
-  aOff *= M * K; bOff *= K * N;
+  aOff *= M * K; bOff *= K * N;`;
+
+function matmulSource(e: MatmulEpilogue): string {
+  return `${e.prelude}
+${bindings(["lhs: array<f32>", "rhs: array<f32>", ...e.inputs], [...e.outputs])}
+var<workgroup> As: array<f32, ${TILE * TILE}>;
+var<workgroup> Bs: array<f32, ${TILE * TILE}>;
+@compute @workgroup_size(${TILE}, ${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  // meta: [M, K, N, batchRank, aRs, aCs, bRs, bCs, batchShape..., aBatchStrides...,
+  // bBatchStrides...]: row and column element strides of A and B as used (a transposed operand
+  // swaps them).${BATCH_OFFSETS}
   let row = wid.y * ${TILE}u + lid.y;
   let col = wid.x * ${TILE}u + lid.x;
   var acc = 0.0;
@@ -256,7 +259,80 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }`;
 }
 
+/** Register blocking: each invocation of a 16 × 16 workgroup computes BLOCK × BLOCK outputs. */
+const BLOCK = 4;
+const WIDE = TILE * BLOCK; // a workgroup's tile of C: 64 × 64
+
+/**
+ * The register-blocked kernel for large products: a 64 × 64 tile of C per workgroup, each
+ * invocation accumulating a 4 × 4 block in registers from 64 × 16 and 16 × 64 tiles of A and B in
+ * workgroup memory. Four times the arithmetic per value read from workgroup memory of the
+ * one-output kernel. Each output's sum runs over k in order, as there.
+ */
+function blockedMatmulSource(e: MatmulEpilogue): string {
+  const loads = (TILE * WIDE) / (TILE * TILE); // tile elements each invocation loads
+  return `${e.prelude}
+${bindings(["lhs: array<f32>", "rhs: array<f32>", ...e.inputs], [...e.outputs])}
+var<workgroup> As: array<f32, ${TILE * WIDE}>;
+var<workgroup> Bs: array<f32, ${TILE * WIDE}>;
+@compute @workgroup_size(${TILE}, ${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  // meta as in the one-output kernel.${BATCH_OFFSETS}
+  let row0 = wid.y * ${WIDE}u;
+  let col0 = wid.x * ${WIDE}u;
+  var accs: array<f32, ${BLOCK * BLOCK}>;
+  for (var t = 0u; t < K; t += ${TILE}u) {
+    for (var q = 0u; q < ${loads}u; q++) {
+      let e = li + q * ${TILE * TILE}u;
+      // A's tile stored k-major (As[k][row]), B's as it is (Bs[k][col]).
+      let r = e / ${TILE}u; let ka = e % ${TILE}u;
+      var av = 0.0;
+      if (row0 + r < M && t + ka < K) { av = lhs[aOff + (row0 + r) * aRs + (t + ka) * aCs]; }
+      As[ka * ${WIDE}u + r] = av;
+      let kb = e / ${WIDE}u; let c = e % ${WIDE}u;
+      var bv = 0.0;
+      if (t + kb < K && col0 + c < N) { bv = rhs[bOff + (t + kb) * bRs + (col0 + c) * bCs]; }
+      Bs[kb * ${WIDE}u + c] = bv;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < ${TILE}u; k++) {
+      var a: array<f32, ${BLOCK}>;
+      var b: array<f32, ${BLOCK}>;
+      for (var r = 0u; r < ${BLOCK}u; r++) { a[r] = As[k * ${WIDE}u + lid.y * ${BLOCK}u + r]; }
+      for (var c = 0u; c < ${BLOCK}u; c++) { b[c] = Bs[k * ${WIDE}u + lid.x * ${BLOCK}u + c]; }
+      for (var r = 0u; r < ${BLOCK}u; r++) {
+        for (var c = 0u; c < ${BLOCK}u; c++) { accs[r * ${BLOCK}u + c] += a[r] * b[c]; }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < ${BLOCK}u; r++) {
+    for (var c = 0u; c < ${BLOCK}u; c++) {
+      let row = row0 + lid.y * ${BLOCK}u + r;
+      let col = col0 + lid.x * ${BLOCK}u + c;
+      if (row < M && col < N) {
+        let acc = accs[r * ${BLOCK}u + c];
+        let i = wid.z * M * N + row * N + col;
+        ${e.store}
+      }
+    }
+  }
+}`;
+}
+
+/**
+ * Large products (at least this many outputs per batch element, and 64 rows and columns) run on
+ * the register-blocked kernel; smaller ones keep one output per invocation, which gives a GPU
+ * more workgroups. Untuned on hardware GPUs (none was available); on lavapipe the blocked kernel
+ * is faster from about this size.
+ */
+const BLOCKED_MIN_OUTPUTS = 64 * 64 * 4;
+
 const plainMatmulSource = matmulSource(PLAIN);
+const plainBlockedSource = blockedMatmulSource(PLAIN);
+/** The blocked variant of each epilogue kernel, by its one-output source. */
+const blockedVariants = new Map<string, string>([[plainMatmulSource, plainBlockedSource]]);
 
 /** Product shape and launch meta of matmul(a, b) with transposed-operand flags. */
 function matmulLayout(a: ConcreteArray, b: ConcreteArray, tA: boolean, tB: boolean) {
@@ -286,12 +362,14 @@ function matmulLayout(a: ConcreteArray, b: ConcreteArray, tA: boolean, tB: boole
     ...bStr(a.shape),
     ...bStr(b.shape),
   ];
-  const grid: [number, number, number] = [Math.ceil(n / TILE), Math.ceil(m / TILE), sizeOf(batch)];
-  return { shape: [...batch, m, n], k, meta, grid };
+  const blocked = m >= WIDE && n >= WIDE && m * n >= BLOCKED_MIN_OUTPUTS;
+  const tile = blocked ? WIDE : TILE;
+  const grid: [number, number, number] = [Math.ceil(n / tile), Math.ceil(m / tile), sizeOf(batch)];
+  return { shape: [...batch, m, n], k, meta, grid, blocked };
 }
 
 export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> = ([a, b], p) => {
-  const { shape, k, meta, grid } = matmulLayout(
+  const { shape, k, meta, grid, blocked } = matmulLayout(
     a!,
     b!,
     p.transposeA === true,
@@ -300,13 +378,16 @@ export const gpuMatmul: Kernel<{ transposeA?: boolean; transposeB?: boolean }> =
   const out = newArray(shape, a!.dtype);
   if (sizeOf(shape) === 0) return [out];
   if (k === 0) return [gpuZeros(shape)];
-  dispatch(plainMatmulSource, [gpuBuf(a!), gpuBuf(b!), out.buffer as never], meta, grid);
+  const source = blocked ? plainBlockedSource : plainMatmulSource;
+  dispatch(source, [gpuBuf(a!), gpuBuf(b!), out.buffer as never], meta, grid);
   return [out];
 };
 
 /** The WGSL of the matmul kernel with an epilogue (for `matmulWithEpilogue`; cache it). */
 export function matmulEpilogueSource(epilogue: MatmulEpilogue): string {
-  return matmulSource(epilogue);
+  const source = matmulSource(epilogue);
+  if (!blockedVariants.has(source)) blockedVariants.set(source, blockedMatmulSource(epilogue));
+  return source;
 }
 
 /**
@@ -323,10 +404,19 @@ export function matmulWithEpilogue(
   extra: readonly ConcreteArray[],
   outs: readonly ConcreteArray[],
 ): boolean {
-  const { shape, k, meta, grid } = matmulLayout(a, b, p.transposeA === true, p.transposeB === true);
+  const { shape, k, meta, grid, blocked } = matmulLayout(
+    a,
+    b,
+    p.transposeA === true,
+    p.transposeB === true,
+  );
   if (sizeOf(shape) === 0 || k === 0) return false;
+  const variant = blocked ? blockedVariants.get(source) : source;
+  if (variant === undefined) {
+    throw new Error("matmulWithEpilogue: source expected from matmulEpilogueSource");
+  }
   dispatch(
-    source,
+    variant,
     [gpuBuf(a), gpuBuf(b), ...extra.map(gpuBuf), ...outs.map((o) => o.buffer as never)],
     meta,
     grid,
