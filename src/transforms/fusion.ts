@@ -20,7 +20,7 @@ import {
 } from "../ops/cpu/wasm/elementwise-simd.js";
 import { allocateUnfilled, type DType, type TypedArray } from "../ops/dtype.js";
 import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
-import type { Jaxpr, Var } from "./jaxpr.js";
+import { type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 
 export interface FusedGroup {
   /** Equations [start, end) of the jaxpr. */
@@ -84,14 +84,7 @@ function loopShape(jaxpr: Jaxpr, k: number): Shape | null {
  * run stops before its first sum.
  */
 export function fuseElementwise(jaxpr: Jaxpr): FusedGroup[] {
-  const usedAt = new Map<Var, number[]>();
-  jaxpr.eqns.forEach((e, k) => {
-    for (const v of e.inputs) {
-      const list = usedAt.get(v) ?? [];
-      list.push(k);
-      usedAt.set(v, list);
-    }
-  });
+  const usedAt = readersOf(jaxpr);
   const jaxprOuts = new Set(jaxpr.outs);
   const groups: FusedGroup[] = [];
   let k = 0;

@@ -26,7 +26,7 @@ import {
 } from "../ops/webgpu/fused.js";
 import { bind } from "./core.js";
 import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
-import type { Eqn, Jaxpr, Var } from "./jaxpr.js";
+import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 import { dce, optimizeJaxpr, pretransposeInvariants } from "./rewrite.js";
 
 /** A jaxpr compiled to slot indices, with each slot released after its last use. */
@@ -150,14 +150,7 @@ function planOf(original: Jaxpr): Plan {
   // A matmul directly before a run whose elementwise equations alone read its product (through
   // reshapes, which are views: the numpy layer folds batch axes into rows) can have the run as
   // its epilogue on WebGPU.
-  const readers = new Map<Var, number[]>();
-  jaxpr.eqns.forEach((e, k) => {
-    for (const v of e.inputs) {
-      const list = readers.get(v) ?? [];
-      list.push(k);
-      readers.set(v, list);
-    }
-  });
+  const readers = readersOf(jaxpr);
   const epilogues = new Map<number, FusedRun>();
   for (const run of fused.values()) {
     const { start, end } = run.group;

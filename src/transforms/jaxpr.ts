@@ -190,3 +190,16 @@ function formatParams(params: unknown): string {
   if (entries.length === 0) return "";
   return `[${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}]`;
 }
+
+/** For each variable, the indices of the equations that read it (in order). */
+export function readersOf(jaxpr: Jaxpr): Map<Var, number[]> {
+  const readers = new Map<Var, number[]>();
+  jaxpr.eqns.forEach((e, k) => {
+    for (const v of e.inputs) {
+      const list = readers.get(v) ?? [];
+      list.push(k);
+      readers.set(v, list);
+    }
+  });
+  return readers;
+}

@@ -144,22 +144,14 @@ export function transposeKernel(): FunctionSpec {
     c.get(a).v128Load(0).set(v(q));
     if (q < 3) c.get(a).get(ss4).i32Add().set(a);
   }
-  c.get(v(0))
-    .get(v(1))
-    .i8x16Shuffle(lanes32(0, 4, 1, 5))
-    .set(t(0));
-  c.get(v(0))
-    .get(v(1))
-    .i8x16Shuffle(lanes32(2, 6, 3, 7))
-    .set(t(1));
-  c.get(v(2))
-    .get(v(3))
-    .i8x16Shuffle(lanes32(0, 4, 1, 5))
-    .set(t(2));
-  c.get(v(2))
-    .get(v(3))
-    .i8x16Shuffle(lanes32(2, 6, 3, 7))
-    .set(t(3));
+  // Interleave rows pairwise (t0 = r0[0] r1[0] r0[1] r1[1], ...), then pairs of pairs below.
+  for (let q = 0; q < 4; q++) {
+    const [x, y] = q < 2 ? [v(0), v(1)] : [v(2), v(3)];
+    c.get(x)
+      .get(y)
+      .i8x16Shuffle(q % 2 === 0 ? lanes32(0, 4, 1, 5) : lanes32(2, 6, 3, 7));
+    c.set(t(q));
+  }
   c.get(DST).get(i).get(ds4).i32Mul().i32Add().get(p).i32(4).i32Mul().i32Add().set(d);
   const outs: [number, number, number[]][] = [
     [t(0), t(2), lanes32(0, 1, 4, 5)],
