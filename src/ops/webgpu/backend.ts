@@ -83,8 +83,7 @@ const counters = {
 };
 
 /** Commands recorded and not yet submitted; buffers given back meanwhile wait in `deferred`. */
-let batch: { encoder: GPUCommandEncoder; pass: GPUComputePassEncoder; count: number } | null =
-  null;
+let batch: { encoder: GPUCommandEncoder; pass: GPUComputePassEncoder; count: number } | null = null;
 const deferred: Held[] = [];
 /** Dispatches per submission at most (bounds what deferred buffers hold). */
 export const MAX_BATCH = 64;
