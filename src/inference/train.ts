@@ -239,6 +239,9 @@ export async function trainPosterior(
       const { updates, state } = optimizer.update(grads, s as unknown[], p);
       return [optim.applyUpdates(p, updates), state, value] as const;
     },
+    // The optimizer state is replaced every step and held nowhere else: its storage is reused.
+    // (Not the parameters: the best epoch's are kept.)
+    { donateArgnums: [1] },
   );
   const evaluate = jit((p: PosteriorParams, x: Array, t: Array, w: Array, k: Array, c: Consts) =>
     np.mul(loss(p, x, t, w, k, c), np.sum(w)),

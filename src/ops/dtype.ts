@@ -35,14 +35,27 @@ export function isInteger(dtype: DType): boolean {
  * nothing else holds it). Reusing them spares the allocator, the page faults of fresh memory
  * and the garbage collections that churn of large buffers triggers. Bounded in total size.
  */
-const recycled = new Map<string, TypedArray[]>();
+const recycled: Record<DType, Map<number, TypedArray[]>> = {
+  float32: new Map(),
+  float64: new Map(),
+  int32: new Map(),
+  uint32: new Map(),
+  bool: new Map(),
+};
 let recycledBytes = 0;
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, uint32: 4, bool: 1 };
 const RECYCLE_LIMIT_BYTES = 64 * 1024 * 1024;
 const RECYCLE_PER_SIZE = 8;
 /** Smaller buffers are cheap to allocate fresh. */
 const RECYCLE_MIN_BYTES = 1024;
 
-const recycleKey = (dtype: DType, size: number) => `${dtype}:${size}`;
+/** The recycled storage of exactly this dtype and size, if any (none below the minimum). */
+function takeRecycled(dtype: DType, size: number): TypedArray | undefined {
+  if (recycledBytes === 0 || size * BYTES[dtype] < RECYCLE_MIN_BYTES) return undefined;
+  const a = recycled[dtype].get(size)?.pop();
+  if (a) recycledBytes -= a.byteLength;
+  return a;
+}
 
 function dtypeOfArray(a: TypedArray): DType {
   if (a instanceof Float32Array) return "float32";
@@ -60,11 +73,11 @@ export function recycle(a: TypedArray): void {
   const bytes = a.byteLength;
   if (bytes < RECYCLE_MIN_BYTES || a.byteOffset !== 0 || bytes !== a.buffer.byteLength) return;
   if (recycledBytes + bytes > RECYCLE_LIMIT_BYTES) return;
-  const key = recycleKey(dtypeOfArray(a), a.length);
-  let list = recycled.get(key);
+  const pool = recycled[dtypeOfArray(a)];
+  let list = pool.get(a.length);
   if (!list) {
     list = [];
-    recycled.set(key, list);
+    pool.set(a.length, list);
   }
   if (list.length >= RECYCLE_PER_SIZE) return;
   list.push(a);
@@ -76,26 +89,15 @@ export function recycle(a: TypedArray): void {
  * kernels that write every element.
  */
 export function allocateUnfilled(dtype: DType, size: number): TypedArray {
-  if (recycledBytes > 0) {
-    const a = recycled.get(recycleKey(dtype, size))?.pop();
-    if (a) {
-      recycledBytes -= a.byteLength;
-      return a;
-    }
-  }
-  return allocate(dtype, size);
+  return takeRecycled(dtype, size) ?? fresh(dtype, size);
 }
 
 /** Allocates a zero-filled typed array of the dtype's storage type. */
 export function allocate(dtype: DType, size: number): TypedArray {
-  if (recycledBytes > 0) {
-    const list = recycled.get(recycleKey(dtype, size));
-    const a = list?.pop();
-    if (a) {
-      recycledBytes -= a.byteLength;
-      return a.fill(0);
-    }
-  }
+  return takeRecycled(dtype, size)?.fill(0) ?? fresh(dtype, size);
+}
+
+function fresh(dtype: DType, size: number): TypedArray {
   switch (dtype) {
     case "float32":
       return new Float32Array(size);

@@ -200,8 +200,12 @@ function planOf(original: Jaxpr): Plan {
 class Storage {
   private readonly live = new Map<ArrayBufferLike, number>();
   private readonly foreign = new Set<ArrayBufferLike>();
-  constructor(inputs: readonly ConcreteArray[]) {
-    for (const x of inputs) if (x.backend.name === "cpu") this.foreign.add(storageOf(x));
+  /** `donated[i]`: the caller gives up input i (and its storage), so it can be recycled too. */
+  constructor(inputs: readonly ConcreteArray[], donated?: readonly boolean[]) {
+    inputs.forEach((x, i) => {
+      if (x.backend.name === "cpu" && !donated?.[i]) this.foreign.add(storageOf(x));
+    });
+    if (donated) inputs.forEach((x, i) => donated[i] && this.hold(x));
   }
   hold(x: ConcreteArray): void {
     if (x.backend.name !== "cpu") return;
@@ -224,13 +228,18 @@ class Storage {
 const storageOf = (x: ConcreteArray) => (x.buffer as TypedArray).buffer;
 
 /** Runs a jaxpr on concrete arrays with the kernels directly (shapes were checked when staged). */
-export function runPlan(original: Jaxpr, args: readonly ConcreteArray[]): ConcreteArray[] {
+export function runPlan(
+  original: Jaxpr,
+  args: readonly ConcreteArray[],
+  /** Inputs the caller gives up: their storage is recycled after its last use (jit donation). */
+  donated?: readonly boolean[],
+): ConcreteArray[] {
   const plan = planOf(original);
   const jaxpr = plan.jaxpr;
   const slots = new globalThis.Array<ConcreteArray | undefined>(plan.nSlots);
   const inSlots = plan.inSlots;
   for (let i = 0; i < inSlots.length; i++) slots[inSlots[i]!] = args[i];
-  const storage = new Storage(args);
+  const storage = new Storage(args, donated);
   const backend = args[0]?.backend;
   const steps = plan.steps;
   /** Releases what equations [from, end) release. */

@@ -27,6 +27,8 @@ import { vmapFlat } from "./vmap.js";
 export interface JitCallParams {
   jaxpr: Jaxpr;
   name: string;
+  /** Operands the caller donates (top-level calls on concrete arrays only; see JitOptions). */
+  donated?: readonly boolean[];
 }
 
 const avalKey = (a: ShapedArray) => `${a.dtype}[${a.shape.join(",")}]`;
@@ -54,8 +56,17 @@ function stageOpen(f: (...xs: Array[]) => Array[], avals: ShapedArray[]): [Jaxpr
 }
 
 /** Constants (including values of enclosing transforms) are explicit leading operands. */
-function callJaxpr(jaxpr: Jaxpr, consts: Array[], args: Array[], name: string): Array[] {
-  return bind(jitCallP, [...consts, ...args], { jaxpr, name });
+function callJaxpr(
+  jaxpr: Jaxpr,
+  consts: Array[],
+  args: Array[],
+  name: string,
+  donated?: readonly boolean[],
+): Array[] {
+  const params: JitCallParams = donated
+    ? { jaxpr, name, donated: [...consts.map(() => false), ...donated] }
+    : { jaxpr, name };
+  return bind(jitCallP, [...consts, ...args], params);
 }
 
 export const jitCallP: Primitive<JitCallParams> = {
@@ -70,8 +81,8 @@ export const jitCallP: Primitive<JitCallParams> = {
     return jaxpr.outs.map((v) => v.aval);
   },
   impl: {
-    cpu: (args, { jaxpr }) => runPlan(jaxpr, args),
-    webgpu: (args, { jaxpr }) => runPlan(jaxpr, args),
+    cpu: (args, { jaxpr, donated }) => runPlan(jaxpr, args, donated),
+    webgpu: (args, { jaxpr, donated }) => runPlan(jaxpr, args, donated),
   },
   jvp(primals, tangents, { jaxpr, name }) {
     const n = primals.length;
@@ -151,6 +162,15 @@ function callDerived(jaxpr: Jaxpr, args: Array[], name: string): Array[] {
 export interface JitOptions {
   /** Positional arguments that are not arrays (configuration): part of the cache key. */
   staticArgnums?: readonly number[];
+  /**
+   * Positional arguments the caller gives up (as JAX's `donate_argnums`): their arrays' storage
+   * may be reused for intermediates and results once the program has read them, sparing fresh
+   * allocations in loops such as `state = step(state, batch)`. The donated arrays, and arrays
+   * sharing their storage (reshapes of them), must not be used after the call. Honoured on the
+   * CPU for calls on concrete arrays; ignored under other transforms and when staged into an
+   * outer jit (there the inputs may be values the program still needs).
+   */
+  donateArgnums?: readonly number[];
 }
 
 /** The cache statistics of a jitted function (see `Jitted.cacheInfo`). */
@@ -202,6 +222,12 @@ export function jit<A extends unknown[], R>(
   options?: JitOptions,
 ): Jitted<A, R> {
   const staticArgnums = new Set(options?.staticArgnums ?? []);
+  const donateArgnums = new Set(options?.donateArgnums ?? []);
+  for (const i of donateArgnums) {
+    if (staticArgnums.has(i)) {
+      throw new NbiError(`jit: donateArgnums expected array arguments, got static argument ${i}`);
+    }
+  }
   const cache = new Map<string, Entry>();
   const info = { hits: 0, misses: 0 };
   const name = f.name || "anonymous";
@@ -253,9 +279,22 @@ export function jit<A extends unknown[], R>(
     return { entry, leaves };
   };
 
+  /** Per leaf of the dynamic arguments, whether its argument is donated. */
+  const donatedLeaves = (args: A): boolean[] =>
+    args.flatMap((a, i) =>
+      staticArgnums.has(i) ? [] : tree.flatten(a)[0].map(() => donateArgnums.has(i)),
+    );
+
   const jitted = ((...args: A): R => {
     const { entry, leaves } = prepare(args);
-    const outs = callJaxpr(entry.jaxpr, entry.consts, leaves, name);
+    const donate = donateArgnums.size > 0 && leaves.every((l) => l instanceof ConcreteArray);
+    const outs = callJaxpr(
+      entry.jaxpr,
+      entry.consts,
+      leaves,
+      name,
+      donate ? donatedLeaves(args) : undefined,
+    );
     return tree.unflatten(entry.outDef, outs) as R;
   }) as Jitted<A, R>;
   jitted.cacheInfo = () => ({ ...info, size: cache.size });

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Array, grad, jit, jvp, np, random, scan, vmap } from "../../src/index.js";
+import type { ConcreteArray } from "../../src/ops/concrete-array.js";
 import { testBackends, useTestBackend } from "../helpers/backends.js";
 
 const close = async (a: Array, b: Array, tol = 1e-5) => {
@@ -163,5 +164,70 @@ describe.each(testBackends())("jit (%s)", (backend) => {
     const text = f.lower(np.ones([2])).toString();
     expect(text).toContain("exp");
     expect(text).toContain("reduce_sum");
+  });
+});
+
+describe("jit donateArgnums (cpu)", () => {
+  const storage = (x: Array) => ((x as ConcreteArray).buffer as Float32Array).buffer;
+  const step = (s: { m: Array; v: Array }, g: Array) => ({
+    m: s.m.mul(0.9).add(g.mul(0.1)),
+    v: s.v.mul(0.99).add(g.square().mul(0.01)),
+  });
+
+  it("gives the same results, and reuses the donated state's storage for new values", async () => {
+    await np.useBackend("cpu");
+    const plain = jit(step);
+    const donating = jit(step, { donateArgnums: [0] });
+    const g = random.normal(random.key(1), [64, 32]);
+    const init = () => ({ m: np.zeros([64, 32]), v: np.ones([64, 32]) });
+    const want: number[][] = [];
+    let a = init();
+    for (let i = 0; i < 5; i++) {
+      a = plain(a, g);
+      want.push(globalThis.Array.from(await a.m.data()), globalThis.Array.from(await a.v.data()));
+    }
+    let b = init();
+    const seen = new Set<ArrayBufferLike>([storage(b.m), storage(b.v)]);
+    let reused = 0;
+    for (let i = 0; i < 5; i++) {
+      b = donating(b, g);
+      // Storage of earlier (donated) states comes back for new results.
+      if (seen.has(storage(b.m)) || seen.has(storage(b.v))) reused++;
+      seen.add(storage(b.m));
+      seen.add(storage(b.v));
+      expect(globalThis.Array.from(await b.m.data())).toEqual(want[2 * i]);
+      expect(globalThis.Array.from(await b.v.data())).toEqual(want[2 * i + 1]);
+    }
+    expect(reused).toBeGreaterThanOrEqual(3);
+  });
+
+  it("never reuses arguments that are not donated, nor a donated array also passed undonated", async () => {
+    await np.useBackend("cpu");
+    const f = jit((s: Array, keep: Array) => s.mul(2).add(keep).mul(3).sub(1), {
+      donateArgnums: [0],
+    });
+    const keep = random.normal(random.key(2), [64, 32]);
+    const copy = globalThis.Array.from(await keep.data());
+    for (let i = 0; i < 4; i++) f(random.normal(random.key(3 + i), [64, 32]), keep);
+    expect(globalThis.Array.from(await keep.data())).toEqual(copy);
+    // The same array donated and not: it is kept.
+    const both = random.normal(random.key(9), [64, 32]);
+    const bothCopy = globalThis.Array.from(await both.data());
+    f(both, both);
+    f(random.normal(random.key(10), [64, 32]), keep);
+    expect(globalThis.Array.from(await both.data())).toEqual(bothCopy);
+  });
+
+  it("is ignored under grad and refuses a static argument", async () => {
+    await np.useBackend("cpu");
+    const f = jit((x: Array) => np.sum(np.sin(x).mul(x)), { donateArgnums: [0] });
+    const x = np.array([0.5, 1.5, -2]);
+    const before = globalThis.Array.from(await x.data());
+    const g = grad((y: Array) => f(y))(x);
+    expect(globalThis.Array.from(await x.data())).toEqual(before);
+    expect((await g.data())[0]).toBeCloseTo(Math.cos(0.5) * 0.5 + Math.sin(0.5), 5);
+    expect(() =>
+      jit((a: number, y: Array) => y.mul(a), { staticArgnums: [0], donateArgnums: [0] }),
+    ).toThrow(/donateArgnums expected array arguments/);
   });
 });

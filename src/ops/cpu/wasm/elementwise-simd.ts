@@ -165,17 +165,33 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
 let memory: WasmMemory | undefined;
 let memoryBytes = 0;
 const PAGE = 65536;
+/** Views of the memory, remade when it grows (growing detaches the old buffer). */
+let views: { f32: Float32Array; u8: Uint8Array; f64: Float64Array } | undefined;
 
 function ensureMemory(bytes: number): WasmMemory {
   if (!memory) {
     memory = new wasm!.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
     memoryBytes = memory.buffer.byteLength;
+    views = undefined;
   }
   if (memoryBytes < bytes) {
     memory.grow(Math.ceil((bytes - memoryBytes) / PAGE));
     memoryBytes = memory.buffer.byteLength;
+    views = undefined;
   }
   return memory;
+}
+
+function viewsOf(bytes: number): NonNullable<typeof views> {
+  const buffer = ensureMemory(bytes).buffer;
+  if (!views) {
+    views = {
+      f32: new Float32Array(buffer),
+      u8: new Uint8Array(buffer),
+      f64: new Float64Array(buffer),
+    };
+  }
+  return views;
 }
 
 const simd = simdSupported();
@@ -222,12 +238,10 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
   const outSums = program.outputs.map((s) => sumOf.get(s));
 
   return (inputs) => {
-    const buffer = ensureMemory(totalBytes).buffer;
-    const f32 = new Float32Array(buffer);
-    const u8 = new Uint8Array(buffer);
+    const { f32, u8, f64 } = viewsOf(totalBytes);
     for (let j = 0; j < outSums.length; j++) {
       const sums = outSums[j];
-      if (sums) new Float64Array(buffer, outputOffsets[j]!, sums.count).fill(0);
+      if (sums) f64.fill(0, outputOffsets[j]! / 8, outputOffsets[j]! / 8 + sums.count);
     }
     for (let i = 0; i < inputs.length; i++) {
       const src = inputs[i]!;
@@ -245,7 +259,7 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
       const sums = outSums[j];
       if (sums) {
         const out = allocateUnfilled("float32", sums.count);
-        out.set(new Float64Array(buffer, at, sums.count));
+        out.set(f64.subarray(at / 8, at / 8 + sums.count));
         return out;
       }
       const out = allocateUnfilled(dtype, n);
