@@ -42,12 +42,3 @@ export function fitOptions(run: RunConfig, hooks: Hooks, nRounds?: number): FitO
 export function roundsOf(run: RunConfig): number {
   return run.fit.nRounds ?? 1;
 }
-
-/**
- * The key of round r exactly as the engine derives it: NBI.fit hands snpeIS
- * `keyAt(hostKey(seed), 0)`, and runRound takes `keyAt(key, round + 1)`; from it, θ is drawn with
- * `keyAt(roundKey, 0)` and the simulators' seeds are `simulationSeeds(keyAt(roundKey, 1), n)`.
- */
-export function roundKey(seed: number, round: number) {
-  return keyAt(keyAt(hostKey(seed), 0), round + 1);
-}

@@ -16,11 +16,12 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NbiError } from "../errors.js";
 import { loadCheckpoint } from "../inference/checkpoint.js";
-import { hostKey, keyAt } from "../inference/host.js";
+import { fitKey } from "../inference/engine.js";
+import { keyAt } from "../inference/host.js";
 import { initPosterior } from "../inference/posterior.js";
 import { simulate } from "../inference/simulate.js";
 import { simulationSeeds } from "../inference/simulate-rows.js";
-import { defensiveFor, drawFromProposal } from "../inference/snpe.js";
+import { type Checkpoint, defensiveFor, drawRound, roundKeyOf } from "../inference/snpe.js";
 import { openStore, type SimulationStore, type StoreMeta } from "../inference/store.js";
 import {
   GLOBAL_HELP,
@@ -34,7 +35,7 @@ import {
 import { loadConfig, type RunConfig, STORE_DIR, saveRun, storeMeta } from "./config.js";
 import { overridesOf, RUN_OPTIONS } from "./fit.js";
 import { Reporter } from "./report.js";
-import { engineFor, fitOptions, roundKey, roundsOf } from "./run.js";
+import { engineFor, fitOptions, roundsOf } from "./run.js";
 
 export const SIMULATE_HELP = `Usage: nbi simulate CONFIG --round R --prepare
        nbi simulate CONFIG --round R --shard i/N
@@ -146,11 +147,8 @@ export async function prepareRound(
     });
     return;
   }
-  const key = roundKey(run.seed, round);
-  let theta: Float64Array;
-  let draws = { redrawn: 0, acceptance: 1 };
-  if (round === 0) theta = run.prior.sample(keyAt(key, 0), nSims);
-  else {
+  let proposal: Checkpoint | undefined;
+  if (round > 0) {
     // The proposal of round R is the surrogate after round R − 1: train up to there first, from
     // simulations that must all be stored (this command never simulates).
     for (let r = 0; r < round; r++) {
@@ -181,23 +179,23 @@ export async function prepareRound(
       await stoppedBefore(store, round, reporter, configPath);
       return;
     }
-    const template = await initPosterior(net, keyAt(hostKey(run.seed), 0));
-    const proposal = await loadCheckpoint(
+    const template = await initPosterior(net, fitKey(run.seed));
+    proposal = await loadCheckpoint(
       join(store.roundDir(round - 1), "checkpoint.safetensors"),
       template,
     );
-    const r = await drawFromProposal(
-      net,
-      proposal,
-      run.prior,
-      keyAt(key, 0),
-      Float32Array.from(run.xObs!),
-      nSims,
-      defensiveFor(net, undefined),
-    );
-    theta = r.theta;
-    draws = { redrawn: r.redrawn, acceptance: r.acceptance };
   }
+  // The engine's own draw (snpe.ts drawRound), with the engine's run key.
+  const { theta, ...draws } = await drawRound({
+    net,
+    prior: run.prior,
+    key: fitKey(run.seed),
+    round,
+    nSims,
+    ...(proposal
+      ? { proposal, xObs: Float32Array.from(run.xObs!), defensive: defensiveFor(net, undefined) }
+      : {}),
+  });
   // The engine's order (snpe.ts runRound step 1): the draw's record, then θ.
   await store.writeJson(round, "draws", draws);
   await store.writeRoundParams(round, theta);
@@ -282,7 +280,7 @@ async function simulateShard(
   });
   reporter.info(`${label}: ${mine.length} simulations to run, ${stored} already stored`);
   // Exactly the seeds the engine passes for this round (snpe.ts runSimulations).
-  const seeds = simulationSeeds(keyAt(roundKey(run.seed, round), 1), n);
+  const seeds = simulationSeeds(keyAt(roundKeyOf(fitKey(run.seed), round), 1), n);
   const bar = reporter.progress(label, mine.length);
   const t0 = performance.now();
   const report =

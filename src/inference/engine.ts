@@ -222,6 +222,14 @@ function checkObservation(fn: string, xObs: Float32Array): void {
 }
 
 /**
+ * The run key `NBI.fit` hands snpeIS for a seed: round r's draws and simulator seeds derive from
+ * it (`roundKeyOf`), so sharded simulation (`nbi simulate`) reproduces them.
+ */
+export function fitKey(seed: number): Array {
+  return keyAt(hostKey(seed), 0);
+}
+
+/**
  * The NBI engine, nbi's interface: give it a flow, a featurizer, a simulator and priors; `fit`
  * trains the surrogate posterior (SNPE-IS with an observation, amortized NPE without), `predict`
  * returns importance-weighted posterior samples, and `save` / `NBI.load` persist it. A killed fit
@@ -485,7 +493,7 @@ export class NBI {
         "neffStop",
         "fAcceptMin",
       ]),
-      key: keyAt(this.rootKey, 0),
+      key: fitKey(this.seed),
       ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
     };
     const result: SnpeResult = await snpeIS(config, undefined, this.roundCheckpoints(store, net));

@@ -308,6 +308,59 @@ export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
 }
 
 /**
+ * The key of round `round` under a run's key (`SnpeConfig.key`): the round's parameters are drawn
+ * with `keyAt(roundKey, 0)` (see `drawRound`) and its simulators' seeds are
+ * `simulationSeeds(keyAt(roundKey, 1), n)`. Sharded simulation (`nbi simulate`) derives the same.
+ *
+ * @example
+ * ```ts
+ * const k = inference.roundKeyOf(inference.hostKey(0), 2); // round 2's key
+ * ```
+ */
+export function roundKeyOf(runKey: Array, round: number): Array {
+  return keyAt(runKey, round + 1);
+}
+
+/** What `drawRound` needs: the run's network, prior, key and budget, and the round's proposal. */
+export interface DrawRoundOptions {
+  /** The posterior network (the proposal's architecture). */
+  net: PosteriorNetwork;
+  /** The prior: round 0's distribution, and the support draws must fall in. */
+  prior: Prior;
+  /** The run's key (`SnpeConfig.key`). */
+  key: Array;
+  /** The round (0 is drawn from the prior). */
+  round: number;
+  /** How many parameters to draw. */
+  nSims: number;
+  /** Sequential rounds: the observation the proposal is conditioned on. */
+  xObs?: Float32Array;
+  /** Sequential rounds: the proposal, the surrogate after round − 1. */
+  proposal?: Checkpoint;
+  /** The defensive mixture the proposal is drawn with (see `SnpeConfig.defensive`). */
+  defensive?: Defensive;
+}
+
+/**
+ * Round `round`'s parameters exactly as `runRound` draws them: from the prior without a proposal,
+ * else from the proposal at xObs (with the defensive mixture), redrawing draws outside the prior.
+ *
+ * @example
+ * ```ts
+ * const { theta } = await inference.drawRound({ net, prior, key: inference.hostKey(0), round: 0, nSims: 500 });
+ * ```
+ */
+export async function drawRound(
+  o: DrawRoundOptions,
+): Promise<{ theta: Float64Array; redrawn: number; acceptance: number }> {
+  const key = keyAt(roundKeyOf(o.key, o.round), 0);
+  if (o.proposal && o.xObs) {
+    return drawFromProposal(o.net, o.proposal, o.prior, key, o.xObs, o.nSims, o.defensive);
+  }
+  return { theta: o.prior.sample(key, o.nSims), redrawn: 0, acceptance: 1 };
+}
+
+/**
  * Draws n parameters from the proposal at xObs, redrawing those outside the prior's support. The
  * accepted draws follow the proposal truncated to the support, whose density is the proposal's
  * divided by its mass inside; `acceptance` estimates that mass (for the evidence).
@@ -443,7 +496,7 @@ export async function runRound(
     warnings.push(m);
     config.onWarning?.(m);
   };
-  const roundKey = keyAt(config.key, round + 1);
+  const roundKey = roundKeyOf(config.key, round);
   const sequential = config.xObs !== undefined && round > 0;
   const proposal = sequential ? state.current : undefined;
   const t0 = performance.now();
@@ -456,20 +509,19 @@ export async function runRound(
   let acceptance = saved?.acceptance ?? 1;
   if (!theta) {
     if (round === 0 && config.precomputed) theta = config.precomputed.theta;
-    else if (proposal) {
-      const r = await drawFromProposal(
+    else {
+      const r = await drawRound({
         net,
-        proposal,
         prior,
-        keyAt(roundKey, 0),
-        config.xObs!,
-        config.nSims,
-        defensive,
-      );
+        key: config.key,
+        round,
+        nSims: config.nSims,
+        ...(proposal ? { proposal, xObs: config.xObs!, defensive } : {}),
+      });
       theta = r.theta;
       redrawn = r.redrawn;
       acceptance = r.acceptance;
-    } else theta = prior.sample(keyAt(roundKey, 0), config.nSims);
+    }
     await store?.writeJson(round, "draws", { redrawn, acceptance });
     await store?.writeRoundParams(round, theta);
   }
