@@ -47,6 +47,7 @@ export {
   DEFAULT_DEFENSIVE,
   type DrawRoundOptions,
   drawRound,
+  type RoundDraw,
   type RoundOptions,
   type RoundRecord,
   roundKeyOf,

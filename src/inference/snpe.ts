@@ -341,6 +341,16 @@ export interface DrawRoundOptions {
   defensive?: Defensive;
 }
 
+/** A round's parameters and what drawing them took. */
+export interface RoundDraw {
+  /** nSims × d parameters, row-major. */
+  theta: Float64Array;
+  /** Draws outside the prior's support that were drawn again. */
+  redrawn: number;
+  /** The fraction of proposal draws inside the support (its mass there, for the evidence). */
+  acceptance: number;
+}
+
 /**
  * Round `round`'s parameters exactly as `runRound` draws them: from the prior without a proposal,
  * else from the proposal at xObs (with the defensive mixture), redrawing draws outside the prior.
@@ -350,9 +360,7 @@ export interface DrawRoundOptions {
  * const { theta } = await inference.drawRound({ net, prior, key: inference.hostKey(0), round: 0, nSims: 500 });
  * ```
  */
-export async function drawRound(
-  o: DrawRoundOptions,
-): Promise<{ theta: Float64Array; redrawn: number; acceptance: number }> {
+export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
   const key = keyAt(roundKeyOf(o.key, o.round), 0);
   if (o.proposal && o.xObs) {
     return drawFromProposal(o.net, o.proposal, o.prior, key, o.xObs, o.nSims, o.defensive);
