@@ -196,9 +196,13 @@ function viewsOf(bytes: number): NonNullable<typeof views> {
 
 const simd = simdSupported();
 
+/** The most memory one fused SIMD loop may need (inputs and outputs copied in and out). */
+const MAX_MEMORY_BYTES = 512 * 1024 * 1024;
+
 /**
  * Compiles a program to a WebAssembly SIMD loop; null when the engine lacks SIMD or the program
- * has a step without an exact SIMD form or a broadcast pattern beyond three loop axes.
+ * has a step without an exact SIMD form, a broadcast pattern beyond three loop axes, or operands
+ * too large to copy into the module's memory (over 512 MiB together).
  */
 export function compileElementwiseSimd(program: ElementwiseProgram): ElementwiseRunner | null {
   if (!simd || !wasm || sizeOf(program.shape) === 0) return null;
@@ -225,6 +229,8 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
     return at;
   });
   const totalBytes = Math.max(top, 16);
+  // The module's memory holds every operand at once and never shrinks: beyond this, the JS loop.
+  if (totalBytes > MAX_MEMORY_BYTES) return null;
 
   const code = emitProgram(program, layout, sumOf, inputOffsets, outputOffsets);
   const bytes = encodeModule([
