@@ -8,7 +8,6 @@
  */
 import { join } from "node:path";
 import { type FitOptions, NBI } from "../inference/engine.js";
-import { hostKey, keyAt } from "../inference/host.js";
 import type { Hooks } from "../inference/snpe.js";
 import { interruptSignal } from "./common.js";
 import { type RunConfig, STORE_DIR } from "./config.js";

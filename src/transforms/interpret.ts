@@ -205,7 +205,9 @@ class Storage {
     inputs.forEach((x, i) => {
       if (x.backend.name === "cpu" && !donated?.[i]) this.foreign.add(storageOf(x));
     });
-    if (donated) inputs.forEach((x, i) => donated[i] && this.hold(x));
+    inputs.forEach((x, i) => {
+      if (donated?.[i]) this.hold(x);
+    });
   }
   hold(x: ConcreteArray): void {
     if (x.backend.name !== "cpu") return;
