@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (see pack.sh): unpacks node and dawn.node, installs the Vulkan loader
+# when the machine has none, then the WebGPU checks and benchmarks. Output also goes to $OUT.
+set -uo pipefail
+out="${OUT:-/tmp/device-out}"
+mkdir -p "$out"
+log="$out/device-webgpu.log"
+if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+  for f in .device/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$nvidia_icd" ] && export VK_DRIVER_FILES="$nvidia_icd"
+kit=/tmp/nbi-kit
+rm -rf "$kit" && cp -r .device/kit "$kit"
+xz -dc .device/node.xz > "$kit/node" && chmod +x "$kit/node"
+xz -dc .device/dawn.node.xz > "$kit/node_modules/webgpu/dist/linux-x64/dawn.node"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+{
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv
+  "$kit/node" --version
+  cd "$kit"
+  ./node check.mjs
+  ./node run.mjs
+  ./node maf.mjs --backend webgpu --sizes small,big --steps 30
+  ./node maf.mjs --backend cpu --sizes small,big --modes jit
+} 2>&1 | tee "$log"
