@@ -13,6 +13,7 @@
 import type { ConcreteArray } from "../ops/concrete-array.js";
 import { fromHost } from "../ops/concrete-array.js";
 import {
+  broadcastLoop,
   compileElementwiseSimd,
   type ElementwiseProgram,
   type Operand,
@@ -206,55 +207,77 @@ function compileSimd({
   return compileElementwiseSimd(program);
 }
 
-/** The JavaScript loop: one `for` over the output with each value in a local. */
+/**
+ * The JavaScript loop, each value in a local: nested loops over the broadcast's loop axes with
+ * each input read at its row's offset plus the column (or once per row, or once), as the SIMD
+ * loops do; beyond three loop axes, one flat loop reading broadcast inputs through index maps.
+ */
 function compileJs({ jaxpr, start, end, shape, inputs, outputs }: RunSpec): FusedGroup["run"] {
-  const produced = new Map<Var, string>();
-  const hoisted: string[] = [];
-  const body: string[] = [];
+  const loop = broadcastLoop(
+    shape,
+    inputs.map((v) => v.aval.shape),
+  );
   const maps: Int32Array[] = [];
-  const operand = (v: Var): string => {
-    const local = produced.get(v);
-    if (local) return local;
-    const i = inputs.indexOf(v);
-    if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) return `s${i}`;
+  const hoisted: string[] = [];
+  const perRow: string[] = [];
+  // How each input is read inside the innermost loop.
+  const reads = inputs.map((v, i) => {
+    if (loop) {
+      const [s0, s1, s2] = loop.strides[i]!;
+      const row = `i0 * ${s0} + i1 * ${s1}`;
+      hoisted.push(`const I${i} = I[${i}];`);
+      if (s0 === 0 && s1 === 0 && s2 === 0) {
+        hoisted.push(`const s${i} = I${i}[0];`);
+        return `s${i}`;
+      }
+      if (s2 === 0) {
+        perRow.push(`const h${i} = I${i}[${row}];`);
+        return `h${i}`;
+      }
+      perRow.push(`const r${i} = ${row};`);
+      return `I${i}[r${i} + col]`;
+    }
+    hoisted.push(`const I${i} = I[${i}];`);
+    if (shapesEqual(v.aval.shape, shape)) return `I${i}[o]`;
     // A broadcast operand reads through an index map computed once, when the jaxpr is planned.
-    if (!shapesEqual(v.aval.shape, shape)) return `I${i}[M${i}[i]]`;
-    return `I${i}[i]`;
-  };
-  inputs.forEach((v, i) => {
-    if (sizeOf(v.aval.shape) === 1 && !shapesEqual(v.aval.shape, shape)) {
-      hoisted.push(`const s${i} = I[${i}][0];`);
-    } else if (!shapesEqual(v.aval.shape, shape)) {
-      hoisted.push(`const I${i} = I[${i}]; const M${i} = maps[${i}];`);
-      maps[i] = broadcastIndexMap(v.aval.shape, shape)!;
-    } else hoisted.push(`const I${i} = I[${i}];`);
+    maps[i] = broadcastIndexMap(v.aval.shape, shape)!;
+    hoisted.push(`const M${i} = maps[${i}];`);
+    return `I${i}[M${i}[o]]`;
   });
+  const produced = new Map<Var, string>();
+  const body: string[] = [];
   for (let k = start; k < end; k++) {
     const e = jaxpr.eqns[k]!;
     const out = e.outBinders[0]!;
     const local = `v${k - start}`;
-    const args = e.inputs.map(operand);
+    const args = e.inputs.map((v) => produced.get(v) ?? reads[inputs.indexOf(v)]!);
     const names = ["a", "b", "c"].slice(0, args.length);
     const value = `(${names.map((n, i) => `${n} = ${args[i]}`).join(", ")}, ${e.prim.fusion!.expr})`;
     const rounded = out.aval.dtype === "float32" ? `Math.fround(${value})` : value;
     body.push(`const ${local} = ${rounded};`);
     produced.set(out, local);
     const j = outputs.indexOf(out);
-    if (j >= 0) body.push(`O${j}[i] = ${local};`);
+    if (j >= 0) body.push(`O${j}[o] = ${local};`);
   }
+  const [d0, d1, d2] = loop?.dims ?? [1, 1, sizeOf(shape)];
   const source = [
     "let a, b, c;",
     ...hoisted,
     ...outputs.map((_, j) => `const O${j} = O[${j}];`),
-    "for (let i = 0; i < n; i++) {",
+    "let o = 0;",
+    `for (let i0 = 0; i0 < ${d0}; i0++) for (let i1 = 0; i1 < ${d1}; i1++) {`,
+    ...perRow,
+    // (a, b, c name the operands of the primitives' expressions)
+    `for (let col = 0; col < ${d2}; col++, o++) {`,
     ...body,
     "}",
+    "}",
   ].join("\n");
-  const loop = new Function("I", "O", "n", "maps", source);
+  const run = new Function("I", "O", "maps", source);
   const n = sizeOf(shape);
   return (ins) => {
     const outs = outputs.map((v) => allocateUnfilled(v.aval.dtype, n));
-    loop(ins, outs, n, maps);
+    run(ins, outs, maps);
     return outs;
   };
 }

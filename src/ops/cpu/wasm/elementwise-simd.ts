@@ -56,7 +56,7 @@ export interface ElementwiseProgram {
 export type ElementwiseRunner = (inputs: readonly TypedArray[]) => TypedArray[];
 
 /** A value's strides (in elements) over the collapsed loop [d0, d1, d2]; the last is 0 or 1. */
-type Strides = [number, number, number];
+export type Strides = [number, number, number];
 
 /**
  * The output shape collapsed to at most three loop axes [d0, d1, d2] (padded in front with 1s),
@@ -106,6 +106,24 @@ function collapse(program: ElementwiseProgram): Layout | null {
     inputs: values.slice(0, program.inputs.length),
     sums: values.slice(program.inputs.length),
   };
+}
+
+/**
+ * The loop axes [d0, d1, d2] of a broadcast of `inputShapes` to `shape` and each input's strides
+ * over them (as the SIMD loops use them; the JS loops of transforms/fusion.ts too); null when
+ * the broadcast needs more than three loop axes.
+ */
+export function broadcastLoop(
+  shape: Shape,
+  inputShapes: readonly Shape[],
+): { dims: Strides; strides: Strides[] } | null {
+  const layout = collapse({
+    shape,
+    inputs: inputShapes.map((s) => ({ shape: s, dtype: "float32" })),
+    steps: [],
+    outputs: [],
+  });
+  return layout && { dims: layout.dims, strides: layout.inputs.map((x) => x.strides) };
 }
 
 const F32_OPS: Record<string, number> = {
