@@ -15,13 +15,12 @@ import { fromHost } from "../ops/concrete-array.js";
 import {
   broadcastLoop,
   compileElementwiseSimd,
-  type ElementwiseProgram,
   type Operand,
   type SimdDType,
 } from "../ops/cpu/wasm/elementwise-simd.js";
 import { allocateUnfilled, type DType, type TypedArray } from "../ops/dtype.js";
 import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
-import { type Jaxpr, readersOf, type Var } from "./jaxpr.js";
+import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 
 export interface FusedGroup {
   /** Equations [start, end) of the jaxpr. */
@@ -124,25 +123,18 @@ export function fuseElementwise(jaxpr: Jaxpr): FusedGroup[] {
   return groups;
 }
 
-/** The inputs (first use order) and outputs (values read after the run) of a run. */
-function groupValues(
+/** The values a run writes out: those read after it, or returned by the jaxpr. */
+function runOutputs(
   jaxpr: Jaxpr,
   start: number,
   end: number,
   usedAt: Map<Var, number[]>,
   jaxprOuts: Set<Var>,
-): { inputs: Var[]; outputs: Var[] } {
-  const produced = new Set<Var>();
-  const inputs: Var[] = [];
-  const outputs: Var[] = [];
-  for (let k = start; k < end; k++) {
-    const e = jaxpr.eqns[k]!;
-    for (const v of e.inputs) if (!produced.has(v) && !inputs.includes(v)) inputs.push(v);
-    const out = e.outBinders[0]!;
-    produced.add(out);
-    if ((usedAt.get(out) ?? []).some((u) => u >= end) || jaxprOuts.has(out)) outputs.push(out);
-  }
-  return { inputs, outputs };
+): Var[] {
+  return jaxpr.eqns
+    .slice(start, end)
+    .map((e) => e.outBinders[0]!)
+    .filter((v) => (usedAt.get(v) ?? []).some((u) => u >= end) || jaxprOuts.has(v));
 }
 
 /** The loop for equations [start, end); with sums, only the SIMD generator (else null). */
@@ -155,8 +147,10 @@ function compile(
   jaxprOuts: Set<Var>,
   withSums: boolean,
 ): FusedGroup | null {
-  const { inputs, outputs } = groupValues(jaxpr, start, end, usedAt, jaxprOuts);
-  const spec: RunSpec = { jaxpr, start, end, shape, inputs, outputs };
+  const outputs = runOutputs(jaxpr, start, end, usedAt, jaxprOuts);
+  const program = stepProgram(jaxpr.eqns.slice(start, end), outputs);
+  const inputs = program.inputs;
+  const spec: RunSpec = { shape, program };
   const simd = compileSimd(spec);
   if (simd) return { start, end, inputs, outputs, shape, engine: "wasm", run: simd };
   if (withSums) return null;
@@ -165,46 +159,57 @@ function compile(
 
 /** Equations [start, end) of a jaxpr as one loop over `shape`, with its inputs and outputs. */
 interface RunSpec {
-  jaxpr: Jaxpr;
-  start: number;
-  end: number;
   shape: Shape;
-  inputs: Var[];
-  outputs: Var[];
+  program: StepProgram;
 }
 
 const isSimdDType = (d: DType): d is SimdDType => d === "float32" || d === "bool";
 
-function compileSimd({
-  jaxpr,
-  start,
-  end,
-  shape,
-  inputs,
-  outputs,
-}: RunSpec): FusedGroup["run"] | null {
-  const vars = [...inputs, ...jaxpr.eqns.slice(start, end).map((e) => e.outBinders[0]!)];
-  if (!vars.every((v) => isSimdDType(v.aval.dtype))) return null;
+/** A straight-line program of equations (see `stepProgram`). */
+export interface StepProgram {
+  /** Values read from outside, in order of first use. */
+  inputs: Var[];
+  /** The equations, each operand an input or an earlier step. */
+  steps: { eqn: Eqn; args: Operand[] }[];
+  /** The steps whose values are written out (those of `written` the equations make). */
+  outputs: number[];
+}
+
+/**
+ * Equations as a program over steps for a loop generator (SIMD here, WGSL in interpret.ts):
+ * operands resolved to inputs or earlier steps.
+ */
+export function stepProgram(eqns: readonly Eqn[], written: readonly Var[]): StepProgram {
   const stepOf = new Map<Var, number>();
-  const operand = (v: Var): Operand => {
-    const s = stepOf.get(v);
-    return s === undefined ? { input: inputs.indexOf(v) } : { step: s };
-  };
-  const program: ElementwiseProgram = {
+  const inputs: Var[] = [];
+  const steps = eqns.map((eqn, j) => {
+    const args = eqn.inputs.map((v): Operand => {
+      const s = stepOf.get(v);
+      if (s !== undefined) return { step: s };
+      if (!inputs.includes(v)) inputs.push(v);
+      return { input: inputs.indexOf(v) };
+    });
+    stepOf.set(eqn.outBinders[0]!, j);
+    return { eqn, args };
+  });
+  const outputs = [...new Set(written.filter((v) => stepOf.has(v)))].map((v) => stepOf.get(v)!);
+  return { inputs, steps, outputs };
+}
+
+function compileSimd({ shape, program: p }: RunSpec): FusedGroup["run"] | null {
+  const vars = [...p.inputs, ...p.steps.map((s) => s.eqn.outBinders[0]!)];
+  if (!vars.every((v) => isSimdDType(v.aval.dtype))) return null;
+  return compileElementwiseSimd({
     shape,
-    inputs: inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype as SimdDType })),
-    steps: jaxpr.eqns.slice(start, end).map((e, j) => {
-      stepOf.set(e.outBinders[0]!, j);
-      return {
-        op: e.prim.name,
-        args: e.inputs.map(operand),
-        dtype: e.outBinders[0]!.aval.dtype as SimdDType,
-        ...(e.prim.name === "reduce_sum" ? { axes: (e.params as { axes: number[] }).axes } : {}),
-      };
-    }),
-    outputs: outputs.map((v) => stepOf.get(v)!),
-  };
-  return compileElementwiseSimd(program);
+    inputs: p.inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype as SimdDType })),
+    steps: p.steps.map(({ eqn, args }) => ({
+      op: eqn.prim.name,
+      args,
+      dtype: eqn.outBinders[0]!.aval.dtype as SimdDType,
+      ...(eqn.prim.name === "reduce_sum" ? { axes: (eqn.params as { axes: number[] }).axes } : {}),
+    })),
+    outputs: p.outputs,
+  });
 }
 
 /**
@@ -212,7 +217,8 @@ function compileSimd({
  * each input read at its row's offset plus the column (or once per row, or once), as the SIMD
  * loops do; beyond three loop axes, one flat loop reading broadcast inputs through index maps.
  */
-function compileJs({ jaxpr, start, end, shape, inputs, outputs }: RunSpec): FusedGroup["run"] {
+function compileJs({ shape, program }: RunSpec): FusedGroup["run"] {
+  const { inputs, steps } = program;
   const loop = broadcastLoop(
     shape,
     inputs.map((v) => v.aval.shape),
@@ -244,26 +250,21 @@ function compileJs({ jaxpr, start, end, shape, inputs, outputs }: RunSpec): Fuse
     hoisted.push(`const M${i} = maps[${i}];`);
     return `I${i}[M${i}[o]]`;
   });
-  const produced = new Map<Var, string>();
   const body: string[] = [];
-  for (let k = start; k < end; k++) {
-    const e = jaxpr.eqns[k]!;
-    const out = e.outBinders[0]!;
-    const local = `v${k - start}`;
-    const args = e.inputs.map((v) => produced.get(v) ?? reads[inputs.indexOf(v)]!);
-    const names = ["a", "b", "c"].slice(0, args.length);
-    const value = `(${names.map((n, i) => `${n} = ${args[i]}`).join(", ")}, ${e.prim.fusion!.expr})`;
-    const rounded = out.aval.dtype === "float32" ? `Math.fround(${value})` : value;
-    body.push(`const ${local} = ${rounded};`);
-    produced.set(out, local);
-    const j = outputs.indexOf(out);
-    if (j >= 0) body.push(`O${j}[o] = ${local};`);
+  for (const [k, { eqn, args }] of steps.entries()) {
+    const operands = args.map((a) => ("step" in a ? `v${a.step}` : reads[a.input]!));
+    const names = ["a", "b", "c"].slice(0, operands.length);
+    const value = `(${names.map((n, i) => `${n} = ${operands[i]}`).join(", ")}, ${eqn.prim.fusion!.expr})`;
+    const rounded = eqn.outBinders[0]!.aval.dtype === "float32" ? `Math.fround(${value})` : value;
+    body.push(`const v${k} = ${rounded};`);
+    const j = program.outputs.indexOf(k);
+    if (j >= 0) body.push(`O${j}[o] = v${k};`);
   }
   const [d0, d1, d2] = loop?.dims ?? [1, 1, sizeOf(shape)];
   const source = [
     "let a, b, c;",
     ...hoisted,
-    ...outputs.map((_, j) => `const O${j} = O[${j}];`),
+    ...program.outputs.map((_, j) => `const O${j} = O[${j}];`),
     "let o = 0;",
     `for (let i0 = 0; i0 < ${d0}; i0++) for (let i1 = 0; i1 < ${d1}; i1++) {`,
     ...perRow,
@@ -276,7 +277,9 @@ function compileJs({ jaxpr, start, end, shape, inputs, outputs }: RunSpec): Fuse
   const run = new Function("I", "O", "maps", source);
   const n = sizeOf(shape);
   return (ins) => {
-    const outs = outputs.map((v) => allocateUnfilled(v.aval.dtype, n));
+    const outs = program.outputs.map((k) =>
+      allocateUnfilled(steps[k]!.eqn.outBinders[0]!.aval.dtype, n),
+    );
     run(ins, outs, maps);
     return outs;
   };

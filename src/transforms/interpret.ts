@@ -25,7 +25,7 @@ import {
   runMatmulFused,
 } from "../ops/webgpu/fused.js";
 import { bind } from "./core.js";
-import { type FusedGroup, fuseElementwise, runFused } from "./fusion.js";
+import { type FusedGroup, fuseElementwise, runFused, stepProgram } from "./fusion.js";
 import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 import { dce, optimizeJaxpr, pretransposeInvariants } from "./rewrite.js";
 
@@ -72,44 +72,32 @@ interface GpuRun {
 const gpuFusion = globalThis.process?.env?.NBI_GPU_FUSION !== "0";
 
 function gpuRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): GpuRun {
-  const stepOf = new Map<Var, number>();
-  const inputs: Var[] = [];
-  const steps: FusedProgram["steps"][number][] = [];
-  const sums: Eqn[] = [];
-  for (const e of jaxpr.eqns.slice(group.start, group.end)) {
-    if (!e.prim.fusion) {
-      sums.push(e);
-      continue;
-    }
-    const args = e.inputs.map((v) => {
-      const s = stepOf.get(v);
-      if (s !== undefined) return { step: s };
-      if (!inputs.includes(v)) inputs.push(v);
-      return { input: inputs.indexOf(v) };
-    });
-    const out = e.outBinders[0]!;
-    stepOf.set(out, steps.length);
-    steps.push({ op: e.prim.name, args, dtype: out.aval.dtype });
-  }
-  const written: Var[] = [];
-  for (const v of [...group.outputs, ...sums.map((e) => e.inputs[0]!)]) {
-    if (stepOf.has(v) && !written.includes(v)) written.push(v);
-  }
+  const eqns = jaxpr.eqns.slice(group.start, group.end);
+  const sums = eqns.filter((e) => !e.prim.fusion);
+  // The kernel writes the group's outputs and the values its sums read.
+  const p = stepProgram(
+    eqns.filter((e) => e.prim.fusion),
+    [...group.outputs, ...sums.map((e) => e.inputs[0]!)],
+  );
   return {
     program: {
       shape: group.shape,
-      inputs: inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype })),
-      steps,
-      outputs: written.map((v) => stepOf.get(v)!),
+      inputs: p.inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype })),
+      steps: p.steps.map(({ eqn, args }) => ({
+        op: eqn.prim.name,
+        args,
+        dtype: eqn.outBinders[0]!.aval.dtype,
+      })),
+      outputs: p.outputs,
     },
-    inSlots: inputs.map(slotOf),
-    outSlots: written.map(slotOf),
+    inSlots: p.inputs.map(slotOf),
+    outSlots: p.outputs.map((j) => slotOf(p.steps[j]!.eqn.outBinders[0]!)),
     sums: sums.map((e) => ({
       eqn: e,
       input: slotOf(e.inputs[0]!),
       output: slotOf(e.outBinders[0]!),
     })),
-    ...(steps.length === 0 ? { kernel: null, matmulKernel: null } : {}),
+    ...(p.steps.length === 0 ? { kernel: null, matmulKernel: null } : {}),
   };
 }
 
