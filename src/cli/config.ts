@@ -23,10 +23,13 @@
  *   (module configs) a function (θ, { index, seed }) → data run in-process.
  * - priors: a prior spec as `toJSON` writes it ({ type: "uniform", lo, hi }, ...; see
  *   src/inference/priors.ts), an array of specs, or an object of named specs (names become labels).
+ *   A correlated block is { "type": "multivariateNormal", "mean": [...], "cov": [[...], ...] }.
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
  *   earlyStopPatience, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian sigmas: one number or
- *   one per data value; also the likelihood of the importance weights and predict's default xErr).
+ *   one per data value; also the likelihood of the importance weights and predict's default xErr);
+ *   for sequential rounds loss ("auto" | "nll" | "apt" | "weighted-nll"), atoms (APT's, ≥ 1),
+ *   proposal ("auto" | "surrogate" | "truncated" | "mixture") and truncationEps (in (0, 1)).
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
  *   trains an amortized posterior (one round from the prior).
  * - path: the run folder (default: "<config name>-run" beside the config file).
@@ -51,6 +54,7 @@ import {
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "../inference/priors.js";
 import { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "../inference/simulate.js";
 import type { Simulator } from "../inference/simulate-rows.js";
+import type { ProposalKind, SequentialLoss } from "../inference/snpe.js";
 import type { StoreMeta } from "../inference/store.js";
 import type { Noise } from "../inference/train.js";
 import { readNumbers } from "./data.js";
@@ -70,6 +74,14 @@ export interface FitSection {
   neffStop?: number;
   fAcceptMin?: number;
   noise?: Noise;
+  /** The loss of sequential rounds. */
+  loss?: SequentialLoss;
+  /** Atoms per example of the APT loss. */
+  atoms?: number;
+  /** The proposal of sequential rounds. */
+  proposal?: ProposalKind;
+  /** Mass left outside the truncated proposal's region. */
+  truncationEps?: number;
 }
 
 export interface PredictSection {
@@ -128,9 +140,27 @@ const FIT_INTS: Record<string, number> = {
   batchSize: 1,
   nReuse: -1,
   earlyStopPatience: 1,
+  atoms: 1,
 };
 const FIT_NUMBERS = ["lr", "minLr", "fVal", "neffStop", "fAcceptMin"];
-const FIT_KEYS = [...Object.keys(FIT_INTS), ...FIT_NUMBERS, "earlyStopTrain", "noise"];
+/** Fit options that take one of a few strings, and those strings. */
+const FIT_CHOICES: Record<string, readonly string[]> = {
+  loss: ["auto", "nll", "apt", "weighted-nll"] satisfies SequentialLoss[],
+  proposal: ["auto", "surrogate", "truncated", "mixture"] satisfies ProposalKind[],
+};
+const FIT_KEYS = [
+  ...Object.keys(FIT_INTS),
+  ...FIT_NUMBERS,
+  "earlyStopTrain",
+  "noise",
+  ...Object.keys(FIT_CHOICES),
+  "truncationEps",
+];
+/** "a", "b" or "c". */
+const oneOf = (choices: readonly string[]): string => {
+  const quoted = choices.map((c) => JSON.stringify(c));
+  return `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
+};
 const PREDICT_KEYS = ["nSamples", "neffMin", "nMax", "xErr"];
 const MODULE_EXT = /\.(mjs|js|cjs|ts|mts|cts)$/i;
 
@@ -284,6 +314,13 @@ export async function resolveConfig(
     } else if (FIT_NUMBERS.includes(key)) {
       if (typeof value !== "number" || !Number.isFinite(value))
         problem(`fit.${key}`, "a number", value);
+    } else if (key in FIT_CHOICES) {
+      const choices = FIT_CHOICES[key]!;
+      if (typeof value !== "string" || !choices.includes(value))
+        problem(`fit.${key}`, oneOf(choices), value);
+    } else if (key === "truncationEps") {
+      if (typeof value !== "number" || !(value > 0 && value < 1))
+        problem("fit.truncationEps", "a number in (0, 1), e.g. 1e-4", value);
     } else if (key === "earlyStopTrain") {
       if (typeof value !== "boolean") problem("fit.earlyStopTrain", "true or false", value);
     } else if (key === "noise") {

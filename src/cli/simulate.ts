@@ -21,7 +21,7 @@ import { keyAt } from "../inference/host.js";
 import { initPosterior } from "../inference/posterior.js";
 import { simulate } from "../inference/simulate.js";
 import { simulationSeeds } from "../inference/simulate-rows.js";
-import { type Checkpoint, defensiveFor, drawRound, roundKeyOf } from "../inference/snpe.js";
+import { type Checkpoint, drawRound, roundKeyOf, sequentialOptions } from "../inference/snpe.js";
 import { openStore, type SimulationStore, type StoreMeta } from "../inference/store.js";
 import {
   GLOBAL_HELP,
@@ -147,7 +147,7 @@ export async function prepareRound(
     });
     return;
   }
-  let proposal: Checkpoint | undefined;
+  const checkpoints: Checkpoint[] = [];
   if (round > 0) {
     // The proposal of round R is the surrogate after round R − 1: train up to there first, from
     // simulations that must all be stored (this command never simulates).
@@ -179,11 +179,12 @@ export async function prepareRound(
       await stoppedBefore(store, round, reporter, configPath);
       return;
     }
+    // The round's proposal may mix every earlier round's surrogate (RoundOptions.proposal).
     const template = await initPosterior(net, fitKey(run.seed));
-    proposal = await loadCheckpoint(
-      join(store.roundDir(round - 1), "checkpoint.safetensors"),
-      template,
-    );
+    for (let r = 0; r < round; r++)
+      checkpoints.push(
+        await loadCheckpoint(join(store.roundDir(r), "checkpoint.safetensors"), template),
+      );
   }
   // The engine's own draw (snpe.ts drawRound), with the engine's run key.
   const { theta, ...draws } = await drawRound({
@@ -192,8 +193,12 @@ export async function prepareRound(
     key: fitKey(run.seed),
     round,
     nSims,
-    ...(proposal
-      ? { proposal, xObs: Float32Array.from(run.xObs!), defensive: defensiveFor(net, undefined) }
+    ...(round > 0
+      ? {
+          checkpoints,
+          xObs: Float32Array.from(run.xObs!),
+          proposal: sequentialOptions(run.fit, net).proposal,
+        }
       : {}),
   });
   // The engine's order (snpe.ts runRound step 1): the draw's record, then θ.

@@ -22,23 +22,27 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
 import { hostKey, keyAt } from "./host.js";
 import { type ImportanceResult, importanceWeights } from "./importance.js";
-import { gaussianLogLike, type LogLike, logLikelihoods } from "./likelihood.js";
+import { gaussianLogLike, type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
 import {
   type Defensive,
   type FlowConfig,
   initPosterior,
   type PosteriorNetwork,
   posteriorNetwork,
-  proposalLogProb,
   surrogateLogProb,
   surrogateSample,
 } from "./posterior.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js";
+import {
+  drawProposal,
+  type ProposalContext,
+  proposalLogDensity,
+  type RoundProposal,
+} from "./proposals.js";
 import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
 import {
   type Checkpoint,
   defensiveFor,
-  drawFromProposal,
   type Hooks,
   type RoundCheckpoints,
   type RoundOptions,
@@ -492,6 +496,11 @@ export class NBI {
         "earlyStopTrain",
         "neffStop",
         "fAcceptMin",
+        "loss",
+        "atoms",
+        "proposal",
+        "truncationEps",
+        "defensive",
       ]),
       key: fitKey(this.seed),
       ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
@@ -702,44 +711,52 @@ export class NBI {
     let batch = nSamples;
     let importance: ImportanceResult | undefined;
     const defensive = defensiveFor(net, options.defensive);
-    let acceptedDraws = 0;
+    const ctx: ProposalContext = { net, prior: this.prior, xObs: x, checkpoints: [checkpoint] };
+    const plan: RoundProposal = {
+      parts: [
+        {
+          weight: 1,
+          part: { kind: "surrogate", round: 0, ...(defensive ? { defensive } : {}), logMass: 0 },
+        },
+      ],
+    };
+    // A likelihood of θ alone needs no simulations.
+    const simulate = needsSimulation(logLike);
+    let accepted = 0;
+    let tried = 0;
     for (let attempt = 0; batch > 0; attempt++) {
-      const draw = await drawFromProposal(
-        net,
-        checkpoint,
-        this.prior,
-        keyAt(key, 2 * attempt),
-        x,
-        batch,
-        defensive,
-      );
+      const draw = await drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
+        kind: "surrogate",
+        ...(defensive ? { defensive } : {}),
+        truncationEps: 1e-4,
+      });
       const draws = draw.theta;
       redrawn += draw.redrawn;
-      acceptedDraws += batch;
-      const sim = await simulateRows(
-        this.options.simulator,
-        draws,
-        d,
-        net.dataSize,
-        simulationSeeds(keyAt(key, 2 * attempt + 1), batch),
-        {
-          ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
-          ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.onSimulate
-            ? { onProgress: (done: number) => options.onSimulate!(nSimulations + done, nSamples) }
-            : {}),
-        },
-      );
-      nSimulations += batch;
-      const lq = await proposalLogProb(
-        net,
-        checkpoint.params,
-        checkpoint.scales,
-        x,
-        draws,
-        defensive,
-      );
+      accepted += batch;
+      tried += batch + draw.redrawn;
+      const sim = simulate
+        ? await simulateRows(
+            this.options.simulator,
+            draws,
+            d,
+            net.dataSize,
+            simulationSeeds(keyAt(key, 2 * attempt + 1), batch),
+            {
+              ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+              ...(options.signal ? { signal: options.signal } : {}),
+              ...(options.onSimulate
+                ? {
+                    onProgress: (done: number) =>
+                      options.onSimulate!(nSimulations + done, nSamples),
+                  }
+                : {}),
+            },
+          )
+        : { x: undefined, status: new Uint8Array(batch) };
+      if (simulate) nSimulations += batch;
       const lp = this.prior.logProb(draws);
+      // The surrogate's density on the support, unnormalised: the evidence is corrected below.
+      const lq = await proposalLogDensity(ctx, plan, draws, lp);
       const ll = logLikelihoods(logLike, x, sim.x, draws, d);
       const lw = new Float64Array(batch);
       for (let r = 0; r < batch; r++) {
@@ -751,11 +768,12 @@ export class NBI {
       thetaAll = concat64(thetaAll, draws);
       logW = concat64(logW, lw);
       importance = importanceWeights(logW);
-      const efficiency = importance.nEff / nSimulations;
-      if (importance.nEff >= neffMin || nSimulations >= nMax || efficiency < fAcceptMin) break;
+      const drawn = thetaAll.length / d;
+      const efficiency = importance.nEff / drawn;
+      if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
       // Enough further draws to reach neffMin at the efficiency seen so far.
       const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
-      batch = Math.min(Math.max(need, 2), nMax - nSimulations);
+      batch = Math.min(Math.max(need, 2), nMax - drawn);
     }
     const imp = importance!;
     if (imp.paretoK > 0.7) {
@@ -774,9 +792,9 @@ export class NBI {
         weights: imp.weights,
         ess: imp.nEff,
         kishEss: imp.kishEss,
-        efficiency: imp.nEff / nSimulations,
+        efficiency: imp.nEff / (thetaAll.length / d),
         // The draws follow the proposal truncated to the prior: correct by its mass inside.
-        logEvidence: imp.logEvidence + Math.log(acceptedDraws / (acceptedDraws + redrawn)),
+        logEvidence: imp.logEvidence + Math.log(accepted / tried),
         logEvidenceSe: imp.logEvidenceSe,
         paretoK: imp.paretoK,
         nSimulations,

@@ -24,7 +24,12 @@ export {
   weightedMoments,
   weightedQuantiles,
 } from "./importance.js";
-export { gaussianLogLike, type LogLike } from "./likelihood.js";
+export {
+  gaussianLogLike,
+  type LogLike,
+  needsSimulation,
+  thetaLogLike,
+} from "./likelihood.js";
 export { readNpy, writeNpy } from "./npy.js";
 export {
   type Defensive,
@@ -39,6 +44,12 @@ export {
   surrogateLogProb,
   surrogateSample,
 } from "./posterior.js";
+export {
+  type ProposalContext,
+  type ProposalPart,
+  proposalLogDensity,
+  type RoundProposal,
+} from "./proposals.js";
 export { readSafetensors, writeSafetensors } from "./safetensors.js";
 export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
 export {
@@ -47,14 +58,18 @@ export {
   DEFAULT_DEFENSIVE,
   type DrawRoundOptions,
   drawRound,
+  type ProposalKind,
   type RoundDraw,
   type RoundOptions,
   type RoundRecord,
   roundKeyOf,
   runRound,
+  type SequentialLoss,
+  type SequentialSettings,
   type SnpeConfig,
   type SnpeResult,
   type SnpeState,
+  sequentialOptions,
   snpeIS,
 } from "./snpe.js";
 export { openStore, type SimulationStore } from "./store.js";

@@ -1,16 +1,65 @@
 /**
  * The exact likelihood p(xObs | θ) that importance weights use. The default is nbi's: independent
  * Gaussian errors with known sigmas around the noiseless simulation. Any other likelihood is a
- * function `(xObs, xSim, θ) → log p` on the host.
+ * function `(xObs, xSim, θ) → log p` on the host. A likelihood that reads θ alone (`thetaLogLike`)
+ * says so with `needsSimulation: false`, and the simulator is then not run just to weight draws.
  */
 import { fail, failText } from "../errors.js";
 
-/** An exact log-likelihood log p(xObs | θ), given the noiseless simulation xSim at θ (host, float64). */
-export type LogLike = (
+/**
+ * An exact log-likelihood log p(xObs | θ), given the noiseless simulation xSim at θ (host,
+ * float64). `needsSimulation: false` declares that it reads θ alone: it is then called with an
+ * empty xSim when no simulation is at hand (see `thetaLogLike`).
+ */
+export type LogLike = ((
   xObs: Float32Array | Float64Array,
   xSim: Float32Array,
   theta: Float64Array,
-) => number;
+) => number) & {
+  /** false: the likelihood reads θ alone, so no simulation is needed to evaluate it. */
+  readonly needsSimulation?: boolean;
+};
+
+const NO_SIMULATION = new Float32Array(0);
+
+/**
+ * A likelihood of θ alone, `(xObs, θ) → log p`: one whose simulator output is not needed (an
+ * analytic model, or one evaluated inside the likelihood). It declares `needsSimulation: false`,
+ * so importance weights are computed without running the simulator.
+ *
+ * @example
+ * ```ts
+ * // xObs ~ N(θ0, 1) in every element
+ * const logLike = inference.thetaLogLike((xObs, theta) =>
+ *   xObs.reduce((s, x) => s - 0.5 * (x - theta[0]!) ** 2 - 0.919, 0));
+ * inference.needsSimulation(logLike); // false
+ * ```
+ */
+export function thetaLogLike(
+  fn: (xObs: Float32Array | Float64Array, theta: Float64Array) => number,
+): LogLike {
+  if (typeof fn !== "function") fail("thetaLogLike", "fn", "a function (xObs, θ) → log p", fn);
+  const logLike = (xObs: Float32Array | Float64Array, _xSim: Float32Array, theta: Float64Array) =>
+    fn(xObs, theta);
+  return Object.assign(logLike, { needsSimulation: false as const });
+}
+
+/**
+ * Whether a likelihood reads the simulation xSim: true unless it declares `needsSimulation:
+ * false` (as `thetaLogLike` does).
+ *
+ * @example
+ * ```ts
+ * inference.needsSimulation(inference.gaussianLogLike(0.1, 50)); // true
+ * inference.needsSimulation(inference.thetaLogLike((_x, theta) => -theta[0]! ** 2)); // false
+ * ```
+ */
+export function needsSimulation(logLike: LogLike): boolean {
+  if (typeof logLike !== "function") {
+    fail("needsSimulation", "logLike", "a likelihood function (xObs, xSim, θ) → log p", logLike);
+  }
+  return logLike.needsSimulation !== false;
+}
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
@@ -56,21 +105,48 @@ export function gaussianLogLike(sigma: number | ArrayLike<number>, size: number)
   };
 }
 
-/** log p(xObs | θ_i) for every stored simulation (rows of xSim). NaN results stay NaN (invalid). */
+/**
+ * log p(xObs | θ_i) for every row of θ (n × nDims), given the simulations at them (rows of xSim,
+ * n × xObs.length). xSim may be left out when the likelihood needs no simulation; its function
+ * then gets an empty xSim. NaN results (and non-numbers) stay NaN (invalid).
+ */
 export function logLikelihoods(
   logLike: LogLike,
   xObs: Float32Array | Float64Array,
-  xSim: Float32Array,
+  xSim: Float32Array | undefined,
   theta: Float64Array,
   nDims: number,
 ): Float64Array {
+  const fn = "logLikelihoods";
   const size = xObs.length;
   const n = theta.length / nDims;
+  if (!Number.isInteger(n)) {
+    failText(fn, "theta", `a multiple of nDims (${nDims}) values`, `${theta.length} values`);
+  }
+  const simulated = needsSimulation(logLike);
+  if (simulated && xSim === undefined) {
+    fail(
+      fn,
+      "xSim",
+      "the simulations at theta (this likelihood reads them; a likelihood of θ alone is made with thetaLogLike)",
+      xSim,
+    );
+  }
+  // A likelihood of θ alone still gets the rows when they are given in full.
+  const rows = xSim !== undefined && (simulated || xSim.length === n * size) ? xSim : undefined;
+  if (rows !== undefined && rows.length !== n * size) {
+    failText(
+      fn,
+      "xSim",
+      `${n} × ${size} values (one simulation of xObs's size per row of theta)`,
+      `${rows.length} values`,
+    );
+  }
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const v = logLike(
       xObs,
-      xSim.subarray(i * size, (i + 1) * size),
+      rows ? rows.subarray(i * size, (i + 1) * size) : NO_SIMULATION,
       theta.subarray(i * nDims, (i + 1) * nDims),
     );
     out[i] = typeof v === "number" ? v : Number.NaN;

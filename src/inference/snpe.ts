@@ -10,9 +10,9 @@
  * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
  * round's own draws only); the importance weights make the combined result exact either way.
  */
-import { NbiError } from "../errors.js";
+import { fail, NbiError } from "../errors.js";
 import type { Array } from "../ops/array.js";
-import { keyAt } from "./host.js";
+import { keyAt, permutation } from "./host.js";
 import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import {
@@ -21,11 +21,18 @@ import {
   initPosterior,
   type PosteriorNetwork,
   type PosteriorParams,
-  proposalLogProb,
-  proposalSample,
   type Scales,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
+import {
+  drawProposal,
+  PRIOR_PROPOSAL,
+  type ProposalContext,
+  type ProposalOptions,
+  planProposal,
+  proposalLogDensity,
+  type RoundProposal,
+} from "./proposals.js";
 import {
   type SimulatedRows,
   type Simulator,
@@ -36,6 +43,11 @@ import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
 
 export type { Simulator } from "./simulate-rows.js";
+
+/** The loss of sequential rounds (see `RoundOptions.loss`). */
+export type SequentialLoss = "auto" | "nll" | "apt" | "weighted-nll";
+/** The proposal of sequential rounds (see `RoundOptions.proposal`). */
+export type ProposalKind = "auto" | "surrogate" | "truncated" | "mixture";
 
 /** How each round simulates and trains (nbi's hyperparameters, camelCase). */
 export interface RoundOptions {
@@ -62,6 +74,25 @@ export interface RoundOptions {
    * tau: 2 } for flows with a normal base), or false for the surrogate alone (nbi).
    */
   defensive?: Defensive | false;
+  /**
+   * The training loss of sequential rounds (round 0 and amortized fits always use NLL on prior
+   * draws): "nll" (nbi's; on proposal draws it converges to p(θ|x)·q̃(θ)/p(θ)), "apt" (atomic
+   * APT / SNPE-C, Greenberg et al. 2019, with `atoms` atoms), "weighted-nll" (each pair weighted by
+   * p(θ)/q̃(θ), q̃ the mixture of the proposals that drew the pooled data, self-normalised), or
+   * "auto" (the default; see `resolveSequential`).
+   */
+  loss?: SequentialLoss;
+  /** Atoms per example of the APT loss, the true θ included (default 10, as sbi). 1: NLL. */
+  atoms?: number;
+  /**
+   * Later rounds' proposal: "surrogate" (the surrogate at xObs, with the `defensive` mixture),
+   * "truncated" (TSNPE: the prior restricted to the surrogate's highest-density region holding
+   * 1 − truncationEps of its mass), "mixture" (prior + earlier rounds' proposals + the surrogate,
+   * the exact mixture density in the weights), or "auto" (the default).
+   */
+  proposal?: ProposalKind;
+  /** Mass left outside the truncated proposal's region (default 1e-4, as TSNPE). */
+  truncationEps?: number;
   /** Stop once the summed n_eff exceeds this. */
   neffStop?: number;
   /** Stop once a round's sampling efficiency exceeds this. */
@@ -134,6 +165,10 @@ export interface RoundRecord {
   };
   /** Surrogate draws outside the prior's support that were redrawn. */
   readonly redrawn: number;
+  /** What drew the round's parameters: a mixture of parts with their estimated masses. */
+  readonly proposal?: RoundProposal;
+  /** The loss the round trained with ("nll" in round 0 and amortized fits). */
+  readonly loss?: Exclude<SequentialLoss, "auto">;
   /** The first simulator error's message, if any threw. */
   readonly firstError?: string;
   /** Importance sampling of this round's draws (with xObs and a likelihood). */
@@ -173,6 +208,12 @@ export interface RoundRecord {
 export interface RoundData {
   readonly theta: Float64Array;
   readonly x: Float32Array;
+  /** log p(θ) per row. */
+  readonly logPrior: Float64Array;
+  /** 1 for rows held out for validation, fixed for the whole run. */
+  readonly valMask: Uint8Array;
+  /** What drew the rows (its density weighs them). */
+  readonly proposal: RoundProposal;
   readonly logWeights?: Float64Array;
   readonly importance?: ImportanceResult;
 }
@@ -189,8 +230,8 @@ export interface Checkpoint {
 export interface SnpeState {
   /** The surrogate after the last trained round. */
   readonly current: Checkpoint;
-  /** proposals[r] drew round r (undefined: the prior). */
-  readonly proposals: readonly (Checkpoint | undefined)[];
+  /** checkpoints[r]: the surrogate after round r (what later proposals are made of). */
+  readonly checkpoints: readonly Checkpoint[];
   /** Each round's valid simulations and importance weights. */
   readonly data: readonly RoundData[];
   /** Each round's record. */
@@ -232,7 +273,7 @@ export async function initialState(config: SnpeConfig): Promise<SnpeState> {
     thetaMean: new Float64Array(d),
     thetaStd: new Float64Array(d).fill(1),
   };
-  return { current: { params, scales }, proposals: [], data: [], history: [] };
+  return { current: { params, scales }, checkpoints: [], data: [], history: [] };
 }
 
 /**
@@ -335,25 +376,27 @@ export interface DrawRoundOptions {
   nSims: number;
   /** Sequential rounds: the observation the proposal is conditioned on. */
   xObs?: Float32Array;
-  /** Sequential rounds: the proposal, the surrogate after round − 1. */
-  proposal?: Checkpoint;
-  /** The defensive mixture the proposal is drawn with (see `SnpeConfig.defensive`). */
-  defensive?: Defensive;
+  /** Sequential rounds: the surrogates after each earlier round (checkpoints[r] after round r). */
+  checkpoints?: readonly Checkpoint[];
+  /** Sequential rounds: how the proposal is made (see `sequentialOptions`). */
+  proposal?: ProposalOptions;
 }
 
 /** A round's parameters and what drawing them took. */
 export interface RoundDraw {
   /** nSims × d parameters, row-major. */
   theta: Float64Array;
-  /** Draws outside the prior's support that were drawn again. */
+  /** Draws outside the prior's support (or a truncation region) that were drawn again. */
   redrawn: number;
-  /** The fraction of proposal draws inside the support (its mass there, for the evidence). */
+  /** The fraction of surrogate draws kept (1 without surrogate parts). */
   acceptance: number;
+  /** What drew them, with its estimated masses (plain JSON: kept in the store). */
+  proposal: RoundProposal;
 }
 
 /**
  * Round `round`'s parameters exactly as `runRound` draws them: from the prior without a proposal,
- * else from the proposal at xObs (with the defensive mixture), redrawing draws outside the prior.
+ * else from the round's proposal at xObs (see `RoundOptions.proposal`), inside the prior.
  *
  * @example
  * ```ts
@@ -362,58 +405,72 @@ export interface RoundDraw {
  */
 export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
   const key = keyAt(roundKeyOf(o.key, o.round), 0);
-  if (o.proposal && o.xObs) {
-    return drawFromProposal(o.net, o.proposal, o.prior, key, o.xObs, o.nSims, o.defensive);
+  if (o.round > 0 && o.xObs && o.proposal && o.checkpoints) {
+    const ctx: ProposalContext = {
+      net: o.net,
+      prior: o.prior,
+      xObs: o.xObs,
+      checkpoints: o.checkpoints,
+    };
+    return drawProposal(ctx, planProposal(o.round, o.proposal), key, o.nSims, o.proposal);
   }
-  return { theta: o.prior.sample(key, o.nSims), redrawn: 0, acceptance: 1 };
+  return {
+    theta: o.prior.sample(key, o.nSims),
+    redrawn: 0,
+    acceptance: 1,
+    proposal: PRIOR_PROPOSAL,
+  };
 }
 
 /**
- * Draws n parameters from the proposal at xObs, redrawing those outside the prior's support. The
- * accepted draws follow the proposal truncated to the support, whose density is the proposal's
- * divided by its mass inside; `acceptance` estimates that mass (for the evidence).
+ * The loss and proposal of sequential rounds with "auto" resolved: atomic APT on a mixture of
+ * the prior, the earlier rounds' surrogates and the latest one (measured on the sbibm tasks:
+ * bench/RESULTS.md). The defensive mixture applies to surrogate parts of flows with a normal base.
+ *
+ * @example
+ * ```ts
+ * inference.sequentialOptions({ loss: "auto" }, net).proposal.kind; // "mixture"
+ * ```
  */
-export async function drawFromProposal(
+export function sequentialOptions(
+  o: Pick<RoundOptions, "loss" | "atoms" | "proposal" | "truncationEps" | "defensive">,
   net: PosteriorNetwork,
-  proposal: Checkpoint,
-  prior: Prior,
-  key: Array,
-  xObs: Float32Array,
-  n: number,
-  defensive?: Defensive,
-): Promise<{ theta: Float64Array; redrawn: number; acceptance: number }> {
-  const d = net.nDims;
-  const out = new Float64Array(n * d);
-  let filled = 0;
-  let redrawn = 0;
-  let drawn = 0;
-  for (let attempt = 0; filled < n; attempt++) {
-    if (attempt >= 50) {
-      throw new NbiError(
-        "fit: the surrogate posterior put almost all its draws outside the prior's support " +
-          `(${filled} of ${n} inside after ${redrawn} redraws); expected a surrogate that overlaps ` +
-          "the prior — check that xObs was simulated from a parameter inside the prior",
-      );
-    }
-    const want = Math.max(16, Math.ceil((n - filled) * (attempt === 0 ? 1 : 1.5)));
-    const draws = await proposalSample(
-      net,
-      proposal.params,
-      proposal.scales,
-      keyAt(key, attempt),
-      xObs,
-      want,
-      defensive,
-    );
-    const inside = prior.inSupport(draws);
-    for (let i = 0; i < want && filled < n; i++) {
-      drawn++;
-      if (inside[i]) out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
-      else redrawn++;
-    }
-  }
-  return { theta: out, redrawn, acceptance: filled / drawn };
+): SequentialSettings {
+  const losses = ["auto", "nll", "apt", "weighted-nll"];
+  if (o.loss !== undefined && !losses.includes(o.loss))
+    fail("fit", "loss", `one of ${losses.map((l) => `"${l}"`).join(", ")}`, o.loss);
+  const kinds = ["auto", "surrogate", "truncated", "mixture"];
+  if (o.proposal !== undefined && !kinds.includes(o.proposal))
+    fail("fit", "proposal", `one of ${kinds.map((l) => `"${l}"`).join(", ")}`, o.proposal);
+  if (o.atoms !== undefined && !(Number.isInteger(o.atoms) && o.atoms >= 1))
+    fail("fit", "atoms", "an integer ≥ 1", o.atoms);
+  const eps = o.truncationEps ?? 1e-4;
+  if (!(eps > 0 && eps < 1)) fail("fit", "truncationEps", "a number in (0, 1)", o.truncationEps);
+  const defensive = defensiveFor(net, o.defensive);
+  return {
+    loss: !o.loss || o.loss === "auto" ? AUTO_LOSS : o.loss,
+    atoms: o.atoms ?? 10,
+    proposal: {
+      kind: !o.proposal || o.proposal === "auto" ? AUTO_PROPOSAL : o.proposal,
+      ...(defensive ? { defensive } : {}),
+      truncationEps: eps,
+    },
+  };
 }
+
+/** The loss and proposal of sequential rounds, "auto" resolved. */
+export interface SequentialSettings {
+  /** The training loss of rounds after the first. */
+  readonly loss: Exclude<SequentialLoss, "auto">;
+  /** APT atoms per example. */
+  readonly atoms: number;
+  /** How the rounds' proposals are made. */
+  readonly proposal: ProposalOptions;
+}
+
+/** What "auto" means (see `sequentialOptions`). */
+const AUTO_LOSS = "apt";
+const AUTO_PROPOSAL = "mixture";
 
 /** The defensive mixture to use with this network (none for flows without a normal base). */
 export function defensiveFor(
@@ -468,7 +525,7 @@ function selectRows<T extends Float32Array | Float64Array>(a: T, rows: number[],
   return out;
 }
 
-function concat<T extends Float32Array | Float64Array>(
+function concat<T extends Float32Array | Float64Array | Uint8Array>(
   parts: readonly T[],
   ctor: new (n: number) => T,
 ): T {
@@ -506,15 +563,24 @@ export async function runRound(
   };
   const roundKey = roundKeyOf(config.key, round);
   const sequential = config.xObs !== undefined && round > 0;
-  const proposal = sequential ? state.current : undefined;
+  const seq = sequentialOptions(config, net);
+  const ctx: ProposalContext | undefined =
+    config.xObs !== undefined
+      ? { net, prior, xObs: config.xObs, checkpoints: state.checkpoints }
+      : undefined;
   const t0 = performance.now();
 
   // 1. Draw (or reload) this round's parameters.
   let theta = await store?.roundParams(round);
-  const defensive = defensiveFor(net, config.defensive);
-  const saved = await store?.readJson<{ redrawn: number; acceptance: number }>(round, "draws");
+  const saved = await store?.readJson<{
+    redrawn: number;
+    acceptance: number;
+    proposal?: RoundProposal;
+  }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
-  let acceptance = saved?.acceptance ?? 1;
+  let proposal: RoundProposal =
+    saved?.proposal ??
+    (sequential && saved ? legacyProposal(round, saved.acceptance, seq) : PRIOR_PROPOSAL);
   if (!theta) {
     if (round === 0 && config.precomputed) theta = config.precomputed.theta;
     else {
@@ -524,13 +590,21 @@ export async function runRound(
         key: config.key,
         round,
         nSims: config.nSims,
-        ...(proposal ? { proposal, xObs: config.xObs!, defensive } : {}),
+        ...(sequential
+          ? { xObs: config.xObs!, checkpoints: state.checkpoints, proposal: seq.proposal }
+          : {}),
       });
       theta = r.theta;
       redrawn = r.redrawn;
-      acceptance = r.acceptance;
+      proposal = r.proposal;
+      await store?.writeJson(round, "draws", {
+        redrawn,
+        acceptance: r.acceptance,
+        proposal,
+      });
     }
-    await store?.writeJson(round, "draws", { redrawn, acceptance });
+    if (round === 0 && config.precomputed)
+      await store?.writeJson(round, "draws", { redrawn, acceptance: 1, proposal });
     await store?.writeRoundParams(round, theta);
   }
 
@@ -559,25 +633,15 @@ export async function runRound(
   const logPrior = prior.logProb(thetaOk);
   let importance: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;
-  if (config.xObs !== undefined && config.logLike) {
-    const logLike = logLikelihoods(config.logLike, config.xObs, xOk, thetaOk, d);
-    // The accepted draws follow the proposal truncated to the prior: its density over the mass
-    // inside (estimated by the acceptance rate), which only shifts log-weights by a constant.
-    const logQ = proposal
-      ? (
-          await proposalLogProb(
-            net,
-            proposal.params,
-            proposal.scales,
-            config.xObs,
-            thetaOk,
-            defensive,
-          )
-        ).map((v) => v - Math.log(acceptance))
-      : logPrior;
+  if (ctx && config.logLike) {
+    const logLike = logLikelihoods(config.logLike, ctx.xObs, xOk, thetaOk, d);
+    // Each draw weighed by the exact density of the mixture that drew it (its parts normalised on
+    // the prior's support with their estimated masses).
+    const logQ = sequential ? await proposalLogDensity(ctx, proposal, thetaOk, logPrior) : logPrior;
     logWeights = logLike.map((l, i) => l + logPrior[i]! - logQ[i]!);
     importance = importanceWeights(logWeights);
-    if (importance.paretoK > PARETO_WARN) {
+    // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
+    if (round > 0 && importance.paretoK > PARETO_WARN) {
       warn(
         `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_WARN}: the importance weights are ` +
           "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
@@ -587,11 +651,13 @@ export async function runRound(
   const roundData: RoundData = {
     theta: thetaOk,
     x: xOk,
+    logPrior,
+    valMask: validationMask(keyAt(keyAt(roundKey, 2), 0), okRows.length, config.fVal ?? 0.1),
+    proposal,
     ...(logWeights ? { logWeights } : {}),
     ...(importance ? { importance } : {}),
   };
   const data = [...state.data, roundData];
-  const proposals = [...state.proposals, proposal];
 
   // 4. Stopping rules that look at this round's draws (nbi's order), then train.
   const history = state.history;
@@ -599,6 +665,7 @@ export async function runRound(
   let stopped: string | undefined;
   let current = state.current;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
+  const loss = sequential ? seq.loss : "nll";
   if (
     importance &&
     config.neffStop !== undefined &&
@@ -622,7 +689,7 @@ export async function runRound(
   ) {
     // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
     stopped = `n_eff fell (${importance.nEff.toFixed(1)} < ${history[round - 1]!.nEff!.toFixed(1)}): reverted to round ${round - 1}'s proposal`;
-    current = proposals[round - 1] ?? current;
+    current = state.checkpoints[round - 2] ?? current;
   } else if (restored) {
     current = restored.checkpoint;
   } else {
@@ -638,11 +705,25 @@ export async function runRound(
       Float64Array,
     );
     const scales = fitScales(x, th, net.inputShape, d);
+    const weights =
+      loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
     train = await trainPosterior(
       net,
       state.current.params,
       scales,
-      { x, theta: th },
+      {
+        x,
+        theta: th,
+        valMask: concat(
+          used.map((r) => r.valMask),
+          Uint8Array,
+        ),
+        logPrior: concat(
+          used.map((r) => r.logPrior),
+          Float64Array,
+        ),
+        ...(weights ? { weights } : {}),
+      },
       {
         nEpochs: config.nEpochs,
         batchSize: config.batchSize,
@@ -653,6 +734,8 @@ export async function runRound(
           ? { earlyStopPatience: config.earlyStopPatience }
           : {}),
         ...(config.noise !== undefined ? { noise: config.noise } : {}),
+        loss: loss === "apt" ? "apt" : "nll",
+        atoms: seq.atoms,
         key: keyAt(roundKey, 2),
         ...(config.signal ? { signal: config.signal } : {}),
         onEpoch: (e) => config.onEpoch?.(round, e),
@@ -669,6 +752,8 @@ export async function runRound(
     nSimulated: counts.ok,
     dropped: { nonFinite: counts.nonFinite, threw: counts.threw, crashed: counts.crashed },
     redrawn,
+    proposal,
+    loss,
     ...(sim.firstError ? { firstError: sim.firstError } : {}),
     ...(importance
       ? {
@@ -693,9 +778,83 @@ export async function runRound(
   };
   return {
     current,
-    proposals,
+    checkpoints: [...state.checkpoints, current],
     data,
     history: [...history, record],
     ...(stopped ? { stopped } : {}),
+  };
+}
+
+/**
+ * Each simulation's validation assignment, drawn once when its round is simulated and kept for
+ * the whole run: round(n·fVal) rows (at least one) of a permutation. Round 0's equals the split
+ * `trainPosterior` would draw itself with the round's training key.
+ */
+export function validationMask(key: Array, n: number, fVal: number): Uint8Array {
+  const nVal = Math.max(1, Math.round(n * fVal));
+  const order = permutation(key, n);
+  const mask = new Uint8Array(n);
+  for (let i = n - nVal; i < n; i++) mask[order[i]!] = 1;
+  return mask;
+}
+
+/**
+ * The proposal-corrected NLL's weights: p(θ) / q̄(θ) for every pooled row, q̄ the mixture of the
+ * rounds' proposals in proportion to their rows (the balance heuristic of multiple importance
+ * sampling; bounded by the number of rounds where the prior drew round 0), normalised to mean 1.
+ */
+export async function proposalCorrection(
+  ctx: ProposalContext,
+  used: readonly RoundData[],
+): Promise<Float64Array> {
+  const n = used.reduce((s, r) => s + r.logPrior.length, 0);
+  const out = new Float64Array(n);
+  const logQbar: Float64Array[] = used.map((r) =>
+    new Float64Array(r.logPrior.length).fill(Number.NEGATIVE_INFINITY),
+  );
+  for (const drawer of used) {
+    const share = Math.log(drawer.logPrior.length / n);
+    for (let k = 0; k < used.length; k++) {
+      const r = used[k]!;
+      const lq = await proposalLogDensity(ctx, drawer.proposal, r.theta, r.logPrior);
+      const acc = logQbar[k]!;
+      for (let i = 0; i < acc.length; i++) {
+        const a = acc[i]!;
+        const b = share + lq[i]!;
+        const m = Math.max(a, b);
+        acc[i] =
+          m === Number.NEGATIVE_INFINITY ? m : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+      }
+    }
+  }
+  let o = 0;
+  for (let k = 0; k < used.length; k++) {
+    const r = used[k]!;
+    for (let i = 0; i < r.logPrior.length; i++)
+      out[o++] = Math.exp(r.logPrior[i]! - logQbar[k]![i]!);
+  }
+  let mean = 0;
+  for (const w of out) mean += w / n;
+  return out.map((w) => w / mean);
+}
+
+/** A store written before proposals were recorded: the defensive surrogate of the last round. */
+function legacyProposal(
+  round: number,
+  acceptance: number,
+  seq: ReturnType<typeof sequentialOptions>,
+): RoundProposal {
+  return {
+    parts: [
+      {
+        weight: 1,
+        part: {
+          kind: "surrogate",
+          round: round - 1,
+          ...(seq.proposal.defensive ? { defensive: seq.proposal.defensive } : {}),
+          logMass: Math.log(acceptance),
+        },
+      },
+    ],
   };
 }

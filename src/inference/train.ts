@@ -11,7 +11,7 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
-import { keyAt, permutation } from "./host.js";
+import { keyAt, permutation, uniforms } from "./host.js";
 import * as optim from "./optim/index.js";
 import {
   deviceKey,
@@ -52,6 +52,14 @@ export interface TrainOptions {
   fVal?: number;
   /** Stop after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
+  /**
+   * "nll" (default): the weighted NLL. "apt": atomic APT (SNPE-C): each example's θ contrasted
+   * with `atoms − 1` others of its batch, −log softmax of log q(θ|x) − log p(θ) (needs
+   * `TrainData.logPrior`).
+   */
+  loss?: "nll" | "apt";
+  /** Atoms per example of the APT loss, the true θ included (default 10; 1 gives the NLL). */
+  atoms?: number;
   noise?: Noise;
   /** Host key for the split, shuffles and noise. */
   key: Array;
@@ -67,6 +75,14 @@ export interface TrainData {
   theta: Float64Array;
   /** Per-example loss weights (proposal correction); default all 1. */
   weights?: Float64Array;
+  /**
+   * 1 for the rows held out for validation. Sequential rounds fix each simulation's assignment
+   * for the whole run, so a warm-started network is never validated on rows it trained on. Default:
+   * a fresh random split of `fVal`.
+   */
+  valMask?: Uint8Array;
+  /** log p(θ) per row (the APT loss's prior term). */
+  logPrior?: Float64Array;
 }
 
 export interface TrainResult {
@@ -101,6 +117,9 @@ function checkOptions(o: TrainOptions): void {
   if (!(fVal > 0 && fVal < 1)) fail("fit", "fVal", "a fraction in (0, 1)", fVal);
   if (o.earlyStopPatience !== undefined && o.earlyStopPatience !== -1)
     posInt("earlyStopPatience", o.earlyStopPatience);
+  if (o.loss !== undefined && o.loss !== "nll" && o.loss !== "apt")
+    fail("fit", "loss", '"nll" or "apt"', o.loss);
+  if (o.atoms !== undefined) posInt("atoms", o.atoms);
 }
 
 /** The noise model as a traceable function of (key, x, θ, consts). */
@@ -160,6 +179,65 @@ function makeLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
   };
 }
 
+/**
+ * Atomic APT (Greenberg et al. 2019, sbi's SNPE-C) over a batch: x [B, C, L], the atoms' θ
+ * [B·K, d] (row i·K is example i's own θ), their log-priors [B·K]. Each example's loss is
+ * −log softmax_k (log q(θ_ik | x_i) − log p(θ_ik)) at k = 0: the surrogate fitted to the
+ * posterior whatever proposal drew θ, so later rounds need no importance correction.
+ */
+function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>, atoms: number) {
+  return (
+    params: PosteriorParams,
+    x: Array,
+    tTrue: Array,
+    tAtoms: Array,
+    lpAtoms: Array,
+    w: Array,
+    key: Array,
+    c: Consts,
+  ) => {
+    const B = x.shape[0]!;
+    const xn = noise ? noise(key, x, tTrue, c) : x;
+    const ctx = net.context(params, np.div(np.sub(xn, c.xMean), c.xStd));
+    const F = ctx.shape[1]!;
+    const ctxAtoms = np.reshape(np.broadcastTo(np.reshape(ctx, [B, 1, F]), [B, atoms, F]), [
+      B * atoms,
+      F,
+    ]);
+    const ts = np.div(np.sub(tAtoms, c.tMean), c.tStd);
+    const lq = np.reshape(net.flow.logProb(params.flow, ts, ctxAtoms), [B, atoms]);
+    const logits = np.sub(lq, np.reshape(lpAtoms, [B, atoms]));
+    const own = np.reshape(np.take(logits, np.array(new Int32Array(1), { dtype: "int32" }), 1), [
+      B,
+    ]);
+    const perExample = np.sub(np.logsumexp(logits, { axis: 1 }), own);
+    return np.div(np.sum(np.mul(w, perExample)), np.sum(w));
+  };
+}
+
+/**
+ * For each example of a batch (global row indices), `atoms − 1` distinct other rows of the same
+ * batch (Floyd's sampling), after the example's own row: [B·atoms] global indices.
+ */
+export function atomIndices(batch: ArrayLike<number>, atoms: number, u: Float64Array): Int32Array {
+  const B = batch.length;
+  const out = new Int32Array(B * atoms);
+  const chosen = new Set<number>();
+  let next = 0;
+  for (let i = 0; i < B; i++) {
+    out[i * atoms] = batch[i]!;
+    chosen.clear();
+    // Floyd: atoms − 1 distinct offsets in [0, B − 1), each ≥ 1 step away from i.
+    for (let j = B - atoms; j < B - 1; j++) {
+      const t = Math.floor(u[next++ % u.length]! * (j + 1));
+      chosen.add(chosen.has(t) ? j : t);
+    }
+    let k = 1;
+    for (const o of chosen) out[i * atoms + k++] = batch[(i + 1 + o) % B]!;
+  }
+  return out;
+}
+
 /** Moves host data to the default backend as [n, C, L] / [n, d] / [n] float32 arrays. */
 export function deviceData(data: TrainData, net: PosteriorNetwork) {
   const n = data.theta.length / net.nDims;
@@ -196,20 +274,32 @@ export async function trainPosterior(
 ): Promise<TrainResult> {
   checkOptions(options);
   const n = data.theta.length / net.nDims;
-  const fVal = options.fVal ?? 0.1;
-  const nVal = Math.max(1, Math.round(n * fVal));
-  const nTrain = n - nVal;
-  if (nTrain < 1) failText("fit", "data", "at least 2 valid simulations to train on", `${n}`);
+  const { trainIdx, valIdx } = data.valMask
+    ? fixedSplit(data.valMask, n)
+    : randomSplit(keyAt(options.key, 0), n, options.fVal ?? 0.1);
+  const nTrain = trainIdx.length;
+  const nVal = valIdx.length;
+  if (nTrain < 1 || nVal < 1)
+    failText(
+      "fit",
+      "data",
+      "at least 2 valid simulations to train on (one held out)",
+      `${nTrain} to train on, ${nVal} held out`,
+    );
   const batch = Math.min(options.batchSize, nTrain);
   const stepsPerEpoch = Math.floor(nTrain / batch); // drop the last partial batch, as nbi
-  const order = permutation(keyAt(options.key, 0), n);
-  const trainIdx = order.subarray(0, nTrain);
-  const valIdx = order.subarray(nTrain);
+  const apt = options.loss === "apt" && (options.atoms ?? 10) > 1;
+  if (apt && !data.logPrior)
+    failText("fit", "data.logPrior", "log p(θ) per row for the APT loss", "none");
+  // Contrasting atoms come from the batch (at least one other example is needed).
+  const atoms = apt ? Math.min(options.atoms ?? 10, batch, 512) : 1;
 
   const dev = deviceData(data, net);
+  const lpAll = apt ? np.array(Float32Array.from(data.logPrior!), { dtype: "float32" }) : undefined;
   const noise = noiseModel(options.noise, net.dataSize);
   const consts = makeConsts(scales, net, options.noise);
   const loss = makeLoss(net, noise);
+  const aptLoss = makeAptLoss(net, noise, atoms);
 
   const totalSteps = stepsPerEpoch * options.nEpochs;
   const schedule = optim.cosineWarmRestarts({
@@ -243,25 +333,91 @@ export async function trainPosterior(
     // (Not the parameters: the best epoch's are kept.)
     { donateArgnums: [1] },
   );
+  const aptStep = jit(
+    (
+      p: PosteriorParams,
+      s: unknown,
+      xAll: Array,
+      tAll: Array,
+      wAll: Array,
+      lp: Array,
+      idx: Array,
+      atomIdx: Array,
+      k: Array,
+      c: Consts,
+    ) => {
+      const [value, grads] = valueAndGrad(aptLoss)(
+        p,
+        np.take(xAll, idx, 0),
+        np.take(tAll, idx, 0),
+        np.take(tAll, atomIdx, 0),
+        np.take(lp, atomIdx, 0),
+        np.take(wAll, idx, 0),
+        k,
+        c,
+      );
+      const { updates, state } = optimizer.update(grads, s as unknown[], p);
+      return [optim.applyUpdates(p, updates), state, value] as const;
+    },
+    { donateArgnums: [1] },
+  );
   const evaluate = jit((p: PosteriorParams, x: Array, t: Array, w: Array, k: Array, c: Consts) =>
     np.mul(loss(p, x, t, w, k, c), np.sum(w)),
   );
-  const valChunks: Array[] = [];
-  for (let i = 0; i < nVal; i += 512)
-    valChunks.push(np.array(valIdx.slice(i, i + 512), { dtype: "int32" }));
+  const evaluateApt = jit(
+    (
+      p: PosteriorParams,
+      x: Array,
+      t: Array,
+      tA: Array,
+      lpA: Array,
+      w: Array,
+      k: Array,
+      c: Consts,
+    ) => np.mul(aptLoss(p, x, t, tA, lpA, w, k, c), np.sum(w)),
+  );
+  // Validation chunks (and, for APT, their atoms: fixed, so epochs compare alike). A chunk too
+  // small to hold every atom joins the one before it.
+  const valChunks: { idx: Array; atomIdx?: Array }[] = [];
+  const chunkStarts: number[] = [];
+  for (let i = 0; i < nVal; i += 512) chunkStarts.push(i);
+  if (chunkStarts.length > 1 && nVal - chunkStarts.at(-1)! < atoms) chunkStarts.pop();
+  chunkStarts.forEach((start, c) => {
+    const end = c + 1 < chunkStarts.length ? chunkStarts[c + 1]! : nVal;
+    const rows = valIdx.slice(start, end);
+    const chunkAtoms = Math.min(atoms, rows.length);
+    valChunks.push({
+      idx: np.array(rows, { dtype: "int32" }),
+      ...(apt && chunkAtoms > 1
+        ? {
+            atomIdx: np.array(
+              atomIndices(rows, chunkAtoms, uniforms(keyAt(options.key, 1_000 + c), 4096)),
+              { dtype: "int32" },
+            ),
+          }
+        : {}),
+    });
+  });
   const valWeight = valIdx.reduce((s, i) => s + (data.weights ? data.weights[i]! : 1), 0);
   const valKey = deviceKey(keyAt(options.key, 1));
   const validate = async (p: PosteriorParams) => {
     let total = 0;
-    for (const idx of valChunks) {
-      const r = evaluate(
-        p,
-        np.take(dev.x, idx, 0),
-        np.take(dev.theta, idx, 0),
-        np.take(dev.w, idx, 0),
-        valKey,
-        consts,
-      );
+    for (const { idx, atomIdx } of valChunks) {
+      const x = np.take(dev.x, idx, 0);
+      const t = np.take(dev.theta, idx, 0);
+      const w = np.take(dev.w, idx, 0);
+      const r = atomIdx
+        ? evaluateApt(
+            p,
+            x,
+            t,
+            np.take(dev.theta, atomIdx, 0),
+            np.take(lpAll!, atomIdx, 0),
+            w,
+            valKey,
+            consts,
+          )
+        : evaluate(p, x, t, w, valKey, consts);
       total += (await r.data())[0]!;
     }
     return total / valWeight;
@@ -277,6 +433,9 @@ export async function trainPosterior(
     const t0 = performance.now();
     const perm = permutation(keyAt(options.key, 2 + 2 * epoch), nTrain);
     let key = deviceKey(keyAt(options.key, 3 + 2 * epoch));
+    const atomU = apt
+      ? uniforms(keyAt(keyAt(options.key, 2 + 2 * epoch), 1), stepsPerEpoch * batch * (atoms - 1))
+      : undefined;
     const losses: Array[] = [];
     for (let s = 0; s < stepsPerEpoch; s++) {
       if (options.signal?.aborted) throw abortError(options.signal);
@@ -284,16 +443,28 @@ export async function trainPosterior(
       for (let b = 0; b < batch; b++) idx[b] = trainIdx[perm[s * batch + b]!]!;
       const [kStep, kNext] = random.splitList(key, 2);
       key = kNext!;
-      const [p, st, value] = step(
-        params,
-        state,
-        dev.x,
-        dev.theta,
-        dev.w,
-        np.array(idx, { dtype: "int32" }),
-        kStep!,
-        consts,
-      );
+      const batchIdx = np.array(idx, { dtype: "int32" });
+      const [p, st, value] = atomU
+        ? aptStep(
+            params,
+            state,
+            dev.x,
+            dev.theta,
+            dev.w,
+            lpAll!,
+            batchIdx,
+            np.array(
+              atomIndices(
+                idx,
+                atoms,
+                atomU.subarray(s * batch * (atoms - 1), (s + 1) * batch * (atoms - 1)),
+              ),
+              { dtype: "int32" },
+            ),
+            kStep!,
+            consts,
+          )
+        : step(params, state, dev.x, dev.theta, dev.w, batchIdx, kStep!, consts);
       params = p;
       state = st;
       losses.push(value);
@@ -329,6 +500,23 @@ export async function trainPosterior(
     nTrain,
     nVal,
   };
+}
+
+/** A fresh random split: the last round(n·fVal) rows of a permutation are held out. */
+function randomSplit(key: Array, n: number, fVal: number) {
+  const nVal = Math.max(1, Math.round(n * fVal));
+  const order = permutation(key, n);
+  return { trainIdx: order.subarray(0, n - nVal), valIdx: order.subarray(n - nVal) };
+}
+
+/** The split a validation mask fixes. */
+function fixedSplit(valMask: Uint8Array, n: number) {
+  if (valMask.length !== n)
+    failText("fit", "data.valMask", `${n} entries (one per row)`, `${valMask.length}`);
+  const trainIdx: number[] = [];
+  const valIdx: number[] = [];
+  for (let i = 0; i < n; i++) (valMask[i] ? valIdx : trainIdx).push(i);
+  return { trainIdx: Int32Array.from(trainIdx), valIdx: Int32Array.from(valIdx) };
 }
 
 export function abortError(signal: AbortSignal): Error {

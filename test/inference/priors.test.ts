@@ -7,6 +7,7 @@ import {
   fromSpec,
   independent,
   logUniform,
+  multivariateNormal,
   normal,
   type Prior,
   resolvePriors,
@@ -550,5 +551,252 @@ describe("bad inputs give NbiErrors naming the argument", () => {
       /independent.sample: n expected a non-negative integer, got 1.5/,
     );
     expect(p.sample(key, 0)).toHaveLength(0);
+  });
+});
+
+describe("multivariateNormal", () => {
+  const [m1, m2, s1, s2, rho] = [1, -2, 0.5, 3, 0.7];
+  const cov = [
+    [s1 * s1, rho * s1 * s2],
+    [rho * s1 * s2, s2 * s2],
+  ];
+  const prior = multivariateNormal([m1, m2], cov);
+
+  /** The bivariate normal's log density written out. */
+  const closedForm = (x: number, y: number): number => {
+    const [zx, zy] = [(x - m1) / s1, (y - m2) / s2];
+    const q = (zx * zx - 2 * rho * zx * zy + zy * zy) / (1 - rho * rho);
+    return -Math.log(2 * Math.PI * s1 * s2 * Math.sqrt(1 - rho * rho)) - q / 2;
+  };
+
+  it("logProb equals the 2-D closed form; non-finite rows are outside the support", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.double({ min: -5, max: 5, noNaN: true }),
+            fc.double({ min: -20, max: 20, noNaN: true }),
+          ),
+          { minLength: 1, maxLength: 10 },
+        ),
+        (rows) => {
+          const got = prior.logProb(Float64Array.from(rows.flat()));
+          rows.forEach(([x, y], i) => {
+            relClose(got[i]!, closedForm(x, y), 1e-13);
+          });
+        },
+      ),
+    );
+    const odd = Float64Array.of(Number.NaN, 0, 0, Number.POSITIVE_INFINITY, m1, m2);
+    const lp = prior.logProb(odd);
+    expect([lp[0], lp[1]]).toEqual([Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]);
+    relClose(lp[2]!, closedForm(m1, m2), 1e-15);
+    expect([...prior.inSupport(odd)]).toEqual([0, 0, 1]);
+    expect(prior.dim).toBe(2);
+    expect(prior.labels).toEqual(["θ0", "θ1"]);
+    expect([...prior.lower]).toEqual([Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]);
+    expect([...prior.upper]).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+  });
+
+  it("reads a flat row-major covariance the same, and a diagonal one is a product of normals", () => {
+    const flat = multivariateNormal(Float64Array.of(m1, m2), Float64Array.from(cov.flat()));
+    const theta = prior.sample(hostKey(4), 20);
+    expect(flat.logProb(theta)).toEqual(prior.logProb(theta));
+    const diag = multivariateNormal([0, 1, 2], [4, 0, 0, 0, 1, 0, 0, 0, 0.25]);
+    const product = independent([normal(0, 2), normal(1, 1), normal(2, 0.5)]);
+    const x = product.sample(hostKey(6), 50);
+    const [a, b] = [diag.logProb(x), product.logProb(x)];
+    for (let i = 0; i < 50; i++) relClose(a[i]!, b[i]!, 1e-14);
+  });
+
+  it("samples reproduce the mean and covariance (within Monte Carlo error), per key", () => {
+    const n = 20000;
+    const key = hostKey(2024);
+    const x = prior.sample(key, n);
+    expect(x).toHaveLength(2 * n);
+    expect(prior.sample(key, n)).toEqual(x);
+    expect(prior.sample(hostKey(7), n)).not.toEqual(x);
+    expect(prior.sample(key, 0)).toHaveLength(0);
+    const mean = [0, 1].map((j) => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += x[2 * i + j]!;
+      return s / n;
+    });
+    const sampleCov = [0, 1].map((j) =>
+      [0, 1].map((k) => {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += (x[2 * i + j]! - mean[j]!) * (x[2 * i + k]! - mean[k]!);
+        return s / (n - 1);
+      }),
+    );
+    const sd = [s1, s2];
+    [m1, m2].forEach((m, j) => {
+      expect(Math.abs(mean[j]! - m)).toBeLessThan((5 * sd[j]!) / Math.sqrt(n));
+    });
+    for (let j = 0; j < 2; j++) {
+      for (let k = 0; k < 2; k++) {
+        // Var of a sample covariance: (Σ_jk² + Σ_jj Σ_kk) / n.
+        const se = Math.sqrt((cov[j]![k]! ** 2 + cov[j]![j]! * cov[k]![k]!) / n);
+        expect(Math.abs(sampleCov[j]![k]! - cov[j]![k]!)).toBeLessThan(5 * se);
+      }
+    }
+    expect([...prior.mean()]).toEqual([m1, m2]);
+    expect([...prior.std()]).toEqual([s1, s2]);
+  });
+
+  it("round-trips through JSON text and fromSpec with identical logProb, with labels", () => {
+    const spec = JSON.parse(JSON.stringify(prior.toJSON()));
+    expect(spec).toEqual({ type: "multivariateNormal", mean: [m1, m2], cov });
+    const back = fromSpec(spec);
+    const theta = prior.sample(hostKey(5), 100);
+    expect(back.logProb(theta)).toEqual(prior.logProb(theta));
+    expect(back.sample(hostKey(5), 100)).toEqual(theta);
+    expect(String(back)).toBe(String(prior));
+    expect(String(prior)).toBe("multivariateNormal([1, -2], [[0.25, 1.05], [1.05, 9]])");
+    const labelled = resolvePriors(prior, ["x", "y"]);
+    const again = fromSpec(JSON.parse(JSON.stringify(labelled.toJSON())));
+    expect(again.labels).toEqual(["x", "y"]);
+    expect(again.logProb(theta)).toEqual(prior.logProb(theta));
+  });
+
+  it("composes in independent products (flattened, labelled, round-tripped)", () => {
+    const product = independent({ pos: prior, flux: logUniform(1, 100) });
+    expect(product.dim).toBe(3);
+    expect(product.labels).toEqual(["pos[0]", "pos[1]", "flux"]);
+    expect(String(product)).toBe(
+      "independent{[pos[0], pos[1]]: multivariateNormal([1, -2], [[0.25, 1.05], [1.05, 9]]), flux: logUniform(1, 100)}",
+    );
+    const theta = product.sample(hostKey(8), 200);
+    const lp = product.logProb(theta);
+    for (let i = 0; i < 200; i++) {
+      const want =
+        closedForm(theta[3 * i]!, theta[3 * i + 1]!) +
+        logUniform(1, 100).logProb(Float64Array.of(theta[3 * i + 2]!))[0]!;
+      relClose(lp[i]!, want, 1e-13);
+    }
+    expect(product.inSupport(theta).every((s) => s === 1)).toBe(true);
+    expect([...product.mean()]).toEqual([m1, m2, product.mean()[2]]);
+    const nested = independent([
+      product,
+      multivariateNormal([0, 0, 0], [1, 0, 0, 0, 1, 0, 0, 0, 1]),
+    ]);
+    expect(nested.dim).toBe(6);
+    expect(nested.labels).toEqual(["pos[0]", "pos[1]", "flux", "θ3", "θ4", "θ5"]);
+    const back = fromSpec(JSON.parse(JSON.stringify(nested.toJSON())));
+    const x = nested.sample(hostKey(9), 20);
+    expect(back.logProb(x)).toEqual(nested.logProb(x));
+    expect(back.labels).toEqual(nested.labels);
+    // A single block under a name keeps its type when relabelled.
+    const single = independent({ pos: prior });
+    expect(single.labels).toEqual(["pos[0]", "pos[1]"]);
+    expect(single.toJSON()).toEqual({ ...prior.toJSON(), labels: ["pos[0]", "pos[1]"] });
+  });
+
+  it("describes larger ones by mean and standard deviation", () => {
+    const big = multivariateNormal([0, 0, 0, 0], [4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    expect(String(big)).toBe("multivariateNormal(mean [0, 0, 0, 0], std [2, 1, 1, 1], 4×4 cov)");
+  });
+
+  it("refuses bad input with errors naming mean or cov", () => {
+    expectNbiError(
+      () => multivariateNormal([], []),
+      /multivariateNormal: mean expected an array of at least 1 number/,
+    );
+    expectNbiError(
+      () => multivariateNormal([0, Number.NaN], [1, 0, 0, 1]),
+      /multivariateNormal: mean\[1\] expected a finite number, got NaN/,
+    );
+    expectNbiError(
+      () => multivariateNormal([0, 0], [1, 0, 0]),
+      /multivariateNormal: cov.length expected 2 rows of 2 numbers \(or 4 numbers, row-major\), got 3/,
+    );
+    expectNbiError(
+      () => multivariateNormal([0, 0], [[1, 0]]),
+      /multivariateNormal: cov.length expected 2 rows/,
+    );
+    expectNbiError(
+      () => multivariateNormal([0, 0], [[1, 0], [0]]),
+      /multivariateNormal: cov\[1\].length expected 2/,
+    );
+    expectNbiError(
+      () => multivariateNormal([0, 0], 3 as unknown as number[]),
+      /multivariateNormal: cov expected a covariance matrix/,
+    );
+    expectNbiError(
+      () =>
+        multivariateNormal(
+          [0, 0],
+          [
+            [1, 0.5],
+            [0.4, 1],
+          ],
+        ),
+      /multivariateNormal: cov expected a symmetric matrix, got cov\[1\]\[0\] = 0.4 but cov\[0\]\[1\] = 0.5/,
+    );
+    expectNbiError(
+      () =>
+        multivariateNormal(
+          [0, 0],
+          [
+            [1, 2],
+            [2, 1],
+          ],
+        ),
+      /multivariateNormal: cov expected a positive definite matrix .*leading 2×2 block/,
+    );
+    expectNbiError(
+      () =>
+        multivariateNormal(
+          [0, 0],
+          [
+            [1, 1],
+            [1, 1],
+          ],
+        ),
+      /multivariateNormal: cov expected a positive definite matrix/,
+    );
+    expectNbiError(
+      () =>
+        multivariateNormal(
+          [0, 0],
+          [
+            [0, 0],
+            [0, 1],
+          ],
+        ),
+      /multivariateNormal: cov\[0\]\[0\] expected a variance greater than 0, got 0/,
+    );
+    expectNbiError(
+      () =>
+        multivariateNormal(
+          [0, 0],
+          [
+            [1, Number.POSITIVE_INFINITY],
+            [0, 1],
+          ],
+        ),
+      /multivariateNormal: cov\[0\]\[1\] expected a finite number, got Infinity/,
+    );
+    expectNbiError(
+      () => fromSpec({ type: "multivariateNormal", mean: [0], cov: [[-1]] }),
+      /multivariateNormal: cov\[0\]\[0\] expected a variance greater than 0/,
+    );
+    expectNbiError(
+      () => prior.logProb(new Float64Array(3)),
+      /multivariateNormal.logProb: theta.length expected a multiple of dim \(2\), got 3/,
+    );
+    expectNbiError(
+      () => prior.sample(hostKey(0), -1),
+      /multivariateNormal.sample: n expected a non-negative integer, got -1/,
+    );
+    // Rounding-level asymmetry (as from A·Aᵀ in floats) is accepted and averaged away.
+    const nearly = multivariateNormal(
+      [0, 0],
+      [
+        [2, 0.3 + 1e-16],
+        [0.3, 1],
+      ],
+    );
+    expect(nearly.toJSON()).toMatchObject({ type: "multivariateNormal" });
   });
 });

@@ -1,0 +1,450 @@
+/**
+ * The proposals of sequential rounds, each a mixture of parts whose exact density on the prior's
+ * support is known, so every importance weight p(x|θ) p(θ) / q̃(θ) uses the density of what drew θ:
+ *
+ * - the prior;
+ * - a surrogate q(θ | xObs) after some round (optionally the defensive mixture with a broadened
+ *   copy; optionally restricted to its highest-density region), truncated to the prior's support;
+ * - a truncated prior (TSNPE, Deistler et al. 2022): p(θ) restricted to the region where the
+ *   surrogate's density is at least the ε-quantile of its own draws', holding 1 − ε of its mass.
+ *
+ * A part's normalising mass (the share of a surrogate inside the support, or the prior's mass in
+ * a region) is estimated from the acceptance rate of the round's own draws and recorded, so a
+ * resumed run weighs with the same numbers. A plan names checkpoints by the round that trained
+ * them, so it is plain JSON (kept in the store's `draws` record).
+ */
+import { NbiError } from "../errors.js";
+import type { Array } from "../ops/array.js";
+import { keyAt, uniforms } from "./host.js";
+import {
+  type Defensive,
+  defensiveLogProb,
+  type PosteriorNetwork,
+  proposalSample,
+  surrogateLogProb,
+} from "./posterior.js";
+import type { Prior } from "./priors.js";
+import type { Checkpoint, ProposalKind } from "./snpe.js";
+
+/** One component of a round's proposal. `round` names the checkpoint trained after that round. */
+export type ProposalPart =
+  | {
+      /** The prior itself. */
+      readonly kind: "prior";
+    }
+  | {
+      /** The surrogate q(θ | xObs) after `round`. */
+      readonly kind: "surrogate";
+      /** The round that trained the surrogate. */
+      readonly round: number;
+      /** The defensive mixture the surrogate is drawn with (none: the surrogate alone). */
+      readonly defensive?: Defensive;
+      /** Draws are kept only where log q(θ|xObs) ≥ threshold (none: everywhere). */
+      readonly threshold?: number;
+      /** log of the part's mass inside the prior's support (and the region), estimated. */
+      readonly logMass: number;
+    }
+  | {
+      /** The prior restricted to the surrogate's highest-density region (TSNPE). */
+      readonly kind: "truncated";
+      /** The round that trained the surrogate defining the region. */
+      readonly round: number;
+      /** The region is log q(θ | xObs) ≥ threshold. */
+      readonly threshold: number;
+      /** log of the prior's mass inside the region, estimated. */
+      readonly logMass: number;
+    };
+
+/** A round's proposal: Σ weight · part, the weights summing to 1. */
+export interface RoundProposal {
+  /** The mixture's parts and their weights. */
+  readonly parts: readonly {
+    /** The part's share of the draws. */
+    readonly weight: number;
+    /** What the part is. */
+    readonly part: ProposalPart;
+  }[];
+}
+
+/** The prior alone: round 0's proposal and amortized fits'. */
+export const PRIOR_PROPOSAL: RoundProposal = { parts: [{ weight: 1, part: { kind: "prior" } }] };
+
+/** What evaluating and drawing proposals needs: the network, prior, observation, checkpoints. */
+export interface ProposalContext {
+  /** The surrogate's architecture. */
+  readonly net: PosteriorNetwork;
+  /** The prior (a part, and the support every draw lies in). */
+  readonly prior: Prior;
+  /** The observation the surrogates are conditioned on. */
+  readonly xObs: Float32Array;
+  /** checkpoints[k]: the surrogate after round k. */
+  readonly checkpoints: readonly Checkpoint[];
+}
+
+/** How a sequential round's proposal is made (the fit's options). */
+export interface ProposalOptions {
+  /** What the proposal is made of (see `RoundOptions.proposal`). */
+  readonly kind: Exclude<ProposalKind, "auto">;
+  /** The defensive mixture surrogate parts are drawn with. */
+  readonly defensive?: Defensive;
+  /** Surrogate mass left outside the truncated proposal's region (TSNPE's ε). */
+  readonly truncationEps: number;
+}
+
+/** The mixture proposal's share for the prior and for the latest surrogate. */
+const MIXTURE_PRIOR = 0.1;
+const MIXTURE_LATEST = 0.6;
+/** Surrogate draws that set the truncation threshold. */
+const THRESHOLD_DRAWS = 20_000;
+/** Give up drawing inside the support after this many batches. */
+const MAX_ATTEMPTS = 50;
+
+const logSumExp2 = (a: number, b: number): number => {
+  const m = Math.max(a, b);
+  return m === Number.NEGATIVE_INFINITY ? m : m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+};
+
+/**
+ * A round's proposal before drawing: which parts in which shares (masses and thresholds are filled
+ * in by `drawProposal`). Round 0 draws from the prior.
+ */
+export function planProposal(round: number, options: ProposalOptions): RoundProposal {
+  if (round === 0) return PRIOR_PROPOSAL;
+  const latest = round - 1;
+  const surrogate = (r: number): ProposalPart => ({
+    kind: "surrogate",
+    round: r,
+    ...(options.defensive ? { defensive: options.defensive } : {}),
+    logMass: 0,
+  });
+  switch (options.kind) {
+    case "surrogate":
+      return { parts: [{ weight: 1, part: surrogate(latest) }] };
+    case "truncated":
+      return {
+        parts: [
+          { weight: 1, part: { kind: "truncated", round: latest, threshold: 0, logMass: 0 } },
+        ],
+      };
+    case "mixture": {
+      // The prior, the latest surrogate, and the surrogates that drew the earlier rounds.
+      const earlier = globalThis.Array.from({ length: latest }, (_, r) => r);
+      const latestShare = earlier.length > 0 ? MIXTURE_LATEST : 1 - MIXTURE_PRIOR;
+      const share = earlier.length > 0 ? (1 - MIXTURE_PRIOR - MIXTURE_LATEST) / earlier.length : 0;
+      return {
+        parts: [
+          { weight: MIXTURE_PRIOR, part: { kind: "prior" } },
+          ...earlier.map((r) => ({ weight: share, part: surrogate(r) })),
+          { weight: latestShare, part: surrogate(latest) },
+        ],
+      };
+    }
+  }
+}
+
+// Surrogate densities are evaluated at the same pooled θ again and again (every round's weights
+// and losses): keep them per checkpoint and θ array.
+const densityCache = new WeakMap<Checkpoint, WeakMap<Float64Array, Map<string, Float64Array>>>();
+
+async function cached(
+  checkpoint: Checkpoint,
+  theta: Float64Array,
+  what: string,
+  compute: () => Promise<Float64Array>,
+): Promise<Float64Array> {
+  let byTheta = densityCache.get(checkpoint);
+  if (!byTheta) {
+    byTheta = new WeakMap();
+    densityCache.set(checkpoint, byTheta);
+  }
+  let byWhat = byTheta.get(theta);
+  if (!byWhat) {
+    byWhat = new Map();
+    byTheta.set(theta, byWhat);
+  }
+  let v = byWhat.get(what);
+  if (!v) {
+    v = await compute();
+    byWhat.set(what, v);
+  }
+  return v;
+}
+
+function checkpointOf(ctx: ProposalContext, round: number): Checkpoint {
+  const c = ctx.checkpoints[round];
+  if (!c) throw new NbiError(`proposal: no surrogate after round ${round} to draw from`);
+  return c;
+}
+
+/** log q(θ | xObs) of the surrogate after `round`, in the user's units. */
+export function surrogateDensity(
+  ctx: ProposalContext,
+  round: number,
+  theta: Float64Array,
+): Promise<Float64Array> {
+  const c = checkpointOf(ctx, round);
+  return cached(c, theta, "q", () =>
+    surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, theta),
+  );
+}
+
+function defensiveDensity(
+  ctx: ProposalContext,
+  round: number,
+  theta: Float64Array,
+  defensive: Defensive,
+): Promise<Float64Array> {
+  const c = checkpointOf(ctx, round);
+  return cached(c, theta, `d${defensive.alpha},${defensive.tau}`, () =>
+    defensiveLogProb(ctx.net, c.params, c.scales, ctx.xObs, theta, defensive),
+  );
+}
+
+/** log density of one part at each row of θ (rows inside the prior's support). */
+async function partLogDensity(
+  ctx: ProposalContext,
+  part: ProposalPart,
+  theta: Float64Array,
+  logPrior: Float64Array,
+): Promise<Float64Array> {
+  if (part.kind === "prior") return logPrior;
+  const logQ = await surrogateDensity(ctx, part.round, theta);
+  if (part.kind === "truncated") {
+    return logPrior.map((lp, i) =>
+      logQ[i]! >= part.threshold ? lp - part.logMass : Number.NEGATIVE_INFINITY,
+    );
+  }
+  const base = part.defensive
+    ? await defensiveDensity(ctx, part.round, theta, part.defensive)
+    : logQ;
+  const threshold = part.threshold ?? Number.NEGATIVE_INFINITY;
+  return base.map((v, i) =>
+    logQ[i]! >= threshold && Number.isFinite(logPrior[i]!)
+      ? v - part.logMass
+      : Number.NEGATIVE_INFINITY,
+  );
+}
+
+/**
+ * log q̃(θ) of a round's proposal at each row of θ: the mixture of its parts, each normalised on
+ * the prior's support. `logPrior` is the prior's log density at the same rows.
+ */
+export async function proposalLogDensity(
+  ctx: ProposalContext,
+  proposal: RoundProposal,
+  theta: Float64Array,
+  logPrior: Float64Array,
+): Promise<Float64Array> {
+  const out = new Float64Array(logPrior.length).fill(Number.NEGATIVE_INFINITY);
+  for (const { weight, part } of proposal.parts) {
+    if (!(weight > 0)) continue;
+    const lw = Math.log(weight);
+    const lp = await partLogDensity(ctx, part, theta, logPrior);
+    for (let i = 0; i < out.length; i++) out[i] = logSumExp2(out[i]!, lw + lp[i]!);
+  }
+  return out;
+}
+
+/** A realised proposal's draws. */
+export interface ProposalDraw {
+  /** n × d parameters inside the prior's support. */
+  readonly theta: Float64Array;
+  /** The proposal with its masses and thresholds estimated from these draws. */
+  readonly proposal: RoundProposal;
+  /** Draws rejected (outside the support or a region) and drawn again. */
+  readonly redrawn: number;
+  /** Accepted / drawn over the surrogate parts (1 when there are none). */
+  readonly acceptance: number;
+}
+
+/**
+ * n draws from a planned proposal. Parts get their share of the draws by a multinomial draw (so
+ * the draws follow the mixture exactly); each part's mass is estimated by its acceptance rate.
+ */
+export async function drawProposal(
+  ctx: ProposalContext,
+  plan: RoundProposal,
+  key: Array,
+  n: number,
+  options: ProposalOptions,
+): Promise<ProposalDraw> {
+  const d = ctx.net.nDims;
+  const counts = new globalThis.Array<number>(plan.parts.length).fill(0);
+  const cumulative = plan.parts.map(
+    (
+      (s) => (p: { weight: number }) =>
+        (s += p.weight)
+    )(0),
+  );
+  for (const u of uniforms(keyAt(key, 0), n)) {
+    let k = cumulative.findIndex((c) => u < c);
+    if (k < 0) k = plan.parts.length - 1;
+    counts[k]!++;
+  }
+  const out = new Float64Array(n * d);
+  let filled = 0;
+  let redrawn = 0;
+  let accepted = 0;
+  let tried = 0;
+  const parts: { weight: number; part: ProposalPart }[] = [];
+  for (let k = 0; k < plan.parts.length; k++) {
+    const { weight, part } = plan.parts[k]!;
+    const m = counts[k]!;
+    const partKey = keyAt(key, k + 1);
+    if (part.kind === "prior") {
+      if (m > 0) out.set(ctx.prior.sample(partKey, m), filled * d);
+      parts.push({ weight, part });
+    } else if (part.kind === "surrogate") {
+      if (m === 0) {
+        parts.push({ weight, part });
+        continue;
+      }
+      const r = await drawSurrogate(ctx, part, partKey, m);
+      out.set(r.theta, filled * d);
+      redrawn += r.drawn - m;
+      accepted += m;
+      tried += r.drawn;
+      parts.push({ weight, part: { ...part, logMass: Math.log(m / r.drawn) } });
+    } else {
+      // TSNPE: the truncated prior, drawn by rejection from the prior.
+      const r = await drawTruncated(ctx, part.round, partKey, m, options);
+      out.set(r.theta, filled * d);
+      redrawn += r.redrawn;
+      parts.push(...r.parts.map((p) => ({ weight: weight * p.weight, part: p.part })));
+    }
+    filled += m;
+  }
+  return {
+    theta: out,
+    proposal: { parts },
+    redrawn,
+    acceptance: tried > 0 ? accepted / tried : 1,
+  };
+}
+
+/** m draws from a surrogate part, inside the support (and its region): the draws and the tries. */
+async function drawSurrogate(
+  ctx: ProposalContext,
+  part: Extract<ProposalPart, { kind: "surrogate" }>,
+  key: Array,
+  m: number,
+): Promise<{ theta: Float64Array; drawn: number }> {
+  const d = ctx.net.nDims;
+  const c = checkpointOf(ctx, part.round);
+  const out = new Float64Array(m * d);
+  let filled = 0;
+  let drawn = 0;
+  for (let attempt = 0; filled < m; attempt++) {
+    if (attempt >= MAX_ATTEMPTS) {
+      throw new NbiError(
+        "fit: the surrogate posterior put almost all its draws outside the prior's support " +
+          `(${filled} of ${m} inside after ${drawn} draws); expected a surrogate that overlaps ` +
+          "the prior — check that xObs was simulated from a parameter inside the prior",
+      );
+    }
+    const want = Math.max(16, Math.ceil((m - filled) * (attempt === 0 ? 1 : 1.5)));
+    const draws = await proposalSample(
+      ctx.net,
+      c.params,
+      c.scales,
+      keyAt(key, attempt),
+      ctx.xObs,
+      want,
+      part.defensive,
+    );
+    const inside = ctx.prior.inSupport(draws);
+    const logQ =
+      part.threshold === undefined
+        ? undefined
+        : await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws);
+    for (let i = 0; i < want && filled < m; i++) {
+      drawn++;
+      if (inside[i] && (logQ === undefined || logQ[i]! >= part.threshold!))
+        out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
+    }
+  }
+  return { theta: out, drawn };
+}
+
+/**
+ * The threshold of the surrogate's highest-density region holding 1 − ε of its mass: the
+ * ε-quantile of log q over the surrogate's own draws.
+ */
+export async function truncationThreshold(
+  ctx: ProposalContext,
+  round: number,
+  key: Array,
+  eps: number,
+): Promise<number> {
+  const c = checkpointOf(ctx, round);
+  const nDraws = Math.max(THRESHOLD_DRAWS, Math.ceil(2 / eps));
+  const draws = await proposalSample(ctx.net, c.params, c.scales, key, ctx.xObs, nDraws);
+  const logQ = Float64Array.from(
+    await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws),
+  ).sort();
+  return logQ[Math.min(nDraws - 1, Math.floor(eps * nDraws))]!;
+}
+
+/**
+ * m draws from the prior restricted to the surrogate's region {log q ≥ threshold}, by rejection
+ * from the prior. Where the region holds too little prior mass for that (a tight posterior in many
+ * dimensions), the rest comes from the defensive surrogate restricted to the same region, and the
+ * round's proposal is the two-part mixture of what was drawn (both densities exact).
+ */
+async function drawTruncated(
+  ctx: ProposalContext,
+  round: number,
+  key: Array,
+  m: number,
+  options: ProposalOptions,
+): Promise<{
+  theta: Float64Array;
+  redrawn: number;
+  parts: { weight: number; part: ProposalPart }[];
+}> {
+  const d = ctx.net.nDims;
+  const threshold = await truncationThreshold(ctx, round, keyAt(key, 0), options.truncationEps);
+  const c = checkpointOf(ctx, round);
+  const out = new Float64Array(m * d);
+  let filled = 0;
+  let drawn = 0;
+  let inRegion = 0;
+  const budget = Math.max(50 * m, 200_000);
+  const batch = Math.max(4 * m, 8192);
+  for (let attempt = 0; filled < m && drawn < budget; attempt++) {
+    const draws = ctx.prior.sample(keyAt(key, 1 + attempt), batch);
+    const logQ = await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws);
+    for (let i = 0; i < batch; i++) {
+      drawn++;
+      if (logQ[i]! >= threshold) {
+        inRegion++;
+        if (filled < m) out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
+      }
+    }
+  }
+  const parts: { weight: number; part: ProposalPart }[] = [];
+  if (filled > 0) {
+    parts.push({
+      weight: filled / m,
+      part: { kind: "truncated", round, threshold, logMass: Math.log(inRegion / drawn) },
+    });
+  }
+  let redrawn = drawn - filled;
+  if (filled < m) {
+    const part = {
+      kind: "surrogate" as const,
+      round,
+      ...(options.defensive ? { defensive: options.defensive } : {}),
+      threshold,
+      logMass: 0,
+    };
+    const r = await drawSurrogate(ctx, part, keyAt(key, 1_000_000), m - filled);
+    out.set(r.theta, filled * d);
+    redrawn += r.drawn - (m - filled);
+    parts.push({
+      weight: (m - filled) / m,
+      part: { ...part, logMass: Math.log((m - filled) / r.drawn) },
+    });
+  }
+  return { theta: out, redrawn, parts };
+}

@@ -1,0 +1,351 @@
+/**
+ * Sequential rounds beyond nbi's NLL: the APT and proposal-corrected losses, truncated and mixture
+ * proposals with exact densities, and validation sets that stay held out across rounds. Fixed keys
+ * throughout; the end-to-end runs check efficiency, means and mode weights against analytic truths.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { NBI } from "../../src/inference/engine.js";
+import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
+import { thetaLogLike } from "../../src/inference/likelihood.js";
+import {
+  initPosterior,
+  posteriorNetwork,
+  surrogateLogProb,
+  surrogateSample,
+} from "../../src/inference/posterior.js";
+import { independent, normal, uniform } from "../../src/inference/priors.js";
+import {
+  drawProposal,
+  PRIOR_PROPOSAL,
+  type ProposalContext,
+  proposalLogDensity,
+  truncationThreshold,
+} from "../../src/inference/proposals.js";
+import {
+  type Checkpoint,
+  proposalCorrection,
+  type RoundData,
+  snpeIS,
+  validationMask,
+} from "../../src/inference/snpe.js";
+import { atomIndices, trainPosterior } from "../../src/inference/train.js";
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "nbi-seq-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A small network on 2-D θ and 2 data numbers, with random (untrained) parameters. */
+async function smallSurrogate(seed: number) {
+  const net = posteriorNetwork(
+    { nDims: 2, flowHidden: 16, numBlocks: 2 },
+    { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+    [2],
+  );
+  const params = await initPosterior(net, hostKey(seed));
+  const checkpoint: Checkpoint = {
+    params,
+    scales: {
+      xMean: new Float64Array(1),
+      xStd: new Float64Array(1).fill(1),
+      thetaMean: new Float64Array(2),
+      thetaStd: new Float64Array(2).fill(0.8),
+    },
+  };
+  return { net, checkpoint };
+}
+
+/** n prior draws of the 2-D Gaussian-linear toy x = θ + N(0, 0.5²). */
+function toyData(n: number, seed: number) {
+  const theta = Float64Array.from(normals(hostKey(seed), 2 * n));
+  const eps = normals(hostKey(seed + 1), 2 * n);
+  const x = Float32Array.from(theta, (t, i) => t + 0.5 * eps[i]!);
+  return { theta, x };
+}
+
+describe("atomic APT", () => {
+  it("draws distinct contrasting atoms from the batch, after each example's own row", () => {
+    const batch = Int32Array.from({ length: 16 }, (_, i) => 100 + 3 * i);
+    const atoms = 6;
+    const idx = atomIndices(batch, atoms, uniforms(hostKey(3), batch.length * (atoms - 1)));
+    expect(idx.length).toBe(batch.length * atoms);
+    for (let i = 0; i < batch.length; i++) {
+      const row = [...idx.subarray(i * atoms, (i + 1) * atoms)];
+      expect(row[0]).toBe(batch[i]);
+      expect(new Set(row).size).toBe(atoms); // distinct, and none repeats the example's own θ
+      for (const j of row) expect(batch.includes(j)).toBe(true);
+    }
+    // With as many atoms as the batch holds, every row of the batch is an atom of every example.
+    const all = atomIndices(batch, 16, uniforms(hostKey(4), 16 * 15));
+    for (let i = 0; i < 16; i++) expect(new Set(all.subarray(i * 16, (i + 1) * 16)).size).toBe(16);
+  });
+
+  it("with one atom trains exactly as NLL; with more, a different loss on the same data", async () => {
+    const { net, checkpoint } = await smallSurrogate(0);
+    const data = toyData(256, 10);
+    const logPrior = normal(0, 1).logProb(data.theta.filter((_, i) => i % 2 === 0));
+    const options = { nEpochs: 2, batchSize: 32, lr: 1e-3, minLr: 1e-4, key: hostKey(5) };
+    const train = (extra: object) =>
+      trainPosterior(
+        net,
+        checkpoint.params,
+        checkpoint.scales,
+        { ...data, logPrior },
+        {
+          ...options,
+          ...extra,
+        },
+      );
+    const nll = await train({ loss: "nll" });
+    const one = await train({ loss: "apt", atoms: 1 });
+    const ten = await train({ loss: "apt", atoms: 10 });
+    expect(one.epochs.map((e) => e.trainLoss)).toEqual(nll.epochs.map((e) => e.trainLoss));
+    expect(ten.epochs[0]!.trainLoss).not.toBe(nll.epochs[0]!.trainLoss);
+    // The atomic loss is a log-ratio of softmax terms: between 0 and log(atoms) at the start.
+    expect(ten.epochs[0]!.trainLoss).toBeGreaterThan(0);
+    expect(ten.epochs[0]!.trainLoss).toBeLessThan(Math.log(10) + 0.5);
+  });
+});
+
+describe("validation that does not leak", () => {
+  it("a fixed mask decides the split: those rows are never trained on", async () => {
+    const { net, checkpoint } = await smallSurrogate(1);
+    const data = toyData(200, 20);
+    const valMask = validationMask(hostKey(7), 200, 0.1);
+    expect(valMask.reduce((s, v) => s + v, 0)).toBe(20);
+    const r = await trainPosterior(
+      net,
+      checkpoint.params,
+      checkpoint.scales,
+      { ...data, valMask },
+      {
+        nEpochs: 1,
+        batchSize: 16,
+        lr: 1e-3,
+        minLr: 1e-3,
+        key: hostKey(8),
+      },
+    );
+    expect([r.nTrain, r.nVal]).toEqual([180, 20]);
+  });
+
+  it("each round's validation rows keep their assignment, so no round validates on rows an earlier round trained on", async () => {
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      [2],
+    );
+    const xObs = Float32Array.from([0.4, -0.3]);
+    const base = {
+      net,
+      prior,
+      simulator: (t: Float64Array) => [t[0]!, t[1]!],
+      xObs,
+      noise: 0.5,
+      logLike: thetaLogLike((x, t) => -2 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+      nSims: 100,
+      nEpochs: 3,
+      batchSize: 20,
+      lr: 1e-3,
+      key: hostKey(9),
+    };
+    const two = await snpeIS({ ...base, nRounds: 2 });
+    const three = await snpeIS({ ...base, nRounds: 3 });
+    // Rounds 0 and 1 have the same assignment when round 2 trains as when round 1 did.
+    for (let r = 0; r < 2; r++) {
+      expect(three.state.data[r]!.valMask).toEqual(two.state.data[r]!.valMask);
+      const held = three.state.data[r]!.valMask.reduce((s, v) => s + v, 0);
+      expect(held).toBe(Math.round(three.state.data[r]!.theta.length / 2 / 10));
+    }
+    // Round 0's split is the one trainPosterior drew itself before masks existed (same key).
+    expect(three.history.map((h) => h.loss)).toEqual(["nll", "apt", "apt"]);
+  });
+});
+
+describe("proposals with exact densities", () => {
+  it("the truncation region holds 1 − ε of the surrogate's mass, and truncated draws stay in the prior", async () => {
+    const { net, checkpoint } = await smallSurrogate(2);
+    const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
+    const ctx: ProposalContext = {
+      net,
+      prior,
+      xObs: Float32Array.from([0.3, 0.1]),
+      checkpoints: [checkpoint],
+    };
+    const eps = 0.1;
+    const tau = await truncationThreshold(ctx, 0, hostKey(11), eps);
+    const fresh = await surrogateSample(
+      net,
+      checkpoint.params,
+      checkpoint.scales,
+      hostKey(12),
+      ctx.xObs,
+      20_000,
+    );
+    const logQ = await surrogateLogProb(net, checkpoint.params, checkpoint.scales, ctx.xObs, fresh);
+    const inside = logQ.reduce((s, v) => s + (v >= tau ? 1 : 0), 0) / logQ.length;
+    expect(Math.abs(inside - (1 - eps))).toBeLessThan(0.01); // MC sd ≈ 0.003
+
+    const plan = {
+      parts: [
+        { weight: 1, part: { kind: "truncated" as const, round: 0, threshold: 0, logMass: 0 } },
+      ],
+    };
+    const draw = await drawProposal(ctx, plan, hostKey(13), 2000, {
+      kind: "truncated",
+      truncationEps: eps,
+    });
+    expect(prior.inSupport(draw.theta).every((v) => v === 1)).toBe(true);
+    const lq = await surrogateLogProb(
+      net,
+      checkpoint.params,
+      checkpoint.scales,
+      ctx.xObs,
+      draw.theta,
+    );
+    const threshold = (draw.proposal.parts[0]!.part as { threshold: number }).threshold;
+    expect(lq.every((v) => v >= threshold)).toBe(true);
+    // Its density is the prior's over the region's prior mass: it integrates to 1 (checked by
+    // importance sampling from the prior).
+    const fromPrior = prior.sample(hostKey(14), 40_000);
+    const lp = prior.logProb(fromPrior);
+    const dens = await proposalLogDensity(ctx, draw.proposal, fromPrior, lp);
+    const integral = dens.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lp.length;
+    expect(Math.abs(integral - 1)).toBeLessThan(0.03);
+  });
+
+  it("a mixture of the prior and surrogates has a density that integrates to 1 on the prior's support", async () => {
+    const a = await smallSurrogate(3);
+    const b = await smallSurrogate(4);
+    const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
+    const ctx: ProposalContext = {
+      net: a.net,
+      prior,
+      xObs: Float32Array.from([0.3, 0.1]),
+      checkpoints: [a.checkpoint, b.checkpoint],
+    };
+    const defensive = { alpha: 0.3, tau: 2 };
+    const plan = {
+      parts: [
+        { weight: 0.1, part: { kind: "prior" as const } },
+        { weight: 0.3, part: { kind: "surrogate" as const, round: 0, defensive, logMass: 0 } },
+        { weight: 0.6, part: { kind: "surrogate" as const, round: 1, defensive, logMass: 0 } },
+      ],
+    };
+    const draw = await drawProposal(ctx, plan, hostKey(15), 4000, {
+      kind: "mixture",
+      defensive,
+      truncationEps: 1e-4,
+    });
+    expect(prior.inSupport(draw.theta).every((v) => v === 1)).toBe(true);
+    const fromPrior = prior.sample(hostKey(16), 40_000);
+    const lp = prior.logProb(fromPrior);
+    const dens = await proposalLogDensity(ctx, draw.proposal, fromPrior, lp);
+    const integral = dens.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lp.length;
+    expect(Math.abs(integral - 1)).toBeLessThan(0.05);
+  });
+
+  it("the proposal-corrected NLL's weights are all 1 on prior draws", async () => {
+    const { net, checkpoint } = await smallSurrogate(5);
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const ctx: ProposalContext = {
+      net,
+      prior,
+      xObs: Float32Array.from([0, 0]),
+      checkpoints: [checkpoint],
+    };
+    const round = (seed: number): RoundData => {
+      const { theta, x } = toyData(50, seed);
+      return {
+        theta,
+        x,
+        logPrior: prior.logProb(theta),
+        valMask: new Uint8Array(50),
+        proposal: PRIOR_PROPOSAL,
+      };
+    };
+    const w = await proposalCorrection(ctx, [round(30), round(40)]);
+    expect(w.length).toBe(100);
+    for (const v of w) expect(v).toBeCloseTo(1, 12);
+  });
+});
+
+describe("sequential rounds end to end (default loss and proposal)", () => {
+  it("5-D Gaussian-linear: 3 rounds keep predict efficiency ≥ 20% and the weighted mean within 0.1 σ", async () => {
+    const d = 5;
+    const sigma = 0.3;
+    const truth = [0.5, -1, 0.2, 1.2, -0.4];
+    const eps = normals(hostKey(21), d);
+    const xObs = truth.map((t, i) => t + sigma * eps[i]!);
+    const engine = new NBI({
+      flow: { nDims: d, flowHidden: 32, numBlocks: 3 },
+      featurizer: { type: "mlp", dimIn: d, dimOut: 16, hidden: [32] },
+      simulator: (t: Float64Array) => Array.from(t),
+      priors: Array.from({ length: d }, () => normal(0, 1)),
+      path: tempDir(),
+      seed: 1,
+    });
+    const fit = await engine.fit({
+      xObs,
+      nSims: 500,
+      nRounds: 3,
+      nEpochs: 40,
+      batchSize: 50,
+      noise: sigma,
+      earlyStopPatience: 10,
+      progress: false,
+    });
+    expect(fit.history.length).toBe(3);
+    const post = await engine.predict(xObs, { xErr: sigma, nSamples: 2000 });
+    expect(post.efficiency).toBeGreaterThanOrEqual(0.2);
+    const s2 = (sigma * sigma) / (1 + sigma * sigma); // analytic posterior N(x/(1+σ²), σ²/(1+σ²))
+    for (let j = 0; j < d; j++) {
+      let m = 0;
+      for (let i = 0; i < post.weights.length; i++)
+        m += post.weights[i]! * post.samples[i * d + j]!;
+      expect(Math.abs(m - xObs[j]! / (1 + sigma * sigma)) / Math.sqrt(s2)).toBeLessThan(0.1);
+    }
+  });
+
+  it("two modes (x = θ0², θ1): both keep their weight within 0.05 of ½", async () => {
+    const sigma = 0.1;
+    const xObs = [1, 0.5];
+    const engine = new NBI({
+      flow: { nDims: 2, flowHidden: 32, numBlocks: 3 },
+      featurizer: { type: "mlp", dimIn: 2, dimOut: 16, hidden: [32] },
+      simulator: (t: Float64Array) => [t[0]! * t[0]!, t[1]!],
+      priors: [uniform(-2, 2), uniform(-2, 2)],
+      path: tempDir(),
+      seed: 2,
+    });
+    await engine.fit({
+      xObs,
+      nSims: 600,
+      nRounds: 3,
+      nEpochs: 40,
+      batchSize: 50,
+      noise: sigma,
+      earlyStopPatience: 10,
+      progress: false,
+    });
+    const post = await engine.predict(xObs, {
+      xErr: sigma,
+      nSamples: 4000,
+      key: keyAt(hostKey(3), 0),
+    });
+    let right = 0;
+    for (let i = 0; i < post.weights.length; i++)
+      if (post.samples[2 * i]! > 0) right += post.weights[i]!;
+    expect(Math.abs(right - 0.5)).toBeLessThan(0.05);
+    expect(post.ess).toBeGreaterThan(400);
+  });
+});
