@@ -1,12 +1,14 @@
 /**
  * Progress bars for fit (cli-progress: a maintained, dependency-light terminal bar that degrades
  * to silence when stderr is not a terminal): one bar per round's simulations and one per epoch.
+ * cli-progress is imported when the first bars are asked for, so nothing else pays for it.
  */
-import cliProgress from "cli-progress";
+import type { SingleBar } from "cli-progress";
 import type { Hooks } from "./snpe.js";
 
 export async function progressHooks<T extends Hooks>(user: T): Promise<T> {
-  let bar: cliProgress.SingleBar | undefined;
+  const { default: cliProgress } = await import("cli-progress");
+  let bar: SingleBar | undefined;
   let label = "";
   const start = (name: string, total: number) => {
     bar?.stop();

@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend: storage is pooled GPU buffers, kernels are WGSL compute shaders (see
  * kernels.ts). Every element is 4 bytes on the GPU: float32 as f32, int32 as i32, uint32 as u32

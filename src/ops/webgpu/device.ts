@@ -1,4 +1,4 @@
-/// <reference types="@webgpu/types" />
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * WebGPU device acquisition. Browsers (and Deno) have `navigator.gpu`; in Node the npm package
  * `webgpu` (Dawn's Node bindings) provides the same API. When no adapter comes back the error

@@ -1,0 +1,409 @@
+/**
+ * The package as a user gets it. The working tree is copied to a temporary folder (so the
+ * checkout's own dist/ is never touched) and packed with `npm pack`, whose `prepack` script
+ * builds dist/. The tarball is installed, without optional dependencies (so without the 132 MB
+ * `webgpu`), into one fresh consumer folder whose subfolders are three kinds of consumer: an ESM
+ * .mjs program, a TypeScript project with module NodeNext, and a CommonJS-typed TypeScript project
+ * (`"type": "commonjs"`; NodeNext, where `import` compiles to `require`, and Node16, through
+ * `import()`), both type-checked with the repository's tsc with `skipLibCheck` off and no
+ * @types/node. Each computes something with `nbi` and `nbi/core` and checks the numbers; the
+ * installed `nbi` command runs from dist/ with no tsx. Last, `nbi/core` is bundled from the
+ * install with esbuild for the browser platform (no externals: any Node built-in fails the
+ * build), run in an empty JavaScript context (no `process`, no `require`, no console) and
+ * compared with the same program in Node, and a one-import bundle shows that it tree-shakes.
+ *
+ * The install uses npm's cache (`--offline`) and falls back to `--prefer-offline`. Skipped with
+ * one line when npm itself is missing.
+ */
+import { type SpawnSyncReturns, spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import vm from "node:vm";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
+const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+  name: string;
+  version: string;
+};
+
+const npmVersion = spawnSync("npm", ["--version"], { encoding: "utf8" });
+const npmMissing =
+  npmVersion.status === 0
+    ? undefined
+    : (npmVersion.error?.message ?? npmVersion.stderr?.trim() ?? "no npm");
+if (npmMissing) console.log(`Package test skipped: npm is not available (${npmMissing})`);
+
+/** Top-level entries of the checkout that are not sources of the package (never copied). */
+const NOT_COPIED = new Set(["node_modules", ".git", "dist", "coverage", "scratch", ".device"]);
+
+const ENV = {
+  ...process.env,
+  NO_COLOR: "1",
+  npm_config_update_notifier: "false",
+  npm_config_fund: "false",
+  npm_config_audit: "false",
+};
+
+function run(command: string, args: readonly string[], cwd: string): SpawnSyncReturns<string> {
+  return spawnSync(command, args, {
+    cwd,
+    env: ENV,
+    encoding: "utf8",
+    timeout: 180_000,
+    maxBuffer: 64 << 20,
+  });
+}
+
+/** Runs a command and returns its stdout; throws with both streams when it fails. */
+function ok(command: string, args: readonly string[], cwd: string): string {
+  const r = run(command, args, cwd);
+  if (r.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(" ")} (in ${cwd}) exited with ${r.status ?? r.signal}` +
+        `${r.error ? `: ${r.error.message}` : ""}\n${r.stdout}\n${r.stderr}`,
+    );
+  }
+  return r.stdout;
+}
+
+function write(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
+
+/** The consumers' sources, by path under the consumer folder. */
+const CONSUMER_FILES: Record<string, string> = {
+  "package.json": JSON.stringify({ name: "consumer", version: "0.0.0", private: true }),
+  // The same program is bundled for the browser below: its numbers in Node are the reference.
+  "compute.mjs": `import { grad, jit, np, random } from "nbi/core";
+const x = random.normal(random.key(0), [16, 3]);
+const loss = (w) => np.mean(np.square(np.tanh(x.matmul(w))));
+const g = jit(grad(loss))(np.array([0.5, -1, 2]));
+const d = grad((v) => np.sum(v.mul(v)))(np.array([1, 2, 3]));
+globalThis.result = { d: d.tolist(), g: g.tolist() };
+`,
+  "esm/main.mjs": `import { NBI, grad, np, priors } from "nbi";
+import * as core from "nbi/core";
+import "../compute.mjs";
+const g = grad((x) => np.sum(x.mul(x)))(np.array([1, 2, 3]));
+const c = core.grad((x) => core.np.sum(core.np.sin(x)))(core.np.array([0, Math.PI]));
+let webgpu = "loaded";
+try {
+  await np.useBackend("webgpu");
+} catch (e) {
+  webgpu = e.message;
+}
+console.log(JSON.stringify({
+  g: g.tolist(),
+  c: c.tolist(),
+  sameModules: core.np === np && core.grad === grad,
+  engine: typeof NBI,
+  logProb: priors.uniform(0, 2).logProb(new Float64Array([1]))[0],
+  webgpu,
+  compute: globalThis.result,
+}));
+`,
+  "ts-esm/package.json": JSON.stringify({ type: "module" }),
+  "ts-esm/tsconfig.json": JSON.stringify({
+    compilerOptions: {
+      target: "ES2022",
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      strict: true,
+      skipLibCheck: false,
+      types: [],
+      outDir: "out",
+    },
+    include: ["main.ts"],
+  }),
+  "ts-esm/main.ts": `import { type Array, grad, NBI, np } from "nbi";
+import { np as coreNp, jit, type Jitted } from "nbi/core";
+
+const f = (x: Array): Array => np.sum(x.mul(x));
+const g: Array = grad(f)(np.array([1, 2, 3]));
+const h: Jitted<[Array], Array> = jit((x: Array) => coreNp.sum(coreNp.exp(x)));
+// @ts-expect-error: grad takes a function (fails to compile if the types were any)
+grad(42);
+console.log(JSON.stringify({ g: g.tolist(), h: h(coreNp.zeros([4])).item(), engine: typeof NBI }));
+`,
+  "ts-cjs/package.json": JSON.stringify({ type: "commonjs" }),
+  "ts-cjs/tsconfig.json": JSON.stringify({
+    compilerOptions: {
+      target: "ES2022",
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      strict: true,
+      skipLibCheck: false,
+      types: [],
+      outDir: "out",
+    },
+    include: ["main.ts"],
+  }),
+  // NodeNext in a CommonJS package compiles a static import to require(), which loads the ESM
+  // package on Node ^20.19 || >=22.12 (require of ES modules).
+  "ts-cjs/main.ts": `import { type Array, grad, np } from "nbi";
+import * as core from "nbi/core";
+
+const f = (x: Array): Array => np.sum(x.mul(x));
+// @ts-expect-error: grad takes a function (fails to compile if the types were any)
+grad(42);
+const g = grad(f)(np.array([1, 2, 3]));
+console.log(JSON.stringify({ g: g.tolist(), c: core.np.sum(core.np.ones([5])).item() }));
+`,
+  // Node16 keeps CommonJS files from require()-ing ES modules: the package is reached with
+  // import(), and its types with a resolution-mode attribute.
+  "ts-cjs/tsconfig.node16.json": JSON.stringify({
+    compilerOptions: {
+      target: "ES2022",
+      module: "node16",
+      moduleResolution: "node16",
+      strict: true,
+      skipLibCheck: false,
+      types: [],
+      outDir: "out16",
+    },
+    include: ["dynamic.ts"],
+  }),
+  "ts-cjs/dynamic.ts": `import type { Array } from "nbi" with { "resolution-mode": "import" };
+
+async function main(): Promise<void> {
+  const { grad, np } = await import("nbi");
+  const core = await import("nbi/core");
+  const f = (x: Array): Array => np.sum(x.mul(x));
+  // @ts-expect-error: grad takes a function (fails to compile if the types were any)
+  grad(42);
+  const g = grad(f)(np.array([1, 2, 3]));
+  console.log(JSON.stringify({ g: g.tolist(), c: core.np.sum(core.np.ones([5])).item() }));
+}
+void main();
+`,
+};
+
+/** Static `import`/`export ... from` specifiers of a compiled module (not dynamic import()). */
+function staticImports(code: string): string[] {
+  const found: string[] = [];
+  for (const m of code.matchAll(/^\s*(?:import|export)\s[^;]*?\bfrom\s*["']([^"']+)["']/gm)) {
+    found.push(m[1]!);
+  }
+  for (const m of code.matchAll(/^\s*import\s*["']([^"']+)["']/gm)) found.push(m[1]!);
+  return found;
+}
+
+/** Every module reachable from `entry` by static imports: relative files and bare specifiers. */
+function staticGraph(entry: string): { files: string[]; external: Set<string> } {
+  const files: string[] = [];
+  const external = new Set<string>();
+  const seen = new Set<string>();
+  const stack = [entry];
+  while (stack.length > 0) {
+    const file = stack.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    files.push(file);
+    for (const spec of staticImports(readFileSync(file, "utf8"))) {
+      if (spec.startsWith(".")) stack.push(resolve(dirname(file), spec));
+      else external.add(spec);
+    }
+  }
+  return { files, external };
+}
+
+// Generous timeouts: tsc and npm share the CPUs with the rest of the suite.
+describe.skipIf(npmMissing !== undefined)(
+  "the npm package, installed from its tarball",
+  { timeout: 180_000 },
+  () => {
+    let tmp = "";
+    let consumer = "";
+    let installed = "";
+    let pack: {
+      filename: string;
+      size: number;
+      unpackedSize: number;
+      entryCount: number;
+      files: { path: string }[];
+    };
+
+    beforeAll(() => {
+      tmp = mkdtempSync(join(tmpdir(), "nbi-package-"));
+      const source = join(tmp, "pkg");
+      cpSync(ROOT, source, {
+        recursive: true,
+        filter: (path) => {
+          const rel = relative(ROOT, path);
+          const top = rel.split(sep)[0]!;
+          return !NOT_COPIED.has(top) && !(rel === top && top.endsWith(".tgz"));
+        },
+      });
+      // The build (prepack) needs the repository's devDependencies (typescript).
+      symlinkSync(join(ROOT, "node_modules"), join(source, "node_modules"), "dir");
+      pack = JSON.parse(ok("npm", ["pack", "--json", "--pack-destination", tmp], source))[0];
+      const tarball = join(tmp, pack.filename);
+
+      consumer = join(tmp, "consumer");
+      for (const [path, text] of Object.entries(CONSUMER_FILES)) write(join(consumer, path), text);
+      const flags = ["--omit=optional", "--no-audit", "--no-fund", "--loglevel=error"];
+      const offline = run("npm", ["install", "--offline", ...flags, tarball], consumer);
+      if (offline.status !== 0)
+        ok("npm", ["install", "--prefer-offline", ...flags, tarball], consumer);
+      installed = join(consumer, "node_modules", PKG.name);
+    }, 240_000);
+
+    afterAll(() => {
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    });
+
+    it("holds the compiled ESM, the declarations and the launcher, and no sources", () => {
+      const paths = pack.files.map((f) => f.path);
+      console.log(
+        `Package ${pack.filename}: ${(pack.size / 1024).toFixed(0)} kB packed, ` +
+          `${(pack.unpackedSize / 1024).toFixed(0)} kB unpacked, ${pack.entryCount} files`,
+      );
+      for (const p of [
+        "package.json",
+        "README.md",
+        "bin/nbi.mjs",
+        "dist/index.js",
+        "dist/index.d.ts",
+        "dist/core.js",
+        "dist/core.d.ts",
+        "dist/cli/main.js",
+      ]) {
+        expect(paths).toContain(p);
+      }
+      const stray = paths.filter(
+        (p) =>
+          !(p.startsWith("dist/") && (p.endsWith(".js") || p.endsWith(".d.ts"))) &&
+          !["package.json", "README.md", "bin/nbi.mjs"].includes(p) &&
+          !/^(LICEN[CS]E|NOTICE)/i.test(p),
+      );
+      expect(stray).toEqual([]);
+    });
+
+    it("reaches no Node built-in from nbi/core, and no plotting, progress or GPU package from nbi", () => {
+      const core = staticGraph(join(installed, "dist", "core.js"));
+      expect(core.files.length).toBeGreaterThan(20);
+      expect([...core.external]).toEqual([]);
+      const full = staticGraph(join(installed, "dist", "index.js"));
+      const lazy = ["webgpu", "vega", "vega-lite", "@resvg/resvg-js", "cli-progress"];
+      expect([...full.external].filter((s) => lazy.includes(s))).toEqual([]);
+      expect([...full.external].filter((s) => !s.startsWith("node:"))).toEqual([]);
+      // The optional dependency was not installed, and the package still loads (tests below).
+      expect(existsSync(join(consumer, "node_modules", "webgpu"))).toBe(false);
+    });
+
+    it("runs an ESM consumer of nbi and nbi/core", () => {
+      const out = JSON.parse(ok(process.execPath, ["esm/main.mjs"], consumer));
+      expect(out.g).toEqual([2, 4, 6]);
+      expect(out.c[0]).toBeCloseTo(1, 6);
+      expect(out.c[1]).toBeCloseTo(-1, 6);
+      expect(out.sameModules).toBe(true);
+      expect(out.engine).toBe("function");
+      expect(out.logProb).toBeCloseTo(-Math.log(2), 12);
+      // Without the optional `webgpu` package the GPU backend says what to install.
+      expect(out.webgpu).toContain("npm install webgpu");
+      expect(out.compute.d).toEqual([2, 4, 6]);
+    });
+
+    it("type-checks and runs a TypeScript NodeNext consumer", () => {
+      ok(process.execPath, [TSC, "-p", "ts-esm"], consumer);
+      const out = JSON.parse(ok(process.execPath, ["ts-esm/out/main.js"], consumer));
+      expect(out).toEqual({ g: [2, 4, 6], h: 4, engine: "function" });
+    });
+
+    it("type-checks and runs a CommonJS-typed TypeScript project (NodeNext and Node16)", () => {
+      ok(process.execPath, [TSC, "-p", "ts-cjs"], consumer);
+      const compiled = readFileSync(join(consumer, "ts-cjs", "out", "main.js"), "utf8");
+      expect(compiled).toContain('require("nbi")');
+      expect(JSON.parse(ok(process.execPath, ["ts-cjs/out/main.js"], consumer))).toEqual({
+        g: [2, 4, 6],
+        c: 5,
+      });
+      ok(process.execPath, [TSC, "-p", "ts-cjs/tsconfig.node16.json"], consumer);
+      expect(JSON.parse(ok(process.execPath, ["ts-cjs/out16/dynamic.js"], consumer))).toEqual({
+        g: [2, 4, 6],
+        c: 5,
+      });
+    });
+
+    it("runs the installed nbi command from dist, without tsx", () => {
+      expect(existsSync(join(consumer, "node_modules", "tsx"))).toBe(false);
+      expect(ok("npx", ["--offline", "nbi", "--help"], consumer)).toContain(
+        "Usage: nbi <command> [options]",
+      );
+      expect(ok("npx", ["--offline", "nbi", "--version"], consumer).trim()).toBe(PKG.version);
+      const wrong = run("npx", ["--offline", "nbi", "fit", "--no-such-flag"], consumer);
+      expect(wrong.status).toBe(2);
+      expect(wrong.stderr).toContain("--no-such-flag");
+    });
+
+    it("bundles nbi/core for the browser, runs it without Node, and tree-shakes", async () => {
+      const bundle = await build({
+        entryPoints: [join(consumer, "compute.mjs")],
+        absWorkingDir: consumer,
+        bundle: true,
+        platform: "browser",
+        format: "iife",
+        minify: true,
+        write: false,
+        metafile: true,
+        logLevel: "silent",
+      });
+      const code = bundle.outputFiles[0]!.text;
+      const inputs = Object.keys(bundle.metafile.inputs);
+      expect(
+        inputs.filter((p) => p !== "compute.mjs" && !p.includes("node_modules/nbi/dist/")),
+      ).toEqual([]);
+      // No import left to resolve at run time, and none of a Node built-in on the way (esbuild's
+      // browser platform already fails the build on one; the worker source of the CPU threads
+      // names node:worker_threads only inside a string, for Node).
+      const imports = Object.values(bundle.metafile.inputs).flatMap((i) => i.imports);
+      expect(imports.filter((i) => i.path.startsWith("node:") || i.external)).toEqual([]);
+      expect(Object.values(bundle.metafile.outputs).flatMap((o) => o.imports)).toEqual([]);
+      // An empty context: no process, require, console, navigator or timers.
+      const context = vm.createContext({});
+      vm.runInContext(code, context);
+      const inBrowser = context.result as { d: number[]; g: number[] };
+      const inNode = JSON.parse(ok(process.execPath, ["esm/main.mjs"], consumer)).compute;
+      expect(inBrowser.d).toEqual([2, 4, 6]);
+      expect(inBrowser.g).toHaveLength(3);
+      inBrowser.g.forEach((v, i) => {
+        expect(v).toBeCloseTo(inNode.g[i], 6);
+      });
+      const gzipped = gzipSync(code).length;
+      const small = await build({
+        stdin: {
+          contents: 'import { NbiError } from "nbi/core"; globalThis.e = new NbiError("x");',
+          resolveDir: consumer,
+        },
+        bundle: true,
+        platform: "browser",
+        format: "esm",
+        minify: true,
+        write: false,
+        logLevel: "silent",
+      });
+      const tiny = small.outputFiles[0]!.text.length;
+      console.log(
+        `nbi/core browser bundle (grad, jit, np, random): ${(code.length / 1024).toFixed(0)} kB, ` +
+          `${(gzipped / 1024).toFixed(1)} kB gzipped; NbiError alone: ${tiny} bytes`,
+      );
+      expect(tiny).toBeLessThan(10_000);
+    });
+  },
+);
