@@ -21,6 +21,7 @@ import {
   sine,
 } from "../examples/sine-model.js";
 import { NBI, np } from "../src/index.js";
+import type { ProposalKind, SequentialLoss } from "../src/inference/snpe.js";
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "60" },
     // lavapipe emulates a GPU on the CPU: a full run there takes many minutes, so fewer epochs.
     "gpu-epochs": { type: "string", default: "5" },
+    // Sequential loss/proposal pairs to compare (RoundOptions.loss / .proposal), e.g. nll/surrogate.
+    methods: { type: "string", default: "auto/auto" },
   },
 });
 
@@ -40,7 +43,9 @@ async function runOnce(
   featurizer: string,
   backend: "cpu" | "webgpu",
   nEpochs: number,
+  method: string,
 ) {
+  const [loss, proposal] = method.split("/") as [SequentialLoss, ProposalKind];
   const xObs = observation(seed);
   const path = mkdtempSync(join(os.tmpdir(), "nbi-bench-sine-"));
   try {
@@ -62,6 +67,8 @@ async function runOnce(
       batchSize: 32,
       noise: NOISE_SIGMA,
       progress: false,
+      loss,
+      proposal,
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
@@ -80,7 +87,7 @@ console.log(
   "nbi 0.4.1 reference (PyTorch 1.13, 2 threads): fit 14.8 s, predict 0.25 s, final-round efficiency ≈ 5%\n",
 );
 console.log(
-  `${"backend".padEnd(8)} ${"featurizer".padEnd(11)} ${"epochs".padStart(6)} ${"seeds".padStart(5)} ${"fit s".padStart(7)} ${"predict s".padStart(9)} ${"final eff".padStart(9)} ${"predict n_eff/1000".padStart(18)}`,
+  `${"backend".padEnd(8)} ${"featurizer".padEnd(11)} ${"loss/proposal".padEnd(22)} ${"epochs".padStart(6)} ${"seeds".padStart(5)} ${"fit s".padStart(7)} ${"predict s".padStart(9)} ${"final eff".padStart(9)} ${"predict n_eff/1000".padStart(18)}`,
 );
 const seeds = values.seeds.split(",").map(Number);
 for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
@@ -92,13 +99,16 @@ for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
       continue;
     }
   }
-  for (const featurizer of values.featurizers.split(",")) {
+  for (const [featurizer, method] of values.featurizers
+    .split(",")
+    .flatMap((f) => values.methods.split(",").map((m) => [f, m] as const))) {
     const nEpochs = Number(backend === "webgpu" ? values["gpu-epochs"] : values.epochs);
     const runSeeds = backend === "webgpu" ? seeds.slice(0, 1) : seeds;
     const runs = [];
-    for (const seed of runSeeds) runs.push(await runOnce(seed, featurizer, backend, nEpochs));
+    for (const seed of runSeeds)
+      runs.push(await runOnce(seed, featurizer, backend, nEpochs, method));
     console.log(
-      `${backend.padEnd(8)} ${featurizer.padEnd(11)} ${String(nEpochs).padStart(6)} ${String(runSeeds.length).padStart(5)} ` +
+      `${backend.padEnd(8)} ${featurizer.padEnd(11)} ${method.padEnd(22)} ${String(nEpochs).padStart(6)} ${String(runSeeds.length).padStart(5)} ` +
         `${median(runs.map((r) => r.fitS))
           .toFixed(2)
           .padStart(7)} ${median(runs.map((r) => r.predictS))

@@ -18,6 +18,7 @@ import type { FeaturizerConfig } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
 import type { Array } from "../ops/array.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
+import { weightAdvice } from "./advice.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
 import { hostKey, keyAt } from "./host.js";
@@ -786,6 +787,15 @@ export class NBI {
         `n_eff ${imp.nEff.toFixed(1)} is below neffMin ${neffMin} after ${nSimulations} simulations`,
       );
     }
+    const advice = weightAdvice({
+      ess: imp.nEff,
+      efficiency: imp.nEff / (thetaAll.length / d),
+      paretoK: imp.paretoK,
+      draws: thetaAll.length / d,
+      redrawn,
+      target: neffMin,
+    });
+    if (advice) warnings.push(advice);
     return withDisplay(
       {
         samples: thetaAll,

@@ -4,6 +4,7 @@
  * SNPE-IS as a fold over rounds, amortized NPE, importance sampling and its diagnostics, and the
  * file formats (NPY for simulations, safetensors for weights) that Python reads.
  */
+export { type WeightDiagnostics, weightAdvice } from "./advice.js";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 export { formatFitResult, formatPredictResult, withDisplay } from "./display.js";
 export {
