@@ -144,6 +144,8 @@ export interface SnpeConfig extends RoundOptions, Hooks {
   key: Array;
   /** Worker threads for a module simulator (default: the number of cores). */
   workers?: number;
+  /** Longest one simulation may run, in milliseconds (see `SimulateOptions.simTimeoutMs`). */
+  simTimeoutMs?: number;
 }
 
 /** What one round did and measured. */
@@ -162,6 +164,8 @@ export interface RoundRecord {
     readonly threw: number;
     /** The worker died (twice) on this θ. */
     readonly crashed: number;
+    /** The simulation ran past simTimeoutMs and was stopped (absent in older records). */
+    readonly timedOut?: number;
   };
   /** Surrogate draws outside the prior's support that were redrawn. */
   readonly redrawn: number;
@@ -254,6 +258,12 @@ export interface SnpeResult {
   readonly history: readonly RoundRecord[];
   /** Why the fold stopped ("completed all rounds" otherwise). */
   readonly stopped: string;
+  /**
+   * Rounds with importance weights that could not contribute to `samples`: n_eff 0 (one draw
+   * holds all the weight) or no finite weight at all. They stay in `history`; when every
+   * weighted round is empty, `samples` and `weights` are empty.
+   */
+  readonly emptyRounds: readonly number[];
 }
 
 const PARETO_WARN = 0.7;
@@ -328,17 +338,21 @@ export async function anpe(config: Omit<SnpeConfig, "xObs" | "nRounds">): Promis
 
 export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
   const d = config.net.nDims;
-  const weighted = state.data
-    .map(
-      (r) =>
-        r.importance && { theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff },
-    )
-    .filter((r): r is { theta: Float64Array; weights: Float64Array; nEff: number } => !!r);
+  // Rounds without usable weights (n_eff 0, or none finite) are left out and reported, so one
+  // empty round never makes a finished (and resumable) run fail at its very end.
+  const emptyRounds: number[] = [];
+  const weighted: { theta: Float64Array; weights: Float64Array; nEff: number }[] = [];
+  state.data.forEach((r, round) => {
+    if (r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)) {
+      weighted.push({ theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff });
+    } else if (r.importance || state.history[round]?.nEff !== undefined) emptyRounds.push(round);
+  });
   const combined =
     weighted.length > 0
       ? combineRounds(weighted, d)
       : { theta: new Float64Array(0), weights: new Float64Array(0) };
   return {
+    emptyRounds,
     state,
     samples: combined.theta,
     weights: combined.weights,
@@ -423,13 +437,14 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
 }
 
 /**
- * The loss and proposal of sequential rounds with "auto" resolved: atomic APT on a mixture of
- * the prior, the earlier rounds' surrogates and the latest one (measured on the sbibm tasks:
- * bench/RESULTS.md). The defensive mixture applies to surrogate parts of flows with a normal base.
+ * The loss and proposal of sequential rounds with "auto" resolved: atomic APT (its surrogate
+ * targets the posterior whatever drew θ, where NLL on proposal draws learns p(θ|x)·q̃(θ)/p(θ))
+ * on the defensive surrogate (measured on nbi's sine and the sbibm tasks: bench/RESULTS.md). The
+ * defensive mixture applies to surrogate parts of flows with a normal base.
  *
  * @example
  * ```ts
- * inference.sequentialOptions({ loss: "auto" }, net).proposal.kind; // "mixture"
+ * inference.sequentialOptions({ loss: "auto" }, net).loss; // "apt"
  * ```
  */
 export function sequentialOptions(
@@ -470,7 +485,7 @@ export interface SequentialSettings {
 
 /** What "auto" means (see `sequentialOptions`). */
 const AUTO_LOSS = "apt";
-const AUTO_PROPOSAL = "mixture";
+const AUTO_PROPOSAL = "surrogate";
 
 /** The defensive mixture to use with this network (none for flows without a normal base). */
 export function defensiveFor(
@@ -505,6 +520,7 @@ async function runSimulations(
       ...(config.signal ? { signal: config.signal } : {}),
       onProgress: (done, total) => config.onSimulate?.(round, done, total),
       ...(config.store ? { store: { store: config.store, round } } : {}),
+      ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
     },
   );
   if (config.signal?.aborted) throw abortError(config.signal);
@@ -512,9 +528,14 @@ async function runSimulations(
 }
 
 function countStatus(status: Uint8Array) {
-  const c = [0, 0, 0, 0];
-  for (const s of status) c[s] = (c[s] ?? 0) + 1;
-  return { ok: c[0]!, nonFinite: c[1]!, threw: c[2]!, crashed: c[3]! };
+  const c = [0, 0, 0, 0, 0];
+  for (const s of status) {
+    if (s >= c.length) {
+      throw new NbiError(`fit: simulation status expected a code 0 to ${c.length - 1}, got ${s}`);
+    }
+    c[s]!++;
+  }
+  return { ok: c[0]!, nonFinite: c[1]!, threw: c[2]!, crashed: c[3]!, timedOut: c[4]! };
 }
 
 function selectRows<T extends Float32Array | Float64Array>(a: T, rows: number[], width: number): T {
@@ -611,11 +632,19 @@ export async function runRound(
   // 2. Simulate what is not yet in the store.
   const sim = await runSimulations(config, round, theta, keyAt(roundKey, 1));
   const counts = countStatus(sim.status);
-  if (counts.nonFinite + counts.threw + counts.crashed > 0) {
+  const nDropped = counts.nonFinite + counts.threw + counts.crashed + counts.timedOut;
+  if (nDropped > 0) {
     warn(
-      `round ${round}: ${counts.nonFinite + counts.threw + counts.crashed} of ${sim.status.length} simulations dropped ` +
-        `(${counts.nonFinite} non-finite, ${counts.threw} threw, ${counts.crashed} crashed)` +
+      `round ${round}: ${nDropped} of ${sim.status.length} simulations dropped ` +
+        `(${counts.nonFinite} non-finite, ${counts.threw} threw, ${counts.crashed} crashed` +
+        `${counts.timedOut > 0 ? `, ${counts.timedOut} timed out` : ""})` +
         (sim.firstError ? `; first error: ${sim.firstError}` : ""),
+    );
+  }
+  if (sim.remarked) {
+    warn(
+      `round ${round}: ${sim.remarked} stored simulations marked ok held non-finite outputs; ` +
+        "they were re-marked non-finite and dropped (the store was modified or damaged)",
     );
   }
   const okRows = globalThis.Array.from(sim.status.keys()).filter((i) => sim.status[i] === 0);
@@ -633,15 +662,24 @@ export async function runRound(
   const logPrior = prior.logProb(thetaOk);
   let importance: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;
+  /** A weighted round none of whose log-weights is finite: n_eff 0, kept and reported. */
+  let noValidWeights = false;
   if (ctx && config.logLike) {
     const logLike = logLikelihoods(config.logLike, ctx.xObs, xOk, thetaOk, d);
     // Each draw weighed by the exact density of the mixture that drew it (its parts normalised on
     // the prior's support with their estimated masses).
     const logQ = sequential ? await proposalLogDensity(ctx, proposal, thetaOk, logPrior) : logPrior;
     logWeights = logLike.map((l, i) => l + logPrior[i]! - logQ[i]!);
-    importance = importanceWeights(logWeights);
+    noValidWeights = !logWeights.some((v) => Number.isFinite(v));
+    if (noValidWeights) {
+      warn(
+        `round ${round}: all ${logWeights.length} log-weights are invalid (NaN or ±Infinity): n_eff 0; ` +
+          "the round is kept and trained on, and left out of the weighted result. Check that the " +
+          "likelihood, prior and proposal log-densities are finite for the drawn parameters.",
+      );
+    } else importance = importanceWeights(logWeights);
     // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
-    if (round > 0 && importance.paretoK > PARETO_WARN) {
+    if (importance && round > 0 && importance.paretoK > PARETO_WARN) {
       warn(
         `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_WARN}: the importance weights are ` +
           "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
@@ -750,7 +788,12 @@ export async function runRound(
     round,
     nDrawn: sim.status.length,
     nSimulated: counts.ok,
-    dropped: { nonFinite: counts.nonFinite, threw: counts.threw, crashed: counts.crashed },
+    dropped: {
+      nonFinite: counts.nonFinite,
+      threw: counts.threw,
+      crashed: counts.crashed,
+      ...(counts.timedOut > 0 ? { timedOut: counts.timedOut } : {}),
+    },
     redrawn,
     proposal,
     loss,
@@ -764,7 +807,9 @@ export async function runRound(
           logEvidenceSe: importance.logEvidenceSe,
           paretoK: importance.paretoK,
         }
-      : {}),
+      : noValidWeights
+        ? { nEff: 0, kishEss: 0, efficiency: 0 }
+        : {}),
     epochs: train?.epochs ?? restored?.record.epochs ?? [],
     bestEpoch: train?.bestEpoch ?? restored?.record.bestEpoch ?? -1,
     bestValLoss: train?.bestValLoss ?? restored?.record.bestValLoss ?? Number.NaN,
