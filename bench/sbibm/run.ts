@@ -1,0 +1,395 @@
+/**
+ * The sbibm benchmark (issue 13): for each task × simulation budget × method, fit the NBI engine
+ * with the README's defaults (MAF 64×5, MLP featurizer → 32 features, batch 64, lr 1e-3, early-stop
+ * patience 20, up to 200 epochs; sequential methods in 10 rounds of budget/10, sbibm's protocol),
+ * then measure against this project's exact reference posterior:
+ *
+ * - C2ST of the raw surrogate (`engine.sample`, no likelihood: comparable to sbi's numbers),
+ * - the weighted posterior of `predict` with the exact likelihood (10,000 draws): its ESS (nbi's
+ *   n_eff), efficiency and Pareto k̂; the largest error of a weighted mean in reference σ and of a
+ *   weighted sd relative to the reference's; mode weights (two_moons' arms, SLCP's four sign
+ *   modes) against the reference's; C2ST of the weights resampled (only when ≥ 90% of the
+ *   resampled rows are distinct: duplicates alone push C2ST up),
+ * - likelihood calls per effective sample: (fit simulations + predict draws) / ESS,
+ * - wall time of fit + predict,
+ *
+ * beside the published sbi C2ST (sbi-benchmark/results, main_paper.csv, mean over observations
+ * 1–10, as quoted in issue 13).
+ *
+ * Usage: npm run bench:sbibm -- --tasks two_moons,slcp --budgets 1000,10000 --obs 1
+ *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
+ *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NBI } from "../../src/inference/engine.js";
+import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
+import type { ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
+import { c2st } from "./c2st.js";
+import { loadReference, type Reference, resampleIndices } from "./reference.js";
+import { Rng } from "./rng.js";
+import { getTask, TASK_NAMES, type Task } from "./tasks.js";
+
+/** Published C2ST of sbi (mean over observations 1–10): NPE and SNPE-C at 10³ and 10⁴. */
+export const PUBLISHED: Record<string, { npe: [number, number]; snpe: [number, number] }> = {
+  two_moons: { npe: [0.725, 0.606], snpe: [0.643, 0.554] },
+  slcp: { npe: [0.975, 0.901], snpe: [0.965, 0.845] },
+  gaussian_linear_uniform: { npe: [0.696, 0.553], snpe: [0.631, 0.527] },
+  gaussian_mixture: { npe: [0.731, 0.661], snpe: [0.697, 0.583] },
+  bernoulli_glm: { npe: [0.863, 0.678], snpe: [0.855, 0.614] },
+};
+
+/** A method: one amortized round, or a sequential loss with a proposal. */
+export interface Method {
+  /** As given on the command line. */
+  readonly label: string;
+  /** Rounds (1 for "anpe"). */
+  readonly nRounds: number;
+  /** Sequential loss (absent for "anpe"). */
+  readonly loss?: SequentialLoss;
+  /** Sequential proposal (absent for "anpe"). */
+  readonly proposal?: ProposalKind;
+}
+
+const LOSSES: readonly SequentialLoss[] = ["auto", "nll", "apt", "weighted-nll"];
+const PROPOSALS: readonly ProposalKind[] = ["auto", "surrogate", "truncated", "mixture"];
+
+/** Parses "anpe" or "loss/proposal". */
+export function parseMethod(label: string): Method {
+  if (label === "anpe") return { label, nRounds: 1 };
+  const [loss, proposal = "auto"] = label.split("/");
+  if (!LOSSES.includes(loss as SequentialLoss))
+    throw new Error(`method "${label}": loss must be one of ${LOSSES.join(", ")}`);
+  if (!PROPOSALS.includes(proposal as ProposalKind))
+    throw new Error(`method "${label}": proposal must be one of ${PROPOSALS.join(", ")}`);
+  return {
+    label,
+    nRounds: 10,
+    loss: loss as SequentialLoss,
+    proposal: proposal as ProposalKind,
+  };
+}
+
+/** One row of the benchmark. */
+export interface Row {
+  task: string;
+  obs: number;
+  budget: number;
+  method: string;
+  /** Simulations run by fit. */
+  fitSims: number;
+  /** Draws weighted by predict (likelihood calls). */
+  predictDraws: number;
+  /** Simulations predict ran (0 when the likelihood reads θ alone). */
+  predictSims: number;
+  /** C2ST of 10,000 raw surrogate draws against the reference. */
+  c2stRaw: number;
+  /** predict's n_eff, Kish ESS, efficiency and Pareto k̂. */
+  ess: number;
+  kishEss: number;
+  efficiency: number;
+  paretoK: number;
+  /** Largest |weighted mean − reference mean| / reference sd over parameters. */
+  meanErrSigma: number;
+  /** Largest |weighted sd / reference sd − 1| over parameters. */
+  sdErrRel: number;
+  /** Same two for the raw surrogate's draws. */
+  rawMeanErrSigma: number;
+  rawSdErrRel: number;
+  /** Weighted mode weights and the reference's (tasks with modes). */
+  modeWeights?: number[];
+  refModeWeights?: number[];
+  /** Largest |mode weight − reference's|. */
+  modeErr?: number;
+  /** Distinct rows among 10,000 resampled weighted draws. */
+  weightedDistinct: number;
+  /** C2ST of the resampled weighted draws (null when under 90% distinct). */
+  c2stWeighted: number | null;
+  /** (fit simulations + predict draws) / ESS. */
+  callsPerEss: number;
+  /** Why the fit stopped, and per-round n_eff. */
+  stopped: string;
+  essHistory: number[];
+  /** Wall time of fit and predict, and of the C2STs. */
+  fitSeconds: number;
+  predictSeconds: number;
+  c2stSeconds: number;
+  /** sbi's published C2ST at this budget: NPE and SNPE-C (null off 10³/10⁴). */
+  sbiNpe: number | null;
+  sbiSnpe: number | null;
+  /** predict's warnings. */
+  warnings: string[];
+}
+
+function moments(theta: Float64Array, w: Float64Array | null, d: number) {
+  const n = theta.length / d;
+  const mean = new Float64Array(d);
+  const v = new Float64Array(d);
+  let tot = 0;
+  for (let i = 0; i < n; i++) {
+    const wi = w ? w[i]! : 1;
+    tot += wi;
+    for (let j = 0; j < d; j++) mean[j]! += wi * theta[i * d + j]!;
+  }
+  for (let j = 0; j < d; j++) mean[j]! /= tot;
+  for (let i = 0; i < n; i++) {
+    const wi = w ? w[i]! : 1;
+    for (let j = 0; j < d; j++) v[j]! += wi * (theta[i * d + j]! - mean[j]!) ** 2;
+  }
+  return { mean, sd: v.map((x) => Math.sqrt(x / tot)) };
+}
+
+function errors(ref: Reference, m: { mean: Float64Array; sd: Float64Array }) {
+  let meanErr = 0;
+  let sdErr = 0;
+  for (let j = 0; j < ref.dim; j++) {
+    meanErr = Math.max(meanErr, Math.abs(m.mean[j]! - ref.mean[j]!) / ref.sd[j]!);
+    sdErr = Math.max(sdErr, Math.abs(m.sd[j]! / ref.sd[j]! - 1));
+  }
+  return { meanErr, sdErr };
+}
+
+function modeWeightsOf(task: Task, theta: Float64Array, w: Float64Array): number[] {
+  const d = task.dim;
+  const out = new Array(task.modes!.count).fill(0);
+  let tot = 0;
+  for (let i = 0; i < w.length; i++) {
+    out[task.modes!.of(theta.subarray(i * d, (i + 1) * d))] += w[i]!;
+    tot += w[i]!;
+  }
+  return out.map((v) => v / tot);
+}
+
+/** Runs one task × budget × method × observation. */
+export async function runOne(
+  task: Task,
+  ref: Reference,
+  budget: number,
+  method: Method,
+  options: { seed: number; c2stN: number; c2stEpochs: number; nEpochs: number; nPredict: number },
+): Promise<Row> {
+  const d = task.dim;
+  const xObs = task.observation(ref.obs).x;
+  const logLike: LogLike = thetaLogLike((x, theta) => task.logLike(x, theta));
+  const path = mkdtempSync(join(tmpdir(), `nbi-sbibm-${task.name}-`));
+  try {
+    const engine = new NBI({
+      flow: { nDims: d, flowHidden: 64, numBlocks: 5 },
+      featurizer: { type: "mlp", dimIn: task.dataSize, dimOut: 32 },
+      simulator: (theta: Float64Array, info: { seed: number }) => task.simulator(theta, info),
+      priors: task.prior,
+      path,
+      seed: options.seed,
+    });
+    const t0 = performance.now();
+    const fit = await engine.fit({
+      xObs,
+      nSims: method.nRounds === 1 ? budget : Math.round(budget / method.nRounds),
+      nRounds: method.nRounds,
+      nEpochs: options.nEpochs,
+      batchSize: 64,
+      lr: 1e-3,
+      earlyStopPatience: 20,
+      logLike,
+      ...(method.loss ? { loss: method.loss } : {}),
+      ...(method.proposal ? { proposal: method.proposal } : {}),
+      progress: false,
+    });
+    const t1 = performance.now();
+    const pred = await engine.predict(xObs, { logLike, nSamples: options.nPredict });
+    const t2 = performance.now();
+    const raw = await engine.sample(xObs, options.nPredict);
+
+    const fitSims = fit.history.reduce((s, r) => s + r.nDrawn, 0);
+    const predictDraws = pred.samples.length / d;
+    const weighted = moments(pred.samples, pred.weights, d);
+    const { meanErr, sdErr } = errors(ref, weighted);
+    const rawErr = errors(ref, moments(raw, null, d));
+
+    // Resample the weighted draws and keep the C2ST only when the rows are mostly distinct.
+    const logW = Float64Array.from(pred.weights, (w) => (w > 0 ? Math.log(w) : -Infinity));
+    const idx = resampleIndices(logW, options.nPredict, new Rng(options.seed, 99));
+    const distinct = new Set(idx).size / idx.length;
+    const resampled = new Float64Array(idx.length * d);
+    idx.forEach((k, s) => {
+      resampled.set(pred.samples.subarray(k * d, (k + 1) * d), s * d);
+    });
+    const c0 = performance.now();
+    const c2stOpts = { n: options.c2stN, maxEpochs: options.c2stEpochs, seed: options.seed + 1 };
+    const c2stRaw = (await c2st(ref.samples, raw, d, c2stOpts)).accuracy;
+    const c2stWeighted =
+      distinct >= 0.9 ? (await c2st(ref.samples, resampled, d, c2stOpts)).accuracy : null;
+    const c1 = performance.now();
+
+    const bi: 0 | 1 | null = budget === 1000 ? 0 : budget === 10000 ? 1 : null;
+    const pub = PUBLISHED[task.name]!;
+    const row: Row = {
+      task: task.name,
+      obs: ref.obs,
+      budget,
+      method: method.label,
+      fitSims,
+      predictDraws,
+      predictSims: pred.nSimulations,
+      c2stRaw,
+      ess: pred.ess,
+      kishEss: pred.kishEss,
+      efficiency: pred.efficiency,
+      paretoK: pred.paretoK,
+      meanErrSigma: meanErr,
+      sdErrRel: sdErr,
+      rawMeanErrSigma: rawErr.meanErr,
+      rawSdErrRel: rawErr.sdErr,
+      weightedDistinct: distinct,
+      c2stWeighted,
+      callsPerEss: (fitSims + predictDraws) / pred.ess,
+      stopped: fit.stopped,
+      essHistory: [...fit.essHistory],
+      fitSeconds: (t1 - t0) / 1000,
+      predictSeconds: (t2 - t1) / 1000,
+      c2stSeconds: (c1 - c0) / 1000,
+      sbiNpe: bi === null ? null : pub.npe[bi],
+      sbiSnpe: bi === null ? null : pub.snpe[bi],
+      warnings: [...pred.warnings],
+    };
+    if (task.modes && ref.modeWeights) {
+      const mw = modeWeightsOf(task, pred.samples, pred.weights);
+      row.modeWeights = mw;
+      row.refModeWeights = ref.modeWeights;
+      row.modeErr = Math.max(...mw.map((w, k) => Math.abs(w - ref.modeWeights![k]!)));
+    }
+    return row;
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+const f = (x: number | null | undefined, digits = 2) =>
+  x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits);
+
+/** The Markdown table of rows. */
+export function markdownTable(rows: readonly Row[]): string {
+  const head = [
+    "task",
+    "obs",
+    "budget",
+    "method",
+    "C2ST raw",
+    "sbi NPE / SNPE-C",
+    "ESS",
+    "eff.",
+    "k̂",
+    "mean err (σ)",
+    "sd err",
+    "mode w (ref)",
+    "C2ST weighted",
+    "calls/ESS",
+    "fit s",
+    "predict s",
+  ];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of rows) {
+    lines.push(
+      `| ${[
+        r.task,
+        r.obs,
+        r.budget,
+        r.method,
+        f(r.c2stRaw, 3),
+        r.sbiNpe === null ? "—" : `${f(r.sbiNpe, 3)} / ${f(r.sbiSnpe, 3)}`,
+        f(r.ess, 0),
+        f(r.efficiency, 3),
+        f(r.paretoK, 2),
+        f(r.meanErrSigma, 3),
+        f(r.sdErrRel, 3),
+        r.modeWeights
+          ? `${r.modeWeights.map((w) => w.toFixed(3)).join("/")} (${r.refModeWeights!.map((w) => w.toFixed(2)).join("/")})`
+          : "—",
+        r.c2stWeighted === null
+          ? `— (${(100 * r.weightedDistinct).toFixed(0)}% distinct)`
+          : f(r.c2stWeighted, 3),
+        f(r.callsPerEss, 1),
+        f(r.fitSeconds, 0),
+        f(r.predictSeconds, 1),
+      ].join(" | ")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function parseArgs(argv: readonly string[]) {
+  const get = (name: string, def: string) => {
+    const i = argv.indexOf(`--${name}`);
+    if (i < 0) return def;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`--${name} needs a value`);
+    return v;
+  };
+  const list = (s: string) =>
+    s
+      .split(",")
+      .map((x) => x.trim())
+      .filter((x) => x !== "");
+  const tasks = get("tasks", "all") === "all" ? [...TASK_NAMES] : list(get("tasks", ""));
+  const num = (name: string, def: string) => {
+    const v = Number(get(name, def));
+    if (!Number.isFinite(v)) throw new Error(`--${name}: a number, got ${get(name, def)}`);
+    return v;
+  };
+  return {
+    tasks,
+    budgets: list(get("budgets", "1000,10000")).map(Number),
+    obs: list(get("obs", "1")).map(Number),
+    methods: list(get("methods", "anpe,auto/auto")).map(parseMethod),
+    seed: num("seed", "0"),
+    out: get("out", ""),
+    c2stN: num("c2st-n", "10000"),
+    c2stEpochs: num("c2st-epochs", "300"),
+    nEpochs: num("epochs", "200"),
+    nPredict: num("predict-n", "10000"),
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  for (const t of args.tasks) getTask(t); // fail early on a bad name
+  const rows: Row[] = [];
+  const writeOut = () => {
+    if (args.out) writeFileSync(args.out, `${JSON.stringify({ args, rows }, null, 1)}\n`);
+  };
+  for (const name of args.tasks) {
+    const task = getTask(name);
+    for (const obs of args.obs) {
+      const ref = loadReference(name, obs);
+      for (const budget of args.budgets) {
+        for (const method of args.methods) {
+          const label = `${name} obs ${obs} budget ${budget} ${method.label}`;
+          console.error(`running ${label} ...`);
+          try {
+            const row = await runOne(task, ref, budget, method, args);
+            rows.push(row);
+            console.error(
+              `  ESS ${f(row.ess, 0)}, C2ST raw ${f(row.c2stRaw, 3)}, weighted ${f(row.c2stWeighted, 3)}, fit ${f(row.fitSeconds, 0)} s`,
+            );
+          } catch (err) {
+            console.error(`  failed: ${(err as Error).stack ?? err}`);
+          }
+          writeOut();
+        }
+      }
+    }
+  }
+  console.log(markdownTable(rows));
+  console.log(
+    "\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws. mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. calls/ESS: (fit simulations + predict draws) / ESS. sbi: published C2ST, mean over observations 1–10.",
+  );
+  writeOut();
+}
+
+if (process.argv[1]?.endsWith("run.ts")) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
