@@ -7,11 +7,14 @@ import { NbiError } from "../errors.js";
 import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
 import * as tree from "../transforms/tree.js";
+import { writeFileAtomic } from "./atomic.js";
 import type { PosteriorParams, Scales } from "./posterior.js";
-import { readSafetensors, type Tensor, writeSafetensors } from "./safetensors.js";
+import { encodeSafetensors, readSafetensors, type Tensor } from "./safetensors.js";
 import type { Checkpoint } from "./snpe.js";
 
 const SCALE_KEYS = ["xMean", "xStd", "thetaMean", "thetaStd"] as const;
+/** The support bounds of the flow's unbounded map (absent in checkpoints of flows on θ itself). */
+const BOUND_KEYS = ["thetaLower", "thetaUpper"] as const;
 
 /** The leaves of a parameter tree as named float32 tensors (read back from any backend). */
 export async function paramsToTensors(params: PosteriorParams): Promise<Record<string, Tensor>> {
@@ -62,8 +65,11 @@ export function tensorsToParams<T>(
 
 export function scalesToTensors(scales: Scales): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  for (const k of SCALE_KEYS)
-    out[`scales.${k}`] = { dtype: "F64", shape: [scales[k].length], data: scales[k] };
+  for (const k of [...SCALE_KEYS, ...BOUND_KEYS]) {
+    const v = scales[k];
+    // JSON-free float64: ±Infinity marks an open end of the support.
+    if (v) out[`scales.${k}`] = { dtype: "F64", shape: [v.length], data: v };
+  }
   return out;
 }
 
@@ -73,17 +79,19 @@ export function tensorsToScales(tensors: Record<string, Tensor>, source: string)
     if (!t) throw new NbiError(`load: ${source} expected a tensor named scales.${k}, found none`);
     return Float64Array.from(t.data as ArrayLike<number>);
   };
+  const bounded = tensors["scales.thetaLower"] && tensors["scales.thetaUpper"];
   return {
     xMean: get("xMean"),
     xStd: get("xStd"),
     thetaMean: get("thetaMean"),
     thetaStd: get("thetaStd"),
+    ...(bounded ? { thetaLower: get("thetaLower"), thetaUpper: get("thetaUpper") } : {}),
   };
 }
 
 /**
  * Saves a checkpoint (parameters and scales) as a safetensors file, with optional string
- * metadata in its header.
+ * metadata in its header: written to a temporary file, flushed to disk and renamed into place.
  *
  * @example
  * ```ts
@@ -99,7 +107,14 @@ export async function saveCheckpoint(
     ...(await paramsToTensors(checkpoint.params)),
     ...scalesToTensors(checkpoint.scales),
   };
-  await writeSafetensors(path, tensors, { format: "nbi-checkpoint", ...metadata });
+  const bytes = encodeSafetensors(tensors, { format: "nbi-checkpoint", ...metadata });
+  try {
+    await writeFileAtomic(path, bytes);
+  } catch (error) {
+    throw new NbiError(
+      `saveCheckpoint: path expected a writable file, got ${JSON.stringify(path)} (${(error as Error).message})`,
+    );
+  }
 }
 
 /**
@@ -113,8 +128,17 @@ export async function saveCheckpoint(
  */
 export async function loadCheckpoint(path: string, template: PosteriorParams): Promise<Checkpoint> {
   const { tensors } = await readSafetensors(path);
+  return checkpointFromTensors(template, tensors, path);
+}
+
+/** A checkpoint from tensors already read (`source` names them in errors). */
+export function checkpointFromTensors(
+  template: PosteriorParams,
+  tensors: Record<string, Tensor>,
+  source: string,
+): Checkpoint {
   return {
-    params: tensorsToParams(template, tensors, path),
-    scales: tensorsToScales(tensors, path),
+    params: tensorsToParams(template, tensors, source),
+    scales: tensorsToScales(tensors, source),
   };
 }

@@ -17,6 +17,7 @@ import * as random from "../ops/random.js";
 import { jit } from "../transforms/jit.js";
 import * as tree from "../transforms/tree.js";
 import { onCpu, uniforms } from "./host.js";
+import { fromUnbounded, isBounded, type SupportBounds, toUnbounded } from "./unbounded.js";
 
 /** nbi's flow hyperparameters (camelCase), plus the transformer type. */
 export interface FlowConfig {
@@ -44,8 +45,12 @@ export interface PosteriorParams {
   readonly flow: FlowParams;
 }
 
-/** Standardisation: per data channel and per parameter. */
-export interface Scales {
+/**
+ * Standardisation: per data channel and per parameter. With `thetaLower`/`thetaUpper` the
+ * parameters are first mapped from the prior's support to an unbounded space (see unbounded.ts),
+ * and `thetaMean`/`thetaStd` standardise that image.
+ */
+export interface Scales extends SupportBounds {
   /** Mean of each data channel. */
   readonly xMean: Float64Array;
   /** Standard deviation of each data channel. */
@@ -172,14 +177,26 @@ export async function toHost64(x: Array): Promise<Float64Array> {
   return d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>);
 }
 
-/** Standardisation fitted to a dataset: per-channel over all samples and positions; per θ dim. */
+/**
+ * Standardisation fitted to a dataset: per-channel over all samples and positions; per θ dim, of
+ * θ's unbounded image when `bounds` (the prior's support) has finite ends.
+ */
 export function fitScales(
   x: Float32Array,
-  theta: Float64Array,
+  thetaRaw: Float64Array,
   inputShape: readonly [number, number],
   nDims: number,
   weights?: Float64Array,
+  bounds?: SupportBounds,
 ): Scales {
+  const support =
+    bounds && isBounded(bounds)
+      ? {
+          thetaLower: Float64Array.from(bounds.thetaLower!),
+          thetaUpper: Float64Array.from(bounds.thetaUpper!),
+        }
+      : undefined;
+  const theta = support ? toUnbounded(support, thetaRaw, nDims).u : thetaRaw;
   const [C, L] = inputShape;
   const n = theta.length / nDims;
   const xMean = new Float64Array(C);
@@ -220,7 +237,35 @@ export function fitScales(
     xStd: xVar.map((v) => Math.sqrt(v) || 1),
     thetaMean,
     thetaStd,
+    ...(support ?? {}),
   };
+}
+
+/**
+ * θ rows (user's units) as the flow sees them: standardised unbounded images, float32, and
+ * log |det ∂θs/∂θ| per row (the support map's Jacobian minus Σ log σ).
+ */
+export function standardiseTheta(
+  scales: Scales,
+  theta: Float64Array,
+  d: number,
+): { ts: Float32Array; logJac: Float64Array } {
+  const { u, logJac } = toUnbounded(scales, theta, d);
+  const n = theta.length / d;
+  const ts = new Float32Array(theta.length);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++)
+      ts[i * d + j] = (u[i * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
+  const shift = logScaleSum(scales);
+  return { ts, logJac: logJac.map((v) => v - shift) };
+}
+
+/** The flow's standardised draws (n × d) back in the user's units. */
+export function destandardiseTheta(scales: Scales, s: ArrayLike<number>, d: number): Float64Array {
+  const u = new Float64Array(s.length);
+  for (let i = 0; i < s.length; i++)
+    u[i] = s[i]! * scales.thetaStd[i % d]! + scales.thetaMean[i % d]!;
+  return fromUnbounded(scales, u, d);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,14 +360,10 @@ export async function surrogateLogProb(
   const shared = xObs.length === net.dataSize;
   const fns = compiled(net);
   const sharedCtx = shared ? fns.context(params, standardiseX(net, scales, xObs)) : undefined;
-  const logDet = logScaleSum(scales);
   const out = new Float64Array(n);
   for (let start = 0; start < n; start += CHUNK) {
     const m = Math.min(CHUNK, n - start);
-    const ts = new Float32Array(m * d);
-    for (let i = 0; i < m; i++)
-      for (let j = 0; j < d; j++)
-        ts[i * d + j] = (theta[(start + i) * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
+    const { ts, logJac } = standardiseTheta(scales, theta.subarray(start * d, (start + m) * d), d);
     const ctx = sharedCtx
       ? np.broadcastTo(sharedCtx, [m, sharedCtx.shape[1]!])
       : fns.context(
@@ -337,7 +378,7 @@ export async function surrogateLogProb(
       .flowLogProb(params, ctx, np.reshape(np.array(ts, { dtype: "float32" }), [m, d]))
       .data();
     for (let i = 0; i < m; i++) {
-      const v = lp[i]! - logDet;
+      const v = lp[i]! + logJac[i]!;
       out[start + i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
     }
   }
@@ -380,10 +421,10 @@ export async function surrogateSample(
     );
     const ctx = np.reshape(np.take(ctxAll, obs, 0), [rows, F]);
     const k = deviceKey(onCpu(() => random.splitList(key, chunkIndex + 1)[chunkIndex]!));
-    const s = await fns.sample(params, k, rows, ctx).data();
-    for (let i = 0; i < rows; i++)
-      for (let j = 0; j < d; j++)
-        out[(start + i) * d + j] = s[i * d + j]! * scales.thetaStd[j]! + scales.thetaMean[j]!;
+    out.set(
+      destandardiseTheta(scales, await fns.sample(params, k, rows, ctx).data(), d),
+      start * d,
+    );
   }
   return out;
 }
@@ -447,10 +488,7 @@ export async function proposalSample(
         np.array(defensive.tau, { dtype: "float32" }),
       )
       .data();
-    const base = (n - nBroad) * d;
-    for (let i = 0; i < nBroad; i++)
-      for (let j = 0; j < d; j++)
-        out[base + i * d + j] = s[i * d + j]! * scales.thetaStd[j]! + scales.thetaMean[j]!;
+    out.set(destandardiseTheta(scales, s, d), (n - nBroad) * d);
   }
   return out;
 }
@@ -491,10 +529,7 @@ export async function defensiveLogProb(
   const n = theta.length / d;
   const fns = compiled(net);
   const ctx = fns.context(params, standardiseX(net, scales, xObs));
-  const ts = new Float32Array(n * d);
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j < d; j++)
-      ts[i * d + j] = (theta[i * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
+  const { ts, logJac } = standardiseTheta(scales, theta, d);
   const [u2, ld] = fns.latent(
     params,
     np.broadcastTo(ctx, [n, ctx.shape[1]!]),
@@ -503,13 +538,12 @@ export async function defensiveLogProb(
   const [sq, logDet] = [await u2.data(), await ld.data()];
   const { alpha, tau } = defensive;
   const half = 0.5 * d * Math.log(2 * Math.PI);
-  const shift = logScaleSum(scales);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const a = Math.log1p(-alpha) - 0.5 * sq[i]! - half;
     const b = Math.log(alpha) - (0.5 * sq[i]!) / (tau * tau) - d * Math.log(tau) - half;
     const m = Math.max(a, b);
-    const v = m + Math.log(Math.exp(a - m) + Math.exp(b - m)) + logDet[i]! - shift;
+    const v = m + Math.log(Math.exp(a - m) + Math.exp(b - m)) + logDet[i]! + logJac[i]!;
     out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   }
   return out;

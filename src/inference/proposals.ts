@@ -270,16 +270,16 @@ export async function drawProposal(
 ): Promise<ProposalDraw> {
   const d = ctx.net.nDims;
   const counts = new globalThis.Array<number>(plan.parts.length).fill(0);
-  const cumulative = plan.parts.map(
-    (
-      (s) => (p: { weight: number }) =>
-        (s += p.weight)
-    )(0),
-  );
+  // Each draw's part by a multinomial draw on the weights.
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const { weight } of plan.parts) {
+    total += weight;
+    cumulative.push(total);
+  }
   for (const u of uniforms(keyAt(key, 0), n)) {
-    let k = cumulative.findIndex((c) => u < c);
-    if (k < 0) k = plan.parts.length - 1;
-    counts[k]!++;
+    const k = cumulative.findIndex((c) => u * total < c);
+    counts[k < 0 ? plan.parts.length - 1 : k]!++;
   }
   const out = new Float64Array(n * d);
   let filled = 0;

@@ -742,7 +742,11 @@ export async function runRound(
       used.map((r) => r.theta),
       Float64Array,
     );
-    const scales = fitScales(x, th, net.inputShape, d);
+    // The flow lives on the unbounded image of the prior's support (no mass leaks outside it).
+    const scales = fitScales(x, th, net.inputShape, d, undefined, {
+      thetaLower: prior.lower,
+      thetaUpper: prior.upper,
+    });
     const weights =
       loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
     train = await trainPosterior(

@@ -18,6 +18,7 @@ import {
   type PosteriorNetwork,
   type PosteriorParams,
   type Scales,
+  standardiseTheta,
 } from "./posterior.js";
 
 /**
@@ -98,8 +99,6 @@ export interface TrainResult {
 interface Consts {
   xMean: Array;
   xStd: Array;
-  tMean: Array;
-  tStd: Array;
   sigma?: Array;
 }
 
@@ -162,41 +161,51 @@ export function makeConsts(scales: Scales, net: PosteriorNetwork, noise?: Noise)
   return {
     xMean: f32(scales.xMean, [C, 1]),
     xStd: f32(scales.xStd, [C, 1]),
-    tMean: f32(scales.thetaMean, [net.nDims]),
-    tStd: f32(scales.thetaStd, [net.nDims]),
     ...(sigma ? { sigma } : {}),
   };
 }
 
-/** Weighted mean NLL of a batch, in standardised θ units. */
+/**
+ * Weighted mean NLL of a batch in the flow's units: θ (user's units, for the noise model) and ts,
+ * its standardised unbounded image (see `standardiseTheta`).
+ */
 function makeLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
-  return (params: PosteriorParams, x: Array, theta: Array, w: Array, key: Array, c: Consts) => {
+  return (
+    params: PosteriorParams,
+    x: Array,
+    theta: Array,
+    ts: Array,
+    w: Array,
+    key: Array,
+    c: Consts,
+  ) => {
     const xn = noise ? noise(key, x, theta, c) : x;
     const xs = np.div(np.sub(xn, c.xMean), c.xStd);
-    const ts = np.div(np.sub(theta, c.tMean), c.tStd);
     const lp = net.logProbStd(params, xs, ts);
     return np.neg(np.div(np.sum(np.mul(w, lp)), np.sum(w)));
   };
 }
 
 /**
- * Atomic APT (Greenberg et al. 2019, sbi's SNPE-C) over a batch: x [B, C, L], the atoms' θ
- * [B·K, d] (row i·K is example i's own θ), their log-priors [B·K]. Each example's loss is
+ * Atomic APT (Greenberg et al. 2019, sbi's SNPE-C) over a batch: x [B, C, L], the atoms'
+ * standardised θ [B·K, d] (row i·K is example i's own), their log-priors in the flow's units
+ * (log p(θ) − log |det ∂θs/∂θ|) [B·K]. Each example's loss is
  * −log softmax_k (log q(θ_ik | x_i) − log p(θ_ik)) at k = 0: the surrogate fitted to the
  * posterior whatever proposal drew θ, so later rounds need no importance correction.
  */
-function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>, atoms: number) {
+function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
   return (
     params: PosteriorParams,
     x: Array,
     tTrue: Array,
-    tAtoms: Array,
+    tsAtoms: Array,
     lpAtoms: Array,
     w: Array,
     key: Array,
     c: Consts,
   ) => {
     const B = x.shape[0]!;
+    const atoms = tsAtoms.shape[0]! / B;
     const xn = noise ? noise(key, x, tTrue, c) : x;
     const ctx = net.context(params, np.div(np.sub(xn, c.xMean), c.xStd));
     const F = ctx.shape[1]!;
@@ -204,8 +213,7 @@ function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>
       B * atoms,
       F,
     ]);
-    const ts = np.div(np.sub(tAtoms, c.tMean), c.tStd);
-    const lq = np.reshape(net.flow.logProb(params.flow, ts, ctxAtoms), [B, atoms]);
+    const lq = np.reshape(net.flow.logProb(params.flow, tsAtoms, ctxAtoms), [B, atoms]);
     const logits = np.sub(lq, np.reshape(lpAtoms, [B, atoms]));
     const own = np.reshape(np.take(logits, np.array(new Int32Array(1), { dtype: "int32" }), 1), [
       B,
@@ -238,16 +246,26 @@ export function atomIndices(batch: ArrayLike<number>, atoms: number, u: Float64A
   return out;
 }
 
-/** Moves host data to the default backend as [n, C, L] / [n, d] / [n] float32 arrays. */
-export function deviceData(data: TrainData, net: PosteriorNetwork) {
-  const n = data.theta.length / net.nDims;
+/**
+ * Moves host data to the default backend as [n, C, L] / [n, d] / [n] float32 arrays: x, θ in the
+ * user's units (for a noise function), ts (θ as the flow sees it) and the loss weights; with the
+ * APT loss also log p(θ) in the flow's units.
+ */
+function deviceData(data: TrainData, net: PosteriorNetwork, scales: Scales, apt: boolean) {
+  const d = net.nDims;
+  const n = data.theta.length / d;
   const [C, L] = net.inputShape;
+  const { ts, logJac } = standardiseTheta(scales, data.theta, d);
   return {
     x: np.reshape(np.array(data.x, { dtype: "float32" }), [n, C, L]),
-    theta: np.reshape(np.array(Float32Array.from(data.theta), { dtype: "float32" }), [
-      n,
-      net.nDims,
-    ]),
+    theta: np.reshape(np.array(Float32Array.from(data.theta), { dtype: "float32" }), [n, d]),
+    ts: np.reshape(np.array(ts, { dtype: "float32" }), [n, d]),
+    lp: apt
+      ? np.array(
+          Float32Array.from(data.logPrior!, (v, i) => v - logJac[i]!),
+          { dtype: "float32" },
+        )
+      : undefined,
     w: np.array(data.weights ? Float32Array.from(data.weights) : new Float32Array(n).fill(1), {
       dtype: "float32",
     }),
@@ -294,12 +312,12 @@ export async function trainPosterior(
   // Contrasting atoms come from the batch (at least one other example is needed).
   const atoms = apt ? Math.min(options.atoms ?? 10, batch, 512) : 1;
 
-  const dev = deviceData(data, net);
-  const lpAll = apt ? np.array(Float32Array.from(data.logPrior!), { dtype: "float32" }) : undefined;
+  const dev = deviceData(data, net, scales, apt);
+  const lpAll = dev.lp;
   const noise = noiseModel(options.noise, net.dataSize);
   const consts = makeConsts(scales, net, options.noise);
   const loss = makeLoss(net, noise);
-  const aptLoss = makeAptLoss(net, noise, atoms);
+  const aptLoss = makeAptLoss(net, noise);
 
   const totalSteps = stepsPerEpoch * options.nEpochs;
   const schedule = optim.cosineWarmRestarts({
@@ -317,6 +335,7 @@ export async function trainPosterior(
       s: unknown,
       xAll: Array,
       tAll: Array,
+      tsAll: Array,
       wAll: Array,
       idx: Array,
       k: Array,
@@ -324,8 +343,9 @@ export async function trainPosterior(
     ) => {
       const x = np.take(xAll, idx, 0);
       const t = np.take(tAll, idx, 0);
+      const ts = np.take(tsAll, idx, 0);
       const w = np.take(wAll, idx, 0);
-      const [value, grads] = valueAndGrad(loss)(p, x, t, w, k, c);
+      const [value, grads] = valueAndGrad(loss)(p, x, t, ts, w, k, c);
       const { updates, state } = optimizer.update(grads, s as unknown[], p);
       return [optim.applyUpdates(p, updates), state, value] as const;
     },
@@ -339,6 +359,7 @@ export async function trainPosterior(
       s: unknown,
       xAll: Array,
       tAll: Array,
+      tsAll: Array,
       wAll: Array,
       lp: Array,
       idx: Array,
@@ -350,7 +371,7 @@ export async function trainPosterior(
         p,
         np.take(xAll, idx, 0),
         np.take(tAll, idx, 0),
-        np.take(tAll, atomIdx, 0),
+        np.take(tsAll, atomIdx, 0),
         np.take(lp, atomIdx, 0),
         np.take(wAll, idx, 0),
         k,
@@ -361,8 +382,9 @@ export async function trainPosterior(
     },
     { donateArgnums: [1] },
   );
-  const evaluate = jit((p: PosteriorParams, x: Array, t: Array, w: Array, k: Array, c: Consts) =>
-    np.mul(loss(p, x, t, w, k, c), np.sum(w)),
+  const evaluate = jit(
+    (p: PosteriorParams, x: Array, t: Array, ts: Array, w: Array, k: Array, c: Consts) =>
+      np.mul(loss(p, x, t, ts, w, k, c), np.sum(w)),
   );
   const evaluateApt = jit(
     (
@@ -391,7 +413,11 @@ export async function trainPosterior(
       ...(apt && chunkAtoms > 1
         ? {
             atomIdx: np.array(
-              atomIndices(rows, chunkAtoms, uniforms(keyAt(options.key, 1_000 + c), 4096)),
+              atomIndices(
+                rows,
+                chunkAtoms,
+                uniforms(keyAt(options.key, 1_000 + c), rows.length * (chunkAtoms - 1)),
+              ),
               { dtype: "int32" },
             ),
           }
@@ -411,13 +437,13 @@ export async function trainPosterior(
             p,
             x,
             t,
-            np.take(dev.theta, atomIdx, 0),
+            np.take(dev.ts, atomIdx, 0),
             np.take(lpAll!, atomIdx, 0),
             w,
             valKey,
             consts,
           )
-        : evaluate(p, x, t, w, valKey, consts);
+        : evaluate(p, x, t, np.take(dev.ts, idx, 0), w, valKey, consts);
       total += (await r.data())[0]!;
     }
     return total / valWeight;
@@ -429,6 +455,9 @@ export async function trainPosterior(
   const epochs: EpochRecord[] = [];
   let stoppedEarly = false;
   const patience = options.earlyStopPatience ?? -1;
+  // The steps are synchronous: without a pause now and then, signal handlers (Ctrl-C), timers and
+  // I/O would wait for the round's end. A pause every YIELD_MS costs well under 1% of a step loop.
+  let lastYield = performance.now();
   for (let epoch = 0; epoch < options.nEpochs; epoch++) {
     const t0 = performance.now();
     const perm = permutation(keyAt(options.key, 2 + 2 * epoch), nTrain);
@@ -450,6 +479,7 @@ export async function trainPosterior(
             state,
             dev.x,
             dev.theta,
+            dev.ts,
             dev.w,
             lpAll!,
             batchIdx,
@@ -464,11 +494,15 @@ export async function trainPosterior(
             kStep!,
             consts,
           )
-        : step(params, state, dev.x, dev.theta, dev.w, batchIdx, kStep!, consts);
+        : step(params, state, dev.x, dev.theta, dev.ts, dev.w, batchIdx, kStep!, consts);
       params = p;
       state = st;
       losses.push(value);
       options.onStep?.(s + 1, stepsPerEpoch, epoch);
+      if (performance.now() - lastYield >= YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
     }
     let trainLoss = 0;
     for (const l of losses) trainLoss += (await l.data())[0]!;
@@ -501,6 +535,9 @@ export async function trainPosterior(
     nVal,
   };
 }
+
+/** Longest stretch of training steps between pauses for the event loop (ms). */
+const YIELD_MS = 20;
 
 /** A fresh random split: the last round(n·fVal) rows of a permutation are held out. */
 function randomSplit(key: Array, n: number, fVal: number) {
