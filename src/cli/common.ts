@@ -172,3 +172,30 @@ export function interruptSignal(): AbortSignal {
   }
   return interrupt.signal;
 }
+
+/** Where the CLI's own output goes: stdout, even when --json routes everything else away. */
+export interface OutputStream {
+  write(text: string): unknown;
+}
+
+const realStdoutWrite = process.stdout.write.bind(process.stdout);
+let routed = false;
+
+/** The CLI's own stdout (JSON lines, results), never a simulator's prints. */
+export const cliStdout: OutputStream = { write: (text) => realStdoutWrite(text) };
+
+/**
+ * With --json, stdout must hold nothing but JSON lines: whatever else writes to process.stdout
+ * (a simulator's console.log, in-process or in a worker thread, whose output Node pipes into
+ * process.stdout) goes to stderr instead. The CLI writes through `cliStdout`.
+ */
+export function routeForeignStdout(): void {
+  if (routed) return;
+  routed = true;
+  const toStderr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+    (toStderr as (c: unknown, ...r: unknown[]) => boolean)(
+      chunk,
+      ...rest,
+    )) as typeof process.stdout.write;
+}

@@ -33,10 +33,14 @@
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
  *   trains an amortized posterior (one round from the prior).
  * - path: the run folder (default: "<config name>-run" beside the config file).
- * - seed, workers, backend ("cpu" | "webgpu" | "auto"), dataShape ([length] or [channels, length]).
+ * - seed, workers, backend ("cpu" | "webgpu" | "auto"), dataShape ([length] or [channels, length]),
+ *   simTimeout (seconds one simulation may run; worker simulators are stopped past it).
  * - predict: defaults for `nbi predict`: nSamples, neffMin, nMax, xErr.
+ *
+ * A run folder's nbi-config.json is data: `nbi predict` never imports the modules it names
+ * unless asked (`--simulator`, `--config` or `--trust-run-dir`; see `loadRun`).
  */
-import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, NbiError } from "../errors.js";
@@ -44,6 +48,8 @@ import {
   type FeaturizerConfig,
   fromConfig as featurizerFromConfig,
 } from "../featurizers/registry.js";
+import { writeFileAtomic } from "../inference/atomic.js";
+import { didYouMean } from "../inference/engine.js";
 import { hostKey, keyAt } from "../inference/host.js";
 import {
   type FlowConfig,
@@ -107,6 +113,8 @@ export interface RunConfig {
   readonly backend?: "cpu" | "webgpu" | "auto";
   readonly dataShape?: number[];
   readonly predict: PredictSection;
+  /** Longest one simulation may run, in milliseconds. */
+  readonly simTimeoutMs?: number;
 }
 
 /** Settings that change where or how fast a run goes, never its numbers (plus nRounds). */
@@ -114,6 +122,8 @@ export interface Overrides {
   path?: string;
   workers?: number;
   backend?: "cpu" | "webgpu" | "auto";
+  /** Longest one simulation may run, in milliseconds (--sim-timeout). */
+  simTimeoutMs?: number;
 }
 
 const TOP_KEYS = [
@@ -131,6 +141,7 @@ const TOP_KEYS = [
   "backend",
   "dataShape",
   "predict",
+  "simTimeout",
 ];
 /** Integer fit options and their least values. */
 const FIT_INTS: Record<string, number> = {
@@ -174,9 +185,15 @@ const isNumberList = (v: unknown): v is number[] =>
 /** Reads the raw config object from a JSON file or an ES module's default export. */
 export async function readConfigFile(path: string): Promise<{ file: string; raw: unknown }> {
   const file = resolve(path);
-  await access(file).catch(() => {
+  const info = await stat(file).catch(() => {
     throw new NbiError(`${path}: no such config file (expected a .json, .mjs or .ts file)`);
   });
+  if (info.isDirectory()) {
+    throw new NbiError(
+      `${path}: CONFIG expected a config file (.json, .mjs or .ts), got a folder` +
+        " (a run folder is what 'nbi predict RUN_DIR' reads; 'nbi fit' and 'nbi simulate' take the config that made it)",
+    );
+  }
   if (MODULE_EXT.test(file)) {
     let mod: Record<string, unknown>;
     try {
@@ -367,6 +384,13 @@ export async function resolveConfig(
   if (workers !== undefined && (!Number.isInteger(workers) || (workers as number) < 1)) {
     problem("workers", "a positive integer", workers);
   }
+  let simTimeoutMs = overrides.simTimeoutMs;
+  if (simTimeoutMs === undefined && raw.simTimeout !== undefined) {
+    const t = raw.simTimeout;
+    if (typeof t !== "number" || !(t > 0 && t * 1000 <= 2 ** 31 - 1))
+      problem("simTimeout", "a positive number of seconds", t);
+    else simTimeoutMs = t * 1000;
+  }
   const backend = overrides.backend ?? raw.backend;
   if (backend !== undefined && !["cpu", "webgpu", "auto"].includes(backend as string)) {
     problem("backend", '"cpu", "webgpu" or "auto"', backend);
@@ -421,6 +445,7 @@ export async function resolveConfig(
     ...(workers !== undefined ? { workers: workers as number } : {}),
     ...(backend !== undefined ? { backend: backend as RunConfig["backend"] } : {}),
     ...(dataShape !== undefined ? { dataShape: dataShape as number[] } : {}),
+    ...(simTimeoutMs !== undefined ? { simTimeoutMs } : {}),
     predict,
   };
 }
@@ -431,9 +456,18 @@ function priorsOf(value: unknown, where: string): Prior | Prior[] | Record<strin
   if (Array.isArray(value)) return value.map((v, i) => single(v, `${where}[${i}]`));
   if (isObject(value) && typeof value.type === "string") return single(value, where);
   if (isObject(value)) {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, single(v, `${where}.${k}`)]),
-    );
+    // Every bad prior named at once, like the config's other problems.
+    const problems: string[] = [];
+    const entries = Object.entries(value).map(([k, v]) => {
+      try {
+        return [k, single(v, `${where}.${k}`)] as const;
+      } catch (error) {
+        problems.push((error as Error).message);
+        return [k, undefined] as const;
+      }
+    });
+    if (problems.length > 0) throw new NbiError(problems.join("; "));
+    return Object.fromEntries(entries) as Record<string, Prior>;
   }
   throw new NbiError(
     `${where} expected a prior spec ({ "type": "uniform", "lo": 0, "hi": 1 }), a list of specs or an object of named specs, got ${describe(value)}`,
@@ -447,11 +481,60 @@ function single(value: unknown, where: string): Prior {
       `${where} expected a prior spec such as { "type": "uniform", "lo": 0, "hi": 1 }, got ${describe(value)}`,
     );
   }
+  checkSpecKeys(value, where);
   try {
     return fromSpec(value as unknown as PriorSpec);
   } catch (error) {
     throw new NbiError(`${where}: ${(error as Error).message.replace(/^fromSpec: /, "")}`);
   }
+}
+
+/** The keys each prior spec type takes (besides "type" and "labels"). */
+const SPEC_KEYS: Record<string, readonly string[]> = {
+  uniform: ["lo", "hi"],
+  normal: ["mu", "sigma"],
+  logUniform: ["lo", "hi"],
+  truncatedNormal: ["mu", "sigma", "lo", "hi"],
+  empirical: ["grid", "density"],
+  multivariateNormal: ["mean", "cov"],
+  independent: ["parts"],
+};
+
+/** Unknown keys of a prior spec ("low", "high") named, with the key probably meant. */
+function checkSpecKeys(spec: Record<string, unknown>, where: string): void {
+  const own = SPEC_KEYS[spec.type as string];
+  if (own === undefined) return; // fromSpec names an unknown type
+  const known = ["type", "labels", ...own];
+  const unknown = Object.keys(spec).filter((k) => !known.includes(k));
+  const aliases: Record<string, string> = {
+    low: "lo",
+    high: "hi",
+    min: "lo",
+    max: "hi",
+    lower: "lo",
+    upper: "hi",
+    mean: "mu",
+    loc: "mu",
+    std: "sigma",
+    scale: "sigma",
+    sd: "sigma",
+  };
+  const named = unknown.map((k) => {
+    const alias = aliases[k];
+    const hint = alias && own.includes(alias) ? alias : didYouMean(k, own);
+    return `${JSON.stringify(k)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ""}`;
+  });
+  if (unknown.length === 0) {
+    if (spec.type === "independent" && Array.isArray(spec.parts)) {
+      spec.parts.forEach((part, i) => {
+        if (isObject(part)) checkSpecKeys(part, `${where}.parts[${i}]`);
+      });
+    }
+    return;
+  }
+  throw new NbiError(
+    `${where} expected the keys of a ${JSON.stringify(spec.type)} prior (${known.map((k) => JSON.stringify(k)).join(", ")}), got unknown ${named.join(", ")}`,
+  );
 }
 
 /** The simulator as saved in a run folder: a module spec, or "function" (re-read the config). */
@@ -489,12 +572,30 @@ export async function saveRun(run: RunConfig): Promise<void> {
       : {}),
     predict: run.predict,
   };
-  const path = join(run.runDir, RUN_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(saved, null, 2)}\n`);
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(join(run.runDir, RUN_FILE), `${JSON.stringify(saved, null, 2)}\n`);
 }
 
-export async function loadRun(runDir: string): Promise<SavedRun & { simulatorValue: Simulator }> {
+/** What `nbi predict` is told on its command line about code to run. */
+export interface RunTrust {
+  /** A simulator given on the command line (--simulator), resolved already. */
+  readonly simulator?: Simulator;
+  /** A config given on the command line (--config): its simulator is used. */
+  readonly config?: string;
+  /** --trust-run-dir: run the simulator the run folder names (its module, or its config's). */
+  readonly trustRunDir?: boolean;
+}
+
+/**
+ * Reads a run folder's nbi-config.json as data. Code is loaded only as the command line says:
+ * the simulator given (`trust.simulator`), the one of a config given (`trust.config`), or, with
+ * `trust.trustRunDir`, the module (or config module) the folder names, relative paths resolved
+ * against the run folder. Otherwise `simulatorValue` is undefined and `simulatorNote` says what
+ * the folder names and how to allow it.
+ */
+export async function loadRun(
+  runDir: string,
+  trust: RunTrust = {},
+): Promise<SavedRun & { simulatorValue?: Simulator; simulatorNote?: string }> {
   const path = join(runDir, RUN_FILE);
   let saved: SavedRun;
   try {
@@ -507,20 +608,88 @@ export async function loadRun(runDir: string): Promise<SavedRun & { simulatorVal
         : `${path}: ${(error as Error).message}`,
     );
   }
-  if (saved.format !== "nbi-cli-run") {
-    throw new NbiError(`${path}: expected format "nbi-cli-run", got ${describe(saved.format)}`);
+  if (!isObject(saved) || saved.format !== "nbi-cli-run") {
+    throw new NbiError(
+      `${path}: expected format "nbi-cli-run", got ${describe(isObject(saved) ? saved.format : saved)}`,
+    );
   }
-  let simulatorValue: Simulator;
+  if (trust.simulator !== undefined) return { ...saved, simulatorValue: trust.simulator };
+  if (trust.config !== undefined) {
+    const run = await loadConfig(trust.config);
+    return { ...saved, simulatorValue: run.simulator };
+  }
+  // Paths in the folder are relative to the folder (never to the working directory).
+  const inFolder = (p: unknown, what: string): string => {
+    if (typeof p !== "string" || p === "") {
+      throw new NbiError(`${path}: ${what} expected a file path, got ${describe(p)}`);
+    }
+    return isAbsolute(p) ? p : resolve(runDir, p);
+  };
+  const named =
+    saved.simulator === "function"
+      ? `the simulator function of the config ${inFolder(saved.configFile, "configFile")}`
+      : isObject(saved.simulator)
+        ? `the simulator module ${inFolder(saved.simulator.module, "simulator.module")}` +
+          (saved.simulator.exportName ? ` (export ${saved.simulator.exportName})` : "")
+        : undefined;
+  if (named === undefined) {
+    throw new NbiError(
+      `${path}: simulator expected "function" or { module, exportName }, got ${describe(saved.simulator)}`,
+    );
+  }
+  if (!trust.trustRunDir) {
+    const flag =
+      saved.simulator === "function"
+        ? `--config ${inFolder(saved.configFile, "configFile")}`
+        : `--simulator ${inFolder((saved.simulator as WorkerSimulatorSpec).module, "simulator.module")}${
+            (saved.simulator as WorkerSimulatorSpec).exportName
+              ? `#${(saved.simulator as WorkerSimulatorSpec).exportName}`
+              : ""
+          }`;
+    return {
+      ...saved,
+      simulatorNote:
+        `${path} names ${named}; a run folder is data, not code, so it is not run unless you ask: ` +
+        `pass ${flag}, or --trust-run-dir to run what the folder names`,
+    };
+  }
   if (saved.simulator === "function") {
-    // An in-process simulator lives in the config module: read it again.
-    const { raw } = await readConfigFile(saved.configFile).catch((error: Error) => {
+    const configFile = inFolder(saved.configFile, "configFile");
+    // An in-process simulator lives in the config module: read it again (trusted).
+    const { raw } = await readConfigFile(configFile).catch((error: Error) => {
       throw new NbiError(
-        `${path}: the simulator is a function in ${saved.configFile}, which could not be read again (${error.message})`,
+        `${path}: the simulator is a function in ${configFile}, which could not be read again (${error.message})`,
       );
     });
-    simulatorValue = (raw as { simulator: SimulatorFn }).simulator;
-  } else simulatorValue = saved.simulator;
-  return { ...saved, simulatorValue };
+    const fn = (raw as { simulator?: unknown }).simulator;
+    if (typeof fn !== "function") {
+      throw new NbiError(
+        `${path}: ${configFile} expected a simulator function, got ${describe(fn)}`,
+      );
+    }
+    return { ...saved, simulatorValue: fn as SimulatorFn };
+  }
+  const spec = saved.simulator as WorkerSimulatorSpec;
+  return {
+    ...saved,
+    simulatorValue: {
+      module: inFolder(spec.module, "simulator.module"),
+      ...(spec.exportName ? { exportName: spec.exportName } : {}),
+    },
+  };
+}
+
+/**
+ * A simulator named on the command line: "./sim.mjs" (its default export) or "./sim.mjs#name",
+ * relative to the working directory (the user typed it there).
+ */
+export async function simulatorArgument(text: string): Promise<WorkerSimulatorSpec> {
+  const [module, exportName] = text.split("#");
+  const file = resolve(module!);
+  await access(file).catch(() => {
+    throw new NbiError(`--simulator: no module at ${file}`);
+  });
+  return { module: file, ...(exportName ? { exportName } : {}) };
 }
 
 /** The store's meta for a run, as the engine computes it (engine.ts openRunStore). */

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { NbiError } from "../errors.js";
-import { Interrupted, UsageError } from "./common.js";
+import { cliStdout, Interrupted, routeForeignStdout, UsageError } from "./common.js";
 import { demoCommand } from "./demo.js";
 import { fitCommand } from "./fit.js";
 import { predictCommand } from "./predict.js";
@@ -58,6 +58,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const json = rest.includes("--json");
   const verbose = rest.includes("--verbose") || rest.includes("-v");
+  // --json: stdout is for JSON lines only; a simulator's prints go to stderr.
+  if (json) routeForeignStdout();
   const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) {
     return fail(
@@ -94,7 +96,7 @@ function fail(error: unknown, command: string, mode: { json: boolean; verbose: b
   if (mode.verbose && error instanceof Error && error.stack)
     process.stderr.write(`${error.stack}\n`);
   if (mode.json)
-    process.stdout.write(`${JSON.stringify({ event: "error", message, exitCode: code })}\n`);
+    cliStdout.write(`${JSON.stringify({ event: "error", message, exitCode: code })}\n`);
   return code;
 }
 

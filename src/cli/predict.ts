@@ -15,7 +15,7 @@ import {
   stringOption,
   UsageError,
 } from "./common.js";
-import { loadRun, STORE_DIR } from "./config.js";
+import { loadRun, STORE_DIR, simulatorArgument } from "./config.js";
 import { observations, readNumbers, samplesTable, writeTable } from "./data.js";
 import { overridesOf, RUN_OPTIONS } from "./fit.js";
 import { Reporter, summarize, summaryTable } from "./report.js";
@@ -29,6 +29,10 @@ in FILE: surrogate draws, simulated and weighted by the exact Gaussian likelihoo
 FILE is CSV or NPY: one observation (the simulator's output length), or several in a row
 (an NPY of shape [m, ...] or a CSV with one observation per row).
 
+A run folder is data, not code: the simulator it names (in RUN_DIR/nbi-config.json) is not
+imported unless you say so with --simulator, --config or --trust-run-dir. Without a simulator
+(and without --xerr or a noise in the fit), the surrogate's draws are returned unweighted.
+
 Options:
       --obs FILE      the observation(s), CSV or NPY (required)
       --column C      the CSV column holding the data (a header name or a 0-based index)
@@ -39,6 +43,11 @@ Options:
       --neff-min N    draw and simulate more until n_eff reaches N (at most 10 × --n)
       --out FILE      where to write draws and weights: .csv or .npy
                       (default RUN_DIR/posterior.csv; columns [obs,] parameters..., weight)
+      --simulator M   the simulator module to run: FILE.mjs or FILE.mjs#export
+      --config CONFIG the config whose simulator to run (the one 'nbi fit' ran)
+      --trust-run-dir run the simulator RUN_DIR/nbi-config.json names (its paths are
+                      resolved against RUN_DIR)
+      --sim-timeout S stop a simulation after S seconds (worker simulators)
       --workers N     simulator worker threads
       --backend B     cpu, webgpu or auto
 
@@ -48,6 +57,10 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   const args = parse("predict", argv, {
     workers: RUN_OPTIONS.workers,
     backend: RUN_OPTIONS.backend,
+    "sim-timeout": RUN_OPTIONS["sim-timeout"],
+    simulator: { type: "string" },
+    config: { type: "string" },
+    "trust-run-dir": { type: "boolean" },
     obs: { type: "string" },
     column: { type: "string" },
     xerr: { type: "string" },
@@ -71,24 +84,49 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   const out = resolve(stringOption(args.values.out) ?? join(runDir, "posterior.csv"));
   const reporter = new Reporter(args.flags);
 
-  const saved = await loadRun(runDir);
-  const model = JSON.parse(
-    await readFile(join(runDir, "model.json"), "utf8").catch(() => {
-      throw new NbiError(`${runDir}: no saved model (model.json); run nbi fit first`);
-    }),
-  ) as { dataShape: number[] };
-  const size = model.dataShape.reduce((a, b) => a * b, 1);
+  const simulatorFlag = stringOption(args.values.simulator);
+  const configFlag = stringOption(args.values.config);
+  if (simulatorFlag !== undefined && configFlag !== undefined) {
+    throw new UsageError("give either --simulator or --config, not both", "predict");
+  }
+  const saved = await loadRun(runDir, {
+    ...(simulatorFlag !== undefined ? { simulator: await simulatorArgument(simulatorFlag) } : {}),
+    ...(configFlag !== undefined ? { config: configFlag } : {}),
+    trustRunDir: args.values["trust-run-dir"] === true,
+  });
+  const xErr = xErrFlag ?? saved.predict.xErr ?? saved.noise;
+  if (xErr !== undefined && saved.simulatorValue === undefined) {
+    // Weighting needs simulations, and nothing in the folder is run unasked.
+    throw new UsageError(saved.simulatorNote ?? "a simulator is needed (--simulator)", "predict");
+  }
+  let model: { dataShape?: unknown };
+  try {
+    model = JSON.parse(await readFile(join(runDir, "model.json"), "utf8")) as typeof model;
+  } catch (error) {
+    throw new NbiError(
+      (error as NodeJS.ErrnoException).code === "ENOENT"
+        ? `${runDir}: no saved model (model.json); run nbi fit first`
+        : `${join(runDir, "model.json")}: ${(error as Error).message}`,
+    );
+  }
+  const shape = model.dataShape;
+  if (!Array.isArray(shape) || !shape.every((v) => Number.isInteger(v) && v >= 1)) {
+    throw new NbiError(
+      `${join(runDir, "model.json")}: dataShape expected [length] or [channels, length], got ${JSON.stringify(shape)}`,
+    );
+  }
+  const size = (shape as number[]).reduce((a, b) => a * b, 1);
   const workers = overrides.workers ?? saved.workers;
   const backend = overrides.backend ?? saved.backend;
   const engine = await NBI.load(runDir, {
-    simulator: saved.simulatorValue,
+    ...(saved.simulatorValue !== undefined ? { simulator: saved.simulatorValue } : {}),
     path: join(runDir, STORE_DIR),
     ...(workers !== undefined ? { workers } : {}),
     ...(backend !== undefined ? { backend } : {}),
+    ...(overrides.simTimeoutMs !== undefined ? { simTimeoutMs: overrides.simTimeoutMs } : {}),
   });
   const column = stringOption(args.values.column);
   const xs = observations(await readNumbers(obsPath, column, "--column"), size, obsPath);
-  const xErr = xErrFlag ?? saved.predict.xErr ?? saved.noise;
   const nSamples = nFlag ?? saved.predict.nSamples ?? 1000;
   const neffMin = neffFlag ?? saved.predict.neffMin;
   reporter.event("start", { command: "predict", runDir, observations: xs.length, nSamples });

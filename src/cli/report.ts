@@ -10,7 +10,7 @@ import cliProgress from "cli-progress";
 import { progressHooks } from "../inference/progress.js";
 import type { Hooks, RoundRecord } from "../inference/snpe.js";
 import type { EpochRecord } from "../inference/train.js";
-import type { GlobalFlags } from "./common.js";
+import { cliStdout, type GlobalFlags, type OutputStream } from "./common.js";
 
 /** Seconds between progress lines when stderr is not a terminal. */
 const LOG_EVERY_S = 10;
@@ -22,7 +22,7 @@ export class Reporter {
 
   constructor(
     readonly flags: GlobalFlags,
-    readonly out: NodeJS.WriteStream = process.stdout,
+    readonly out: OutputStream = cliStdout,
     readonly err: NodeJS.WriteStream = process.stderr,
   ) {
     this.bars = Boolean(err.isTTY) && !flags.quiet && !flags.json;
@@ -101,6 +101,12 @@ export class Reporter {
       },
     };
     return this.bars ? progressHooks(hooks) : hooks;
+  }
+
+  /** The fit resumed stored rounds: a line in text modes, a `resume` event with --json. */
+  resumed(info: { rounds: number; path: string; message: string }): void {
+    this.info(info.message);
+    this.event("resume", { rounds: info.rounds, path: info.path, message: info.message });
   }
 
   /** A progress bar (or throttled lines) for one counted step, such as a shard's simulations. */

@@ -23,12 +23,19 @@ export function engineFor(run: RunConfig): NBI {
     ...(run.workers !== undefined ? { workers: run.workers } : {}),
     ...(run.backend !== undefined ? { backend: run.backend } : {}),
     ...(run.dataShape !== undefined ? { dataShape: run.dataShape } : {}),
+    ...(run.simTimeoutMs !== undefined ? { simTimeoutMs: run.simTimeoutMs } : {}),
   });
 }
 
-export function fitOptions(run: RunConfig, hooks: Hooks, nRounds?: number): FitOptions {
+export function fitOptions(
+  run: RunConfig,
+  hooks: Hooks,
+  nRounds?: number,
+  extra: Pick<FitOptions, "resume" | "onResume"> = {},
+): FitOptions {
   return {
     ...run.fit,
+    ...extra,
     ...(nRounds !== undefined ? { nRounds } : {}),
     ...(run.xObs ? { xObs: run.xObs } : {}),
     ...hooks,

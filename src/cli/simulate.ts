@@ -12,12 +12,13 @@
  * `nbi fit CONFIG` then finds the round's simulations stored and goes straight to training; the
  * result is identical to an unsharded fit with the same seed.
  */
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NbiError } from "../errors.js";
 import { loadCheckpoint } from "../inference/checkpoint.js";
-import { fitKey } from "../inference/engine.js";
+import { fingerprintChanges, fitKey, LOCK_FILE } from "../inference/engine.js";
 import { keyAt } from "../inference/host.js";
+import { acquireLock } from "../inference/lock.js";
 import { initPosterior } from "../inference/posterior.js";
 import { simulate } from "../inference/simulate.js";
 import { simulationSeeds } from "../inference/simulate-rows.js";
@@ -64,6 +65,12 @@ Options:
       --path DIR      the run folder (default: the config's "path")
       --workers N     simulator worker threads (default: the config's, or the core count)
       --backend B     cpu, webgpu or auto (for --prepare's training and draws)
+      --sim-timeout S stop a simulation after S seconds (worker simulators), counted as
+                      timed out
+
+--prepare records the run's fingerprint (prior, simulator, seed, nSims, ...) in the store; a
+shard or a later step run with a config that does not match it stops and names what changed.
+Each shard holds its own lock (store/nbi-sNNN.lock): a shard cannot run twice at once.
 
 ${GLOBAL_HELP}`;
 
@@ -93,9 +100,40 @@ export async function simulateCommand(argv: readonly string[]): Promise<number> 
       "simulate",
     );
   }
-  if (args.values.prepare) await prepareRound(run, round, reporter, configPath!);
-  else await simulateShard(run, round, shard, reporter, configPath!);
+  if (args.values.prepare) {
+    await mkdir(run.runDir, { recursive: true });
+    const lock = await acquireLock(join(run.runDir, LOCK_FILE), "nbi simulate --prepare");
+    try {
+      await prepareRound(run, round, reporter, configPath!);
+    } finally {
+      await lock.release();
+    }
+  } else await simulateShard(run, round, shard, reporter, configPath!);
   return 0;
+}
+
+/**
+ * The config must be the one the store was prepared with: its fingerprint (what `nbi fit` would
+ * record) is compared with the store's, and recorded when the store has none (`record`).
+ */
+async function checkFingerprint(
+  store: SimulationStore,
+  run: RunConfig,
+  configPath: string,
+  record: boolean,
+): Promise<void> {
+  const fingerprint = await engineFor(run).fitFingerprint(fitOptions(run, {}));
+  const stored = await store.fingerprint();
+  if (stored !== undefined && (await store.rounds()).length > 0) {
+    const changes = fingerprintChanges(stored, fingerprint);
+    if (changes.length > 0) {
+      throw new NbiError(
+        `${configPath}: the store ${store.dir} holds simulations made with another setup: ${changes.join("; ")}; ` +
+          "run the config that prepared it, or start afresh in another --path (or with 'nbi fit --fresh')",
+      );
+    }
+  }
+  if (record && stored === undefined) await store.writeFingerprint(fingerprint);
 }
 
 function parseShard(text: string): { index: number; count: number } {
@@ -132,6 +170,7 @@ export async function prepareRound(
   await saveRun(run);
   const { meta, net } = await storeMeta(run);
   const store = await openStore(join(run.runDir, STORE_DIR), meta);
+  await checkFingerprint(store, run, configPath, true);
   if (await stoppedBefore(store, round, reporter, configPath)) return;
   const existing = await store.roundParams(round);
   if (existing) {
@@ -254,7 +293,32 @@ async function simulateShard(
   }
   // The config must describe the stored model: openStore compares dimension and labels.
   const meta = { paramDim: run.prior.dim, dataShape: manifest.dataShape, labels: run.prior.labels };
-  const store = await openStore(dir, meta, { writer: shardWriter(shard.index, shard.count) });
+  const writer = shardWriter(shard.index, shard.count);
+  // One process per shard: two copies of a shard would simulate the same rows twice.
+  const lock = await acquireLock(
+    join(dir, `nbi-${writer}.lock`),
+    `nbi simulate shard ${shard.index}/${shard.count}`,
+  );
+  try {
+    await simulateShardLocked(run, round, shard, reporter, configPath, dir, meta, writer);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function simulateShardLocked(
+  run: RunConfig,
+  round: number,
+  shard: { index: number; count: number },
+  reporter: Reporter,
+  configPath: string,
+  dir: string,
+  meta: StoreMeta,
+  writer: string,
+): Promise<void> {
+  const hint = `run 'nbi simulate ${configPath} --round ${round} --prepare' first`;
+  const store = await openStore(dir, meta, { writer });
+  await checkFingerprint(store, run, configPath, false);
   const theta = await store.roundParams(round);
   if (!theta) {
     if (await stoppedBefore(store, round, reporter, configPath)) return;
@@ -303,14 +367,18 @@ async function simulateShard(
           },
           {
             ...(run.workers !== undefined ? { workers: run.workers } : {}),
+            ...(run.simTimeoutMs !== undefined ? { simTimeoutMs: run.simTimeoutMs } : {}),
             signal: interruptSignal(),
             onProgress: (k) => bar.update(k),
           },
         ).finally(() => bar.stop());
   const seconds = (performance.now() - t0) / 1000;
-  const failed = report ? report.nonFinite + report.threw + report.crashed : 0;
+  const failed = report
+    ? report.nonFinite + report.threw + report.crashed + (report.timedOut ?? 0)
+    : 0;
+  const timedOut = report?.timedOut ? `, ${report.timedOut} timed out` : "";
   reporter.result(
-    `${label}: ${report?.ok ?? 0} simulated${failed > 0 ? `, ${failed} failed (${report!.nonFinite} non-finite, ${report!.threw} threw, ${report!.crashed} crashed)` : ""}` +
+    `${label}: ${report?.ok ?? 0} simulated${failed > 0 ? `, ${failed} failed (${report!.nonFinite} non-finite, ${report!.threw} threw, ${report!.crashed} crashed${timedOut})` : ""}` +
       `, ${stored} were stored already; ${seconds.toFixed(1)} s`,
   );
   if (report?.firstError) reporter.warn(`first simulator error: ${report.firstError}`);

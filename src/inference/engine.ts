@@ -10,8 +10,10 @@
  * const post = await engine.predict(xObs, { xErr: 1, nSamples: 2000 });
  * ```
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Flow } from "../bijectors/flows.js";
 import { describe, fail, failText, NbiError } from "../errors.js";
 import type { FeaturizerConfig } from "../featurizers/registry.js";
@@ -19,11 +21,14 @@ import type { Featurizer } from "../featurizers/types.js";
 import type { Array } from "../ops/array.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
 import { weightAdvice } from "./advice.js";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { writeFileAtomic } from "./atomic.js";
+import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
 import { hostKey, keyAt } from "./host.js";
 import { type ImportanceResult, importanceWeights } from "./importance.js";
 import { gaussianLogLike, type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
+import { acquireLock } from "./lock.js";
+import { checkSavedSizes } from "./model-size.js";
 import {
   type Defensive,
   type FlowConfig,
@@ -40,6 +45,8 @@ import {
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
+import { readSafetensors } from "./safetensors.js";
+import { moduleUrlOf } from "./simulate-pool.js";
 import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
 import {
   type Checkpoint,
@@ -50,13 +57,16 @@ import {
   type RoundRecord,
   type SnpeConfig,
   type SnpeResult,
+  sequentialOptions,
   snpeIS,
 } from "./snpe.js";
-import { openStore, type SimulationStore } from "./store.js";
+import { openStore, resetStore, type SimulationStore, type StoreFingerprint } from "./store.js";
 import type { Noise } from "./train.js";
 
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
+/** The lock file a writer holds in a run's folder (see `acquireLock`). */
+export const LOCK_FILE = "nbi.lock";
 
 /** What `new NBI(options)` takes: the networks, the simulator, the priors and where the run lives. */
 export interface NbiOptions {
@@ -78,8 +88,24 @@ export interface NbiOptions {
   seed?: number;
   /** Worker threads for a module simulator (default: the number of cores). */
   workers?: number;
-  /** Shape of one simulation ([length] or [channels, length]); inferred when omitted. */
+  /**
+   * Shape of one simulation ([length] or [channels, length]). When omitted, `fit` takes it from
+   * the run's store or precomputed simulations, or else runs the simulator once at a prior draw
+   * (a probe, not stored), so that an xObs of the wrong length is blamed on xObs.
+   */
   dataShape?: readonly number[];
+  /**
+   * A name for the in-process simulator's version, recorded in the run's fingerprint: change it
+   * whenever the simulator's results change. Without it an in-process function is identified by
+   * a hash of its source text (`fn.toString()`), which misses changes in what it closes over;
+   * a module simulator is identified by its path, export and a hash of the module file.
+   */
+  simulatorVersion?: string;
+  /**
+   * Longest one simulation may run, in milliseconds (default: no limit). A worker simulator past
+   * it is terminated and its θ counted as timed out; the other simulations go on.
+   */
+  simTimeoutMs?: number;
 }
 
 /**
@@ -101,6 +127,18 @@ export interface FitOptions extends Partial<RoundOptions>, Hooks {
   logLike?: LogLike;
   /** Progress bars on stderr (default: when stderr is a terminal). */
   progress?: boolean;
+  /**
+   * What to do with simulations already stored in the run's folder. The store records a
+   * fingerprint of what decided them (prior, simulator identity, data shape, nSims, seed, noise,
+   * observation, likelihood) and of what decided training (networks, epochs, batch size, rates,
+   * loss, proposal). "ifSame" (the default) resumes when the fingerprint matches and otherwise
+   * refuses, naming what changed; "force" resumes anyway (a warning names the changes); "never"
+   * deletes the stored simulations and starts afresh. nRounds, the stopping rules, workers and
+   * the backend are not part of it: more rounds continue a finished run.
+   */
+  resume?: "never" | "ifSame" | "force";
+  /** Called once when the fit resumes stored rounds ("resumed 2 rounds from …"). */
+  onResume?: (info: { rounds: number; path: string; message: string }) => void;
 }
 
 /** What `NBI.fit` returns; it prints as a table of rounds and the weighted posterior. */
@@ -117,6 +155,13 @@ export interface FitResult {
   readonly stopped: string;
   /** One name per parameter (the columns of `samples`). */
   readonly labels: readonly string[];
+  /**
+   * Rounds whose importance weights could not contribute (n_eff 0): kept in `history`, left out
+   * of `samples`. When every weighted round is empty, `samples` and `weights` are empty.
+   */
+  readonly emptyRounds?: readonly number[];
+  /** Finished rounds found in the store and replayed rather than run (0 for a fresh run). */
+  readonly resumedRounds?: number;
 }
 
 /** Options of `NBI.predict`. Give `xErr` or `logLike` for importance weights. */
@@ -262,6 +307,8 @@ export class NBI {
   private store?: SimulationStore;
   private checkpoint?: Checkpoint;
   private runHistory: RoundRecord[] = [];
+  /** The shape of one simulation, once known. */
+  private shape?: number[];
 
   /**
    * Checks the options (the priors' dimension against flow.nDims, the simulator's form, that the
@@ -304,6 +351,20 @@ export class NBI {
         );
       }
     }
+    if (
+      options.simTimeoutMs !== undefined &&
+      !(options.simTimeoutMs > 0 && options.simTimeoutMs <= 2 ** 31 - 1)
+    ) {
+      fail("NBI", "simTimeoutMs", "a positive number of milliseconds", options.simTimeoutMs);
+    }
+    if (options.simulatorVersion !== undefined && typeof options.simulatorVersion !== "string") {
+      fail(
+        "NBI",
+        "simulatorVersion",
+        "a string naming the simulator's version",
+        options.simulatorVersion,
+      );
+    }
     this.options = options;
     this.checkPriorSupport();
   }
@@ -343,8 +404,37 @@ export class NBI {
     }
     if (this.options.backend) await useBackend(this.options.backend);
     const shape = this.options.dataShape ?? dataShape ?? (await this.probeDataShape());
+    checkFeaturizerInput(this.options.featurizer, shape);
     this.net = posteriorNetwork(this.options.flow, this.options.featurizer, shape);
+    this.shape = [...shape];
     return this.net;
+  }
+
+  /**
+   * The shape of one simulation, learned before anything is simulated for a round: the option,
+   * the run's store, precomputed simulations, or one probe simulation at a prior draw (not
+   * stored); xObs must then match it, so a wrong observation is blamed on xObs.
+   */
+  private async learnShape(
+    xObs: Float32Array | undefined,
+    precomputed: { x: Float32Array; theta: Float64Array } | undefined,
+    fresh: boolean,
+  ): Promise<readonly number[] | undefined> {
+    if (this.net) return this.shape;
+    if (this.options.dataShape) return this.options.dataShape;
+    if (!fresh) {
+      const stored = await readStoredShape(this.path);
+      if (stored) return stored;
+    }
+    if (precomputed) {
+      const rows = precomputed.theta.length / this.prior.dim;
+      if (Number.isInteger(rows) && rows > 0 && precomputed.x.length % rows === 0) {
+        return [precomputed.x.length / rows];
+      }
+      return undefined; // the row check below names x and θ
+    }
+    if (this.options.simulator) return this.probeDataShape();
+    return xObs ? [xObs.length] : undefined;
   }
 
   /** Runs the simulator once (at a prior draw) to learn its output length. */
@@ -374,12 +464,19 @@ export class NBI {
           out = c.x;
         },
       },
-      { workers: 1 },
+      {
+        workers: 1,
+        ...(this.options.simTimeoutMs !== undefined
+          ? { simTimeoutMs: this.options.simTimeoutMs }
+          : {}),
+      },
     );
-    if (!out || report.ok !== 1) {
+    // A non-finite output still tells the length.
+    if (!out || report.ok + report.nonFinite !== 1) {
       throw new NbiError(
         `NBI: could not learn the data shape: the simulator failed at θ = [${globalThis.Array.from(theta).join(", ")}]` +
-          (report.firstError ? ` (${report.firstError})` : ""),
+          (report.firstError ? ` (${report.firstError})` : "") +
+          "; give dataShape to skip this probe",
       );
     }
     return out;
@@ -390,7 +487,7 @@ export class NBI {
       this.store = await openStore(this.path, {
         paramDim: net.nDims,
         dataShape:
-          net.inputShape[0] === 1 && (this.options.dataShape?.length ?? 1) === 1
+          net.inputShape[0] === 1 && (this.shape?.length ?? 1) === 1
             ? [net.inputShape[1]]
             : [...net.inputShape],
         labels: this.labels,
@@ -400,7 +497,9 @@ export class NBI {
   }
 
   /**
-   * Trains the surrogate: SNPE-IS with xObs, amortized NPE without. Resumes from the store.
+   * Trains the surrogate: SNPE-IS with xObs, amortized NPE without. Resumes from the store when
+   * what decided its simulations is unchanged (see `FitOptions.resume`); one fit at a time per
+   * run folder (a lock file, `nbi.lock`, held for the call).
    *
    * @example
    * ```ts
@@ -413,22 +512,30 @@ export class NBI {
     if (typeof options !== "object" || options === null)
       fail("fit", "options", "an object", options);
     const o = options;
+    checkFitKeys(o);
+    const resume = o.resume ?? "ifSame";
+    if (!["never", "ifSame", "force"].includes(resume))
+      fail("fit", "resume", '"never", "ifSame" or "force"', o.resume);
     const xObsRaw = o.xObs === undefined ? undefined : toFloat32("fit", "xObs", o.xObs);
     if (xObsRaw) checkObservation("fit", xObsRaw);
-    const net = await this.network(xObsRaw ? [xObsRaw.length] : undefined);
-    if (xObsRaw && xObsRaw.length !== net.dataSize) {
+    let precomputed: SnpeConfig["precomputed"];
+    if (o.x !== undefined || o.theta !== undefined) {
+      precomputed = { x: toFloat32("fit", "x", o.x), theta: toFloat64("fit", "theta", o.theta) };
+    }
+    const shape = await this.learnShape(xObsRaw, precomputed, resume === "never");
+    const size = shape?.reduce((a, b) => a * b, 1);
+    if (xObsRaw && size !== undefined && xObsRaw.length !== size) {
       failText(
         "fit",
         "xObs",
-        `${net.dataSize} numbers (the simulator's output size)`,
+        `${size} numbers (one simulator output${this.options.dataShape ? `: dataShape [${this.options.dataShape.join(", ")}]` : ""})`,
         `${xObsRaw.length} numbers`,
       );
     }
+    const net = await this.network(shape);
     const d = net.nDims;
-    let precomputed: SnpeConfig["precomputed"];
-    if (o.x !== undefined || o.theta !== undefined) {
-      const x = toFloat32("fit", "x", o.x);
-      const theta = toFloat64("fit", "theta", o.theta);
+    if (precomputed) {
+      const { x, theta } = precomputed;
       if (
         x.length % net.dataSize !== 0 ||
         theta.length % d !== 0 ||
@@ -441,7 +548,6 @@ export class NBI {
           `${x.length} and ${theta.length} numbers`,
         );
       }
-      precomputed = { x, theta };
     }
     const nRounds = o.nRounds ?? 1;
     if (!Number.isInteger(nRounds) || nRounds < 1)
@@ -463,8 +569,91 @@ export class NBI {
         undefined,
       );
     }
-    const store = await this.openRunStore(net);
+    const fingerprint = await runFingerprint(
+      { options: this.options, prior: this.prior, seed: this.seed },
+      o,
+      {
+        net,
+        nSims,
+        xObs: xObsRaw,
+        precomputed,
+        shape: this.shape ?? [net.dataSize],
+      },
+    );
+    await mkdir(this.path, { recursive: true });
+    const lock = await acquireLock(join(this.path, LOCK_FILE), "fit");
+    try {
+      return await this.fitLocked(o, {
+        net,
+        nRounds,
+        nSims,
+        xObs: xObsRaw,
+        precomputed,
+        logLike,
+        fingerprint,
+        resume,
+      });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * The fingerprint `fit(options)` records in the store (and compares when it resumes): what
+   * decides the stored simulations and the training. Tools that write into a run's store
+   * themselves (`nbi simulate`) use it to stay consistent with the fit.
+   *
+   * @example
+   * ```ts
+   * const fp = await engine.fitFingerprint({ xObs, nSims: 500, nRounds: 3, noise: 0.1 });
+   * ```
+   */
+  async fitFingerprint(options: FitOptions): Promise<StoreFingerprint> {
+    const o = options;
+    const xObs = o.xObs === undefined ? undefined : toFloat32("fit", "xObs", o.xObs);
+    const precomputed =
+      o.x !== undefined || o.theta !== undefined
+        ? { x: toFloat32("fit", "x", o.x), theta: toFloat64("fit", "theta", o.theta) }
+        : undefined;
+    const net = await this.network(await this.learnShape(xObs, precomputed, false));
+    const nSims = o.nSims ?? (precomputed ? precomputed.theta.length / net.nDims : Number.NaN);
+    return runFingerprint({ options: this.options, prior: this.prior, seed: this.seed }, o, {
+      net,
+      nSims,
+      xObs,
+      precomputed,
+      shape: this.shape ?? [net.dataSize],
+    });
+  }
+
+  /** The fit once the run folder is locked: resume checks, the rounds, the summary. */
+  private async fitLocked(
+    o: FitOptions,
+    run: {
+      net: PosteriorNetwork;
+      nRounds: number;
+      nSims: number;
+      xObs: Float32Array | undefined;
+      precomputed: SnpeConfig["precomputed"];
+      logLike: LogLike | undefined;
+      fingerprint: StoreFingerprint;
+      resume: "never" | "ifSame" | "force";
+    },
+  ): Promise<FitResult> {
+    const { net, nRounds, nSims, xObs, precomputed, logLike, fingerprint } = run;
     const progress = o.progress ?? Boolean(process.stderr.isTTY);
+    if (run.resume === "never") {
+      this.store = undefined;
+      await resetStore(this.path);
+    }
+    let store = await this.openRunStore(net);
+    const resumed = await this.checkResume(store, fingerprint, run.resume, o);
+    if (resumed.message) {
+      if (o.onResume)
+        o.onResume({ rounds: resumed.rounds, path: this.path, message: resumed.message });
+      else if (progress) process.stderr.write(`${resumed.message}\n`);
+    }
+    store = await this.openRunStore(net);
     const hooks: Hooks = pick(o, [
       "signal",
       "onEpoch",
@@ -481,7 +670,7 @@ export class NBI {
       ...(this.options.simulator ? { simulator: this.options.simulator } : {}),
       ...(precomputed ? { precomputed } : {}),
       store,
-      ...(xObsRaw ? { xObs: xObsRaw } : {}),
+      ...(xObs ? { xObs } : {}),
       ...(logLike ? { logLike } : {}),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
       nRounds,
@@ -505,10 +694,23 @@ export class NBI {
       ]),
       key: fitKey(this.seed),
       ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+      ...(this.options.simTimeoutMs !== undefined
+        ? { simTimeoutMs: this.options.simTimeoutMs }
+        : {}),
     };
     const result: SnpeResult = await snpeIS(config, undefined, this.roundCheckpoints(store, net));
     this.checkpoint = result.state.current;
     this.runHistory = [...result.history];
+    if (result.emptyRounds.length > 0) {
+      const all = result.weights.length === 0;
+      const which = `round${result.emptyRounds.length === 1 ? "" : "s"} ${result.emptyRounds.join(", ")}`;
+      o.onWarning?.(
+        all
+          ? `no round has usable importance weights (n_eff 0 in ${which}): the weighted result is empty; ` +
+              "the network is trained and can be saved; check the likelihood and noise, or simulate more"
+          : `${which} had no usable importance weights (n_eff 0): kept in the history, left out of the weighted result`,
+      );
+    }
     return withDisplay(
       {
         history: result.history,
@@ -517,9 +719,77 @@ export class NBI {
         essHistory: result.essHistory,
         stopped: result.stopped,
         labels: this.labels,
+        emptyRounds: result.emptyRounds,
+        resumedRounds: resumed.rounds,
       },
       "fit",
     );
+  }
+
+  /**
+   * Compares the store's fingerprint with this fit's (refusing, warning or recording as
+   * `resume` says), checks the stored θ, and describes what is resumed.
+   */
+  private async checkResume(
+    store: SimulationStore,
+    fingerprint: StoreFingerprint,
+    resume: "never" | "ifSame" | "force",
+    o: FitOptions,
+  ): Promise<{ rounds: number; message?: string }> {
+    const rounds = await store.rounds();
+    const stored = await store.fingerprint();
+    if (rounds.length > 0 && stored !== undefined) {
+      const changes = fingerprintChanges(stored, fingerprint);
+      if (changes.length > 0 && resume !== "force") {
+        throw new NbiError(
+          `fit: the run folder ${this.path} holds simulations made with another setup: ${changes.join("; ")}. ` +
+            "Resuming would mix them with new ones (or return the old results): start afresh with " +
+            'resume: "never" (deletes the stored simulations; CLI --fresh), keep them anyway with ' +
+            'resume: "force" (CLI --force-resume), or give another path',
+        );
+      }
+      if (changes.length > 0) {
+        o.onWarning?.(
+          `resuming ${this.path} despite a changed setup (resume: "force"): ${changes.join("; ")}`,
+        );
+      }
+    }
+    if (
+      stored === undefined ||
+      JSON.stringify(stored) !== JSON.stringify(fingerprint) ||
+      rounds.length === 0
+    ) {
+      await store.writeFingerprint(fingerprint);
+    }
+    if (rounds.length === 0) return { rounds: 0 };
+    // What is resumed must be usable: θ inside the prior (the file is named if not).
+    let finished = 0;
+    let partial = "";
+    for (const r of rounds) {
+      const theta = (await store.roundParams(r))!;
+      const inside = this.prior.inSupport(theta);
+      const bad = inside.indexOf(0);
+      if (bad >= 0) {
+        const row = globalThis.Array.from(
+          theta.subarray(bad * this.prior.dim, (bad + 1) * this.prior.dim),
+        );
+        throw new NbiError(
+          `fit: ${join(store.roundDir(r), "theta.npy")} expected θ inside the prior's support, got [${row.join(", ")}] in row ${bad} ` +
+            `(${this.prior.toString()}); the store belongs to another prior: start afresh with resume: "never" or give another path`,
+        );
+      }
+      if (await store.readJson(r, "record")) finished++;
+      else {
+        const { done, n } = await store.readRound(r);
+        const k = done.reduce((a, b) => a + b, 0);
+        partial = `; round ${r}: ${k} of ${n} simulations stored`;
+      }
+    }
+    const note = stored === undefined ? " (no fingerprint was recorded: recorded now)" : "";
+    return {
+      rounds: finished,
+      message: `resumed ${finished} round${finished === 1 ? "" : "s"} from ${this.path}${partial}${note}`,
+    };
   }
 
   private roundCheckpoints(store: SimulationStore, net: PosteriorNetwork): RoundCheckpoints {
@@ -744,6 +1014,9 @@ export class NBI {
             simulationSeeds(keyAt(key, 2 * attempt + 1), batch),
             {
               ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+              ...(this.options.simTimeoutMs !== undefined
+                ? { simTimeoutMs: this.options.simTimeoutMs }
+                : {}),
               ...(options.signal ? { signal: options.signal } : {}),
               ...(options.onSimulate
                 ? {
@@ -843,6 +1116,19 @@ export class NBI {
     const { net, checkpoint } = this.trained("save");
     const folder = resolvePath(dir);
     await mkdir(folder, { recursive: true });
+    const lock = await acquireLock(join(folder, LOCK_FILE), "save", { reentrant: true });
+    try {
+      await this.saveLocked(folder, net, checkpoint);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async saveLocked(
+    folder: string,
+    net: PosteriorNetwork,
+    checkpoint: Checkpoint,
+  ): Promise<void> {
     await saveCheckpoint(join(folder, "weights.safetensors"), checkpoint, { format: MODEL_FORMAT });
     const model: ModelFile = {
       format: MODEL_FORMAT,
@@ -861,14 +1147,14 @@ export class NBI {
       seed: this.seed,
       history: this.runHistory,
     };
-    const tmp = join(folder, "model.json.tmp");
-    await writeFile(tmp, `${JSON.stringify(model, null, 2)}\n`);
-    await rename(tmp, join(folder, "model.json"));
+    await writeFileAtomic(join(folder, "model.json"), `${JSON.stringify(model, null, 2)}\n`);
   }
 
   /**
    * Loads a saved engine. The simulator is needed for predict (and further fits); priors default
-   * to the saved ones; a custom flow or featurizer must be given again.
+   * to the saved ones; a custom flow or featurizer must be given again. Loading reads data only:
+   * model.json's sizes are checked against the weights file (and sane limits) before any network
+   * is built, so a damaged or foreign model.json cannot make it allocate gigabytes.
    *
    * @example
    * ```ts
@@ -881,7 +1167,16 @@ export class NBI {
     options: Partial<
       Pick<
         NbiOptions,
-        "simulator" | "priors" | "flow" | "featurizer" | "path" | "backend" | "workers" | "seed"
+        | "simulator"
+        | "priors"
+        | "flow"
+        | "featurizer"
+        | "path"
+        | "backend"
+        | "workers"
+        | "seed"
+        | "simulatorVersion"
+        | "simTimeoutMs"
       >
     > = {},
   ): Promise<NBI> {
@@ -907,6 +1202,49 @@ export class NBI {
         `NBI.load: ${folder} was saved with a custom ${!flow ? "flow" : "featurizer"}; pass it again in options`,
       );
     }
+    const modelPath = join(folder, "model.json");
+    const shape = model.dataShape as unknown;
+    if (
+      !globalThis.Array.isArray(shape) ||
+      shape.length < 1 ||
+      shape.length > 2 ||
+      !shape.every((v) => Number.isInteger(v) && v >= 1 && v <= 2 ** 31)
+    ) {
+      fail("NBI.load", `${modelPath} dataShape`, "[length] or [channels, length]", shape);
+    }
+    // The weights first: their tensors bound what model.json may ask to build.
+    const weightsPath = join(folder, "weights.safetensors");
+    const { tensors } = await readSafetensors(weightsPath);
+    const inputShape: [number, number] =
+      shape.length === 1 ? [1, shape[0] as number] : [shape[0] as number, shape[1] as number];
+    const nDims = isConfig(flow) ? (flow as FlowConfig).nDims : Number.NaN;
+    const scaleLength = (k: string) => tensors[`scales.${k}`]?.data.length;
+    for (const [k, want] of [
+      ["xMean", inputShape[0]],
+      ["xStd", inputShape[0]],
+      ["thetaMean", nDims],
+      ["thetaStd", nDims],
+    ] as const) {
+      const got = scaleLength(k);
+      if (got !== undefined && Number.isFinite(want) && got !== want) {
+        throw new NbiError(
+          `NBI.load: ${weightsPath} scales.${k} expected ${want} values (${k.startsWith("x") ? `the channels of dataShape [${shape.join(", ")}]` : "flow.nDims"} in ${modelPath}), got ${got}; the two files do not belong together`,
+        );
+      }
+    }
+    let fileParameters = 0;
+    for (const [name, t] of Object.entries(tensors)) {
+      if (!name.startsWith("scales.")) fileParameters += t.data.length;
+    }
+    checkSavedSizes(
+      modelPath,
+      options.flow === undefined ? (flow as FlowConfig) : undefined,
+      options.featurizer === undefined ? (featurizer as FeaturizerConfig) : undefined,
+      inputShape,
+      Number.isFinite(nDims) ? nDims : 1,
+      fileParameters,
+      weightsPath,
+    );
     const engine = new NBI({
       flow,
       featurizer,
@@ -918,10 +1256,14 @@ export class NBI {
       ...(options.path ? { path: options.path } : { path: folder }),
       ...(options.backend ? { backend: options.backend } : {}),
       ...(options.workers !== undefined ? { workers: options.workers } : {}),
+      ...(options.simulatorVersion !== undefined
+        ? { simulatorVersion: options.simulatorVersion }
+        : {}),
+      ...(options.simTimeoutMs !== undefined ? { simTimeoutMs: options.simTimeoutMs } : {}),
     });
     const net = await engine.network();
     const template = await initPosterior(net, keyAt(engine.rootKey, 0));
-    engine.checkpoint = await loadCheckpoint(join(folder, "weights.safetensors"), template);
+    engine.checkpoint = checkpointFromTensors(template, tensors, weightsPath);
     engine.runHistory = model.history ?? [];
     return engine;
   }
@@ -956,4 +1298,258 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out;
+}
+
+/** Every option `fit` takes (the compiler checks this list against FitOptions). */
+const FIT_KEYS: Record<keyof FitOptions, true> = {
+  xObs: true,
+  x: true,
+  theta: true,
+  nRounds: true,
+  noise: true,
+  logLike: true,
+  progress: true,
+  resume: true,
+  onResume: true,
+  nSims: true,
+  nEpochs: true,
+  batchSize: true,
+  lr: true,
+  minLr: true,
+  fVal: true,
+  nReuse: true,
+  earlyStopPatience: true,
+  earlyStopTrain: true,
+  defensive: true,
+  loss: true,
+  atoms: true,
+  proposal: true,
+  truncationEps: true,
+  neffStop: true,
+  fAcceptMin: true,
+  signal: true,
+  onEpoch: true,
+  onStep: true,
+  onSimulate: true,
+  onRound: true,
+  onWarning: true,
+};
+
+/** Levenshtein distance, for did-you-mean hints. */
+function editDistance(a: string, b: string): number {
+  const row = globalThis.Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The known name closest to `name` (snake_case and case folded first), if close enough. */
+export function didYouMean(name: string, known: readonly string[]): string | undefined {
+  const camel = name.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
+  const exact = known.find((k) => k.toLowerCase() === camel.toLowerCase());
+  if (exact) return exact;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const distance = editDistance(camel.toLowerCase(), k.toLowerCase());
+    if (distance < bestDistance) {
+      best = k;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function checkFitKeys(o: FitOptions): void {
+  const known = Object.keys(FIT_KEYS);
+  const unknown = Object.keys(o).filter((k) => !Object.hasOwn(FIT_KEYS, k));
+  if (unknown.length === 0) return;
+  const named = unknown.map((k) => {
+    const hint = didYouMean(k, known);
+    return `${JSON.stringify(k)}${hint ? ` (did you mean ${hint}?)` : ""}`;
+  });
+  throw new NbiError(
+    `fit: options expected only known options, got unknown ${named.join(", ")}; known: ${known.join(", ")}`,
+  );
+}
+
+/**
+ * A featurizer config's dimIn must fit the data: channels for the sequence featurizers, the
+ * flattened size for an MLP. Checked when the network is built, before round 0 simulates.
+ */
+function checkFeaturizerInput(
+  featurizer: FeaturizerConfig | Featurizer,
+  shape: readonly number[],
+): void {
+  if (!isConfig(featurizer)) return;
+  const config = featurizer as FeaturizerConfig;
+  const [C, L] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
+  const expected = config.type === "mlp" ? C * L : C;
+  if (typeof config.dimIn === "number" && config.dimIn !== expected) {
+    failText(
+      "NBI",
+      "featurizer.dimIn",
+      config.type === "mlp"
+        ? `${expected} (an MLP sees each simulation flattened: data of shape [${shape.join(", ")}])`
+        : `${expected} (the data's channels: data of shape [${shape.join(", ")}]${shape.length === 1 ? ", one channel" : ""})`,
+      String(config.dimIn),
+    );
+  }
+}
+
+/** The data shape recorded by an existing store in `path`, if there is one. */
+async function readStoredShape(path: string): Promise<number[] | undefined> {
+  const text = await readFile(join(path, "manifest.json"), "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const shape = (JSON.parse(text) as { dataShape?: unknown }).dataShape;
+    return globalThis.Array.isArray(shape) &&
+      shape.length >= 1 &&
+      shape.length <= 2 &&
+      shape.every((v) => Number.isInteger(v) && v >= 1)
+      ? (shape as number[])
+      : undefined;
+  } catch {
+    return undefined; // openStore names the damaged manifest
+  }
+}
+
+function sha256(...parts: (string | ArrayBufferView)[]): string {
+  const hash = createHash("sha256");
+  for (const part of parts) {
+    hash.update(
+      typeof part === "string"
+        ? part
+        : new Uint8Array(part.buffer, part.byteOffset, part.byteLength),
+    );
+  }
+  return hash.digest("hex");
+}
+
+/** What identifies the simulator: module, export and content; a version; or a source hash. */
+async function simulatorIdentity(
+  simulator: Simulator | undefined,
+  version: string | undefined,
+): Promise<Record<string, unknown>> {
+  const tagged = version !== undefined ? { version } : {};
+  if (simulator === undefined) return { kind: "none", ...tagged };
+  if (typeof simulator === "function") {
+    return version !== undefined
+      ? { kind: "version", version }
+      : { kind: "source", sha256: sha256(simulator.toString()) };
+  }
+  const file = fileURLToPath(moduleUrlOf(simulator));
+  const bytes = await readFile(file);
+  return {
+    kind: "module",
+    module: file,
+    exportName: simulator.exportName ?? "default",
+    sha256: sha256(bytes),
+    ...tagged,
+  };
+}
+
+/** The noise model as plain JSON: sigmas, or a function's source hash. */
+function noiseIdentity(noise: Noise | undefined): unknown {
+  if (noise === undefined) return null;
+  if (typeof noise === "function") return { function: sha256(noise.toString()) };
+  return typeof noise === "number" ? noise : globalThis.Array.from(noise);
+}
+
+/**
+ * What decides a fit's stored simulations (`data`) and its training (`training`), as recorded in
+ * the store's manifest. Functions are identified by a hash of their source text.
+ */
+async function runFingerprint(
+  engine: { options: NbiOptions; prior: Prior; seed: number },
+  o: FitOptions,
+  run: {
+    net: PosteriorNetwork;
+    nSims: number;
+    xObs: Float32Array | undefined;
+    precomputed: SnpeConfig["precomputed"];
+    shape: readonly number[];
+  },
+): Promise<StoreFingerprint> {
+  const { options } = engine;
+  const seq = sequentialOptions(o, run.net);
+  return {
+    data: {
+      prior: engine.prior.toJSON(),
+      simulator: await simulatorIdentity(options.simulator, options.simulatorVersion),
+      dataShape: [...run.shape],
+      nSims: run.nSims,
+      seed: engine.seed,
+      noise: noiseIdentity(o.noise),
+      xObs: run.xObs ? sha256(run.xObs) : null,
+      logLike: o.logLike ? { function: sha256(o.logLike.toString()) } : null,
+      precomputed: run.precomputed ? sha256(run.precomputed.x, run.precomputed.theta) : null,
+    },
+    training: {
+      flow: isConfig(options.flow) ? options.flow : "custom",
+      featurizer: isConfig(options.featurizer) ? options.featurizer : "custom",
+      nEpochs: o.nEpochs ?? 10,
+      batchSize: o.batchSize ?? 64,
+      lr: o.lr ?? 1e-3,
+      minLr: o.minLr ?? null,
+      fVal: o.fVal ?? 0.1,
+      nReuse: o.nReuse ?? -1,
+      earlyStopPatience: o.earlyStopPatience ?? null,
+      sequential: JSON.parse(JSON.stringify(seq)) as unknown,
+    },
+  };
+}
+
+const short = (value: unknown): string => {
+  const text = JSON.stringify(value) ?? "undefined";
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+/** What differs between a stored fingerprint and this fit's, in words ([] when nothing does). */
+export function fingerprintChanges(stored: StoreFingerprint, now: StoreFingerprint): string[] {
+  const out: string[] = [];
+  for (const part of ["data", "training"] as const) {
+    const a = (stored[part] ?? {}) as Record<string, unknown>;
+    const b = (now[part] ?? {}) as Record<string, unknown>;
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (JSON.stringify(a[key]) === JSON.stringify(b[key])) continue;
+      out.push(describeChange(key, a[key], b[key]));
+    }
+  }
+  return out;
+}
+
+function describeChange(key: string, before: unknown, after: unknown): string {
+  if (key === "simulator") {
+    const a = (before ?? {}) as Record<string, unknown>;
+    const b = (after ?? {}) as Record<string, unknown>;
+    if (a.kind === "module" && b.kind === "module" && a.module === b.module) {
+      if (a.exportName !== b.exportName) {
+        return `simulator export ${short(a.exportName)} → ${short(b.exportName)}`;
+      }
+      if (a.sha256 !== b.sha256) {
+        return `simulator module ${String(b.module)} changed (content hash ${String(a.sha256).slice(0, 12)} → ${String(b.sha256).slice(0, 12)})`;
+      }
+      return `simulatorVersion ${short(a.version)} → ${short(b.version)}`;
+    }
+    if (a.kind === "source" && b.kind === "source") {
+      return (
+        "simulator: the in-process function's source text changed (it is identified by a hash of " +
+        "fn.toString() because no simulatorVersion was given; give simulatorVersion to name versions yourself)"
+      );
+    }
+    if (a.kind === "version" && b.kind === "version") {
+      return `simulatorVersion ${short(a.version)} → ${short(b.version)}`;
+    }
+    return `simulator ${short(before)} → ${short(after)}`;
+  }
+  if (key === "xObs" || key === "precomputed" || key === "logLike") return `${key} changed`;
+  return `${key} ${short(before)} → ${short(after)}`;
 }

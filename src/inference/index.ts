@@ -75,4 +75,9 @@ export {
 } from "./snpe.js";
 export { openStore, type SimulationStore } from "./store.js";
 export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";
-export { fromUnbounded, type SupportBounds, toUnbounded } from "./unbounded.js";
+export {
+  fromUnbounded,
+  type SupportBounds,
+  toUnbounded,
+  type UnboundedImage,
+} from "./unbounded.js";

@@ -15,6 +15,8 @@ export const SimulationStatus = {
   threw: 2,
   /** The worker running this θ died twice (process.exit, uncaught error, out of memory). */
   crashed: 3,
+  /** The simulation ran past `simTimeoutMs` and was stopped (its worker terminated). */
+  timeout: 4,
 } as const;
 export type SimulationStatus = (typeof SimulationStatus)[keyof typeof SimulationStatus];
 
@@ -34,6 +36,8 @@ export interface SimulationReport {
   readonly nonFinite: number;
   readonly threw: number;
   readonly crashed: number;
+  /** Simulations stopped at `simTimeoutMs` (present only when some were). */
+  readonly timedOut?: number;
   /** The message of the first simulator error, if any threw. */
   readonly firstError?: string;
   /** Why the first crashed simulation's worker died, if any crashed. */
@@ -45,7 +49,8 @@ export interface SimulationReport {
 export type Outcome =
   | { readonly kind: "returned"; readonly value: unknown }
   | { readonly kind: "threw"; readonly message: string }
-  | { readonly kind: "crashed"; readonly message: string };
+  | { readonly kind: "crashed"; readonly message: string }
+  | { readonly kind: "timeout"; readonly message: string };
 
 /** A readable message from anything thrown. */
 export function messageOf(error: unknown): string {
@@ -77,7 +82,7 @@ export interface CollectorSettings {
 
 export class ResultCollector {
   private size: number | undefined;
-  private readonly counts = { ok: 0, nonFinite: 0, threw: 0, crashed: 0 };
+  private readonly counts = { ok: 0, nonFinite: 0, threw: 0, crashed: 0, timedOut: 0 };
   private firstError: string | undefined;
   private firstCrash: string | undefined;
   private buffer: Pending[] = [];
@@ -85,6 +90,8 @@ export class ResultCollector {
   private lastFlush = Date.now();
   private flushing: Promise<void> = Promise.resolve();
   private queuedChunks = 0;
+  /** Flushes results that wait in the buffer when no further result arrives to cut a chunk. */
+  private timer: ReturnType<typeof setTimeout> | undefined;
   /** The first error from `onChunk`; the runners stop when it is set. */
   chunkError: unknown;
 
@@ -108,6 +115,16 @@ export class ResultCollector {
     ) {
       this.flush();
     }
+    // A slow or hung next simulation must not hold finished results in memory: written within
+    // flushIntervalMs whatever happens next.
+    if (this.buffer.length > 0 && this.timer === undefined) {
+      const wait = Math.max(0, this.settings.flushIntervalMs - (now - this.lastFlush));
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, wait);
+      this.timer.unref?.();
+    }
   }
 
   /** Chunks handed to `onChunk` whose call has not finished yet. */
@@ -122,11 +139,15 @@ export class ResultCollector {
 
   /** Flushes everything buffered and waits for every `onChunk` call; rethrows its first error. */
   async finish(): Promise<SimulationReport> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     this.flush(true);
     await this.flushing;
     if (this.chunkError !== undefined) throw this.chunkError;
+    const { timedOut, ...counts } = this.counts;
     return {
-      ...this.counts,
+      ...counts,
+      ...(timedOut > 0 ? { timedOut } : {}),
       ...(this.firstError !== undefined ? { firstError: this.firstError } : {}),
       ...(this.firstCrash !== undefined ? { firstCrash: this.firstCrash } : {}),
       size: this.size ?? 0,
@@ -144,6 +165,11 @@ export class ResultCollector {
       this.firstCrash ??= outcome.message;
       return { index, status: SimulationStatus.crashed };
     }
+    if (outcome.kind === "timeout") {
+      this.counts.timedOut++;
+      this.firstError ??= outcome.message;
+      return { index, status: SimulationStatus.timeout };
+    }
     const value = outcome.value as { length?: unknown } | null;
     const { theta, paramDim } = this.settings;
     const where = () =>
@@ -153,7 +179,21 @@ export class ResultCollector {
     if (value === null || typeof value !== "object" || typeof value.length !== "number") {
       throw new NbiError(`${where()} expected an array of numbers, got ${describe(value)}`);
     }
-    const x = new Float32Array(value as ArrayLike<number>);
+    if (value instanceof BigInt64Array || value instanceof BigUint64Array) {
+      throw new NbiError(
+        `${where()} expected an array of numbers, got a ${value.constructor.name} (64-bit integers); ` +
+          "return a Float64Array or Float32Array (e.g. Float64Array.from(out, Number))",
+      );
+    }
+    let x: Float32Array;
+    try {
+      x = new Float32Array(value as ArrayLike<number>);
+    } catch (error) {
+      // Elements that are not numbers (BigInts, symbols) cannot be converted.
+      throw new NbiError(
+        `${where()} expected an array of numbers, got ${describe(value)} with an element that is not a number (${messageOf(error)})`,
+      );
+    }
     if (this.size === undefined) this.size = x.length;
     else if (x.length !== this.size) {
       const which =

@@ -2,7 +2,8 @@
  * A pool of worker threads running a simulator module. Each worker gets a few tasks at a time and
  * runs them in order, so when a worker dies the first of its unfinished tasks is the one that was
  * running: that θ is retried once on a fresh worker and then recorded as crashed; the others go
- * back to the queue untouched.
+ * back to the queue untouched. With a timeout, a simulation running longer is recorded as timed
+ * out and its worker terminated and replaced; the tasks queued behind it go back to the queue.
  */
 import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
@@ -27,6 +28,8 @@ export interface PoolPlan {
   readonly seeds: Uint32Array | undefined;
   readonly workers: number;
   readonly signal: AbortSignal | undefined;
+  /** Longest a single simulation may run (ms); unlimited when undefined. */
+  readonly timeoutMs?: number | undefined;
 }
 
 type WorkerMessage =
@@ -41,6 +44,8 @@ interface Slot {
   readonly outstanding: number[];
   ready: boolean;
   closing: boolean;
+  /** When the first outstanding task started running (performance.now()). */
+  startedAt: number;
   error?: string;
 }
 
@@ -88,12 +93,15 @@ export function runPool(
   let idleDeaths = 0;
   const slots = new Set<Slot>();
   const target = Math.min(plan.workers, indices.length);
+  const timeoutMs = plan.timeoutMs;
 
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
+    let watchdog: ReturnType<typeof setInterval> | undefined;
     const settle = (finish: () => void): void => {
       if (settled) return;
       settled = true;
+      if (watchdog !== undefined) clearInterval(watchdog);
       signal?.removeEventListener("abort", onAbort);
       const exits = [...slots].map((s) => {
         s.closing = true;
@@ -110,6 +118,7 @@ export function runPool(
       // Small batches keep the worker busy between messages; they shrink near the end so no
       // worker sits on a backlog while others idle.
       const batch = Math.max(1, Math.min(16, Math.floor(queued() / (2 * target))));
+      if (slot.outstanding.length === 0) slot.startedAt = performance.now();
       const tasks = [];
       for (let k = 0; k < batch && queued() > 0; k++) {
         const index = queue[head++]!;
@@ -142,7 +151,13 @@ export function runPool(
 
     const spawn = (): void => {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-      const slot: Slot = { worker, outstanding: [], ready: false, closing: false };
+      const slot: Slot = {
+        worker,
+        outstanding: [],
+        ready: false,
+        closing: false,
+        startedAt: performance.now(),
+      };
       slots.add(slot);
       worker.on("message", (message: WorkerMessage) => {
         if (settled) return;
@@ -158,6 +173,7 @@ export function runPool(
             return;
           default: {
             slot.outstanding.shift();
+            slot.startedAt = performance.now(); // the worker goes straight on to the next task
             const outcome =
               message.type === "threw"
                 ? ({ kind: "threw", message: message.message } as const)
@@ -197,9 +213,35 @@ export function runPool(
       });
     };
 
+    /** Stops simulations past the timeout: their θ is counted, their worker replaced. */
+    const checkTimeouts = (): void => {
+      if (settled || timeoutMs === undefined) return;
+      const now = performance.now();
+      for (const slot of [...slots]) {
+        if (settled) return;
+        if (slot.closing || !slot.ready || slot.outstanding.length === 0) continue;
+        if (now - slot.startedAt <= timeoutMs) continue;
+        const [late, ...unstarted] = slot.outstanding;
+        slot.closing = true;
+        slots.delete(slot);
+        void slot.worker.terminate();
+        requeueFront(unstarted);
+        record(late!, {
+          kind: "timeout",
+          message: `the simulation ran past simTimeoutMs = ${timeoutMs} ms and was stopped`,
+        });
+        if (settled) return;
+        if (remaining > 0) spawn();
+        for (const other of slots) dispatch(other);
+      }
+    };
+
     if (signal?.aborted) {
       resolve(false);
       return;
+    }
+    if (timeoutMs !== undefined) {
+      watchdog = setInterval(checkTimeouts, Math.max(10, Math.min(250, timeoutMs / 4)));
     }
     signal?.addEventListener("abort", onAbort, { once: true });
     if (remaining === 0) {

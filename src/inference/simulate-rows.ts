@@ -14,9 +14,11 @@ export type Simulator = SimulatorFn | WorkerSimulatorSpec;
 export interface SimulatedRows {
   /** n × size outputs (NaN rows where the simulation failed). */
   readonly x: Float32Array;
-  /** Per row: 0 ok, 1 non-finite, 2 threw, 3 crashed. */
+  /** Per row: 0 ok, 1 non-finite, 2 threw, 3 crashed, 4 timed out. */
   readonly status: Uint8Array;
   readonly firstError?: string;
+  /** Stored rows marked ok whose outputs were not finite, re-marked non-finite on reading. */
+  readonly remarked?: number;
 }
 
 export interface SimulateRowsOptions {
@@ -25,6 +27,8 @@ export interface SimulateRowsOptions {
   onProgress?: (done: number, total: number) => void;
   /** Persist to (and resume from) this store's round. */
   store?: { store: SimulationStore; round: number };
+  /** Longest one simulation may run, in milliseconds (see `SimulateOptions.simTimeoutMs`). */
+  simTimeoutMs?: number;
 }
 
 /** One seed per θ row from a key (passed to the simulator, for reproducible stochastic models). */
@@ -51,16 +55,19 @@ export async function simulateRows(
   const status = new Uint8Array(n);
   const done = new Uint8Array(n);
   const target = options.store;
+  let remarked = 0;
   if (target) {
     const prev = await target.store.readRound(target.round);
     x.set(prev.x);
     status.set(prev.status);
     done.set(prev.done);
+    remarked = prev.remarked;
   }
+  const extra = remarked > 0 ? { remarked } : {};
   const todo = Int32Array.from(
     globalThis.Array.from({ length: n }, (_, i) => i).filter((i) => !done[i]),
   );
-  if (todo.length === 0) return { x, status };
+  if (todo.length === 0) return { x, status, ...extra };
   const report = await simulate(
     simulator,
     {
@@ -82,8 +89,9 @@ export async function simulateRows(
       ...(options.workers !== undefined ? { workers: options.workers } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.simTimeoutMs !== undefined ? { simTimeoutMs: options.simTimeoutMs } : {}),
     },
   );
   const firstError = report.firstError ?? report.firstCrash;
-  return firstError ? { x, status, firstError } : { x, status };
+  return firstError ? { x, status, firstError, ...extra } : { x, status, ...extra };
 }

@@ -63,13 +63,22 @@ export interface SimulateOptions {
   /** Stops the run: workers are terminated, finished results flushed, then the call rejects. */
   readonly signal?: AbortSignal;
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Longest one simulation may run, in milliseconds (default: no limit). A worker simulator past
+   * it is terminated (its worker replaced) and the θ gets status timeout; the queue goes on. An
+   * in-process async simulator's θ is counted as timed out too, but its promise cannot be stopped
+   * and runs on unobserved; a synchronous in-process simulator cannot be interrupted at all (give
+   * it as a module to run it in workers).
+   */
+  readonly simTimeoutMs?: number;
 }
 
 /**
  * Runs `simulator` on the rows `job.indices` of `job.theta` and passes the results to
  * `job.onChunk`. An output with NaN or ±Infinity gets status nonFinite; a simulator that throws
  * gets status threw and the run goes on; with workers, a θ whose worker dies twice gets status
- * crashed. An output of the wrong length is a bug in the simulator: the run stops (after flushing
+ * crashed, and one running past `options.simTimeoutMs` gets status timeout. Finished results are
+ * handed to `onChunk` within `flushIntervalMs` even while the next simulation is still running. An output of the wrong length is a bug in the simulator: the run stops (after flushing
  * the results before it) with an NbiError naming the index, θ and both lengths.
  *
  * @example
@@ -102,7 +111,7 @@ export async function simulate(
   try {
     completed =
       typeof simulator === "function"
-        ? await runInProcess(simulator, job, collector, options.signal)
+        ? await runInProcess(simulator, job, collector, options.signal, options.simTimeoutMs)
         : await runPool(
             simulator,
             {
@@ -112,6 +121,7 @@ export async function simulate(
               seeds,
               workers: options.workers ?? availableParallelism(),
               signal: options.signal,
+              timeoutMs: options.simTimeoutMs,
             },
             collector,
           );
@@ -130,6 +140,7 @@ async function runInProcess(
   job: SimulationJob,
   collector: ResultCollector,
   signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
 ): Promise<boolean> {
   const { theta, paramDim, indices, seeds } = job;
   let lastYield = Date.now();
@@ -139,7 +150,11 @@ async function runInProcess(
     const info = { index, seed: seeds ? seeds[index]! : index };
     let outcome: Outcome;
     try {
-      outcome = { kind: "returned", value: await fn(row, info) };
+      const value = fn(row, info);
+      outcome =
+        timeoutMs !== undefined && isThenable(value)
+          ? await withTimeout(value, timeoutMs)
+          : { kind: "returned", value: await value };
     } catch (error) {
       outcome = { kind: "threw", message: messageOf(error) };
     }
@@ -153,6 +168,37 @@ async function runInProcess(
     }
   }
   return collector.chunkError === undefined;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/** The promise's outcome, or a timeout outcome once `ms` has passed (the promise runs on). */
+async function withTimeout(value: PromiseLike<unknown>, ms: number): Promise<Outcome> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          kind: "timeout",
+          message: `the simulation ran past simTimeoutMs = ${ms} ms (its promise was abandoned)`,
+        }),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([
+      Promise.resolve(value).then((v): Outcome => ({ kind: "returned", value: v })),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function validate(
@@ -210,5 +256,14 @@ function validate(
   }
   if (flushIntervalMs !== undefined && !(flushIntervalMs >= 0)) {
     fail(fn, "options.flushIntervalMs", "a non-negative number", flushIntervalMs);
+  }
+  const { simTimeoutMs } = options;
+  if (simTimeoutMs !== undefined && !(simTimeoutMs > 0 && simTimeoutMs <= 2 ** 31 - 1)) {
+    fail(
+      fn,
+      "options.simTimeoutMs",
+      "a positive number of milliseconds (below 2^31)",
+      simTimeoutMs,
+    );
   }
 }

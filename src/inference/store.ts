@@ -13,8 +13,12 @@
  *     round-000/chunk-000000.x.npy       k × ...dataShape float32 outputs (NaN rows where the
  *                                        simulator threw or its worker crashed)
  *     round-000/chunk-000000.status.npy  k uint8: 0 ok, 1 non-finite output, 2 simulator threw,
- *                                        3 worker crashed
+ *                                        3 worker crashed, 4 timed out (simTimeoutMs)
  *     round-000/chunk-000000.index.npy   k int32: the θ rows the chunk holds
+ *     round-000/chunk-000000.sum.json    SHA-256 of the chunk's three files, written before
+ *                                        the index file ({"x.npy": hex, "status.npy": hex,
+ *                                        "index.npy": hex}); round-000/theta.sum.json likewise
+ *                                        for theta.npy
  *     round-000/chunk-s003-000000.*.npy  the same three files from the writer "s003" (a store
  *                                        opened with { writer: "s003" }: one shard of a round
  *                                        simulated by another process or machine)
@@ -23,7 +27,18 @@
  * Each file is written under a temporary name, flushed to disk and renamed into place, and a
  * chunk's index file is renamed last: a chunk exists exactly when its index file does. A crash
  * can leave temporary files or an x/status pair without an index file; both are ignored, and
- * chunk numbers are never reused, so a resumed run cannot overwrite them. If an index appears in
+ * chunk numbers are never reused, so a resumed run cannot overwrite them. Temporary files older
+ * than a minute (no write takes that long) are removed when the store is opened.
+ *
+ * What is read is checked, never trusted: every file must match its checksum (a flipped byte in
+ * an output would otherwise pass as a different simulation), θ must be finite float64 rows
+ * matching the manifest, chunk files must have the dtypes and shapes above, status codes must
+ * be 0 to 4 and indices rows of θ (anything else is refused with the file's name); an output
+ * marked ok that holds NaN or ±Infinity is re-marked non-finite and counted in
+ * `RoundData.remarked`. (Stores written before checksums are read without them.)
+ *
+ * The manifest may also record the run's `fingerprint` (what decided the stored data: see
+ * `NBI.fit`'s `resume` option); the store keeps it and never interprets it. If an index appears in
  * several chunks, the last one read wins (a deliberate re-simulation): chunks are read in the
  * order of their file names (unprefixed chunks by number first, then each writer's by number, writers
  * in code-unit order), which is also Python's `sorted` order.
@@ -46,9 +61,11 @@
  *         x[i] = np.load(f.replace(".index.npy", ".x.npy"))
  *         status[i] = np.load(f.replace(".index.npy", ".status.npy"))
  */
-import { mkdir, open, readdir, readFile, rename, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, fail, NbiError } from "../errors.js";
+import { TEMP_FILE, writeFileAtomic } from "./atomic.js";
 import { decodeNpy, encodeNpy, type NpyArray } from "./npy.js";
 import type { SimulationChunk } from "./simulate-collect.js";
 
@@ -71,7 +88,12 @@ export interface RoundData {
   readonly status: Uint8Array;
   /** n × prod(dataShape); NaN rows where not done, or where the simulator threw or crashed. */
   readonly x: Float32Array;
+  /** Rows stored as ok whose outputs are not finite: re-marked non-finite (status 1) on reading. */
+  readonly remarked: number;
 }
+
+/** What decided a run's stored data (and its training), as the engine records it: plain JSON. */
+export type StoreFingerprint = Readonly<Record<string, unknown>>;
 
 /** A handle on a store folder (see the layout above); every write is atomic. */
 export interface SimulationStore {
@@ -105,6 +127,10 @@ export interface SimulationStore {
   readJson<T>(round: number, name: string): Promise<T | undefined>;
   /** The round's folder (created by the first write to the round), for the engine's own files. */
   roundDir(round: number): string;
+  /** The fingerprint recorded in the manifest, if any (see `StoreFingerprint`). */
+  fingerprint(): Promise<StoreFingerprint | undefined>;
+  /** Records the run's fingerprint in the manifest (replacing any earlier one). */
+  writeFingerprint(fingerprint: StoreFingerprint): Promise<void>;
 }
 
 /** How a handle writes: `writer` names its chunks (letters, digits and '_', starting with a letter). */
@@ -119,6 +145,7 @@ interface Manifest {
   dataShape: number[];
   labels?: string[];
   rounds: { round: number; n: number; dir: string }[];
+  fingerprint?: StoreFingerprint;
 }
 
 const MANIFEST = "manifest.json";
@@ -128,6 +155,12 @@ const CHUNK_INDEX = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\.index\.npy$/;
 const CHUNK_ANY = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\./;
 const WRITER = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ROUND_DIR = /^round-(\d+)$/;
+/** Status codes a chunk may hold (SimulationStatus: ok, nonFinite, threw, crashed, timeout). */
+const MAX_STATUS = 4;
+/** Temporary files older than this are left over from a crash (a write takes milliseconds). */
+const STALE_TEMP_MS = 60_000;
+/** Files that may sit in a store folder besides the store's own: run locks, temporary files. */
+const isAside = (name: string) => name.endsWith(".lock") || TEMP_FILE.test(name);
 
 /** The rows of a round still to simulate: those with done[i] = 0. */
 export function pendingIndices(done: Uint8Array): Int32Array {
@@ -172,7 +205,9 @@ export async function openStore(
     rewrite = meta.labels !== undefined && manifest.labels === undefined;
     if (meta.labels && !manifest.labels) manifest.labels = [...meta.labels];
   } else {
-    const entries = await readdir(root).catch(ifMissing([] as string[]));
+    const entries = (await readdir(root).catch(ifMissing([] as string[]))).filter(
+      (name) => !isAside(name),
+    );
     if (entries.length > 0) {
       throw new NbiError(
         `openStore: dir expected an empty folder or an nbi store (with ${MANIFEST}), got ${JSON.stringify(root)} holding ${describe(entries)}`,
@@ -188,9 +223,53 @@ export async function openStore(
       rounds: [],
     };
   }
+  await removeStaleTemps(root);
   const store = new DiskStore(root, manifest, writer);
   await store.syncManifest(rewrite);
   return store;
+}
+
+/**
+ * Empties a store folder for a fresh run: removes its manifest and round folders (nothing else:
+ * a folder that is not an nbi store is refused).
+ *
+ * @example
+ * ```ts
+ * await inference.resetStore("runs/sine/store"); // then openStore starts it afresh
+ * ```
+ */
+export async function resetStore(dir: string): Promise<void> {
+  const root = resolve(dir);
+  const names = await readdir(root).catch(ifMissing([] as string[]));
+  if (names.length === 0) return;
+  if (!names.includes(MANIFEST)) {
+    const others = names.filter((n) => !isAside(n));
+    if (others.length === 0) return;
+    throw new NbiError(
+      `resetStore: dir expected an nbi store (with ${MANIFEST}), got ${JSON.stringify(root)} holding ${describe(others)}; nothing was removed`,
+    );
+  }
+  for (const name of names) {
+    if (ROUND_DIR.test(name)) await rm(join(root, name), { recursive: true, force: true });
+  }
+  await unlink(join(root, MANIFEST)).catch(ifMissing(undefined));
+}
+
+/** Removes temporary files left by crashed writers, in the store folder and its round folders. */
+async function removeStaleTemps(root: string): Promise<void> {
+  const folders = [root];
+  for (const name of await readdir(root)) if (ROUND_DIR.test(name)) folders.push(join(root, name));
+  const now = Date.now();
+  for (const folder of folders) {
+    for (const name of await readdir(folder).catch(ifMissing([] as string[]))) {
+      if (!TEMP_FILE.test(name) && !name.endsWith(".tmp")) continue;
+      const path = join(folder, name);
+      const info = await stat(path).catch(ifMissing(undefined));
+      if (info?.isFile() && now - info.mtimeMs > STALE_TEMP_MS) {
+        await unlink(path).catch(ifMissing(undefined));
+      }
+    }
+  }
 }
 
 class DiskStore implements SimulationStore {
@@ -199,6 +278,8 @@ class DiskStore implements SimulationStore {
   private readonly rowCounts = new Map<number, number>();
   private readonly nextChunk = new Map<number, Promise<{ next: number }>>();
   private manifestWrites: Promise<void> = Promise.resolve();
+  /** True once this handle recorded a fingerprint (a rewrite then keeps its own). */
+  private fingerprintSet = false;
 
   constructor(
     readonly dir: string,
@@ -231,6 +312,8 @@ class DiskStore implements SimulationStore {
     const path = join(this.roundDir(round), "theta.npy");
     const bytes = await readFile(path).catch(ifMissing(undefined));
     if (bytes === undefined) return undefined;
+    const sumPath = join(this.roundDir(round), "theta.sum.json");
+    verifySum(bytes, await readSums(sumPath), "theta.npy", path, sumPath);
     const array = decodeNpy(bytes, path);
     const d = this.meta.paramDim;
     if (!(array.data instanceof Float64Array) || array.shape.length !== 2 || array.shape[1] !== d) {
@@ -238,7 +321,20 @@ class DiskStore implements SimulationStore {
         `roundParams: ${path} expected float64 of shape [n, ${d}], got ${array.data.constructor.name} of shape [${array.shape.join(", ")}]`,
       );
     }
-    this.rowCounts.set(round, array.shape[0]!);
+    const n = array.shape[0]!;
+    const listed = this.manifest.rounds.find((r) => r.round === round);
+    if (listed !== undefined && listed.n !== n) {
+      throw new NbiError(
+        `roundParams: ${path} expected ${listed.n} θ rows (as ${join(this.dir, MANIFEST)} records), got ${n}; the store was modified or damaged`,
+      );
+    }
+    const bad = array.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new NbiError(
+        `roundParams: ${path} expected finite θ, got ${array.data[bad]} in row ${Math.floor(bad / d)}; the store was modified or damaged`,
+      );
+    }
+    this.rowCounts.set(round, n);
     return array.data;
   }
 
@@ -263,10 +359,12 @@ class DiskStore implements SimulationStore {
       }
     } else {
       await mkdir(this.roundDir(round), { recursive: true });
-      await writeAtomic(
-        join(this.roundDir(round), "theta.npy"),
-        encodeNpy({ data: theta, shape: [theta.length / d, d] }),
+      const bytes = encodeNpy({ data: theta, shape: [theta.length / d, d] });
+      await writeFileAtomic(
+        join(this.roundDir(round), "theta.sum.json"),
+        `${JSON.stringify({ "theta.npy": sha256(bytes) })}\n`,
       );
+      await writeFileAtomic(join(this.roundDir(round), "theta.npy"), bytes);
       this.rowCounts.set(round, theta.length / d);
     }
     await this.syncManifest(false);
@@ -285,14 +383,22 @@ class DiskStore implements SimulationStore {
       fail(fn, "chunk.status", `a Uint8Array of length ${k}`, lengthOrValue(status));
     }
     for (const i of index) if (i < 0 || i >= n) fail(fn, "chunk.index", `values in [0, ${n})`, i);
-    for (const s of status) if (s > 3) fail(fn, "chunk.status", "values 0 to 3", s);
+    for (const s of status)
+      if (s > MAX_STATUS) fail(fn, "chunk.status", `values 0 to ${MAX_STATUS}`, s);
     const number = await this.takeChunkNumber(round);
     const prefix = this.writer === undefined ? "" : `${this.writer}-`;
     const base = join(this.roundDir(round), `chunk-${prefix}${String(number).padStart(6, "0")}`);
-    await writeAtomic(`${base}.x.npy`, encodeNpy({ data: x, shape: [k, ...this.meta.dataShape] }));
-    await writeAtomic(`${base}.status.npy`, encodeNpy({ data: status, shape: [k] }));
+    const files = {
+      "x.npy": encodeNpy({ data: x, shape: [k, ...this.meta.dataShape] }),
+      "status.npy": encodeNpy({ data: status, shape: [k] }),
+      "index.npy": encodeNpy({ data: index, shape: [k] }),
+    };
+    const sums = Object.fromEntries(Object.entries(files).map(([n, b]) => [n, sha256(b)]));
+    await writeFileAtomic(`${base}.x.npy`, files["x.npy"]);
+    await writeFileAtomic(`${base}.status.npy`, files["status.npy"]);
+    await writeFileAtomic(`${base}.sum.json`, `${JSON.stringify(sums)}\n`);
     // Renamed last: its presence is what makes the chunk count.
-    await writeAtomic(`${base}.index.npy`, encodeNpy({ data: index, shape: [k] }));
+    await writeFileAtomic(`${base}.index.npy`, files["index.npy"]);
   }
 
   async readRound(round: number): Promise<RoundData> {
@@ -317,13 +423,16 @@ class DiskStore implements SimulationStore {
       );
     for (const { writer, number } of chunks) {
       const base = join(folder, `chunk-${writer === "" ? "" : `${writer}-`}${number}`);
-      const index = await this.readChunkFile(`${base}.index.npy`, Int32Array, [-1]);
+      const sums = await readSums(`${base}.sum.json`);
+      const index = await this.readChunkFile(`${base}.index.npy`, Int32Array, [-1], sums);
       const k = index.length;
-      const rows = await this.readChunkFile(`${base}.x.npy`, Float32Array, [
-        k,
-        ...this.meta.dataShape,
-      ]);
-      const codes = await this.readChunkFile(`${base}.status.npy`, Uint8Array, [k]);
+      const rows = await this.readChunkFile(
+        `${base}.x.npy`,
+        Float32Array,
+        [k, ...this.meta.dataShape],
+        sums,
+      );
+      const codes = await this.readChunkFile(`${base}.status.npy`, Uint8Array, [k], sums);
       for (let j = 0; j < k; j++) {
         const i = index[j]!;
         if (i < 0 || i >= n) {
@@ -331,18 +440,36 @@ class DiskStore implements SimulationStore {
             `readRound: ${base}.index.npy expected indices in [0, ${n}), got ${i}`,
           );
         }
+        const code = codes[j]!;
+        if (code > MAX_STATUS) {
+          throw new NbiError(
+            `readRound: ${base}.status.npy expected status codes 0 to ${MAX_STATUS}, got ${code} at row ${j}; the store was modified or damaged`,
+          );
+        }
         done[i] = 1;
-        status[i] = codes[j]!;
+        status[i] = code;
         x.set(rows.subarray(j * size, (j + 1) * size), i * size);
       }
     }
-    return { n, theta, done, status, x };
+    // An output stored as ok must be finite: anything else is re-marked and counted.
+    let remarked = 0;
+    for (let i = 0; i < n; i++) {
+      if (!done[i] || status[i] !== 0) continue;
+      for (let v = i * size; v < (i + 1) * size; v++) {
+        if (!Number.isFinite(x[v]!)) {
+          status[i] = 1;
+          remarked++;
+          break;
+        }
+      }
+    }
+    return { n, theta, done, status, x, remarked };
   }
 
   async writeJson(round: number, name: string, value: unknown): Promise<void> {
     const path = this.jsonPath("writeJson", round, name);
     await mkdir(this.roundDir(round), { recursive: true });
-    await writeAtomic(path, new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`));
+    await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
   }
 
   async readJson<T>(round: number, name: string): Promise<T | undefined> {
@@ -356,6 +483,22 @@ class DiskStore implements SimulationStore {
     }
   }
 
+  async fingerprint(): Promise<StoreFingerprint | undefined> {
+    await this.manifestWrites.catch(() => undefined);
+    const text = await readText(join(this.dir, MANIFEST));
+    const onDisk = text === undefined ? undefined : parseManifest(text, this.dir).fingerprint;
+    return onDisk ?? this.manifest.fingerprint;
+  }
+
+  async writeFingerprint(fingerprint: StoreFingerprint): Promise<void> {
+    if (fingerprint === null || typeof fingerprint !== "object") {
+      fail("writeFingerprint", "fingerprint", "a JSON object", fingerprint);
+    }
+    this.manifest.fingerprint = JSON.parse(JSON.stringify(fingerprint)) as StoreFingerprint;
+    this.fingerprintSet = true;
+    await this.syncManifest(true);
+  }
+
   /** Rewrites the manifest when its round list differs from the rounds on disk (or `force`). */
   async syncManifest(force: boolean): Promise<void> {
     const write = async (): Promise<void> => {
@@ -367,8 +510,14 @@ class DiskStore implements SimulationStore {
       }
       if (!force && JSON.stringify(rounds) === JSON.stringify(this.manifest.rounds)) return;
       this.manifest.rounds = rounds;
+      if (!this.fingerprintSet) {
+        // Another process (the fit, while shards run) may have recorded one since this opened.
+        const text = await readText(join(this.dir, MANIFEST));
+        const onDisk = text === undefined ? undefined : parseManifest(text, this.dir).fingerprint;
+        if (onDisk !== undefined) this.manifest.fingerprint = onDisk;
+      }
       const text = `${JSON.stringify(this.manifest, null, 2)}\n`;
-      await writeAtomic(join(this.dir, MANIFEST), new TextEncoder().encode(text));
+      await writeFileAtomic(join(this.dir, MANIFEST), text);
     };
     this.manifestWrites = this.manifestWrites.then(write, write);
     await this.manifestWrites;
@@ -419,6 +568,7 @@ class DiskStore implements SimulationStore {
     path: string,
     type: new (length: number) => T,
     shape: readonly number[],
+    sums: { sums: Record<string, string>; path: string } | undefined,
   ): Promise<T> {
     const bytes = await readFile(path).catch(ifMissing(undefined));
     if (bytes === undefined) {
@@ -426,6 +576,8 @@ class DiskStore implements SimulationStore {
         `readRound: ${path} is missing although the chunk's index file exists; the store was modified by hand`,
       );
     }
+    const name = /\.(x|status|index)\.npy$/.exec(path)![0].slice(1);
+    verifySum(bytes, sums, name, path, sums?.path ?? "");
     const array = decodeNpy(bytes, path);
     const shapeOk =
       array.shape.length === shape.length &&
@@ -439,19 +591,50 @@ class DiskStore implements SimulationStore {
   }
 }
 
-let tempCounter = 0;
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
 
-/** Writes `bytes` to a temporary file, flushes it to disk, then renames it to `path`. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${tempCounter++}`;
-  const handle = await open(temp, "w");
+/** A checksum file's entries, or undefined where there is none (a store from before them). */
+async function readSums(
+  path: string,
+): Promise<{ sums: Record<string, string>; path: string } | undefined> {
+  const text = await readText(path);
+  if (text === undefined) return undefined;
+  let sums: unknown;
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    sums = JSON.parse(text);
+  } catch {
+    sums = undefined;
   }
-  await rename(temp, path);
+  if (
+    sums === null ||
+    typeof sums !== "object" ||
+    Array.isArray(sums) ||
+    !Object.values(sums).every((v) => typeof v === "string" && /^[0-9a-f]{64}$/.test(v))
+  ) {
+    throw new NbiError(
+      `readRound: ${path} expected {"<file>": "<sha256 hex>", ...}, got ${JSON.stringify(text.slice(0, 60))}; the store was modified or damaged`,
+    );
+  }
+  return { sums: sums as Record<string, string>, path };
+}
+
+/** Refuses bytes that do not match their recorded checksum (when one is recorded). */
+function verifySum(
+  bytes: Uint8Array,
+  sums: { sums: Record<string, string> } | undefined,
+  name: string,
+  path: string,
+  sumPath: string,
+): void {
+  if (sums === undefined) return;
+  const expected = sums.sums[name];
+  if (expected === undefined || sha256(bytes) !== expected) {
+    throw new NbiError(
+      `readRound: ${path} expected the content recorded in ${sumPath} (SHA-256 ${expected?.slice(0, 12) ?? "missing"}…), got different bytes; the file was modified or damaged`,
+    );
+  }
 }
 
 function ifMissing<T>(value: T): (error: NodeJS.ErrnoException) => T {

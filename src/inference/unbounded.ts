@@ -14,6 +14,14 @@ export interface SupportBounds {
   readonly thetaUpper?: Float64Array;
 }
 
+/** θ's image and the map's log-Jacobian (see `toUnbounded`). */
+export interface UnboundedImage {
+  /** φ(θ), n × d row-major. */
+  readonly u: Float64Array;
+  /** log |det ∂u/∂θ| per row. */
+  readonly logJac: Float64Array;
+}
+
 /** How far inside the bounds θ is clamped (a draw exactly on a bound has no finite image). */
 const EDGE = 1e-12;
 
@@ -30,7 +38,7 @@ export function toUnbounded(
   bounds: SupportBounds,
   theta: Float64Array,
   d: number,
-): { u: Float64Array; logJac: Float64Array } {
+): UnboundedImage {
   const n = theta.length / d;
   const lo = bounds.thetaLower;
   const hi = bounds.thetaUpper;

@@ -61,9 +61,24 @@ describe("nbi fit and nbi predict", () => {
   it("predicts from the saved model: a summary table, draws and weights as CSV or NPY", async () => {
     const obs = join(FIXTURES, "obs.csv");
     const out = join(root, "post.npy");
+    // The run folder's simulator runs only when asked: named again, or the folder trusted.
+    const simulator = `${join(FIXTURES, "line.mjs")}#line`;
     const [text, npy] = await Promise.all([
-      nbi(["predict", plain, "--obs", obs, "--column", "flux"]),
-      nbi(["predict", plain, "--obs", obs, "--column", "1", "--n", "40", "--out", out, "--quiet"]),
+      nbi(["predict", plain, "--obs", obs, "--column", "flux", "--simulator", simulator]),
+      nbi([
+        "predict",
+        plain,
+        "--obs",
+        obs,
+        "--column",
+        "1",
+        "--n",
+        "40",
+        "--out",
+        out,
+        "--quiet",
+        "--trust-run-dir",
+      ]),
     ]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/n_eff [\d.]+ of 50 simulations/);

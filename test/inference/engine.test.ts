@@ -132,11 +132,21 @@ describe("NBI: bad input", () => {
     );
   });
 
-  it("reports an empty round (every weight invalid) as an error", async () => {
+  it("keeps an empty round (every weight invalid): reported, in the history, not fatal", async () => {
     const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
-    await expect(
-      engine.fit({ ...quickFit, xObs: xObsLine(0), nRounds: 2, logLike: () => Number.NaN }),
-    ).rejects.toThrow(/all 64 log-weights are invalid/);
+    const warnings: string[] = [];
+    const fit = await engine.fit({
+      ...quickFit,
+      xObs: xObsLine(0),
+      nRounds: 2,
+      logLike: () => Number.NaN,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(fit.history.map((h) => h.nEff)).toEqual([0, 0]);
+    expect(fit.emptyRounds).toEqual([0, 1]);
+    expect(fit.samples.length).toBe(0);
+    expect(warnings.some((w) => /all 64 log-weights are invalid/.test(w))).toBe(true);
+    expect(warnings.some((w) => /no round has usable importance weights/.test(w))).toBe(true);
   });
 });
 
