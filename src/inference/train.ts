@@ -165,6 +165,18 @@ export function makeConsts(scales: Scales, net: PosteriorNetwork, noise?: Noise)
   };
 }
 
+/** A batch's observations with fresh noise, standardised: what the featurizer sees. */
+function noisyStandardised(
+  noise: ReturnType<typeof noiseModel>,
+  key: Array,
+  x: Array,
+  theta: Array,
+  c: Consts,
+): Array {
+  const xn = noise ? noise(key, x, theta, c) : x;
+  return np.div(np.sub(xn, c.xMean), c.xStd);
+}
+
 /**
  * Weighted mean NLL of a batch in the flow's units: θ (user's units, for the noise model) and ts,
  * its standardised unbounded image (see `standardiseTheta`).
@@ -179,9 +191,7 @@ function makeLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
     key: Array,
     c: Consts,
   ) => {
-    const xn = noise ? noise(key, x, theta, c) : x;
-    const xs = np.div(np.sub(xn, c.xMean), c.xStd);
-    const lp = net.logProbStd(params, xs, ts);
+    const lp = net.logProbStd(params, noisyStandardised(noise, key, x, theta, c), ts);
     return np.neg(np.div(np.sum(np.mul(w, lp)), np.sum(w)));
   };
 }
@@ -206,8 +216,7 @@ function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>
   ) => {
     const B = x.shape[0]!;
     const atoms = tsAtoms.shape[0]! / B;
-    const xn = noise ? noise(key, x, tTrue, c) : x;
-    const ctx = net.context(params, np.div(np.sub(xn, c.xMean), c.xStd));
+    const ctx = net.context(params, noisyStandardised(noise, key, x, tTrue, c));
     const F = ctx.shape[1]!;
     const ctxAtoms = np.reshape(np.broadcastTo(np.reshape(ctx, [B, 1, F]), [B, atoms, F]), [
       B * atoms,

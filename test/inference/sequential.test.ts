@@ -22,6 +22,7 @@ import {
   PRIOR_PROPOSAL,
   type ProposalContext,
   proposalLogDensity,
+  type RoundProposal,
   truncationThreshold,
 } from "../../src/inference/proposals.js";
 import {
@@ -61,6 +62,14 @@ async function smallSurrogate(seed: number) {
     },
   };
   return { net, checkpoint };
+}
+
+/** ∫ q̃ dθ over the prior's support, by importance sampling from the prior: E_p[q̃/p]. */
+async function integralOverPrior(ctx: ProposalContext, proposal: RoundProposal, seed: number) {
+  const fromPrior = ctx.prior.sample(hostKey(seed), 40_000);
+  const lp = ctx.prior.logProb(fromPrior);
+  const dens = await proposalLogDensity(ctx, proposal, fromPrior, lp);
+  return dens.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lp.length;
 }
 
 /** n prior draws of the 2-D Gaussian-linear toy x = θ + N(0, 0.5²). */
@@ -214,13 +223,8 @@ describe("proposals with exact densities", () => {
     );
     const threshold = (draw.proposal.parts[0]!.part as { threshold: number }).threshold;
     expect(lq.every((v) => v >= threshold)).toBe(true);
-    // Its density is the prior's over the region's prior mass: it integrates to 1 (checked by
-    // importance sampling from the prior).
-    const fromPrior = prior.sample(hostKey(14), 40_000);
-    const lp = prior.logProb(fromPrior);
-    const dens = await proposalLogDensity(ctx, draw.proposal, fromPrior, lp);
-    const integral = dens.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lp.length;
-    expect(Math.abs(integral - 1)).toBeLessThan(0.03);
+    // Its density is the prior's over the region's prior mass: it integrates to 1.
+    expect(Math.abs((await integralOverPrior(ctx, draw.proposal, 14)) - 1)).toBeLessThan(0.03);
   });
 
   it("a mixture of the prior and surrogates has a density that integrates to 1 on the prior's support", async () => {
@@ -247,11 +251,7 @@ describe("proposals with exact densities", () => {
       truncationEps: 1e-4,
     });
     expect(prior.inSupport(draw.theta).every((v) => v === 1)).toBe(true);
-    const fromPrior = prior.sample(hostKey(16), 40_000);
-    const lp = prior.logProb(fromPrior);
-    const dens = await proposalLogDensity(ctx, draw.proposal, fromPrior, lp);
-    const integral = dens.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lp.length;
-    expect(Math.abs(integral - 1)).toBeLessThan(0.05);
+    expect(Math.abs((await integralOverPrior(ctx, draw.proposal, 16)) - 1)).toBeLessThan(0.05);
   });
 
   it("the proposal-corrected NLL's weights are all 1 on prior draws", async () => {
