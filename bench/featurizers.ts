@@ -6,16 +6,26 @@
  * and under `jit` (the median of 10 timed steps after a warm-up step; one timed step at the large
  * size, which takes over a minute eagerly); and the same workload in PyTorch (bench/featurizers_torch.py, 2 threads,
  * OPENBLAS_NUM_THREADS=1) in the same run when Debian's python3-torch is installed.
- * Usage: npx tsx bench/featurizers.ts [--quick]
+ * Then whole training epochs at nbi's sine settings (issue 14): `trainPosterior` on 320 sine
+ * curves (batch 32, 10% held out: 9 steps and a validation pass per epoch), the ResNet-GRU
+ * { dimIn 1, dimOut 32, dimConvMax 256, depth 3 } feeding a MAF 32 hidden × 4 blocks, noise 1:
+ * the first epoch (tracing and compiling included) and the median of the later ones, wall and
+ * CPU time (CPU time is the steadier figure on a shared machine).
+ * Usage: npx tsx bench/featurizers.ts [--quick] [--epochs-only]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import os from "node:os";
+import { sine } from "../examples/sine-model.js";
 import * as featurizers from "../src/featurizers/index.js";
 import { type Array, np, random, tree, valueAndGrad } from "../src/index.js";
+import { hostKey, uniforms } from "../src/inference/host.js";
+import { fitScales, initPosterior, posteriorNetwork } from "../src/inference/posterior.js";
+import { trainPosterior } from "../src/inference/train.js";
 import { jit } from "../src/transforms/jit.js";
 
 const quick = process.argv.includes("--quick");
+const epochsOnly = process.argv.includes("--epochs-only");
 
 interface Size {
   batch: number;
@@ -48,6 +58,63 @@ function timeSteps(step: () => unknown, steps: number): number {
 
 const fmt = (s: number) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
 
+/** Training epochs at nbi's sine settings (see the header), printed. */
+async function trainingEpochs(nEpochs: number): Promise<void> {
+  const n = 320;
+  const u = uniforms(hostKey(5), n * 3);
+  const theta = new Float64Array(n * 3);
+  const x = new Float32Array(n * 50);
+  for (let i = 0; i < n; i++) {
+    theta[3 * i] = u[3 * i]! * 2 * Math.PI;
+    theta[3 * i + 1] = 1 + 4 * u[3 * i + 1]!;
+    theta[3 * i + 2] = 2 * Math.PI + 10 * Math.PI * u[3 * i + 2]!;
+    x.set(sine(theta.subarray(3 * i, 3 * i + 3)), i * 50);
+  }
+  const net = posteriorNetwork(
+    { nDims: 3, flowHidden: 32, numBlocks: 4 },
+    { type: "resnet-gru", dimIn: 1, dimOut: 32, dimConvMax: 256, depth: 3 },
+    [50],
+  );
+  const scales = fitScales(x, theta, net.inputShape, 3);
+  const params = await initPosterior(net, hostKey(0));
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  let c0 = process.cpuUsage();
+  await trainPosterior(
+    net,
+    params,
+    scales,
+    { x, theta },
+    {
+      nEpochs,
+      batchSize: 32,
+      lr: 1e-3,
+      minLr: 1e-3,
+      noise: 1,
+      key: hostKey(10),
+      onEpoch: (e) => {
+        const c = process.cpuUsage(c0);
+        wall.push(e.seconds);
+        cpu.push((c.user + c.system) / 1e6);
+        c0 = process.cpuUsage();
+      },
+    },
+  );
+  const label = "ResNet-GRU + MAF 32×4, 320 sims, batch 32";
+  console.log(
+    `${`nbi epoch, first  ${label}`.padEnd(58)} ${fmt(wall[0]!).padStart(10)} (cpu ${fmt(cpu[0]!)}, tracing and compiling included)`,
+  );
+  console.log(
+    `${`nbi epoch, later  ${label}`.padEnd(58)} ${fmt(median(wall.slice(1))).padStart(10)} (cpu ${fmt(median(cpu.slice(1)))}; median of ${wall.length - 1})`,
+  );
+}
+
+if (epochsOnly) {
+  console.log("Training epochs at nbi's sine settings (trainPosterior)\n");
+  await trainingEpochs(quick ? 3 : 6);
+  process.exit(0);
+}
+
 console.log(
   `nbi featurizer benchmarks — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}\n`,
 );
@@ -66,6 +133,10 @@ for (const size of sizes) {
   const compiled = timeSteps(() => jitted(params, x)[0].dataSync(), size.steps);
   console.log(`${`nbi jit cpu      ${label}`.padEnd(58)} ${fmt(compiled).padStart(10)} / step`);
 }
+
+console.log("\nTraining epochs at nbi's sine settings (trainPosterior)\n");
+await trainingEpochs(quick ? 3 : 6);
+console.log();
 
 // WebGPU (where an adapter exists): the small size only; parameters are initialised on the CPU
 // and moved, since initialisation reads values on the host.

@@ -9,7 +9,13 @@ import { zeros } from "../ops/creation.js";
 import * as np from "../ops/numpy.js";
 import * as random from "../ops/random.js";
 import { scan } from "../transforms/api.js";
-import { checkSize, type GruCellParams, gruCell, gruInputProjection, gruStep } from "./layers.js";
+import {
+  checkSize,
+  type GruCellParams,
+  gruCell,
+  gruInputProjection,
+  gruStepGates,
+} from "./layers.js";
 import type { Featurizer, InitOptions } from "./types.js";
 
 /** Parameters of a stacked GRU: one cell per layer, bottom first. */
@@ -36,14 +42,16 @@ export function runGru(params: GruParams, xs: Array): Array {
     const hidden = layer.weightHh.shape[1]!;
     const gi = gruInputProjection(layer, seq);
     const h0 = zeros([seq.shape[1]!, hidden], { dtype: gi.dtype });
+    // The input gates split once for the whole sequence, not per step.
+    const gates = np.split(gi, 3, -1) as [Array, Array, Array];
     const [h, ys] = scan(
-      (hPrev: Array, giT: Array): [Array, Array | null] => {
-        const hNext = gruStep(layer, hPrev, giT);
+      (hPrev: Array, [ir, iz, inn]: [Array, Array, Array]): [Array, Array | null] => {
+        const hNext = gruStepGates(layer, hPrev, ir, iz, inn);
         // The top layer's outputs are not needed, only its last state.
         return [hNext, top ? null : hNext];
       },
       h0,
-      gi,
+      gates,
     );
     if (!top) seq = ys as Array;
     last = h;

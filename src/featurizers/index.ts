@@ -16,6 +16,7 @@ export {
   gruCell,
   gruInputProjection,
   gruStep,
+  gruStepGates,
   type LinearOptions,
   type LinearParams,
   linear,

@@ -49,7 +49,9 @@ export interface Primitive<P = unknown> {
   readonly nonDifferentiable?: boolean;
   /**
    * For elementwise primitives: the scalar JS expression of the float computation over operands
-   * `a`, `b`, `c` (in order), which `jit` uses to fuse chains of them into one loop.
+   * `a`, `b`, `c` (in order), which `jit` uses to fuse chains of them into one loop; `f32Expr`,
+   * where float32 computes otherwise (a float32 polynomial form, cpu/math-f32.ts, that the
+   * eager kernel and the SIMD loops share).
    */
-  readonly fusion?: { readonly expr: string };
+  readonly fusion?: { readonly expr: string; readonly f32Expr?: string };
 }

@@ -6,12 +6,15 @@
  *
  * Two code generators: WebAssembly SIMD (ops/cpu/wasm/elementwise-simd.ts) when every value is
  * float32 or bool and every operation has an exact SIMD form, else a generated JavaScript loop
- * (float64, transcendental functions, engines without SIMD; runs with sums stop before them).
+ * (float64, transcendental functions other than float32 exp and tanh, engines without SIMD; runs
+ * with sums stop before them). float32 exp and tanh are the polynomial programs of
+ * ops/cpu/math-f32.ts in both generators and in the eager kernels.
  * Both round float32 at every step and sums accumulate in float64 in the eager kernels' order,
  * so fused results are bit-identical to eager evaluation.
  */
 import type { ConcreteArray } from "../ops/concrete-array.js";
 import { fromHost } from "../ops/concrete-array.js";
+import { withMathHelpers } from "../ops/cpu/elementwise.js";
 import {
   broadcastLoop,
   compileElementwiseSimd,
@@ -254,8 +257,10 @@ function compileJs({ shape, program }: RunSpec): FusedGroup["run"] {
   for (const [k, { eqn, args }] of steps.entries()) {
     const operands = args.map((a) => ("step" in a ? `v${a.step}` : reads[a.input]!));
     const names = ["a", "b", "c"].slice(0, operands.length);
-    const value = `(${names.map((n, i) => `${n} = ${operands[i]}`).join(", ")}, ${eqn.prim.fusion!.expr})`;
-    const rounded = eqn.outBinders[0]!.aval.dtype === "float32" ? `Math.fround(${value})` : value;
+    const f32 = eqn.outBinders[0]!.aval.dtype === "float32";
+    const { expr, f32Expr } = eqn.prim.fusion!;
+    const value = `(${names.map((n, i) => `${n} = ${operands[i]}`).join(", ")}, ${f32 && f32Expr ? f32Expr : expr})`;
+    const rounded = f32 ? `Math.fround(${value})` : value;
     body.push(`const v${k} = ${rounded};`);
     const j = program.outputs.indexOf(k);
     if (j >= 0) body.push(`O${j}[o] = v${k};`);
@@ -274,7 +279,10 @@ function compileJs({ shape, program }: RunSpec): FusedGroup["run"] {
     "}",
     "}",
   ].join("\n");
-  const run = new Function("I", "O", "maps", source);
+  const run = withMathHelpers<(i: readonly TypedArray[], o: TypedArray[], m: Int32Array[]) => void>(
+    ["I", "O", "maps"],
+    source,
+  );
   const n = sizeOf(shape);
   return (ins) => {
     const outs = program.outputs.map((k) =>

@@ -432,7 +432,7 @@ function inputShape(out: number[], split: number, pattern: Pattern, pad: boolean
 }
 
 const F32_BINARY = ["add", "sub", "mul", "div", "max", "min"];
-const F32_UNARY = ["neg", "abs", "sqrt", "floor", "sign"];
+const F32_UNARY = ["neg", "abs", "sqrt", "floor", "sign", "exp", "tanh"];
 const COMPARISONS = ["eq", "ne", "lt", "gt", "le", "ge"];
 const OPS = [...F32_BINARY, ...F32_UNARY, ...COMPARISONS, "select"];
 
@@ -511,6 +511,8 @@ function evalEager(
     sqrt: prim.sqrt,
     floor: prim.floor,
     sign: prim.sign,
+    exp: prim.exp,
+    tanh: prim.tanh,
   };
   for (const s of program.steps) {
     const args = s.args.map(get);
@@ -638,6 +640,9 @@ describe("compileElementwiseSimd (cpu)", () => {
       { op: "eq", args: [{ step: 3 }, { step: 5 }], dtype: "bool" }, // 6
       { op: "max", args: [{ input: 3 }, { input: 2 }], dtype: "float32" }, // 7
       { op: "min", args: [{ input: 2 }, { input: 3 }], dtype: "float32" }, // 8
+      { op: "exp", args: [{ input: 0 }], dtype: "float32" }, // 9
+      { op: "tanh", args: [{ input: 0 }], dtype: "float32" }, // 10
+      { op: "tanh", args: [{ input: 1 }], dtype: "float32" }, // 11
     ];
     const program: ElementwiseProgram = {
       shape,
@@ -648,7 +653,7 @@ describe("compileElementwiseSimd (cpu)", () => {
         { shape: [], dtype: "float32" },
       ],
       steps,
-      outputs: [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      outputs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
     };
     const runner = compileElementwiseSimd(program);
     expect(runner).not.toBeNull();
@@ -670,20 +675,20 @@ describe("compileElementwiseSimd (cpu)", () => {
     outputs: [steps.length - 1],
   });
 
-  it("returns null for steps without an exact SIMD form (exp, pow)", () => {
+  it("returns null for steps without an exact SIMD form (log, pow)", () => {
     const ok = base(
       [{ op: "add", args: [{ input: 0 }, { input: 1 }], dtype: "float32" }],
       [[5, 6], [6]],
     );
     expect(compileElementwiseSimd(ok)).not.toBeNull();
-    const exp = base(
+    const log = base(
       [
         { op: "add", args: [{ input: 0 }, { input: 1 }], dtype: "float32" },
-        { op: "exp", args: [{ step: 0 }], dtype: "float32" },
+        { op: "log", args: [{ step: 0 }], dtype: "float32" },
       ],
       [[5, 6], [6]],
     );
-    expect(compileElementwiseSimd(exp)).toBeNull();
+    expect(compileElementwiseSimd(log)).toBeNull();
     const pow = base(
       [{ op: "pow", args: [{ input: 0 }, { input: 1 }], dtype: "float32" }],
       [[5, 6], [6]],

@@ -66,12 +66,23 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(g!.outputs).toContain(jaxpr.outs[1]);
   });
 
-  it("a chain with exp is fused by the JavaScript loop", () => {
-    const jaxpr = stage((x, y) => [np.mul(np.exp(np.add(x, y)), 0.5)], [[6, 5], [5]]);
+  it("a chain with log is fused by the JavaScript loop", () => {
+    const jaxpr = stage((x, y) => [np.mul(np.log(np.add(x, y)), 0.5)], [[6, 5], [5]]);
     const groups = fuseElementwise(jaxpr);
     expect(groups).toHaveLength(1);
     expect(groups[0]!.engine).toBe("js");
-    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toEqual(["add", "exp", "mul"]);
+    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toEqual(["add", "log", "mul"]);
+  });
+
+  it("a chain with exp and tanh (a GRU's gates) is fused by the SIMD loop", () => {
+    const jaxpr = stage(
+      (x, y) => [np.tanh(np.mul(np.sigmoid(np.add(x, y)), np.exp(x)))],
+      [[6, 5], [5]],
+    );
+    const groups = fuseElementwise(jaxpr);
+    expect(groups).toHaveLength(1);
+    expect(groups[0]!.engine).toBe("wasm");
+    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toContain("tanh");
   });
 
   it("a float64 chain is fused by the JavaScript loop", () => {
@@ -155,7 +166,7 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(groups[0]).toMatchObject({ start: 0, end: 1, engine: "wasm", shape: [32, 32] });
     expect(fuseElementwise(stage((x, y) => [np.add(x, y)], [[4, 4], [4]]))).toEqual([]);
     // A single large equation without a SIMD form stays with the eager kernel.
-    expect(fuseElementwise(stage((x) => [np.exp(x)], [[32, 32]]))).toEqual([]);
+    expect(fuseElementwise(stage((x) => [np.log(x)], [[32, 32]]))).toEqual([]);
   });
 });
 
@@ -267,7 +278,19 @@ const chains: [string, Fn][] = [
       return [np.where(np.greater(y, 0), y, 0), np.maximum(y, 0)];
     },
   ],
-  ["exp chain (JavaScript loop)", (x, row) => [np.mul(np.exp(np.sub(x, row)), 0.5)]],
+  ["log chain (JavaScript loop)", (x, row) => [np.mul(np.log(np.sub(x, row)), 0.5)]],
+  [
+    "exp chain with log (JavaScript loop)",
+    (x, row) => [np.add(np.exp(np.sub(x, row)), np.log(np.abs(x)))],
+  ],
+  [
+    "GRU gates: sigmoid, tanh, exp",
+    (x, row) => {
+      const r = np.sigmoid(np.add(x, row));
+      const n = np.tanh(np.add(x, np.mul(r, row)));
+      return [np.add(n, np.mul(r, np.sub(np.exp(np.mul(x, 0.1)), n)))];
+    },
+  ],
 ];
 
 describe("jit(f) equals f bit for bit through fused loops (cpu)", () => {

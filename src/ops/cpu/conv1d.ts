@@ -13,7 +13,9 @@ import { allocate } from "../dtype.js";
 import { allocLike, type FloatArray, gemm } from "./matmul.js";
 import {
   indirectAvailable,
+  indirectGatherRows,
   indirectMemory,
+  indirectPadRows,
   indirectRun,
   indirectTranspose,
   roundUp,
@@ -239,9 +241,10 @@ function implicitPath(a: FloatArray, opts: Conv1dOptions): a is Float32Array {
 
 /**
  * Writes x[n0 + s, ci, :] for s < nb as rows ci of `dst` (row stride nb·lp, from `off`), each
- * sample padded with lo zeros before and hi after (lp = l + lo + hi). The chunk's samples are
- * copied in at once to `scratch` (past everything else the caller lays out; nb·c·l words) and
- * rearranged there with copyWithin: a view per row cost more than its copy.
+ * sample padded with lo zeros before and hi after (lp = l + lo + hi): the chunk's samples are
+ * copied in at once to `scratch` (past everything else the caller lays out; nb·c·l words, and 4
+ * more the kernel may read) and rearranged by the kernel's `pad`, which may also write up to 3
+ * words past the last row (callers zero what follows the rows afterwards).
  */
 function padRows(
   x: Float32Array,
@@ -255,17 +258,8 @@ function padRows(
   off: number,
   scratch: number,
 ): void {
-  const lp = l + lo + hi;
   dst.set(x.subarray(n0 * c * l, (n0 + nb) * c * l), scratch);
-  for (let ci = 0; ci < c; ci++) {
-    for (let s = 0; s < nb; s++) {
-      const d = off + ci * nb * lp + s * lp;
-      if (lo > 0) dst.fill(0, d, d + lo);
-      const src = scratch + (s * c + ci) * l;
-      dst.copyWithin(d + lo, src, src + l);
-      if (hi > 0) dst.fill(0, d + lo + l, d + lp);
-    }
-  }
+  indirectPadRows(scratch, off, c, nb, l, lo, hi);
 }
 
 /**
@@ -305,7 +299,7 @@ function correlate(
     const tb = ta + mp;
     const co = roundUp(tb + ck, 4);
     const scratch = co + mp * np;
-    const { f32: mem, i32: idx } = indirectMemory(scratch + nb * c * l);
+    const { f32: mem, i32: idx } = indirectMemory(scratch + nb * Math.max(c * l, o * lout) + 4);
     if (adjoint) packAdjointWeights(w, c, o, k, mem);
     else mem.set(w.subarray(0, o * ck), 0);
     padRows(x, n0, nb, c, l, lo, hi, mem, xo, scratch);
@@ -317,14 +311,10 @@ function correlate(
       for (let ki = 0; ki < k; ki++) idx[tb + ci * k + ki] = (xo + ci * cols + ki * dil) * 4;
     }
     indirectRun(ta, tb, co, o, ck, cols);
-    for (let oi = 0; oi < o; oi++) {
-      for (let s = 0; s < nb; s++) {
-        const src = co + oi * np + s * lp;
-        const dst = ((n0 + s) * o + oi) * lout;
-        if (lout >= 16) out.set(mem.subarray(src, src + lout), dst);
-        else for (let t = 0; t < lout; t++) out[dst + t] = mem[src + t]!;
-      }
-    }
+    // C[oi, s·lp + t] → out[n0 + s, oi, t]: packed by the kernel (over the signal's scratch),
+    // then copied out at once.
+    indirectGatherRows(co, scratch, nb, o, lout, lp, np);
+    out.set(mem.subarray(scratch, scratch + nb * o * lout), n0 * o * lout);
   }
   return out;
 }
@@ -378,7 +368,7 @@ function correlateWeights(
     const co = roundUp(tb + cols, 4);
     // g's samples, copied as they are behind C, then transposed into place (gᵀ).
     const gRaw = co + mp * np;
-    const { f32: mem, i32: idx } = indirectMemory(gRaw + nb * Math.max(o * lout, c * l));
+    const { f32: mem, i32: idx } = indirectMemory(gRaw + nb * Math.max(o * lout, c * l) + 4);
     padRows(x, n0, nb, c, l, lo, hi, mem, 0, gRaw);
     mem.fill(0, c * cols, go + cols * np);
     mem.set(g.subarray(n0 * o * lout, (n0 + nb) * o * lout), gRaw);

@@ -5,6 +5,7 @@
  */
 import type { TypedArray } from "../dtype.js";
 import { type Shape, stridesOf } from "../shape.js";
+import { F32_MATH } from "./math-f32.js";
 
 type UnaryLoop = (a: TypedArray, out: TypedArray, n: number) => void;
 type BinaryLoop = (
@@ -56,19 +57,28 @@ function cached<L>(
   return loop;
 }
 
+const helperNames = Object.keys(F32_MATH);
+const helpers = Object.values(F32_MATH);
+
+/**
+ * `new Function(...params, body)` with the float32 math helpers (expf32, tanhf32) in scope, so
+ * expressions can call them.
+ */
+export function withMathHelpers<F>(params: readonly string[], body: string): F {
+  const make = new Function(
+    ...helperNames,
+    `return function (${params.join(", ")}) {\n${body}\n};`,
+  );
+  return make(...helpers) as F;
+}
+
 /** `expr` uses `a`, e.g. "Math.exp(a)". */
 export function unaryLoop(expr: string, types = 0): UnaryLoop {
-  return cached(
-    unaryCache,
-    expr,
-    types,
-    () =>
-      new Function(
-        "A",
-        "O",
-        "n",
-        `for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; }`,
-      ) as UnaryLoop,
+  return cached(unaryCache, expr, types, () =>
+    withMathHelpers<UnaryLoop>(
+      ["A", "O", "n"],
+      `for (let i = 0; i < n; i++) { const a = A[i]; O[i] = ${expr}; }`,
+    ),
   );
 }
 
@@ -103,7 +113,7 @@ export function binaryLoop(expr: string, types = 0): BinaryLoop {
         }
         if (d < 0) break;
       }`;
-    return new Function("A", "B", "O", "shape", "sa", "sb", body) as BinaryLoop;
+    return withMathHelpers<BinaryLoop>(["A", "B", "O", "shape", "sa", "sb"], body);
   });
 }
 

@@ -8,6 +8,7 @@ import { bind1 } from "../../transforms/core.js";
 import type { Array, ShapedArray } from "../array.js";
 import { type ConcreteArray, fromHost } from "../concrete-array.js";
 import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
+import { unaryF32 } from "../cpu/wasm/elementwise-simd.js";
 import { allocate, type DType, isFloat } from "../dtype.js";
 import type { BatchDim, Kernel, Primitive } from "../primitive.js";
 import { broadcastShapes, sizeOf } from "../shape.js";
@@ -58,6 +59,11 @@ interface UnarySpec {
   name: UnaryName;
   /** JS expression of `a` computing the result. */
   expr: string;
+  /**
+   * The float32 expression where it differs: a helper of cpu/math-f32.ts (bit-identical to the
+   * SIMD form the fused loops use).
+   */
+  f32Expr?: string;
   /** Integer expression where it differs (e.g. sign on ints); ints are refused when absent. */
   intExpr?: string;
   /** dy/dx from x and y, as traceable array code; null for piecewise-constant functions. */
@@ -69,7 +75,7 @@ interface UnarySpec {
 function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
-    fusion: { expr: spec.expr },
+    fusion: { expr: spec.expr, ...(spec.f32Expr ? { f32Expr: spec.f32Expr } : {}) },
     abstractEval([x]) {
       if (!isFloat(x!.dtype) && spec.intExpr === undefined) {
         throw new NbiError(
@@ -85,7 +91,19 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
       cpu: ([x]) => {
         const src = x!.buffer as Float64Array;
         const out = allocate(x!.dtype, src.length);
-        runUnary(isFloat(x!.dtype) ? spec.expr : spec.intExpr!, src, out);
+        const expr =
+          x!.dtype === "float32" && spec.f32Expr
+            ? spec.f32Expr
+            : isFloat(x!.dtype)
+              ? spec.expr
+              : spec.intExpr!;
+        // float32 exp and tanh: the SIMD form where the engine has it (the same bits).
+        const simdDone =
+          x!.dtype === "float32" &&
+          (spec.name === "exp" || spec.name === "tanh") &&
+          src.length >= 4 &&
+          unaryF32(spec.name, src as unknown as Float32Array, out as Float32Array);
+        if (!simdDone) runUnary(expr, src, out);
         return [fromHost(out, x!.shape, x!.dtype, x!.backend)];
       },
       webgpu: gpuUnary(spec.name),
@@ -117,7 +135,12 @@ export const negP = unaryPrimitive({
   derivative: null,
   linear: true,
 });
-export const expP = unaryPrimitive({ name: "exp", expr: "Math.exp(a)", derivative: (_x, y) => y });
+export const expP = unaryPrimitive({
+  name: "exp",
+  expr: "Math.exp(a)",
+  f32Expr: "expf32(a)",
+  derivative: (_x, y) => y,
+});
 export const logP = unaryPrimitive({
   name: "log",
   expr: "Math.log(a)",
@@ -142,6 +165,7 @@ export const cosP = unaryPrimitive({
 export const tanhP = unaryPrimitive({
   name: "tanh",
   expr: "Math.tanh(a)",
+  f32Expr: "tanhf32(a)",
   derivative: (x, y) => sub(one(x), mul(y, y)),
 });
 export const sqrtP = unaryPrimitive({

@@ -8,8 +8,9 @@
  * Results are bit-identical to the eager kernels: IEEE add, sub, mul, div and sqrt of float32
  * operands round the same in f32x4 as `Math.fround` of the double operation does; max, min and
  * sign are built from comparisons and bit selects to reproduce the eager expressions exactly
- * (NaN propagation and signed zeros included). Operations without an exact SIMD form (exp,
- * log, pow, ...) leave the group to the JavaScript loop.
+ * (NaN propagation and signed zeros included); exp and tanh are the float32 polynomial programs
+ * of cpu/math-f32.ts, which the eager float32 kernels run too. Operations without an exact SIMD
+ * form (log, pow, ...) leave the group to the JavaScript loop.
  *
  * Layout: the output shape is collapsed to at most three loop axes, each input read through
  * its strides over them (0 where broadcast: a bias row, a per-channel bias of a convolution, a
@@ -20,6 +21,18 @@
  */
 import { allocateUnfilled, type TypedArray } from "../../dtype.js";
 import { type Shape, sizeOf } from "../../shape.js";
+import {
+  EXP_C1,
+  EXP_C2,
+  EXP_HI,
+  EXP_LO,
+  EXP_P,
+  expf32,
+  LOG2E,
+  TANH_Q,
+  TANH_SMALL,
+  tanhf32,
+} from "../math-f32.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
 import { type WasmMemory, wasm } from "./runtime.js";
 
@@ -138,6 +151,8 @@ const F32_OPS: Record<string, number> = {
   sqrt: 1,
   floor: 1,
   sign: 1,
+  exp: 1,
+  tanh: 1,
 };
 const COMPARISONS = new Set(["eq", "ne", "lt", "le", "gt", "ge"]);
 
@@ -223,6 +238,83 @@ const MAX_MEMORY_BYTES = 512 * 1024 * 1024;
  * too large to copy into the module's memory (over 512 MiB together).
  */
 export function compileElementwiseSimd(program: ElementwiseProgram): ElementwiseRunner | null {
+  // Programs recur: every trace of the same step (a new jit per training round, a validation
+  // pass, the forward body inside a vjp) stages the same loops again. A runner depends on the
+  // program alone, so compiled ones are kept by the program's text.
+  const key = JSON.stringify(program);
+  const hit = compiled.get(key);
+  if (hit !== undefined) {
+    compiled.delete(key);
+    compiled.set(key, hit); // most recently used last
+    return hit;
+  }
+  const runner = compileUncached(program);
+  compiled.set(key, runner);
+  if (compiled.size > MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
+  return runner;
+}
+
+/** Elements per call of the eager unary kernels (their memory: two such blocks). */
+const UNARY_BLOCK = 1 << 18;
+const unaryKernels = new Map<string, ((n4: number) => void) | null>();
+
+/**
+ * The eager float32 exp or tanh over a whole array: the SIMD form (math-f32.ts's programs, the
+ * fused loops' code) in 4-lane vectors, blocks of the input copied through the module memory;
+ * the last 0–3 elements by the scalar form, which gives the same bits. False when this engine
+ * has no WebAssembly SIMD (the caller runs the scalar form).
+ */
+export function unaryF32(op: "exp" | "tanh", src: Float32Array, out: Float32Array): boolean {
+  let run = unaryKernels.get(op);
+  if (run === undefined) {
+    run = simd && wasm ? compileUnary(op) : null;
+    unaryKernels.set(op, run);
+  }
+  if (run === null) return false;
+  const n = src.length;
+  const vec = n - (n % 4);
+  const { f32 } = viewsOf(2 * UNARY_BLOCK * 4);
+  for (let i0 = 0; i0 < vec; i0 += UNARY_BLOCK) {
+    const m = Math.min(UNARY_BLOCK, vec - i0);
+    f32.set(src.subarray(i0, i0 + m), 0);
+    run(m / 4);
+    out.set(f32.subarray(UNARY_BLOCK, UNARY_BLOCK + m), i0);
+  }
+  const scalar = op === "exp" ? expf32 : tanhf32;
+  for (let i = vec; i < n; i++) out[i] = scalar(src[i]!);
+  return true;
+}
+
+/** `run(n4)`: n4 vectors from byte 0 of the memory, results from UNARY_BLOCK floats on. */
+function compileUnary(op: "exp" | "tanh"): (n4: number) => void {
+  const locals: ValType[] = [];
+  const local = (t: ValType) => locals.push(t) - 1 + 1; // after the parameter
+  const i = local(ValType.i32);
+  const x = local(ValType.v128);
+  const temps = [0, 1, 2, 3, 4].map(() => local(ValType.v128));
+  const body = new Code();
+  body.i32(0).set(i);
+  body.block().loop();
+  body.get(i).get(0).i32GeU().brIf(1);
+  body.get(i).i32(4).i32Shl().v128Load(0).set(x);
+  body.get(i).i32(4).i32Shl();
+  if (op === "exp") emitExp(body, x, temps);
+  else emitTanh(body, x, temps);
+  body.v128Store(UNARY_BLOCK * 4);
+  body.get(i).i32(1).i32Add().set(i);
+  body.br(0);
+  body.end().end();
+  const bytes = encodeModule([{ name: "run", params: [ValType.i32], results: [], locals, body }]);
+  const mem = ensureMemory(2 * UNARY_BLOCK * 4);
+  const instance = new wasm!.Instance(new wasm!.Module(bytes), { env: { memory: mem } });
+  return instance.exports.run as (n4: number) => void;
+}
+
+/** Compiled runners by program text (null: no SIMD form), least recently used first. */
+const compiled = new Map<string, ElementwiseRunner | null>();
+const MAX_COMPILED = 4096;
+
+function compileUncached(program: ElementwiseProgram): ElementwiseRunner | null {
   if (!simd || !wasm || sizeOf(program.shape) === 0) return null;
   if (!program.steps.every((s) => supported(program, s))) return null;
   const layout = collapse(program);
@@ -319,6 +411,7 @@ function emitProgram(
   const c4 = local(ValType.i32);
   const c8 = local(ValType.i32);
   const tmp = local(ValType.v128);
+  const temps = [0, 1, 2, 3, 4].map(() => local(ValType.v128));
   const stepValue = program.steps.map(() => local(ValType.v128));
   const inputs = program.inputs.map((input, i) => {
     const [s0, s1, s2] = layout.inputs[i]!.strides;
@@ -426,7 +519,7 @@ function emitProgram(
         return;
       }
       const masks = step.args[0] !== undefined && dtypeOf(program, step.args[0]) === "bool";
-      emitOp(body, step.op, args, tmp, masks);
+      emitOp(body, step.op, args, tmp, masks, temps);
       body.set(stepValue[k]!);
     });
     program.outputs.forEach((s, j) => {
@@ -517,10 +610,91 @@ const F32_ONE = [0x00, 0x00, 0x80, 0x3f];
 const F32_MINUS_ONE = [0x00, 0x00, 0x80, 0xbf];
 const splat4 = (b: number[]) => [...b, ...b, ...b, ...b];
 
+const f32Bytes = (v: number) => [...new Uint8Array(Float32Array.of(v).buffer)];
+const i32Bytes = (v: number) => [...new Uint8Array(Int32Array.of(v).buffer)];
+/** Pushes v (a float32 value) in every lane. */
+const constF32 = (body: Code, v: number) => body.v128Const(splat4(f32Bytes(v)));
+
+/**
+ * exp of the lanes of local x (math-f32.ts's expf32, operation for operation), leaving the
+ * result on the stack; t0..t2 are scratch (x may be t0).
+ */
+function emitExp(body: Code, x: number, [t0, t1, t2]: readonly number[]): void {
+  body.get(x);
+  constF32(body, EXP_LO).f32x4Max();
+  constF32(body, EXP_HI).f32x4Min().set(t0!); // xc
+  body.get(t0!);
+  constF32(body, LOG2E).f32x4Mul();
+  constF32(body, 0.5).f32x4Add().f32x4Floor().set(t1!); // k
+  body.get(t0!).get(t1!);
+  constF32(body, EXP_C1).f32x4Mul().f32x4Sub().get(t1!);
+  constF32(body, EXP_C2).f32x4Mul().f32x4Sub().set(t0!); // r
+  body.get(t0!).get(t0!).f32x4Mul().set(t2!); // z
+  constF32(body, EXP_P[0]!);
+  for (let i = 1; i < EXP_P.length; i++) {
+    body.get(t0!).f32x4Mul();
+    constF32(body, EXP_P[i]!).f32x4Add();
+  }
+  body.get(t2!).f32x4Mul().get(t0!).f32x4Add();
+  constF32(body, 1).f32x4Add().set(t2!); // y
+  body.get(t1!).i32x4TruncSatF32x4S().set(t1!); // k as integers
+  body.get(t1!).i32(1).i32x4ShrS().set(t0!); // k1 = k >> 1
+  const pow2 = () =>
+    body
+      .v128Const(splat4(i32Bytes(127)))
+      .i32x4Add()
+      .i32(23)
+      .i32x4Shl();
+  body.get(t2!).get(t0!);
+  pow2();
+  body.f32x4Mul().get(t1!).get(t0!).i32x4Sub();
+  pow2();
+  body.f32x4Mul();
+}
+
+/** tanh of the lanes of local x (math-f32.ts's tanhf32), leaving the result on the stack. */
+function emitTanh(body: Code, x: number, temps: readonly number[]): void {
+  const [t0, , , a, small] = temps as [number, number, number, number, number];
+  body.get(x).f32x4Abs().set(a);
+  body.get(a).get(a).f32x4Mul().set(t0); // z
+  constF32(body, TANH_Q[0]!);
+  for (let i = 1; i < TANH_Q.length; i++) {
+    body.get(t0).f32x4Mul();
+    constF32(body, TANH_Q[i]!).f32x4Add();
+  }
+  body.get(t0).f32x4Mul().get(a).f32x4Mul().get(a).f32x4Add().set(small);
+  constF32(body, 1);
+  constF32(body, 2);
+  body.get(a).get(a).f32x4Add().set(t0);
+  emitExp(body, t0, temps);
+  constF32(body, 1).f32x4Add().f32x4Div().f32x4Sub().set(t0); // large
+  body.get(small).get(t0).get(a);
+  constF32(body, TANH_SMALL).f32x4Lt().v128Bitselect().set(t0);
+  // x's sign bit on the (non-negative) result
+  body
+    .get(x)
+    .get(t0)
+    .v128Const(splat4(i32Bytes(-0x80000000)))
+    .v128Bitselect();
+}
+
 /** Emits one operation on operand locals, leaving the result on the stack. */
-function emitOp(body: Code, op: string, args: number[], tmp: number, masks: boolean): void {
+function emitOp(
+  body: Code,
+  op: string,
+  args: number[],
+  tmp: number,
+  masks: boolean,
+  temps: readonly number[],
+): void {
   const [a, b, c] = args as [number, number, number];
   switch (op) {
+    case "exp":
+      emitExp(body, a, temps);
+      return;
+    case "tanh":
+      emitTanh(body, a, temps);
+      return;
     case "add":
       body.get(a).get(b).f32x4Add();
       return;

@@ -146,6 +146,13 @@ export class Code {
   f64PromoteF32(): this {
     return this.op(0xbb);
   }
+  f32DemoteF64(): this {
+    return this.op(0xb6);
+  }
+  /** Calls function `index` (imported functions come first in the index space). */
+  call(index: number): this {
+    return this.op(0x10, ...uleb(index));
+  }
   f32Add(): this {
     return this.op(0x92);
   }
@@ -167,6 +174,10 @@ export class Code {
   }
   f32x4ExtractLane(lane: number): this {
     return this.simd(0x1f, lane);
+  }
+  /** Replaces lane `lane` of the vector below the f32 on the stack. */
+  f32x4ReplaceLane(lane: number): this {
+    return this.simd(0x20, lane);
   }
   f32x4Add(): this {
     return this.simd(0xe4);
@@ -287,6 +298,25 @@ export class Code {
   f64x2Add(): this {
     return this.simd(0xf0);
   }
+  // i32x4 lanes
+  /** Converts f32 lanes to i32, truncating; NaN → 0, out of range → saturated. */
+  i32x4TruncSatF32x4S(): this {
+    return this.simd(0xf8);
+  }
+  /** Shifts i32 lanes left by the i32 on the stack. */
+  i32x4Shl(): this {
+    return this.simd(0xab);
+  }
+  /** Shifts i32 lanes right (arithmetic) by the i32 on the stack. */
+  i32x4ShrS(): this {
+    return this.simd(0xac);
+  }
+  i32x4Add(): this {
+    return this.simd(0xae);
+  }
+  i32x4Sub(): this {
+    return this.simd(0xb1);
+  }
   // Partial loads and stores
   /** Loads one byte and splats it to all 16 lanes. */
   v128Load8Splat(offset = 0): this {
@@ -306,6 +336,14 @@ export class Code {
   }
 }
 
+/** A function the module imports (module.name), with its signature. */
+export interface ImportSpec {
+  module: string;
+  name: string;
+  params: ValType[];
+  results: ValType[];
+}
+
 export interface FunctionSpec {
   name: string;
   params: ValType[];
@@ -319,25 +357,32 @@ export interface FunctionSpec {
  * A module that imports its memory as `env.memory` (so JS owns it and can grow it) and exports
  * the given functions. With `sharedMaxPages` the import is a shared memory of that maximum (what
  * worker threads need to run the module against one memory); such a module links only to a
- * shared memory.
+ * shared memory. Imported functions (`imports`) take the first function indices, in order;
+ * the module's own functions follow them.
  */
 export function encodeModule(
   functions: FunctionSpec[],
   memoryPages = 1,
   sharedMaxPages?: number,
+  imports: readonly ImportSpec[] = [],
 ): Uint8Array {
-  const types = functions.map((f) => [
+  const signature = (f: { params: ValType[]; results: ValType[] }) => [
     0x60,
     ...vector(f.params.map((p) => [p])),
     ...vector(f.results.map((r) => [r])),
-  ]);
+  ];
+  const types = [...imports.map(signature), ...functions.map(signature)];
+  const nImports = imports.length;
   const limits =
     sharedMaxPages === undefined
       ? [0x00, ...uleb(memoryPages)]
       : [0x03, ...uleb(memoryPages), ...uleb(sharedMaxPages)];
-  const imports = vector([[...name("env"), ...name("memory"), 0x02, ...limits]]);
-  const funcs = vector(functions.map((_, i) => uleb(i)));
-  const exports = vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
+  const importSection = vector([
+    [...name("env"), ...name("memory"), 0x02, ...limits],
+    ...imports.map((f, i) => [...name(f.module), ...name(f.name), 0x00, ...uleb(i)]),
+  ]);
+  const funcs = vector(functions.map((_, i) => uleb(nImports + i)));
+  const exports = vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(nImports + i)]));
   const bodies = vector(
     functions.map((f) => {
       // Run-length encode locals by type.
@@ -361,7 +406,7 @@ export function encodeModule(
     0x00,
     0x00,
     ...section(1, vector(types)),
-    ...section(2, imports),
+    ...section(2, importSection),
     ...section(3, funcs),
     ...section(7, exports),
     ...section(10, bodies),

@@ -99,10 +99,70 @@ export function indirectKernelModule(rows = TILE_ROWS, sharedMaxPages?: number):
         body: c,
       },
       transposeKernel(),
+      padKernel(),
     ],
     1,
     sharedMaxPages,
   );
+}
+
+/**
+ * `pad(src, dst, outer, inner, l, lo, hi, srcOuter, srcInner)` (byte addresses and strides):
+ * for a < outer, then b < inner, the l floats at src + a·srcOuter + b·srcInner are written as
+ * the next row of dst (rows of lp = lo + l + hi floats, one after another) between lo zeros
+ * before and hi after. Rows are copied in 4-float vectors: a row's last vector may run up to 3
+ * floats past it (into its hi zeros, written after, and into the next row, written later), and
+ * may read up to 3 floats past the source row; callers leave that much room after both.
+ */
+function padKernel() {
+  const [SRC, DST, C, NB, L, LO, HI, SO, SI] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [ci, sIdx, d, sp, t, lBytes, j] = [9, 10, 11, 12, 13, 14, 15];
+  const c = new Code();
+  const zeros = (count: number, at: () => void) => {
+    c.i32(0).set(j);
+    c.block().loop();
+    c.get(j).get(count).i32GeU().brIf(1);
+    at();
+    c.get(j).i32(4).i32Mul().i32Add().f32(0).f32Store(0);
+    c.get(j).i32(1).i32Add().set(j);
+    c.br(0);
+    c.end().end();
+  };
+  c.get(L).i32(4).i32Mul().set(lBytes);
+  c.get(DST).set(d);
+  c.i32(0).set(ci);
+  c.block().loop();
+  c.get(ci).get(C).i32GeU().brIf(1);
+  c.i32(0).set(sIdx);
+  c.block().loop();
+  c.get(sIdx).get(NB).i32GeU().brIf(1);
+  zeros(LO, () => c.get(d));
+  // sp = src + a·srcOuter + b·srcInner; the row's data at d + lo·4
+  c.get(SRC).get(ci).get(SO).i32Mul().i32Add().get(sIdx).get(SI).i32Mul().i32Add().set(sp);
+  c.get(d).get(LO).i32(4).i32Mul().i32Add().set(d);
+  c.i32(0).set(t);
+  c.block().loop();
+  c.get(t).get(lBytes).i32GeU().brIf(1);
+  c.get(d).get(t).i32Add().get(sp).get(t).i32Add().v128Load(0).v128Store(0);
+  c.get(t).i32(16).i32Add().set(t);
+  c.br(0);
+  c.end().end();
+  c.get(d).get(lBytes).i32Add().set(d);
+  zeros(HI, () => c.get(d));
+  c.get(d).get(HI).i32(4).i32Mul().i32Add().set(d);
+  c.get(sIdx).i32(1).i32Add().set(sIdx);
+  c.br(0);
+  c.end().end();
+  c.get(ci).i32(1).i32Add().set(ci);
+  c.br(0);
+  c.end().end();
+  return {
+    name: "pad",
+    params: new Array<ValType>(9).fill(ValType.i32),
+    results: [],
+    locals: new Array<ValType>(7).fill(ValType.i32),
+    body: c,
+  };
 }
 
 interface Instance {
@@ -119,6 +179,7 @@ interface Instance {
     accumulate: number,
   ) => void;
   transpose: (...args: number[]) => void;
+  pad: (...args: number[]) => void;
 }
 
 let instance: Instance | null | undefined;
@@ -129,12 +190,16 @@ function getInstance(): Instance | null {
     instance = null;
     return null;
   }
-  const kernel = instantiateKernel((max) => indirectKernelModule(TILE_ROWS, max), ["mmi", "tr"]);
+  const kernel = instantiateKernel(
+    (max) => indirectKernelModule(TILE_ROWS, max),
+    ["mmi", "tr", "pad"],
+  );
   instance = {
     kernel,
     memory: kernel.memory,
     mmi: kernel.exports.mmi as Instance["mmi"],
     transpose: kernel.exports.tr as Instance["transpose"],
+    pad: kernel.exports.pad as Instance["pad"],
   };
   return instance;
 }
@@ -171,6 +236,40 @@ export function indirectTranspose(
   const inst = getInstance()!;
   const mem = new Float32Array(inst.memory.buffer);
   transposeInMemory(mem, inst.transpose, src, dst, rows, cols, dstStride);
+}
+
+/**
+ * In the kernel's memory (offsets in words): the rows src[(s·c + ci)·l ..][0, l) for ci < c,
+ * s < nb, written one after another from dst with lo zeros before and hi after each. Up to 3
+ * words past the last source row are read and up to 3 past the last written row overwritten.
+ */
+export function indirectPadRows(
+  src: number,
+  dst: number,
+  c: number,
+  nb: number,
+  l: number,
+  lo: number,
+  hi: number,
+): void {
+  getInstance()!.pad(src * 4, dst * 4, c, nb, l, lo, hi, l * 4, c * l * 4);
+}
+
+/**
+ * In the kernel's memory (offsets in words): the rows of l words at src + a·srcOuter +
+ * b·srcInner for a < outer, then b < inner, packed one after another from dst. Up to 3 words
+ * past the last source row are read and up to 3 past the end of dst overwritten.
+ */
+export function indirectGatherRows(
+  src: number,
+  dst: number,
+  outer: number,
+  inner: number,
+  l: number,
+  srcOuter: number,
+  srcInner: number,
+): void {
+  getInstance()!.pad(src * 4, dst * 4, outer, inner, l, 0, 0, srcOuter * 4, srcInner * 4);
 }
 
 /** Reduction steps per kernel call: a strip of B (this many rows of 8 floats) stays in L1. */
