@@ -31,7 +31,7 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "60" },
     // lavapipe emulates a GPU on the CPU: a full run there takes many minutes, so fewer epochs.
     "gpu-epochs": { type: "string", default: "5" },
-    // Sequential loss/proposal pairs to compare (RoundOptions.loss / .proposal), e.g. nll/surrogate.
+    // Sequential loss/proposal[/flowSpace] to compare (RoundOptions), e.g. nll/surrogate/theta.
     methods: { type: "string", default: "auto/auto" },
   },
 });
@@ -45,7 +45,11 @@ async function runOnce(
   nEpochs: number,
   method: string,
 ) {
-  const [loss, proposal] = method.split("/") as [SequentialLoss, ProposalKind];
+  const [loss, proposal, flowSpace = "unbounded"] = method.split("/") as [
+    SequentialLoss,
+    ProposalKind,
+    "unbounded" | "theta",
+  ];
   const xObs = observation(seed);
   const path = mkdtempSync(join(os.tmpdir(), "nbi-bench-sine-"));
   try {
@@ -69,6 +73,7 @@ async function runOnce(
       progress: false,
       loss,
       proposal,
+      flowSpace,
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();

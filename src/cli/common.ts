@@ -146,7 +146,7 @@ export function positionals(
 export class Interrupted extends NbiError {
   constructor(readonly signal: string) {
     super(
-      `interrupted by ${signal}; the simulations finished so far are stored: run the same command again to resume`,
+      `interrupted by ${signal}; the simulations finished so far (and a round's training, at its last finished epoch) are stored: run the same command again to resume`,
     );
     this.name = "Interrupted";
   }

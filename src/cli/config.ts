@@ -29,7 +29,8 @@
  *   earlyStopPatience, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian sigmas: one number or
  *   one per data value; also the likelihood of the importance weights and predict's default xErr);
  *   for sequential rounds loss ("auto" | "nll" | "apt" | "weighted-nll"), atoms (APT's, ≥ 1),
- *   proposal ("auto" | "surrogate" | "truncated" | "mixture") and truncationEps (in (0, 1)).
+ *   proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)) and
+ *   flowSpace ("unbounded" | "theta").
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
  *   trains an amortized posterior (one round from the prior).
  * - path: the run folder (default: "<config name>-run" beside the config file).
@@ -88,6 +89,8 @@ export interface FitSection {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region. */
   truncationEps?: number;
+  /** Where the flow lives: "unbounded" (default) or "theta". */
+  flowSpace?: "unbounded" | "theta";
 }
 
 export interface PredictSection {
@@ -158,6 +161,7 @@ const FIT_NUMBERS = ["lr", "minLr", "fVal", "neffStop", "fAcceptMin"];
 const FIT_CHOICES: Record<string, readonly string[]> = {
   loss: ["auto", "nll", "apt", "weighted-nll"] satisfies SequentialLoss[],
   proposal: ["auto", "surrogate", "truncated", "mixture"] satisfies ProposalKind[],
+  flowSpace: ["unbounded", "theta"],
 };
 const FIT_KEYS = [
   ...Object.keys(FIT_INTS),

@@ -32,7 +32,9 @@ weights.safetensors) and, with an observation, the weighted draws of all rounds
 records a fingerprint of the prior, the simulator (module path, export and a hash of its
 file), the data shape, nSims, seed, noise, observation and training settings, and a fit whose
 fingerprint differs stops and names what changed. One fit at a time per run folder (a lock,
-nbi.lock). Ctrl-C or SIGTERM stops within a training step; finished rounds stay stored.
+nbi.lock). Ctrl-C or SIGTERM stops within a training step; finished rounds stay stored, and
+so does the interrupted round's training at its last finished epoch (the same command resumes
+there). A second Ctrl-C or SIGTERM exits at once.
 
 Options:
       --path DIR      the run folder (default: the config's "path")

@@ -62,6 +62,7 @@ import {
 } from "./snpe.js";
 import { openStore, resetStore, type SimulationStore, type StoreFingerprint } from "./store.js";
 import type { Noise } from "./train.js";
+import { savedTrainingEpoch, trainCheckpointPath } from "./train-checkpoint.js";
 
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
@@ -691,6 +692,7 @@ export class NBI {
         "proposal",
         "truncationEps",
         "defensive",
+        "flowSpace",
       ]),
       key: fitKey(this.seed),
       ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
@@ -782,7 +784,10 @@ export class NBI {
       else {
         const { done, n } = await store.readRound(r);
         const k = done.reduce((a, b) => a + b, 0);
-        partial = `; round ${r}: ${k} of ${n} simulations stored`;
+        const epoch = await savedTrainingEpoch(trainCheckpointPath(store, r));
+        partial =
+          `; round ${r}: ${k} of ${n} simulations stored` +
+          (epoch !== undefined ? `, training resumes at epoch ${epoch}` : "");
       }
     }
     const note = stored === undefined ? " (no fingerprint was recorded: recorded now)" : "";
@@ -1325,6 +1330,7 @@ const FIT_KEYS: Record<keyof FitOptions, true> = {
   atoms: true,
   proposal: true,
   truncationEps: true,
+  flowSpace: true,
   neffStop: true,
   fAcceptMin: true,
   signal: true,

@@ -10,6 +10,7 @@
  * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
  * round's own draws only); the importance weights make the combined result exact either way.
  */
+import { rm } from "node:fs/promises";
 import { fail, NbiError } from "../errors.js";
 import type { Array } from "../ops/array.js";
 import { keyAt, permutation } from "./host.js";
@@ -41,6 +42,11 @@ import {
 } from "./simulate-rows.js";
 import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
+import {
+  loadTrainCheckpoint,
+  saveTrainCheckpoint,
+  trainCheckpointPath,
+} from "./train-checkpoint.js";
 
 export type { Simulator } from "./simulate-rows.js";
 
@@ -93,6 +99,12 @@ export interface RoundOptions {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region (default 1e-4, as TSNPE). */
   truncationEps?: number;
+  /**
+   * Where the flow lives: "unbounded" (default: the image of the prior's support under a scaled
+   * logit / log per bounded parameter, so no mass leaks outside the prior) or "theta" (θ itself,
+   * as nbi; draws outside the prior are redrawn).
+   */
+  flowSpace?: "unbounded" | "theta";
   /** Stop once the summed n_eff exceeds this. */
   neffStop?: number;
   /** Stop once a round's sampling efficiency exceeds this. */
@@ -448,7 +460,10 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
  * ```
  */
 export function sequentialOptions(
-  o: Pick<RoundOptions, "loss" | "atoms" | "proposal" | "truncationEps" | "defensive">,
+  o: Pick<
+    RoundOptions,
+    "loss" | "atoms" | "proposal" | "truncationEps" | "defensive" | "flowSpace"
+  >,
   net: PosteriorNetwork,
 ): SequentialSettings {
   const losses = ["auto", "nll", "apt", "weighted-nll"];
@@ -461,8 +476,11 @@ export function sequentialOptions(
     fail("fit", "atoms", "an integer ≥ 1", o.atoms);
   const eps = o.truncationEps ?? 1e-4;
   if (!(eps > 0 && eps < 1)) fail("fit", "truncationEps", "a number in (0, 1)", o.truncationEps);
+  if (o.flowSpace !== undefined && o.flowSpace !== "unbounded" && o.flowSpace !== "theta")
+    fail("fit", "flowSpace", '"unbounded" or "theta"', o.flowSpace);
   const defensive = defensiveFor(net, o.defensive);
   return {
+    flowSpace: o.flowSpace ?? "unbounded",
     loss: !o.loss || o.loss === "auto" ? AUTO_LOSS : o.loss,
     atoms: o.atoms ?? 10,
     proposal: {
@@ -479,6 +497,8 @@ export interface SequentialSettings {
   readonly loss: Exclude<SequentialLoss, "auto">;
   /** APT atoms per example. */
   readonly atoms: number;
+  /** Where the flow lives (see `RoundOptions.flowSpace`). */
+  readonly flowSpace: "unbounded" | "theta";
   /** How the rounds' proposals are made. */
   readonly proposal: ProposalOptions;
 }
@@ -743,12 +763,21 @@ export async function runRound(
       Float64Array,
     );
     // The flow lives on the unbounded image of the prior's support (no mass leaks outside it).
-    const scales = fitScales(x, th, net.inputShape, d, undefined, {
-      thetaLower: prior.lower,
-      thetaUpper: prior.upper,
-    });
+    const scales = fitScales(
+      x,
+      th,
+      net.inputShape,
+      d,
+      undefined,
+      seq.flowSpace === "unbounded"
+        ? { thetaLower: prior.lower, thetaUpper: prior.upper }
+        : undefined,
+    );
     const weights =
       loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
+    // A training stopped by the signal keeps its last finished epoch in the round's folder, and
+    // the next fit on the store continues from there.
+    const trainingPath = store ? trainCheckpointPath(store, round) : undefined;
     train = await trainPosterior(
       net,
       state.current.params,
@@ -782,8 +811,40 @@ export async function runRound(
         ...(config.signal ? { signal: config.signal } : {}),
         onEpoch: (e) => config.onEpoch?.(round, e),
         onStep: (s, steps, epoch) => config.onStep?.(round, epoch, s, steps),
+        ...(trainingPath
+          ? {
+              resume: async (template) => {
+                let saved: Awaited<ReturnType<typeof loadTrainCheckpoint>>;
+                try {
+                  saved = await loadTrainCheckpoint(trainingPath, template);
+                } catch (error) {
+                  warn(
+                    `round ${round}: the saved training ${trainingPath} could not be used (${(error as Error).message}); the round trains from its start`,
+                  );
+                  return undefined;
+                }
+                if (saved && saved.setup !== template.setup) {
+                  warn(
+                    `round ${round}: the saved training ${trainingPath} belongs to another setup (${saved.setup}, now ${template.setup}); the round trains from its start`,
+                  );
+                  return undefined;
+                }
+                return saved;
+              },
+              onInterrupt: async (checkpoint) => {
+                try {
+                  await saveTrainCheckpoint(trainingPath, checkpoint);
+                } catch (error) {
+                  warn(
+                    `round ${round}: could not save the training stopped after epoch ${checkpoint.epoch - 1} to ${trainingPath} (${(error as Error).message}); the round will train from its start`,
+                  );
+                }
+              },
+            }
+          : {}),
       },
     );
+    if (trainingPath) await rm(trainingPath, { force: true });
     current = { params: train.params, scales };
   }
   const tTrain = performance.now();

@@ -23,6 +23,9 @@
  *                                        opened with { writer: "s003" }: one shard of a round
  *                                        simulated by another process or machine)
  *     round-000/<name>.json      records the engine keeps per round (history, reports)
+ *     round-000/training.safetensors   the round's training stopped by a signal, at its last
+ *                                        finished epoch (see train-checkpoint.ts); removed
+ *                                        once the round's training finishes
  *
  * Each file is written under a temporary name, flushed to disk and renamed into place, and a
  * chunk's index file is renamed last: a chunk exists exactly when its index file does. A crash

@@ -11,6 +11,7 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
+import * as tree from "../transforms/tree.js";
 import { keyAt, permutation, uniforms } from "./host.js";
 import * as optim from "./optim/index.js";
 import {
@@ -64,9 +65,60 @@ export interface TrainOptions {
   noise?: Noise;
   /** Host key for the split, shuffles and noise. */
   key: Array;
+  /**
+   * Stops training between steps (the call rejects with the signal's reason). With `onInterrupt`,
+   * the state at the last finished epoch is handed over first.
+   */
   signal?: AbortSignal;
   onEpoch?: (record: EpochRecord) => void;
   onStep?: (step: number, steps: number, epoch: number) => void;
+  /**
+   * A training stopped by `signal` to continue: called once, before the first epoch, with
+   * templates of the parameters and the optimizer state (their structure, dtypes and shapes) and
+   * this training's `setup`; returns the state `onInterrupt` saved, or undefined to start afresh.
+   * A state whose `setup` differs is refused. Resumed at an epoch boundary, training continues
+   * exactly as if never stopped (same batches, noise, schedule, clip history and best epoch).
+   */
+  resume?: (template: TrainTemplate) => Promise<TrainCheckpoint | undefined>;
+  /**
+   * Called when `signal` stops training after at least one epoch finished (since the start or
+   * the resumed epoch), with the state at the last finished epoch: the steps of an epoch cut short
+   * are lost, and a resume repeats that epoch from its start. The call then rejects.
+   */
+  onInterrupt?: (checkpoint: TrainCheckpoint) => Promise<void>;
+}
+
+/** What `TrainOptions.resume` is given: the shapes to fill and the training's setup. */
+export interface TrainTemplate {
+  /** Parameters shaped like the network's (the starting parameters). */
+  readonly params: PosteriorParams;
+  /** The optimizer's initial state (a pytree of arrays). */
+  readonly optState: unknown;
+  /** What fixes this training's course (see `TrainCheckpoint.setup`). */
+  readonly setup: string;
+}
+
+/** A training stopped at an epoch boundary: everything needed to continue it exactly. */
+export interface TrainCheckpoint {
+  /**
+   * What fixes the course of the training (rows to train on and held out, batch size, steps,
+   * epochs, learning-rate schedule, loss, atoms, patience), as JSON: a resume must match it.
+   */
+  readonly setup: string;
+  /** The next epoch to run (epochs 0 … epoch − 1 are done). */
+  readonly epoch: number;
+  /** The parameters after epoch − 1. */
+  readonly params: PosteriorParams;
+  /** The optimizer state after epoch − 1 (Adam's moments and step count, the clip's history). */
+  readonly optState: unknown;
+  /** The best validation so far (epoch −1: the starting parameters). */
+  readonly best: {
+    readonly params: PosteriorParams;
+    readonly loss: number;
+    readonly epoch: number;
+  };
+  /** The records of the epochs done. */
+  readonly epochs: readonly EpochRecord[];
 }
 
 export interface TrainData {
@@ -458,16 +510,67 @@ export async function trainPosterior(
     return total / valWeight;
   };
 
+  const patience = options.earlyStopPatience ?? -1;
+  const setup = JSON.stringify({
+    nTrain,
+    nVal,
+    batchSize: batch,
+    stepsPerEpoch,
+    nEpochs: options.nEpochs,
+    lr: options.lr,
+    minLr: options.minLr,
+    loss: apt ? "apt" : "nll",
+    atoms,
+    patience,
+  });
   let params = params0;
   let state: unknown = optimizer.init(params);
-  let best = { params, loss: await validate(params), epoch: -1 };
   const epochs: EpochRecord[] = [];
+  const resumed = options.resume
+    ? await options.resume({ params, optState: state, setup })
+    : undefined;
+  if (
+    resumed &&
+    (resumed.setup !== setup ||
+      !Number.isInteger(resumed.epoch) ||
+      resumed.epoch < 0 ||
+      resumed.epoch >= options.nEpochs ||
+      resumed.epochs.length !== resumed.epoch)
+  ) {
+    failText(
+      "trainPosterior",
+      "options.resume",
+      `a checkpoint of this training (setup ${setup}, an epoch in [0, ${options.nEpochs}))`,
+      `setup ${resumed.setup}, epoch ${resumed.epoch}`,
+    );
+  }
+  const start = resumed?.epoch ?? 0;
+  let best: { params: PosteriorParams; loss: number; epoch: number };
+  if (resumed) {
+    params = resumed.params;
+    state = resumed.optState;
+    best = { ...resumed.best };
+    epochs.push(...resumed.epochs);
+  } else best = { params, loss: await validate(params), epoch: -1 };
   let stoppedEarly = false;
-  const patience = options.earlyStopPatience ?? -1;
+  // The state at the last finished epoch, for `onInterrupt`: the optimizer state is copied to
+  // the host there, since the next step reuses its storage.
+  let boundary: {
+    epoch: number;
+    params: PosteriorParams;
+    optState: () => unknown;
+    best: typeof best;
+  } = {
+    epoch: start,
+    params,
+    // Never read: `onInterrupt` is called only once an epoch has finished (epoch > start).
+    optState: () => state,
+    best,
+  };
   // The steps are synchronous: without a pause now and then, signal handlers (Ctrl-C), timers and
   // I/O would wait for the round's end. A pause every YIELD_MS costs well under 1% of a step loop.
   let lastYield = performance.now();
-  for (let epoch = 0; epoch < options.nEpochs; epoch++) {
+  for (let epoch = start; epoch < options.nEpochs; epoch++) {
     const t0 = performance.now();
     const perm = permutation(keyAt(options.key, 2 + 2 * epoch), nTrain);
     let key = deviceKey(keyAt(options.key, 3 + 2 * epoch));
@@ -476,7 +579,19 @@ export async function trainPosterior(
       : undefined;
     const losses: Array[] = [];
     for (let s = 0; s < stepsPerEpoch; s++) {
-      if (options.signal?.aborted) throw abortError(options.signal);
+      if (options.signal?.aborted) {
+        if (options.onInterrupt && boundary.epoch > start) {
+          await options.onInterrupt({
+            setup,
+            epoch: boundary.epoch,
+            params: boundary.params,
+            optState: boundary.optState(),
+            best: boundary.best,
+            epochs: epochs.slice(0, boundary.epoch),
+          });
+        }
+        throw abortError(options.signal);
+      }
       const idx = new Int32Array(batch);
       for (let b = 0; b < batch; b++) idx[b] = trainIdx[perm[s * batch + b]!]!;
       const [kStep, kNext] = random.splitList(key, 2);
@@ -532,6 +647,9 @@ export async function trainPosterior(
       stoppedEarly = true;
       break;
     }
+    if (options.onInterrupt) {
+      boundary = { epoch: epoch + 1, params, optState: await hostCopy(state), best };
+    }
   }
   // Keep the best-validation epoch (the initial parameters count as epoch −1).
   return {
@@ -543,6 +661,17 @@ export async function trainPosterior(
     nTrain,
     nVal,
   };
+}
+
+/** A copy of a pytree of arrays on the host, and a function making device arrays of it again. */
+async function hostCopy(value: unknown): Promise<() => unknown> {
+  const [leaves, def] = tree.flatten<Array>(value);
+  const data = await Promise.all(leaves.map((l) => l.data()));
+  return () =>
+    tree.unflatten(
+      def,
+      leaves.map((l, i) => np.reshape(np.array(data[i]!, { dtype: l.dtype }), [...l.shape])),
+    );
 }
 
 /** Longest stretch of training steps between pauses for the event loop (ms). */

@@ -34,11 +34,7 @@ const EDGE = 1e-12;
  * // u[0] = 0, logJac[0] = log 4
  * ```
  */
-export function toUnbounded(
-  bounds: SupportBounds,
-  theta: Float64Array,
-  d: number,
-): UnboundedImage {
+export function toUnbounded(bounds: SupportBounds, theta: Float64Array, d: number): UnboundedImage {
   const n = theta.length / d;
   const lo = bounds.thetaLower;
   const hi = bounds.thetaUpper;

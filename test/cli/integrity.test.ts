@@ -151,16 +151,42 @@ describe("Ctrl-C during training", () => {
     expect(events(result.stdout).at(-1)).toMatchObject({ event: "error", exitCode: 130 });
     expect(existsSync(join(run, "nbi.lock"))).toBe(false);
     expect(existsSync(join(run, "store", "nbi.lock"))).toBe(false);
+    // Round 1's training is kept at its last finished epoch.
+    expect(existsSync(join(run, "store", "round-001", "training.safetensors"))).toBe(true);
 
     // The finished round is replayed, not rerun (--rounds 1: no round 1 to train again).
     const again = await nbi(["fit", config, "--path", run, "--json", "--rounds", "1"]);
     expect(again.code).toBe(0);
     const resumed = events(again.stdout).find((e) => e.event === "resume");
-    expect(resumed).toMatchObject({
-      rounds: 1,
-      message: `resumed 1 round from ${join(run, "store")}; round 1: 64 of 64 simulations stored`,
-    });
+    expect(resumed).toMatchObject({ rounds: 1 });
+    expect(resumed!.message).toBe(
+      `resumed 1 round from ${join(run, "store")}; round 1: 64 of 64 simulations stored, ` +
+        `training resumes at epoch ${epochs.length}`,
+    );
     expect(events(again.stdout).some((e) => e.event === "simulate")).toBe(false);
+  }, 180_000);
+
+  it("exits at once with 130 on a second signal while the first is handled, releasing the lock", async () => {
+    const dir = await tempDir();
+    const run = join(dir, "run");
+    const fit = start(["fit", join(INTEGRITY, "stuck-config.mjs"), "--path", run, "--quiet"]);
+    try {
+      await until(() => fit.out.stderr.includes("stuck in a simulation"), "the stuck simulation");
+      expect(existsSync(join(run, "nbi.lock"))).toBe(true);
+      fit.child.kill("SIGINT");
+      // The first signal waits for the simulation in progress, which does not end.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(fit.child.exitCode).toBe(null);
+      const sent = Date.now();
+      fit.child.kill("SIGINT");
+      const result = await fit.done;
+      expect(Date.now() - sent).toBeLessThan(5_000);
+      expect(result.code).toBe(130);
+      expect(existsSync(join(run, "nbi.lock"))).toBe(false);
+      expect(existsSync(join(run, "store", "nbi.lock"))).toBe(false);
+    } finally {
+      fit.child.kill("SIGKILL");
+    }
   }, 180_000);
 });
 
