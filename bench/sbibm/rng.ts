@@ -19,6 +19,23 @@ function splitmix32(state: { s: number }): number {
   return (z ^ (z >>> 16)) >>> 0;
 }
 
+/**
+ * Marsaglia's polar method: two standard normals from uniforms in [0, 1), in the order NumPy's
+ * legacy generator hands them out (f·x2 first, f·x1 cached).
+ */
+function polarPair(uniform: () => number): [number, number] {
+  let x1: number;
+  let x2: number;
+  let r2: number;
+  do {
+    x1 = 2 * uniform() - 1;
+    x2 = 2 * uniform() - 1;
+    r2 = x1 * x1 + x2 * x2;
+  } while (r2 >= 1 || r2 === 0);
+  const f = Math.sqrt((-2 * Math.log(r2)) / r2);
+  return [f * x2, f * x1];
+}
+
 /** A seeded float64 generator (xoshiro128**): uniforms, normals, integers. */
 export class Rng {
   private a: number;
@@ -67,17 +84,9 @@ export class Rng {
       this.spare = Number.NaN;
       return s;
     }
-    let x1: number;
-    let x2: number;
-    let r2: number;
-    do {
-      x1 = 2 * this.uniform() - 1;
-      x2 = 2 * this.uniform() - 1;
-      r2 = x1 * x1 + x2 * x2;
-    } while (r2 >= 1 || r2 === 0);
-    const f = Math.sqrt((-2 * Math.log(r2)) / r2);
-    this.spare = f * x1;
-    return f * x2;
+    const [first, second] = polarPair(() => this.uniform());
+    this.spare = second;
+    return first;
   }
   /** An integer in [0, n). */
   int(n: number): number {
@@ -133,16 +142,8 @@ export class Mt19937 {
       this.spare = Number.NaN;
       return s;
     }
-    let x1: number;
-    let x2: number;
-    let r2: number;
-    do {
-      x1 = 2 * this.double() - 1;
-      x2 = 2 * this.double() - 1;
-      r2 = x1 * x1 + x2 * x2;
-    } while (r2 >= 1 || r2 === 0);
-    const f = Math.sqrt((-2 * Math.log(r2)) / r2);
-    this.spare = f * x1;
-    return f * x2;
+    const [first, second] = polarPair(() => this.double());
+    this.spare = second;
+    return first;
   }
 }
