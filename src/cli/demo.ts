@@ -3,13 +3,13 @@
  * each round's n_eff and efficiency and the weighted posterior beside the truth, and writing the
  * corner, ESS and loss plots into the run folder.
  *
- * - sine: nbi's light-curve example (examples/sine-model.ts), 3 rounds × 320 simulations, the
+ * - sine: nbi's light-curve example (src/cli/demo-models/sine.ts), 3 rounds × 320 simulations, the
  *   same run as examples/sine.ts.
- * - spectrum: an emission line on a 128-bin spectrum (examples/spectrum-model.ts) through nbi's
+ * - spectrum: an emission line on a 128-bin spectrum (src/cli/demo-models/spectrum.ts) through nbi's
  *   default featurizer, the ResNet-GRU.
  *
- * The models live in examples/ (outside src/, so `npm run build` does not compile them); they are
- * imported at run time from the package folder.
+ * The models live in src/cli/demo-models/ (compiled with the package, so the demos run installed;
+ * examples/ re-exports them).
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,6 +27,8 @@ import {
   stringOption,
   UsageError,
 } from "./common.js";
+import * as sineDemo from "./demo-models/sine.js";
+import * as spectrumDemo from "./demo-models/spectrum.js";
 import { writeRunPlots } from "./plots.js";
 import { Reporter, summarize, summaryTable } from "./report.js";
 
@@ -63,29 +65,8 @@ interface DemoModel {
   readonly epochs: number;
 }
 
-// Run-time specifiers (not literals) and local types, so `npm run build` (rootDir src/) does not
-// pull examples/ into the compilation.
-const examples = (file: string) => new URL(`../../examples/${file}`, import.meta.url).href;
-
-interface ExampleModel {
-  readonly priors: Readonly<Record<string, Prior>>;
-  readonly truth: readonly number[];
-  readonly flow: DemoModel["flow"];
-  readonly NOISE_SIGMA: number;
-  readonly LENGTH: number;
-}
-interface SineModule extends ExampleModel {
-  sine(theta: ArrayLike<number>): Float64Array;
-  readonly mlpFeaturizer: FeaturizerConfig;
-  readonly resnetGruFeaturizer: FeaturizerConfig;
-}
-interface SpectrumModule extends ExampleModel {
-  spectrum(theta: ArrayLike<number>): Float64Array;
-  readonly featurizer: FeaturizerConfig;
-}
-
 async function sineModel(featurizer: string): Promise<DemoModel> {
-  const m = (await import(examples("sine-model.ts"))) as SineModule;
+  const m = sineDemo;
   if (featurizer !== "mlp" && featurizer !== "resnet-gru") {
     throw new UsageError(
       `--featurizer expected mlp or resnet-gru for the sine demo, got ${JSON.stringify(featurizer)}`,
@@ -106,7 +87,7 @@ async function sineModel(featurizer: string): Promise<DemoModel> {
 }
 
 async function spectrumModel(featurizer: string): Promise<DemoModel> {
-  const m = (await import(examples("spectrum-model.ts"))) as SpectrumModule;
+  const m = spectrumDemo;
   if (featurizer !== "resnet-gru" && featurizer !== "resnet-gru-small") {
     throw new UsageError(
       `--featurizer expected resnet-gru or resnet-gru-small for the spectrum demo, got ${JSON.stringify(featurizer)}`,

@@ -352,6 +352,16 @@ describe.skipIf(npmMissing !== undefined)(
       expect(wrong.stderr).toContain("--no-such-flag");
     });
 
+    it("runs the sine demo from the install (its model ships in dist)", () => {
+      const out = ok(
+        "npx",
+        ["--offline", "nbi", "demo", "sine", "--epochs", "1", "--path", join(consumer, "demo-run")],
+        consumer,
+      );
+      expect(out).toMatch(/round 2/);
+      expect(existsSync(join(consumer, "demo-run"))).toBe(true);
+    }, 120_000);
+
     it("bundles nbi/core for the browser, runs it without Node, and tree-shakes", async () => {
       const bundle = await build({
         entryPoints: [join(consumer, "compute.mjs")],
