@@ -379,10 +379,14 @@ export async function truncationThreshold(
   const c = checkpointOf(ctx, round);
   const nDraws = Math.max(THRESHOLD_DRAWS, Math.ceil(2 / eps));
   const draws = await proposalSample(ctx.net, c.params, c.scales, key, ctx.xObs, nDraws);
+  // Draws whose density underflows count as the lowest (a finite threshold stays JSON in the store).
   const logQ = Float64Array.from(
     await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws),
   ).sort();
-  return logQ[Math.min(nDraws - 1, Math.floor(eps * nDraws))]!;
+  const finite = logQ.filter(Number.isFinite);
+  if (finite.length === 0)
+    throw new NbiError("fit: the surrogate's density is not finite at any of its own draws");
+  return finite[Math.max(0, Math.floor(eps * nDraws) - (nDraws - finite.length))]!;
 }
 
 /**
