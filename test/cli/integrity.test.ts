@@ -201,27 +201,7 @@ describe("a run folder is data, not code", () => {
     const savedPath = join(run, "nbi-config.json");
     const saved = JSON.parse(await readFile(savedPath, "utf8"));
     const predict = (args: string[], cwd = ROOT) =>
-      new Promise<CliResult>((resolve, reject) => {
-        const child = spawn(
-          process.execPath,
-          [BIN, "predict", run, "--obs", OBS, "--column", "flux", "--n", "20", ...args],
-          {
-            cwd,
-            stdio: ["ignore", "pipe", "pipe"],
-            env: { ...process.env, NO_COLOR: "1", ...env },
-          },
-        );
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => {
-          stdout += d;
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d;
-        });
-        child.on("error", reject);
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
-      });
+      nbi(["predict", run, "--obs", OBS, "--column", "flux", "--n", "20", ...args], { cwd, env });
 
     // A module the folder names: not run; the message says how to allow it.
     await writeFile(
