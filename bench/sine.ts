@@ -1,15 +1,26 @@
 /**
- * The whole sine run (nbi's example and budget: 3 rounds × 320 simulations, batch 32): fit and
- * predict wall time, final-round efficiency and predict's n_eff, medians over seeds, per backend
- * and featurizer. nbi 0.4.1's figures on this problem (PyTorch 1.13, 2 threads, a 2-core machine
- * like ours; from the engine issue): fit 14.8 s, predict 0.25 s, final-round efficiency ≈ 5%.
+ * The whole sine run (nbi's example and budget: 3 rounds × 320 simulations, batch 32).
  *
- * Usage: npm run bench:sine [-- --seeds 0,1,2 --featurizers mlp,resnet-gru --backends cpu,webgpu
- *        --epochs 60 --gpu-epochs 5]
+ * First, nbi's own test exactly as nbi 0.4.1's test_engine.py runs it (ResNet-GRU {dimOut 32,
+ * dimConvMax 256, depth 3}, MAF 32 × 4, lr = minLr = 1e-3, up to 100 epochs, patience 1,
+ * earlyStopTrain, nbi's seed-0 observation from bench/fixtures), ours beside nbi 0.4.1 run in the
+ * same process tree (`--peer`, Debian's /usr/bin/python3 with python3-torch and the anchor in
+ * ../shared/anchors/nbi), one thread each by default (`--threads`): fit time, epochs per round,
+ * seconds per training epoch, efficiency per round, predict's n_eff of 1,000 and KL(ref‖q) against
+ * the exact quadrature posterior (bench/sine-reference.ts). `--anpe` adds the amortized rows
+ * (10,000 prior simulations, 20 epochs, patience 1).
+ *
+ * Then the table: fit and predict wall time, final-round efficiency and predict's n_eff, medians
+ * over seeds, per backend, featurizer and loss/proposal, at our defaults.
+ *
+ * Usage: npm run bench:sine [-- --nbi-settings --peer --anpe --threads 1 --seeds 0,1,2
+ *        --featurizers mlp,resnet-gru --backends cpu,webgpu --epochs 60 --gpu-epochs 5]
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   flow,
@@ -19,9 +30,12 @@ import {
   priors,
   resnetGruFeaturizer,
   sine,
+  times,
 } from "../examples/sine-model.js";
 import { NBI, np } from "../src/index.js";
 import type { ProposalKind, SequentialLoss } from "../src/inference/snpe.js";
+import { setThreads } from "../src/ops/cpu/threads.js";
+import { klFromReference, sineReference } from "./sine-reference.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +47,16 @@ const { values } = parseArgs({
     "gpu-epochs": { type: "string", default: "5" },
     // Sequential loss/proposal[/flowSpace] to compare (RoundOptions), e.g. nll/surrogate/theta.
     methods: { type: "string", default: "auto/auto" },
+    // nbi's own test, ours and (with --peer) nbi 0.4.1's, printed before the table.
+    "nbi-settings": { type: "boolean", default: true },
+    "no-nbi-settings": { type: "boolean", default: false },
+    peer: { type: "boolean", default: false },
+    anpe: { type: "boolean", default: false },
+    // Threads for both sides of the nbi comparison (ours: the kernel pool; PyTorch: set_num_threads).
+    threads: { type: "string", default: "1" },
+    "peer-seeds": { type: "string", default: "0" },
+    // Skip the default table (only the nbi comparison).
+    "nbi-only": { type: "boolean", default: false },
   },
 });
 
@@ -84,6 +108,167 @@ async function runOnce(
     rmSync(path, { recursive: true, force: true });
   }
 }
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const PEER = join(HERE, "..", "..", "shared", "anchors", "nbi", "run_nbi_sine.py");
+const nbiProblem = JSON.parse(
+  readFileSync(join(HERE, "fixtures", "nbi-sine-observation.json"), "utf8"),
+) as { thetaTrue: number[]; xObs: number[] };
+/** nbi's test_engine.py networks. */
+const NBI_FEATURIZER = {
+  type: "resnet-gru",
+  dimIn: 1,
+  dimOut: 32,
+  dimConvMax: 256,
+  depth: 3,
+} as const;
+const NBI_FLOW = { nDims: 3, flowHidden: 32, numBlocks: 4 };
+
+interface NbiSettingsRow {
+  fitS: number;
+  epochs: number[];
+  sPerEpoch: number;
+  efficiency: number[];
+  predictEss?: number;
+  kl?: number;
+}
+
+/** Ours on nbi's test (or its amortized variant), at nbi's settings and observation. */
+async function oursAtNbiSettings(seed: number, anpe: boolean): Promise<NbiSettingsRow> {
+  const xObs = nbiProblem.xObs;
+  const path = mkdtempSync(join(os.tmpdir(), "nbi-bench-sine-nbi-"));
+  try {
+    const engine = new NBI({
+      flow: NBI_FLOW,
+      featurizer: NBI_FEATURIZER,
+      simulator: sine,
+      priors,
+      path,
+      seed,
+    });
+    const epochSeconds: number[] = [];
+    const onEpoch = (_: number, e: { seconds: number }) => epochSeconds.push(e.seconds);
+    const t0 = performance.now();
+    // nbi's automatic min_lr when none is given: min(lr, lr / (steps per round) · 10).
+    const fit = anpe
+      ? await engine.fit({
+          nSims: 10_000,
+          nRounds: 1,
+          nEpochs: 20,
+          batchSize: 32,
+          lr: 1e-3,
+          minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * 20)) * 10),
+          earlyStopPatience: 1,
+          noise: NOISE_SIGMA,
+          progress: false,
+          onEpoch,
+        })
+      : await engine.fit({
+          xObs,
+          nSims: 320,
+          nRounds: 3,
+          nEpochs: 100,
+          batchSize: 32,
+          lr: 1e-3,
+          minLr: 1e-3,
+          earlyStopPatience: 1,
+          earlyStopTrain: true,
+          noise: NOISE_SIGMA,
+          progress: false,
+          onEpoch,
+        });
+    const fitS = (performance.now() - t0) / 1000;
+    const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
+    const draws = reference().draw(10_000, 11);
+    const logQ = await engine.logProb(xObs, draws.theta);
+    return {
+      fitS,
+      epochs: fit.history.filter((h) => h.trained).map((h) => h.epochs.length),
+      sPerEpoch: median(epochSeconds),
+      efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
+      predictEss: post.ess,
+      kl: klFromReference(reference(), draws, logQ).kl,
+    };
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+let cachedReference: ReturnType<typeof sineReference> | undefined;
+const reference = () => {
+  cachedReference ??= sineReference(times, nbiProblem.xObs, NOISE_SIGMA);
+  return cachedReference;
+};
+
+/**
+ * nbi 0.4.1 on the same test, as a child process (its own JSON line). OpenBLAS gets the same
+ * thread count as PyTorch, so neither side runs a second pool the other lacks.
+ */
+function peerAtNbiSettings(seed: number, anpe: boolean, threads: number): NbiSettingsRow | string {
+  if (!existsSync(PEER)) return `peer skipped: ${PEER} not found`;
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
+  delete env.OPENBLAS_CORETYPE;
+  const run = spawnSync(
+    "/usr/bin/python3",
+    [PEER, "--seed", String(seed), "--threads", String(threads), ...(anpe ? ["--anpe"] : [])],
+    { cwd: dirname(PEER), env, encoding: "utf8", maxBuffer: 64 << 20 },
+  );
+  const line = run.stdout?.trim().split("\n").at(-1);
+  if (run.status !== 0 || !line?.startsWith("{"))
+    return `peer failed (exit ${run.status}): ${(run.stderr ?? "").trim().split("\n").at(-1)}`;
+  const r = JSON.parse(line) as {
+    t_fit_s: number;
+    epochs_per_round: number[];
+    train_s_per_epoch_median: number;
+    efficiency_per_round?: number[];
+  };
+  return {
+    fitS: r.t_fit_s,
+    epochs: r.epochs_per_round,
+    sPerEpoch: r.train_s_per_epoch_median,
+    efficiency: r.efficiency_per_round ?? [],
+  };
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+function printNbiRow(name: string, r: NbiSettingsRow | string) {
+  if (typeof r === "string") {
+    console.log(`${name.padEnd(34)} ${r}`);
+    return;
+  }
+  console.log(
+    `${name.padEnd(34)} ${r.fitS.toFixed(1).padStart(7)} ${r.epochs.join("/").padStart(10)} ${r.sPerEpoch
+      .toFixed(3)
+      .padStart(
+        8,
+      )} ${r.efficiency.map(pct).join(" ").padStart(28)} ${(r.predictEss?.toFixed(0) ?? "—").padStart(8)} ${(r.kl?.toFixed(2) ?? "—").padStart(6)}`,
+  );
+}
+
+if (values["nbi-settings"] && !values["no-nbi-settings"]) {
+  const threads = Number(values.threads);
+  setThreads(threads);
+  console.log(
+    `nbi's sine test at nbi's settings — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}, ${threads} thread(s) each, load ${os.loadavg()[0]!.toFixed(1)}`,
+  );
+  const ref = reference();
+  console.log(
+    `exact posterior (quadrature): mean ${ref.mean.map((v) => v.toFixed(3)).join(", ")}, sd ${ref.std.map((v) => v.toFixed(3)).join(", ")}`,
+  );
+  console.log(
+    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"KL".padStart(6)}`,
+  );
+  for (const anpe of values.anpe ? [false, true] : [false]) {
+    for (const seed of values["peer-seeds"].split(",").map(Number)) {
+      const what = anpe ? "ANPE 10⁴" : "SNPE 3×320";
+      printNbiRow(`ours, ${what}, seed ${seed}`, await oursAtNbiSettings(seed, anpe));
+      if (values.peer)
+        printNbiRow(`nbi 0.4.1, ${what}, seed ${seed}`, peerAtNbiSettings(seed, anpe, threads));
+    }
+  }
+  console.log("");
+}
+if (values["nbi-only"]) process.exit(0);
 
 console.log(
   `sine run (fit + predict) — ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}`,
