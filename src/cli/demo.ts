@@ -35,17 +35,18 @@ import { Reporter, summarize, summaryTable } from "./report.js";
 export const DEMO_HELP = `Usage: nbi demo sine|spectrum [options]
 
   sine       nbi's sine light curve (50 points; phase, amplitude, frequency): SNPE-IS,
-             3 rounds × 320 simulations, about 15 s on 2 cores with the MLP featurizer
+             3 rounds × 320 simulations; the fit took 82 s with the MLP featurizer on a
+             loaded 2-core Xeon VM (load ~5; bench/RESULTS.md), less on an idle machine
   spectrum   an emission line on a 128-bin spectrum (centre, width, amplitude,
              continuum) through nbi's ResNet-GRU featurizer: 3 rounds × 320 simulations,
-             about 80 s on 2 cores (resnet-gru-small: about 35 s)
+             slower than sine (not benchmarked)
 
 Prints n_eff and the efficiency of each round and the weighted posterior beside the truth,
 and writes corner, ESS and loss plots (SVG and PNG) into the run folder.
 
 Options:
       --featurizer F  sine: mlp (default) or resnet-gru; spectrum: resnet-gru (default,
-                      nbi's channels 32→64) or resnet-gru-small (16→32, 2.5× faster)
+                      nbi's channels 32→64) or resnet-gru-small (16→32, quicker)
       --epochs N      epochs per round (default: sine 60, spectrum 10)
       --seed N        seed of the run and of the observation's noise (default 0)
       --backend B     cpu, webgpu or auto

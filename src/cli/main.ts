@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { NbiError } from "../errors.js";
+import { calibrateCommand } from "./calibrate.js";
 import { cliStdout, Interrupted, routeForeignStdout, UsageError } from "./common.js";
 import { demoCommand } from "./demo.js";
 import { fitCommand } from "./fit.js";
@@ -19,6 +20,8 @@ Usage: nbi <command> [options]
 Commands:
   fit CONFIG                 fit a config's posterior into its run folder and save the model
   predict RUN_DIR --obs FILE sample the posterior of new observations with a saved model
+  calibrate RUN_DIR          check an amortized fit's calibration: SBC ranks, HPD coverage,
+                             TARP and a verdict in words (--plots DIR draws them)
   simulate CONFIG --round R --prepare | --shard i/N
                              run one round's simulations in shards (Slurm arrays, clusters)
   demo sine | spectrum       the sine light-curve or emission-line spectrum demo
@@ -29,6 +32,7 @@ Options for every command: --quiet, --json (JSON lines), --verbose, --help.
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = {
   fit: fitCommand,
   predict: predictCommand,
+  calibrate: calibrateCommand,
   simulate: simulateCommand,
   demo: demoCommand,
 };

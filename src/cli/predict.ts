@@ -1,6 +1,7 @@
 /**
  * `nbi predict RUN_DIR --obs FILE`: the saved model of a run folder, applied to new observations:
- * surrogate draws, simulated and importance-weighted with the exact (Gaussian) likelihood.
+ * surrogate draws, simulated and importance-weighted with the exact (Gaussian) likelihood, one
+ * trust verdict per observation, and with --plots a posterior predictive check plot of each.
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -26,6 +27,10 @@ Loads the model that 'nbi fit' saved in RUN_DIR and samples the posterior of eac
 in FILE: surrogate draws, simulated and weighted by the exact Gaussian likelihood with sigma
 --xerr. Prints a summary and writes the draws and their weights.
 
+Each observation gets a verdict, ok, caution or do-not-trust, from how far it lies from the
+training simulations (in the featurizer's space) and from the weights' n_eff, efficiency and
+Pareto k; anything but ok is printed as a warning saying why.
+
 FILE is CSV or NPY: one observation (the simulator's output length), or several in a row
 (an NPY of shape [m, ...] or a CSV with one observation per row).
 
@@ -43,6 +48,11 @@ Options:
       --neff-min N    draw and simulate more until n_eff reaches N (at most 10 × --n)
       --out FILE      where to write draws and weights: .csv or .npy
                       (default RUN_DIR/posterior.csv; columns [obs,] parameters..., weight)
+      --plots         also run a posterior predictive check of each observation (simulations
+                      at posterior draws, noise --xerr) and write ppc.{svg,png} (ppc-K.{svg,png}
+                      for observation K of several) into RUN_DIR: the observation over the
+                      predictive median and 68%/95% bands, beside the residuals
+      --ppc-draws N   posterior draws the check simulates (default 500)
       --simulator M   the simulator module to run: FILE.mjs or FILE.mjs#export
       --config CONFIG the config whose simulator to run (the one 'nbi fit' ran)
       --trust-run-dir run the simulator RUN_DIR/nbi-config.json names (its paths are
@@ -67,6 +77,8 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     n: { type: "string", short: "n" },
     "neff-min": { type: "string" },
     out: { type: "string", short: "o" },
+    plots: { type: "boolean" },
+    "ppc-draws": { type: "string" },
   });
   if (args.help) {
     process.stdout.write(`${PREDICT_HELP}\n`);
@@ -81,6 +93,8 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   const xErrFlag = numbersOption("predict", "xerr", args.values.xerr);
   const nFlag = intOption("predict", "n", args.values.n, 2);
   const neffFlag = intOption("predict", "neff-min", args.values["neff-min"], 1);
+  const ppcDraws = intOption("predict", "ppc-draws", args.values["ppc-draws"], 20);
+  const plots = args.values.plots === true;
   const out = resolve(stringOption(args.values.out) ?? join(runDir, "posterior.csv"));
   const reporter = new Reporter(args.flags);
 
@@ -159,7 +173,18 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
             `Pareto k̂ ${post.paretoK.toFixed(2)}, log evidence ${post.logEvidence.toFixed(2)} ± ${post.logEvidenceSe.toFixed(2)}, ${seconds.toFixed(2)} s`,
     );
     reporter.result(summaryTable(table));
+    if (post.trust.verdict === "ok") reporter.result(`${head}verdict ${post.trust.message}`);
     for (const w of post.warnings) reporter.warn(xs.length > 1 ? `observation ${k}: ${w}` : w);
+    const check = plots
+      ? await predictiveCheckPlot(engine, xs[k]!, post, {
+          runDir,
+          name: xs.length > 1 ? `ppc-${k}` : "ppc",
+          head,
+          xErr,
+          nDraws: ppcDraws,
+          reporter,
+        })
+      : undefined;
     const record = {
       observation: k,
       ess: post.ess,
@@ -171,6 +196,14 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
       nSimulations: post.nSimulations,
       dropped: post.dropped,
       surrogateOnly: post.surrogateOnly,
+      trust: {
+        verdict: post.trust.verdict,
+        message: post.trust.message,
+        distance: post.trust.ood.distance,
+        typicalDistance: post.trust.ood.typicalDistance,
+        tailProbability: post.trust.ood.tailProbability,
+      },
+      ...(check ? { ppc: check } : {}),
       seconds,
       posterior: table,
     };
@@ -187,4 +220,54 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     observations: summaries,
   });
   return 0;
+}
+
+/**
+ * The posterior predictive check of one observation and its plot (RUN_DIR/<name>.{svg,png}).
+ * Needs the measurement noise and the simulator; without them, or when the plot fails, a
+ * warning says so and predict goes on.
+ */
+async function predictiveCheckPlot(
+  engine: NBI,
+  xObs: ArrayLike<number>,
+  post: PredictResult,
+  o: {
+    runDir: string;
+    name: string;
+    head: string;
+    xErr: number | readonly number[] | undefined;
+    nDraws: number | undefined;
+    reporter: Reporter;
+  },
+): Promise<Record<string, unknown> | undefined> {
+  if (o.xErr === undefined) {
+    o.reporter.warn(
+      `${o.head}posterior predictive check skipped: it needs the measurement noise (--xerr, or the config's predict.xErr or fit.noise)`,
+    );
+    return undefined;
+  }
+  const check = await engine.posteriorPredictive(xObs, post, {
+    xErr: o.xErr,
+    ...(o.nDraws !== undefined ? { nDraws: o.nDraws } : {}),
+  });
+  o.reporter.result(`${o.head}${check.message}`);
+  const record: Record<string, unknown> = {
+    statistic: check.statistic,
+    pValue: check.pValue,
+    fit: check.fit,
+    nDraws: check.nDraws,
+    coverage68: check.coverage68,
+    coverage95: check.coverage95,
+  };
+  try {
+    const plots = await import("../plots/index.js");
+    const paths = await plots.writePlot(await plots.ppcPlot(check), join(o.runDir, o.name));
+    o.reporter.result(`${o.head}posterior predictive plot: ${paths.png}`);
+    record.plot = paths;
+  } catch (error) {
+    o.reporter.warn(
+      `${o.head}the posterior predictive plot was not written: ${(error as Error).message}`,
+    );
+  }
+  return record;
 }

@@ -11,7 +11,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { access, mkdir, readFile, rm } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Flow } from "../bijectors/flows.js";
@@ -20,28 +20,45 @@ import type { FeaturizerConfig } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
 import type { Array } from "../ops/array.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
+import { ADAPT_BELOW, adaptedProposal, adaptedStageCount, combineStages } from "./adaptive-is.js";
+import { addNoise } from "./add-noise.js";
 import { weightAdvice } from "./advice.js";
 import { writeFileAtomic } from "./atomic.js";
+import { type CalibrateOptions, checkCalibrateOptions } from "./calibration/options.js";
+import { drawTestPairs } from "./calibration/pairs.js";
+import { type CalibrationResult, calibrationFromSamples } from "./calibration/result.js";
 import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
-import { hostKey, keyAt } from "./host.js";
-import { type ImportanceResult, importanceWeights } from "./importance.js";
+import { hostKey, keyAt, permutation } from "./host.js";
+import { type ImportanceResult, resample } from "./importance.js";
 import { gaussianLogLike, type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
 import { acquireLock } from "./lock.js";
 import { checkSavedSizes } from "./model-size.js";
+import {
+  type FeatureStatistics,
+  featureStatistics,
+  type OodReport,
+  oodReport,
+  oodUnavailable,
+  squaredDistances,
+} from "./ood.js";
+import { OOD_FILE, readFeatureStatistics, writeFeatureStatistics } from "./ood-file.js";
 import {
   type Defensive,
   type FlowConfig,
   initPosterior,
   type PosteriorNetwork,
   posteriorNetwork,
+  surrogateContexts,
   surrogateLogProb,
   surrogateSample,
 } from "./posterior.js";
+import { type PredictiveCheck, predictiveCheck } from "./ppc.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js";
 import {
   drawProposal,
   type ProposalContext,
+  type ProposalPart,
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
@@ -63,6 +80,7 @@ import {
 import { openStore, resetStore, type SimulationStore, type StoreFingerprint } from "./store.js";
 import type { Noise } from "./train.js";
 import { savedTrainingEpoch, trainCheckpointPath } from "./train-checkpoint.js";
+import { type TrustReport, trustReport } from "./trust.js";
 
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
@@ -81,7 +99,10 @@ export interface NbiOptions {
   priors: Prior | readonly Prior[] | Readonly<Record<string, Prior>>;
   /** One name per parameter (default: the priors' keys, or θ0, θ1, ...). */
   labels?: readonly string[];
-  /** The run's folder: simulation store, round checkpoints (default "nbi-run"). */
+  /**
+   * The run's folder: simulation store, round checkpoints (default "nbi-run" in the working
+   * directory; `fit` then names the absolute folder, through onWarning or on stderr).
+   */
   path?: string;
   /** Backend for the network (default: the current default backend). */
   backend?: "cpu" | "webgpu" | "auto";
@@ -191,6 +212,14 @@ export interface PredictOptions {
    * draws from the surrogate alone.
    */
   defensive?: Defensive | false;
+  /**
+   * Adaptive importance sampling (default true): a pilot quarter of nSamples draws from the
+   * surrogate; when its efficiency is below 50%, the rest come in three stages from a Student-t
+   * mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate), each stage
+   * weighted by its own proposal's exact density and the stages combined by their ESS. Same
+   * number of draws (and simulations); false draws everything from the surrogate.
+   */
+  adapt?: boolean;
 }
 
 /** What `NBI.predict` returns; it prints as a table of the weighted posterior. */
@@ -223,6 +252,36 @@ export interface PredictResult {
   readonly warnings: readonly string[];
   /** One name per parameter (the columns of `samples`). */
   readonly labels: readonly string[];
+  /**
+   * One verdict ("ok" | "caution" | "do-not-trust") from the out-of-distribution alarm (how far
+   * xObs lies from the training simulations in the featurizer's space) and the weights' health
+   * (n_eff, efficiency, Pareto k̂), with its message; also in `warnings` when not ok.
+   */
+  readonly trust: TrustReport;
+}
+
+/** Options of `NBI.posteriorPredictive`. */
+export interface PredictiveOptions {
+  /** Posterior draws to simulate (resampled by weight; default 500, at least 20). */
+  nDraws?: number;
+  /** Gaussian measurement errors of the replicated data (one sigma or one per element). */
+  xErr?: number | ArrayLike<number>;
+  /** The noise model of the replicated data instead of xErr (sigmas or a noise function). */
+  noise?: Noise;
+  /** PRNG key of the resampling, the simulations and the noise (default: from the engine's seed). */
+  key?: Array;
+  /** Aborts the simulations. */
+  signal?: AbortSignal;
+  /** Progress of the simulations. */
+  onSimulate?: (done: number, total: number) => void;
+}
+
+/** What `sampleBatch(..., { ood: true })` returns: the draws and one distance report per observation. */
+export interface SampleBatchResult {
+  /** [m, n, d] row-major, as `sampleBatch` returns without `ood`. */
+  readonly samples: Float64Array;
+  /** The out-of-distribution alarm's report for each observation. */
+  readonly ood: readonly OodReport[];
 }
 
 interface ModelFile {
@@ -308,6 +367,14 @@ export class NBI {
   private store?: SimulationStore;
   private checkpoint?: Checkpoint;
   private runHistory: RoundRecord[] = [];
+  /** The training simulations' feature statistics (the out-of-distribution alarm), once fitted. */
+  private ood?: FeatureStatistics;
+  /** Why there are none (said by the alarm's reports). */
+  private oodMissing = "the engine has no training statistics yet";
+  /** The fit's noise model, in words for ood.safetensors. */
+  private oodNoise = "none";
+  /** The last fit's noise model: the default noise of posteriorPredictive's replicated data. */
+  private fitNoise?: Noise;
   /** The shape of one simulation, once known. */
   private shape?: number[];
 
@@ -643,6 +710,13 @@ export class NBI {
   ): Promise<FitResult> {
     const { net, nRounds, nSims, xObs, precomputed, logLike, fingerprint } = run;
     const progress = o.progress ?? Boolean(process.stderr.isTTY);
+    // A folder nobody chose (./nbi-run, relative to the working directory): say where it is,
+    // through onWarning when given, else on stderr, whatever `progress` says.
+    if (this.options.path === undefined) {
+      const notice = `no path given to new NBI: this run's simulations and checkpoints go to ${this.path}`;
+      if (o.onWarning) o.onWarning(notice);
+      else process.stderr.write(`nbi: ${notice}\n`);
+    }
     if (run.resume === "never") {
       this.store = undefined;
       await resetStore(this.path);
@@ -703,6 +777,8 @@ export class NBI {
     const result: SnpeResult = await snpeIS(config, undefined, this.roundCheckpoints(store, net));
     this.checkpoint = result.state.current;
     this.runHistory = [...result.history];
+    this.fitNoise = o.noise;
+    await this.learnTrainingFeatures(net, result.state.current, result.state.data, o.noise);
     if (result.emptyRounds.length > 0) {
       const all = result.weights.length === 0;
       const which = `round${result.emptyRounds.length === 1 ? "" : "s"} ${result.emptyRounds.join(", ")}`;
@@ -900,17 +976,37 @@ export class NBI {
    * @example
    * ```ts
    * const draws = await engine.sampleBatch([xObs, xObs], 500); // [2, 500, d] row-major
+   * const { samples, ood } = await engine.sampleBatch(table, 500, { ood: true });
+   * ood.filter((r) => r.level !== "ok"); // observations unlike the training simulations
    * ```
    */
+  sampleBatch(
+    xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
+    n: number,
+    options?: { key?: Array; ood?: false },
+  ): Promise<Float64Array>;
+  /** With `ood: true`: the draws and the out-of-distribution alarm's report per observation. */
+  sampleBatch(
+    xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
+    n: number,
+    options: { key?: Array; ood: true },
+  ): Promise<SampleBatchResult>;
+  sampleBatch(
+    xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
+    n: number,
+    options?: { key?: Array; ood?: boolean },
+  ): Promise<Float64Array | SampleBatchResult>;
   async sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
     n: number,
-    options?: { key?: Array },
-  ): Promise<Float64Array> {
+    options?: { key?: Array; ood?: boolean },
+  ): Promise<Float64Array | SampleBatchResult> {
     const x = this.observation("sampleBatch", xObsMany as ArrayLike<number>, true);
     if (!Number.isInteger(n) || n < 1) fail("sampleBatch", "n", "a positive integer", n);
+    if (options?.ood !== undefined && typeof options.ood !== "boolean")
+      fail("sampleBatch", "options.ood", "true or false", options.ood);
     const { net, checkpoint } = this.trained("sampleBatch");
-    return surrogateSample(
+    const samples = await surrogateSample(
       net,
       checkpoint.params,
       checkpoint.scales,
@@ -918,6 +1014,217 @@ export class NBI {
       x,
       n,
     );
+    return options?.ood ? { samples, ood: await this.distanceReports(x) } : samples;
+  }
+
+  /**
+   * The out-of-distribution alarm for one or many observations (xObsMany: m × dataSize): how far
+   * each lies from the training simulations in the featurizer's space, its tail probability
+   * among the training simulations' own distances, and a level (ok, caution below 1%,
+   * do-not-trust below 0.1%). No simulations: one featurizer pass.
+   *
+   * @example
+   * ```ts
+   * const [report] = await engine.outOfDistribution(xObs);
+   * if (report.level !== "ok") console.warn(report.message);
+   * ```
+   */
+  async outOfDistribution(
+    xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
+  ): Promise<OodReport[]> {
+    return this.distanceReports(
+      this.observation("outOfDistribution", xObsMany as ArrayLike<number>, true),
+    );
+  }
+
+  /** One distance report per observation in x (m × dataSize, already checked). */
+  private async distanceReports(x: Float32Array): Promise<OodReport[]> {
+    const { net, checkpoint } = this.trained("outOfDistribution");
+    const m = x.length / net.dataSize;
+    const stats = this.ood;
+    if (!stats) return globalThis.Array.from({ length: m }, () => oodUnavailable(this.oodMissing));
+    const features = await surrogateContexts(net, checkpoint.params, checkpoint.scales, x);
+    return globalThis.Array.from(squaredDistances(stats, features), (d2) => oodReport(stats, d2));
+  }
+
+  /**
+   * Summarises the featurizer's outputs on the training simulations (noisy as the fit made
+   * them; at most 4096, drawn at random) for the alarm, with the validation split's as the
+   * reference distances. Too few simulations or features that do not vary leave the alarm
+   * unavailable, with the reason; they do not fail the fit.
+   */
+  private async learnTrainingFeatures(
+    net: PosteriorNetwork,
+    checkpoint: Checkpoint,
+    data: readonly {
+      readonly x: Float32Array;
+      readonly theta: Float64Array;
+      readonly valMask: Uint8Array;
+    }[],
+    noise: Noise | undefined,
+  ): Promise<void> {
+    const { dataSize, nDims } = net;
+    const rows: { train: [number, number][]; held: [number, number][] } = { train: [], held: [] };
+    data.forEach((round, r) => {
+      for (let i = 0; i < round.theta.length / nDims; i++) {
+        (round.valMask[i] ? rows.held : rows.train).push([r, i]);
+      }
+    });
+    this.oodNoise =
+      noise === undefined
+        ? "none"
+        : typeof noise === "function"
+          ? "function"
+          : JSON.stringify(typeof noise === "number" ? noise : globalThis.Array.from(noise));
+    const features = async (which: [number, number][], index: number) => {
+      const limit = 4096;
+      const picked =
+        which.length <= limit
+          ? which
+          : globalThis.Array.from(
+              permutation(keyAt(this.rootKey, 11 + 2 * index), which.length)
+                .subarray(0, limit)
+                .sort(),
+              (k) => which[k]!,
+            );
+      const x = new Float32Array(picked.length * dataSize);
+      const theta = new Float64Array(picked.length * nDims);
+      picked.forEach(([r, i], k) => {
+        const round = data[r]!;
+        x.set(round.x.subarray(i * dataSize, (i + 1) * dataSize), k * dataSize);
+        theta.set(round.theta.subarray(i * nDims, (i + 1) * nDims), k * nDims);
+      });
+      const noisy =
+        noise === undefined
+          ? x
+          : await addNoise(
+              noise,
+              keyAt(this.rootKey, 12 + 2 * index),
+              x,
+              theta,
+              net.inputShape,
+              nDims,
+              "fit",
+              "noise",
+            );
+      return surrogateContexts(net, checkpoint.params, checkpoint.scales, noisy);
+    };
+    const train = await features(rows.train, 0);
+    const held = rows.held.length > 0 ? await features(rows.held, 1) : undefined;
+    try {
+      this.ood = featureStatistics(train, net.featurizer.dimOut, held);
+    } catch (error) {
+      if (!(error instanceof NbiError)) throw error;
+      this.ood = undefined;
+      this.oodMissing = error.message.replace(/^featureStatistics: /, "");
+    }
+  }
+
+  /**
+   * A posterior predictive check: the simulator run at nDraws posterior draws (resampled from
+   * `result` by its weights: a `predict` or `fit` result), the measurement noise added, and the
+   * observation compared with those replicated data: predictive median and 68%/95% bands per
+   * data point, residuals, and the statistic T = Σ ((y − ȳ)/s)² with its posterior predictive
+   * p-value (see ppc.ts). A small p-value says the model does not describe xObs.
+   *
+   * A method of its own, not an option of `predict`: it costs nDraws more simulations, a user
+   * checks the observations worth checking, and it takes any weighted result (a fit's too).
+   * predict's own simulations belong to proposal draws, not posterior draws; reusing them would
+   * tie the check to the weights' quality.
+   *
+   * @example
+   * ```ts
+   * const post = await engine.predict(xObs, { xErr: 0.1 });
+   * const check = await engine.posteriorPredictive(xObs, post, { xErr: 0.1, nDraws: 500 });
+   * check.pValue; check.message; // plots.ppcPlot(check) draws it
+   * ```
+   */
+  async posteriorPredictive(
+    xObs: ArrayLike<number>,
+    result: { readonly samples: Float64Array; readonly weights: Float64Array },
+    options: PredictiveOptions = {},
+  ): Promise<PredictiveCheck> {
+    const fn = "posteriorPredictive";
+    const x = this.observation(fn, xObs);
+    const { net } = this.trained(fn);
+    const d = net.nDims;
+    if (typeof options !== "object" || options === null) fail(fn, "options", "an object", options);
+    if (typeof result !== "object" || result === null)
+      fail(fn, "result", "a predict or fit result { samples, weights }", result);
+    const { samples, weights } = result;
+    if (!(samples instanceof Float64Array) || samples.length === 0 || samples.length % d !== 0)
+      fail(fn, "result.samples", `a Float64Array of rows of ${d} parameters`, samples);
+    if (!(weights instanceof Float64Array) || weights.length !== samples.length / d) {
+      fail(
+        fn,
+        "result.weights",
+        `a Float64Array of ${samples.length / d} weights (one per draw)`,
+        weights,
+      );
+    }
+    const badWeight = weights.findIndex((w) => !(w >= 0 && Number.isFinite(w)));
+    if (badWeight >= 0)
+      fail(fn, `result.weights[${badWeight}]`, "a finite weight ≥ 0", weights[badWeight]);
+    if (!weights.some((w) => w > 0))
+      failText(fn, "result.weights", "at least one positive weight", "all 0");
+    const nDraws = options.nDraws ?? 500;
+    if (!Number.isInteger(nDraws) || nDraws < 20 || nDraws > 1e6)
+      fail(fn, "nDraws", "an integer in [20, 1e6]", nDraws);
+    if (options.xErr !== undefined && options.noise !== undefined)
+      failText(fn, "xErr", "either xErr or noise, not both", "both");
+    const noise = options.noise ?? options.xErr ?? this.fitNoise;
+    if (noise === undefined) {
+      fail(
+        fn,
+        "xErr",
+        "the measurement noise of the replicated data: xErr sigmas or a noise function (noise), as fit's noise; 0 for none",
+        undefined,
+      );
+    }
+    if (!this.options.simulator) {
+      fail(
+        fn,
+        "simulator",
+        "a simulator to replicate data with (give it to NBI or NBI.load)",
+        undefined,
+      );
+    }
+    const key = options.key ?? keyAt(this.rootKey, 16);
+    const theta = resample(keyAt(key, 0), samples, weights, d, nDraws);
+    const sim = await simulateRows(
+      this.options.simulator,
+      theta,
+      d,
+      net.dataSize,
+      simulationSeeds(keyAt(key, 1), nDraws),
+      {
+        ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+        ...(this.options.simTimeoutMs !== undefined
+          ? { simTimeoutMs: this.options.simTimeoutMs }
+          : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onSimulate ? { onProgress: options.onSimulate } : {}),
+      },
+    );
+    const simulated = sim.status.reduce((s, v) => s + (v === 0 ? 1 : 0), 0);
+    if (simulated < 20) {
+      throw new NbiError(
+        `${fn}: expected at least 20 successful simulations of the ${nDraws} posterior draws, got ${simulated}` +
+          (sim.firstError ? ` (first simulator error: ${sim.firstError})` : ""),
+      );
+    }
+    // Failed simulations are NaN rows: the check leaves them out.
+    const replicas = await addNoise(
+      noise,
+      keyAt(key, 2),
+      sim.x,
+      theta,
+      net.inputShape,
+      d,
+      fn,
+      options.noise !== undefined ? "noise" : "xErr",
+    );
+    return predictiveCheck(x, replicas, net.inputShape);
   }
 
   /**
@@ -948,7 +1255,9 @@ export class NBI {
       (options.xErr !== undefined ? gaussianLogLike(options.xErr, net.dataSize) : undefined);
     const key = options.key ?? keyAt(this.rootKey, 4);
     const warnings: string[] = [];
+    const [ood] = await this.distanceReports(x);
     if (!logLike) {
+      const trust = trustReport(ood!);
       const samples = await surrogateSample(
         net,
         checkpoint.params,
@@ -973,33 +1282,41 @@ export class NBI {
           surrogateOnly: true,
           warnings: [
             "no likelihood given (xErr or logLike): these are the surrogate's samples, unweighted",
+            ...(trust.verdict !== "ok" ? [trust.message] : []),
           ],
           labels: this.labels,
+          trust,
         },
         "predict",
       );
     }
-    let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
-    let logW: Float64Array<ArrayBuffer> = new Float64Array(0);
     let nSimulations = 0;
     let dropped = 0;
     let redrawn = 0;
-    let batch = nSamples;
-    let importance: ImportanceResult | undefined;
     const defensive = defensiveFor(net, options.defensive);
     const ctx: ProposalContext = { net, prior: this.prior, xObs: x, checkpoints: [checkpoint] };
-    const plan: RoundProposal = {
-      parts: [
-        {
-          weight: 1,
-          part: { kind: "surrogate", round: 0, ...(defensive ? { defensive } : {}), logMass: 0 },
-        },
-      ],
+    const surrogatePart: ProposalPart = {
+      kind: "surrogate",
+      round: 0,
+      ...(defensive ? { defensive } : {}),
+      logMass: 0,
     };
+    const surrogatePlan: RoundProposal = { parts: [{ weight: 1, part: surrogatePart }] };
     // A likelihood of θ alone needs no simulations.
     const simulate = needsSimulation(logLike);
+    const adapt = options.adapt ?? true;
+    // Stage 0 pools every draw from the surrogate; each adapted stage stands on its own.
+    const surrogateDraws = { theta: [] as Float64Array[], logW: [] as Float64Array[] };
+    const adaptedStages: { theta: Float64Array; logW: Float64Array }[] = [];
     let accepted = 0;
     let tried = 0;
+    let plan = surrogatePlan;
+    // With adaptation, a pilot quarter shows whether the surrogate needs help.
+    const pilot = adapt ? Math.min(nSamples, Math.max(Math.ceil(nSamples / 4), 20 * d)) : nSamples;
+    let batch = pilot;
+    let planned = nSamples - batch;
+    let importance: ImportanceResult | undefined;
+    let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
     for (let attempt = 0; batch > 0; attempt++) {
       const draw = await drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
         kind: "surrogate",
@@ -1008,8 +1325,6 @@ export class NBI {
       });
       const draws = draw.theta;
       redrawn += draw.redrawn;
-      accepted += batch;
-      tried += batch + draw.redrawn;
       const sim = simulate
         ? await simulateRows(
             this.options.simulator,
@@ -1034,7 +1349,8 @@ export class NBI {
         : { x: undefined, status: new Uint8Array(batch) };
       if (simulate) nSimulations += batch;
       const lp = this.prior.logProb(draws);
-      // The surrogate's density on the support, unnormalised: the evidence is corrected below.
+      // The surrogate's density on the support is unnormalised (its evidence is corrected below);
+      // an adapted stage's surrogate part carries its mass inside, estimated from every draw.
       const lq = await proposalLogDensity(ctx, plan, draws, lp);
       const ll = logLikelihoods(logLike, x, sim.x, draws, d);
       const lw = new Float64Array(batch);
@@ -1044,15 +1360,49 @@ export class NBI {
           lw[r] = Number.NaN; // excluded and counted, never weighted
         } else lw[r] = ll[r]! + lp[r]! - lq[r]!;
       }
-      thetaAll = concat64(thetaAll, draws);
-      logW = concat64(logW, lw);
-      importance = importanceWeights(logW);
+      if (plan === surrogatePlan) {
+        accepted += batch;
+        tried += batch + draw.redrawn;
+        surrogateDraws.theta.push(draws);
+        surrogateDraws.logW.push(lw);
+      } else adaptedStages.push({ theta: draws, logW: lw });
+      thetaAll = concat64(...surrogateDraws.theta, ...adaptedStages.map((st) => st.theta));
+      importance = combineStages([
+        {
+          logWeights: concat64(...surrogateDraws.logW),
+          // The draws follow the surrogate truncated to the prior: correct by its mass inside.
+          logEvidenceOffset: Math.log(accepted / tried),
+        },
+        ...adaptedStages.map((st) => ({ logWeights: st.logW, logEvidenceOffset: 0 })),
+      ]);
       const drawn = thetaAll.length / d;
       const efficiency = importance.nEff / drawn;
-      if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
-      // Enough further draws to reach neffMin at the efficiency seen so far.
-      const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
-      batch = Math.min(Math.max(need, 2), nMax - drawn);
+      if (planned > 0) {
+        // The planned draws left: the rest of the pilot's budget, in up to three adapted stages.
+        if (plan === surrogatePlan && efficiency >= ADAPT_BELOW) {
+          batch = planned;
+          planned = 0;
+          continue;
+        }
+        const rest = nSamples - pilot;
+        batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
+        planned -= batch;
+      } else {
+        if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
+        // Enough further draws to reach neffMin at the efficiency seen so far.
+        const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
+        batch = Math.min(Math.max(need, 2), nMax - drawn);
+      }
+      if (adapt && efficiency < ADAPT_BELOW && importance.nValid > 0) {
+        plan = adaptedProposal(
+          this.prior,
+          { ...surrogatePart, logMass: Math.log(accepted / tried) },
+          thetaAll,
+          importance.weights,
+          d,
+          keyAt(key, 100_000 + attempt),
+        );
+      }
     }
     const imp = importance!;
     if (imp.paretoK > 0.7) {
@@ -1074,6 +1424,13 @@ export class NBI {
       target: neffMin,
     });
     if (advice) warnings.push(advice);
+    const trust = trustReport(ood!, {
+      ess: imp.nEff,
+      efficiency: imp.nEff / (thetaAll.length / d),
+      paretoK: imp.paretoK,
+      target: neffMin,
+    });
+    if (trust.verdict !== "ok") warnings.push(trust.message);
     return withDisplay(
       {
         samples: thetaAll,
@@ -1081,8 +1438,7 @@ export class NBI {
         ess: imp.nEff,
         kishEss: imp.kishEss,
         efficiency: imp.nEff / (thetaAll.length / d),
-        // The draws follow the proposal truncated to the prior: correct by its mass inside.
-        logEvidence: imp.logEvidence + Math.log(accepted / tried),
+        logEvidence: imp.logEvidence,
         logEvidenceSe: imp.logEvidenceSe,
         paretoK: imp.paretoK,
         nSimulations,
@@ -1091,9 +1447,91 @@ export class NBI {
         surrogateOnly: false,
         warnings,
         labels: this.labels,
+        trust,
       },
       "predict",
     );
+  }
+
+  /**
+   * Calibration of an amortized fit over the prior predictive: nTest test pairs (θ* from the
+   * prior, x simulated with the fit's noise), nSamples surrogate draws at each x, then SBC ranks
+   * per parameter, the expected coverage of highest-density regions, TARP, and a verdict in
+   * words with sizes ("over-confident: the 90% highest-density region covers 71% of true
+   * parameters ..."). Failed test simulations are left out and counted in `failed`.
+   *
+   * @example
+   * ```ts
+   * await engine.fit({ nSims: 5000, noise: 0.1 }); // amortized: no xObs
+   * const cal = await engine.calibrate({ nTest: 300, nSamples: 500 });
+   * console.log(cal.verdict.summary);
+   * ```
+   */
+  async calibrate(options: CalibrateOptions = {}): Promise<CalibrationResult> {
+    const o = checkCalibrateOptions(options);
+    const { net, checkpoint } = this.trained("calibrate");
+    if (this.runHistory.length > 1) {
+      failText(
+        "calibrate",
+        "the engine",
+        "an amortized fit (one round from the prior)",
+        `a sequential fit of ${this.runHistory.length} rounds, whose surrogate is trained around its xObs ` +
+          "and is not meant to be calibrated over the prior predictive (predict's importance weights check it)",
+      );
+    }
+    const key = o.key ?? keyAt(this.rootKey, 20);
+    const noise = o.noise ?? this.fitNoise;
+    const pairs = await drawTestPairs({
+      prior: this.prior,
+      simulator: this.options.simulator,
+      nTest: o.nTest,
+      inputShape: net.inputShape,
+      key: keyAt(key, 0),
+      ...(noise !== undefined ? { noise } : {}),
+      ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+      ...(this.options.simTimeoutMs !== undefined
+        ? { simTimeoutMs: this.options.simTimeoutMs }
+        : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onSimulate ? { onSimulate: o.onSimulate } : {}),
+    });
+    const n = pairs.theta.length / net.nDims;
+    if (n < 2) {
+      throw new NbiError(
+        `calibrate: ${pairs.failed.total} of ${o.nTest} test simulations failed, leaving ${n}` +
+          (pairs.failed.firstError ? ` (first error: ${pairs.failed.firstError})` : "") +
+          "; check the simulator over the prior's support",
+      );
+    }
+    const { params, scales } = checkpoint;
+    const L = o.nSamples;
+    const samples = await surrogateSample(net, params, scales, keyAt(key, 1), pairs.x, L);
+    // log q at θ* and at the draws, one observation at a time (its context computed once).
+    const d = net.nDims;
+    const logProbTrue = new Float64Array(n);
+    const logProbSamples = new Float64Array(n * L);
+    const rows = new Float64Array((L + 1) * d);
+    for (let i = 0; i < n; i++) {
+      o.signal?.throwIfAborted();
+      rows.set(pairs.theta.subarray(i * d, (i + 1) * d));
+      rows.set(samples.subarray(i * L * d, (i + 1) * L * d), d);
+      const x = pairs.x.subarray(i * net.dataSize, (i + 1) * net.dataSize);
+      const lq = await surrogateLogProb(net, params, scales, x, rows);
+      logProbTrue[i] = lq[0]!;
+      logProbSamples.set(lq.subarray(1), i * L);
+    }
+    return calibrationFromSamples({
+      theta: pairs.theta,
+      samples,
+      logProbTrue,
+      logProbSamples,
+      nDims: d,
+      nSamples: L,
+      labels: this.labels,
+      key: keyAt(key, 2),
+      failed: pairs.failed,
+      significance: o.significance,
+    });
   }
 
   /**
@@ -1153,6 +1591,9 @@ export class NBI {
       history: this.runHistory,
     };
     await writeFileAtomic(join(folder, "model.json"), `${JSON.stringify(model, null, 2)}\n`);
+    // The alarm's statistics beside the weights; none (a stale file from another model) removed.
+    if (this.ood) await writeFeatureStatistics(join(folder, OOD_FILE), this.ood, this.oodNoise);
+    else await rm(join(folder, OOD_FILE), { force: true });
   }
 
   /**
@@ -1270,6 +1711,15 @@ export class NBI {
     const template = await initPosterior(net, keyAt(engine.rootKey, 0));
     engine.checkpoint = checkpointFromTensors(template, tensors, weightsPath);
     engine.runHistory = model.history ?? [];
+    const oodPath = join(folder, OOD_FILE);
+    const hasOod = await access(oodPath).then(
+      () => true,
+      () => false,
+    );
+    if (hasOod) engine.ood = await readFeatureStatistics(oodPath, net.featurizer.dimOut);
+    else {
+      engine.oodMissing = `${folder} was saved without training statistics (${OOD_FILE}; models saved before the alarm existed, or fitted on fewer than 25 simulations): fit and save again to enable it`;
+    }
     return engine;
   }
 
@@ -1292,10 +1742,13 @@ export class NBI {
   }
 }
 
-function concat64(a: Float64Array, b: Float64Array): Float64Array<ArrayBuffer> {
-  const out = new Float64Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function concat64(...parts: readonly Float64Array[]): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 

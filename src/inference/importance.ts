@@ -148,6 +148,36 @@ export function paretoKHat(logWeights: Float64Array): number {
  * m = 20 + ⌊√n⌋, x* the first quartile x₍⌊n/4+½⌋₎, with weights ∝ exp ℓ(θ_j). Then ξ = −k(θ̂).
  */
 function generalizedParetoShape(x: Float64Array): number {
+  return meanLog1m(x, zhangStephensTheta(x));
+}
+
+/**
+ * A generalized Pareto distribution P(X > x) = (1 + ξx/σ)^(−1/ξ) fitted to exceedances `x`
+ * (ascending, x[last] > 0) by Zhang & Stephens (2009), as in `paretoKHat` but with the scale:
+ * σ = −ξ/θ̂ in their parametrisation (the exponential limit, mean(x), when θ̂ ≈ 0). Used for
+ * tail probabilities beyond the largest of a sample (the out-of-distribution distances).
+ *
+ * @example
+ * ```ts
+ * const x = Float64Array.from({ length: 50 }, (_, i) => -Math.log(1 - (i + 0.5) / 50)); // exponential quantiles
+ * inference.generalizedParetoFit(x); // { shape ≈ 0, scale ≈ 1 }
+ * ```
+ */
+export function generalizedParetoFit(x: Float64Array): { shape: number; scale: number } {
+  if (!(x instanceof Float64Array) || x.length < 2 || !(x[x.length - 1]! > 0)) {
+    fail("generalizedParetoFit", "x", "ascending exceedances (≥ 2, the largest > 0)", x);
+  }
+  const n = x.length;
+  const theta = zhangStephensTheta(x);
+  const shape = meanLog1m(x, theta);
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += x[i]! / n;
+  const scale = Math.abs(theta) * x[n - 1]! < 1e-9 ? mean : -shape / theta;
+  return { shape, scale };
+}
+
+/** Zhang & Stephens' θ̂ (see `generalizedParetoShape`). */
+function zhangStephensTheta(x: Float64Array): number {
   const n = x.length;
   const xMax = x[n - 1]!;
   let xStar = x[Math.floor(n / 4 + 0.5) - 1]!;
@@ -170,7 +200,7 @@ function generalizedParetoShape(x: Float64Array): number {
     num += w * theta[j]!;
     den += w;
   }
-  return meanLog1m(x, num / den);
+  return num / den;
 }
 
 /** mean over x of log(1 − θx): ZS's −k(θ), PSIS's ξ. */

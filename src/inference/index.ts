@@ -5,6 +5,23 @@
  * file formats (NPY for simulations, safetensors for weights) that Python reads.
  */
 export { type WeightDiagnostics, weightAdvice } from "./advice.js";
+export {
+  type CalibrateOptions,
+  type CalibrationInput,
+  type CalibrationResult,
+  calibrationFromSamples,
+  calibrationVerdict,
+  type Finding,
+  formatCalibration,
+  type HpdCoverage,
+  hpdCoverage,
+  type SbcParameter,
+  type SbcResult,
+  sbc,
+  type TarpResult,
+  tarp,
+  type Verdict,
+} from "./calibration/index.js";
 export { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 export { formatFitResult, formatPredictResult, withDisplay } from "./display.js";
 export {
@@ -12,12 +29,15 @@ export {
   type FitResult,
   NBI,
   type NbiOptions,
+  type PredictiveOptions,
   type PredictOptions,
   type PredictResult,
+  type SampleBatchResult,
 } from "./engine.js";
 export { hostKey, keyAt, normals, uniforms } from "./host.js";
 export {
   combineRounds,
+  generalizedParetoFit,
   type ImportanceResult,
   importanceWeights,
   paretoKHat,
@@ -33,6 +53,22 @@ export {
 } from "./likelihood.js";
 export { readNpy, writeNpy } from "./npy.js";
 export {
+  type DistanceTail,
+  type FeatureStatistics,
+  featureStatistics,
+  OOD_CAUTION_TAIL,
+  OOD_MIN_TRAINING,
+  OOD_REJECT_TAIL,
+  type OodReport,
+  oodReport,
+  oodUnavailable,
+  restoreFeatureStatistics,
+  squaredDistances,
+  type TrustLevel,
+  tailProbability,
+} from "./ood.js";
+export { OOD_FILE, readFeatureStatistics, writeFeatureStatistics } from "./ood-file.js";
+export {
   type Defensive,
   type FlowConfig,
   initPosterior,
@@ -42,9 +78,16 @@ export {
   proposalLogProb,
   proposalSample,
   type Scales,
+  surrogateContexts,
   surrogateLogProb,
   surrogateSample,
 } from "./posterior.js";
+export {
+  PPC_CAUTION_P,
+  PPC_MISFIT_P,
+  type PredictiveCheck,
+  predictiveCheck,
+} from "./ppc.js";
 export {
   type ProposalContext,
   type ProposalPart,
@@ -75,6 +118,7 @@ export {
 } from "./snpe.js";
 export { openStore, type SimulationStore } from "./store.js";
 export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";
+export { type TrustReport, trustReport, type WeightHealth, weightLevel } from "./trust.js";
 export {
   fromUnbounded,
   type SupportBounds,

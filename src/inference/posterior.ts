@@ -429,6 +429,37 @@ export async function surrogateSample(
   return out;
 }
 
+/**
+ * The featurizer's outputs (the flow's context vectors) for m raw observations (m × dataSize),
+ * float64 on the host, m × dimOut row-major: the space the out-of-distribution check measures in.
+ * Runs in chunks of 256 observations so a large training set does not hold every activation.
+ *
+ * @example
+ * ```ts
+ * const { params, scales } = checkpoint;
+ * const features = await inference.surrogateContexts(net, params, scales, xs); // m × net.featurizer.dimOut
+ * ```
+ */
+export async function surrogateContexts(
+  net: PosteriorNetwork,
+  params: PosteriorParams,
+  scales: Scales,
+  x: Float32Array | Float64Array,
+): Promise<Float64Array> {
+  const m = x.length / net.dataSize;
+  const F = net.featurizer.dimOut;
+  const fns = compiled(net);
+  const out = new Float64Array(m * F);
+  const chunk = 256;
+  for (let start = 0; start < m; start += chunk) {
+    const rows = Math.min(chunk, m - start);
+    const xs = x.subarray(start * net.dataSize, (start + rows) * net.dataSize);
+    const ctx = await fns.context(params, standardiseX(net, scales, xs)).data();
+    for (let i = 0; i < rows * F; i++) out[start * F + i] = ctx[i]!;
+  }
+  return out;
+}
+
 /** A host (CPU) key as a key array on the default backend. */
 export function deviceKey(key: Array): Array {
   return np.array(key.dataSync() as Uint32Array, { dtype: "uint32" });

@@ -25,6 +25,8 @@ import {
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import type { Checkpoint, ProposalKind } from "./snpe.js";
+import { sampleTMixture, type TMixture, tMixtureLogDensity } from "./t-mixture.js";
+import { fromUnbounded, type SupportBounds, toUnbounded } from "./unbounded.js";
 
 /** One component of a round's proposal. `round` names the checkpoint trained after that round. */
 export type ProposalPart =
@@ -53,6 +55,15 @@ export type ProposalPart =
       readonly threshold: number;
       /** log of the prior's mass inside the region, estimated. */
       readonly logMass: number;
+    }
+  | {
+      /**
+       * A Student-t mixture fitted to earlier weighted draws (predict's later stages), on the
+       * unbounded image of the prior's support, so all its mass lies inside the support.
+       */
+      readonly kind: "adapted";
+      /** The mixture, in unbounded coordinates (see `toUnbounded`). */
+      readonly mixture: TMixture;
     };
 
 /** A round's proposal: Σ weight · part, the weights summing to 1. */
@@ -98,6 +109,12 @@ const MIXTURE_LATEST = 0.6;
 const THRESHOLD_DRAWS = 20_000;
 /** Give up drawing inside the support after this many batches. */
 const MAX_ATTEMPTS = 50;
+
+/** The prior's support as the unbounded map's bounds. */
+const supportOf = (prior: Prior): SupportBounds => ({
+  thetaLower: prior.lower,
+  thetaUpper: prior.upper,
+});
 
 const logSumExp2 = (a: number, b: number): number => {
   const m = Math.max(a, b);
@@ -208,6 +225,12 @@ async function partLogDensity(
   logPrior: Float64Array,
 ): Promise<Float64Array> {
   if (part.kind === "prior") return logPrior;
+  if (part.kind === "adapted") {
+    const { u, logJac } = toUnbounded(supportOf(ctx.prior), theta, ctx.net.nDims);
+    return tMixtureLogDensity(part.mixture, u).map((v, i) =>
+      Number.isFinite(logPrior[i]!) ? v + logJac[i]! : Number.NEGATIVE_INFINITY,
+    );
+  }
   const logQ = await surrogateDensity(ctx, part.round, theta);
   if (part.kind === "truncated") {
     return logPrior.map((lp, i) =>
@@ -293,6 +316,10 @@ export async function drawProposal(
     const partKey = keyAt(key, k + 1);
     if (part.kind === "prior") {
       if (m > 0) out.set(ctx.prior.sample(partKey, m), filled * d);
+      parts.push({ weight, part });
+    } else if (part.kind === "adapted") {
+      const u = sampleTMixture(part.mixture, m, partKey);
+      if (m > 0) out.set(fromUnbounded(supportOf(ctx.prior), u, d), filled * d);
       parts.push({ weight, part });
     } else if (part.kind === "surrogate") {
       if (m === 0) {

@@ -1,6 +1,7 @@
 /**
  * Plots of a fit and its posterior, rendered headlessly to SVG and PNG with Vega-Lite and resvg:
- * the corner plot of weighted draws, n_eff and efficiency per round, and loss per epoch.
+ * the corner plot of weighted draws, n_eff and efficiency per round, loss per epoch, and the
+ * posterior predictive check (observation, predictive bands and residuals).
  *
  * ```ts
  * const fit = await engine.fit({ xObs, nRounds: 4 });
@@ -8,6 +9,7 @@
  * await plots.writePlot(await plots.lossPlot(fit.history), "out/loss");
  * ```
  */
+export { coveragePlot, rankHistogramPlot } from "./calibration.js";
 export type { Ring } from "./contour.js";
 export { contourRings, ringArea } from "./contour.js";
 export type { CornerOptions } from "./corner.js";
@@ -23,5 +25,6 @@ export {
   weightedHistogram2d,
 } from "./histogram.js";
 export { lossPlot } from "./loss.js";
+export { type PpcPlotOptions, ppcPlot } from "./ppc.js";
 export type { Plot } from "./render.js";
 export { writePlot } from "./render.js";

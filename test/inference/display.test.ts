@@ -7,8 +7,10 @@ import {
   withDisplay,
 } from "../../src/inference/display.js";
 import type { FitResult, PredictResult } from "../../src/inference/engine.js";
+import { oodUnavailable } from "../../src/inference/ood.js";
 import { independent, normal, uniform } from "../../src/inference/priors.js";
 import type { RoundRecord } from "../../src/inference/snpe.js";
+import { trustReport } from "../../src/inference/trust.js";
 
 const JUPYTER = Symbol.for("Jupyter.display");
 const labels = ["phi0", "A"];
@@ -86,6 +88,12 @@ function predictResult(extra: Partial<PredictResult> = {}): PredictResult {
     surrogateOnly: false,
     warnings: [],
     labels,
+    trust: trustReport(oodUnavailable("not part of this test"), {
+      ess: 612.3,
+      efficiency: 0.306,
+      paretoK: 0.32,
+      target: 0,
+    }),
     ...extra,
   };
 }

@@ -7,6 +7,8 @@
  * nbconvert_deno.py (passed with --config) keeps nbclient listening briefly after each cell's
  * idle message: Deno's kernel can publish a cell's last output just after it.
  *
+ * The notebook imports "nbi", which deno.json's `imports` map to the TypeScript sources here.
+ *
  * Skips with one line when /usr/bin/jupyter (CI installs it: .ci/run) or the deno binary is
  * missing. The notebook's run folder goes to this test's temporary folder (TMPDIR).
  */
@@ -91,6 +93,13 @@ describe.skipIf(missing !== undefined)("examples/sine.ipynb on Deno's Jupyter ke
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it("executes end to end with the ESS lines, the tables and the corner plot", async () => {
+    // It imports the package as a project that installed it would (deno.json's `imports` map
+    // "nbi" to src/ in a checkout), never a path into the repository.
+    const source = JSON.parse(readFileSync(NOTEBOOK, "utf8")) as { cells: Cell[] };
+    const specifiers = source.cells
+      .filter((c) => c.cell_type === "code")
+      .flatMap((c) => [...join1(c.source).matchAll(/\bfrom\s+["']([^"']+)["']/g)].map((m) => m[1]));
+    expect(specifiers).toEqual(["nbi"]);
     const kernelDir = join(tmp, "jupyter", "kernels", "deno");
     mkdirSync(kernelDir, { recursive: true });
     writeFileSync(

@@ -12,16 +12,20 @@
  * build), run in an empty JavaScript context (no `process`, no `require`, no console) and
  * compared with the same program in Node, and a one-import bundle shows that it tree-shakes.
  *
+ * The README's code blocks run in the same consumer (see README_BLOCKS below for the convention).
+ *
  * The install uses npm's cache (`--offline`) and falls back to `--prefer-offline`. Skipped with
  * one line when npm itself is missing.
  */
-import { type SpawnSyncReturns, spawnSync } from "node:child_process";
+import { type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
 import {
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -31,7 +35,8 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
+import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -39,6 +44,7 @@ const TSC = join(ROOT, "node_modules", "typescript", "bin", "tsc");
 const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   name: string;
   version: string;
+  license: string;
 };
 
 const npmVersion = spawnSync("npm", ["--version"], { encoding: "utf8" });
@@ -223,6 +229,218 @@ function staticGraph(entry: string): { files: string[]; external: Set<string> } 
   return { files, external };
 }
 
+/**
+ * README_BLOCKS: the README's code blocks, run as a user would paste them.
+ *
+ * Convention. Every fenced block whose language is `ts`/`typescript` or `js`/`javascript`/`mjs`
+ * runs; other languages (sh, json, bash) never do. HTML comments on the lines right above the
+ * opening fence (blank lines between are fine) say more:
+ * - `<!-- not-run: reason -->`: the block does not run (the reason is required);
+ * - `<!-- example: NAME -->`: names the block, and
+ * - `<!-- continues: NAME -->`: the block carries on the named one (its prose says so): it is
+ *   appended to that block, and they run as one program.
+ * A program imports what it uses, from "nbi", "nbi/core" or a package its reader installs beside
+ * nbi (fast-check). The consumer installed the tarball under the package's own name, so no
+ * import specifier needs rewriting. A TypeScript program is type-checked (strict, no
+ * skipLibCheck, no @types/node) and run in an ES-module project (NodeNext, `"type": "module"`)
+ * and in a CommonJS-typed one (NodeNext: `import` compiles to `require`; CommonJS has no
+ * top-level await, so the statements after the imports run inside an async arrow function,
+ * opened on the first statement's line, and an import further down moves up to the first line:
+ * tsc's line numbers stay the README's), and, with its types stripped by esbuild, as a plain
+ * `.mjs` program; a JavaScript program runs as `.mjs` only. A program that trains (calls
+ * `.fit(`) runs once, in the NodeNext project (where a TypeScript reader would paste it), and is
+ * type-checked in both: a fit costs seconds to tens of seconds on two cores, and what differs
+ * between the three (module format, `require` of ES modules, the async wrapper, default imports
+ * of CommonJS packages) is run by the programs that do not train. Each run has a working folder
+ * of its own (a run without a `path` lands there). A failure names the README lines.
+ */
+const README = readFileSync(join(ROOT, "README.md"), "utf8");
+
+interface ReadmeBlock {
+  /** 1-based README line of the opening fence: the block's line k is README line `line + k`. */
+  line: number;
+  lang: "ts" | "js";
+  /** The block's lines, each ending in "\n". */
+  code: string;
+  notRun?: string;
+  example?: string;
+  continues?: string;
+}
+
+const RUN_LANGS: Record<string, "ts" | "js"> = {
+  ts: "ts",
+  typescript: "ts",
+  js: "js",
+  javascript: "js",
+  mjs: "js",
+};
+
+function readmeBlocks(markdown: string): ReadmeBlock[] {
+  const lines = markdown.split("\n");
+  const blocks: ReadmeBlock[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^ {0,3}(`{3,}|~{3,})\s*([^\s`]*)/.exec(lines[i]!);
+    if (!open) continue;
+    const fence = open[1]!;
+    const close = new RegExp(`^ {0,3}${fence[0]}{${fence.length},}\\s*$`);
+    let end = i + 1;
+    while (end < lines.length && !close.test(lines[end]!)) end++;
+    const lang = RUN_LANGS[open[2]!.toLowerCase()];
+    if (lang) {
+      const block: ReadmeBlock = { line: i + 1, lang, code: "" };
+      block.code = lines
+        .slice(i + 1, end)
+        .map((l) => `${l}\n`)
+        .join("");
+      for (let above = i - 1; above >= 0; above--) {
+        const text = lines[above]!.trim();
+        if (text === "") continue;
+        const marker = /^<!--\s*(not-run|example|continues):(.*?)-->$/.exec(text);
+        if (!marker) break;
+        const key = marker[1] === "not-run" ? "notRun" : (marker[1] as "example" | "continues");
+        block[key] = marker[2]!.trim();
+      }
+      blocks.push(block);
+    }
+    i = end;
+  }
+  return blocks;
+}
+
+/** A README example as it runs: a block and the blocks that continue it. */
+interface ReadmeProgram {
+  name: string;
+  lang: "ts" | "js";
+  blocks: ReadmeBlock[];
+  code: string;
+}
+
+/** The programs, and what is wrong with the markers (checked by a test of its own). */
+function readmePrograms(blocks: readonly ReadmeBlock[]): {
+  programs: ReadmeProgram[];
+  errors: string[];
+} {
+  const programs: ReadmeProgram[] = [];
+  const errors: string[] = [];
+  const named = new Map<string, ReadmeProgram>();
+  for (const b of blocks) {
+    if (b.notRun !== undefined) {
+      if (b.notRun === "") errors.push(`README.md:${b.line}: not-run without a reason`);
+      continue;
+    }
+    if (b.continues !== undefined) {
+      const p = named.get(b.continues);
+      if (!p || p.lang !== b.lang) {
+        errors.push(
+          `README.md:${b.line}: continues "${b.continues}", which no ${b.lang} block above names`,
+        );
+        continue;
+      }
+      p.blocks.push(b);
+      p.code += b.code;
+      continue;
+    }
+    const p = { name: `L${b.line}`, lang: b.lang, blocks: [b], code: b.code };
+    programs.push(p);
+    if (b.example !== undefined) named.set(b.example, p);
+  }
+  return { programs, errors };
+}
+
+/** The README line of a program's line `n` (1-based). */
+function readmeLine(p: ReadmeProgram, n: number): number {
+  let first = 1;
+  for (const b of p.blocks) {
+    const count = b.code.split("\n").length - 1;
+    if (n < first + count) return b.line + (n - first + 1);
+    first += count;
+  }
+  return p.blocks.at(-1)!.line;
+}
+
+const where = (p: ReadmeProgram) => `README.md:${p.blocks.map((b) => b.line).join(" + ")}`;
+
+const BLOCKS = readmeBlocks(README);
+const { programs: PROGRAMS, errors: MARKER_ERRORS } = readmePrograms(BLOCKS);
+
+/**
+ * The CommonJS form of a TypeScript program, line for line: its imports first (one further down
+ * is moved up onto the first line and leaves blank lines behind), then the other statements
+ * inside `void (async () => { ... })();` (an unhandled rejection exits non-zero).
+ */
+function commonJsForm(p: ReadmeProgram): string {
+  const file = ts.createSourceFile("program.ts", p.code, ts.ScriptTarget.ES2022, true);
+  const first = file.statements.findIndex((st) => !ts.isImportDeclaration(st));
+  if (first < 0) return p.code;
+  let code = p.code;
+  const moved: string[] = [];
+  // From the end, so the earlier positions stay valid.
+  for (const st of file.statements.slice(first).reverse()) {
+    if (!ts.isImportDeclaration(st)) continue;
+    const [start, end] = [st.getStart(file), st.getEnd()];
+    const text = code.slice(start, end);
+    moved.unshift(text.replace(/\s*\n\s*/g, " "));
+    code = code.slice(0, start) + text.replace(/[^\n]/g, "") + code.slice(end);
+  }
+  const start = file.statements[first]!.getStart(file);
+  const body = `${code.slice(0, start)}void (async () => { ${code.slice(start).trimEnd()}\n})();\n`;
+  return moved.length > 0 ? `${moved.join(" ")} ${body}` : body;
+}
+
+/** The README programs' TypeScript projects, by path under the consumer folder. */
+function readmeFiles(): Record<string, string> {
+  const project = (outDir: string) =>
+    JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        strict: true,
+        skipLibCheck: false,
+        types: [],
+        // Every program is a module of its own, even one without imports.
+        moduleDetection: "force",
+        outDir,
+      },
+      include: ["L*.ts"],
+    });
+  const files: Record<string, string> = {
+    "readme/ts-esm/package.json": JSON.stringify({ type: "module" }),
+    "readme/ts-esm/tsconfig.json": project("out"),
+    "readme/ts-cjs/package.json": JSON.stringify({ type: "commonjs" }),
+    "readme/ts-cjs/tsconfig.json": project("out"),
+  };
+  for (const p of PROGRAMS) {
+    if (p.lang === "js") continue;
+    files[`readme/ts-esm/${p.name}.ts`] = p.code;
+    files[`readme/ts-cjs/${p.name}.ts`] = commonJsForm(p);
+  }
+  return files;
+}
+
+/** Runs a command without blocking the event loop; resolves with its status and output. */
+function runAsync(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(command, args, { cwd, env: ENV, timeout: 300_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    child.on("error", (e) => done({ status: null, stdout, stderr: `${stderr}\n${e.message}` }));
+    child.on("close", (status, signal) =>
+      done({ status, stdout, stderr: signal ? `${stderr}\nkilled by ${signal}` : stderr }),
+    );
+  });
+}
+
 // Generous timeouts: tsc and npm share the CPUs with the rest of the suite.
 describe.skipIf(npmMissing !== undefined)(
   "the npm package, installed from its tarball",
@@ -262,6 +480,25 @@ describe.skipIf(npmMissing !== undefined)(
       if (offline.status !== 0)
         ok("npm", ["install", "--prefer-offline", ...flags, tarball], consumer);
       installed = join(consumer, "node_modules", PKG.name);
+      for (const [path, text] of Object.entries(readmeFiles())) write(join(consumer, path), text);
+      // The README's property-test block imports fast-check, which its reader installs beside
+      // nbi: here the repository's copy (a devDependency), linked after the install so npm
+      // does not prune it.
+      symlinkSync(
+        join(ROOT, "node_modules", "fast-check"),
+        join(consumer, "node_modules", "fast-check"),
+        "dir",
+      );
+      // --omit=optional (which keeps the 132 MB `webgpu` out) also drops resvg's prebuilt binary,
+      // an optional dependency of @resvg/resvg-js, and the README's examples write PNG plots: a
+      // default install has it, so link the repository's (the README says so too).
+      const resvg = join(ROOT, "node_modules", "@resvg");
+      for (const name of readdirSync(resvg).filter((n) => n.startsWith("resvg-js-"))) {
+        const to = join(consumer, "node_modules", "@resvg", name);
+        if (!existsSync(to)) symlinkSync(join(resvg, name), to, "dir");
+      }
+      // tsc on the README's programs takes a while: it runs beside the tests before theirs.
+      void compileReadme();
     }, 240_000);
 
     afterAll(() => {
@@ -277,6 +514,7 @@ describe.skipIf(npmMissing !== undefined)(
       for (const p of [
         "package.json",
         "README.md",
+        "LICENSE",
         "bin/nbi.mjs",
         "dist/index.js",
         "dist/index.d.ts",
@@ -293,6 +531,11 @@ describe.skipIf(npmMissing !== undefined)(
           !/^(LICEN[CS]E|NOTICE)/i.test(p),
       );
       expect(stray).toEqual([]);
+      // The license text that package.json names, installed with the package.
+      expect(PKG.license).toBe("BSD-3-Clause");
+      const license = readFileSync(join(installed, "LICENSE"), "utf8");
+      expect(license).toMatch(/^BSD 3-Clause License\n\nCopyright \(c\) \d{4}, \S/);
+      expect(license).toContain("Neither the name of the copyright holder");
     });
 
     it("reaches no Node built-in from nbi/core, and no plotting, progress or GPU package from nbi", () => {
@@ -415,5 +658,110 @@ describe.skipIf(npmMissing !== undefined)(
       );
       expect(tiny).toBeLessThan(10_000);
     });
+
+    /** Both TypeScript projects of the README programs, compiled once: tsc's errors by file. */
+    let compiled: Promise<Map<string, string[]>> | undefined;
+    const compileReadme = () => {
+      compiled ??= (async () => {
+        const errors = new Map<string, string[]>();
+        const outputs = await Promise.all(
+          ["ts-esm", "ts-cjs"].map(async (project) => {
+            const r = await runAsync(
+              process.execPath,
+              [TSC, "-p", join("readme", project), "--pretty", "false"],
+              consumer,
+            );
+            return { project, text: `${r.stdout}${r.stderr}` };
+          }),
+        );
+        const byName = new Map(PROGRAMS.map((p) => [p.name, p]));
+        for (const { project, text } of outputs) {
+          // "readme/ts-esm/L15.ts(3,7): error TS2304: ..." → the README line of program line 3.
+          for (const m of text.matchAll(/(L\d+)\.ts\((\d+),(\d+)\): (.*)/g)) {
+            const p = byName.get(m[1]!);
+            const at = p ? `README.md:${readmeLine(p, Number(m[2]))}:${m[3]}` : m[0];
+            const key = `${project}/${m[1]}`;
+            errors.set(key, [...(errors.get(key) ?? []), `${at} (${project}): ${m[4]}`]);
+          }
+        }
+        return errors;
+      })();
+      return compiled;
+    };
+
+    it("finds the README's code blocks, and every marker above a block, well formed", () => {
+      expect(PROGRAMS.length).toBeGreaterThanOrEqual(4);
+      expect(MARKER_ERRORS).toEqual([]);
+      // A marker that is not right above a code block would be silently ignored.
+      const markers = [...README.matchAll(/<!--\s*(not-run|example|continues):/g)].length;
+      const used = BLOCKS.reduce(
+        (n, b) => n + [b.notRun, b.example, b.continues].filter((m) => m !== undefined).length,
+        0,
+      );
+      expect(used).toBe(markers);
+    });
+
+    for (const p of PROGRAMS) {
+      const kinds =
+        p.lang === "js"
+          ? "as .mjs"
+          : /\.fit\(/.test(p.code)
+            ? "in NodeNext TypeScript (a fit: once), type-checked in CommonJS too"
+            : "as .mjs, NodeNext ESM and CommonJS TypeScript";
+      it(`runs the README example at ${where(p)} ${kinds}`, async () => {
+        const esm = join(consumer, "readme", "esm", p.name);
+        mkdirSync(esm, { recursive: true });
+        // Types stripped by esbuild; the inline source map gives the program's own line numbers.
+        const js =
+          p.lang === "js"
+            ? p.code
+            : (
+                await transform(p.code, {
+                  loader: "ts",
+                  format: "esm",
+                  target: "es2022",
+                  sourcemap: "inline",
+                  sourcefile: `${where(p)}`,
+                })
+              ).code;
+        writeFileSync(join(esm, "main.mjs"), js);
+        const trains = p.lang === "ts" && /\.fit\(/.test(p.code);
+        const runs: { label: string; cwd: string; args: string[] }[] = trains
+          ? []
+          : [{ label: ".mjs", cwd: esm, args: ["--enable-source-maps", "main.mjs"] }];
+        if (p.lang === "ts") {
+          const errors = await compileReadme();
+          const typeErrors = ["ts-esm", "ts-cjs"].flatMap(
+            (t) => errors.get(`${t}/${p.name}`) ?? [],
+          );
+          expect(typeErrors, `${where(p)}: the example does not type-check`).toEqual([]);
+          for (const project of trains ? ["ts-esm"] : ["ts-esm", "ts-cjs"]) {
+            const cwd = join(consumer, "readme", project, `run-${p.name}`);
+            mkdirSync(cwd, { recursive: true });
+            runs.push({ label: project, cwd, args: [join("..", "out", `${p.name}.js`)] });
+          }
+        }
+        // The three at once: a fit keeps one core busy, and a third of a short program's time
+        // is loading modules.
+        const results = await Promise.all(
+          runs.map(async (r) => ({ ...r, ...(await runAsync(process.execPath, r.args, r.cwd)) })),
+        );
+        for (const r of results) {
+          if (r.status !== 0) {
+            throw new Error(
+              `${where(p)}: the example failed as ${r.label} (exit ${r.status}):\n${r.stdout}\n${r.stderr}`,
+            );
+          }
+          // An engine made without a path says where its run went.
+          if (/new NBI\(/.test(p.code) && !/\bpath:/.test(p.code)) {
+            const folder = join(realpathSync(r.cwd), "nbi-run");
+            expect(r.stderr, `${where(p)} as ${r.label}`).toContain(
+              `nbi: no path given to new NBI: this run's simulations and checkpoints go to ${folder}\n`,
+            );
+            expect(existsSync(join(folder, "manifest.json"))).toBe(true);
+          }
+        }
+      }, 300_000);
+    }
   },
 );
