@@ -55,6 +55,8 @@ const { values } = parseArgs({
     // Threads for both sides of the nbi comparison (ours: the kernel pool; PyTorch: set_num_threads).
     threads: { type: "string", default: "1" },
     "peer-seeds": { type: "string", default: "0" },
+    // loss/proposal of our rows at nbi's settings (RoundOptions), e.g. auto/adaptive.
+    "nbi-methods": { type: "string", default: "auto/auto" },
     // Skip the default table (only the nbi comparison).
     "nbi-only": { type: "boolean", default: false },
   },
@@ -134,7 +136,12 @@ interface NbiSettingsRow {
 }
 
 /** Ours on nbi's test (or its amortized variant), at nbi's settings and observation. */
-async function oursAtNbiSettings(seed: number, anpe: boolean): Promise<NbiSettingsRow> {
+async function oursAtNbiSettings(
+  seed: number,
+  anpe: boolean,
+  method: string,
+): Promise<NbiSettingsRow> {
+  const [loss, proposal] = method.split("/") as [SequentialLoss, ProposalKind];
   const xObs = nbiProblem.xObs;
   const path = mkdtempSync(join(os.tmpdir(), "nbi-bench-sine-nbi-"));
   try {
@@ -176,6 +183,8 @@ async function oursAtNbiSettings(seed: number, anpe: boolean): Promise<NbiSettin
           noise: NOISE_SIGMA,
           progress: false,
           onEpoch,
+          loss,
+          proposal,
         });
     const fitS = (performance.now() - t0) / 1000;
     const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
@@ -261,7 +270,11 @@ if (values["nbi-settings"] && !values["no-nbi-settings"]) {
   for (const anpe of values.anpe ? [false, true] : [false]) {
     for (const seed of values["peer-seeds"].split(",").map(Number)) {
       const what = anpe ? "ANPE 10⁴" : "SNPE 3×320";
-      printNbiRow(`ours, ${what}, seed ${seed}`, await oursAtNbiSettings(seed, anpe));
+      for (const method of anpe ? ["auto/auto"] : values["nbi-methods"].split(","))
+        printNbiRow(
+          `ours${method === "auto/auto" ? "" : ` ${method}`}, ${what}, seed ${seed}`,
+          await oursAtNbiSettings(seed, anpe, method),
+        );
       if (values.peer)
         printNbiRow(`nbi 0.4.1, ${what}, seed ${seed}`, peerAtNbiSettings(seed, anpe, threads));
     }
