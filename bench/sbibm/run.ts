@@ -84,7 +84,7 @@ export interface Row {
   /** Simulations predict ran (0 when the likelihood reads θ alone). */
   predictSims: number;
   /** C2ST of 10,000 raw surrogate draws against the reference. */
-  c2stRaw: number;
+  c2stRaw: number | null;
   /** predict's n_eff, Kish ESS, efficiency and Pareto k̂. */
   ess: number;
   /** predict's n_eff with every draw from the surrogate (adapt: false). */
@@ -169,7 +169,14 @@ export async function runOne(
   ref: Reference,
   budget: number,
   method: Method,
-  options: { seed: number; c2stN: number; c2stEpochs: number; nEpochs: number; nPredict: number },
+  options: {
+    seed: number;
+    c2st: boolean;
+    c2stN: number;
+    c2stEpochs: number;
+    nEpochs: number;
+    nPredict: number;
+  },
 ): Promise<Row> {
   const d = task.dim;
   const xObs = task.observation(ref.obs).x;
@@ -221,9 +228,11 @@ export async function runOne(
     });
     const c0 = performance.now();
     const c2stOpts = { n: options.c2stN, maxEpochs: options.c2stEpochs, seed: options.seed + 1 };
-    const c2stRaw = (await c2st(ref.samples, raw, d, c2stOpts)).accuracy;
+    const c2stRaw = options.c2st ? (await c2st(ref.samples, raw, d, c2stOpts)).accuracy : null;
     const c2stWeighted =
-      distinct >= 0.9 ? (await c2st(ref.samples, resampled, d, c2stOpts)).accuracy : null;
+      options.c2st && distinct >= 0.9
+        ? (await c2st(ref.samples, resampled, d, c2stOpts)).accuracy
+        : null;
     const c1 = performance.now();
 
     const bi: 0 | 1 | null = budget === 1000 ? 0 : budget === 10000 ? 1 : null;
@@ -351,6 +360,8 @@ function parseArgs(argv: readonly string[]) {
     methods: list(get("methods", "anpe,auto/auto")).map(parseMethod),
     seed: num("seed", "0"),
     out: get("out", ""),
+    // --no-c2st: skip the classifier tests (their columns print "—").
+    c2st: !argv.includes("--no-c2st"),
     c2stN: num("c2st-n", "10000"),
     c2stEpochs: num("c2st-epochs", "300"),
     nEpochs: num("epochs", "200"),
