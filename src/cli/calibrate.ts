@@ -129,13 +129,25 @@ export async function calibrateCommand(argv: readonly string[]): Promise<number>
     const dir = resolve(plotsDir);
     try {
       const p = await import("../plots/index.js");
-      plots.ranks = (
-        await p.writePlot(await p.rankHistogramPlot(result.sbc), join(dir, "ranks"))
-      ).png;
-      plots.coverage = (
-        await p.writePlot(await p.coveragePlot(result.coverage, result.tarp), join(dir, "coverage"))
-      ).png;
-      reporter.result(`plots written to ${dir} (ranks, coverage; .svg and .png)`);
+      // Without resvg's native binary the SVGs are still written; one warning says why no PNG.
+      let pngSkipped = false;
+      const onWarning = (message: string): void => {
+        if (!pngSkipped) reporter.warn(message);
+        pngSkipped = true;
+      };
+      const ranks = await p.writePlot(await p.rankHistogramPlot(result.sbc), join(dir, "ranks"), {
+        onWarning,
+      });
+      plots.ranks = ranks.png ?? ranks.svg;
+      const coverage = await p.writePlot(
+        await p.coveragePlot(result.coverage, result.tarp),
+        join(dir, "coverage"),
+        { onWarning },
+      );
+      plots.coverage = coverage.png ?? coverage.svg;
+      reporter.result(
+        `plots written to ${dir} (ranks, coverage; ${pngSkipped ? ".svg only" : ".svg and .png"})`,
+      );
     } catch (error) {
       reporter.warn(`the calibration plots were not written: ${(error as Error).message}`);
     }

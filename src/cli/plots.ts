@@ -18,7 +18,9 @@ export interface PlotInput {
 
 /**
  * Writes corner.{svg,png}, ess.{svg,png} (rounds with n_eff) and loss.{svg,png} into `dir`;
- * returns the PNG paths by name. A plot that fails is a warning, never a failed run.
+ * returns the PNG paths by name (the SVG's when the PNG was skipped because resvg's native
+ * binary is missing, which is one warning for the run). A plot that fails is a warning, never a
+ * failed run.
  */
 export async function writeRunPlots(
   dir: string,
@@ -48,10 +50,16 @@ export async function writeRunPlots(
     jobs.push(["ess", () => plots.essPlot(input.history)]);
   if (input.history.some((r) => r.epochs.length > 0))
     jobs.push(["loss", () => plots.lossPlot(input.history)]);
+  // Without resvg every PNG is skipped for the same reason: say it once, not once per plot.
+  let pngWarned = false;
+  const onWarning = (message: string): void => {
+    if (!pngWarned) reporter.warn(message);
+    pngWarned = true;
+  };
   for (const [name, make] of jobs) {
     try {
-      const paths = await plots.writePlot(await make(), join(dir, name));
-      written[name] = paths.png;
+      const paths = await plots.writePlot(await make(), join(dir, name), { onWarning });
+      written[name] = paths.png ?? paths.svg;
     } catch (error) {
       reporter.warn(`the ${name} plot was not written: ${(error as Error).message}`);
     }

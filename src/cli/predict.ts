@@ -261,8 +261,11 @@ async function predictiveCheckPlot(
   };
   try {
     const plots = await import("../plots/index.js");
-    const paths = await plots.writePlot(await plots.ppcPlot(check), join(o.runDir, o.name));
-    o.reporter.result(`${o.head}posterior predictive plot: ${paths.png}`);
+    // Without resvg's native binary the SVG is still written and a warning says why no PNG.
+    const paths = await plots.writePlot(await plots.ppcPlot(check), join(o.runDir, o.name), {
+      onWarning: (message) => o.reporter.warn(`${o.head}${message}`),
+    });
+    o.reporter.result(`${o.head}posterior predictive plot: ${paths.png ?? paths.svg}`);
     record.plot = paths;
   } catch (error) {
     o.reporter.warn(

@@ -26,5 +26,5 @@ export {
 } from "./histogram.js";
 export { lossPlot } from "./loss.js";
 export { type PpcPlotOptions, ppcPlot } from "./ppc.js";
-export type { Plot } from "./render.js";
+export type { Plot, WritePlotOptions } from "./render.js";
 export { writePlot } from "./render.js";
