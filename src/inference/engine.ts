@@ -20,7 +20,6 @@ import type { FeaturizerConfig } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
 import type { Array } from "../ops/array.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
-import { ADAPT_BELOW, adaptedProposal, adaptedStageCount, combineStages } from "./adaptive-is.js";
 import { addNoise } from "./add-noise.js";
 import { weightAdvice } from "./advice.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -30,8 +29,8 @@ import { type CalibrationResult, calibrationFromSamples } from "./calibration/re
 import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
 import { hostKey, keyAt, permutation } from "./host.js";
-import { type ImportanceResult, resample } from "./importance.js";
-import { gaussianLogLike, type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
+import { resample } from "./importance.js";
+import { gaussianLogLike, type LogLike } from "./likelihood.js";
 import { acquireLock } from "./lock.js";
 import { checkSavedSizes } from "./model-size.js";
 import {
@@ -55,19 +54,11 @@ import {
 } from "./posterior.js";
 import { type PredictiveCheck, predictiveCheck } from "./ppc.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js";
-import {
-  drawProposal,
-  type ProposalContext,
-  type ProposalPart,
-  proposalLogDensity,
-  type RoundProposal,
-} from "./proposals.js";
 import { readSafetensors } from "./safetensors.js";
 import { moduleUrlOf } from "./simulate-pool.js";
 import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
 import {
   type Checkpoint,
-  defensiveFor,
   type Hooks,
   type RoundCheckpoints,
   type RoundOptions,
@@ -81,6 +72,7 @@ import { openStore, resetStore, type SimulationStore, type StoreFingerprint } fr
 import type { Noise } from "./train.js";
 import { savedTrainingEpoch, trainCheckpointPath } from "./train-checkpoint.js";
 import { type TrustReport, trustReport } from "./trust.js";
+import { weightedDraws } from "./weighted-draws.js";
 
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
@@ -1290,131 +1282,40 @@ export class NBI {
         "predict",
       );
     }
-    let nSimulations = 0;
-    let dropped = 0;
-    let redrawn = 0;
-    const defensive = defensiveFor(net, options.defensive);
-    const ctx: ProposalContext = { net, prior: this.prior, xObs: x, checkpoints: [checkpoint] };
-    const surrogatePart: ProposalPart = {
-      kind: "surrogate",
-      round: 0,
-      ...(defensive ? { defensive } : {}),
-      logMass: 0,
-    };
-    const surrogatePlan: RoundProposal = { parts: [{ weight: 1, part: surrogatePart }] };
-    // A likelihood of θ alone needs no simulations.
-    const simulate = needsSimulation(logLike);
-    const adapt = options.adapt ?? true;
-    // Stage 0 pools every draw from the surrogate; each adapted stage stands on its own.
-    const surrogateDraws = { theta: [] as Float64Array[], logW: [] as Float64Array[] };
-    const adaptedStages: { theta: Float64Array; logW: Float64Array }[] = [];
-    let accepted = 0;
-    let tried = 0;
-    let plan = surrogatePlan;
-    // With adaptation, a pilot quarter shows whether the surrogate needs help.
-    const pilot = adapt ? Math.min(nSamples, Math.max(Math.ceil(nSamples / 4), 20 * d)) : nSamples;
-    let batch = pilot;
-    let planned = nSamples - batch;
-    let importance: ImportanceResult | undefined;
-    let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
-    for (let attempt = 0; batch > 0; attempt++) {
-      const draw = await drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
-        kind: "surrogate",
-        ...(defensive ? { defensive } : {}),
-        truncationEps: 1e-4,
-      });
-      const draws = draw.theta;
-      redrawn += draw.redrawn;
-      const sim = simulate
-        ? await simulateRows(
-            this.options.simulator,
-            draws,
-            d,
-            net.dataSize,
-            simulationSeeds(keyAt(key, 2 * attempt + 1), batch),
-            {
-              ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
-              ...(this.options.simTimeoutMs !== undefined
-                ? { simTimeoutMs: this.options.simTimeoutMs }
-                : {}),
-              ...(options.signal ? { signal: options.signal } : {}),
-              ...(options.onSimulate
-                ? {
-                    onProgress: (done: number) =>
-                      options.onSimulate!(nSimulations + done, nSamples),
-                  }
-                : {}),
-            },
-          )
-        : { x: undefined, status: new Uint8Array(batch) };
-      if (simulate) nSimulations += batch;
-      const lp = this.prior.logProb(draws);
-      // The surrogate's density on the support is unnormalised (its evidence is corrected below);
-      // an adapted stage's surrogate part carries its mass inside, estimated from every draw.
-      const lq = await proposalLogDensity(ctx, plan, draws, lp);
-      const ll = logLikelihoods(logLike, x, sim.x, draws, d);
-      const lw = new Float64Array(batch);
-      for (let r = 0; r < batch; r++) {
-        if (sim.status[r] !== 0) {
-          dropped++;
-          lw[r] = Number.NaN; // excluded and counted, never weighted
-        } else lw[r] = ll[r]! + lp[r]! - lq[r]!;
-      }
-      if (plan === surrogatePlan) {
-        accepted += batch;
-        tried += batch + draw.redrawn;
-        surrogateDraws.theta.push(draws);
-        surrogateDraws.logW.push(lw);
-      } else adaptedStages.push({ theta: draws, logW: lw });
-      thetaAll = concat64(...surrogateDraws.theta, ...adaptedStages.map((st) => st.theta));
-      importance = combineStages([
-        {
-          logWeights: concat64(...surrogateDraws.logW),
-          // The draws follow the surrogate truncated to the prior: correct by its mass inside.
-          logEvidenceOffset: Math.log(accepted / tried),
-        },
-        ...adaptedStages.map((st) => ({ logWeights: st.logW, logEvidenceOffset: 0 })),
-      ]);
-      const drawn = thetaAll.length / d;
-      const efficiency = importance.nEff / drawn;
-      if (planned > 0) {
-        // The planned draws left: the rest of the pilot's budget, in up to three adapted stages.
-        if (plan === surrogatePlan && efficiency >= ADAPT_BELOW) {
-          batch = planned;
-          planned = 0;
-          continue;
-        }
-        const rest = nSamples - pilot;
-        batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
-        planned -= batch;
-      } else {
-        if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
-        // Enough further draws to reach neffMin at the efficiency seen so far.
-        const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
-        batch = Math.min(Math.max(need, 2), nMax - drawn);
-      }
-      if (adapt && efficiency < ADAPT_BELOW && importance.nValid > 0) {
-        plan = adaptedProposal(
-          this.prior,
-          { ...surrogatePart, logMass: Math.log(accepted / tried) },
-          thetaAll,
-          importance.weights,
-          d,
-          keyAt(key, 100_000 + attempt),
-        );
-      }
-    }
-    const imp = importance!;
-    if (imp.paretoK > 0.7) {
-      warnings.push(
-        `Pareto k̂ = ${imp.paretoK.toFixed(2)} > 0.7: the weights are heavy-tailed; the weighted posterior is unreliable`,
-      );
-    }
-    if (neffMin > 0 && imp.nEff < neffMin) {
-      warnings.push(
-        `n_eff ${imp.nEff.toFixed(1)} is below neffMin ${neffMin} after ${nSimulations} simulations`,
-      );
-    }
+    // The draws, simulations and weights (browser-safe: nbi/browser's predict runs the same).
+    const simulator = this.options.simulator;
+    const {
+      samples: thetaAll,
+      importance: imp,
+      nSimulations,
+      dropped,
+      redrawn,
+      warnings: weightWarnings,
+    } = await weightedDraws({
+      net,
+      checkpoint,
+      prior: this.prior,
+      xObs: x,
+      logLike,
+      key,
+      nSamples,
+      nMax,
+      neffMin,
+      fAcceptMin,
+      defensive: options.defensive,
+      adapt: options.adapt ?? true,
+      simulate: (draws, seeds, onProgress) =>
+        simulateRows(simulator, draws, d, net.dataSize, seeds, {
+          ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
+          ...(this.options.simTimeoutMs !== undefined
+            ? { simTimeoutMs: this.options.simTimeoutMs }
+            : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          onProgress,
+        }),
+      ...(options.onSimulate ? { onSimulate: options.onSimulate } : {}),
+    });
+    warnings.push(...weightWarnings);
     const advice = weightAdvice({
       ess: imp.nEff,
       efficiency: imp.nEff / (thetaAll.length / d),
@@ -1740,16 +1641,6 @@ export class NBI {
     const rounds = this.runHistory.length;
     return `NBI(${this.prior.toString()}, ${rounds} round${rounds === 1 ? "" : "s"} fitted, backend ${backendInfo().current}, path ${this.path})`;
   }
-}
-
-function concat64(...parts: readonly Float64Array[]): Float64Array<ArrayBuffer> {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {

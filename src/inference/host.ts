@@ -92,3 +92,10 @@ export function permutation(key: Array, n: number): Int32Array {
   }
   return p;
 }
+
+/** Lets timers and I/O run: setImmediate where it exists (Node), a zero timeout in browsers. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) =>
+    typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0),
+  );
+}

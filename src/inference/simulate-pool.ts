@@ -6,10 +6,12 @@
  * out and its worker terminated and replaced; the tasks queued behind it go back to the queue.
  */
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { isAbsolute } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { NbiError } from "../errors.js";
+import { setModuleRunner } from "./simulate.js";
 import { messageOf, type ResultCollector } from "./simulate-collect.js";
 import { WORKER_SOURCE } from "./simulate-worker.js";
 
@@ -251,3 +253,9 @@ export function runPool(
     for (let k = 0; k < target; k++) spawn();
   });
 }
+
+// simulate.ts imports no Node built-in: loading this module is what runs `{ module }` simulators
+// in worker threads (the engine and the package's Node entry load it).
+setModuleRunner((spec, plan, collector) =>
+  runPool(spec, { ...plan, workers: plan.workers ?? availableParallelism() }, collector),
+);

@@ -8,8 +8,8 @@
  * number of workers or on the order in which chunks arrive.
  */
 
-import { availableParallelism } from "node:os";
-import { fail } from "../errors.js";
+import { fail, NbiError } from "../errors.js";
+import { yieldToEventLoop } from "./host.js";
 import {
   messageOf,
   type Outcome,
@@ -17,7 +17,7 @@ import {
   type SimulationChunk,
   type SimulationReport,
 } from "./simulate-collect.js";
-import { runPool, type WorkerSimulatorSpec } from "./simulate-pool.js";
+import type { PoolPlan, WorkerSimulatorSpec } from "./simulate-pool.js";
 
 export {
   type SimulationChunk,
@@ -25,6 +25,24 @@ export {
   SimulationStatus,
 } from "./simulate-collect.js";
 export type { WorkerSimulatorSpec } from "./simulate-pool.js";
+
+/**
+ * Runs a `{ module }` simulator in workers; false when stopped by the signal. Registered by
+ * simulate-pool.ts (Node's worker threads) or the browser entry (Web Workers), so this module
+ * imports no Node built-in and the rounds run in a browser.
+ */
+export type ModuleRunner = (
+  spec: WorkerSimulatorSpec,
+  plan: Omit<PoolPlan, "workers"> & { readonly workers: number | undefined },
+  collector: ResultCollector,
+) => Promise<boolean>;
+
+let moduleRunner: ModuleRunner | undefined;
+
+/** Sets how `{ module }` simulators run (see `ModuleRunner`); the last registration wins. */
+export function setModuleRunner(runner: ModuleRunner): void {
+  moduleRunner = runner;
+}
 
 /** What a simulator learns besides θ: its row index and the seed for its own randomness. */
 export interface SimulationInfo {
@@ -112,14 +130,14 @@ export async function simulate(
     completed =
       typeof simulator === "function"
         ? await runInProcess(simulator, job, collector, options.signal, options.simTimeoutMs)
-        : await runPool(
+        : await runModule(
             simulator,
             {
               theta,
               paramDim,
               indices,
               seeds,
-              workers: options.workers ?? availableParallelism(),
+              workers: options.workers,
               signal: options.signal,
               timeoutMs: options.simTimeoutMs,
             },
@@ -133,6 +151,15 @@ export async function simulate(
   if (runError !== undefined) throw runError;
   if (!completed) throw options.signal?.reason ?? new Error("simulate: aborted");
   return report;
+}
+
+function runModule(...args: Parameters<ModuleRunner>): Promise<boolean> {
+  if (moduleRunner === undefined) {
+    throw new NbiError(
+      `simulate: simulator ${JSON.stringify(args[0].module)} is a module, which needs worker threads (import "nbi", or the engine, in Node) or Web Workers (import "nbi/browser"); none is loaded`,
+    );
+  }
+  return moduleRunner(...args);
 }
 
 async function runInProcess(
@@ -163,7 +190,7 @@ async function runInProcess(
     if (collector.backlog > 1) await collector.drain();
     // A synchronous simulator never yields to the event loop; let timers (abort, I/O) run.
     if (Date.now() - lastYield > 50) {
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToEventLoop();
       lastYield = Date.now();
     }
   }

@@ -10,7 +10,6 @@
  * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
  * round's own draws only); the importance weights make the combined result exact either way.
  */
-import { rm } from "node:fs/promises";
 import { fail, NbiError } from "../errors.js";
 import type { Array } from "../ops/array.js";
 import { keyAt, permutation } from "./host.js";
@@ -42,11 +41,6 @@ import {
 } from "./simulate-rows.js";
 import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
-import {
-  loadTrainCheckpoint,
-  saveTrainCheckpoint,
-  trainCheckpointPath,
-} from "./train-checkpoint.js";
 
 export type { Simulator } from "./simulate-rows.js";
 
@@ -777,7 +771,8 @@ export async function runRound(
       loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
     // A training stopped by the signal keeps its last finished epoch in the round's folder, and
     // the next fit on the store continues from there.
-    const trainingPath = store ? trainCheckpointPath(store, round) : undefined;
+    const keeper = store?.training;
+    const trainingPath = keeper?.where(round);
     train = await trainPosterior(
       net,
       state.current.params,
@@ -811,12 +806,12 @@ export async function runRound(
         ...(config.signal ? { signal: config.signal } : {}),
         onEpoch: (e) => config.onEpoch?.(round, e),
         onStep: (s, steps, epoch) => config.onStep?.(round, epoch, s, steps),
-        ...(trainingPath
+        ...(keeper
           ? {
               resume: async (template) => {
-                let saved: Awaited<ReturnType<typeof loadTrainCheckpoint>>;
+                let saved: Awaited<ReturnType<typeof keeper.load>>;
                 try {
-                  saved = await loadTrainCheckpoint(trainingPath, template);
+                  saved = await keeper.load(round, template);
                 } catch (error) {
                   warn(
                     `round ${round}: the saved training ${trainingPath} could not be used (${(error as Error).message}); the round trains from its start`,
@@ -833,7 +828,7 @@ export async function runRound(
               },
               onInterrupt: async (checkpoint) => {
                 try {
-                  await saveTrainCheckpoint(trainingPath, checkpoint);
+                  await keeper.save(round, checkpoint);
                 } catch (error) {
                   warn(
                     `round ${round}: could not save the training stopped after epoch ${checkpoint.epoch - 1} to ${trainingPath} (${(error as Error).message}); the round will train from its start`,
@@ -844,7 +839,7 @@ export async function runRound(
           : {}),
       },
     );
-    if (trainingPath) await rm(trainingPath, { force: true });
+    await keeper?.remove(round);
     current = { params: train.params, scales };
   }
   const tTrain = performance.now();

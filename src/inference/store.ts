@@ -71,6 +71,22 @@ import { describe, fail, NbiError } from "../errors.js";
 import { TEMP_FILE, writeFileAtomic } from "./atomic.js";
 import { decodeNpy, encodeNpy, type NpyArray } from "./npy.js";
 import type { SimulationChunk } from "./simulate-collect.js";
+import {
+  checkChunk,
+  checkRecordName,
+  checkRound,
+  checkTheta,
+  MAX_STATUS,
+  remarkNonFinite,
+  sameBytes,
+  validateMeta,
+} from "./store-checks.js";
+import type { TrainCheckpoint, TrainTemplate } from "./train.js";
+import {
+  loadTrainCheckpoint,
+  saveTrainCheckpoint,
+  trainCheckpointPath,
+} from "./train-checkpoint.js";
 
 /** What every simulation in a store looks like. */
 export interface StoreMeta {
@@ -134,6 +150,22 @@ export interface SimulationStore {
   fingerprint(): Promise<StoreFingerprint | undefined>;
   /** Records the run's fingerprint in the manifest (replacing any earlier one). */
   writeFingerprint(fingerprint: StoreFingerprint): Promise<void>;
+  /**
+   * Keeps a round's training stopped by a signal, so the next fit continues it; a store without
+   * it trains an interrupted round again from its start.
+   */
+  readonly training?: TrainingKeeper;
+}
+
+/** Where a store keeps the interrupted training of a round (see train-checkpoint.ts). */
+export interface TrainingKeeper {
+  /** Where round's training is kept, for messages (a path for the file store). */
+  where(round: number): string;
+  /** The saved training, filled into the template's shapes, or undefined when none is saved. */
+  load(round: number, template: TrainTemplate): Promise<TrainCheckpoint | undefined>;
+  save(round: number, checkpoint: TrainCheckpoint): Promise<void>;
+  /** Forgets the round's training (nothing saved is fine). */
+  remove(round: number): Promise<void>;
 }
 
 /** How a handle writes: `writer` names its chunks (letters, digits and '_', starting with a letter). */
@@ -158,8 +190,6 @@ const CHUNK_INDEX = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\.index\.npy$/;
 const CHUNK_ANY = /^chunk-(?:([A-Za-z][A-Za-z0-9_]*)-)?(\d+)\./;
 const WRITER = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ROUND_DIR = /^round-(\d+)$/;
-/** Status codes a chunk may hold (SimulationStatus: ok, nonFinite, threw, crashed, timeout). */
-const MAX_STATUS = 4;
 /** Temporary files older than this are left over from a crash (a write takes milliseconds). */
 const STALE_TEMP_MS = 60_000;
 /** Files that may sit in a store folder besides the store's own: run locks, temporary files. */
@@ -187,7 +217,7 @@ export async function openStore(
   meta: StoreMeta,
   options: StoreOptions = {},
 ): Promise<SimulationStore> {
-  validateMeta(meta);
+  validateMeta("openStore", meta);
   const writer = options?.writer;
   if (writer !== undefined && (typeof writer !== "string" || !WRITER.test(writer))) {
     fail(
@@ -283,6 +313,13 @@ class DiskStore implements SimulationStore {
   private manifestWrites: Promise<void> = Promise.resolve();
   /** True once this handle recorded a fingerprint (a rewrite then keeps its own). */
   private fingerprintSet = false;
+  /** `round-RRR/training.safetensors`, written atomically. */
+  readonly training: TrainingKeeper = {
+    where: (round) => trainCheckpointPath(this, round),
+    load: (round, template) => loadTrainCheckpoint(trainCheckpointPath(this, round), template),
+    save: (round, checkpoint) => saveTrainCheckpoint(trainCheckpointPath(this, round), checkpoint),
+    remove: (round) => rm(trainCheckpointPath(this, round), { force: true }),
+  };
 
   constructor(
     readonly dir: string,
@@ -345,14 +382,7 @@ class DiskStore implements SimulationStore {
     const fn = "writeRoundParams";
     checkRound(fn, round);
     const d = this.meta.paramDim;
-    if (!(theta instanceof Float64Array) || theta.length % d !== 0) {
-      fail(
-        fn,
-        "theta",
-        `a Float64Array whose length is a multiple of paramDim ${d}`,
-        lengthOrValue(theta),
-      );
-    }
+    checkTheta(fn, theta, d);
     const previous = await this.roundParams(round);
     if (previous !== undefined) {
       if (!sameBytes(previous, theta)) {
@@ -376,18 +406,9 @@ class DiskStore implements SimulationStore {
   async appendChunk(round: number, chunk: SimulationChunk): Promise<void> {
     const fn = "appendChunk";
     const n = await this.rowCount(fn, round);
+    checkChunk(fn, chunk, n, this.size);
     const { index, x, status } = chunk;
-    if (!(index instanceof Int32Array)) fail(fn, "chunk.index", "an Int32Array", index);
     const k = index.length;
-    if (!(x instanceof Float32Array) || x.length !== k * this.size) {
-      fail(fn, "chunk.x", `a Float32Array of length ${k} × ${this.size}`, lengthOrValue(x));
-    }
-    if (!(status instanceof Uint8Array) || status.length !== k) {
-      fail(fn, "chunk.status", `a Uint8Array of length ${k}`, lengthOrValue(status));
-    }
-    for (const i of index) if (i < 0 || i >= n) fail(fn, "chunk.index", `values in [0, ${n})`, i);
-    for (const s of status)
-      if (s > MAX_STATUS) fail(fn, "chunk.status", `values 0 to ${MAX_STATUS}`, s);
     const number = await this.takeChunkNumber(round);
     const prefix = this.writer === undefined ? "" : `${this.writer}-`;
     const base = join(this.roundDir(round), `chunk-${prefix}${String(number).padStart(6, "0")}`);
@@ -455,17 +476,7 @@ class DiskStore implements SimulationStore {
       }
     }
     // An output stored as ok must be finite: anything else is re-marked and counted.
-    let remarked = 0;
-    for (let i = 0; i < n; i++) {
-      if (!done[i] || status[i] !== 0) continue;
-      for (let v = i * size; v < (i + 1) * size; v++) {
-        if (!Number.isFinite(x[v]!)) {
-          status[i] = 1;
-          remarked++;
-          break;
-        }
-      }
-    }
+    const remarked = remarkNonFinite(done, status, x, size);
     return { n, theta, done, status, x, remarked };
   }
 
@@ -527,9 +538,7 @@ class DiskStore implements SimulationStore {
   }
 
   private jsonPath(fn: string, round: number, name: string): string {
-    if (typeof name !== "string" || !/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name)) {
-      fail(fn, "name", "a file name of letters, digits, '_', '-' and '.'", name);
-    }
+    checkRecordName(fn, name);
     return join(this.roundDir(round), `${name}.json`);
   }
 
@@ -653,44 +662,6 @@ async function readText(path: string): Promise<string | undefined> {
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, ifMissing(false));
-}
-
-function sameBytes(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false;
-  const ua = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  const ub = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
-  return true;
-}
-
-function lengthOrValue(value: unknown): unknown {
-  return ArrayBuffer.isView(value)
-    ? `a ${value.constructor.name} of length ${(value as Uint8Array).length}`
-    : value;
-}
-
-function checkRound(fn: string, round: number): void {
-  if (!Number.isInteger(round) || round < 0) fail(fn, "round", "a non-negative integer", round);
-}
-
-function validateMeta(meta: StoreMeta): void {
-  const fn = "openStore";
-  if (meta === null || typeof meta !== "object")
-    fail(fn, "meta", "{ paramDim, dataShape, labels? }", meta);
-  if (!Number.isInteger(meta.paramDim) || meta.paramDim < 1) {
-    fail(fn, "meta.paramDim", "a positive integer", meta.paramDim);
-  }
-  if (!Array.isArray(meta.dataShape) || meta.dataShape.some((d) => !Number.isInteger(d) || d < 1)) {
-    fail(fn, "meta.dataShape", "an array of positive integers", meta.dataShape);
-  }
-  if (
-    meta.labels !== undefined &&
-    (!Array.isArray(meta.labels) ||
-      meta.labels.length !== meta.paramDim ||
-      meta.labels.some((l) => typeof l !== "string"))
-  ) {
-    fail(fn, "meta.labels", `${meta.paramDim} strings (one per parameter)`, meta.labels);
-  }
 }
 
 function parseManifest(text: string, root: string): Manifest {

@@ -12,7 +12,7 @@ import * as random from "../ops/random.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
 import * as tree from "../transforms/tree.js";
-import { keyAt, permutation, uniforms } from "./host.js";
+import { keyAt, permutation, uniforms, yieldToEventLoop } from "./host.js";
 import * as optim from "./optim/index.js";
 import {
   deviceKey,
@@ -624,7 +624,7 @@ export async function trainPosterior(
       losses.push(value);
       options.onStep?.(s + 1, stepsPerEpoch, epoch);
       if (performance.now() - lastYield >= YIELD_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
         lastYield = performance.now();
       }
     }

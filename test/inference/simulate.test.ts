@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
+// Registers the worker-thread runner of `{ module }` simulators (simulate.ts has no Node imports).
+import "../../src/inference/simulate-pool.js";
 import {
   type SimulateOptions,
   type SimulationChunk,

@@ -1,0 +1,190 @@
+/**
+ * The importance-weighted draws of `predict`, for the Node engine (engine.ts) and the browser one
+ * (browser.ts) alike: draws from the surrogate at xObs (with its defensive mixture), simulates
+ * them, weights them with the exact likelihood, w ∝ p(xObs | θ) p(θ) / q(θ), adapts the proposal
+ * when the pilot's efficiency is low (adaptive-is.ts), and tops up until n_eff reaches neffMin.
+ * How simulations run is the caller's (worker threads, Web Workers, in-process).
+ */
+import type { Array } from "../ops/array.js";
+import { ADAPT_BELOW, adaptedProposal, adaptedStageCount, combineStages } from "./adaptive-is.js";
+import { keyAt } from "./host.js";
+import type { ImportanceResult } from "./importance.js";
+import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
+import type { Defensive, PosteriorNetwork } from "./posterior.js";
+import type { Prior } from "./priors.js";
+import {
+  drawProposal,
+  type ProposalContext,
+  type ProposalPart,
+  proposalLogDensity,
+  type RoundProposal,
+} from "./proposals.js";
+import { simulationSeeds } from "./simulate-rows.js";
+import { type Checkpoint, defensiveFor } from "./snpe.js";
+
+export interface WeightedDrawsOptions {
+  readonly net: PosteriorNetwork;
+  /** The trained surrogate. */
+  readonly checkpoint: Checkpoint;
+  readonly prior: Prior;
+  readonly xObs: Float32Array;
+  readonly logLike: LogLike;
+  readonly key: Array;
+  /** Draws planned (see `PredictOptions.nSamples`). */
+  readonly nSamples: number;
+  /** At most this many draws in all. */
+  readonly nMax: number;
+  /** Top up until n_eff reaches this. */
+  readonly neffMin: number;
+  /** Stop topping up when the efficiency falls below this. */
+  readonly fAcceptMin: number;
+  readonly defensive: Defensive | false | undefined;
+  /** Adaptive stages after a pilot (see `PredictOptions.adapt`). */
+  readonly adapt: boolean;
+  /** Simulates n × d draws with one seed each: outputs n × dataSize and a status per row. */
+  readonly simulate: (
+    theta: Float64Array,
+    seeds: Uint32Array,
+    onProgress: (done: number) => void,
+  ) => Promise<{ readonly x: Float32Array; readonly status: Uint8Array }>;
+  /** Simulations done so far and the first batch's size (top-ups go beyond it). */
+  readonly onSimulate?: (done: number, total: number) => void;
+}
+
+export interface WeightedDraws {
+  /** Every draw, n × d. */
+  readonly samples: Float64Array;
+  /** Their importance weights and ESS, the stages combined. */
+  readonly importance: ImportanceResult;
+  readonly nSimulations: number;
+  readonly dropped: number;
+  readonly redrawn: number;
+  /** Heavy-tailed weights, an n_eff short of neffMin. */
+  readonly warnings: string[];
+}
+
+/** Draws, simulates and weighs predict's samples (see the module comment). */
+export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDraws> {
+  const { net, checkpoint, prior, xObs: x, logLike, key, nSamples, nMax, neffMin, fAcceptMin } = o;
+  const d = net.nDims;
+  const warnings: string[] = [];
+  let nSimulations = 0;
+  let dropped = 0;
+  let redrawn = 0;
+  const defensive = defensiveFor(net, o.defensive);
+  const ctx: ProposalContext = { net, prior, xObs: x, checkpoints: [checkpoint] };
+  const surrogatePart: ProposalPart = {
+    kind: "surrogate",
+    round: 0,
+    ...(defensive ? { defensive } : {}),
+    logMass: 0,
+  };
+  const surrogatePlan: RoundProposal = { parts: [{ weight: 1, part: surrogatePart }] };
+  // A likelihood of θ alone needs no simulations.
+  const simulate = needsSimulation(logLike);
+  const adapt = o.adapt;
+  // Stage 0 pools every draw from the surrogate; each adapted stage stands on its own.
+  const surrogateDraws = { theta: [] as Float64Array[], logW: [] as Float64Array[] };
+  const adaptedStages: { theta: Float64Array; logW: Float64Array }[] = [];
+  let accepted = 0;
+  let tried = 0;
+  let plan = surrogatePlan;
+  // With adaptation, a pilot quarter shows whether the surrogate needs help.
+  const pilot = adapt ? Math.min(nSamples, Math.max(Math.ceil(nSamples / 4), 20 * d)) : nSamples;
+  let batch = pilot;
+  let planned = nSamples - batch;
+  let importance: ImportanceResult | undefined;
+  let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
+  for (let attempt = 0; batch > 0; attempt++) {
+    const draw = await drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
+      kind: "surrogate",
+      ...(defensive ? { defensive } : {}),
+      truncationEps: 1e-4,
+    });
+    const draws = draw.theta;
+    redrawn += draw.redrawn;
+    const sim = simulate
+      ? await o.simulate(draws, simulationSeeds(keyAt(key, 2 * attempt + 1), batch), (done) =>
+          o.onSimulate?.(nSimulations + done, nSamples),
+        )
+      : { x: undefined, status: new Uint8Array(batch) };
+    if (simulate) nSimulations += batch;
+    const lp = prior.logProb(draws);
+    // The surrogate's density on the support is unnormalised (its evidence is corrected below);
+    // an adapted stage's surrogate part carries its mass inside, estimated from every draw.
+    const lq = await proposalLogDensity(ctx, plan, draws, lp);
+    const ll = logLikelihoods(logLike, x, sim.x, draws, d);
+    const lw = new Float64Array(batch);
+    for (let r = 0; r < batch; r++) {
+      if (sim.status[r] !== 0) {
+        dropped++;
+        lw[r] = Number.NaN; // excluded and counted, never weighted
+      } else lw[r] = ll[r]! + lp[r]! - lq[r]!;
+    }
+    if (plan === surrogatePlan) {
+      accepted += batch;
+      tried += batch + draw.redrawn;
+      surrogateDraws.theta.push(draws);
+      surrogateDraws.logW.push(lw);
+    } else adaptedStages.push({ theta: draws, logW: lw });
+    thetaAll = concat64(...surrogateDraws.theta, ...adaptedStages.map((st) => st.theta));
+    importance = combineStages([
+      {
+        logWeights: concat64(...surrogateDraws.logW),
+        // The draws follow the surrogate truncated to the prior: correct by its mass inside.
+        logEvidenceOffset: Math.log(accepted / tried),
+      },
+      ...adaptedStages.map((st) => ({ logWeights: st.logW, logEvidenceOffset: 0 })),
+    ]);
+    const drawn = thetaAll.length / d;
+    const efficiency = importance.nEff / drawn;
+    if (planned > 0) {
+      // The planned draws left: the rest of the pilot's budget, in up to three adapted stages.
+      if (plan === surrogatePlan && efficiency >= ADAPT_BELOW) {
+        batch = planned;
+        planned = 0;
+        continue;
+      }
+      const rest = nSamples - pilot;
+      batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
+      planned -= batch;
+    } else {
+      if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
+      // Enough further draws to reach neffMin at the efficiency seen so far.
+      const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
+      batch = Math.min(Math.max(need, 2), nMax - drawn);
+    }
+    if (adapt && efficiency < ADAPT_BELOW && importance.nValid > 0) {
+      plan = adaptedProposal(
+        prior,
+        { ...surrogatePart, logMass: Math.log(accepted / tried) },
+        thetaAll,
+        importance.weights,
+        d,
+        keyAt(key, 100_000 + attempt),
+      );
+    }
+  }
+  const imp = importance!;
+  if (imp.paretoK > 0.7) {
+    warnings.push(
+      `Pareto k̂ = ${imp.paretoK.toFixed(2)} > 0.7: the weights are heavy-tailed; the weighted posterior is unreliable`,
+    );
+  }
+  if (neffMin > 0 && imp.nEff < neffMin) {
+    warnings.push(
+      `n_eff ${imp.nEff.toFixed(1)} is below neffMin ${neffMin} after ${nSimulations} simulations`,
+    );
+  }
+  return { samples: thetaAll, importance: imp, nSimulations, dropped, redrawn, warnings };
+}
+
+function concat64(...parts: readonly Float64Array[]): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
