@@ -659,6 +659,32 @@ describe.skipIf(npmMissing !== undefined)(
       expect(tiny).toBeLessThan(10_000);
     });
 
+    it("bundles the installed nbi/browser engine for the browser, with no Node built-in", async () => {
+      const bundle = await build({
+        stdin: {
+          contents:
+            'import { BrowserNBI, memoryStore, serveSimulator } from "nbi/browser"; globalThis.api = [BrowserNBI, memoryStore, serveSimulator];',
+          resolveDir: consumer,
+        },
+        bundle: true,
+        platform: "browser",
+        format: "esm",
+        write: false,
+        metafile: true,
+        logLevel: "silent",
+      });
+      const inputs = Object.keys(bundle.metafile.inputs);
+      expect(inputs.some((p) => p.includes("node_modules/nbi/dist/browser.js"))).toBe(true);
+      // Everything bundled comes from the installed package (no source, no Node module).
+      expect(
+        inputs.filter((p) => p !== "<stdin>" && !p.includes("node_modules/nbi/dist/")),
+      ).toEqual([]);
+      const imports = Object.values(bundle.metafile.inputs).flatMap((i) => i.imports);
+      expect(imports.filter((i) => i.path.startsWith("node:") || i.external)).toEqual([]);
+      const text = bundle.outputFiles[0]!.text;
+      expect(text).not.toMatch(/(^|\n)\s*import[^;]*from\s*["']node:|\bimport\(\s*["']node:/);
+    });
+
     /** Both TypeScript projects of the README programs, compiled once: tsc's errors by file. */
     let compiled: Promise<Map<string, string[]>> | undefined;
     const compileReadme = () => {
