@@ -27,9 +27,9 @@ import {
   checkChunk,
   checkRecordName,
   checkRound,
+  checkSameParams,
   checkTheta,
   remarkNonFinite,
-  sameBytes,
   validateMeta,
 } from "./store-checks.js";
 import type { TrainCheckpoint } from "./train.js";
@@ -178,11 +178,7 @@ class KeyedStore implements SimulationStore {
     checkTheta(fn, theta, d);
     const previous = await this.roundParams(round);
     if (previous !== undefined) {
-      if (!sameBytes(previous, theta)) {
-        throw new NbiError(
-          `${fn}: round ${round} of the store ${this.dir} already has ${previous.length / d} θ rows that differ from the ${theta.length / d} given; start a new round or a new store`,
-        );
-      }
+      checkSameParams(fn, round, this.dir, previous, theta, d);
       return;
     }
     await this.metaWritten;

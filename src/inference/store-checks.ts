@@ -2,7 +2,7 @@
  * The checks and merging every simulation store shares (the file store, the in-memory and the
  * IndexedDB ones), free of Node built-ins so the browser stores can use them.
  */
-import { fail } from "../errors.js";
+import { fail, NbiError } from "../errors.js";
 import type { SimulationChunk } from "./simulate-collect.js";
 import type { StoreMeta } from "./store.js";
 
@@ -89,6 +89,25 @@ export function remarkNonFinite(
     }
   }
   return remarked;
+}
+
+/**
+ * θ for a round that already has some: identical rows are fine (a resumed draw writes them
+ * again), different ones are refused, naming the store.
+ */
+export function checkSameParams(
+  fn: string,
+  round: number,
+  store: string,
+  previous: Float64Array,
+  theta: Float64Array,
+  paramDim: number,
+): void {
+  if (!sameBytes(previous, theta)) {
+    throw new NbiError(
+      `${fn}: round ${round} of the store ${store} already has ${previous.length / paramDim} θ rows that differ from the ${theta.length / paramDim} given; start a new round or a new store`,
+    );
+  }
 }
 
 export function sameBytes(a: Float64Array, b: Float64Array): boolean {

@@ -75,10 +75,10 @@ import {
   checkChunk,
   checkRecordName,
   checkRound,
+  checkSameParams,
   checkTheta,
   MAX_STATUS,
   remarkNonFinite,
-  sameBytes,
   validateMeta,
 } from "./store-checks.js";
 import type { TrainCheckpoint, TrainTemplate } from "./train.js";
@@ -385,11 +385,7 @@ class DiskStore implements SimulationStore {
     checkTheta(fn, theta, d);
     const previous = await this.roundParams(round);
     if (previous !== undefined) {
-      if (!sameBytes(previous, theta)) {
-        throw new NbiError(
-          `${fn}: round ${round} of the store ${this.dir} already has ${previous.length / d} θ rows that differ from the ${theta.length / d} given; start a new round or a new store`,
-        );
-      }
+      checkSameParams(fn, round, this.dir, previous, theta, d);
     } else {
       await mkdir(this.roundDir(round), { recursive: true });
       const bytes = encodeNpy({ data: theta, shape: [theta.length / d, d] });

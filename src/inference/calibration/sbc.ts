@@ -71,6 +71,28 @@ export interface SbcOptions {
 }
 
 /** Checks a host array of rows: its length and that every value is a finite number. */
+/**
+ * The shared arguments of the calibration statistics: nTest ≥ 2 test pairs of nDims parameters
+ * and nSamples posterior draws per pair; returns (d, L, nTest).
+ */
+export function checkTestDraws(
+  fn: string,
+  theta: ArrayLike<number>,
+  samples: ArrayLike<number>,
+  options: { nDims: number; nSamples: number },
+): { d: number; L: number; nTest: number } {
+  const { nDims: d, nSamples: L } = options;
+  if (!Number.isInteger(d) || d < 1) failText(fn, "nDims", "a positive integer", String(d));
+  if (!Number.isInteger(L) || L < 1) failText(fn, "nSamples", "a positive integer", String(L));
+  const nTest = theta.length / d;
+  if (!Number.isInteger(nTest) || nTest < 2) {
+    failText(fn, "theta", `at least 2 rows of ${d} numbers`, `${theta.length} numbers`);
+  }
+  checkRows(fn, "theta", theta, nTest * d, `${nTest} test pairs × ${d} parameters`);
+  checkRows(fn, "samples", samples, nTest * L * d, `${nTest} test pairs × ${L} draws × ${d}`);
+  return { d, L, nTest };
+}
+
 export function checkRows(
   fn: string,
   name: string,
@@ -115,15 +137,7 @@ export function sbc(
   options: SbcOptions,
 ): SbcResult {
   const fn = "sbc";
-  const { nDims: d, nSamples: L } = options;
-  if (!Number.isInteger(d) || d < 1) failText(fn, "nDims", "a positive integer", String(d));
-  if (!Number.isInteger(L) || L < 1) failText(fn, "nSamples", "a positive integer", String(L));
-  const nTest = theta.length / d;
-  if (!Number.isInteger(nTest) || nTest < 2) {
-    failText(fn, "theta", `at least 2 rows of ${d} numbers`, `${theta.length} numbers`);
-  }
-  checkRows(fn, "theta", theta, nTest * d, `${nTest} test pairs × ${d} parameters`);
-  checkRows(fn, "samples", samples, nTest * L * d, `${nTest} test pairs × ${L} draws × ${d}`);
+  const { d, L, nTest } = checkTestDraws(fn, theta, samples, options);
   const labels = options.labels ?? Array.from({ length: d }, (_, j) => `θ${j}`);
   if (labels.length !== d) failText(fn, "labels", `${d} names`, `${labels.length} names`);
   const bins = options.bins ?? defaultRankBins(nTest, L);

@@ -15,7 +15,7 @@ import { failText } from "../../errors.js";
 import type { Array } from "../../ops/array.js";
 import { uniforms } from "../host.js";
 import { COVERAGE_LEVELS, type CoverageCurve, coverageCurve } from "./coverage.js";
-import { checkRows } from "./sbc.js";
+import { checkRows, checkTestDraws } from "./sbc.js";
 
 /** TARP's coverage curve with the per-pair fractions and the references used. */
 export interface TarpResult extends CoverageCurve {
@@ -62,15 +62,7 @@ export function tarp(
   options: TarpOptions,
 ): TarpResult {
   const fn = "tarp";
-  const { nDims: d, nSamples: L } = options;
-  if (!Number.isInteger(d) || d < 1) failText(fn, "nDims", "a positive integer", String(d));
-  if (!Number.isInteger(L) || L < 1) failText(fn, "nSamples", "a positive integer", String(L));
-  const nTest = theta.length / d;
-  if (!Number.isInteger(nTest) || nTest < 2) {
-    failText(fn, "theta", `at least 2 rows of ${d} numbers`, `${theta.length} numbers`);
-  }
-  checkRows(fn, "theta", theta, nTest * d, `${nTest} test pairs × ${d} parameters`);
-  checkRows(fn, "samples", samples, nTest * L * d, `${nTest} test pairs × ${L} draws × ${d}`);
+  const { d, L, nTest } = checkTestDraws(fn, theta, samples, options);
   const lo = new Float64Array(d).fill(Number.POSITIVE_INFINITY);
   const hi = new Float64Array(d).fill(Number.NEGATIVE_INFINITY);
   const mean = new Float64Array(d);
