@@ -163,7 +163,12 @@ function generalizedParetoShape(x: Float64Array): number {
  * inference.generalizedParetoFit(x); // { shape ≈ 0, scale ≈ 1 }
  * ```
  */
-export function generalizedParetoFit(x: Float64Array): { shape: number; scale: number } {
+export function generalizedParetoFit(x: Float64Array): {
+  /** The tail shape k (Pareto k̂: above 0.7 the weights' variance estimate is unreliable). */
+  shape: number;
+  /** The scale σ of the exceedances. */
+  scale: number;
+} {
   if (!(x instanceof Float64Array) || x.length < 2 || !(x[x.length - 1]! > 0)) {
     fail("generalizedParetoFit", "x", "ascending exceedances (≥ 2, the largest > 0)", x);
   }

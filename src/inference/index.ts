@@ -118,7 +118,13 @@ export {
 } from "./snpe.js";
 export { openStore, type SimulationStore } from "./store.js";
 export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";
-export { type TrustReport, trustReport, type WeightHealth, weightLevel } from "./trust.js";
+export {
+  type TrustReport,
+  trustReport,
+  type WeightHealth,
+  type WeightVerdict,
+  weightLevel,
+} from "./trust.js";
 export {
   fromUnbounded,
   type SupportBounds,

@@ -37,7 +37,7 @@ export interface TrustReport {
   /** The out-of-distribution alarm's report. */
   readonly ood: OodReport;
   /** The importance weights' level and why (absent for unweighted, amortized draws). */
-  readonly weights?: { readonly level: TrustLevel; readonly reasons: readonly string[] };
+  readonly weights?: WeightVerdict;
   /** One paragraph for a person: the verdict and its reasons. */
   readonly message: string;
 }
@@ -45,8 +45,16 @@ export interface TrustReport {
 const RANK: Record<TrustLevel, number> = { ok: 0, caution: 1, "do-not-trust": 2 };
 const worse = (a: TrustLevel, b: TrustLevel): TrustLevel => (RANK[a] >= RANK[b] ? a : b);
 
+/** The importance weights' verdict. */
+export interface WeightVerdict {
+  /** How far the weights can be trusted. */
+  readonly level: TrustLevel;
+  /** Why, one sentence per finding (empty when ok). */
+  readonly reasons: readonly string[];
+}
+
 /** The weights' level and reasons by the table in the module comment. */
-export function weightLevel(w: WeightHealth): { level: TrustLevel; reasons: string[] } {
+export function weightLevel(w: WeightHealth): WeightVerdict {
   let level: TrustLevel = "ok";
   const reasons: string[] = [];
   const flag = (l: TrustLevel, why: string) => {

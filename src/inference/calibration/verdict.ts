@@ -26,6 +26,7 @@ export type FindingKind =
 
 /** One thing the statistics found, in words. */
 export interface Finding {
+  /** What was found: bias, over- or under-confidence, or ranks that are not uniform. */
   readonly kind: FindingKind;
   /** The test that found it: SBC ranks, HPD expected coverage or TARP. */
   readonly test: "sbc" | "hpd" | "tarp";
