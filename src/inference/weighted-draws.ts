@@ -139,7 +139,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     const drawn = thetaAll.length / d;
     const efficiency = importance.nEff / drawn;
     if (planned > 0) {
-      // The planned draws left: the rest of the pilot's budget, in up to three adapted stages.
+      // The planned draws left: the rest of the budget, in up to ten adapted stages.
       if (plan === surrogatePlan && efficiency >= ADAPT_BELOW) {
         batch = planned;
         planned = 0;
