@@ -1,15 +1,3 @@
-/**
- * The library in a browser: esbuild bundles page-entry.ts for the browser (a static Node import
- * reachable from the array core fails the build, as it would for users), a node:http server
- * serves it on 127.0.0.1, and playwright-core drives Debian's headless Chromium to run `grad`
- * and `vmap` on WebGPU (`navigator.gpu`) and on the CPU backend. The numbers are checked against
- * closed forms (cases.ts) and the random draws against this process's CPU backend bit for bit.
- *
- * Skips with one line when Chromium is not installed (CI installs it: .ci/run), and the WebGPU
- * case skips with one line when Chromium offers no adapter. On a CPU-only Linux machine
- * Chromium's adapter is its bundled SwiftShader (see the README's "Browser" section).
- */
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -17,6 +5,7 @@ import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as random from "../../src/ops/random.js";
+import { CHROMIUM, CHROMIUM_ARGS, haveChromium } from "../helpers/chromium.js";
 import {
   type Diagnosis,
   expectedGradCubeSin,
@@ -28,20 +17,8 @@ import {
   randomShape,
 } from "./cases.js";
 
-const CHROMIUM = process.env.NBI_CHROMIUM ?? "/usr/bin/chromium";
-/** As DESIGN.md's WebGPU section: enough for an adapter, and no network chatter. */
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 const STEP_MS = 30_000;
 
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.log(
     `Browser test skipped: no Chromium at ${CHROMIUM} (install Debian's with ` +

@@ -1,16 +1,3 @@
-/**
- * The engine in a web page: examples/web (bundled by its serve.ts for the browser platform and
- * served from a temporary folder on 127.0.0.1) runs the sine demo in Debian's headless Chromium
- * through playwright-core: SNPE-IS rounds with the simulator in module Web Workers and the
- * simulations in IndexedDB, then predict. The test reads what the page reports (window.nbiDemo
- * and its text) and checks predict's n_eff, the rounds, the store, that every simulation ran in a
- * worker, and that nothing failed. A second page runs the store contract
- * (test/inference/store-contract.ts) against the IndexedDB store in the same browser, and a fit
- * whose worker module is missing, which must reject naming it without respawning workers.
- *
- * Skips with one line when Chromium is not installed (as browser.test.ts).
- */
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -21,21 +8,11 @@ import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DemoState } from "../../examples/web/main.js";
 import { buildPage, servePage } from "../../examples/web/serve.js";
+import { CHROMIUM, CHROMIUM_ARGS, haveChromium } from "../helpers/chromium.js";
 
-const CHROMIUM = process.env.NBI_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--enable-unsafe-webgpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 /** The whole demo (3 rounds × 300 simulations, predict) on a loaded 2-core machine. */
 const DEMO_MS = 90_000;
 
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.log(`Web engine test skipped: no Chromium at ${CHROMIUM} (set NBI_CHROMIUM)`);
 }
