@@ -20,19 +20,23 @@ describe("nbi predict --plots", () => {
     expect(r.code).toBe(0);
   });
 
+  /** `nbi predict` of the fitted run with plots and `draws` predictive replicates. */
+  const predictWithPlots = (draws: string, ...extra: string[]) => [
+    "predict",
+    run,
+    "--obs",
+    obs,
+    "--column",
+    "flux",
+    "--trust-run-dir",
+    "--plots",
+    "--ppc-draws",
+    draws,
+    ...extra,
+  ];
+
   it("writes the posterior predictive check plot and prints the check and the verdict", async () => {
-    const r = await nbi([
-      "predict",
-      run,
-      "--obs",
-      obs,
-      "--column",
-      "flux",
-      "--trust-run-dir",
-      "--plots",
-      "--ppc-draws",
-      "60",
-    ]);
+    const r = await nbi(predictWithPlots("60"));
     expect(hasStackTrace(r.stderr)).toBe(false);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
@@ -51,21 +55,7 @@ describe("nbi predict --plots", () => {
   });
 
   it("reports the verdict and the check in --json and refuses too few draws", async () => {
-    const r = await nbi([
-      "predict",
-      run,
-      "--obs",
-      obs,
-      "--column",
-      "flux",
-      "--trust-run-dir",
-      "--plots",
-      "--ppc-draws",
-      "40",
-      "--out",
-      join(root, "json.csv"),
-      "--json",
-    ]);
+    const r = await nbi(predictWithPlots("40", "--out", join(root, "json.csv"), "--json"));
     expect(r.code).toBe(0);
     const events = lines(r.stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
     const observation = events.find((e) => e.event === "observation")!;
