@@ -1,9 +1,11 @@
+import { existsSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { gemm } from "../../src/ops/cpu/matmul.js";
 import {
   Code,
   encodeModule,
+  fmaSupported,
   simdSupported,
   sleb,
   uleb,
@@ -191,21 +193,64 @@ describe("WebAssembly SIMD matmul", () => {
   });
 });
 
-/** The kernel's own arithmetic in one pass: acc = fround(acc + fround(a·b)), k ascending. */
-function sequentialFloat32(a: Float32Array, b: Float32Array, m: number, k: number, n: number) {
+/**
+ * The kernel's own arithmetic in one pass, k ascending: acc = fround(acc + fround(a·b)), or with
+ * `fused` one rounding per step, fround(acc + a·b) (the float32 product is exact in float64).
+ */
+function sequentialFloat32(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  fused = false,
+) {
   const out = new Float32Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let acc = 0;
-      for (let p = 0; p < k; p++)
-        acc = Math.fround(acc + Math.fround(a[i * k + p]! * b[p * n + j]!));
+      for (let p = 0; p < k; p++) {
+        const prod = a[i * k + p]! * b[p * n + j]!;
+        acc = Math.fround(acc + (fused ? prod : Math.fround(prod)));
+      }
       out[i * n + j] = acc;
     }
   }
   return out;
 }
 
+/**
+ * The one-pass reference the kernel must equal: relaxed SIMD's multiply-add is fused where the
+ * CPU has FMA and separate where it does not, so with `fmaSupported` either is the kernel's.
+ */
+function onePass(a: Float32Array, b: Float32Array, m: number, k: number, n: number) {
+  const plain = sequentialFloat32(a, b, m, k, n);
+  if (!fmaSupported()) return [plain];
+  return [sequentialFloat32(a, b, m, k, n, true), plain];
+}
+
+/** Whether `got` equals one of the references bit for bit. */
+function equalsOne(got: Float32Array, refs: Float32Array[]): boolean {
+  return refs.some((r) => r.length === got.length && r.every((v, i) => Object.is(v, got[i])));
+}
+
 describe("SIMD matmul over long reductions", () => {
+  it("multiplies and adds in one rounding where the CPU has FMA", () => {
+    const cpuinfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+    if (!/^flags\s*:.*\bfma\b/m.test(cpuinfo)) {
+      console.log("skipped: no /proc/cpuinfo reporting FMA here");
+      return;
+    }
+    expect(fmaSupported()).toBe(true); // Node 20 and later, through relaxed SIMD
+    const [m, k, n] = [8, 300, 16];
+    const a = Float32Array.from({ length: m * k }, (_, i) => Math.fround(Math.sin(i * 1.3) / 3));
+    const b = Float32Array.from({ length: k * n }, (_, i) => Math.fround(Math.cos(i * 0.7) / 7));
+    const fused = sequentialFloat32(a, b, m, k, n, true);
+    const plain = sequentialFloat32(a, b, m, k, n);
+    expect(equalsOne(fused, [plain])).toBe(false); // the case tells the two apart
+    expect(equalsOne(matmulSimd(a, [m, k], b, [k, n]).data, [fused])).toBe(true);
+  });
+
   it("runs blocks of k that give the bits of one pass (transposed operands, threads)", () => {
     const cases: [number, number, number][] = [
       [5, 257, 9],
@@ -217,15 +262,16 @@ describe("SIMD matmul over long reductions", () => {
     for (const [m, k, n] of cases) {
       const a = Float32Array.from({ length: m * k }, () => Math.fround(Math.random() - 0.5));
       const b = Float32Array.from({ length: k * n }, () => Math.fround(Math.random() - 0.5));
-      const want = sequentialFloat32(a, b, m, k, n);
-      expect(matmulSimd(a, [m, k], b, [k, n]).data).toEqual(want);
+      const refs = onePass(a, b, m, k, n);
+      const first = matmulSimd(a, [m, k], b, [k, n]).data;
+      expect(equalsOne(first, refs)).toBe(true);
       const at = new Float32Array(k * m);
       for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) at[p * m + i] = a[i * k + p]!;
-      expect(matmulSimd(at, [k, m], b, [k, n], true).data).toEqual(want);
+      expect(matmulSimd(at, [k, m], b, [k, n], true).data).toEqual(first);
       const bt = new Float32Array(n * k);
       for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) bt[j * k + p] = b[p * n + j]!;
-      expect(matmulSimd(a, [m, k], bt, [n, k], false, true).data).toEqual(want);
-      expect(matmulSimd(at, [k, m], bt, [n, k], true, true).data).toEqual(want);
+      expect(matmulSimd(a, [m, k], bt, [n, k], false, true).data).toEqual(first);
+      expect(matmulSimd(at, [k, m], bt, [n, k], true, true).data).toEqual(first);
     }
   });
 });
