@@ -460,9 +460,12 @@ export function fmaSupported(): boolean {
       };
     }
   ).process;
-  if (proc?.env?.NBI_FMA === "0") return (fma = false);
-  const zero = () => new Code().i32(0).v128Load();
-  const body = zero().set(0).get(0).get(0).get(0).f32x4RelaxedMadd().f32x4ExtractLane(0);
+  if (proc?.env?.NBI_FMA === "0") {
+    fma = false;
+    return fma;
+  }
+  const body = new Code().i32(0).v128Load().set(0).get(0).get(0).get(0);
+  body.f32x4RelaxedMadd().f32x4ExtractLane(0);
   const probe = encodeModule([
     { name: "f", params: [], results: [ValType.f32], locals: [ValType.v128], body },
   ]);
