@@ -19,6 +19,7 @@ import type { Flow } from "./bijectors/flows.js";
 import { fail, NbiError } from "./errors.js";
 import type { FeaturizerConfig } from "./featurizers/registry.js";
 import type { Featurizer } from "./featurizers/types.js";
+import { isGappedLightCurves } from "./inference/gaps.js";
 import { hostKey, keyAt } from "./inference/host.js";
 import { hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
 import type { ImportanceResult } from "./inference/importance.js";
@@ -180,6 +181,14 @@ export class BrowserNBI {
     const xObs = o.xObs === undefined ? undefined : this.observation("fit", o.xObs);
     if (o.nSims === undefined || !Number.isInteger(o.nSims) || o.nSims < 2) {
       fail("fit", "nSims", "an integer ≥ 2", o.nSims);
+    }
+    if (isGappedLightCurves(o.noise)) {
+      fail(
+        "fit",
+        "noise",
+        "Gaussian sigmas or a noise function (the gapped observation model is served by the Node engine, NBI, for now)",
+        o.noise.toString(),
+      );
     }
     const logLike = this.likelihood(o.logLike, o.xErr);
     if (xObs && !logLike) {

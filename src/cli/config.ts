@@ -27,7 +27,9 @@
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
  *   earlyStopPatience, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian sigmas: one number or
- *   one per data value; also the likelihood of the importance weights and predict's default xErr);
+ *   one per data value; also the likelihood of the importance weights and predict's default xErr;
+ *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
+ *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
  *   for sequential rounds loss ("auto" | "nll" | "apt" | "weighted-nll"), atoms (APT's, ≥ 1),
  *   proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)) and
  *   flowSpace ("unbounded" | "theta").
@@ -51,6 +53,11 @@ import {
 } from "../featurizers/registry.js";
 import { writeFileAtomic } from "../inference/atomic.js";
 import { didYouMean } from "../inference/engine.js";
+import {
+  type GappedLightCurvesOptions,
+  gappedLightCurves,
+  isGappedLightCurves,
+} from "../inference/gaps.js";
 import { hostKey, keyAt } from "../inference/host.js";
 import {
   type FlowConfig,
@@ -345,11 +352,33 @@ export async function resolveConfig(
     } else if (key === "earlyStopTrain") {
       if (typeof value !== "boolean") problem("fit.earlyStopTrain", "true or false", value);
     } else if (key === "noise") {
+      if (isObject(value) && !isGappedLightCurves(value)) {
+        // The gapped observation model: { "missing": [lo, hi], "sigma": [lo, hi] }.
+        try {
+          (fit as Record<string, unknown>)[key] = gappedLightCurves(
+            value as unknown as GappedLightCurvesOptions,
+          );
+        } catch (error) {
+          problems.push(
+            (error as Error).message
+              .replace(/^gappedLightCurves: options /, "fit.noise ")
+              .replace(/^gappedLightCurves: /, "fit.noise."),
+          );
+        }
+        continue;
+      }
       const ok =
         (typeof value === "number" && value >= 0) ||
         isNumberList(value) ||
-        typeof value === "function";
-      if (!ok) problem("fit.noise", "a sigma ≥ 0 or a list of sigmas (one per data value)", value);
+        typeof value === "function" ||
+        isGappedLightCurves(value);
+      if (!ok) {
+        problem(
+          "fit.noise",
+          'a sigma ≥ 0, a list of sigmas (one per data value), or light curves with gaps { "missing": [lo, hi], "sigma": [lo, hi] }',
+          value,
+        );
+      }
     }
     (fit as Record<string, unknown>)[key] = value;
   }

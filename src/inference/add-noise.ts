@@ -7,6 +7,7 @@
 import { fail, failText } from "../errors.js";
 import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import { isGappedLightCurves } from "./gaps.js";
 import { normals } from "./host.js";
 import { deviceKey } from "./posterior.js";
 import type { Noise } from "./train.js";
@@ -51,6 +52,10 @@ export async function addNoise(
       );
     }
     return Float64Array.from(data as ArrayLike<number>);
+  }
+  if (isGappedLightCurves(noise)) {
+    // Its observations carry gaps and error bars: see sampleGappedObservations (gaps.ts).
+    fail(fn, argument, "Gaussian sigmas or a noise function", noise.toString());
   }
   const sigmas = checkSigmas(noise, size, fn, argument);
   const eps = normals(key, x.length);

@@ -28,9 +28,20 @@ import { drawTestPairs } from "./calibration/pairs.js";
 import { type CalibrationResult, calibrationFromSamples } from "./calibration/result.js";
 import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
+import {
+  GAPPED_CHANNELS,
+  type GappedLightCurves,
+  type GappedLightCurvesSpec,
+  gappedFromSpec,
+  gapWarnings,
+  isGappedLightCurves,
+  type PackedObservations,
+  packObservations,
+  sampleGappedObservations,
+} from "./gaps.js";
 import { hostKey, keyAt, permutation } from "./host.js";
 import { resample } from "./importance.js";
-import { gaussianLogLike, type LogLike } from "./likelihood.js";
+import { gaussianLogLike, type LogLike, maskedGaussianLogLike } from "./likelihood.js";
 import { acquireLock } from "./lock.js";
 import { checkSavedSizes } from "./model-size.js";
 import {
@@ -44,8 +55,10 @@ import {
 import { OOD_FILE, readFeatureStatistics, writeFeatureStatistics } from "./ood-file.js";
 import {
   type Defensive,
+  deviceKey,
   type FlowConfig,
   initPosterior,
+  observationSize,
   type PosteriorNetwork,
   posteriorNetwork,
   surrogateContexts,
@@ -135,7 +148,12 @@ export interface FitOptions extends Partial<RoundOptions>, Hooks {
   theta?: ArrayLike<number> | readonly ArrayLike<number>[];
   /** Rounds of SNPE-IS (default 1); more than one needs xObs and a likelihood (or noise sigmas). */
   nRounds?: number;
-  /** Gaussian noise sigmas (also the default likelihood), or a noise function (key, x, θ) → x'. */
+  /**
+   * Gaussian noise sigmas (also the default likelihood), a noise function (key, x, θ) → x', or
+   * `gappedLightCurves({ missing, sigma })`: light curves with missing points and per-point error
+   * bars, drawn afresh for every batch (an amortized fit: no xObs; the featurizer's dimIn is then
+   * 3 × channels, an MLP's 3 × channels × length).
+   */
   noise?: Noise;
   /** Exact log-likelihood for the importance weights (default: Gaussian with the noise sigmas). */
   logLike?: LogLike;
@@ -180,7 +198,11 @@ export interface FitResult {
 
 /** Options of `NBI.predict`. Give `xErr` or `logLike` for importance weights. */
 export interface PredictOptions {
-  /** Gaussian measurement errors of xObs (one sigma or one per element). */
+  /**
+   * Gaussian measurement errors of xObs (one sigma or one per element). With the gapped
+   * observation model it is required (the network reads it), a NaN in xObs marks a missing point
+   * (its sigma may be NaN too), and the likelihood sums over the observed points only.
+   */
   xErr?: number | ArrayLike<number>;
   /** An exact log-likelihood instead of the Gaussian one from `xErr`. */
   logLike?: LogLike;
@@ -268,6 +290,12 @@ export interface PredictiveOptions {
   onSimulate?: (done: number, total: number) => void;
 }
 
+/**
+ * Error bars of one or many observations (gapped observation model): one sigma for every point,
+ * one per point (shared by all observations), or one row per observation (NaN where missing).
+ */
+export type ObservationErrors = number | ArrayLike<number> | readonly ArrayLike<number>[];
+
 /** What `sampleBatch(..., { ood: true })` returns: the draws and one distance report per observation. */
 export interface SampleBatchResult {
   /** [m, n, d] row-major, as `sampleBatch` returns without `ood`. */
@@ -286,6 +314,8 @@ interface ModelFile {
   prior: PriorSpec;
   seed: number;
   history: RoundRecord[];
+  /** The gapped observation model the network encodes for, when it has one. */
+  observation?: GappedLightCurvesSpec;
 }
 
 const isConfig = (v: unknown) =>
@@ -313,12 +343,13 @@ function toFloat32(fn: string, name: string, v: unknown): Float32Array {
   return Float32Array.from(toFloat64(fn, name, v));
 }
 
-function checkObservation(fn: string, xObs: Float32Array): void {
+function checkObservation(fn: string, xObs: Float32Array, argument = "xObs"): void {
   const bad = xObs.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) {
     throw new NbiError(
-      `${fn}: xObs expected finite numbers, got ${xObs[bad]} at index ${bad} ` +
-        "(mask or interpolate missing data before inference)",
+      `${fn}: ${argument} expected finite values (or fit with the gapped observation model, ` +
+        "noise: gappedLightCurves({ missing, sigma }), to leave missing points NaN), " +
+        `got ${xObs[bad]} at index ${bad}`,
     );
   }
 }
@@ -367,6 +398,8 @@ export class NBI {
   private oodNoise = "none";
   /** The last fit's noise model: the default noise of posteriorPredictive's replicated data. */
   private fitNoise?: Noise;
+  /** The gapped observation model the network encodes for (from fit's noise or model.json). */
+  private gaps?: GappedLightCurves;
   /** The shape of one simulation, once known. */
   private shape?: number[];
 
@@ -464,8 +497,8 @@ export class NBI {
     }
     if (this.options.backend) await useBackend(this.options.backend);
     const shape = this.options.dataShape ?? dataShape ?? (await this.probeDataShape());
-    checkFeaturizerInput(this.options.featurizer, shape);
-    this.net = posteriorNetwork(this.options.flow, this.options.featurizer, shape);
+    checkFeaturizerInput(this.options.featurizer, shape, this.gaps);
+    this.net = posteriorNetwork(this.options.flow, this.options.featurizer, shape, this.gaps);
     this.shape = [...shape];
     return this.net;
   }
@@ -576,6 +609,15 @@ export class NBI {
     const resume = o.resume ?? "ifSame";
     if (!["never", "ifSame", "force"].includes(resume))
       fail("fit", "resume", '"never", "ifSame" or "force"', o.resume);
+    this.useGaps(o.noise);
+    if (this.gaps && o.xObs !== undefined) {
+      fail(
+        "fit",
+        "xObs",
+        "no observation with the gapped observation model (it trains an amortized network over gaps and error bars; weigh an observation with predict(xObs, { xErr }))",
+        "an observation",
+      );
+    }
     const xObsRaw = o.xObs === undefined ? undefined : toFloat32("fit", "xObs", o.xObs);
     if (xObsRaw) checkObservation("fit", xObsRaw);
     let precomputed: SnpeConfig["precomputed"];
@@ -618,7 +660,7 @@ export class NBI {
     if (!Number.isInteger(nSims) || nSims < 2) fail("fit", "nSims", "an integer ≥ 2", o.nSims);
     const logLike =
       o.logLike ??
-      (o.noise !== undefined && typeof o.noise !== "function"
+      (o.noise !== undefined && typeof o.noise !== "function" && !isGappedLightCurves(o.noise)
         ? gaussianLogLike(o.noise as number | ArrayLike<number>, net.dataSize)
         : undefined);
     if (xObsRaw && nRounds > 1 && !logLike) {
@@ -670,6 +712,7 @@ export class NBI {
    */
   async fitFingerprint(options: FitOptions): Promise<StoreFingerprint> {
     const o = options;
+    this.useGaps(o.noise);
     const xObs = o.xObs === undefined ? undefined : toFloat32("fit", "xObs", o.xObs);
     const precomputed =
       o.x !== undefined || o.theta !== undefined
@@ -684,6 +727,42 @@ export class NBI {
       precomputed,
       shape: this.shape ?? [net.dataSize],
     });
+  }
+
+  /**
+   * Adopts the gapped observation model a fit's noise names (or none), before the network is
+   * built: a featurizer config's dimIn must take its channels (checked in full once the data
+   * shape is known), and a network already built must encode the same way.
+   */
+  private useGaps(noise: Noise | undefined): void {
+    const gaps = isGappedLightCurves(noise) ? noise : undefined;
+    if (this.net) {
+      if (Boolean(this.net.gaps) !== Boolean(gaps)) {
+        failText(
+          "fit",
+          "noise",
+          this.net.gaps
+            ? "the gapped observation model this engine's network was built for (gappedLightCurves)"
+            : "a noise model without gaps (this engine's network was built without the gapped observation model; make a new NBI to train one)",
+          gaps ? gaps.toString() : describe(noise),
+        );
+      }
+      if (gaps) this.gaps = gaps;
+      return;
+    }
+    const featurizer = this.options.featurizer;
+    if (gaps && isConfig(featurizer)) {
+      const dimIn = (featurizer as FeaturizerConfig).dimIn;
+      if (typeof dimIn === "number" && dimIn % GAPPED_CHANNELS !== 0) {
+        failText(
+          "NBI",
+          "featurizer.dimIn",
+          `a multiple of ${GAPPED_CHANNELS} (the gapped observation model feeds the featurizer values, mask and sigmas for each data channel)`,
+          String(dimIn),
+        );
+      }
+    }
+    this.gaps = gaps;
   }
 
   /** The fit once the run folder is locked: resume checks, the rounds, the summary. */
@@ -909,13 +988,50 @@ export class NBI {
         `${x.length} numbers`,
       );
     }
-    checkObservation(fn, x);
+    checkObservation(fn, x, many ? "xObsMany" : "xObs");
     return x;
   }
 
   /**
+   * Observations as the network takes them. Without the gapped observation model: the checked
+   * values (xErr is not read). With it: NaN marks a missing point, xErr (one sigma, one per
+   * point, or one row per observation) is required, and values and sigmas are packed.
+   */
+  private networkInput(
+    fn: string,
+    xObs: ArrayLike<number> | readonly ArrayLike<number>[],
+    xErr: unknown,
+    many = false,
+  ): { values: Float32Array; input: Float32Array; packed?: PackedObservations } {
+    const { net } = this.trained(fn);
+    if (!net.gaps) {
+      const values = this.observation(fn, xObs as ArrayLike<number>, many);
+      return { values, input: values };
+    }
+    const name = many ? "xObsMany" : "xObs";
+    const values = toFloat32(fn, name, xObs);
+    if (
+      many
+        ? values.length % net.dataSize !== 0 || values.length === 0
+        : values.length !== net.dataSize
+    ) {
+      failText(
+        fn,
+        name,
+        many
+          ? `a multiple of ${net.dataSize} numbers`
+          : `${net.dataSize} numbers (the simulator's output size; NaN where a point is missing)`,
+        `${values.length} numbers`,
+      );
+    }
+    const packed = packObservations(fn, { x: name, err: "xErr" }, values, xErr, net.dataSize);
+    return { values, input: packed.packed, packed };
+  }
+
+  /**
    * n draws from the surrogate q(θ | xObs), n × d, unweighted (no simulations: fast, but only as
-   * good as the surrogate; `predict` corrects it).
+   * good as the surrogate; `predict` corrects it). With the gapped observation model, xObs may
+   * hold NaN (missing points) and `xErr` (its error bars) is required.
    *
    * @example
    * ```ts
@@ -925,9 +1041,9 @@ export class NBI {
   async sample(
     xObs: ArrayLike<number>,
     n: number,
-    options?: { key?: Array },
+    options?: { key?: Array; xErr?: number | ArrayLike<number> },
   ): Promise<Float64Array> {
-    const x = this.observation("sample", xObs);
+    const x = this.networkInput("sample", xObs, options?.xErr).input;
     if (!Number.isInteger(n) || n < 1) fail("sample", "n", "a positive integer", n);
     const { net, checkpoint } = this.trained("sample");
     return surrogateSample(
@@ -941,7 +1057,8 @@ export class NBI {
   }
 
   /**
-   * log q(θ | xObs) for each row of θ (n × d).
+   * log q(θ | xObs) for each row of θ (n × d). With the gapped observation model, xObs may hold
+   * NaN (missing points) and `options.xErr` (its error bars) is required.
    *
    * @example
    * ```ts
@@ -951,8 +1068,9 @@ export class NBI {
   async logProb(
     xObs: ArrayLike<number>,
     theta: ArrayLike<number> | readonly ArrayLike<number>[],
+    options?: { xErr?: number | ArrayLike<number> },
   ): Promise<Float64Array> {
-    const x = this.observation("logProb", xObs);
+    const x = this.networkInput("logProb", xObs, options?.xErr).input;
     const { net, checkpoint } = this.trained("logProb");
     const t = toFloat64("logProb", "theta", theta);
     if (t.length % net.nDims !== 0 || t.length === 0)
@@ -963,37 +1081,39 @@ export class NBI {
   /**
    * Amortized inference for many observations at once: n draws for each of m observations
    * (xObsMany: m × dataSize), returned as [m, n, d] row-major. One featurizer pass and one flow
-   * pass per batch.
+   * pass per batch. With the gapped observation model, each light curve may have its own gaps
+   * (NaN) and `xErr` its own error bars: one sigma, one per point (shared), or m rows.
    *
    * @example
    * ```ts
    * const draws = await engine.sampleBatch([xObs, xObs], 500); // [2, 500, d] row-major
    * const { samples, ood } = await engine.sampleBatch(table, 500, { ood: true });
    * ood.filter((r) => r.level !== "ok"); // observations unlike the training simulations
+   * const gapped = await engine.sampleBatch([lc1, lc2], 500, { xErr: [err1, err2] }); // NaN gaps
    * ```
    */
   sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
     n: number,
-    options?: { key?: Array; ood?: false },
+    options?: { key?: Array; ood?: false; xErr?: ObservationErrors },
   ): Promise<Float64Array>;
   /** With `ood: true`: the draws and the out-of-distribution alarm's report per observation. */
   sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
     n: number,
-    options: { key?: Array; ood: true },
+    options: { key?: Array; ood: true; xErr?: ObservationErrors },
   ): Promise<SampleBatchResult>;
   sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
     n: number,
-    options?: { key?: Array; ood?: boolean },
+    options?: { key?: Array; ood?: boolean; xErr?: ObservationErrors },
   ): Promise<Float64Array | SampleBatchResult>;
   async sampleBatch(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
     n: number,
-    options?: { key?: Array; ood?: boolean },
+    options?: { key?: Array; ood?: boolean; xErr?: ObservationErrors },
   ): Promise<Float64Array | SampleBatchResult> {
-    const x = this.observation("sampleBatch", xObsMany as ArrayLike<number>, true);
+    const x = this.networkInput("sampleBatch", xObsMany, options?.xErr, true).input;
     if (!Number.isInteger(n) || n < 1) fail("sampleBatch", "n", "a positive integer", n);
     if (options?.ood !== undefined && typeof options.ood !== "boolean")
       fail("sampleBatch", "options.ood", "true or false", options.ood);
@@ -1013,7 +1133,8 @@ export class NBI {
    * The out-of-distribution alarm for one or many observations (xObsMany: m × dataSize): how far
    * each lies from the training simulations in the featurizer's space, its tail probability
    * among the training simulations' own distances, and a level (ok, caution below 1%,
-   * do-not-trust below 0.1%). No simulations: one featurizer pass.
+   * do-not-trust below 0.1%). No simulations: one featurizer pass. With the gapped observation
+   * model, NaN marks missing points and `options.xErr` (as sampleBatch's) is required.
    *
    * @example
    * ```ts
@@ -1023,16 +1144,17 @@ export class NBI {
    */
   async outOfDistribution(
     xObsMany: ArrayLike<number> | readonly ArrayLike<number>[],
+    options?: { xErr?: ObservationErrors },
   ): Promise<OodReport[]> {
     return this.distanceReports(
-      this.observation("outOfDistribution", xObsMany as ArrayLike<number>, true),
+      this.networkInput("outOfDistribution", xObsMany, options?.xErr, true).input,
     );
   }
 
-  /** One distance report per observation in x (m × dataSize, already checked). */
+  /** One distance report per observation in x (m observations as the network takes them). */
   private async distanceReports(x: Float32Array): Promise<OodReport[]> {
     const { net, checkpoint } = this.trained("outOfDistribution");
-    const m = x.length / net.dataSize;
+    const m = x.length / observationSize(net);
     const stats = this.ood;
     if (!stats) return globalThis.Array.from({ length: m }, () => oodUnavailable(this.oodMissing));
     const features = await surrogateContexts(net, checkpoint.params, checkpoint.scales, x);
@@ -1067,7 +1189,9 @@ export class NBI {
         ? "none"
         : typeof noise === "function"
           ? "function"
-          : JSON.stringify(typeof noise === "number" ? noise : globalThis.Array.from(noise));
+          : isGappedLightCurves(noise)
+            ? JSON.stringify(noise.toJSON())
+            : JSON.stringify(typeof noise === "number" ? noise : globalThis.Array.from(noise));
     const features = async (which: [number, number][], index: number) => {
       const limit = 4096;
       const picked =
@@ -1089,16 +1213,25 @@ export class NBI {
       const noisy =
         noise === undefined
           ? x
-          : await addNoise(
-              noise,
-              keyAt(this.rootKey, 12 + 2 * index),
-              x,
-              theta,
-              net.inputShape,
-              nDims,
-              "fit",
-              "noise",
-            );
+          : isGappedLightCurves(noise)
+            ? await sampleGappedObservations(
+                noise,
+                deviceKey(keyAt(this.rootKey, 12 + 2 * index)),
+                x,
+                theta,
+                net.inputShape,
+                nDims,
+              )
+            : await addNoise(
+                noise,
+                keyAt(this.rootKey, 12 + 2 * index),
+                x,
+                theta,
+                net.inputShape,
+                nDims,
+                "fit",
+                "noise",
+              );
       return surrogateContexts(net, checkpoint.params, checkpoint.scales, noisy);
     };
     const train = await features(rows.train, 0);
@@ -1164,7 +1297,18 @@ export class NBI {
       fail(fn, "nDraws", "an integer in [20, 1e6]", nDraws);
     if (options.xErr !== undefined && options.noise !== undefined)
       failText(fn, "xErr", "either xErr or noise, not both", "both");
-    const noise = options.noise ?? options.xErr ?? this.fitNoise;
+    if (isGappedLightCurves(options.noise)) {
+      fail(
+        fn,
+        "noise",
+        "Gaussian sigmas or a noise function (the replicated data have no gaps: give xErr, the observation's error bars)",
+        options.noise.toString(),
+      );
+    }
+    const noise =
+      options.noise ??
+      options.xErr ??
+      (isGappedLightCurves(this.fitNoise) ? undefined : this.fitNoise);
     if (noise === undefined) {
       fail(
         fn,
@@ -1222,17 +1366,22 @@ export class NBI {
   /**
    * Posterior samples at xObs with importance weights from the exact likelihood: draws from the
    * surrogate, simulates them, reweights, and tops up until n_eff reaches neffMin (or the
-   * efficiency drops below fAcceptMin, or nMax simulations are spent).
+   * efficiency drops below fAcceptMin, or nMax simulations are spent). With the gapped
+   * observation model, NaN in xObs marks a missing point: the network sees the gaps and `xErr`
+   * (required) as it did in training, and the Gaussian likelihood sums over observed points only
+   * (a custom `logLike` receives xObs with its NaN).
    *
    * @example
    * ```ts
    * const post = await engine.predict(xObs, { xErr: 0.1, nSamples: 2000, neffMin: 500 });
    * console.log(post.ess, post.logEvidence, post.paretoK);
+   * // gapped observation model: NaN where a point is missing, one sigma per point
+   * const gapped = await engine.predict([1.2, Number.NaN, 0.7 ], { xErr: [0.1, Number.NaN, 0.3] });
    * ```
    */
   async predict(xObs: ArrayLike<number>, options: PredictOptions = {}): Promise<PredictResult> {
-    const x = this.observation("predict", xObs);
     const { net, checkpoint } = this.trained("predict");
+    const { values: x, input, packed } = this.networkInput("predict", xObs, options.xErr);
     const d = net.nDims;
     const nSamples = options.nSamples ?? 1000;
     if (!Number.isInteger(nSamples) || nSamples < 2)
@@ -1244,10 +1393,14 @@ export class NBI {
     const fAcceptMin = options.fAcceptMin ?? 0;
     const logLike =
       options.logLike ??
-      (options.xErr !== undefined ? gaussianLogLike(options.xErr, net.dataSize) : undefined);
+      (options.xErr === undefined
+        ? undefined
+        : net.gaps
+          ? maskedGaussianLogLike(options.xErr, net.dataSize)
+          : gaussianLogLike(options.xErr, net.dataSize));
     const key = options.key ?? keyAt(this.rootKey, 4);
-    const warnings: string[] = [];
-    const [ood] = await this.distanceReports(x);
+    const warnings: string[] = this.gaps && packed ? gapWarnings(this.gaps, packed) : [];
+    const [ood] = await this.distanceReports(input);
     if (!logLike) {
       const trust = trustReport(ood!);
       const samples = await surrogateSample(
@@ -1255,7 +1408,7 @@ export class NBI {
         checkpoint.params,
         checkpoint.scales,
         key,
-        x,
+        input,
         nSamples,
       );
       return withDisplay(
@@ -1274,6 +1427,7 @@ export class NBI {
           surrogateOnly: true,
           warnings: [
             "no likelihood given (xErr or logLike): these are the surrogate's samples, unweighted",
+            ...warnings,
             ...(trust.verdict !== "ok" ? [trust.message] : []),
           ],
           labels: this.labels,
@@ -1296,6 +1450,7 @@ export class NBI {
       checkpoint,
       prior: this.prior,
       xObs: x,
+      netInput: input,
       logLike,
       key,
       nSamples,
@@ -1382,13 +1537,29 @@ export class NBI {
     }
     const key = o.key ?? keyAt(this.rootKey, 20);
     const noise = o.noise ?? this.fitNoise;
+    // The gapped observation model: test observations get their own gaps and error bars.
+    const gaps = isGappedLightCurves(noise) ? noise : undefined;
+    if (Boolean(net.gaps) !== Boolean(gaps)) {
+      failText(
+        "calibrate",
+        "noise",
+        net.gaps
+          ? "the gapped observation model the network was trained with (gappedLightCurves)"
+          : "Gaussian sigmas or a noise function (the network was trained without gaps)",
+        noise === undefined
+          ? "none"
+          : isGappedLightCurves(noise)
+            ? noise.toString()
+            : describe(noise),
+      );
+    }
     const pairs = await drawTestPairs({
       prior: this.prior,
       simulator: this.options.simulator,
       nTest: o.nTest,
       inputShape: net.inputShape,
       key: keyAt(key, 0),
-      ...(noise !== undefined ? { noise } : {}),
+      ...(noise !== undefined && !gaps ? { noise } : {}),
       ...(this.options.workers !== undefined ? { workers: this.options.workers } : {}),
       ...(this.options.simTimeoutMs !== undefined
         ? { simTimeoutMs: this.options.simTimeoutMs }
@@ -1406,7 +1577,18 @@ export class NBI {
     }
     const { params, scales } = checkpoint;
     const L = o.nSamples;
-    const samples = await surrogateSample(net, params, scales, keyAt(key, 1), pairs.x, L);
+    const xs = gaps
+      ? await sampleGappedObservations(
+          gaps,
+          deviceKey(keyAt(key, 3)),
+          pairs.x,
+          pairs.theta,
+          net.inputShape,
+          net.nDims,
+        )
+      : pairs.x;
+    const size = observationSize(net);
+    const samples = await surrogateSample(net, params, scales, keyAt(key, 1), xs, L);
     // log q at θ* and at the draws, one observation at a time (its context computed once).
     const d = net.nDims;
     const logProbTrue = new Float64Array(n);
@@ -1416,7 +1598,7 @@ export class NBI {
       o.signal?.throwIfAborted();
       rows.set(pairs.theta.subarray(i * d, (i + 1) * d));
       rows.set(samples.subarray(i * L * d, (i + 1) * L * d), d);
-      const x = pairs.x.subarray(i * net.dataSize, (i + 1) * net.dataSize);
+      const x = xs.subarray(i * size, (i + 1) * size);
       const lq = await surrogateLogProb(net, params, scales, x, rows);
       logProbTrue[i] = lq[0]!;
       logProbSamples.set(lq.subarray(1), i * L);
@@ -1449,7 +1631,8 @@ export class NBI {
 
   /**
    * Saves the trained network: `model.json` (format, version, configs, data shape, labels, prior,
-   * history) and `weights.safetensors` (parameters by pytree path, scales in float64).
+   * history, and the gapped observation model when it has one, functions as "function") and
+   * `weights.safetensors` (parameters by pytree path, scales in float64).
    *
    * @example
    * ```ts
@@ -1490,6 +1673,7 @@ export class NBI {
       prior: this.prior.toJSON(),
       seed: this.seed,
       history: this.runHistory,
+      ...(net.gaps && this.gaps ? { observation: this.gaps.toJSON() } : {}),
     };
     await writeFileAtomic(join(folder, "model.json"), `${JSON.stringify(model, null, 2)}\n`);
     // The alarm's statistics beside the weights; none (a stale file from another model) removed.
@@ -1499,7 +1683,9 @@ export class NBI {
 
   /**
    * Loads a saved engine. The simulator is needed for predict (and further fits); priors default
-   * to the saved ones; a custom flow or featurizer must be given again. Loading reads data only:
+   * to the saved ones; a custom flow or featurizer must be given again, and so must a gapped
+   * observation model given functions (`noise`; one given ranges is restored from model.json).
+   * `noise` is also the default noise of `calibrate` and `posteriorPredictive`. Loading reads data only:
    * model.json's sizes are checked against the weights file (and sane limits) before any network
    * is built, so a damaged or foreign model.json cannot make it allocate gigabytes.
    *
@@ -1525,7 +1711,10 @@ export class NBI {
         | "simulatorVersion"
         | "simTimeoutMs"
       >
-    > = {},
+    > & {
+      /** The fit's noise model (needed again for a gapped observation model with functions). */
+      noise?: Noise;
+    } = {},
   ): Promise<NBI> {
     const folder = resolvePath(dir);
     let model: ModelFile;
@@ -1608,6 +1797,29 @@ export class NBI {
         : {}),
       ...(options.simTimeoutMs !== undefined ? { simTimeoutMs: options.simTimeoutMs } : {}),
     });
+    if (model.observation !== undefined) {
+      engine.gaps = gappedFromSpec(
+        model.observation,
+        "NBI.load",
+        `${modelPath} observation`,
+        isGappedLightCurves(options.noise) ? options.noise : undefined,
+      );
+    }
+    if (
+      options.noise !== undefined &&
+      Boolean(engine.gaps) !== isGappedLightCurves(options.noise)
+    ) {
+      failText(
+        "NBI.load",
+        "noise",
+        engine.gaps
+          ? `the gapped observation model ${modelPath} records`
+          : `a noise model without gaps (${modelPath} records no gapped observation model)`,
+        isGappedLightCurves(options.noise) ? options.noise.toString() : describe(options.noise),
+      );
+    }
+    if (options.noise !== undefined) engine.fitNoise = options.noise;
+    else if (engine.gaps) engine.fitNoise = engine.gaps;
     const net = await engine.network();
     const template = await initPosterior(net, keyAt(engine.rootKey, 0));
     engine.checkpoint = checkpointFromTensors(template, tensors, weightsPath);
@@ -1737,18 +1949,25 @@ function checkFitKeys(o: FitOptions): void {
 function checkFeaturizerInput(
   featurizer: FeaturizerConfig | Featurizer,
   shape: readonly number[],
+  gaps?: GappedLightCurves,
 ): void {
   if (!isConfig(featurizer)) return;
   const config = featurizer as FeaturizerConfig;
   const [C, L] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
-  const expected = config.type === "mlp" ? C * L : C;
+  const k = gaps ? GAPPED_CHANNELS : 1;
+  const expected = config.type === "mlp" ? k * C * L : k * C;
   if (typeof config.dimIn === "number" && config.dimIn !== expected) {
+    const channels = gaps
+      ? `${GAPPED_CHANNELS} × ${C} channel${C === 1 ? "" : "s"}: the gapped observation model feeds values, mask and sigmas for each of the data's channels, data of shape [${shape.join(", ")}]`
+      : `the data's channels: data of shape [${shape.join(", ")}]${shape.length === 1 ? ", one channel" : ""}`;
     failText(
       "NBI",
       "featurizer.dimIn",
       config.type === "mlp"
-        ? `${expected} (an MLP sees each simulation flattened: data of shape [${shape.join(", ")}])`
-        : `${expected} (the data's channels: data of shape [${shape.join(", ")}]${shape.length === 1 ? ", one channel" : ""})`,
+        ? gaps
+          ? `${expected} (an MLP sees each observation flattened: ${channels}, length ${L})`
+          : `${expected} (an MLP sees each simulation flattened: data of shape [${shape.join(", ")}])`
+        : `${expected} (${channels})`,
       String(config.dimIn),
     );
   }
@@ -1810,6 +2029,11 @@ async function simulatorIdentity(
 function noiseIdentity(noise: Noise | undefined): unknown {
   if (noise === undefined) return null;
   if (typeof noise === "function") return { function: sha256(noise.toString()) };
+  if (isGappedLightCurves(noise)) {
+    const part = (v: GappedLightCurves["missing"] | GappedLightCurves["sigma"]) =>
+      typeof v === "function" ? { function: sha256(v.toString()) } : v;
+    return { gappedLightCurves: { missing: part(noise.missing), sigma: part(noise.sigma) } };
+  }
   return typeof noise === "number" ? noise : globalThis.Array.from(noise);
 }
 

@@ -29,11 +29,23 @@ export {
   type FitResult,
   NBI,
   type NbiOptions,
+  type ObservationErrors,
   type PredictiveOptions,
   type PredictOptions,
   type PredictResult,
   type SampleBatchResult,
 } from "./engine.js";
+export {
+  encodeGapped,
+  GAPPED_CHANNELS,
+  type GappedLightCurves,
+  type GappedLightCurvesOptions,
+  type GappedLightCurvesSpec,
+  gappedLightCurves,
+  isGappedLightCurves,
+  type MaskSampler,
+  type SigmaSampler,
+} from "./gaps.js";
 export { hostKey, keyAt, normals, uniforms } from "./host.js";
 export {
   combineRounds,
@@ -48,6 +60,7 @@ export {
 export {
   gaussianLogLike,
   type LogLike,
+  maskedGaussianLogLike,
   needsSimulation,
   thetaLogLike,
 } from "./likelihood.js";

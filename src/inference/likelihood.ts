@@ -106,6 +106,48 @@ export function gaussianLogLike(sigma: number | ArrayLike<number>, size: number)
 }
 
 /**
+ * log N(xObs; xSim, diag σ²) over the observed points only: a NaN entry of xObs is a missing
+ * point and is left out of the sum (and of the normalisation). One σ for all points or one per
+ * point; a σ may be NaN where the point is missing. The likelihood of `predict(xObs, { xErr })`
+ * for the gapped observation model. An observed point whose σ is not a finite positive number
+ * gives NaN (an invalid weight); `predict` checks the sigmas before.
+ *
+ * @example
+ * ```ts
+ * const logLike = inference.maskedGaussianLogLike([0.1, Number.NaN, 0.2], 3);
+ * logLike(Float64Array.from([1, Number.NaN, 2]), Float32Array.from([1, 5, 2]), Float64Array.from([0])); // 2.074: the middle point is missing
+ * ```
+ */
+export function maskedGaussianLogLike(sigma: number | ArrayLike<number>, size: number): LogLike {
+  const fn = "maskedGaussianLogLike";
+  if (!Number.isInteger(size) || size < 1) fail(fn, "size", "a positive integer", size);
+  if (typeof sigma !== "number" && typeof (sigma as ArrayLike<number>)?.length !== "number")
+    fail(fn, "sigma", "one sigma or one per point", sigma);
+  const s =
+    typeof sigma === "number" ? new Float64Array(size).fill(sigma) : Float64Array.from(sigma);
+  if (s.length !== size)
+    failText(fn, "sigma", `1 or ${size} sigmas (one per point)`, `${s.length} sigmas`);
+  for (let i = 0; i < size; i++) {
+    if (!Number.isNaN(s[i]!) && !(s[i]! > 0 && Number.isFinite(s[i]!)))
+      fail(fn, `sigma[${i}]`, "a finite positive number (or NaN at a missing point)", s[i]);
+  }
+  const inv = s.map((v) => 1 / v);
+  const logNorm = s.map((v) => Math.log(v) + HALF_LOG_2PI);
+  return (xObs, xSim) => {
+    let q = 0;
+    let norm = 0;
+    for (let i = 0; i < size; i++) {
+      const x = xObs[i]!;
+      if (Number.isNaN(x)) continue;
+      const z = (x - xSim[i]!) * inv[i]!;
+      q += z * z;
+      norm += logNorm[i]!;
+    }
+    return -0.5 * q - norm;
+  };
+}
+
+/**
  * log p(xObs | θ_i) for every row of θ (n × nDims), given the simulations at them (rows of xSim,
  * n × xObs.length). xSim may be left out when the likelihood needs no simulation; its function
  * then gets an empty xSim. NaN results (and non-numbers) stay NaN (invalid).

@@ -16,6 +16,7 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import { jit } from "../transforms/jit.js";
 import * as tree from "../transforms/tree.js";
+import { encodePacked, type GappedLightCurves } from "./gaps.js";
 import { onCpu, uniforms } from "./host.js";
 import { fromUnbounded, isBounded, type SupportBounds, toUnbounded } from "./unbounded.js";
 
@@ -79,6 +80,20 @@ export interface PosteriorNetwork {
   context(params: PosteriorParams, xs: Array): Array;
   /** True when the flow's base is a standard normal (flows from a config without nMog). */
   readonly normalBase: boolean;
+  /**
+   * The gapped observation model the network encodes for (see gaps.ts): its featurizer sees 3C
+   * channels, and the host functions here take observations packed (values with NaN where
+   * missing, then sigmas: 2 × dataSize numbers each).
+   */
+  readonly gaps?: GappedLightCurves;
+}
+
+/**
+ * Numbers per observation as the host functions here take it: dataSize, or twice that for a
+ * network with the gapped observation model (values, then sigmas).
+ */
+export function observationSize(net: PosteriorNetwork): number {
+  return net.gaps ? 2 * net.dataSize : net.dataSize;
 }
 
 const FLOW_KEYS = ["nDims", "type", "flowHidden", "numBlocks", "hiddenLayers", "nMog", "permSeed"];
@@ -105,6 +120,7 @@ export function flowFromConfig(config: FlowConfig, contextDim: number): Flow {
 
 /**
  * The surrogate network for observations of `dataShape` ([L] or [C, L]) and `nDims` parameters.
+ * With `gaps` (the gapped observation model) the featurizer takes 3 channels per data channel.
  *
  * @example
  * ```ts
@@ -116,6 +132,7 @@ export function posteriorNetwork(
   flowSpec: FlowConfig | Flow,
   featurizerSpec: FeaturizerConfig | Featurizer,
   dataShape: readonly number[],
+  gaps?: GappedLightCurves,
 ): PosteriorNetwork {
   if (dataShape.length < 1 || dataShape.length > 2 || dataShape.some((d) => !(d >= 1))) {
     fail("NBI", "dataShape", "[length] or [channels, length]", dataShape);
@@ -143,6 +160,7 @@ export function posteriorNetwork(
     context,
     normalBase,
     logProbStd: (params, xs, thetas) => flow.logProb(params.flow, thetas, context(params, xs)),
+    ...(gaps ? { gaps } : {}),
   };
 }
 
@@ -312,12 +330,16 @@ function compiled(net: PosteriorNetwork): Compiled {
   return c;
 }
 
-/** Standardised observations [m, C, L] on the default backend from m raw observations. */
+/**
+ * Standardised observations [m, C, L] on the default backend from m raw observations; for a
+ * network with the gapped observation model, m packed observations encoded as [m, 3C, L].
+ */
 export function standardiseX(
   net: PosteriorNetwork,
   scales: Scales,
   x: Float32Array | Float64Array,
 ): Array {
+  if (net.gaps) return encodePacked(x, net.inputShape, scales.xMean, scales.xStd);
   const [C, L] = net.inputShape;
   const m = x.length / net.dataSize;
   const out = new Float32Array(x.length);
@@ -357,7 +379,8 @@ export async function surrogateLogProb(
 ): Promise<Float64Array> {
   const d = net.nDims;
   const n = theta.length / d;
-  const shared = xObs.length === net.dataSize;
+  const size = observationSize(net);
+  const shared = xObs.length === size;
   const fns = compiled(net);
   const sharedCtx = shared ? fns.context(params, standardiseX(net, scales, xObs)) : undefined;
   const out = new Float64Array(n);
@@ -368,11 +391,7 @@ export async function surrogateLogProb(
       ? np.broadcastTo(sharedCtx, [m, sharedCtx.shape[1]!])
       : fns.context(
           params,
-          standardiseX(
-            net,
-            scales,
-            xObs.subarray(start * net.dataSize, (start + m) * net.dataSize),
-          ),
+          standardiseX(net, scales, xObs.subarray(start * size, (start + m) * size)),
         );
     const lp = await fns
       .flowLogProb(params, ctx, np.reshape(np.array(ts, { dtype: "float32" }), [m, d]))
@@ -405,7 +424,7 @@ export async function surrogateSample(
   n: number,
 ): Promise<Float64Array> {
   const d = net.nDims;
-  const m = xObs.length / net.dataSize;
+  const m = xObs.length / observationSize(net);
   const fns = compiled(net);
   const ctxAll = fns.context(params, standardiseX(net, scales, xObs)); // [m, F]
   const F = ctxAll.shape[1]!;
@@ -446,14 +465,15 @@ export async function surrogateContexts(
   scales: Scales,
   x: Float32Array | Float64Array,
 ): Promise<Float64Array> {
-  const m = x.length / net.dataSize;
+  const size = observationSize(net);
+  const m = x.length / size;
   const F = net.featurizer.dimOut;
   const fns = compiled(net);
   const out = new Float64Array(m * F);
   const chunk = 256;
   for (let start = 0; start < m; start += chunk) {
     const rows = Math.min(chunk, m - start);
-    const xs = x.subarray(start * net.dataSize, (start + rows) * net.dataSize);
+    const xs = x.subarray(start * size, (start + rows) * size);
     const ctx = await fns.context(params, standardiseX(net, scales, xs)).data();
     for (let i = 0; i < rows * F; i++) out[start * F + i] = ctx[i]!;
   }

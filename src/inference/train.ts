@@ -12,6 +12,7 @@ import * as random from "../ops/random.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
 import * as tree from "../transforms/tree.js";
+import { type GappedLightCurves, gappedTrainingInput, isGappedLightCurves } from "./gaps.js";
 import { keyAt, permutation, uniforms, yieldToEventLoop } from "./host.js";
 import * as optim from "./optim/index.js";
 import {
@@ -28,8 +29,12 @@ import {
  * `np`/`random` in the data's units.
  */
 export type NoiseFn = (key: Array, x: Array, theta: Array) => Array;
-/** The noise model: Gaussian sigmas (one, or one per data element) or a `NoiseFn`. */
-export type Noise = number | ArrayLike<number> | NoiseFn;
+/**
+ * The noise model: Gaussian sigmas (one, or one per data element), a `NoiseFn`, or light curves
+ * with missing points and per-point error bars (`gappedLightCurves`, whose featurizer sees the
+ * values, the mask and the sigmas).
+ */
+export type Noise = number | ArrayLike<number> | NoiseFn | GappedLightCurves;
 
 /** One training epoch, as `onEpoch` and `RoundRecord.epochs` report it. */
 export interface EpochRecord {
@@ -173,13 +178,25 @@ function checkOptions(o: TrainOptions): void {
   if (o.atoms !== undefined) posInt("atoms", o.atoms);
 }
 
+/**
+ * A batch's noise as a traceable function of (key, x, θ, consts): the noisy data, or with
+ * `encoded` the featurizer's whole input (the gapped model's values, mask and sigmas).
+ */
+type BatchNoise = ((k: Array, x: Array, t: Array, c: Consts) => Array) & {
+  readonly encoded?: boolean;
+};
+
 /** The noise model as a traceable function of (key, x, θ, consts). */
-function noiseModel(
-  noise: Noise | undefined,
-  dataSize: number,
-): ((k: Array, x: Array, t: Array, c: Consts) => Array) | undefined {
+function noiseModel(noise: Noise | undefined, dataSize: number): BatchNoise | undefined {
   if (noise === undefined) return undefined;
   if (typeof noise === "function") return (k, x, t) => noise(k, x, t);
+  if (isGappedLightCurves(noise)) {
+    return Object.assign(
+      (k: Array, x: Array, t: Array, c: Consts) =>
+        gappedTrainingInput(noise, k, x, t, c.xMean, c.xStd),
+      { encoded: true },
+    );
+  }
   const sig = typeof noise === "number" ? [noise] : globalThis.Array.from(noise);
   if (sig.length !== 1 && sig.length !== dataSize) {
     fail(
@@ -199,7 +216,8 @@ export function sigmaArray(
   noise: Noise | undefined,
   inputShape: readonly [number, number],
 ): Array | undefined {
-  if (noise === undefined || typeof noise === "function") return undefined;
+  if (noise === undefined || typeof noise === "function" || isGappedLightCurves(noise))
+    return undefined;
   const sig = typeof noise === "number" ? [noise] : globalThis.Array.from(noise);
   if (sig.length === 1) return np.array(sig[0]!, { dtype: "float32" });
   return np.reshape(np.array(sig, { dtype: "float32" }), [...inputShape]);
@@ -225,6 +243,7 @@ function noisyStandardised(
   theta: Array,
   c: Consts,
 ): Array {
+  if (noise?.encoded) return noise(key, x, theta, c);
   const xn = noise ? noise(key, x, theta, c) : x;
   return np.div(np.sub(xn, c.xMean), c.xStd);
 }

@@ -27,7 +27,13 @@ export interface WeightedDrawsOptions {
   /** The trained surrogate. */
   readonly checkpoint: Checkpoint;
   readonly prior: Prior;
+  /** The observation as the likelihood reads it (NaN where a point is missing, gapped model). */
   readonly xObs: Float32Array;
+  /**
+   * The observation as the network's host functions take it (default xObs): for the gapped
+   * observation model, values and sigmas packed (see gaps.ts).
+   */
+  readonly netInput?: Float32Array;
   readonly logLike: LogLike;
   readonly key: Array;
   /** Draws planned (see `PredictOptions.nSamples`). */
@@ -72,7 +78,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let dropped = 0;
   let redrawn = 0;
   const defensive = defensiveFor(net, o.defensive);
-  const ctx: ProposalContext = { net, prior, xObs: x, checkpoints: [checkpoint] };
+  const ctx: ProposalContext = { net, prior, xObs: o.netInput ?? x, checkpoints: [checkpoint] };
   const surrogatePart: ProposalPart = {
     kind: "surrogate",
     round: 0,

@@ -106,7 +106,7 @@ describe("NBI: bad input", () => {
     const nan = globalThis.Array.from(xObsLine(0));
     nan[4] = Number.NaN;
     await expect(engine.fit({ ...quickFit, xObs: nan })).rejects.toThrow(
-      /xObs expected finite numbers, got NaN at index 4/,
+      /xObs expected finite values \(or fit with the gapped observation model.*got NaN at index 4/,
     );
   });
 

@@ -4,6 +4,7 @@
  */
 import { fail, NbiError } from "../../errors.js";
 import type { Array } from "../../ops/array.js";
+import { isGappedLightCurves } from "../gaps.js";
 import type { Noise } from "../train.js";
 
 /** Options of `NBI.calibrate`. */
@@ -15,9 +16,10 @@ export interface CalibrateOptions {
   /** PRNG key of the test pairs, the draws and TARP's references (default: from the engine's seed). */
   key?: Array;
   /**
-   * The noise model the fit trained with (Gaussian sigmas or a noise function), added to each
-   * test simulation so it looks like the training data (default: the last fit's `noise`; give
-   * it after `NBI.load`, which does not record it).
+   * The noise model the fit trained with (Gaussian sigmas, a noise function, or the gapped
+   * observation model, whose test observations get their own gaps and error bars), added to each
+   * test simulation so it looks like the training data (default: the last fit's `noise`; after
+   * `NBI.load`, the gapped model model.json records, else give it: sigmas are not recorded).
    */
   noise?: Noise;
   /** Familywise significance of the verdict's tests (default 0.05, Bonferroni-split). */
@@ -100,12 +102,13 @@ export function checkCalibrateOptions(options: unknown): CheckedCalibrateOptions
     noise !== undefined &&
     typeof noise !== "number" &&
     typeof noise !== "function" &&
+    !isGappedLightCurves(noise) &&
     typeof (noise as ArrayLike<number>)?.length !== "number"
   ) {
     fail(
       fn,
       "noise",
-      "Gaussian sigmas (one number or one per data element) or a noise function",
+      "Gaussian sigmas (one number or one per data element), a noise function or gappedLightCurves({ ... })",
       noise,
     );
   }
