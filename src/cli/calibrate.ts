@@ -32,7 +32,9 @@ around one observation) is refused: its posterior is not meant to hold over the 
 
 Calibration simulates, and a run folder is data, not code: the simulator it names is run only
 with --simulator, --config or --trust-run-dir. The noise added to the test simulations is the
-config's fit.noise with --config, else the Gaussian noise recorded in RUN_DIR.
+config's fit.noise with --config, else the Gaussian noise recorded in RUN_DIR; a model fitted to
+light curves with gaps and error bars (fit.noise { "missing", "sigma" }) gives each test
+simulation gaps and error bars of its own, from the model RUN_DIR/model.json records.
 
 Options:
       --n-test N      test pairs to simulate (default 200, at least 10)
@@ -103,7 +105,9 @@ export async function calibrateCommand(argv: readonly string[]): Promise<number>
     ...(overrides.simTimeoutMs !== undefined ? { simTimeoutMs: overrides.simTimeoutMs } : {}),
   });
   reporter.event("start", { command, runDir, nTest, nSamples });
-  if (noise === undefined) {
+  // A gapped model's noise is its observation model, which model.json records and NBI.load
+  // restores: the engine applies it with no noise given.
+  if (noise === undefined && engine.observationModel === undefined) {
     reporter.warn(
       "no noise is recorded for this run: the test simulations get none (a fit with a noise " +
         "function needs --config CONFIG to apply it)",

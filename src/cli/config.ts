@@ -410,6 +410,15 @@ export async function resolveConfig(
     }
   }
 
+  if (obs !== undefined && isGappedLightCurves(fit.noise)) {
+    // The engine's sequential gapped fit needs the light curve's error bars (fit's xErr), which
+    // a config cannot give yet.
+    problems.push(
+      "observation: a config with the gapped observation model (fit.noise { missing, sigma }) fits amortized, without an observation; " +
+        "weigh a light curve with nbi predict RUN_DIR --obs FILE --xerr-column NAME",
+    );
+  }
+
   // Scalars.
   const seed = raw.seed ?? 0;
   if (!Number.isSafeInteger(seed)) problem("seed", "an integer", seed);

@@ -6,7 +6,9 @@
  * skipped; cells are separated by commas, semicolons or whitespace). `column` (a header name or a
  * 0-based index) picks one column, e.g. the flux of a "wavelength,flux,err" spectrum; a file with
  * several named columns needs one picked. Without a header, every number counts (one observation,
- * or one per row).
+ * or one per row). Where the caller allows missing values (`nbi predict`'s observation: light
+ * curves with gaps), a cell "nan" (any case) or an empty cell reads as NaN and an NPY file's NaN
+ * passes through; every other reader keeps to numbers.
  *
  * Writing: CSV with a header line, or NPY (float64, n × columns) with the same columns.
  */
@@ -20,15 +22,25 @@ export interface NumbersRead {
   /** Rows × columns of a CSV file (after picking a column: rows × 1); NPY: its shape. */
   readonly shape: readonly number[];
   readonly columns?: readonly string[];
+  /** A CSV file's line number (1-based) of each data row, for errors that say where. */
+  readonly lines?: readonly number[];
+}
+
+/** How a reader treats cells that hold no number. */
+export interface ReadOptions {
+  /** "nan" (any case) and empty cells read as NaN (a missing point); default false. */
+  readonly missing?: boolean;
 }
 
 const isNumber = (cell: string) => cell !== "" && Number.isFinite(Number(cell));
+const isMissing = (cell: string) => cell === "" || /^nan$/i.test(cell);
 
 /** The numbers in a CSV or NPY file (by extension; anything else is read as CSV). */
 export async function readNumbers(
   path: string,
   column?: string | number,
   hint?: string,
+  options: ReadOptions = {},
 ): Promise<NumbersRead> {
   if (extname(path).toLowerCase() === ".npy") {
     if (column !== undefined) {
@@ -46,7 +58,7 @@ export async function readNumbers(
         : `${path}: ${error.message}`,
     );
   });
-  return parseCsv(text, path, column, hint);
+  return parseCsv(text, path, column, hint, options);
 }
 
 export function parseCsv(
@@ -54,27 +66,31 @@ export function parseCsv(
   source: string,
   column?: string | number,
   hint?: string,
+  options: ReadOptions = {},
 ): NumbersRead {
+  const missing = options.missing === true;
+  const isValue = (cell: string) => isNumber(cell) || (missing && isMissing(cell));
   const lines = text
     .split(/\r?\n/)
     .map((line, i) => ({ line: line.trim(), number: i + 1 }))
     .filter(({ line }) => line !== "" && !line.startsWith("#"));
   const split = (line: string) => line.split(/\s*[,;]\s*|\s+/);
   let header: string[] | undefined;
-  if (lines.length > 0 && !split(lines[0]!.line).every(isNumber)) {
+  if (lines.length > 0 && !split(lines[0]!.line).every(isValue)) {
     header = split(lines[0]!.line).map((h) => h.replace(/^"(.*)"$/, "$1"));
     lines.shift();
   }
   const rows = lines.map(({ line, number }) => {
     const cells = split(line);
-    const bad = cells.findIndex((c) => !isNumber(c));
+    const bad = cells.findIndex((c) => !isValue(c));
     if (bad >= 0) {
       throw new NbiError(
-        `${source}:${number}: expected numbers, got ${JSON.stringify(cells[bad])} (column ${bad + 1})`,
+        `${source}:${number}: expected numbers${missing ? ' (or "nan" or an empty cell for a missing value)' : ""}, got ${JSON.stringify(cells[bad])} (column ${bad + 1})`,
       );
     }
-    return cells.map(Number);
+    return cells.map((c) => (isNumber(c) ? Number(c) : Number.NaN));
   });
+  const rowLines = lines.map(({ number }) => number);
   const width = rows[0]?.length ?? 0;
   const ragged = rows.findIndex((r) => r.length !== width);
   if (ragged >= 0) {
@@ -93,6 +109,7 @@ export function parseCsv(
       values: Float64Array.from(rows.flat()),
       shape: [rows.length, width],
       ...(header ? { columns: header } : {}),
+      lines: rowLines,
     };
   }
   const index =
@@ -107,7 +124,12 @@ export function parseCsv(
       `${source}: column ${JSON.stringify(column)} not found; the file has ${names} (give a name or a 0-based index)`,
     );
   }
-  return { values: Float64Array.from(rows, (r) => r[index]!), shape: [rows.length, 1] };
+  return {
+    values: Float64Array.from(rows, (r) => r[index]!),
+    shape: [rows.length, 1],
+    ...(header ? { columns: [header[index]!] } : {}),
+    lines: rowLines,
+  };
 }
 
 /** Splits the numbers read into observations of `size` values, with a clear error otherwise. */

@@ -4,7 +4,7 @@
  * trust verdict per observation, and with --plots a posterior predictive check plot of each.
  */
 import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { extname, join, resolve } from "node:path";
 import { NbiError } from "../errors.js";
 import { NBI, type PredictResult } from "../inference/engine.js";
 import {
@@ -17,7 +17,7 @@ import {
   UsageError,
 } from "./common.js";
 import { loadRun, STORE_DIR, simulatorArgument } from "./config.js";
-import { observations, readNumbers, samplesTable, writeTable } from "./data.js";
+import { type NumbersRead, observations, readNumbers, samplesTable, writeTable } from "./data.js";
 import { overridesOf, RUN_OPTIONS } from "./fit.js";
 import { Reporter, summarize, summaryTable } from "./report.js";
 
@@ -32,7 +32,10 @@ training simulations (in the featurizer's space) and from the weights' n_eff, ef
 Pareto k; anything but ok is printed as a warning saying why.
 
 FILE is CSV or NPY: one observation (the simulator's output length), or several in a row
-(an NPY of shape [m, ...] or a CSV with one observation per row).
+(an NPY of shape [m, ...] or a CSV with one observation per row). A missing point is NaN: in a
+CSV, "nan" (any case) or an empty cell. Only a model fitted with the gapped observation model
+(fit.noise { "missing": [lo, hi], "sigma": [lo, hi] }) takes missing points; it also needs each
+point's error bar, e.g. --xerr-column err for a "time,flux,err" light curve.
 
 A run folder is data, not code: the simulator it names (in RUN_DIR/nbi-config.json) is not
 imported unless you say so with --simulator, --config or --trust-run-dir. Without a simulator
@@ -44,14 +47,17 @@ Options:
       --xerr S        measurement error sigma: one number or one per value, comma-separated
                       (default: the config's predict.xErr or fit.noise; without any, the
                       surrogate's draws are returned unweighted)
+      --xerr-column C the CSV column of FILE holding each point's sigma (a header name or a
+                      0-based index; empty or nan where the point is missing), instead of --xerr
       --n N           surrogate draws to simulate and weigh (default 1000)
       --neff-min N    draw and simulate more until n_eff reaches N (at most 10 × --n)
       --out FILE      where to write draws and weights: .csv or .npy
                       (default RUN_DIR/posterior.csv; columns [obs,] parameters..., weight)
       --plots         also run a posterior predictive check of each observation (simulations
-                      at posterior draws, noise --xerr) and write ppc.{svg,png} (ppc-K.{svg,png}
-                      for observation K of several) into RUN_DIR: the observation over the
-                      predictive median and 68%/95% bands, beside the residuals
+                      at posterior draws, noise --xerr or --xerr-column) and write ppc.{svg,png}
+                      (ppc-K.{svg,png} for observation K of several) into RUN_DIR: the
+                      observation over the predictive median and 68%/95% bands, beside the
+                      residuals (missing points marked; the check weighs observed points only)
       --ppc-draws N   posterior draws the check simulates (default 500)
       --simulator M   the simulator module to run: FILE.mjs or FILE.mjs#export
       --config CONFIG the config whose simulator to run (the one 'nbi fit' ran)
@@ -74,6 +80,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     obs: { type: "string" },
     column: { type: "string" },
     xerr: { type: "string" },
+    "xerr-column": { type: "string" },
     n: { type: "string", short: "n" },
     "neff-min": { type: "string" },
     out: { type: "string", short: "o" },
@@ -91,6 +98,18 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     throw new UsageError("--obs FILE is required (a CSV or NPY observation)", "predict");
   const overrides = overridesOf("predict", args.values);
   const xErrFlag = numbersOption("predict", "xerr", args.values.xerr);
+  const column = stringOption(args.values.column);
+  const errColumn = stringOption(args.values["xerr-column"]);
+  if (args.values["xerr-column"] === "")
+    throw new UsageError("--xerr-column expected a column name or a 0-based index", "predict");
+  if (errColumn !== undefined && xErrFlag !== undefined)
+    throw new UsageError("give either --xerr or --xerr-column, not both", "predict");
+  if (errColumn !== undefined && extname(obsPath).toLowerCase() === ".npy") {
+    throw new UsageError(
+      `--xerr-column picks a column of a CSV observation, and ${obsPath} is an NPY file: give the sigmas with --xerr`,
+      "predict",
+    );
+  }
   const nFlag = intOption("predict", "n", args.values.n, 2);
   const neffFlag = intOption("predict", "neff-min", args.values["neff-min"], 1);
   const ppcDraws = intOption("predict", "ppc-draws", args.values["ppc-draws"], 20);
@@ -108,12 +127,9 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     ...(configFlag !== undefined ? { config: configFlag } : {}),
     trustRunDir: args.values["trust-run-dir"] === true,
   });
-  const xErr = xErrFlag ?? saved.predict.xErr ?? saved.noise;
-  if (xErr !== undefined && saved.simulatorValue === undefined) {
-    // Weighting needs simulations, and nothing in the folder is run unasked.
-    throw new UsageError(saved.simulatorNote ?? "a simulator is needed (--simulator)", "predict");
-  }
-  let model: { dataShape?: unknown };
+  const xErr =
+    errColumn !== undefined ? undefined : (xErrFlag ?? saved.predict.xErr ?? saved.noise);
+  let model: { dataShape?: unknown; observation?: { missing?: unknown; sigma?: unknown } };
   try {
     model = JSON.parse(await readFile(join(runDir, "model.json"), "utf8")) as typeof model;
   } catch (error) {
@@ -130,6 +146,37 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     );
   }
   const size = (shape as number[]).reduce((a, b) => a * b, 1);
+  if (model.observation !== undefined && xErr === undefined && errColumn === undefined) {
+    // The network itself takes the error bars (a channel of its input): nothing runs without them.
+    const { missing, sigma } = model.observation;
+    throw new UsageError(
+      `the model in ${runDir} was fitted to light curves with gaps and error bars (missing ${JSON.stringify(missing)}, sigma ${JSON.stringify(sigma)}): ` +
+        `give each point's sigma, --xerr-column NAME (a column of ${obsPath}) or --xerr S`,
+      "predict",
+    );
+  }
+  if ((xErr !== undefined || errColumn !== undefined) && saved.simulatorValue === undefined) {
+    // Weighting needs simulations, and nothing in the folder is run unasked.
+    throw new UsageError(saved.simulatorNote ?? "a simulator is needed (--simulator)", "predict");
+  }
+  // Missing points (NaN, "nan", empty cells) are read here; the engine refuses them unless the
+  // model was fitted with the gapped observation model, and says so.
+  const read = await readNumbers(obsPath, column, "--column", { missing: true });
+  const xs = observations(read, size, obsPath);
+  const errs =
+    errColumn === undefined
+      ? undefined
+      : observations(
+          errorColumn(
+            read,
+            await readNumbers(obsPath, errColumn, "--xerr-column", { missing: true }),
+            errColumn,
+            obsPath,
+          ),
+          size,
+          obsPath,
+        );
+  const xErrOf = (k: number) => errs?.[k] ?? xErr;
   const workers = overrides.workers ?? saved.workers;
   const backend = overrides.backend ?? saved.backend;
   const engine = await NBI.load(runDir, {
@@ -139,8 +186,6 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     ...(backend !== undefined ? { backend } : {}),
     ...(overrides.simTimeoutMs !== undefined ? { simTimeoutMs: overrides.simTimeoutMs } : {}),
   });
-  const column = stringOption(args.values.column);
-  const xs = observations(await readNumbers(obsPath, column, "--column"), size, obsPath);
   const nSamples = nFlag ?? saved.predict.nSamples ?? 1000;
   const neffMin = neffFlag ?? saved.predict.neffMin;
   reporter.event("start", { command: "predict", runDir, observations: xs.length, nSamples });
@@ -153,7 +198,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     const post: PredictResult = await engine.predict(xs[k]!, {
       nSamples,
       onSimulate: (done) => bar.update(done),
-      ...(xErr !== undefined ? { xErr } : {}),
+      ...(xErrOf(k) !== undefined ? { xErr: xErrOf(k)! } : {}),
       ...(neffMin !== undefined ? { neffMin } : {}),
       ...(saved.predict.nMax !== undefined ? { nMax: saved.predict.nMax } : {}),
     });
@@ -180,7 +225,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
           runDir,
           name: xs.length > 1 ? `ppc-${k}` : "ppc",
           head,
-          xErr,
+          xErr: xErrOf(k),
           nDraws: ppcDraws,
           reporter,
         })
@@ -235,14 +280,14 @@ async function predictiveCheckPlot(
     runDir: string;
     name: string;
     head: string;
-    xErr: number | readonly number[] | undefined;
+    xErr: number | ArrayLike<number> | undefined;
     nDraws: number | undefined;
     reporter: Reporter;
   },
 ): Promise<Record<string, unknown> | undefined> {
   if (o.xErr === undefined) {
     o.reporter.warn(
-      `${o.head}posterior predictive check skipped: it needs the measurement noise (--xerr, or the config's predict.xErr or fit.noise)`,
+      `${o.head}posterior predictive check skipped: it needs the measurement noise (--xerr or --xerr-column, or the config's predict.xErr or fit.noise)`,
     );
     return undefined;
   }
@@ -273,4 +318,35 @@ async function predictiveCheckPlot(
     );
   }
   return record;
+}
+
+/**
+ * The sigmas of --xerr-column beside the data they belong to: as many as the data values, and a
+ * finite sigma > 0 wherever the data are observed (NaN or empty where a point is missing).
+ */
+function errorColumn(
+  data: NumbersRead,
+  errors: NumbersRead,
+  name: string,
+  source: string,
+): NumbersRead {
+  const label = `--xerr-column ${JSON.stringify(name)}`;
+  if (errors.values.length !== data.values.length) {
+    throw new NbiError(
+      `${source}: ${label} expected one sigma per data value (${data.values.length}), got ${errors.values.length}` +
+        (data.shape.length === 2 && data.shape[1]! > 1
+          ? `: the data are ${data.shape[0]} rows × ${data.shape[1]} columns; pick the data column with --column`
+          : ""),
+    );
+  }
+  const dataName = data.columns?.length === 1 ? JSON.stringify(data.columns[0]) : "the data";
+  for (let i = 0; i < data.values.length; i++) {
+    const s = errors.values[i]!;
+    if (Number.isNaN(data.values[i]!) || (s > 0 && Number.isFinite(s))) continue;
+    const where = errors.lines?.[i] !== undefined ? `${source}:${errors.lines[i]}` : source;
+    throw new NbiError(
+      `${where}: ${label} expected a finite sigma > 0 where ${dataName} is observed, got ${Number.isNaN(s) ? "a missing value" : s}`,
+    );
+  }
+  return errors;
 }

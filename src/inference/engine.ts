@@ -151,10 +151,18 @@ export interface FitOptions extends Partial<RoundOptions>, Hooks {
   /**
    * Gaussian noise sigmas (also the default likelihood), a noise function (key, x, θ) → x', or
    * `gappedLightCurves({ missing, sigma })`: light curves with missing points and per-point error
-   * bars, drawn afresh for every batch (an amortized fit: no xObs; the featurizer's dimIn is then
-   * 3 × channels, an MLP's 3 × channels × length).
+   * bars, drawn afresh for every batch (the featurizer's dimIn is then 3 × channels, an MLP's
+   * 3 × channels × length). With it, a fit is amortized (no xObs) or sequential around one
+   * light curve: xObs with NaN where a point is missing, and its `xErr`.
    */
   noise?: Noise;
+  /**
+   * With the gapped observation model and an xObs: the observation's own error bars (one sigma,
+   * or one per point; NaN where a point is missing). The rounds' proposals see xObs encoded with
+   * them, and the importance weights use the Gaussian likelihood of the observed points only.
+   * Training keeps the model's random gaps and sigmas (the network stays amortized over them).
+   */
+  xErr?: number | ArrayLike<number>;
   /** Exact log-likelihood for the importance weights (default: Gaussian with the noise sigmas). */
   logLike?: LogLike;
   /** Progress bars on stderr (default: when stderr is a terminal). */
@@ -337,6 +345,51 @@ function toFloat64(fn: string, name: string, v: unknown): Float64Array {
     } else fail(fn, `${name}[${i}]`, "a number or an array of numbers", r);
   }
   return Float64Array.from(flat);
+}
+
+/**
+ * One gapped observation's values: `size` numbers, each finite or NaN (a missing point), at
+ * least one observed.
+ */
+function gappedValues(fn: string, xObs: unknown, size: number): Float32Array {
+  const x = toFloat32(fn, "xObs", xObs);
+  if (x.length !== size) {
+    failText(
+      fn,
+      "xObs",
+      `${size} numbers (the simulator's output size; NaN where a point is missing)`,
+      `${x.length} numbers`,
+    );
+  }
+  packObservations(fn, { x: "xObs", err: "xErr" }, x, 1, size); // finite or NaN, one observed
+  return x;
+}
+
+/**
+ * The sigmas of a gapped observation's replicated data, one per point: the observation's own
+ * (checked as predict checks them), and at a missing point its own sigma when it is given one
+ * (finite > 0), else the median of the observed points' sigmas.
+ */
+function replicateSigmas(
+  fn: string,
+  x: Float32Array,
+  xErr: number | ArrayLike<number>,
+  size: number,
+): Float64Array {
+  const { packed } = packObservations(fn, { x: "xObs", err: "xErr" }, x, xErr, size);
+  const given = typeof xErr === "number" ? undefined : toFloat64(fn, "xErr", xErr);
+  const observed = globalThis.Array.from(packed.subarray(size), Number).filter(
+    (v) => !Number.isNaN(v),
+  );
+  observed.sort((a, b) => a - b);
+  const h = (observed.length - 1) / 2;
+  const median = 0.5 * (observed[Math.floor(h)]! + observed[Math.ceil(h)]!);
+  const sigmaAt = (i: number) =>
+    given === undefined ? (xErr as number) : given.length === 1 ? given[0]! : given[i]!;
+  return Float64Array.from({ length: size }, (_, i) => {
+    const own = sigmaAt(i);
+    return !Number.isNaN(x[i]!) || (own > 0 && Number.isFinite(own)) ? own : median;
+  });
 }
 
 function toFloat32(fn: string, name: string, v: unknown): Float32Array {
@@ -599,6 +652,8 @@ export class NBI {
    * const fit = await engine.fit({ xObs, nSims: 500, nRounds: 4, nEpochs: 20, noise: 0.1 });
    * console.log(fit.essHistory, fit.stopped);
    * const amortized = await engine.fit({ nSims: 10000, noise: 0.1 }); // no xObs: one round from the prior
+   * // one light curve with gaps (NaN) and its own error bars, gapped observation model
+   * const lc = await engine.fit({ xObs, xErr, noise: gappedLightCurves({ sigma: [0.1, 0.5] }), nRounds: 3, nSims: 1000 });
    * ```
    */
   async fit(options: FitOptions): Promise<FitResult> {
@@ -610,16 +665,24 @@ export class NBI {
     if (!["never", "ifSame", "force"].includes(resume))
       fail("fit", "resume", '"never", "ifSame" or "force"', o.resume);
     this.useGaps(o.noise);
-    if (this.gaps && o.xObs !== undefined) {
+    if (o.xErr !== undefined && !this.gaps) {
       fail(
         "fit",
-        "xObs",
-        "no observation with the gapped observation model (it trains an amortized network over gaps and error bars; weigh an observation with predict(xObs, { xErr }))",
-        "an observation",
+        "xErr",
+        "no xErr without the gapped observation model (noise's Gaussian sigmas are the weights' likelihood; or give logLike)",
+        describe(o.xErr),
+      );
+    }
+    if (o.xErr !== undefined && o.xObs === undefined) {
+      failText(
+        "fit",
+        "xErr",
+        "the error bars of an xObs (an amortized fit, without xObs, trains over the model's sigmas)",
+        "no xObs",
       );
     }
     const xObsRaw = o.xObs === undefined ? undefined : toFloat32("fit", "xObs", o.xObs);
-    if (xObsRaw) checkObservation("fit", xObsRaw);
+    if (xObsRaw && !this.gaps) checkObservation("fit", xObsRaw);
     let precomputed: SnpeConfig["precomputed"];
     if (o.x !== undefined || o.theta !== undefined) {
       precomputed = { x: toFloat32("fit", "x", o.x), theta: toFloat64("fit", "theta", o.theta) };
@@ -636,6 +699,12 @@ export class NBI {
     }
     const net = await this.network(shape);
     const d = net.nDims;
+    // A gapped observation: NaN where missing, its own error bars (xErr); the proposals see it
+    // encoded as predict's network does, the weights use the masked Gaussian likelihood.
+    const gapped =
+      xObsRaw && this.gaps
+        ? packObservations("fit", { x: "xObs", err: "xErr" }, xObsRaw, o.xErr, net.dataSize)
+        : undefined;
     if (precomputed) {
       const { x, theta } = precomputed;
       if (
@@ -660,9 +729,12 @@ export class NBI {
     if (!Number.isInteger(nSims) || nSims < 2) fail("fit", "nSims", "an integer ≥ 2", o.nSims);
     const logLike =
       o.logLike ??
-      (o.noise !== undefined && typeof o.noise !== "function" && !isGappedLightCurves(o.noise)
-        ? gaussianLogLike(o.noise as number | ArrayLike<number>, net.dataSize)
-        : undefined);
+      (gapped
+        ? maskedGaussianLogLike(o.xErr as number | ArrayLike<number>, net.dataSize)
+        : o.noise !== undefined && typeof o.noise !== "function" && !isGappedLightCurves(o.noise)
+          ? gaussianLogLike(o.noise as number | ArrayLike<number>, net.dataSize)
+          : undefined);
+    if (gapped && this.gaps) for (const w of gapWarnings(this.gaps, gapped)) o.onWarning?.(w);
     if (xObsRaw && nRounds > 1 && !logLike) {
       fail(
         "fit",
@@ -690,6 +762,7 @@ export class NBI {
         nRounds,
         nSims,
         xObs: xObsRaw,
+        ...(gapped ? { netInput: gapped.packed } : {}),
         precomputed,
         logLike,
         fingerprint,
@@ -773,6 +846,7 @@ export class NBI {
       nRounds: number;
       nSims: number;
       xObs: Float32Array | undefined;
+      netInput?: Float32Array;
       precomputed: SnpeConfig["precomputed"];
       logLike: LogLike | undefined;
       fingerprint: StoreFingerprint;
@@ -817,6 +891,7 @@ export class NBI {
       ...(precomputed ? { precomputed } : {}),
       store,
       ...(xObs ? { xObs } : {}),
+      ...(run.netInput ? { netInput: run.netInput } : {}),
       ...(logLike ? { logLike } : {}),
       ...(o.noise !== undefined ? { noise: o.noise } : {}),
       nRounds,
@@ -1252,6 +1327,12 @@ export class NBI {
    * data point, residuals, and the statistic T = Σ ((y − ȳ)/s)² with its posterior predictive
    * p-value (see ppc.ts). A small p-value says the model does not describe xObs.
    *
+   * With the gapped observation model, NaN in xObs marks a missing point and `xErr` holds the
+   * observation's own error bars (as `predict` takes them): the replicated data get Gaussian noise
+   * with those sigmas, at a missing point its own sigma when given, else the median of the
+   * observed points' sigmas, so the bands are drawn at every point; the residuals, the statistic
+   * and its p-value run over the observed points only.
+   *
    * A method of its own, not an option of `predict`: it costs nDraws more simulations, a user
    * checks the observations worth checking, and it takes any weighted result (a fit's too).
    * predict's own simulations belong to proposal draws, not posterior draws; reusing them would
@@ -1262,6 +1343,8 @@ export class NBI {
    * const post = await engine.predict(xObs, { xErr: 0.1 });
    * const check = await engine.posteriorPredictive(xObs, post, { xErr: 0.1, nDraws: 500 });
    * check.pValue; check.message; // plots.ppcPlot(check) draws it
+   * // gapped observation model: NaN where a point is missing, one sigma per point
+   * const gapped = await engine.posteriorPredictive(lc, post, { xErr: lcErr });
    * ```
    */
   async posteriorPredictive(
@@ -1270,10 +1353,10 @@ export class NBI {
     options: PredictiveOptions = {},
   ): Promise<PredictiveCheck> {
     const fn = "posteriorPredictive";
-    const x = this.observation(fn, xObs);
     const { net } = this.trained(fn);
     const d = net.nDims;
     if (typeof options !== "object" || options === null) fail(fn, "options", "an object", options);
+    const x = net.gaps ? gappedValues(fn, xObs, net.dataSize) : this.observation(fn, xObs);
     if (typeof result !== "object" || result === null)
       fail(fn, "result", "a predict or fit result { samples, weights }", result);
     const { samples, weights } = result;
@@ -1307,8 +1390,18 @@ export class NBI {
     }
     const noise =
       options.noise ??
-      options.xErr ??
+      (net.gaps && options.xErr !== undefined
+        ? replicateSigmas(fn, x, options.xErr, net.dataSize)
+        : options.xErr) ??
       (isGappedLightCurves(this.fitNoise) ? undefined : this.fitNoise);
+    if (noise === undefined && net.gaps) {
+      fail(
+        fn,
+        "xErr",
+        "the observation's error bars (one sigma, or one per point; NaN where a point is missing): the replicated data get noise with those sigmas",
+        undefined,
+      );
+    }
     if (noise === undefined) {
       fail(
         fn,
@@ -1360,7 +1453,7 @@ export class NBI {
       fn,
       options.noise !== undefined ? "noise" : "xErr",
     );
-    return predictiveCheck(x, replicas, net.inputShape);
+    return predictiveCheck(x, replicas, net.inputShape, { missing: Boolean(net.gaps) });
   }
 
   /**
@@ -1630,6 +1723,20 @@ export class NBI {
   }
 
   /**
+   * The gapped observation model the network encodes for (fit's noise, or restored from
+   * model.json by `NBI.load`), or undefined for a network trained without gaps.
+   *
+   * @example
+   * ```ts
+   * const loaded = await NBI.load("runs/gaps/model");
+   * loaded.observationModel?.toString(); // "gappedLightCurves(missing [0, 0.5], sigma [0.15, 0.5])"
+   * ```
+   */
+  get observationModel(): GappedLightCurves | undefined {
+    return this.gaps;
+  }
+
+  /**
    * Saves the trained network: `model.json` (format, version, configs, data shape, labels, prior,
    * history, and the gapped observation model when it has one, functions as "function") and
    * `weights.safetensors` (parameters by pytree path, scales in float64).
@@ -1864,6 +1971,7 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
 /** Every option `fit` takes (the compiler checks this list against FitOptions). */
 const FIT_KEYS: Record<keyof FitOptions, true> = {
   xObs: true,
+  xErr: true,
   x: true,
   theta: true,
   nRounds: true,
@@ -2063,6 +2171,8 @@ async function runFingerprint(
       seed: engine.seed,
       noise: noiseIdentity(o.noise),
       xObs: run.xObs ? sha256(run.xObs) : null,
+      // Only when given: a store fingerprinted before xErr existed still resumes.
+      ...(o.xErr !== undefined ? { xErr: sha256(toFloat32("fit", "xErr", o.xErr)) } : {}),
       logLike: o.logLike ? { function: sha256(o.logLike.toString()) } : null,
       precomputed: run.precomputed ? sha256(run.precomputed.x, run.precomputed.theta) : null,
     },

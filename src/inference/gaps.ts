@@ -110,8 +110,11 @@ function range(
  * zeroed, the mask, the sigmas), so its `dimIn` is 3 × channels (an MLP's: 3 × channels ×
  * length). `predict(xObs, { xErr })` takes NaN for a missing point and one sigma per point,
  * weighs only the observed points, and `sampleBatch(table, n, { xErr: rows })` serves many
- * light curves of different gaps and errors in one call. A model given functions is saved as
- * "function": pass it again to `NBI.load(dir, { noise })`.
+ * light curves of different gaps and errors in one call. A sequential fit of one light curve,
+ * `fit({ xObs, xErr, noise, nRounds })`, draws its rounds from the surrogate at the encoded
+ * light curve and weighs them with the masked likelihood; training keeps the model's random gaps
+ * and sigmas. A model given functions is saved as "function": pass it again to
+ * `NBI.load(dir, { noise })`.
  *
  * @example
  * ```ts

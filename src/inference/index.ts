@@ -99,6 +99,7 @@ export {
   PPC_CAUTION_P,
   PPC_MISFIT_P,
   type PredictiveCheck,
+  type PredictiveCheckOptions,
   predictiveCheck,
 } from "./ppc.js";
 export {

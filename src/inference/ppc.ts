@@ -14,6 +14,11 @@
  * in a way replicated data rarely do: the model does not describe it. Because the posterior was
  * fitted to the observation itself, p tends to be above 0.5 for a well-specified model (the
  * check is conservative); it flags misfits, it is not a calibrated test of fit.
+ *
+ * Light curves with gaps (`{ missing: true }`): a NaN in the observation is a missing point. The
+ * bands are drawn at every point (what a measurement there would look like), while the
+ * residuals, the statistic (of the observation and of every replicate alike) and the band
+ * coverage run over the observed points only.
  */
 import { fail, failText } from "../errors.js";
 
@@ -28,8 +33,10 @@ export interface PredictiveCheck {
   readonly dataShape: readonly [number, number];
   /** Replicated datasets the check is made of (simulations that failed are left out). */
   readonly nDraws: number;
-  /** The observation. */
+  /** The observation (NaN at a missing point). */
   readonly observed: Float64Array;
+  /** Points missing from the observation (NaN in `observed`); 0 without gaps. */
+  readonly nMissing: number;
   /** Predictive median per data point. */
   readonly median: Float64Array;
   /** Predictive 16% quantile per data point (the 68% band's lower edge). */
@@ -44,19 +51,19 @@ export interface PredictiveCheck {
   readonly mean: Float64Array;
   /** Predictive standard deviation per data point. */
   readonly sd: Float64Array;
-  /** observed − median per data point (what the residual plot shows). */
+  /** observed − median per data point (what the residual plot shows; NaN where missing). */
   readonly residuals: Float64Array;
-  /** (observed − mean) / sd per data point (what the statistic sums the squares of). */
+  /** (observed − mean) / sd per data point (what the statistic sums the squares of; NaN where missing). */
   readonly standardized: Float64Array;
-  /** T(y_obs) = Σ standardized². */
+  /** T(y_obs) = Σ standardized² over the observed points. */
   readonly statistic: number;
   /** T of each replicate against the predictive of the others. */
   readonly replicated: Float64Array;
   /** Posterior predictive p-value: the share of replicates with T ≥ T(y_obs). */
   readonly pValue: number;
-  /** Share of data points inside their 68% band (about 0.68 for a model that fits). */
+  /** Share of observed points inside their 68% band (about 0.68 for a model that fits). */
   readonly coverage68: number;
-  /** Share of data points inside their 95% band. */
+  /** Share of observed points inside their 95% band. */
   readonly coverage95: number;
   /** ok (p ≥ 5%), caution (1–5%) or misfit (< 1%). */
   readonly fit: "ok" | "caution" | "misfit";
@@ -64,21 +71,34 @@ export interface PredictiveCheck {
   readonly message: string;
 }
 
+/** Options of `predictiveCheck`. */
+export interface PredictiveCheckOptions {
+  /**
+   * NaN in the observation marks a missing point (a light curve with gaps): the statistic, the
+   * residuals and the coverage leave it out, the bands are still drawn there. Default false: a
+   * NaN is an error.
+   */
+  readonly missing?: boolean;
+}
+
 /**
  * The check from an observation and K replicated datasets (K × size, row-major; rows with a
- * non-finite value are dropped). `dataShape` is [channels, length] (default [1, size]).
+ * non-finite value are dropped). `dataShape` is [channels, length] (default [1, size]). With
+ * `{ missing: true }`, NaN in the observation marks a missing point.
  *
  * @example
  * ```ts
  * const check = predictiveCheck(xObs, replicas); // replicas: K × xObs.length
  * check.pValue;  // small when the model does not describe xObs
  * check.median;  // per data point; lower68/upper68, lower95/upper95 the bands
+ * const gapped = predictiveCheck([1.2, Number.NaN, 0.7], reps3, undefined, { missing: true });
  * ```
  */
 export function predictiveCheck(
   observed: ArrayLike<number>,
   replicas: Float64Array | Float32Array,
   dataShape?: readonly [number, number],
+  options: PredictiveCheckOptions = {},
 ): PredictiveCheck {
   const fn = "predictiveCheck";
   if (typeof observed?.length !== "number" || observed.length === 0) {
@@ -86,8 +106,24 @@ export function predictiveCheck(
   }
   const y = Float64Array.from(observed);
   const size = y.length;
-  const badObs = y.findIndex((v) => !Number.isFinite(v));
-  if (badObs >= 0) fail(fn, `observed[${badObs}]`, "a finite number", y[badObs]);
+  if (typeof options !== "object" || options === null) fail(fn, "options", "an object", options);
+  const gaps = options.missing === true;
+  const badObs = y.findIndex((v) => !Number.isFinite(v) && !(gaps && Number.isNaN(v)));
+  if (badObs >= 0) {
+    fail(
+      fn,
+      `observed[${badObs}]`,
+      gaps ? "a finite number or NaN (a missing point)" : "a finite number",
+      y[badObs],
+    );
+  }
+  // The points the statistic runs over: all of them, or the observed ones.
+  const seen: number[] = [];
+  for (let i = 0; i < size; i++) if (!Number.isNaN(y[i]!)) seen.push(i);
+  if (seen.length === 0) {
+    failText(fn, "observed", "at least one observed (non-NaN) point", "every point NaN");
+  }
+  const nMissing = size - seen.length;
   const shape = dataShape ?? ([1, size] as const);
   if (shape.length !== 2 || shape[0] * shape[1] !== size) {
     failText(
@@ -156,12 +192,12 @@ export function predictiveCheck(
     lower95[i] = quantile(column, 0.025);
     upper95[i] = quantile(column, 0.975);
   }
-  const standardized = new Float64Array(size);
-  const residuals = new Float64Array(size);
+  const standardized = new Float64Array(size).fill(Number.NaN);
+  const residuals = new Float64Array(size).fill(Number.NaN);
   let statistic = 0;
   let in68 = 0;
   let in95 = 0;
-  for (let i = 0; i < size; i++) {
+  for (const i of seen) {
     standardized[i] = term(y[i]! - mean[i]!, sd[i]!);
     statistic += standardized[i]! ** 2;
     residuals[i] = y[i]! - median[i]!;
@@ -174,7 +210,7 @@ export function predictiveCheck(
   let exceed = 0;
   for (let k = 0; k < K; k++) {
     let t = 0;
-    for (let i = 0; i < size; i++) {
+    for (const i of seen) {
       const v = rep(k, i);
       const m2 = (sum[i]! - v) / (K - 1);
       const s2 = Math.max(sumSq[i]! - (v - mean[i]!) * (v - m2), 0);
@@ -186,7 +222,9 @@ export function predictiveCheck(
   const pValue = exceed / K;
   const fit = pValue < PPC_MISFIT_P ? "misfit" : pValue < PPC_CAUTION_P ? "caution" : "ok";
   const pText = exceed === 0 ? `p < ${(1 / K).toPrecision(2)}` : `p = ${pValue.toPrecision(2)}`;
-  const stat = `T = ${statistic.toPrecision(3)} over ${size} points, ${pText} from ${K} replicated datasets`;
+  const points =
+    nMissing === 0 ? `${size} points` : `${seen.length} observed points (${nMissing} missing)`;
+  const stat = `T = ${statistic.toPrecision(3)} over ${points}, ${pText} from ${K} replicated datasets`;
   const message =
     fit === "misfit"
       ? `posterior predictive check fails (${stat}): data simulated from the posterior do not look like the observation; the model does not describe it`
@@ -197,6 +235,7 @@ export function predictiveCheck(
     dataShape: [shape[0], shape[1]],
     nDraws: K,
     observed: y,
+    nMissing,
     median,
     lower68,
     upper68,
@@ -209,8 +248,8 @@ export function predictiveCheck(
     statistic,
     replicated,
     pValue,
-    coverage68: in68 / size,
-    coverage95: in95 / size,
+    coverage68: in68 / seen.length,
+    coverage95: in95 / seen.length,
     fit,
     message,
   };

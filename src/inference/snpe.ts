@@ -140,6 +140,12 @@ export interface SnpeConfig extends RoundOptions, Hooks {
   store?: SimulationStore;
   /** The observation to infer; without it every round draws from the prior (amortized NPE). */
   xObs?: Float32Array;
+  /**
+   * The observation as the network takes it, when that differs from xObs: the gapped observation
+   * model's packed values (NaN where missing) and sigmas (see gaps.ts). The proposals condition
+   * on it; the likelihood still reads xObs. Default: xObs.
+   */
+  netInput?: Float32Array;
   /** The exact likelihood of the importance weights (needed for weights, with xObs). */
   logLike?: LogLike;
   /** The cheap noise model, applied afresh to every training batch. */
@@ -394,7 +400,7 @@ export interface DrawRoundOptions {
   round: number;
   /** How many parameters to draw. */
   nSims: number;
-  /** Sequential rounds: the observation the proposal is conditioned on. */
+  /** Sequential rounds: the observation the proposal is conditioned on, as the network takes it. */
   xObs?: Float32Array;
   /** Sequential rounds: the surrogates after each earlier round (checkpoints[r] after round r). */
   checkpoints?: readonly Checkpoint[];
@@ -601,7 +607,7 @@ export async function runRound(
   const seq = sequentialOptions(config, net);
   const ctx: ProposalContext | undefined =
     config.xObs !== undefined
-      ? { net, prior, xObs: config.xObs, checkpoints: state.checkpoints }
+      ? { net, prior, xObs: config.netInput ?? config.xObs, checkpoints: state.checkpoints }
       : undefined;
   const t0 = performance.now();
 
@@ -626,7 +632,7 @@ export async function runRound(
         round,
         nSims: config.nSims,
         ...(sequential
-          ? { xObs: config.xObs!, checkpoints: state.checkpoints, proposal: seq.proposal }
+          ? { xObs: ctx!.xObs, checkpoints: state.checkpoints, proposal: seq.proposal }
           : {}),
       });
       theta = r.theta;
@@ -679,7 +685,7 @@ export async function runRound(
   /** A weighted round none of whose log-weights is finite: n_eff 0, kept and reported. */
   let noValidWeights = false;
   if (ctx && config.logLike) {
-    const logLike = logLikelihoods(config.logLike, ctx.xObs, xOk, thetaOk, d);
+    const logLike = logLikelihoods(config.logLike, config.xObs!, xOk, thetaOk, d);
     // Each draw weighed by the exact density of the mixture that drew it (its parts normalised on
     // the prior's support with their estimated masses).
     const logQ = sequential ? await proposalLogDensity(ctx, proposal, thetaOk, logPrior) : logPrior;

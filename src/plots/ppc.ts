@@ -3,7 +3,9 @@
  * 95% bands (a light curve or a spectrum: index or a user's grid on the x axis), and beside it the
  * residuals (observed − median) over the same bands shifted to zero, so a misfit shows as points
  * marching out of the bands in a pattern rather than scattering inside them. One row per data
- * channel. The title carries the statistic and its p-value.
+ * channel. The title carries the statistic and its p-value. A light curve's missing points (NaN in
+ * the observation) are marked with a grey cross on the median and on the zero line: the bands
+ * are drawn there, but there is nothing observed to compare.
  */
 
 import { fail, failText } from "../errors.js";
@@ -25,13 +27,14 @@ export interface PpcPlotOptions {
   readonly title?: string;
 }
 
-const KEYS = ["95% band", "68% band", "median", "observed"];
-const COLORS = ["#c6dbef", "#6baed6", "#08519c", "#111111"];
-const color = (key: string) => ({
+const KEYS = ["95% band", "68% band", "median", "observed", "missing"];
+const COLORS = ["#c6dbef", "#6baed6", "#08519c", "#111111", "#8c8c8c"];
+/** The legend's colour scale; "missing" only when the observation has gaps. */
+const colorOf = (gaps: boolean) => (key: string) => ({
   datum: key,
   type: "nominal",
   title: null,
-  scale: { domain: KEYS, range: COLORS },
+  scale: { domain: gaps ? KEYS : KEYS.slice(0, 4), range: gaps ? COLORS : COLORS.slice(0, 4) },
   legend: { orient: "top", direction: "horizontal", symbolType: "square" },
 });
 
@@ -89,6 +92,8 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
   if (options.channels !== undefined && options.channels.length !== C) {
     failText(fn, "options.channels", `${C} names`, `${options.channels.length}`);
   }
+  const nMissing = check.observed.reduce((n, v) => n + (Number.isNaN(v) ? 1 : 0), 0);
+  const color = colorOf(nMissing > 0);
   const xTitle = options.xLabel ?? (grid ? "x" : "index");
   const yTitle = options.yLabel ?? "data";
   const pointSize = L <= 100 ? 22 : L <= 500 ? 10 : 4;
@@ -96,6 +101,7 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
     globalThis.Array.from({ length: L }, (_, i) => {
       const j = c * L + i;
       const m = check.median[j]!;
+      const missing = Number.isNaN(check.observed[j]!);
       return {
         x: grid ? grid[i]! : i,
         observed: finiteOrNull(check.observed[j]),
@@ -109,6 +115,8 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
         rUpper68: finiteOrNull(check.upper68[j]! - m),
         rLower95: finiteOrNull(check.lower95[j]! - m),
         rUpper95: finiteOrNull(check.upper95[j]! - m),
+        missingAt: missing ? finiteOrNull(m) : null,
+        missingZero: missing ? 0 : null,
       };
     });
   const x = {
@@ -129,6 +137,15 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
     mark: { type: "area", opacity: key === "95% band" ? 0.9 : 0.8 },
     encoding: { x, y: quantity(lo, title), y2: { field: hi }, color: color(key) },
   });
+  const missingMark = (field: string, title: string): VegaLiteSpec[] =>
+    nMissing > 0
+      ? [
+          {
+            mark: { type: "point", shape: "cross", filled: true, size: pointSize * 2, opacity: 1 },
+            encoding: { x, y: quantity(field, title), color: color("missing") },
+          },
+        ]
+      : [];
   const panel = (c: number): VegaLiteSpec[] => {
     const channel = C > 1 ? ` (${options.channels?.[c] ?? `channel ${c}`})` : "";
     const values = rowsOf(c);
@@ -150,6 +167,7 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
             mark: { type: "point", filled: true, size: pointSize, opacity: 1 },
             encoding: { x, y: quantity("observed", yTitle), color: color("observed") },
           },
+          ...missingMark("missingAt", yTitle),
         ],
       },
       {
@@ -173,6 +191,7 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
               color: color("observed"),
             },
           },
+          ...missingMark("missingZero", "observed − median"),
         ],
       },
     ];
@@ -182,8 +201,9 @@ export async function ppcPlot(check: PredictiveCheck, options: PpcPlotOptions = 
       ? `p < ${(1 / check.nDraws).toPrecision(2)}`
       : `p = ${check.pValue.toPrecision(2)}`;
   const stat =
-    `T = ${check.statistic.toPrecision(3)} over ${C * L} points, ${p} (${check.nDraws} replicated datasets); ` +
-    `${Math.round(100 * check.coverage68)}% of points in the 68% band, ${Math.round(100 * check.coverage95)}% in the 95%`;
+    `T = ${check.statistic.toPrecision(3)} over ${nMissing > 0 ? `${C * L - nMissing} observed points (${nMissing} missing)` : `${C * L} points`}, ` +
+    `${p} (${check.nDraws} replicated datasets); ` +
+    `${Math.round(100 * check.coverage68)}% of ${nMissing > 0 ? "observed " : ""}points in the 68% band, ${Math.round(100 * check.coverage95)}% in the 95%`;
   return renderVegaLite({
     title: {
       text: options.title

@@ -301,15 +301,29 @@ describe("validation", () => {
     ).rejects.toThrow(
       /NBI: featurizer\.dimIn expected 60 \(an MLP sees each observation flattened: .*length 20\), got 30/,
     );
+    // A sequential fit of one gapped light curve needs its error bars, checked as predict's are.
+    const xObs = Float64Array.from({ length: 20 }, (_, i) => (i % 4 === 1 ? Number.NaN : i));
+    await expect(
+      make({ type: "mlp", dimIn: 60, dimOut: 4 }, [20]).fit({ nSims: 50, noise: gaps, xObs }),
+    ).rejects.toThrow(
+      /fit: xErr expected the observation's error bars .*the gapped observation model feeds them to the network, got undefined/,
+    );
     await expect(
       make({ type: "mlp", dimIn: 60, dimOut: 4 }, [20]).fit({
         nSims: 50,
         noise: gaps,
-        xObs: new Float64Array(20),
+        xObs,
+        xErr: Float64Array.from(xObs, (v) => (v === 2 ? 0 : 0.1)),
       }),
     ).rejects.toThrow(
-      /fit: xObs expected no observation with the gapped observation model .*predict\(xObs, \{ xErr \}\)\)/,
+      /fit: xErr\[2\] expected a finite sigma > 0 \(xObs\[2\] is observed\), got 0/,
     );
+    await expect(
+      make({ type: "mlp", dimIn: 20, dimOut: 4 }, [20]).fit({ nSims: 50, noise: 0.1, xErr: 0.1 }),
+    ).rejects.toThrow(/fit: xErr expected no xErr without the gapped observation model/);
+    await expect(
+      make({ type: "mlp", dimIn: 60, dimOut: 4 }, [20]).fit({ nSims: 50, noise: gaps, xErr: 0.1 }),
+    ).rejects.toThrow(/fit: xErr expected the error bars of an xObs .*, got no xObs/);
     expect(calls).toBe(0);
   });
 
@@ -366,6 +380,22 @@ describe("the JSON config", () => {
     await expect(config("loud")).rejects.toThrow(
       /fit\.noise expected a sigma ≥ 0, .*light curves with gaps/,
     );
+    // A sequential gapped fit needs the light curve's error bars, which a config cannot give.
+    await expect(
+      resolveConfig(
+        {
+          simulator: (theta: Float64Array) => Array.from({ length: 4 }, (_, i) => theta[0]! * i),
+          priors: { a: { type: "normal", mu: 0, sigma: 1 } },
+          featurizer: { type: "mlp", dimIn: 12, dimOut: 8 },
+          fit: { nSims: 100, noise: { sigma: 0.1 } },
+          observation: [1, 2, 3, 4],
+        },
+        join(process.cwd(), "virtual-config.json"),
+        {},
+      ),
+    ).rejects.toThrow(
+      /observation: a config with the gapped observation model .* fits amortized, without an observation; weigh a light curve with nbi predict RUN_DIR --obs FILE --xerr-column NAME/,
+    );
   });
 });
 
@@ -399,7 +429,11 @@ function analyticPosterior(y: ArrayLike<number>, sigma: ArrayLike<number>) {
   }
   const det = p00 * p11 - p01 * p01;
   const [c00, c01, c11] = [p11 / det, -p01 / det, p00 / det];
-  return { mean: [c00 * r0 + c01 * r1, c01 * r0 + c11 * r1], sd: [Math.sqrt(c00), Math.sqrt(c11)] };
+  return {
+    mean: [c00 * r0 + c01 * r1, c01 * r0 + c11 * r1],
+    sd: [Math.sqrt(c00), Math.sqrt(c11)],
+    cov: [c00, c01, c11] as const,
+  };
 }
 
 /** A light curve at θ with exactly 30% of its points missing and a sigma of its own per point. */
@@ -515,6 +549,57 @@ describe("the proof: gapped light curves with their own error bars", () => {
     expect(post.warnings.filter((w) => /outside/.test(w))).toEqual([]);
   });
 
+  it("the posterior predictive check of a gapped light curve: its own sigmas, observed points only", async () => {
+    const check = async (y: Float64Array, xErr: Float64Array, seed: number) => {
+      const post = await engine.predict(y, { xErr, nSamples: 2000, key: hostKey(seed) });
+      return engine.posteriorPredictive(y, post, { xErr, nDraws: 400, key: hostKey(seed + 1) });
+    };
+    // Seed 60: its noise is typical (Σ ε² = 19.8 over 17 points). Seed 31's (35.3, a χ²₁₇ tail
+    // probability of 0.6%) is itself an outlier, and the check rightly calls it marginal.
+    const { y, xErr } = gappedObservation([0.8, -0.4], 60);
+    const right = await check(y, xErr, 70);
+    const ref = analyticPosterior(y, xErr);
+    const [c00, c01, c11] = ref.cov;
+    const observedSigmas = Array.from(xErr)
+      .filter((v) => !Number.isNaN(v))
+      .sort((a, b) => a - b);
+    const median = observedSigmas[8]!; // the middle one of 17 observed
+    // Replicates carry each point's own sigma (a missing point: the observed sigmas' median):
+    // the predictive sd is √(σᵢ² + var f(tᵢ)), f's variance from the analytic posterior.
+    const sdErrors = design.map(([sn, one], i) => {
+      const sigma = Number.isNaN(y[i]!) ? median : xErr[i]!;
+      const expected = Math.sqrt(sigma ** 2 + sn * sn * c00 + 2 * sn * one * c01 + one * one * c11);
+      return right.sd[i]! / expected - 1;
+    });
+    // A different function at the same points: a linear trend the sine cannot follow.
+    const trend = Float64Array.from(y, (v, i) => (Number.isNaN(v) ? v : 3 * (times[i]! - 0.5)));
+    const wrong = await check(trend, xErr, 80);
+    console.log(
+      `gapped ppc: right model p ${right.pValue.toFixed(3)} (T ${right.statistic.toFixed(1)}), ` +
+        `trend p ${wrong.pValue.toFixed(4)} (T ${wrong.statistic.toFixed(1)}); predictive sd / expected − 1 ` +
+        `max ${Math.max(...sdErrors.map(Math.abs)).toFixed(3)}`,
+    );
+    expect(right.nMissing).toBe(7);
+    expect(right.fit).toBe("ok");
+    expect(right.message).toMatch(/passes \(T = [\d.]+ over 17 observed points \(7 missing\)/);
+    for (const e of sdErrors) expect(Math.abs(e)).toBeLessThan(0.2);
+    for (let i = 0; i < L; i++) {
+      expect(Number.isNaN(right.residuals[i]!)).toBe(Number.isNaN(y[i]!));
+      expect(Number.isFinite(right.median[i]!)).toBe(true);
+    }
+    expect(wrong.fit).toBe("misfit");
+    expect(wrong.pValue).toBeLessThan(0.01);
+    // The error bars are required, and checked as predict checks them.
+    const post = { samples: Float64Array.of(0, 0, 1, 1), weights: Float64Array.of(0.5, 0.5) };
+    await expect(engine.posteriorPredictive(y, post)).rejects.toThrow(
+      /posteriorPredictive: xErr expected the observation's error bars .*the replicated data get noise with those sigmas, got undefined/,
+    );
+    const zero = Float64Array.from(xErr, (v, i) => (i === 0 ? 0 : v));
+    await expect(engine.posteriorPredictive(y, post, { xErr: zero })).rejects.toThrow(
+      /posteriorPredictive: xErr\[0\] expected a finite sigma > 0 \(xObs\[0\] is observed\), got 0/,
+    );
+  });
+
   it("sampleBatch serves light curves of different gaps and errors in one call", async () => {
     const truths: [number, number][] = [
       [1.2, 0.5],
@@ -579,6 +664,53 @@ describe("the proof: gapped light curves with their own error bars", () => {
     expect(Math.abs(at(0.5) - 0.5)).toBeLessThan(0.1);
     expect(Math.abs(at(0.9) - 0.9)).toBeLessThan(0.08);
     expect(Math.abs(cal.coverage.area)).toBeLessThan(0.05);
+  });
+
+  it("a sequential fit of one gapped light curve: 3 rounds, weighted posterior within 0.1 σ", async () => {
+    const truth: [number, number] = [-0.6, 0.9];
+    const { y, xErr } = gappedObservation(truth, 33);
+    const ref = analyticPosterior(y, xErr);
+    const seq = make(join(runs, "sequential"));
+    const t0 = performance.now();
+    const warnings: string[] = [];
+    const fit = await seq.fit({
+      xObs: y,
+      xErr,
+      noise: gaps,
+      nRounds: 3,
+      nSims: 1500,
+      nEpochs: 20,
+      batchSize: 128,
+      lr: 2e-3,
+      minLr: 2e-4,
+      progress: false,
+      onWarning: (w) => warnings.push(w),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const mean = [0, 0];
+    const sq = [0, 0];
+    fit.weights.forEach((w, i) => {
+      for (let j = 0; j < 2; j++) {
+        mean[j]! += w * fit.samples[2 * i + j]!;
+        sq[j]! += w * fit.samples[2 * i + j]! ** 2;
+      }
+    });
+    const sd = [0, 1].map((j) => Math.sqrt(sq[j]! - mean[j]! ** 2));
+    const errors = [0, 1].map((j) => Math.abs(mean[j]! - ref.mean[j]!) / ref.sd[j]!);
+    console.log(
+      `sequential gaps: ${fit.history.length} rounds in ${seconds.toFixed(1)} s; n_eff ${fit.essHistory.map((e) => e.toFixed(0)).join(", ")}; ` +
+        `weighted mean error ${errors.map((e) => e.toFixed(3)).join(", ")} σ; sd ratio ${sd.map((s, j) => (s / ref.sd[j]!).toFixed(3)).join(", ")}; ` +
+        `warnings ${JSON.stringify(warnings)}`,
+    );
+    expect(fit.history).toHaveLength(3);
+    // Later rounds draw from the surrogate at the encoded observation: more efficient than the prior.
+    expect(fit.essHistory[2]!).toBeGreaterThan(3 * fit.essHistory[0]!);
+    for (const e of errors) expect(e).toBeLessThan(0.1);
+    for (let j = 0; j < 2; j++) expect(Math.abs(sd[j]! / ref.sd[j]! - 1)).toBeLessThan(0.1);
+    // The network stays amortized over gaps: it serves another light curve afterwards.
+    const other = gappedObservation([0.4, -0.2], 34);
+    const post = await seq.predict(other.y, { xErr: other.xErr, nSamples: 1000 });
+    expect(post.ess).toBeGreaterThan(100);
   });
 
   it("survives save and load; a model given functions must be given again", async () => {

@@ -91,6 +91,60 @@ describe("predictiveCheck on host arrays", () => {
   });
 });
 
+describe("predictiveCheck of a light curve with gaps", () => {
+  const n = 30;
+  const mu = Array.from({ length: n }, (_, i) => Math.sin(i / 4));
+  const K = 300;
+  const reps = replicas(K, mu, 0.5, 5);
+  const z = normals(hostKey(6), n);
+  const gone = new Set([1, 7, 8, 20]);
+  const y = mu.map((m, i) => (gone.has(i) ? Number.NaN : m + 0.5 * z[i]!));
+  const kept = mu.map((_, i) => i).filter((i) => !gone.has(i));
+
+  it("scores the observed points only, as the check of the observed subset does; bands everywhere", () => {
+    const check = predictiveCheck(y, reps, undefined, { missing: true });
+    const subset = predictiveCheck(
+      kept.map((i) => y[i]!),
+      Float64Array.from({ length: K * kept.length }, (_, j) => {
+        const k = Math.floor(j / kept.length);
+        return reps[k * n + kept[j % kept.length]!]!;
+      }),
+    );
+    expect(check.nMissing).toBe(4);
+    expect(check.statistic).toBeCloseTo(subset.statistic, 10);
+    expect(Array.from(check.replicated)).toEqual(Array.from(subset.replicated));
+    expect(check.pValue).toBe(subset.pValue);
+    expect(check.coverage68).toBe(subset.coverage68);
+    for (const i of gone) {
+      expect(check.residuals[i]).toBeNaN();
+      expect(check.standardized[i]).toBeNaN();
+      expect(Number.isFinite(check.median[i]!)).toBe(true);
+      expect(check.upper95[i]!).toBeGreaterThan(check.lower95[i]!);
+    }
+    expect(check.message).toMatch(/over 26 observed points \(4 missing\), p = /);
+    // Without the option a NaN is an error; with it, Infinity still is, and so is no point at all.
+    expect(() => predictiveCheck(y, reps)).toThrow(
+      /observed\[1\] expected a finite number, got NaN/,
+    );
+    expect(() =>
+      predictiveCheck([Number.POSITIVE_INFINITY, ...y.slice(1)], reps, undefined, {
+        missing: true,
+      }),
+    ).toThrow(/observed\[0\] expected a finite number or NaN \(a missing point\), got Infinity/);
+    expect(() =>
+      predictiveCheck(new Array(n).fill(Number.NaN), reps, undefined, { missing: true }),
+    ).toThrow(/observed expected at least one observed \(non-NaN\) point, got every point NaN/);
+  });
+
+  it("marks the missing points in the plot", async () => {
+    const gapped = await ppcPlot(predictiveCheck(y, reps, undefined, { missing: true }));
+    expect(gapped.svg).toContain(">missing</text>");
+    expect(gapped.svg).toMatch(/T = [\d.]+ over 26 observed points \(4 missing\)/);
+    const full = await ppcPlot(predictiveCheck(mu, reps));
+    expect(full.svg).not.toContain(">missing</text>");
+  });
+});
+
 describe("ppcPlot", () => {
   it("draws data with bands beside residuals, per channel, as SVG and PNG", async () => {
     const two = replicas(200, [...mu2(), ...mu2()], 0.2, 4);
