@@ -1,14 +1,13 @@
 /**
  * Adaptive importance sampling for predict (population Monte Carlo, Cappé et al. 2004): a pilot
  * stage draws from the surrogate; when its weights are poor, later stages draw from a Student-t
- * mixture fitted to the weighted draws so far (on the unbounded image of the prior's support),
- * mixed with the surrogate so that no region the surrogate covers is lost. Each stage is weighted
- * by the exact density of the proposal that drew it, so every stage's estimate is consistent on
- * its own; stages are combined in proportion to their effective sample sizes (as nbi combines
- * rounds), which lets a poor stage count for little.
+ * mixture fitted to the weighted draws so far (on the unbounded image of the prior's support;
+ * degenerate weights tempered first), mixed with the surrogate so that no region the surrogate
+ * covers is lost. Every draw is weighted against the exact density of all the stages' proposals
+ * as one deterministic mixture, so the estimates stay consistent and a poor stage cannot
+ * dominate them.
  */
 import type { Array } from "../ops/array.js";
-import { type ImportanceResult, importanceWeights } from "./importance.js";
 import type { Prior } from "./priors.js";
 import type { ProposalPart, RoundProposal } from "./proposals.js";
 import { logSumExp } from "./special.js";
@@ -27,61 +26,29 @@ export function adaptedStageCount(draws: number, dim: number): number {
   return Math.max(1, Math.min(10, Math.floor(draws / Math.max(100, 20 * dim))));
 }
 
-/** One stage: its draws' log-weights, and a correction of its evidence estimate (log). */
-export interface Stage {
-  readonly logWeights: Float64Array;
-  /** Added to the stage's log evidence (e.g. the log mass of a truncated proposal inside). */
-  readonly logEvidenceOffset: number;
-}
-
 /**
- * The stages' draws as one weighted sample: weights normalised per stage and scaled by the
- * stage's n_eff; ESS, efficiency and k̂ of the combined weights; the evidence as the same
- * convex combination of the stages' estimates (its standard error by the delta method).
- *
- * @example
- * ```ts
- * const all = inference.combineStages([{ logWeights: lw0, logEvidenceOffset: 0 }, { logWeights: lw1, logEvidenceOffset: 0 }]);
- * ```
+ * log Σ_g (n_g / N) q_g(θ) at every draw: the stages' proposals as one deterministic mixture
+ * (multiple importance sampling's balance heuristic). `sizes[g]` is stage g's number of draws and
+ * `logQ[g]` its proposal's normalised log density at every draw of every stage. Weighing each draw
+ * against this mixture rather than only the proposal that drew it keeps the estimates unbiased and
+ * lowers their variance: a draw from a poor stage, where a better stage reaches, gets a moderate
+ * weight instead of a dominant one (Elvira et al. 2019, "Generalized multiple importance
+ * sampling"). On sbibm's SLCP at 10³ simulations it took predict's ESS of 10,000 draws from
+ * ~170 to ~810 against per-stage weights combined by their ESS (bench/RESULTS.md).
  */
-export function combineStages(stages: readonly Stage[]): ImportanceResult {
-  const each = stages.map((s) => importanceWeights(s.logWeights));
-  if (stages.length === 1) {
-    const only = each[0]!;
-    return {
-      ...only,
-      logEvidence: only.logEvidence + stages[0]!.logEvidenceOffset,
-    };
+export function balanceLogDensity(
+  sizes: readonly number[],
+  logQ: readonly Float64Array[],
+): Float64Array {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const n = logQ[0]?.length ?? 0;
+  const shares = sizes.map((s) => Math.log(s / total));
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const terms = logQ.map((q, g) => shares[g]! + q[i]!);
+    out[i] = logSumExp(terms);
   }
-  // Kish's ESS as the stage's share: nbi's n_eff is 0 for a stage with one useful draw.
-  const shares = each.map((r) => (r.nValid > 0 ? r.kishEss : 0));
-  const total = shares.reduce((a, b) => a + b, 0);
-  const size = stages.reduce((a, s) => a + s.logWeights.length, 0);
-  const logW = new Float64Array(size);
-  let at = 0;
-  stages.forEach((s, g) => {
-    const r = each[g]!;
-    const lift = shares[g]! > 0 ? Math.log(shares[g]! / total) : Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < s.logWeights.length; i++)
-      logW[at + i] = r.weights[i]! > 0 ? Math.log(r.weights[i]!) + lift : Number.NaN;
-    at += s.logWeights.length;
-  });
-  const combined = importanceWeights(logW);
-  // Z = Σ a_g Z_g with a_g = share_g / total; SE(log Z) = √(Σ a_g² Z_g² se_g²) / Z.
-  const terms = stages.map((s, g) =>
-    shares[g]! > 0
-      ? Math.log(shares[g]! / total) + each[g]!.logEvidence + s.logEvidenceOffset
-      : Number.NEGATIVE_INFINITY,
-  );
-  const logEvidence = logSumExp(terms);
-  const variance = terms.reduce(
-    (acc, t, g) =>
-      Number.isFinite(t)
-        ? acc + Math.exp(2 * (t - logEvidence)) * each[g]!.logEvidenceSe ** 2
-        : acc,
-    0,
-  );
-  return { ...combined, logEvidence, logEvidenceSe: Math.sqrt(variance) };
+  return out;
 }
 
 /**
@@ -102,11 +69,58 @@ export function adaptedProposal(
   key: Array,
 ): RoundProposal {
   const { u } = toUnbounded({ thetaLower: prior.lower, thetaUpper: prior.upper }, theta, dim);
-  const mixture = fitTMixture(u, weights, dim, key);
+  const mixture = fitTMixture(u, temperedWeights(weights, fitFloor(dim)), dim, key);
   return {
     parts: [
       { weight: SURROGATE_SHARE, part: surrogate },
       { weight: 1 - SURROGATE_SHARE, part: { kind: "adapted", mixture } },
     ],
   };
+}
+
+/** The fewest effective draws an adapted mixture is fitted to (see `temperedWeights`). */
+export function fitFloor(dim: number): number {
+  return Math.max(50, 10 * dim);
+}
+
+/**
+ * The weights raised to the power β ∈ (0, 1] that brings their Kish ESS up to `floor` (β = 1
+ * when it is already there): what the next stage's mixture is fitted to. A pilot whose weights
+ * rest on a handful of draws would otherwise give a mixture of a few narrow components around
+ * them; tempered weights spread it over the region the surrogate found, tilted toward the
+ * posterior, and the next stage's weights (exact, untempered) do the rest. Only the proposal
+ * changes, so every estimate stays consistent (nonlinear PMC's remedy for degenerate weights,
+ * Koblents & Míguez 2015, with tempering in place of clipping).
+ */
+export function temperedWeights(weights: Float64Array, floor: number): Float64Array {
+  const logW: number[] = [];
+  let max = Number.NEGATIVE_INFINITY;
+  for (const w of weights) {
+    const l = w > 0 ? Math.log(w) : Number.NEGATIVE_INFINITY;
+    logW.push(l);
+    if (l > max) max = l;
+  }
+  const at = (beta: number) => {
+    const out = new Float64Array(weights.length);
+    let s = 0;
+    let s2 = 0;
+    logW.forEach((l, i) => {
+      const v = Number.isFinite(l) ? Math.exp(beta * (l - max)) : 0;
+      out[i] = v;
+      s += v;
+      s2 += v * v;
+    });
+    for (let i = 0; i < out.length; i++) out[i]! /= s;
+    return { out, ess: (s * s) / s2 };
+  };
+  const full = at(1);
+  if (full.ess >= floor) return full.out;
+  let lo = 0;
+  let hi = 1;
+  for (let it = 0; it < 40; it++) {
+    const mid = (lo + hi) / 2;
+    if (at(mid).ess >= floor) lo = mid;
+    else hi = mid;
+  }
+  return at(lo).out;
 }

@@ -6,9 +6,14 @@
  * How simulations run is the caller's (worker threads, Web Workers, in-process).
  */
 import type { Array } from "../ops/array.js";
-import { ADAPT_BELOW, adaptedProposal, adaptedStageCount, combineStages } from "./adaptive-is.js";
+import {
+  ADAPT_BELOW,
+  adaptedProposal,
+  adaptedStageCount,
+  balanceLogDensity,
+} from "./adaptive-is.js";
 import { keyAt } from "./host.js";
-import type { ImportanceResult } from "./importance.js";
+import { type ImportanceResult, importanceWeights } from "./importance.js";
 import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
 import type { Defensive, PosteriorNetwork } from "./posterior.js";
 import type { Prior } from "./priors.js";
@@ -21,6 +26,9 @@ import {
 } from "./proposals.js";
 import { simulationSeeds } from "./simulate-rows.js";
 import { type Checkpoint, defensiveFor } from "./snpe.js";
+import { logSumExp } from "./special.js";
+import { tMixtureLogDensity } from "./t-mixture.js";
+import { toUnbounded } from "./unbounded.js";
 
 export interface WeightedDrawsOptions {
   readonly net: PosteriorNetwork;
@@ -69,6 +77,14 @@ export interface WeightedDraws {
   readonly warnings: string[];
 }
 
+/** A stage of predict's draws: how many, from which proposal, its mixture's log densities. */
+interface Stage {
+  readonly size: number;
+  readonly plan: RoundProposal;
+  /** An adapted stage's mixture at every draw so far, batch by batch; null for the surrogate. */
+  readonly mixtureLog: Float64Array[] | null;
+}
+
 /** Draws, simulates and weighs predict's samples (see the module comment). */
 export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDraws> {
   const { net, checkpoint, prior, xObs: x, logLike, key, nSamples, nMax, neffMin, fAcceptMin } = o;
@@ -89,9 +105,15 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   // A likelihood of θ alone needs no simulations.
   const simulate = needsSimulation(logLike);
   const adapt = o.adapt;
-  // Stage 0 pools every draw from the surrogate; each adapted stage stands on its own.
-  const surrogateDraws = { theta: [] as Float64Array[], logW: [] as Float64Array[] };
-  const adaptedStages: { theta: Float64Array; logW: Float64Array }[] = [];
+  // Every draw so far, with what its weight under the stages' mixture needs: its prior and
+  // likelihood terms (NaN when its simulation was dropped), the surrogate's log density (its
+  // mass inside the support not yet divided out), and each adapted stage's mixture log density.
+  const thetas: Float64Array[] = [];
+  const logTarget: Float64Array[] = [];
+  const logSurrogate: Float64Array[] = [];
+  // One entry per stage: its draws and, for an adapted stage, its mixture's log density at every
+  // draw (filled in for later draws as they come).
+  const stages: Stage[] = [];
   let accepted = 0;
   let tried = 0;
   let plan = surrogatePlan;
@@ -116,32 +138,34 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       : { x: undefined, status: new Uint8Array(batch) };
     if (simulate) nSimulations += batch;
     const lp = prior.logProb(draws);
-    // The surrogate's density on the support is unnormalised (its evidence is corrected below);
-    // an adapted stage's surrogate part carries its mass inside, estimated from every draw.
-    const lq = await proposalLogDensity(ctx, plan, draws, lp);
     const ll = logLikelihoods(logLike, x, sim.x, draws, d);
-    const lw = new Float64Array(batch);
+    const target = new Float64Array(batch);
     for (let r = 0; r < batch; r++) {
       if (sim.status[r] !== 0) {
         dropped++;
-        lw[r] = Number.NaN; // excluded and counted, never weighted
-      } else lw[r] = ll[r]! + lp[r]! - lq[r]!;
+        target[r] = Number.NaN; // excluded and counted, never weighted
+      } else target[r] = ll[r]! + lp[r]!;
     }
     if (plan === surrogatePlan) {
       accepted += batch;
       tried += batch + draw.redrawn;
-      surrogateDraws.theta.push(draws);
-      surrogateDraws.logW.push(lw);
-    } else adaptedStages.push({ theta: draws, logW: lw });
-    thetaAll = concat64(...surrogateDraws.theta, ...adaptedStages.map((st) => st.theta));
-    importance = combineStages([
-      {
-        logWeights: concat64(...surrogateDraws.logW),
-        // The draws follow the surrogate truncated to the prior: correct by its mass inside.
-        logEvidenceOffset: Math.log(accepted / tried),
-      },
-      ...adaptedStages.map((st) => ({ logWeights: st.logW, logEvidenceOffset: 0 })),
-    ]);
+    }
+    // The stage's mixture at the earlier draws, and every adapted mixture at the new ones.
+    const adapted = plan.parts.find((p) => p.part.kind === "adapted")?.part;
+    const mixtureLog = adapted ? thetas.map((t) => adaptedLogDensity(ctx, adapted, t)) : null;
+    stages.push({ size: batch, plan, mixtureLog });
+    thetas.push(draws);
+    logTarget.push(target);
+    logSurrogate.push(await proposalLogDensity(ctx, surrogatePlan, draws, lp));
+    for (const st of stages) {
+      if (!st.mixtureLog) continue;
+      const part = st.plan.parts.find((p) => p.part.kind === "adapted")!.part;
+      st.mixtureLog.push(adaptedLogDensity(ctx, part, draws));
+    }
+    thetaAll = concat64(...thetas);
+    importance = importanceWeights(
+      stagesLogWeights(stages, logTarget, logSurrogate, Math.log(accepted / tried)),
+    );
     const drawn = thetaAll.length / d;
     const efficiency = importance.nEff / drawn;
     if (planned > 0) {
@@ -183,6 +207,43 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     );
   }
   return { samples: thetaAll, importance: imp, nSimulations, dropped, redrawn, warnings };
+}
+
+/** The adapted part's log density at rows of θ (inside the prior's support). */
+function adaptedLogDensity(ctx: ProposalContext, part: ProposalPart, theta: Float64Array) {
+  if (part.kind !== "adapted") throw new Error("adaptedLogDensity: not an adapted part");
+  const { u, logJac } = toUnbounded(
+    { thetaLower: ctx.prior.lower, thetaUpper: ctx.prior.upper },
+    theta,
+    ctx.net.nDims,
+  );
+  return tMixtureLogDensity(part.mixture, u).map((v, i) => v + logJac[i]!);
+}
+
+/**
+ * log w = log p(x|θ) + log p(θ) − log q(θ) for every draw, q the stages' proposals as one
+ * deterministic mixture (`balanceLogDensity`). A stage's proposal is the surrogate (normalised on
+ * the support by its estimated mass) or, for an adapted stage, its mixture with the surrogate.
+ */
+function stagesLogWeights(
+  stages: readonly Stage[],
+  logTarget: readonly Float64Array[],
+  logSurrogate: readonly Float64Array[],
+  logMass: number,
+): Float64Array {
+  const ls = concat64(...logSurrogate).map((v) => v - logMass);
+  const logQ = stages.map((st) => {
+    if (!st.mixtureLog) return ls;
+    const mix = concat64(...st.mixtureLog);
+    const share = st.plan.parts.find((p) => p.part.kind !== "adapted")?.weight ?? 0;
+    return ls.map((v, i) => logSumExp([Math.log(share) + v, Math.log(1 - share) + mix[i]!]));
+  });
+  const lq = balanceLogDensity(
+    stages.map((st) => st.size),
+    logQ,
+  );
+  // NaN (a dropped simulation) stays NaN: excluded from the weights and counted.
+  return concat64(...logTarget).map((t, i) => t - lq[i]!);
 }
 
 function concat64(...parts: readonly Float64Array[]): Float64Array<ArrayBuffer> {

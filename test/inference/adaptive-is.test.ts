@@ -3,38 +3,74 @@ import os from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NBI, priors } from "../../src/index.js";
-import { combineStages } from "../../src/inference/adaptive-is.js";
+import { balanceLogDensity, temperedWeights } from "../../src/inference/adaptive-is.js";
 import { hostKey, normals } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 
-describe("combineStages", () => {
-  const lw0 = normals(hostKey(1), 400);
-  const lw1 = normals(hostKey(2), 300).map((v) => 0.2 * v - 1);
+describe("temperedWeights", () => {
+  const lw = Float64Array.from({ length: 400 }, (_, i) => (i === 0 ? 0 : -8 - (i % 37) * 0.3));
+  const w = importanceWeights(lw).weights;
+  const kish = (v: Float64Array) => {
+    let s = 0;
+    let s2 = 0;
+    for (const x of v) {
+      s += x;
+      s2 += x * x;
+    }
+    return (s * s) / s2;
+  };
 
-  it("one stage is plain importance weighting, its evidence shifted by the offset", () => {
-    const one = combineStages([{ logWeights: lw0, logEvidenceOffset: -0.5 }]);
-    const plain = importanceWeights(lw0);
-    expect([...one.weights]).toEqual([...plain.weights]);
-    expect(one.nEff).toBe(plain.nEff);
-    expect(one.logEvidence).toBeCloseTo(plain.logEvidence - 0.5, 12);
+  it("raises degenerate weights to the power that brings their ESS to the floor, order kept", () => {
+    expect(kish(w)).toBeLessThan(2);
+    const t = temperedWeights(w, 60);
+    expect(kish(t)).toBeGreaterThan(59.9);
+    expect(kish(t)).toBeLessThan(61);
+    expect(t.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    for (let i = 1; i < w.length; i++) {
+      expect(Math.sign(t[i]! - t[i - 1]!)).toBe(Math.sign(w[i]! - w[i - 1]!));
+    }
   });
 
-  it("stages count in proportion to their ESS, the evidence likewise", () => {
-    const both = combineStages([
-      { logWeights: lw0, logEvidenceOffset: 0 },
-      { logWeights: lw1, logEvidenceOffset: 0 },
-    ]);
-    const a = importanceWeights(lw0);
-    const b = importanceWeights(lw1);
-    const share = a.kishEss / (a.kishEss + b.kishEss);
-    let first = 0;
-    for (let i = 0; i < 400; i++) first += both.weights[i]!;
-    expect(first).toBeCloseTo(share, 10);
-    expect(both.weights[500]! / b.weights[100]!).toBeCloseTo(1 - share, 10);
-    const z = share * Math.exp(a.logEvidence) + (1 - share) * Math.exp(b.logEvidence);
-    expect(both.logEvidence).toBeCloseTo(Math.log(z), 10);
-    expect(both.logEvidenceSe).toBeGreaterThan(0);
-    expect(both.logEvidenceSe).toBeLessThan(Math.max(a.logEvidenceSe, b.logEvidenceSe));
+  it("leaves weights whose ESS is already at the floor as they are (normalised)", () => {
+    const flat = Float64Array.from({ length: 100 }, (_, i) => 1 + (i % 3));
+    const t = temperedWeights(flat, 50);
+    const total = flat.reduce((a, b) => a + b, 0);
+    t.forEach((v, i) => expect(v).toBeCloseTo(flat[i]! / total, 14));
+  });
+});
+
+describe("balanceLogDensity (the stages as one deterministic mixture)", () => {
+  // Target N(0, 1) (normalised: Z = 1), two stages: N(−1, 1) and a poor N(2.5, 0.5²).
+  const logNormal = (x: number, m: number, s: number) =>
+    -0.5 * ((x - m) / s) ** 2 - Math.log(s) - 0.5 * Math.log(2 * Math.PI);
+  const z = normals(hostKey(21), 30_000);
+  const sizes = [20_000, 10_000];
+  const theta = Float64Array.from(z, (v, i) => (i < sizes[0]! ? -1 + v : 2.5 + 0.5 * v));
+  const logQ = [
+    Float64Array.from(theta, (t) => logNormal(t, -1, 1)),
+    Float64Array.from(theta, (t) => logNormal(t, 2.5, 0.5)),
+  ];
+  const logTarget = Float64Array.from(theta, (t) => logNormal(t, 0, 1));
+
+  it("weighs every draw against all stages' proposals: exact mean, evidence 1", () => {
+    const lq = balanceLogDensity(sizes, logQ);
+    const imp = importanceWeights(logTarget.map((v, i) => v - lq[i]!));
+    let mean = 0;
+    imp.weights.forEach((w, i) => {
+      mean += w * theta[i]!;
+    });
+    expect(Math.abs(mean)).toBeLessThan(0.03);
+    expect(Math.abs(imp.logEvidence)).toBeLessThan(4 * imp.logEvidenceSe + 0.005);
+    // The poor stage's draws in the target's tail get moderate weights, not the largest ones.
+    expect(imp.paretoK).toBeLessThan(0.5);
+  });
+
+  it("is the log of Σ (n_g / N) q_g", () => {
+    const lq = balanceLogDensity(sizes, logQ);
+    for (const i of [0, 123, 25_000]) {
+      const want = Math.log((2 / 3) * Math.exp(logQ[0]![i]!) + (1 / 3) * Math.exp(logQ[1]![i]!));
+      expect(lq[i]).toBeCloseTo(want, 10);
+    }
   });
 });
 
