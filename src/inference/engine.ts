@@ -236,10 +236,10 @@ export interface PredictOptions {
   defensive?: Defensive | false;
   /**
    * Adaptive importance sampling (default true): a pilot quarter of nSamples draws from the
-   * surrogate; when its efficiency is below 50%, the rest come in three stages from a Student-t
-   * mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate), each stage
-   * weighted by its own proposal's exact density and the stages combined by their ESS. Same
-   * number of draws (and simulations); false draws everything from the surrogate.
+   * surrogate; when its efficiency is below 50%, the rest come in up to ten stages from a
+   * Student-t mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate),
+   * and every draw is weighted against all the stages' proposals as one deterministic mixture.
+   * Same number of draws (and simulations); false draws everything from the surrogate.
    */
   adapt?: boolean;
 }
