@@ -35,7 +35,7 @@ describe("temperedWeights", () => {
     const flat = Float64Array.from({ length: 100 }, (_, i) => 1 + (i % 3));
     const t = temperedWeights(flat, 50);
     const total = flat.reduce((a, b) => a + b, 0);
-    t.forEach((v, i) => expect(v).toBeCloseTo(flat[i]! / total, 14));
+    for (let i = 0; i < flat.length; i++) expect(t[i]).toBeCloseTo(flat[i]! / total, 14);
   });
 });
 
