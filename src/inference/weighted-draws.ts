@@ -27,8 +27,6 @@ import {
 import { simulationSeeds } from "./simulate-rows.js";
 import { type Checkpoint, defensiveFor } from "./snpe.js";
 import { logSumExp } from "./special.js";
-import { tMixtureLogDensity } from "./t-mixture.js";
-import { toUnbounded } from "./unbounded.js";
 
 export interface WeightedDrawsOptions {
   readonly net: PosteriorNetwork;
@@ -81,7 +79,9 @@ export interface WeightedDraws {
 interface Stage {
   readonly size: number;
   readonly plan: RoundProposal;
-  /** An adapted stage's mixture at every draw so far, batch by batch; null for the surrogate. */
+  /** An adapted stage's t mixture alone, as a proposal; null for the surrogate. */
+  readonly mixture: RoundProposal | null;
+  /** That mixture's log density at every draw so far, batch by batch. */
   readonly mixtureLog: Float64Array[] | null;
 }
 
@@ -109,6 +109,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   // likelihood terms (NaN when its simulation was dropped), the surrogate's log density (its
   // mass inside the support not yet divided out), and each adapted stage's mixture log density.
   const thetas: Float64Array[] = [];
+  const logPriors: Float64Array[] = [];
   const logTarget: Float64Array[] = [];
   const logSurrogate: Float64Array[] = [];
   // One entry per stage: its draws and, for an adapted stage, its mixture's log density at every
@@ -151,16 +152,18 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       tried += batch + draw.redrawn;
     }
     // The stage's mixture at the earlier draws, and every adapted mixture at the new ones.
-    const adapted = plan.parts.find((p) => p.part.kind === "adapted")?.part;
-    const mixtureLog = adapted ? thetas.map((t) => adaptedLogDensity(ctx, adapted, t)) : null;
-    stages.push({ size: batch, plan, mixtureLog });
+    const adapted = plan.parts.find((p) => p.part.kind === "adapted");
+    const mixture = adapted ? { parts: [{ weight: 1, part: adapted.part }] } : null;
+    const mixtureLog: Float64Array[] | null = mixture ? [] : null;
+    for (let b = 0; mixture && b < thetas.length; b++)
+      mixtureLog!.push(await proposalLogDensity(ctx, mixture, thetas[b]!, logPriors[b]!));
+    stages.push({ size: batch, plan, mixture, mixtureLog });
     thetas.push(draws);
+    logPriors.push(lp);
     logTarget.push(target);
     logSurrogate.push(await proposalLogDensity(ctx, surrogatePlan, draws, lp));
     for (const st of stages) {
-      if (!st.mixtureLog) continue;
-      const part = st.plan.parts.find((p) => p.part.kind === "adapted")!.part;
-      st.mixtureLog.push(adaptedLogDensity(ctx, part, draws));
+      if (st.mixture) st.mixtureLog!.push(await proposalLogDensity(ctx, st.mixture, draws, lp));
     }
     thetaAll = concat64(...thetas);
     importance = importanceWeights(
@@ -207,17 +210,6 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     );
   }
   return { samples: thetaAll, importance: imp, nSimulations, dropped, redrawn, warnings };
-}
-
-/** The adapted part's log density at rows of θ (inside the prior's support). */
-function adaptedLogDensity(ctx: ProposalContext, part: ProposalPart, theta: Float64Array) {
-  if (part.kind !== "adapted") throw new Error("adaptedLogDensity: not an adapted part");
-  const { u, logJac } = toUnbounded(
-    { thetaLower: ctx.prior.lower, thetaUpper: ctx.prior.upper },
-    theta,
-    ctx.net.nDims,
-  );
-  return tMixtureLogDensity(part.mixture, u).map((v, i) => v + logJac[i]!);
 }
 
 /**
