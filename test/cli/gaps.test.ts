@@ -27,6 +27,21 @@ const file = (name: string, text: string) => {
   return path;
 };
 
+/** `nbi predict RUN --obs OBS` on the "flux" column with the "err" column as its error bars. */
+const withErrorBars = (run: string, obs: string, ...extra: string[]) =>
+  nbi([
+    "predict",
+    run,
+    "--obs",
+    obs,
+    "--column",
+    "flux",
+    "--xerr-column",
+    "err",
+    "--trust-run-dir",
+    ...extra,
+  ]);
+
 describe("nbi predict and calibrate on light curves with gaps", () => {
   // Missing as "nan", as an empty cell, with the sigma NaN or empty there too.
   const lc = file(
@@ -91,23 +106,16 @@ describe("nbi predict and calibrate on light curves with gaps", () => {
   }, 120_000);
 
   it("weighs a gapped light curve with its own error bars and plots its predictive check", async () => {
-    const r = await nbi([
-      "predict",
+    const r = await withErrorBars(
       gapped,
-      "--obs",
       lc,
-      "--column",
-      "flux",
-      "--xerr-column",
-      "err",
-      "--trust-run-dir",
       "--n",
       "300",
       "--plots",
       "--ppc-draws",
       "40",
       "--json",
-    ]);
+    );
     expect(hasStackTrace(r.stderr)).toBe(false);
     expect(r.code).toBe(0);
     const events = lines(r.stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -191,17 +199,7 @@ describe("nbi predict and calibrate on light curves with gaps", () => {
   });
 
   it("a run without the gapped model refuses missing points with the engine's message", async () => {
-    const r = await nbi([
-      "predict",
-      plain,
-      "--obs",
-      lc,
-      "--column",
-      "flux",
-      "--xerr-column",
-      "err",
-      "--trust-run-dir",
-    ]);
+    const r = await withErrorBars(plain, lc);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /^nbi predict: predict: xObs expected finite values \(or fit with the gapped observation model, noise: gappedLightCurves\(\{ missing, sigma \}\), to leave missing points NaN\), got NaN at index 2\n$/,
@@ -211,22 +209,15 @@ describe("nbi predict and calibrate on light curves with gaps", () => {
       "full.csv",
       csv((_, i) => `${flux[i]},${0.2 + 0.01 * i}`),
     );
-    const ok = await nbi([
-      "predict",
+    const ok = await withErrorBars(
       plain,
-      "--obs",
       full,
-      "--column",
-      "flux",
-      "--xerr-column",
-      "err",
-      "--trust-run-dir",
       "--n",
       "40",
       "--out",
       join(root, "plain.csv"),
       "--quiet",
-    ]);
+    );
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/n_eff [\d.]+ of \d+ simulations/);
   });
