@@ -6,7 +6,7 @@
 import os from "node:os";
 import * as bij from "../src/bijectors/index.js";
 import { type Array, jit, np, random, valueAndGrad } from "../src/index.js";
-import * as optim from "../src/inference/optim/index.js";
+import * as optim from "../src/optim/index.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string, d: number) => {
@@ -37,7 +37,7 @@ for (const [name, flow] of [
   const smp = time(() => flow.sample(params, random.key(2), N), 3);
   const opt = optim.adam(1e-3);
   const loss = (p: bij.FlowParams, v: Array) => np.neg(np.mean(flow.logProb(p, v)));
-  const step = (p: bij.FlowParams, s: optim.AdamState, v: Array) => {
+  const step = (p: bij.FlowParams, s: optim.AdamState<bij.FlowParams>, v: Array) => {
     const [l, g] = valueAndGrad(loss)(p, v);
     const r = opt.update(g, s, p);
     return { p: optim.applyUpdates(p, r.updates), s: r.state, l };

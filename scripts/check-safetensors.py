@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Cross-checks src/inference/safetensors.ts against Python's reference `safetensors` package.
+"""Cross-checks src/io/safetensors.ts against Python's reference `safetensors` package.
 
   write PATH   writes the fixture test/fixtures/safetensors/python.safetensors (the test decodes
-               it and compares with EXPECTED below, mirrored in test/inference/safetensors.test.ts)
+               it and compares with EXPECTED below, mirrored in test/io/safetensors.test.ts)
   check PATH   loads a file written by the TypeScript encoder and checks it holds EXPECTED
 
 Uses `safetensors.numpy` when importable (Debian ships no package: put the wheel's contents on

@@ -27,6 +27,7 @@ import { gaussianLogLike, type LogLike } from "./inference/likelihood.js";
 import { memoryStore } from "./inference/memory-store.js";
 import { type FlowConfig, type PosteriorNetwork, posteriorNetwork } from "./inference/posterior.js";
 import { type Prior, resolvePriors } from "./inference/priors.js";
+import type { PredictResult } from "./inference/results.js";
 import type { SimulatorFn } from "./inference/simulate.js";
 import { simulateRows } from "./inference/simulate-rows.js";
 import {
@@ -40,7 +41,8 @@ import type { SimulationStore } from "./inference/store.js";
 import type { Noise } from "./inference/train.js";
 import { webWorkerSimulator } from "./inference/web-worker-simulator.js";
 import { weightedDraws } from "./inference/weighted-draws.js";
-import { type BackendName, backendInfo, useBackend } from "./ops/backend.js";
+import { backendInfo, useBackend } from "./ops/backend.js";
+import type { BackendName } from "./trace/backend.js";
 
 export { NbiError } from "./errors.js";
 export { deleteIndexedDbStore, hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
@@ -118,22 +120,22 @@ export interface BrowserPredictOptions {
   onSimulate?: (done: number, total: number) => void;
 }
 
-/** What `BrowserNBI.predict` returns. */
-export interface BrowserPredictResult {
-  /** Draws, n × d. */
-  readonly samples: Float64Array;
-  /** Normalised importance weights, one per draw. */
-  readonly weights: Float64Array;
-  /** nbi's n_eff = 1/Σw² − 1. */
-  readonly ess: number;
-  /** n_eff / draws. */
-  readonly efficiency: number;
-  readonly paretoK: number;
-  readonly logEvidence: number;
-  readonly nSimulations: number;
-  readonly labels: readonly string[];
-  readonly warnings: readonly string[];
-}
+/**
+ * What `BrowserNBI.predict` returns: the Node engine's `PredictResult` fields that the page
+ * computes (no trust report, no dropped or redrawn counts), with the same meanings.
+ */
+export type BrowserPredictResult = Pick<
+  PredictResult,
+  | "samples"
+  | "weights"
+  | "ess"
+  | "efficiency"
+  | "paretoK"
+  | "logEvidence"
+  | "nSimulations"
+  | "labels"
+  | "warnings"
+>;
 
 /**
  * The engine in a page: fit (amortized or SNPE-IS) and predict with importance weights.

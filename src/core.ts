@@ -14,20 +14,20 @@
  *
  * @module nbi/core
  */
-import * as tree from "./transforms/tree.js";
+import * as tree from "./trace/tree.js";
 
 export * as distributions from "./bijectors/distributions.js";
 export * as bijectors from "./bijectors/index.js";
 export { bijectorLaws } from "./bijectors/laws.js";
 export { NbiError } from "./errors.js";
 export * as featurizers from "./featurizers/index.js";
-export * as optim from "./inference/optim/index.js";
-export type { ArrayLike, Axes, ReduceOptions, ShapedArray } from "./ops/array.js";
-export { Array } from "./ops/array.js";
-export type { BackendName } from "./ops/backend.js";
-export type { DType } from "./ops/dtype.js";
 export * as np from "./ops/np.js";
 export * as random from "./ops/random.js";
+export * as optim from "./optim/index.js";
+export type { ArrayLike, Axes, ReduceOptions, ShapedArray } from "./trace/array.js";
+export { Array } from "./trace/array.js";
+export type { BackendName } from "./trace/backend.js";
+export type { DType } from "./trace/dtype.js";
 export type { AxisSpec, GradOptions, ScanOptions, Tree, VmapOptions } from "./transforms/api.js";
 export {
   grad,

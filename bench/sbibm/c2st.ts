@@ -12,7 +12,7 @@
  */
 import type { Array as NdArray } from "../../src/index.js";
 import { featurizers, jit, np, random, tree, valueAndGrad, vmap } from "../../src/index.js";
-import * as optim from "../../src/inference/optim/index.js";
+import * as optim from "../../src/optim/index.js";
 import { Rng } from "./rng.js";
 
 /** Options of `c2st`. */
@@ -126,12 +126,12 @@ export async function c2st(
   };
   const optimizer = optim.adam(lr);
   const step = jit(
-    (p: Params, s: unknown, xs: NdArray, ys: NdArray, idx: NdArray) => {
+    (p: Params, s: optim.AdamState<Params>, xs: NdArray, ys: NdArray, idx: NdArray) => {
       // idx: [folds, batch] rows of the pooled data.
       const x = np.take(xs, idx.reshape([-1]), 0).reshape([idx.shape[0]!, idx.shape[1]!, dim]);
       const y = np.take(ys, idx.reshape([-1]), 0).reshape([idx.shape[0]!, idx.shape[1]!]);
       const [[, losses], grads] = valueAndGrad((q: Params) => total(q, x, y), { hasAux: true })(p);
-      const { updates, state } = optimizer.update(grads, s as never, p);
+      const { updates, state } = optimizer.update<Params>(grads, s, p);
       return [optim.applyUpdates(p, updates), state, losses] as const;
     },
     { donateArgnums: [1] },
@@ -153,7 +153,7 @@ export async function c2st(
     inits[0],
     ...inits.slice(1),
   ) as Params;
-  let state: unknown = optimizer.init(params);
+  let state = optimizer.init(params);
   const minTrain = Math.min(...trains.map((t) => t.length));
   const batch = Math.min(batchSize, minTrain);
   const steps = Math.floor(minTrain / batch);

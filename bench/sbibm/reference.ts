@@ -24,8 +24,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { decodeNpy, encodeNpy } from "../../src/inference/npy.js";
 import { ndtr, ndtri } from "../../src/inference/special.js";
+import { decodeNpy, encodeNpy } from "../../src/io/npy.js";
 import { Rng } from "./rng.js";
 import {
   cholesky,

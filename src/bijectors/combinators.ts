@@ -2,8 +2,8 @@
  * Combinators: `chain`, `invert`, `blockwise`, `conditional` and `maskedAutoregressive`.
  */
 import { fail, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import type { Array } from "../trace/array.js";
 import { type Bijector, bijector, checkBijector, type ValueAndLogDet } from "./types.js";
 
 /**

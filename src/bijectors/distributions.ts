@@ -6,11 +6,11 @@
  * x's shape with the event axes removed.
  */
 import { fail } from "../errors.js";
-import type { Array, ArrayLike } from "../ops/array.js";
-import { ConcreteArray } from "../ops/concrete-array.js";
-import type { DType } from "../ops/dtype.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import type { Array, ArrayLike } from "../trace/array.js";
+import { ConcreteArray } from "../trace/concrete-array.js";
+import type { DType } from "../trace/dtype.js";
 import { type Bijector, checkBijector } from "./types.js";
 
 /**

@@ -3,8 +3,8 @@
  * parameters broadcast against x, so a `[d]` parameter gives each coordinate its own value.
  */
 import { fail } from "../errors.js";
-import type { Array, ArrayLike } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import type { Array, ArrayLike } from "../trace/array.js";
 import { type Bijector, bijector, type ValueAndLogDet } from "./types.js";
 
 const sumEvent = (ld: Array): Array => np.sum(ld, { axis: -1 });
@@ -349,4 +349,25 @@ export function reverse(): Bijector {
     ];
   };
   return bijector({ name: "reverse", forwardAndLogDet: rev, inverseAndLogDet: rev });
+}
+
+/**
+ * The identity map (log-det 0): the neutral element of composition (see `bijectorMonoid`).
+ *
+ * @example
+ * ```ts
+ * bijectors.identity().forward(np.array([[1, 2]])); // [[1, 2]]
+ * ```
+ */
+export function identity(): Bijector {
+  const id = (x: Array): ValueAndLogDet => {
+    checkEvent("identity", x);
+    return [x, zeroLogDet(x)];
+  };
+  return bijector({
+    name: "identity",
+    autoregressive: true,
+    forwardAndLogDet: id,
+    inverseAndLogDet: id,
+  });
 }

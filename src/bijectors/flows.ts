@@ -8,10 +8,10 @@
  * block).
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
-import type { DType } from "../ops/dtype.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
+import type { DType } from "../trace/dtype.js";
 import { chain, maskedAutoregressive, type Transformer } from "./combinators.js";
 import type { Distribution } from "./distributions.js";
 import { type ClampOptions, permute, reverse } from "./elementary.js";

@@ -19,6 +19,7 @@ export {
   clampLogScale,
   elementwise,
   exp,
+  identity,
   logit,
   permute,
   reverse,
@@ -46,5 +47,6 @@ export {
   madeMasks,
   orthogonal,
 } from "./made.js";
+export { bijectorMonoid, composeAll } from "./monoid.js";
 export { affineTransformer, rationalQuadraticSpline, type SplineOptions } from "./transformers.js";
 export { type Bijector, type BijectorSpec, bijector, type ValueAndLogDet } from "./types.js";

@@ -14,11 +14,13 @@
  * read values synchronously, so they run on the CPU backend.
  */
 import { NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import type { Array } from "../trace/array.js";
 import { jacfwd, vmap } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
 import { chain } from "./combinators.js";
+import { identity } from "./elementary.js";
+import { bijectorMonoid } from "./monoid.js";
 import type { Bijector } from "./types.js";
 
 /** The context and tolerances of a `bijectorLaws` check. */
@@ -152,6 +154,7 @@ function agreesUnder(
  * const x = np.array([[0.1, -0.3], [1.2, 0.5]], { dtype: "float64" });
  * bijectorLaws.all(bijectors.chain([bijectors.shift(1), bijectors.tanh()]), x);
  * bijectorLaws.chainAddsLogDets(bijectors.exp(), bijectors.scale(2), x);
+ * bijectorLaws.monoid(bijectors.exp(), bijectors.scale(2), bijectors.shift(1), x);
  * ```
  */
 export const bijectorLaws = {
@@ -249,6 +252,35 @@ export const bijectorLaws = {
   /** jit(forwardAndLogDet) and jit(inverseAndLogDet) equal the eager calls. */
   jitAgrees(b: Bijector, x: Array, options?: LawOptions): void {
     agreesUnder("jitAgrees", "jit", jit, b, x, options);
+  },
+
+  /**
+   * The monoid laws of composition (`bijectorMonoid`): (a·b)·c = a·(b·c), and e·a = a = a·e with
+   * e the identity, each compared by forward values, forward log-dets and inverse values at x.
+   */
+  monoid(a: Bijector, b: Bijector, c: Bijector, x: Array, options?: LawOptions): void {
+    const [rtol, atol] = tolerances(x, options);
+    const ctx = options?.context;
+    const { concat, empty } = bijectorMonoid;
+    const same = (law: string, p: Bijector, q: Bijector) => {
+      const [yp, lp] = p.forwardAndLogDet(x, ctx);
+      const [yq, lq] = q.forwardAndLogDet(x, ctx);
+      expectClose(law, p, `forward, against ${q.name}`, yp, yq, rtol, atol);
+      expectClose(law, p, `forwardLogDet, against ${q.name}`, lp, lq, rtol, atol);
+      expectClose(
+        law,
+        p,
+        `inverse, against ${q.name}`,
+        p.inverse(yp, ctx),
+        q.inverse(yq, ctx),
+        rtol * 10,
+        atol * 10,
+      );
+    };
+    same("monoid (associativity)", concat(concat(a, b), c), concat(a, concat(b, c)));
+    same("monoid (left identity)", concat(empty, a), a);
+    same("monoid (right identity)", concat(a, empty), a);
+    same("monoid (identity in a chain)", chain([a, identity(), b]), concat(a, b));
   },
 
   /**

@@ -5,9 +5,9 @@
  * `[..., d, nParams]` where the parameters of coordinate i depend only on inputs 1..i−1.
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 
 /** Options of `made`. */
 export interface MadeOptions {

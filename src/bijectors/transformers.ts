@@ -4,8 +4,8 @@
  * `rationalQuadraticSpline` (p = 3K − 1; Durkan et al. 2019, the neural spline flow).
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import type { Array } from "../trace/array.js";
 import type { Transformer } from "./combinators.js";
 import { type ClampOptions, clampedAffine, elementwise } from "./elementary.js";
 import type { ValueAndLogDet } from "./types.js";

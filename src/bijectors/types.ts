@@ -7,7 +7,7 @@
  * exists); `bijector(spec)` derives `forward`, `inverse`, `forwardLogDet` and `inverseLogDet`.
  */
 import { describe, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 
 /** A (log-det, value) pair: the output and log |det J| of the map, summed over the event axis. */
 export type ValueAndLogDet = [value: Array, logDet: Array];

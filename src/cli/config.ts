@@ -46,13 +46,14 @@
 import { access, mkdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { isLeft } from "fp-ts/lib/Either.js";
 import { describe, NbiError } from "../errors.js";
 import {
   type FeaturizerConfig,
   fromConfig as featurizerFromConfig,
 } from "../featurizers/registry.js";
 import { writeFileAtomic } from "../inference/atomic.js";
-import { didYouMean } from "../inference/engine.js";
+import { checkFitSettings, didYouMean, FIT_SETTING_RULES } from "../inference/fit-settings.js";
 import {
   type GappedLightCurvesOptions,
   gappedLightCurves,
@@ -153,36 +154,8 @@ const TOP_KEYS = [
   "predict",
   "simTimeout",
 ];
-/** Integer fit options and their least values. */
-const FIT_INTS: Record<string, number> = {
-  nSims: 2,
-  nRounds: 1,
-  nEpochs: 1,
-  batchSize: 1,
-  nReuse: -1,
-  earlyStopPatience: 1,
-  atoms: 1,
-};
-const FIT_NUMBERS = ["lr", "minLr", "fVal", "neffStop", "fAcceptMin"];
-/** Fit options that take one of a few strings, and those strings. */
-const FIT_CHOICES: Record<string, readonly string[]> = {
-  loss: ["auto", "nll", "apt", "weighted-nll"] satisfies SequentialLoss[],
-  proposal: ["auto", "surrogate", "truncated", "mixture"] satisfies ProposalKind[],
-  flowSpace: ["unbounded", "theta"],
-};
-const FIT_KEYS = [
-  ...Object.keys(FIT_INTS),
-  ...FIT_NUMBERS,
-  "earlyStopTrain",
-  "noise",
-  ...Object.keys(FIT_CHOICES),
-  "truncationEps",
-];
-/** "a", "b" or "c". */
-const oneOf = (choices: readonly string[]): string => {
-  const quoted = choices.map((c) => JSON.stringify(c));
-  return `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
-};
+/** The fit settings a config takes: the plain ones (checked by fit-settings.ts) and the noise. */
+const FIT_KEYS = [...Object.keys(FIT_SETTING_RULES).filter((k) => k !== "resume"), "noise"];
 const PREDICT_KEYS = ["nSamples", "neffMin", "nMax", "xErr"];
 const MODULE_EXT = /\.(mjs|js|cjs|ts|mts|cts)$/i;
 
@@ -327,31 +300,20 @@ export async function resolveConfig(
   if (raw.fit !== undefined && !isObject(raw.fit))
     problem("fit", "an object of fit options", raw.fit);
   const fitRaw = isObject(raw.fit) ? raw.fit : {};
+  // The plain settings by the rules the API uses too (every problem kept); the noise model here.
+  const settings = checkFitSettings(fitRaw, {
+    known: FIT_KEYS,
+    label: (key) => `fit.${key}`,
+    unknown: (keys) =>
+      keys.map((key) => `unknown key fit.${key} (known: ${FIT_KEYS.join(", ")})`) as [
+        string,
+        ...string[],
+      ],
+  });
+  if (isLeft(settings)) problems.push(...settings.left);
   for (const [key, value] of Object.entries(fitRaw)) {
-    if (!FIT_KEYS.includes(key)) {
-      problems.push(`unknown key fit.${key} (known: ${FIT_KEYS.join(", ")})`);
-    } else if (key in FIT_INTS) {
-      const least = FIT_INTS[key]!;
-      if (!Number.isInteger(value) || (value as number) < least) {
-        problem(
-          `fit.${key}`,
-          key === "nReuse" ? "an integer (−1: all rounds)" : `an integer ≥ ${least}`,
-          value,
-        );
-      }
-    } else if (FIT_NUMBERS.includes(key)) {
-      if (typeof value !== "number" || !Number.isFinite(value))
-        problem(`fit.${key}`, "a number", value);
-    } else if (key in FIT_CHOICES) {
-      const choices = FIT_CHOICES[key]!;
-      if (typeof value !== "string" || !choices.includes(value))
-        problem(`fit.${key}`, oneOf(choices), value);
-    } else if (key === "truncationEps") {
-      if (typeof value !== "number" || !(value > 0 && value < 1))
-        problem("fit.truncationEps", "a number in (0, 1), e.g. 1e-4", value);
-    } else if (key === "earlyStopTrain") {
-      if (typeof value !== "boolean") problem("fit.earlyStopTrain", "true or false", value);
-    } else if (key === "noise") {
+    if (!FIT_KEYS.includes(key)) continue;
+    if (key === "noise") {
       if (isObject(value) && !isGappedLightCurves(value)) {
         // The gapped observation model: { "missing": [lo, hi], "sigma": [lo, hi] }.
         try {

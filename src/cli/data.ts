@@ -15,7 +15,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { NbiError } from "../errors.js";
-import { readNpy, writeNpy } from "../inference/npy.js";
+import { readNpy, writeNpy } from "../io/npy.js";
 
 export interface NumbersRead {
   readonly values: Float64Array;

@@ -4,10 +4,10 @@
  * .weightIh, and so on).
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import { zeros } from "../ops/creation.js";
 import * as np from "../ops/numpy.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 import { scan } from "../transforms/api.js";
 import {
   checkSize,

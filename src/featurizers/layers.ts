@@ -5,10 +5,10 @@
  * so weights can be exchanged with torch modules; initialisation follows PyTorch's defaults.
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import { ones, zeros } from "../ops/creation.js";
 import * as np from "../ops/numpy.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 import type { InitOptions, Module } from "./types.js";
 
 function checkSize(fn: string, name: string, v: unknown): number {

@@ -1,8 +1,8 @@
 /** A multilayer perceptron featurizer, for summary statistics or short fixed-length vectors. */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/numpy.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 import { checkSize, type LinearParams, linear } from "./layers.js";
 import type { Featurizer, InitOptions } from "./types.js";
 

@@ -3,8 +3,8 @@
  * data: `fromConfig({ type: "resnet-gru", dimIn: 1, depth: 3 })`.
  */
 import { describe, fail, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 import { type GruParams, gru } from "./gru.js";
 import { type LinearParams, linear } from "./layers.js";
 import { type Activation, mlp } from "./mlp.js";

@@ -5,9 +5,9 @@
  * stages, and channels doubling from dimConvMin up to dimConvMax.
  */
 import { fail, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/numpy.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 import { type GruParams, runGru, withBatchAxis } from "./gru.js";
 import {
   type BatchNormParams,

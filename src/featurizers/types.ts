@@ -4,7 +4,7 @@
  * lives in the closure that made the module, never in the tree, so `grad`, `vmap` and `jit`
  * see only arrays.
  */
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 
 /** Options of a module's `init`. */
 export interface InitOptions {

@@ -7,7 +7,7 @@
  * as one deterministic mixture, so the estimates stay consistent and a poor stage cannot
  * dominate them.
  */
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 import type { Prior } from "./priors.js";
 import type { ProposalPart, RoundProposal } from "./proposals.js";
 import { logSumExp } from "./special.js";

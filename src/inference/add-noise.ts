@@ -5,8 +5,8 @@
  * posterior predictive replicates need one noisy copy of each simulation, outside any step.
  */
 import { fail, failText } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
+import type { Array } from "../trace/array.js";
 import { isGappedLightCurves } from "./gaps.js";
 import { normals } from "./host.js";
 import { deviceKey } from "./posterior.js";

@@ -4,12 +4,12 @@
  * Python reads them with `safetensors.numpy.load_file`.
  */
 import { NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import { encodeSafetensors, readSafetensors, type Tensor } from "../io/safetensors.js";
 import * as np from "../ops/np.js";
-import * as tree from "../transforms/tree.js";
+import type { Array } from "../trace/array.js";
+import * as tree from "../trace/tree.js";
 import { writeFileAtomic } from "./atomic.js";
 import type { PosteriorParams, Scales } from "./posterior.js";
-import { encodeSafetensors, readSafetensors, type Tensor } from "./safetensors.js";
 import type { Checkpoint } from "./snpe.js";
 
 const SCALE_KEYS = ["xMean", "xStd", "thetaMean", "thetaStd"] as const;

@@ -8,8 +8,9 @@
  *
  * Displays never throw: values that cannot be summarised print as "–".
  */
-import type { FitResult, PredictResult } from "./engine.js";
+
 import { weightedQuantiles } from "./importance.js";
+import type { FitResult, PredictResult } from "./results.js";
 import type { RoundRecord } from "./snpe.js";
 
 const INSPECT = Symbol.for("nodejs.util.inspect.custom");

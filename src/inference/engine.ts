@@ -18,8 +18,9 @@ import type { Flow } from "../bijectors/flows.js";
 import { describe, fail, failText, NbiError } from "../errors.js";
 import type { FeaturizerConfig } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
-import type { Array } from "../ops/array.js";
+import { readSafetensors } from "../io/safetensors.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
+import type { Array } from "../trace/array.js";
 import { addNoise } from "./add-noise.js";
 import { weightAdvice } from "./advice.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -28,6 +29,7 @@ import { drawTestPairs } from "./calibration/pairs.js";
 import { type CalibrationResult, calibrationFromSamples } from "./calibration/result.js";
 import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
+import { checkFitSettings, didYouMean, orThrow } from "./fit-settings.js";
 import {
   GAPPED_CHANNELS,
   type GappedLightCurves,
@@ -67,7 +69,7 @@ import {
 } from "./posterior.js";
 import { type PredictiveCheck, predictiveCheck } from "./ppc.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js";
-import { readSafetensors } from "./safetensors.js";
+import type { FitResult, PredictResult } from "./results.js";
 import { moduleUrlOf } from "./simulate-pool.js";
 import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
 import {
@@ -84,7 +86,11 @@ import {
 import { openStore, resetStore, type SimulationStore, type StoreFingerprint } from "./store.js";
 import type { Noise } from "./train.js";
 import { savedTrainingEpoch, trainCheckpointPath } from "./train-checkpoint.js";
-import { type TrustReport, trustReport } from "./trust.js";
+import { trustReport } from "./trust.js";
+
+export { didYouMean } from "./fit-settings.js";
+export type { FitResult, PredictResult } from "./results.js";
+
 import { weightedDraws } from "./weighted-draws.js";
 
 export const MODEL_FORMAT = "nbi-model";
@@ -181,29 +187,6 @@ export interface FitOptions extends Partial<RoundOptions>, Hooks {
   onResume?: (info: { rounds: number; path: string; message: string }) => void;
 }
 
-/** What `NBI.fit` returns; it prints as a table of rounds and the weighted posterior. */
-export interface FitResult {
-  /** Per round: ESS, efficiency, losses, epochs, simulations made, dropped and redrawn. */
-  readonly history: readonly RoundRecord[];
-  /** Weighted draws of all rounds (n × d) and their normalised weights (nbi's result()). */
-  readonly samples: Float64Array;
-  /** One normalised weight per row of `samples`, each round's scaled by its n_eff. */
-  readonly weights: Float64Array;
-  /** n_eff per round (NaN for rounds without importance weights, e.g. amortized NPE). */
-  readonly essHistory: readonly number[];
-  /** Why the run stopped. */
-  readonly stopped: string;
-  /** One name per parameter (the columns of `samples`). */
-  readonly labels: readonly string[];
-  /**
-   * Rounds whose importance weights could not contribute (n_eff 0): kept in `history`, left out
-   * of `samples`. When every weighted round is empty, `samples` and `weights` are empty.
-   */
-  readonly emptyRounds?: readonly number[];
-  /** Finished rounds found in the store and replayed rather than run (0 for a fresh run). */
-  readonly resumedRounds?: number;
-}
-
 /** Options of `NBI.predict`. Give `xErr` or `logLike` for importance weights. */
 export interface PredictOptions {
   /**
@@ -242,44 +225,6 @@ export interface PredictOptions {
    * Same number of draws (and simulations); false draws everything from the surrogate.
    */
   adapt?: boolean;
-}
-
-/** What `NBI.predict` returns; it prints as a table of the weighted posterior. */
-export interface PredictResult {
-  /** Draws from the proposal, n × d in the user's units. */
-  readonly samples: Float64Array;
-  /** Normalised importance weights, one per row of `samples` (uniform when surrogateOnly). */
-  readonly weights: Float64Array;
-  /** nbi's n_eff = 1/Σw² − 1, and Kish's 1/Σw². */
-  readonly ess: number;
-  /** Kish's effective sample size 1/Σw². */
-  readonly kishEss: number;
-  /** n_eff / draws: the sampling efficiency (near 1 when the surrogate matches the posterior). */
-  readonly efficiency: number;
-  /** log of the evidence p(xObs) estimated from the weights. */
-  readonly logEvidence: number;
-  /** Standard error of `logEvidence`. */
-  readonly logEvidenceSe: number;
-  /** PSIS k̂ of the weights: below 0.7 the weighted results can be trusted. */
-  readonly paretoK: number;
-  /** Simulations run (all top-ups included). */
-  readonly nSimulations: number;
-  /** Simulations dropped (non-finite output, simulator error, crashed worker). */
-  readonly dropped: number;
-  /** Proposal draws outside the prior's support, redrawn. */
-  readonly redrawn: number;
-  /** True when no likelihood was given: samples are the surrogate's, weights uniform. */
-  readonly surrogateOnly: boolean;
-  /** Diagnostics worth reading (heavy-tailed weights, dropped simulations, a short n_eff). */
-  readonly warnings: readonly string[];
-  /** One name per parameter (the columns of `samples`). */
-  readonly labels: readonly string[];
-  /**
-   * One verdict ("ok" | "caution" | "do-not-trust") from the out-of-distribution alarm (how far
-   * xObs lies from the training simulations in the featurizer's space) and the weights' health
-   * (n_eff, efficiency, Pareto k̂), with its message; also in `warnings` when not ok.
-   */
-  readonly trust: TrustReport;
 }
 
 /** Options of `NBI.posteriorPredictive`. */
@@ -660,10 +605,8 @@ export class NBI {
     if (typeof options !== "object" || options === null)
       fail("fit", "options", "an object", options);
     const o = options;
-    checkFitKeys(o);
+    checkFitOptions(o);
     const resume = o.resume ?? "ifSame";
-    if (!["never", "ifSame", "force"].includes(resume))
-      fail("fit", "resume", '"never", "ifSame" or "force"', o.resume);
     this.useGaps(o.noise);
     if (o.xErr !== undefined && !this.gaps) {
       fail(
@@ -721,8 +664,6 @@ export class NBI {
       }
     }
     const nRounds = o.nRounds ?? 1;
-    if (!Number.isInteger(nRounds) || nRounds < 1)
-      fail("fit", "nRounds", "a positive integer", nRounds);
     if (nRounds > 1 && !xObsRaw)
       fail("fit", "xObs", "an observation for sequential rounds (nRounds > 1)", undefined);
     const nSims = o.nSims ?? (precomputed ? precomputed.theta.length / d : Number.NaN);
@@ -2005,48 +1946,23 @@ const FIT_KEYS: Record<keyof FitOptions, true> = {
   onWarning: true,
 };
 
-/** Levenshtein distance, for did-you-mean hints. */
-function editDistance(a: string, b: string): number {
-  const row = globalThis.Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** The known name closest to `name` (snake_case and case folded first), if close enough. */
-export function didYouMean(name: string, known: readonly string[]): string | undefined {
-  const camel = name.replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
-  const exact = known.find((k) => k.toLowerCase() === camel.toLowerCase());
-  if (exact) return exact;
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const k of known) {
-    const distance = editDistance(camel.toLowerCase(), k.toLowerCase());
-    if (distance < bestDistance) {
-      best = k;
-      bestDistance = distance;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function checkFitKeys(o: FitOptions): void {
+/** Every problem of fit's options at once: unknown keys, and each plain setting's rule. */
+function checkFitOptions(o: FitOptions): void {
   const known = Object.keys(FIT_KEYS);
-  const unknown = Object.keys(o).filter((k) => !Object.hasOwn(FIT_KEYS, k));
-  if (unknown.length === 0) return;
-  const named = unknown.map((k) => {
-    const hint = didYouMean(k, known);
-    return `${JSON.stringify(k)}${hint ? ` (did you mean ${hint}?)` : ""}`;
-  });
-  throw new NbiError(
-    `fit: options expected only known options, got unknown ${named.join(", ")}; known: ${known.join(", ")}`,
+  orThrow(
+    "fit",
+    checkFitSettings(o as Readonly<Record<string, unknown>>, {
+      known,
+      unknown: (keys) => {
+        const named = keys.map((k) => {
+          const hint = didYouMean(k, known);
+          return `${JSON.stringify(k)}${hint ? ` (did you mean ${hint}?)` : ""}`;
+        });
+        return [
+          `options expected only known options, got unknown ${named.join(", ")}; known: ${known.join(", ")}`,
+        ];
+      },
+    }),
   );
 }
 

@@ -12,9 +12,9 @@
  * observation its C × L values (NaN where missing) followed by their C × L sigmas.
  */
 import { describe, fail, failText, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
 
 /**
  * Which points of a batch are observed: (key, shape [B, C, L]) → 1 where observed, 0 where

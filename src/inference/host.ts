@@ -5,9 +5,9 @@
  * live there. Every draw still comes from an explicit Threefry key (`random`), never Math.random.
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
-import { defaultBackend, setDefaultBackend } from "../ops/backend.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
+import { defaultBackend, setDefaultBackend } from "../trace/backend.js";
 
 /** Runs `fn` with the CPU backend as the default (restoring the previous default afterwards). */
 export function onCpu<T>(fn: () => T): T {
@@ -30,7 +30,7 @@ export function onCpu<T>(fn: () => T): T {
  * ```
  */
 export function hostKey(seed: number): Array {
-  return onCpu(() => random.key(seed));
+  return random.key(seed, { backend: "cpu" });
 }
 
 /** `n` independent keys derived from `key` (on the CPU backend). */
@@ -50,7 +50,8 @@ export function splitKeys(key: Array, n: number): Array[] {
 export function keyAt(key: Array, index: number): Array {
   if (!Number.isInteger(index) || index < 0)
     fail("keyAt", "index", "a non-negative integer", index);
-  return onCpu(() => random.splitList(key, index + 1)[index]!);
+  // The same key as splitList(key, index + 1)[index], computed alone (random.splitAt).
+  return random.splitAt(key, index + 1, index);
 }
 
 /**

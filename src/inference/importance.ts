@@ -7,7 +7,7 @@
  * are ±1e3 neither overflow nor underflow to all-zero.
  */
 import { fail, NbiError } from "../errors.js";
-import type { Array as Key } from "../ops/array.js";
+import type { Array as Key } from "../trace/array.js";
 import { uniforms } from "./host.js";
 
 /** The weights of one importance-sampling round and their diagnostics. */

@@ -4,6 +4,9 @@
  * SNPE-IS as a fold over rounds, amortized NPE, importance sampling and its diagnostics, and the
  * file formats (NPY for simulations, safetensors for weights) that Python reads.
  */
+
+export { readNpy, writeNpy } from "../io/npy.js";
+export { readSafetensors, writeSafetensors } from "../io/safetensors.js";
 export { type WeightDiagnostics, weightAdvice } from "./advice.js";
 export {
   type CalibrateOptions,
@@ -64,7 +67,6 @@ export {
   needsSimulation,
   thetaLogLike,
 } from "./likelihood.js";
-export { readNpy, writeNpy } from "./npy.js";
 export {
   type DistanceTail,
   type FeatureStatistics,
@@ -108,7 +110,6 @@ export {
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
-export { readSafetensors, writeSafetensors } from "./safetensors.js";
 export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
 export {
   anpe,

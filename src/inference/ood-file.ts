@@ -9,9 +9,9 @@
  * unavailable.
  */
 import { NbiError } from "../errors.js";
+import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
 import { writeFileAtomic } from "./atomic.js";
 import { type FeatureStatistics, restoreFeatureStatistics } from "./ood.js";
-import { encodeSafetensors, readSafetensors } from "./safetensors.js";
 
 /** The file's name in a saved model's folder. */
 export const OOD_FILE = "ood.safetensors";

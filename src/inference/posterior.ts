@@ -10,12 +10,12 @@ import { type Flow, type FlowParams, maf, nsf } from "../bijectors/flows.js";
 import { fail, NbiError } from "../errors.js";
 import { type FeaturizerConfig, resolve } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
-import type { Array } from "../ops/array.js";
-import { defaultBackend } from "../ops/backend.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import type { Array } from "../trace/array.js";
+import { defaultBackend } from "../trace/backend.js";
+import * as tree from "../trace/tree.js";
 import { jit } from "../transforms/jit.js";
-import * as tree from "../transforms/tree.js";
 import { encodePacked, type GappedLightCurves } from "./gaps.js";
 import { onCpu, uniforms } from "./host.js";
 import { fromUnbounded, isBounded, type SupportBounds, toUnbounded } from "./unbounded.js";
@@ -598,4 +598,12 @@ export async function defensiveLogProb(
     out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   }
   return out;
+}
+
+/** A trained surrogate: its parameters and the standardisation they were trained with. */
+export interface Checkpoint {
+  /** The network's parameters. */
+  readonly params: PosteriorParams;
+  /** The data and parameter scales of the round that trained them. */
+  readonly scales: Scales;
 }

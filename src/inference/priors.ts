@@ -8,7 +8,7 @@
  * nested products so a product is always a flat list of parts.
  */
 import { fail, failText } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 import { normals, splitKeys, uniforms } from "./host.js";
 import { erfc, log1mExp, logNdtr, logNormalPdf, ndtri, ndtriExp } from "./special.js";
 

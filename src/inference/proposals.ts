@@ -6,7 +6,9 @@
  * - a surrogate q(θ | xObs) after some round (optionally the defensive mixture with a broadened
  *   copy; optionally restricted to its highest-density region), truncated to the prior's support;
  * - a truncated prior (TSNPE, Deistler et al. 2022): p(θ) restricted to the region where the
- *   surrogate's density is at least the ε-quantile of its own draws', holding 1 − ε of its mass.
+ *   surrogate's density is at least the ε-quantile of its own draws', holding 1 − ε of its mass;
+ * - a Student-t mixture fitted to earlier importance-weighted draws, on the unbounded image of the
+ *   prior's support (predict's adapted stages).
  *
  * A part's normalising mass (the share of a surrogate inside the support, or the prior's mass in
  * a region) is estimated from the acceptance rate of the round's own draws and recorded, so a
@@ -14,9 +16,11 @@
  * them, so it is plain JSON (kept in the store's `draws` record).
  */
 import { NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
+import type { PROPOSAL_KINDS } from "./fit-settings.js";
 import { keyAt, uniforms } from "./host.js";
 import {
+  type Checkpoint,
   type Defensive,
   defensiveLogProb,
   type PosteriorNetwork,
@@ -24,9 +28,11 @@ import {
   surrogateLogProb,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
-import type { Checkpoint, ProposalKind } from "./snpe.js";
 import { sampleTMixture, type TMixture, tMixtureLogDensity } from "./t-mixture.js";
 import { fromUnbounded, type SupportBounds, toUnbounded } from "./unbounded.js";
+
+/** The proposal of sequential rounds (see `RoundOptions.proposal`). */
+export type ProposalKind = (typeof PROPOSAL_KINDS)[number];
 
 /** One component of a round's proposal. `round` names the checkpoint trained after that round. */
 export type ProposalPart =

@@ -11,28 +11,9 @@ import { isAbsolute } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { NbiError } from "../errors.js";
-import { setModuleRunner } from "./simulate.js";
 import { messageOf, type ResultCollector } from "./simulate-collect.js";
+import { type PoolPlan, setModuleRunner, type WorkerSimulatorSpec } from "./simulate-runner.js";
 import { WORKER_SOURCE } from "./simulate-worker.js";
-
-/** A simulator that runs in worker threads: an ES module and the name of its function export. */
-export interface WorkerSimulatorSpec {
-  /** Absolute path or file: URL of an ES module (.js/.mjs; .ts needs tsx installed). */
-  readonly module: string;
-  /** The export to call; "default" unless given. */
-  readonly exportName?: string;
-}
-
-export interface PoolPlan {
-  readonly theta: Float64Array;
-  readonly paramDim: number;
-  readonly indices: Int32Array;
-  readonly seeds: Uint32Array | undefined;
-  readonly workers: number;
-  readonly signal: AbortSignal | undefined;
-  /** Longest a single simulation may run (ms); unlimited when undefined. */
-  readonly timeoutMs?: number | undefined;
-}
 
 type WorkerMessage =
   | { type: "ready" }

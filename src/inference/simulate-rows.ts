@@ -4,7 +4,7 @@
  * and the engine's rounds.
  */
 import { NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 import { uniforms } from "./host.js";
 import { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
 import type { SimulationStore } from "./store.js";

@@ -17,32 +17,18 @@ import {
   type SimulationChunk,
   type SimulationReport,
 } from "./simulate-collect.js";
-import type { PoolPlan, WorkerSimulatorSpec } from "./simulate-pool.js";
+import {
+  type ModuleRunner,
+  registeredModuleRunner,
+  type WorkerSimulatorSpec,
+} from "./simulate-runner.js";
 
 export {
   type SimulationChunk,
   type SimulationReport,
   SimulationStatus,
 } from "./simulate-collect.js";
-export type { WorkerSimulatorSpec } from "./simulate-pool.js";
-
-/**
- * Runs a `{ module }` simulator in workers; false when stopped by the signal. Registered by
- * simulate-pool.ts (Node's worker threads) or the browser entry (Web Workers), so this module
- * imports no Node built-in and the rounds run in a browser.
- */
-export type ModuleRunner = (
-  spec: WorkerSimulatorSpec,
-  plan: Omit<PoolPlan, "workers"> & { readonly workers: number | undefined },
-  collector: ResultCollector,
-) => Promise<boolean>;
-
-let moduleRunner: ModuleRunner | undefined;
-
-/** Sets how `{ module }` simulators run (see `ModuleRunner`); the last registration wins. */
-export function setModuleRunner(runner: ModuleRunner): void {
-  moduleRunner = runner;
-}
+export type { WorkerSimulatorSpec } from "./simulate-runner.js";
 
 /** What a simulator learns besides θ: its row index and the seed for its own randomness. */
 export interface SimulationInfo {
@@ -154,6 +140,7 @@ export async function simulate(
 }
 
 function runModule(...args: Parameters<ModuleRunner>): Promise<boolean> {
+  const moduleRunner = registeredModuleRunner();
   if (moduleRunner === undefined) {
     throw new NbiError(
       `simulate: simulator ${JSON.stringify(args[0].module)} is a module, which needs worker threads (import "nbi", or the engine, in Node) or Web Workers (import "nbi/browser"); none is loaded`,

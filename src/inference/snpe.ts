@@ -10,17 +10,19 @@
  * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
  * round's own draws only); the importance weights make the combined result exact either way.
  */
-import { fail, NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import { NbiError } from "../errors.js";
+import type { Array } from "../trace/array.js";
+import { checkFitSettings, orThrow, type SEQUENTIAL_LOSSES } from "./fit-settings.js";
+import { afterRound, type FoldState, initialFoldState } from "./fold-state.js";
 import { keyAt, permutation } from "./host.js";
 import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import {
+  type Checkpoint,
   type Defensive,
   fitScales,
   initPosterior,
   type PosteriorNetwork,
-  type PosteriorParams,
   type Scales,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
@@ -28,6 +30,7 @@ import {
   drawProposal,
   PRIOR_PROPOSAL,
   type ProposalContext,
+  type ProposalKind,
   type ProposalOptions,
   planProposal,
   proposalLogDensity,
@@ -45,9 +48,7 @@ import { abortError, type EpochRecord, type Noise, trainPosterior } from "./trai
 export type { Simulator } from "./simulate-rows.js";
 
 /** The loss of sequential rounds (see `RoundOptions.loss`). */
-export type SequentialLoss = "auto" | "nll" | "apt" | "weighted-nll";
-/** The proposal of sequential rounds (see `RoundOptions.proposal`). */
-export type ProposalKind = "auto" | "surrogate" | "truncated" | "mixture";
+export type SequentialLoss = (typeof SEQUENTIAL_LOSSES)[number];
 
 /** How each round simulates and trains (nbi's hyperparameters, camelCase). */
 export interface RoundOptions {
@@ -234,27 +235,11 @@ export interface RoundData {
   readonly importance?: ImportanceResult;
 }
 
-/** A trained surrogate: its parameters and the standardisation they were trained with. */
-export interface Checkpoint {
-  /** The network's parameters. */
-  readonly params: PosteriorParams;
-  /** The data and parameter scales of the round that trained them. */
-  readonly scales: Scales;
-}
+export type { Checkpoint } from "./posterior.js";
+export type { ProposalKind } from "./proposals.js";
 
 /** The fold's state after some rounds: an immutable value, one per round. */
-export interface SnpeState {
-  /** The surrogate after the last trained round. */
-  readonly current: Checkpoint;
-  /** checkpoints[r]: the surrogate after round r (what later proposals are made of). */
-  readonly checkpoints: readonly Checkpoint[];
-  /** Each round's valid simulations and importance weights. */
-  readonly data: readonly RoundData[];
-  /** Each round's record. */
-  readonly history: readonly RoundRecord[];
-  /** Why the fold stopped, once a stopping rule fired. */
-  readonly stopped?: string;
-}
+export type SnpeState = FoldState<Checkpoint, RoundData, RoundRecord>;
 
 /** What `snpeIS` and `anpe` return. */
 export interface SnpeResult {
@@ -295,7 +280,7 @@ export async function initialState(config: SnpeConfig): Promise<SnpeState> {
     thetaMean: new Float64Array(d),
     thetaStd: new Float64Array(d).fill(1),
   };
-  return { current: { params, scales }, checkpoints: [], data: [], history: [] };
+  return initialFoldState({ params, scales });
 }
 
 /**
@@ -466,18 +451,16 @@ export function sequentialOptions(
   >,
   net: PosteriorNetwork,
 ): SequentialSettings {
-  const losses = ["auto", "nll", "apt", "weighted-nll"];
-  if (o.loss !== undefined && !losses.includes(o.loss))
-    fail("fit", "loss", `one of ${losses.map((l) => `"${l}"`).join(", ")}`, o.loss);
-  const kinds = ["auto", "surrogate", "truncated", "mixture"];
-  if (o.proposal !== undefined && !kinds.includes(o.proposal))
-    fail("fit", "proposal", `one of ${kinds.map((l) => `"${l}"`).join(", ")}`, o.proposal);
-  if (o.atoms !== undefined && !(Number.isInteger(o.atoms) && o.atoms >= 1))
-    fail("fit", "atoms", "an integer ≥ 1", o.atoms);
+  // The fit's own rules (fit-settings.ts), for callers of snpeIS that bypass NBI.fit.
+  const { loss, atoms, proposal, truncationEps, flowSpace } = o;
+  orThrow(
+    "fit",
+    checkFitSettings(
+      { loss, atoms, proposal, truncationEps, flowSpace },
+      { known: ["loss", "atoms", "proposal", "truncationEps", "flowSpace"], unknown: () => [""] },
+    ),
+  );
   const eps = o.truncationEps ?? 1e-4;
-  if (!(eps > 0 && eps < 1)) fail("fit", "truncationEps", "a number in (0, 1)", o.truncationEps);
-  if (o.flowSpace !== undefined && o.flowSpace !== "unbounded" && o.flowSpace !== "theta")
-    fail("fit", "flowSpace", '"unbounded" or "theta"', o.flowSpace);
   const defensive = defensiveFor(net, o.defensive);
   return {
     flowSpace: o.flowSpace ?? "unbounded",
@@ -887,13 +870,12 @@ export async function runRound(
     },
     warnings,
   };
-  return {
+  return afterRound(state, {
     current,
-    checkpoints: [...state.checkpoints, current],
-    data,
-    history: [...history, record],
+    data: roundData,
+    record,
     ...(stopped ? { stopped } : {}),
-  };
+  });
 }
 
 /**

@@ -4,7 +4,16 @@
  */
 import { fail, NbiError } from "../errors.js";
 import type { SimulationChunk } from "./simulate-collect.js";
-import type { StoreMeta } from "./store.js";
+
+/**
+ * What every simulation in a store looks like. (Defined here, with its check, and re-exported by
+ * store.ts: the store imports these checks, so importing it back would make a cycle.)
+ */
+export interface StoreMeta {
+  readonly paramDim: number;
+  readonly dataShape: readonly number[];
+  readonly labels?: readonly string[];
+}
 
 /** Status codes a chunk may hold (SimulationStatus: ok, nonFinite, threw, crashed, timeout). */
 export const MAX_STATUS = 4;

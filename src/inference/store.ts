@@ -68,8 +68,8 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, fail, NbiError } from "../errors.js";
+import { decodeNpy, encodeNpy, type NpyArray } from "../io/npy.js";
 import { TEMP_FILE, writeFileAtomic } from "./atomic.js";
-import { decodeNpy, encodeNpy, type NpyArray } from "./npy.js";
 import type { SimulationChunk } from "./simulate-collect.js";
 import {
   checkChunk,
@@ -79,6 +79,7 @@ import {
   checkTheta,
   MAX_STATUS,
   remarkNonFinite,
+  type StoreMeta,
   validateMeta,
 } from "./store-checks.js";
 import type { TrainCheckpoint, TrainTemplate } from "./train.js";
@@ -88,12 +89,7 @@ import {
   trainCheckpointPath,
 } from "./train-checkpoint.js";
 
-/** What every simulation in a store looks like. */
-export interface StoreMeta {
-  readonly paramDim: number;
-  readonly dataShape: readonly number[];
-  readonly labels?: readonly string[];
-}
+export type { StoreMeta } from "./store-checks.js";
 
 /** One round read back: θ, which rows are simulated, their status and outputs. */
 export interface RoundData {

@@ -9,7 +9,7 @@
  * so it stays wide rather than collapsing. Host arrays, float64.
  */
 import { fail } from "../errors.js";
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 import { keyAt, normals, uniforms } from "./host.js";
 import { logGamma } from "./special.js";
 
@@ -116,6 +116,9 @@ export function fitTMixture(
   for (let c = 0; c < k; c++) covs.push(pooled.slice());
   let mix = new Float64Array(k).fill(1 / k);
   const resp = new Float64Array(m * k);
+  // Scratch for the E step's triangular solves and the M step's per-component weights.
+  const z = new Float64Array(dim);
+  const g = new Float64Array(m);
   const iterations = options.iterations ?? 50;
   const stack = (cs: Float64Array[]) => {
     const out = new Float64Array(cs.length * dim * dim);
@@ -127,18 +130,26 @@ export function fitTMixture(
   let chol = stack(covs);
   let previous = Number.NEGATIVE_INFINITY;
   for (let it = 0; it < iterations; it++) {
-    // E step: responsibilities under Gaussian components.
+    // E step: responsibilities under Gaussian components (each component's log weight and
+    // normalising constant computed once per iteration, not once per draw).
     let ll = 0;
     const logRow = new Float64Array(k);
+    const logMix = Float64Array.from(mix, (v) => Math.log(v));
+    const logNorm = gaussianLogNorms(chol, k, dim);
     for (let r = 0; r < m; r++) {
       let max = Number.NEGATIVE_INFINITY;
       for (let c = 0; c < k; c++) {
-        logRow[c] = Math.log(mix[c]!) + gaussianLogPdf(x, r, means, c, chol, dim);
+        logRow[c] =
+          logMix[c]! +
+          (-0.5 * (dim * LOG_2PI + mahalanobis(x, r, means, c, chol, dim, z)) - logNorm[c]!);
         if (logRow[c]! > max) max = logRow[c]!;
       }
       let s = 0;
-      for (let c = 0; c < k; c++) s += Math.exp(logRow[c]! - max);
-      for (let c = 0; c < k; c++) resp[r * k + c] = Math.exp(logRow[c]! - max) / s;
+      for (let c = 0; c < k; c++) {
+        logRow[c] = Math.exp(logRow[c]! - max); // now the unnormalised responsibility
+        s += logRow[c]!;
+      }
+      for (let c = 0; c < k; c++) resp[r * k + c] = logRow[c]! / s;
       ll += w[r]! * (max + Math.log(s));
     }
     // M step, weighted by the importance weights; covariances shrunk towards the pooled one.
@@ -157,7 +168,7 @@ export function fitTMixture(
       if (!(mass > 0)) continue;
       for (let a = 0; a < dim; a++) mean[a]! /= mass;
       means.set(mean, c * dim);
-      const g = Float64Array.from({ length: m }, (_, r) => (w[r]! * resp[r * k + c]!) / mass);
+      for (let r = 0; r < m; r++) g[r] = (w[r]! * resp[r * k + c]!) / mass;
       const local = weightedCov(x, g, mean, dim, 1);
       // Fewer than dim + 2 effective draws cannot fix a covariance: the shortfall is made up
       // with the pooled one (wide, so the next stage explores rather than collapses).
@@ -327,17 +338,13 @@ function mahalanobis(
   return m2;
 }
 
-function gaussianLogPdf(
-  x: Float64Array,
-  r: number,
-  means: Float64Array,
-  c: number,
-  chol: Float64Array,
-  dim: number,
-): number {
-  const z = new Float64Array(dim);
-  const m2 = mahalanobis(x, r, means, c, chol, dim, z);
-  let logDet = 0;
-  for (let a = 0; a < dim; a++) logDet += Math.log(chol[c * dim * dim + a * dim + a]!);
-  return -0.5 * (dim * LOG_2PI + m2) - logDet;
+/** Each component's log det of its Cholesky factor (half the log det of its covariance). */
+function gaussianLogNorms(chol: Float64Array, k: number, dim: number): Float64Array {
+  const out = new Float64Array(k);
+  for (let c = 0; c < k; c++) {
+    let logDet = 0;
+    for (let a = 0; a < dim; a++) logDet += Math.log(chol[c * dim * dim + a * dim + a]!);
+    out[c] = logDet;
+  }
+  return out;
 }

@@ -9,18 +9,17 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NbiError } from "../errors.js";
-import type { Array } from "../ops/array.js";
-import type { DType } from "../ops/dtype.js";
-import * as np from "../ops/np.js";
-import * as tree from "../transforms/tree.js";
-import { writeFileAtomic } from "./atomic.js";
 import {
   decodeSafetensors,
   encodeSafetensors,
   type SafetensorsDtype,
   type Tensor,
-} from "./safetensors.js";
-import type { SimulationStore } from "./store.js";
+} from "../io/safetensors.js";
+import * as np from "../ops/np.js";
+import type { Array } from "../trace/array.js";
+import type { DType } from "../trace/dtype.js";
+import * as tree from "../trace/tree.js";
+import { writeFileAtomic } from "./atomic.js";
 import type { EpochRecord, TrainCheckpoint, TrainTemplate } from "./train.js";
 
 const FORMAT = "nbi-training";
@@ -33,8 +32,14 @@ const TO_SAFETENSORS: Record<DType, SafetensorsDtype> = {
   bool: "BOOL",
 };
 
-/** Where a round's interrupted training is kept. */
-export function trainCheckpointPath(store: SimulationStore, round: number): string {
+/**
+ * Where a round's interrupted training is kept, in a store (a `SimulationStore`; typed by the one
+ * method read, since the store imports this module).
+ */
+export function trainCheckpointPath(
+  store: { roundDir(round: number): string },
+  round: number,
+): string {
   return join(store.roundDir(round), "training.safetensors");
 }
 

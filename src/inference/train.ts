@@ -6,15 +6,15 @@
  * gradient and the update, so an epoch is a loop of compiled calls with no per-op dispatch.
  */
 import { fail, failText } from "../errors.js";
-import type { Array } from "../ops/array.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
+import * as optim from "../optim/index.js";
+import type { Array } from "../trace/array.js";
+import * as tree from "../trace/tree.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
-import * as tree from "../transforms/tree.js";
 import { type GappedLightCurves, gappedTrainingInput, isGappedLightCurves } from "./gaps.js";
 import { keyAt, permutation, uniforms, yieldToEventLoop } from "./host.js";
-import * as optim from "./optim/index.js";
 import {
   deviceKey,
   type PosteriorNetwork,
@@ -93,12 +93,15 @@ export interface TrainOptions {
   onInterrupt?: (checkpoint: TrainCheckpoint) => Promise<void>;
 }
 
+/** The optimizer state of a training: the adaptive clip's, then Adam's. */
+export type TrainOptState = [optim.AdaptiveClipState, optim.AdamState<PosteriorParams>];
+
 /** What `TrainOptions.resume` is given: the shapes to fill and the training's setup. */
 export interface TrainTemplate {
   /** Parameters shaped like the network's (the starting parameters). */
   readonly params: PosteriorParams;
   /** The optimizer's initial state (a pytree of arrays). */
-  readonly optState: unknown;
+  readonly optState: TrainOptState;
   /** What fixes this training's course (see `TrainCheckpoint.setup`). */
   readonly setup: string;
 }
@@ -115,7 +118,7 @@ export interface TrainCheckpoint {
   /** The parameters after epoch − 1. */
   readonly params: PosteriorParams;
   /** The optimizer state after epoch − 1 (Adam's moments and step count, the clip's history). */
-  readonly optState: unknown;
+  readonly optState: TrainOptState;
   /** The best validation so far (epoch −1: the starting parameters). */
   readonly best: {
     readonly params: PosteriorParams;
@@ -412,7 +415,7 @@ export async function trainPosterior(
   const step = jit(
     (
       p: PosteriorParams,
-      s: unknown,
+      s: TrainOptState,
       xAll: Array,
       tAll: Array,
       tsAll: Array,
@@ -426,7 +429,7 @@ export async function trainPosterior(
       const ts = np.take(tsAll, idx, 0);
       const w = np.take(wAll, idx, 0);
       const [value, grads] = valueAndGrad(loss)(p, x, t, ts, w, k, c);
-      const { updates, state } = optimizer.update(grads, s as unknown[], p);
+      const { updates, state } = optimizer.update<PosteriorParams>(grads, s, p);
       return [optim.applyUpdates(p, updates), state, value] as const;
     },
     // The optimizer state is replaced every step and held nowhere else: its storage is reused.
@@ -436,7 +439,7 @@ export async function trainPosterior(
   const aptStep = jit(
     (
       p: PosteriorParams,
-      s: unknown,
+      s: TrainOptState,
       xAll: Array,
       tAll: Array,
       tsAll: Array,
@@ -457,7 +460,7 @@ export async function trainPosterior(
         k,
         c,
       );
-      const { updates, state } = optimizer.update(grads, s as unknown[], p);
+      const { updates, state } = optimizer.update<PosteriorParams>(grads, s, p);
       return [optim.applyUpdates(p, updates), state, value] as const;
     },
     { donateArgnums: [1] },
@@ -543,7 +546,7 @@ export async function trainPosterior(
     patience,
   });
   let params = params0;
-  let state: unknown = optimizer.init(params);
+  let state: TrainOptState = optimizer.init(params);
   const epochs: EpochRecord[] = [];
   const resumed = options.resume
     ? await options.resume({ params, optState: state, setup })
@@ -577,7 +580,7 @@ export async function trainPosterior(
   let boundary: {
     epoch: number;
     params: PosteriorParams;
-    optState: () => unknown;
+    optState: () => TrainOptState;
     best: typeof best;
   } = {
     epoch: start,
@@ -683,7 +686,7 @@ export async function trainPosterior(
 }
 
 /** A copy of a pytree of arrays on the host, and a function making device arrays of it again. */
-async function hostCopy(value: unknown): Promise<() => unknown> {
+async function hostCopy<T>(value: T): Promise<() => T> {
   const [leaves, def] = tree.flatten<Array>(value);
   const data = await Promise.all(leaves.map((l) => l.data()));
   return () =>

@@ -13,9 +13,9 @@
  * did not load); one that dies later has its outstanding θ marked crashed and is replaced.
  */
 import { NbiError } from "../errors.js";
-import { type ModuleRunner, type SimulatorFn, setModuleRunner } from "./simulate.js";
+import type { SimulatorFn } from "./simulate.js";
 import { messageOf, type Outcome } from "./simulate-collect.js";
-import type { WorkerSimulatorSpec } from "./simulate-pool.js";
+import { type ModuleRunner, setModuleRunner, type WorkerSimulatorSpec } from "./simulate-runner.js";
 
 interface Task {
   readonly index: number;

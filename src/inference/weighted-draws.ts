@@ -5,7 +5,7 @@
  * when the pilot's efficiency is low (adaptive-is.ts), and tops up until n_eff reaches neffMin.
  * How simulations run is the caller's (worker threads, Web Workers, in-process).
  */
-import type { Array } from "../ops/array.js";
+import type { Array } from "../trace/array.js";
 import {
   ADAPT_BELOW,
   adaptedProposal,

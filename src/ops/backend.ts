@@ -1,51 +1,21 @@
-import { NbiError } from "../errors.js";
-import { cpuBackend } from "./cpu/backend.js";
-import type { DType, TypedArray } from "./dtype.js";
-
-/** Where arrays live and kernels run: "cpu" (typed arrays, always available) or "webgpu". */
-export type BackendName = "cpu" | "webgpu";
-
 /**
- * A backend owns memory and runs kernels; it knows nothing of transforms. Kernels themselves are
- * declared with their primitives (each primitive record lists its implementation per backend).
+ * Choosing and moving between backends: `np.useBackend` (which initialises WebGPU on demand and
+ * registers it with the trace core's registry), `np.backendInfo`, `np.toBackend` and `np.scope`.
+ * The registry itself, and the `Backend` record, live in trace/backend.ts, below everything.
  */
-export interface Backend {
-  readonly name: BackendName;
-  /** Takes ownership of host data (the caller must not mutate it afterwards). */
-  fromHost(data: TypedArray, dtype: DType): unknown;
-  /** Copies a buffer back to the host. */
-  read(buffer: unknown, dtype: DType, size: number): Promise<TypedArray>;
-  /** Synchronous read where the backend can do it; others throw an error naming `await x.data()`. */
-  readSync(buffer: unknown, dtype: DType, size: number): TypedArray;
-}
-
-const registry = new Map<BackendName, Backend>([["cpu", cpuBackend]]);
-let current: BackendName = "cpu";
-
-export function registerBackend(backend: Backend): void {
-  registry.set(backend.name, backend);
-}
-
-export function getBackend(name: BackendName = current): Backend {
-  const backend = registry.get(name);
-  if (!backend) {
-    throw new NbiError(
-      `getBackend: backend expected one of [${[...registry.keys()].join(", ")}], got "${name}" ` +
-        "(initialise it first, e.g. `await np.useBackend(name)`)",
-    );
-  }
-  return backend;
-}
-
-/** The backend new arrays are created on. */
-export function defaultBackend(): Backend {
-  return getBackend(current);
-}
-
-export function setDefaultBackend(name: BackendName): void {
-  getBackend(name);
-  current = name;
-}
+import { NbiError } from "../errors.js";
+import { Array } from "../trace/array.js";
+import {
+  type Backend,
+  type BackendName,
+  defaultBackend,
+  getBackend,
+  registerBackend,
+  registeredBackends,
+  setDefaultBackend,
+} from "../trace/backend.js";
+import { ConcreteArray, fromHost } from "../trace/concrete-array.js";
+import { type GpuBuf, runScoped } from "./webgpu/backend.js";
 
 /** What `useBackend` chose and why (for "auto", and for reporting). */
 export interface BackendChoice {
@@ -131,7 +101,7 @@ export async function useBackend(name: BackendName | "auto"): Promise<Backend> {
       `useBackend: name expected "cpu", "webgpu" or "auto", got ${JSON.stringify(name)}`,
     );
   }
-  return getBackend(current);
+  return defaultBackend();
 }
 
 /**
@@ -151,5 +121,59 @@ export function backendInfo(): {
   /** The last `useBackend` request, what it chose, and why. */
   choice: BackendChoice;
 } {
-  return { current, available: [...registry.keys()], choice };
+  return { current: defaultBackend().name, available: registeredBackends(), choice };
+}
+
+/**
+ * Moves (copies) an array to another backend: `await np.toBackend(x, "cpu")`. Async because
+ * leaving WebGPU needs a readback. Operations never move WebGPU data to the CPU by themselves
+ * (see `useBackend`).
+ *
+ * @example
+ * ```ts
+ * await np.useBackend("webgpu");
+ * const y = np.ones([3]).mul(2); // on WebGPU
+ * const onCpu = await np.toBackend(y, "cpu");
+ * onCpu.tolist(); // [2, 2, 2]
+ * ```
+ */
+export async function toBackend(x: Array, name: BackendName): Promise<ConcreteArray> {
+  if (!(x instanceof ConcreteArray)) {
+    throw new NbiError(
+      `toBackend: x expected a concrete array, got a traced value of shape [${x.shape.join(", ")}] ` +
+        "(move arrays outside transformed functions)",
+    );
+  }
+  const target = getBackend(name);
+  if (x.backend === target) return x;
+  const data = await x.data();
+  return fromHost(data, x.shape, x.dtype, target);
+}
+
+/**
+ * Runs `fn` and frees, as soon as it returns, the WebGPU buffers of every array created inside it
+ * that its result (any pytree of arrays) does not hold: for tight loops that allocate faster than
+ * the garbage collector reclaims. Arrays created inside and not returned must not be used
+ * afterwards (doing so throws). `fn` must be synchronous. A no-op on the CPU backend.
+ *
+ * @example
+ * ```ts
+ * let w = np.zeros([1000]);
+ * for (let i = 0; i < 100; i++) w = np.scope(() => w.add(np.ones([1000]).mul(0.1)));
+ * ```
+ */
+export function scope<T>(fn: () => T): T {
+  return runScoped(fn, (result) => {
+    const held: GpuBuf[] = [];
+    const walk = (v: unknown): void => {
+      if (v instanceof ConcreteArray) {
+        if (v.backend.name === "webgpu") held.push(v.buffer as GpuBuf);
+      } else if (globalThis.Array.isArray(v)) v.forEach(walk);
+      else if (v !== null && typeof v === "object" && !(v instanceof Array)) {
+        Object.values(v).forEach(walk);
+      }
+    };
+    walk(result);
+    return held;
+  });
 }

@@ -1,8 +1,8 @@
 /** Array creation from JS values: array, zeros, ones, full, arange, linspace, eye, *Like. */
 import { fail, NbiError } from "../errors.js";
-import type { Array } from "./array.js";
-import { type BackendName, defaultBackend, getBackend } from "./backend.js";
-import { ConcreteArray, fromHost } from "./concrete-array.js";
+import type { Array } from "../trace/array.js";
+import { type BackendName, defaultBackend, getBackend } from "../trace/backend.js";
+import { ConcreteArray, fromHost } from "../trace/concrete-array.js";
 import {
   allocate,
   checkDType,
@@ -10,8 +10,8 @@ import {
   type DType,
   dtypeOfTypedArray,
   type TypedArray,
-} from "./dtype.js";
-import { checkShape, type Shape, sizeOf } from "./shape.js";
+} from "../trace/dtype.js";
+import { checkShape, type Shape, sizeOf } from "../trace/shape.js";
 
 /** Nested JS arrays of numbers or booleans, a number, a boolean, or a typed array. */
 export type NestedValue = number | boolean | readonly NestedValue[] | TypedArray;

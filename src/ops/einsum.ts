@@ -4,7 +4,7 @@
  * (diagonals, traces) are refused with a clear error.
  */
 import { fail } from "../errors.js";
-import type { Array, ArrayLike } from "./array.js";
+import type { Array, ArrayLike } from "../trace/array.js";
 import * as np from "./numpy.js";
 
 function parse(spec: string, nOperands: number): { inputs: string[]; output: string } {

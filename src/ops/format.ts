@@ -1,7 +1,7 @@
 /** NumPy-style printing of arrays: values, shape and dtype, with `...` elision when large. */
-import type { Array } from "./array.js";
-import { isFloat, type TypedArray } from "./dtype.js";
-import { sizeOf } from "./shape.js";
+import type { Array } from "../trace/array.js";
+import { isFloat, type TypedArray } from "../trace/dtype.js";
+import { sizeOf } from "../trace/shape.js";
 
 const THRESHOLD = 1000; // elide above this many elements, as NumPy does
 const EDGE = 3;

@@ -1,7 +1,6 @@
 /** The `np` namespace: array creation plus every operation of the numpy layer. */
 
-export { backendInfo, useBackend } from "./backend.js";
-export { scope, toBackend } from "./concrete-array.js";
+export { backendInfo, scope, toBackend, useBackend } from "./backend.js";
 export { setThreads, threads } from "./cpu/threads.js";
 export {
   arange,

@@ -5,26 +5,27 @@
  * primitives, so it all works under every transform.
  */
 import { fail, NbiError } from "../errors.js";
-import { bind1 } from "../transforms/core.js";
 import {
   Array,
   type ArrayLike,
   type Axes,
   installArrayMethods,
   type ReduceOptions,
-} from "./array.js";
-import { defaultBackend } from "./backend.js";
-import { ConcreteArray, fromHost } from "./concrete-array.js";
+} from "../trace/array.js";
+import { defaultBackend } from "../trace/backend.js";
+import { ConcreteArray, fromHost } from "../trace/concrete-array.js";
+import { bind1 } from "../trace/core.js";
+import { checkDType, type DType, isFloat, promoteTypes, weakDType } from "../trace/dtype.js";
+import { checkShape, normalizeAxes, normalizeAxis, showShape, sizeOf } from "../trace/shape.js";
 import { scalar } from "./creation.js";
-import { checkDType, type DType, isFloat, promoteTypes, weakDType } from "./dtype.js";
 import { formatArray } from "./format.js";
 import * as conv from "./primitives/conv.js";
 import * as ew from "./primitives/elementwise.js";
+import { takeP } from "./primitives/indexing.js";
 import { matmul as matmulPrim } from "./primitives/matmul.js";
-import { argmaxP, reduceMaxP, reduceMinP, reduceSumP } from "./primitives/reduction.js";
-import * as rules from "./primitives/rules.js";
-import { padP, sliceP, takeP } from "./primitives/structural.js";
-import { checkShape, normalizeAxes, normalizeAxis, showShape, sizeOf } from "./shape.js";
+import { argmaxP, reduceMaxP, reduceMinP } from "./primitives/reduction.js";
+import * as structural from "./primitives/structural.js";
+import { padP, reduceSumP, sliceP } from "./primitives/structural.js";
 
 export type { ArrayLike };
 
@@ -490,7 +491,7 @@ function reduceWith(
   const axes = normalizeAxes(name, options?.axis, a.ndim);
   const input = prim === reduceSumP && a.dtype === "bool" ? ew.cast(a, "int32") : a;
   const out = axes.length === 0 ? input : bind1(prim, [input], { axes });
-  return options?.keepdims ? rules.reshape(out, keepShape(a.shape, axes)) : out;
+  return options?.keepdims ? structural.reshape(out, keepShape(a.shape, axes)) : out;
 }
 
 function keepShape(shape: readonly number[], axes: readonly number[]): number[] {
@@ -608,12 +609,12 @@ function argReduce(name: string, x: Array, options?: { axis?: number; keepdims?:
   let a = x;
   let axis: number;
   if (options?.axis === undefined || options.axis === null) {
-    a = rules.reshape(a, [a.size]);
+    a = structural.reshape(a, [a.size]);
     axis = 0;
   } else axis = normalizeAxis(name, options.axis, a.ndim);
   const out = bind1(argmaxP, [a], { axis });
   if (!options?.keepdims) return out;
-  return rules.reshape(
+  return structural.reshape(
     out,
     options.axis === undefined ? x.shape.map(() => 1) : keepShape(x.shape, [axis]),
   );
@@ -694,7 +695,7 @@ export function logsumexp(x: ArrayLike, options?: ReduceOptions): Array {
   const out = add(s, safe);
   return options?.keepdims
     ? out
-    : rules.reshape(
+    : structural.reshape(
         out,
         out.shape.filter((_, i) => !axes.includes(i)),
       );
@@ -728,7 +729,7 @@ export function reshape(x: ArrayLike, shape: readonly number[]): Array {
     }
     resolved = shape.map((d) => (d === -1 ? a.size / known : d));
   }
-  return rules.reshape(a, resolved);
+  return structural.reshape(a, resolved);
 }
 
 /**
@@ -741,7 +742,7 @@ export function reshape(x: ArrayLike, shape: readonly number[]): Array {
  */
 export function ravel(x: ArrayLike): Array {
   const a = asArray(x);
-  return rules.reshape(a, [a.size]);
+  return structural.reshape(a, [a.size]);
 }
 
 /**
@@ -759,7 +760,7 @@ export function transpose(x: ArrayLike, axes?: readonly number[]): Array {
   const perm = axes
     ? axes.map((ax) => normalizeAxis("transpose", ax, a.ndim, "axes"))
     : a.shape.map((_, i) => a.ndim - 1 - i);
-  return rules.transpose(a, perm);
+  return structural.transpose(a, perm);
 }
 
 /**
@@ -772,7 +773,7 @@ export function transpose(x: ArrayLike, axes?: readonly number[]): Array {
  */
 export function moveaxis(x: ArrayLike, source: number, destination: number): Array {
   const a = asArray(x);
-  return rules.moveAxis(
+  return structural.moveAxis(
     a,
     normalizeAxis("moveaxis", source, a.ndim, "source"),
     normalizeAxis("moveaxis", destination, a.ndim, "destination"),
@@ -793,7 +794,7 @@ export function swapaxes(x: ArrayLike, axis1: number, axis2: number): Array {
   const i = normalizeAxis("swapaxes", axis1, a.ndim, "axis1");
   const j = normalizeAxis("swapaxes", axis2, a.ndim, "axis2");
   [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-  return rules.transpose(a, perm);
+  return structural.transpose(a, perm);
 }
 
 /**
@@ -810,7 +811,7 @@ export function expandDims(x: ArrayLike, axis: number): Array {
   const ax = normalizeAxis("expandDims", axis, a.ndim + 1);
   const shape = [...a.shape];
   shape.splice(ax, 0, 1);
-  return rules.reshape(a, shape);
+  return structural.reshape(a, shape);
 }
 
 /**
@@ -832,7 +833,7 @@ export function squeeze(x: ArrayLike, axis?: Axes): Array {
     if (a.shape[ax] !== 1)
       fail("squeeze", "axis", `an axis of size 1 in ${showShape(a.shape)}`, ax);
   }
-  return rules.reshape(
+  return structural.reshape(
     a,
     a.shape.filter((_, i) => !axes.includes(i)),
   );
@@ -847,7 +848,7 @@ export function squeeze(x: ArrayLike, axis?: Axes): Array {
  * ```
  */
 export function broadcastTo(x: ArrayLike, shape: readonly number[]): Array {
-  return rules.broadcastTo(asArray(x), checkShape("broadcastTo", "shape", shape));
+  return structural.broadcastTo(asArray(x), checkShape("broadcastTo", "shape", shape));
 }
 
 /**
@@ -863,7 +864,7 @@ export function broadcastTo(x: ArrayLike, shape: readonly number[]): Array {
 export function broadcastArrays(...xs: ArrayLike[]): Array[] {
   const arrays = xs.map((x) => asArray(x));
   const shape = arrays.reduce<number[]>((s, a) => rulesBroadcastShapes(s, a.shape), []);
-  return arrays.map((a) => rules.broadcastTo(a, shape));
+  return arrays.map((a) => structural.broadcastTo(a, shape));
 }
 function rulesBroadcastShapes(a: readonly number[], b: readonly number[]): number[] {
   const rank = Math.max(a.length, b.length);
@@ -928,7 +929,7 @@ export function index(x: ArrayLike, i: number, axis = 0): Array {
   const limits = [...a.shape];
   starts[ax] = k;
   limits[ax] = k + 1;
-  return rules.reshape(
+  return structural.reshape(
     bind1(sliceP, [a], { starts, limits }),
     a.shape.filter((_, j) => j !== ax),
   );
@@ -946,7 +947,7 @@ export function concatenate(xs: readonly ArrayLike[], axis = 0): Array {
   if (xs.length === 0) fail("concatenate", "arrays", "at least one array", xs);
   const arrays = promote(...xs);
   const ax = normalizeAxis("concatenate", axis, arrays[0]!.ndim);
-  return rules.concatenate(arrays, ax);
+  return structural.concatenate(arrays, ax);
 }
 
 /**
@@ -970,7 +971,7 @@ export function stack(xs: readonly ArrayLike[], axis = 0): Array {
     }
   });
   const ax = normalizeAxis("stack", axis, arrays[0]!.ndim + 1);
-  return rules.concatenate(
+  return structural.concatenate(
     arrays.map((a) => expandDims(a, ax)),
     ax,
   );
@@ -1084,21 +1085,23 @@ export function takeAlongAxis(x: ArrayLike, indices: ArrayLike, axis: number): A
     fail("takeAlongAxis", "indices", `rank ${a.ndim} like x`, idx);
   }
   // Move the axis last, flatten, and offset each row's indices into the flat array.
-  const xm = rules.moveAxis(a, ax, a.ndim - 1);
-  const im = rules.moveAxis(idx, ax, a.ndim - 1);
+  const xm = structural.moveAxis(a, ax, a.ndim - 1);
+  const im = structural.moveAxis(idx, ax, a.ndim - 1);
   const n = xm.shape[xm.ndim - 1]!;
   const lead = rulesBroadcastShapes(xm.shape.slice(0, -1), im.shape.slice(0, -1));
-  const xb = rules.broadcastTo(xm, [...lead, n]);
-  const ib = rules.broadcastTo(im, [...lead, im.shape[im.ndim - 1]!]);
+  const xb = structural.broadcastTo(xm, [...lead, n]);
+  const ib = structural.broadcastTo(im, [...lead, im.shape[im.ndim - 1]!]);
   const rows = sizeOf(lead);
   const wrapped = where(less(ib, 0), add(ib, n), ib);
   const clamped = minimum(maximum(wrapped, 0), Math.max(n - 1, 0));
-  const offsets = rules.reshape(mul(fromInts(Int32Array.from({ length: rows }, (_, i) => i)), n), [
-    ...lead,
-    1,
-  ]);
-  const flat = bind1(takeP, [rules.reshape(xb, [rows * n]), add(clamped, offsets)], { axis: 0 });
-  return rules.moveAxis(flat, a.ndim - 1, ax);
+  const offsets = structural.reshape(
+    mul(fromInts(Int32Array.from({ length: rows }, (_, i) => i)), n),
+    [...lead, 1],
+  );
+  const flat = bind1(takeP, [structural.reshape(xb, [rows * n]), add(clamped, offsets)], {
+    axis: 0,
+  });
+  return structural.moveAxis(flat, a.ndim - 1, ax);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1122,18 +1125,18 @@ export function matmul(x: ArrayLike, y: ArrayLike): Array {
   if (a.ndim === 0 || b.ndim === 0) fail("matmul", "operands", "rank >= 1", a.ndim === 0 ? a : b);
   const vecA = a.ndim === 1;
   const vecB = b.ndim === 1;
-  if (vecA) a = rules.reshape(a, [1, a.shape[0]!]);
-  if (vecB) b = rules.reshape(b, [b.shape[0]!, 1]);
+  if (vecA) a = structural.reshape(a, [1, a.shape[0]!]);
+  if (vecB) b = structural.reshape(b, [b.shape[0]!, 1]);
   let out: Array;
   if (b.ndim === 2 && a.ndim > 2) {
     // Fold a's batch into rows: one large product (and a 2-D weight gradient without a batch sum).
     const k = a.shape[a.ndim - 1]!;
-    const rows = rules.reshape(a, [sizeOf(a.shape.slice(0, -1)), k]);
+    const rows = structural.reshape(a, [sizeOf(a.shape.slice(0, -1)), k]);
     const flat = matmulPrim(rows, b);
-    out = rules.reshape(flat, [...a.shape.slice(0, -1), b.shape[1]!]);
+    out = structural.reshape(flat, [...a.shape.slice(0, -1), b.shape[1]!]);
   } else out = matmulPrim(a, b);
-  if (vecA) out = rules.reshape(out, [...out.shape.slice(0, -2), out.shape[out.ndim - 1]!]);
-  if (vecB) out = rules.reshape(out, out.shape.slice(0, -1));
+  if (vecA) out = structural.reshape(out, [...out.shape.slice(0, -2), out.shape[out.ndim - 1]!]);
+  if (vecB) out = structural.reshape(out, out.shape.slice(0, -1));
   return out;
 }
 
@@ -1162,7 +1165,7 @@ export function dot(x: ArrayLike, y: ArrayLike): Array {
  * ```
  */
 export function outer(x: ArrayLike, y: ArrayLike): Array {
-  return mul(rules.reshape(ravel(x), [asArray(x).size, 1]), ravel(y));
+  return mul(structural.reshape(ravel(x), [asArray(x).size, 1]), ravel(y));
 }
 
 /**
@@ -1209,7 +1212,7 @@ export function tril(x: ArrayLike, k = 0): Array {
 function triangle(a: Array, k: number, upper: boolean): Array {
   if (a.ndim < 2) fail(upper ? "triu" : "tril", "x", "rank >= 2", a);
   const [n, m] = a.shape.slice(-2) as [number, number];
-  const rowIdx = rules.reshape(fromInts(Int32Array.from({ length: n }, (_, i) => i)), [n, 1]);
+  const rowIdx = structural.reshape(fromInts(Int32Array.from({ length: n }, (_, i) => i)), [n, 1]);
   const colIdx = fromInts(Int32Array.from({ length: m }, (_, j) => j));
   const diff = sub(colIdx, rowIdx);
   const mask = upper ? greaterEqual(diff, k) : lessEqual(diff, k);

@@ -5,15 +5,18 @@
  * backend and in every run.
  */
 import { fail } from "../errors.js";
-import { bind1 } from "../transforms/core.js";
-import type { Array, ArrayLike } from "./array.js";
+import type { Array, ArrayLike } from "../trace/array.js";
+import type { BackendName } from "../trace/backend.js";
+import { ConcreteArray } from "../trace/concrete-array.js";
+import { bind1 } from "../trace/core.js";
+import { type DType, isFloat } from "../trace/dtype.js";
+import { checkShape, normalizeAxis } from "../trace/shape.js";
+import { threefry2x32 } from "./cpu/threefry.js";
 import { array } from "./creation.js";
-import { type DType, isFloat } from "./dtype.js";
 import * as np from "./numpy.js";
 import * as ew from "./primitives/elementwise.js";
 import { shiftRightLogical } from "./primitives/elementwise.js";
 import { argsortP, randomBitsP } from "./primitives/random.js";
-import { checkShape, normalizeAxis } from "./shape.js";
 
 /**
  * A key from an integer seed (the seed's high and low 32 bits, as JAX's threefry seed).
@@ -24,11 +27,75 @@ import { checkShape, normalizeAxis } from "./shape.js";
  * random.normal(k, [3]); // the same three numbers in every run, on every backend
  * ```
  */
-export function key(seed: number): Array {
+export function key(seed: number, options?: { backend?: BackendName }): Array {
   if (!Number.isSafeInteger(seed)) fail("random.key", "seed", "a safe integer", seed);
-  const lo = seed >>> 0;
-  const hi = Math.floor(seed / 2 ** 32) >>> 0;
-  return array(new Uint32Array([hi, lo]));
+  return array(seedWords(seed), options);
+}
+
+/** A seed's (hi, lo) 32-bit words: JAX's threefry seed. */
+function seedWords(seed: number): Uint32Array {
+  return Uint32Array.of(Math.floor(seed / 2 ** 32) >>> 0, seed >>> 0);
+}
+
+/** One Threefry-2x32 block of key k at counter (c0, c1). */
+function block(k: Uint32Array, c0: number, c1: number): [number, number] {
+  const o0 = new Uint32Array(1);
+  const o1 = new Uint32Array(1);
+  threefry2x32(k[0]!, k[1]!, Uint32Array.of(c0), Uint32Array.of(c1), o0, o1);
+  return [o0[0]!, o1[0]!];
+}
+
+/** A single concrete key's words, read on the host, and its backend. */
+function keyWords(fn: string, k: Array): { words: Uint32Array; backend: BackendName } {
+  checkKey(fn, k);
+  if (k.ndim !== 1) fail(fn, "key", "a single key (shape [2])", k);
+  if (!(k instanceof ConcreteArray))
+    fail(fn, "key", "a concrete key (not a traced value inside jit or vmap)", k);
+  if (k.backend.name !== "cpu") {
+    fail(fn, "key", 'a key on the CPU backend (random.key(seed, { backend: "cpu" }))', k);
+  }
+  return { words: k.dataSync() as Uint32Array, backend: k.backend.name };
+}
+
+/**
+ * Key `index` of `split(k, n)`, computed alone in constant time on the host: the same key as
+ * `splitList(k, n)[index]`, bit for bit, without generating the other n − 1. For a concrete key
+ * on the CPU backend (host-side key derivation, as the inference layer does it).
+ *
+ * @example
+ * ```ts
+ * const k = random.key(0);
+ * random.splitAt(k, 1000, 999); // = random.splitList(k, 1000)[999]
+ * ```
+ */
+export function splitAt(k: Array, n: number, index: number): Array {
+  if (!Number.isInteger(n) || n < 1) fail("random.splitAt", "n", "a positive integer", n);
+  if (!Number.isInteger(index) || index < 0 || index >= n)
+    fail("random.splitAt", "index", `an integer in [0, ${n})`, index);
+  const { words, backend } = keyWords("random.splitAt", k);
+  // split(k, n) draws 2n words: counter pairs (j, j + n) for j < n, the first outputs of all
+  // pairs then the second ones; key i is words 2i and 2i + 1 of that sequence.
+  const word = (t: number) => (t < n ? block(words, t, t + n)[0] : block(words, t - n, t)[1]);
+  return array(Uint32Array.of(word(2 * index), word(2 * index + 1)), { backend });
+}
+
+/**
+ * A new key from a key and an integer (JAX's `fold_in`): Threefry-2x32 of `data`'s seed words
+ * under the key. Keys that must not depend on how many others are derived (round r's key, stage
+ * s's key) come from folding in r or s. For a concrete key on the CPU backend; the result is
+ * one too.
+ *
+ * @example
+ * ```ts
+ * const roundKey = random.foldIn(random.key(0), 3);
+ * ```
+ */
+export function foldIn(k: Array, data: number): Array {
+  if (!Number.isSafeInteger(data) || data < 0)
+    fail("random.foldIn", "data", "a non-negative safe integer", data);
+  const { words, backend } = keyWords("random.foldIn", k);
+  const [hi, lo] = seedWords(data);
+  return array(Uint32Array.from(block(words, hi!, lo!)), { backend });
 }
 
 function checkKey(fn: string, k: Array): void {

@@ -4,18 +4,18 @@
  * flat core of its transform.
  */
 import { fail, NbiError } from "../errors.js";
-import { Array } from "../ops/array.js";
 import { eye, zerosLike } from "../ops/creation.js";
-import { isFloat } from "../ops/dtype.js";
 import * as np from "../ops/numpy.js";
-import type { BatchDim } from "../ops/primitive.js";
 import { full } from "../ops/primitives/rules.js";
-import { scanP } from "../ops/primitives/scan.js";
-import { showShape } from "../ops/shape.js";
-import { bind } from "./core.js";
+import { Array } from "../trace/array.js";
+import { bind } from "../trace/core.js";
+import { isFloat } from "../trace/dtype.js";
+import type { BatchDim } from "../trace/primitive.js";
+import { showShape } from "../trace/shape.js";
+import * as tree from "../trace/tree.js";
 import { evalJaxpr, jaxprToString, makeJaxpr as stage } from "./jaxpr.js";
 import { jvpFlat } from "./jvp.js";
-import * as tree from "./tree.js";
+import { scanP } from "./scan.js";
 import { vjpFlat } from "./vjp.js";
 import { vmapFlat } from "./vmap.js";
 

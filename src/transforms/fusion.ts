@@ -12,8 +12,7 @@
  * Both round float32 at every step and sums accumulate in float64 in the eager kernels' order,
  * so fused results are bit-identical to eager evaluation.
  */
-import type { ConcreteArray } from "../ops/concrete-array.js";
-import { fromHost } from "../ops/concrete-array.js";
+
 import { withMathHelpers } from "../ops/cpu/elementwise.js";
 import {
   broadcastLoop,
@@ -21,8 +20,10 @@ import {
   type Operand,
   type SimdDType,
 } from "../ops/cpu/wasm/elementwise-simd.js";
-import { allocateUnfilled, type DType, type TypedArray } from "../ops/dtype.js";
-import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../ops/shape.js";
+import type { ConcreteArray } from "../trace/concrete-array.js";
+import { fromHost } from "../trace/concrete-array.js";
+import { allocateUnfilled, type DType, type TypedArray } from "../trace/dtype.js";
+import { broadcastIndexMap, type Shape, shapesEqual, sizeOf } from "../trace/shape.js";
 import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 
 export interface FusedGroup {

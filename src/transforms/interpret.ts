@@ -11,11 +11,9 @@
  * epilogue. Groups with no WGSL form run equation by equation. NBI_GPU_FUSION=0 turns WebGPU
  * fusion off (to compare against the unfused kernels); the CPU path is the same either way.
  */
-import { ConcreteArray } from "../ops/concrete-array.js";
-import { recycle, type TypedArray } from "../ops/dtype.js";
+
 import { type MatmulParams, matmulP } from "../ops/primitives/matmul.js";
 import { reshapeP } from "../ops/primitives/structural.js";
-import { sizeOf } from "../ops/shape.js";
 import {
   compileFused,
   compileMatmulFused,
@@ -24,7 +22,10 @@ import {
   runFusedKernel,
   runMatmulFused,
 } from "../ops/webgpu/fused.js";
-import { bind } from "./core.js";
+import { ConcreteArray } from "../trace/concrete-array.js";
+import { bind } from "../trace/core.js";
+import { recycle, type TypedArray } from "../trace/dtype.js";
+import { sizeOf } from "../trace/shape.js";
 import { type FusedGroup, fuseElementwise, runFused, stepProgram } from "./fusion.js";
 import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 import { dce, optimizeJaxpr, pretransposeInvariants } from "./rewrite.js";

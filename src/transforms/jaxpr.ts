@@ -5,10 +5,10 @@
  * programs be differentiated and batched with respect to everything they touch.
  */
 import { NbiError } from "../errors.js";
-import type { Array, ShapedArray } from "../ops/array.js";
-import type { Primitive } from "../ops/primitive.js";
-import { showShape } from "../ops/shape.js";
-import { bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "./core.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "../trace/core.js";
+import type { Primitive } from "../trace/primitive.js";
+import { showShape } from "../trace/shape.js";
 
 let varCounter = 0;
 

@@ -11,16 +11,16 @@
  * kernels (ops/webgpu/fused.ts), with matmul + bias + activation as one kernel.
  */
 import { NbiError } from "../errors.js";
-import type { Array, ShapedArray } from "../ops/array.js";
-import { ConcreteArray } from "../ops/concrete-array.js";
 import * as np from "../ops/numpy.js";
-import type { BatchDim, Primitive } from "../ops/primitive.js";
 import { outsideScopes } from "../ops/webgpu/backend.js";
-import { bind, Tracer } from "./core.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { ConcreteArray } from "../trace/concrete-array.js";
+import { bind, Tracer } from "../trace/core.js";
+import type { BatchDim, Primitive } from "../trace/primitive.js";
+import * as tree from "../trace/tree.js";
 import { runPlan } from "./interpret.js";
 import { evalJaxpr, type Jaxpr, jaxprToString, makeJaxpr } from "./jaxpr.js";
 import { jvpFlat } from "./jvp.js";
-import * as tree from "./tree.js";
 import { vjpFlat } from "./vjp.js";
 import { vmapFlat } from "./vmap.js";
 

@@ -1,9 +1,9 @@
 /** Forward-mode differentiation: each tracer carries a primal and a tangent. */
 import { NbiError } from "../errors.js";
-import type { Array, ShapedArray } from "../ops/array.js";
-import type { Primitive } from "../ops/primitive.js";
 import { zerosLike } from "../ops/primitives/rules.js";
-import { avalOf, fullRaise, type MainTrace, Trace, Tracer, withMain } from "./core.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { avalOf, fullRaise, type MainTrace, Trace, Tracer, withMain } from "../trace/core.js";
+import type { Primitive } from "../trace/primitive.js";
 
 class JVPTracer extends Tracer {
   readonly aval: ShapedArray;

@@ -3,9 +3,10 @@
  * elimination, and the peephole rewrites the interpreter applies before planning (see
  * interpret.ts).
  */
-import type { ShapedArray } from "../ops/array.js";
+
 import { type MatmulParams, matmulP } from "../ops/primitives/matmul.js";
 import { type TransposeParams, transposeP } from "../ops/primitives/structural.js";
+import type { ShapedArray } from "../trace/array.js";
 import { type Eqn, type Jaxpr, Var } from "./jaxpr.js";
 
 /** Drops equations whose outputs nothing reads (primitives are pure). */

@@ -6,12 +6,12 @@
  * (vmap of grad) and stageable into a jaxpr.
  */
 import { NbiError } from "../errors.js";
-import type { Array, ShapedArray } from "../ops/array.js";
-import { isFloat } from "../ops/dtype.js";
-import type { Primitive } from "../ops/primitive.js";
 import { add } from "../ops/primitives/elementwise.js";
 import { zerosLike } from "../ops/primitives/rules.js";
-import { avalOf, bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "./core.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { avalOf, bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "../trace/core.js";
+import { isFloat } from "../trace/dtype.js";
+import type { Primitive } from "../trace/primitive.js";
 
 interface TapeNode {
   readonly prim: Primitive<unknown> | null; // null for an input of the differentiated function

@@ -1,9 +1,9 @@
 /** Vectorising map: each tracer carries a batched value and where its batch axis is. */
 import { NbiError } from "../errors.js";
-import type { Array, ShapedArray } from "../ops/array.js";
-import type { BatchDim, Primitive } from "../ops/primitive.js";
-import { moveBatchAxis } from "../ops/primitives/rules.js";
-import { bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "./core.js";
+import { moveBatchAxis } from "../ops/primitives/structural.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { bind, fullRaise, type MainTrace, Trace, Tracer, withMain } from "../trace/core.js";
+import type { BatchDim, Primitive } from "../trace/primitive.js";
 
 class BatchTracer extends Tracer {
   readonly aval: ShapedArray;

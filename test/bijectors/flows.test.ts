@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as bij from "../../src/bijectors/index.js";
 import { type Array, jit, np, random, tree, valueAndGrad } from "../../src/index.js";
-import * as optim from "../../src/inference/optim/index.js";
+import * as optim from "../../src/optim/index.js";
 import { useTestBackend } from "../helpers/backends.js";
 
 /** Fresh-init MADEs are near the identity (zero biases); perturb every leaf so densities are curved. */

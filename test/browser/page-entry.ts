@@ -4,10 +4,11 @@
  * only the array core (not src/index.ts), so the bundle holds what a browser user of the array
  * library would load. It exposes `globalThis.__nbi` for the test to call through Playwright.
  */
-import type { Array as NbiArray } from "../../src/ops/array.js";
-import type { ConcreteArray } from "../../src/ops/concrete-array.js";
+
 import * as np from "../../src/ops/np.js";
 import * as random from "../../src/ops/random.js";
+import type { Array as NbiArray } from "../../src/trace/array.js";
+import type { ConcreteArray } from "../../src/trace/concrete-array.js";
 import { grad, vmap } from "../../src/transforms/api.js";
 import {
   cubeSinX,

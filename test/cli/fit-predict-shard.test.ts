@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readNpy } from "../../src/inference/npy.js";
+import { readNpy } from "../../src/io/npy.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
 const root = mkdtempSync(join(tmpdir(), "nbi-cli-"));

@@ -12,7 +12,7 @@ import { NBI } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
 import { gaussianLogLike } from "../../src/inference/likelihood.js";
 import { normal, type Prior, uniform } from "../../src/inference/priors.js";
-import { readSafetensors } from "../../src/inference/safetensors.js";
+import { readSafetensors } from "../../src/io/safetensors.js";
 
 const dirs: string[] = [];
 const tempDir = () => {

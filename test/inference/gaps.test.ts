@@ -34,9 +34,9 @@ import {
   surrogateSample,
 } from "../../src/inference/posterior.js";
 import { normal } from "../../src/inference/priors.js";
-import type { Array as NdArray } from "../../src/ops/array.js";
 import * as np from "../../src/ops/np.js";
 import * as random from "../../src/ops/random.js";
+import type { Array as NdArray } from "../../src/trace/array.js";
 import { jit } from "../../src/transforms/jit.js";
 
 const runs = mkdtempSync(join(tmpdir(), "nbi-gaps-"));

@@ -17,12 +17,12 @@ import { NbiError } from "../../src/errors.js";
 import { type FitOptions, NBI, type NbiOptions } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
 import { checkSavedSizes } from "../../src/inference/model-size.js";
-import { encodeNpy } from "../../src/inference/npy.js";
 import { initPosterior, posteriorNetwork } from "../../src/inference/posterior.js";
 import { normal, uniform } from "../../src/inference/priors.js";
 import { type SimulatorFn, simulate } from "../../src/inference/simulate.js";
 import { openStore, type RoundData } from "../../src/inference/store.js";
-import * as tree from "../../src/transforms/tree.js";
+import { encodeNpy } from "../../src/io/npy.js";
+import * as tree from "../../src/trace/tree.js";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -649,6 +649,33 @@ describe("mistakes are named before anything is simulated", () => {
     ).rejects.toThrow(
       /unknown "nEpoch" \(did you mean nEpochs\?\), "n_sims" \(did you mean nSims\?\)/,
     );
+    expect(counter.calls).toBe(0);
+  });
+
+  it("names every bad setting at once, before any simulation (one validator for API and config)", async () => {
+    const { engine, counter } = lineEngine(await tempDir());
+    const error = await engine
+      .fit({
+        ...quick,
+        nSims: 1,
+        lr: "fast",
+        loss: "kl",
+        truncationEps: 2,
+        resume: "always",
+        nEpoch: 3,
+      } as unknown as FitOptions)
+      .catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(NbiError);
+    const parts = (error as Error).message.split("; ");
+    expect(parts[0]).toMatch(/^fit: options expected only known options, got unknown "nEpoch"/);
+    for (const expected of [
+      "nSims expected an integer ≥ 2, got 1",
+      'lr expected a number, got "fast"',
+      'loss expected "auto", "nll", "apt" or "weighted-nll", got "kl"',
+      "truncationEps expected a number in (0, 1), e.g. 1e-4, got 2",
+      'resume expected "never", "ifSame" or "force", got "always"',
+    ])
+      expect(parts).toContain(expected);
     expect(counter.calls).toBe(0);
   });
 

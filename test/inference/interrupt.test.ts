@@ -11,13 +11,13 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type FitOptions, type FitResult, NBI } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
-import * as optim from "../../src/inference/optim/index.js";
 import { initPosterior, posteriorNetwork } from "../../src/inference/posterior.js";
 import { normal, uniform } from "../../src/inference/priors.js";
 import { loadTrainCheckpoint, saveTrainCheckpoint } from "../../src/inference/train-checkpoint.js";
-import type { Array as NpArray } from "../../src/ops/array.js";
 import * as np from "../../src/ops/np.js";
-import * as tree from "../../src/transforms/tree.js";
+import * as optim from "../../src/optim/index.js";
+import type { Array as NpArray } from "../../src/trace/array.js";
+import * as tree from "../../src/trace/tree.js";
 
 const dirs: string[] = [];
 afterAll(async () => {

@@ -30,8 +30,8 @@ import {
   writeFeatureStatistics,
 } from "../../src/inference/ood-file.js";
 import { normal, uniform } from "../../src/inference/priors.js";
-import { readSafetensors } from "../../src/inference/safetensors.js";
 import { trustReport, weightLevel } from "../../src/inference/trust.js";
+import { readSafetensors } from "../../src/io/safetensors.js";
 
 const dirs: string[] = [];
 const tempDir = () => {

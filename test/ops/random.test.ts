@@ -756,3 +756,48 @@ describe("random float64 variants (cpu)", () => {
     ).toBeLessThan(chiSquareCritical(2));
   });
 });
+
+describe("random.splitAt and random.foldIn (host-side key derivation, CPU keys)", () => {
+  useTestBackend("cpu");
+
+  it("splitAt(k, n, i) is splitList(k, n)[i] bit for bit, for any key, n and i", async () => {
+    const fc = (await import("fast-check")).default;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+        fc.integer({ min: 1, max: 300 }),
+        fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+        async (seed, n, u) => {
+          const k = random.key(seed);
+          const i = Math.floor(u * n);
+          expect(await host(random.splitAt(k, n, i))).toEqual(
+            await host(random.splitList(k, n)[i]!),
+          );
+        },
+      ),
+      { numRuns: 60, seed: 3 },
+    );
+  });
+
+  it("foldIn(k, d) is the threefry block at counter d: split(k, 1)'s key for d = 1, distinct keys for distinct d", async () => {
+    const k = random.key(123);
+    expect(await host(random.foldIn(k, 1))).toEqual(await host(random.splitList(k, 1)[0]!));
+    const seen = new Set<string>();
+    for (let d = 0; d < 64; d++) seen.add((await host(random.foldIn(k, d))).join(","));
+    expect(seen.size).toBe(64);
+    expect(await host(random.foldIn(k, 7))).toEqual(await host(random.foldIn(k, 7)));
+  });
+
+  it("names a bad index, a batch of keys and a traced key", () => {
+    const k = random.key(0);
+    expect(() => random.splitAt(k, 3, 3)).toThrow(
+      /random\.splitAt: index expected an integer in \[0, 3\), got 3/,
+    );
+    expect(() => random.foldIn(random.split(k, 2), 1)).toThrow(
+      /random\.foldIn: key expected a single key/,
+    );
+    expect(() => vmap((kk: Array) => random.foldIn(kk, 1))(random.split(k, 2))).toThrow(
+      /random\.foldIn: key expected a concrete key/,
+    );
+  });
+});

@@ -6,10 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { jit, type Array as NbiArray, np, scan } from "../../src/index.js";
 import { matmul as matmulPrim } from "../../src/ops/primitives/matmul.js";
-import { scanP } from "../../src/ops/primitives/scan.js";
 import { hoistInvariants } from "../../src/transforms/interpret.js";
 import type { Jaxpr } from "../../src/transforms/jaxpr.js";
 import { optimizeJaxpr } from "../../src/transforms/rewrite.js";
+import { scanP } from "../../src/transforms/scan.js";
 import { useTestBackend } from "../helpers/backends.js";
 import { expectTreeClose, randn } from "../helpers/values.js";
 

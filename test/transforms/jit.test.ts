@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Array, grad, jit, jvp, np, random, scan, vmap } from "../../src/index.js";
-import type { ConcreteArray } from "../../src/ops/concrete-array.js";
+import type { ConcreteArray } from "../../src/trace/concrete-array.js";
 import { testBackends, useTestBackend } from "../helpers/backends.js";
 
 const close = async (a: Array, b: Array, tol = 1e-5) => {

@@ -14,8 +14,8 @@ import {
   vjp,
   vmap,
 } from "../../src/index.js";
-import { scanP } from "../../src/ops/primitives/scan.js";
 import type { Jaxpr } from "../../src/transforms/jaxpr.js";
+import { scanP } from "../../src/transforms/scan.js";
 import { useTestBackend } from "../helpers/backends.js";
 import { expectTreeClose, fdJacobian, randn } from "../helpers/values.js";
 

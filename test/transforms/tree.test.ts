@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
-import * as tree from "../../src/transforms/tree.js";
+import * as tree from "../../src/trace/tree.js";
 
 /** A duck-typed array: a leaf under the default predicate. */
 function fakeArray(value: number): { shape: number[]; dtype: string; value: number } {

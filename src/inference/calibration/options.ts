@@ -3,7 +3,7 @@
  * with what was expected and what was given.
  */
 import { fail, NbiError } from "../../errors.js";
-import type { Array } from "../../ops/array.js";
+import type { Array } from "../../trace/array.js";
 import { isGappedLightCurves } from "../gaps.js";
 import type { Noise } from "../train.js";
 

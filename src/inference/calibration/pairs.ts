@@ -3,7 +3,7 @@
  * model, so each x is distributed as the data the amortized network was trained on. Failed
  * simulations are left out and counted by cause, never silently dropped.
  */
-import type { Array } from "../../ops/array.js";
+import type { Array } from "../../trace/array.js";
 import { addNoise } from "../add-noise.js";
 import { keyAt } from "../host.js";
 import type { Prior } from "../priors.js";

@@ -4,7 +4,7 @@
  * and densities and hands them here; tests hand it an exact posterior's.
  */
 import { failText } from "../../errors.js";
-import type { Array } from "../../ops/array.js";
+import type { Array } from "../../trace/array.js";
 import { type HpdCoverage, hpdCoverage } from "./coverage.js";
 import { type SbcResult, sbc } from "./sbc.js";
 import { type TarpResult, tarp } from "./tarp.js";

@@ -12,7 +12,7 @@
  */
 
 import { failText } from "../../errors.js";
-import type { Array } from "../../ops/array.js";
+import type { Array } from "../../trace/array.js";
 import { uniforms } from "../host.js";
 import { COVERAGE_LEVELS, type CoverageCurve, coverageCurve } from "./coverage.js";
 import { checkRows, checkTestDraws } from "./sbc.js";

@@ -9,7 +9,7 @@
  * the weights for every sample.
  */
 
-import { allocate } from "../dtype.js";
+import { allocate } from "../../trace/dtype.js";
 import { allocLike, type FloatArray, gemm } from "./matmul.js";
 import {
   indirectAvailable,

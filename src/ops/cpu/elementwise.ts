@@ -3,8 +3,8 @@
  * loop is monomorphic and V8 can optimise it (a shared loop calling a function per element is
  * several times slower). Broadcasting is handled with strides, never by materialising copies.
  */
-import type { TypedArray } from "../dtype.js";
-import { type Shape, stridesOf } from "../shape.js";
+import type { TypedArray } from "../../trace/dtype.js";
+import { type Shape, stridesOf } from "../../trace/shape.js";
 import { F32_MATH } from "./math-f32.js";
 
 type UnaryLoop = (a: TypedArray, out: TypedArray, n: number) => void;

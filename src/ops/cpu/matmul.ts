@@ -10,7 +10,7 @@
  * ~3.6 once call sites see both Float32Array and Float64Array) for an unpacked 4-row i-k-j loop.
  */
 
-import { allocate } from "../dtype.js";
+import { allocate } from "../../trace/dtype.js";
 
 export type FloatArray = Float32Array | Float64Array;
 export type FloatArrayConstructor = new (length: number) => FloatArray;

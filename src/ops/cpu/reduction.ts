@@ -3,8 +3,8 @@
  * already trailing, or the leading-axes fast path), then each output is one contiguous loop.
  * float32 sums accumulate in float64, so long sums keep float32's full precision.
  */
-import { allocate, type DType, type TypedArray } from "../dtype.js";
-import { type Shape, sizeOf } from "../shape.js";
+import { allocate, type DType, type TypedArray } from "../../trace/dtype.js";
+import { type Shape, sizeOf } from "../../trace/shape.js";
 import { transposeKernel } from "./structural.js";
 
 export type ReduceKind = "sum" | "max" | "min";

@@ -1,6 +1,6 @@
 /** CPU kernels that move data without arithmetic: transpose, broadcast, slice, pad, concat, take. */
-import { allocate, type DType, type TypedArray } from "../dtype.js";
-import { type Shape, sizeOf, stridesOf } from "../shape.js";
+import { allocate, type DType, type TypedArray } from "../../trace/dtype.js";
+import { type Shape, sizeOf, stridesOf } from "../../trace/shape.js";
 import { broadcastStrides } from "./elementwise.js";
 
 /** Copies a strided view (shape, per-axis source strides, base offset) into a contiguous array. */

@@ -4,15 +4,15 @@
  * gradients of any order stay inside the family. Max-pooling differentiates through `take`.
  */
 import { NbiError } from "../../errors.js";
-import { bind1 } from "../../transforms/core.js";
-import type { Array, ShapedArray } from "../array.js";
-import { defaultBackend } from "../backend.js";
-import { fromHost } from "../concrete-array.js";
+import type { Array, ShapedArray } from "../../trace/array.js";
+import { defaultBackend } from "../../trace/backend.js";
+import { fromHost } from "../../trace/concrete-array.js";
+import { bind1 } from "../../trace/core.js";
+import { isFloat } from "../../trace/dtype.js";
+import type { Primitive } from "../../trace/primitive.js";
+import { showShape } from "../../trace/shape.js";
 import { conv1dGradInput, conv1dGradWeight, conv1d as conv1dKernel } from "../cpu/conv1d.js";
 import { maxPool1d as maxPool1dKernel } from "../cpu/pool.js";
-import { isFloat } from "../dtype.js";
-import type { Primitive } from "../primitive.js";
-import { showShape } from "../shape.js";
 import {
   gpuConv1d,
   gpuConv1dInputGrad,
@@ -21,8 +21,9 @@ import {
   gpuMaxPool1dArgmax,
 } from "../webgpu/compute.js";
 import { add } from "./elementwise.js";
-import { moveAxis, reshape, vmapByLoop, zeroDerivativeRules } from "./rules.js";
-import { scatterAddP, takeP } from "./structural.js";
+import { scatterAddP, takeP } from "./indexing.js";
+import { zeroDerivativeRules } from "./rules.js";
+import { moveAxis, reshape, vmapByLoop } from "./structural.js";
 
 export interface ConvParams {
   stride: number;

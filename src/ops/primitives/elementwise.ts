@@ -4,16 +4,17 @@
  * promotes dtypes and converts JS numbers before binding.
  */
 import { NbiError } from "../../errors.js";
-import { bind1 } from "../../transforms/core.js";
-import type { Array, ShapedArray } from "../array.js";
-import { type ConcreteArray, fromHost } from "../concrete-array.js";
+import type { Array, ShapedArray } from "../../trace/array.js";
+import { type ConcreteArray, fromHost } from "../../trace/concrete-array.js";
+import { bind1 } from "../../trace/core.js";
+import { allocate, type DType, isFloat } from "../../trace/dtype.js";
+import type { BatchDim, Kernel, Primitive } from "../../trace/primitive.js";
+import { broadcastShapes, sizeOf } from "../../trace/shape.js";
 import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
 import { unaryF32 } from "../cpu/wasm/elementwise-simd.js";
-import { allocate, type DType, isFloat } from "../dtype.js";
-import type { BatchDim, Kernel, Primitive } from "../primitive.js";
-import { broadcastShapes, sizeOf } from "../shape.js";
 import { gpuBinary, gpuCast, gpuSelect, gpuUnary } from "../webgpu/elementwise.js";
-import { full, moveAxis, reshape, unbroadcast, zeroDerivativeRules, zerosLike } from "./rules.js";
+import { full, zeroDerivativeRules, zerosLike } from "./rules.js";
+import { moveAxis, reshape, unbroadcast } from "./structural.js";
 
 // ---------------------------------------------------------------------------------------------
 // Batching shared by every elementwise primitive: batch axes to the front, and batched operands

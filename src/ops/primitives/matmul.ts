@@ -3,17 +3,17 @@
  * eager `grad` of `x @ w` never materialises an M×K×N intermediate.
  */
 import { NbiError } from "../../errors.js";
-import { bind1 } from "../../transforms/core.js";
-import type { Array, ShapedArray } from "../array.js";
-import { fromHost } from "../concrete-array.js";
+import type { Array, ShapedArray } from "../../trace/array.js";
+import { fromHost } from "../../trace/concrete-array.js";
+import { bind1 } from "../../trace/core.js";
+import { isFloat } from "../../trace/dtype.js";
+import type { Primitive } from "../../trace/primitive.js";
+import { broadcastShapes, showShape } from "../../trace/shape.js";
 import { matmul as matmulKernel } from "../cpu/matmul.js";
 import { matmulSimd, wasmMatmulAvailable } from "../cpu/wasm/matmul-simd.js";
-import { isFloat } from "../dtype.js";
-import type { Primitive } from "../primitive.js";
-import { broadcastShapes, showShape } from "../shape.js";
 import { gpuMatmul } from "../webgpu/compute.js";
 import { add } from "./elementwise.js";
-import { moveAxis, reshape, unbroadcast } from "./rules.js";
+import { moveAxis, reshape, unbroadcast } from "./structural.js";
 
 /**
  * Transposed operands as parameters: with `transposeA`, a is stored [..., K, M] and the product

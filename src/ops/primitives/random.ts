@@ -1,14 +1,15 @@
 /** Counter-based random bits (Threefry-2x32) and a stable argsort, both without derivatives. */
 import { NbiError } from "../../errors.js";
-import { bind1 } from "../../transforms/core.js";
-import { fromHost } from "../concrete-array.js";
+import { fromHost } from "../../trace/concrete-array.js";
+import { bind1 } from "../../trace/core.js";
+import type { TypedArray } from "../../trace/dtype.js";
+import type { Primitive } from "../../trace/primitive.js";
+import { showShape, sizeOf } from "../../trace/shape.js";
 import { transposeKernel } from "../cpu/structural.js";
 import { randomBits } from "../cpu/threefry.js";
-import type { TypedArray } from "../dtype.js";
-import type { Primitive } from "../primitive.js";
-import { showShape, sizeOf } from "../shape.js";
 import { gpuArgsort, gpuRandomBits } from "../webgpu/compute.js";
-import { moveAxis, zeroDerivativeRules } from "./rules.js";
+import { zeroDerivativeRules } from "./rules.js";
+import { moveAxis } from "./structural.js";
 
 export interface RandomBitsParams {
   shape: number[];

@@ -1,17 +1,17 @@
 /**
- * Rule factories shared across primitive families, and the few array helpers rules need. Rules
- * are written with traceable operations only, so they compose with every transform.
+ * Rule factories shared across primitive families that need no particular primitive: zeros and
+ * constants, rules for primitives without derivatives, and the refusal for a rule that cannot
+ * exist. The layout helpers rules also use (reshape, moveAxis, unbroadcast, ...) are built from
+ * the structural primitives and live with them (structural.ts), so this file imports no family.
  */
 import { NbiError } from "../../errors.js";
-import { bind, bind1 } from "../../transforms/core.js";
-import type { Array, ShapedArray } from "../array.js";
-import { defaultBackend } from "../backend.js";
-import { fromHost } from "../concrete-array.js";
-import { allocate, type DType } from "../dtype.js";
-import type { BatchDim, Primitive } from "../primitive.js";
-import { type Shape, sizeOf } from "../shape.js";
-import { reduceSumP } from "./reduction.js";
-import { broadcastToP, concatenateP, reshapeP, sliceP, transposeP } from "./structural.js";
+import type { Array, ShapedArray } from "../../trace/array.js";
+import { defaultBackend } from "../../trace/backend.js";
+import { fromHost } from "../../trace/concrete-array.js";
+import { bind } from "../../trace/core.js";
+import { allocate, type DType } from "../../trace/dtype.js";
+import type { Primitive } from "../../trace/primitive.js";
+import { type Shape, sizeOf } from "../../trace/shape.js";
 
 /** A rule that cannot exist for this primitive: fails naming the primitive and the transform. */
 export function unsupported(name: string, transform: string): never {
@@ -33,61 +33,6 @@ export function zerosLike(x: ShapedArray): Array {
   return zeros(x.shape, x.dtype);
 }
 
-export function reshape(x: Array, shape: Shape): Array {
-  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
-  return bind1(reshapeP, [x], { shape: [...shape] });
-}
-
-export function transpose(x: Array, perm: readonly number[]): Array {
-  if (perm.every((p, i) => p === i)) return x;
-  return bind1(transposeP, [x], { perm: [...perm] });
-}
-
-export function broadcastTo(x: Array, shape: Shape): Array {
-  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
-  return bind1(broadcastToP, [x], { shape: [...shape] });
-}
-
-export function reduceSum(x: Array, axes: readonly number[]): Array {
-  if (axes.length === 0) return x;
-  return bind1(reduceSumP, [x], { axes: [...axes] });
-}
-
-export function concatenate(xs: Array[], axis: number): Array {
-  if (xs.length === 1) return xs[0]!;
-  return bind1(concatenateP, xs, { axis });
-}
-
-/** Sums a broadcast cotangent back to the operand's shape (the transpose of broadcasting). */
-export function unbroadcast(ct: Array, shape: Shape): Array {
-  const lead = ct.shape.length - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < ct.shape.length; i++) {
-    if (i < lead || (shape[i - lead] === 1 && ct.shape[i] !== 1)) axes.push(i);
-  }
-  return reshape(reduceSum(ct, axes), shape);
-}
-
-/** Moves axis `from` of x to position `to`. */
-export function moveAxis(x: Array, from: number, to: number): Array {
-  if (from === to) return x;
-  const perm = x.shape.map((_, i) => i).filter((i) => i !== from);
-  perm.splice(to, 0, from);
-  return transpose(x, perm);
-}
-
-/** Gives x a batch axis at `dim` (broadcasting an unbatched value to the batch size). */
-export function moveBatchAxis(axisSize: number, x: Array, from: BatchDim, to: number): Array {
-  if (from === null) {
-    const shape = [...x.shape];
-    shape.splice(to, 0, axisSize);
-    const expanded = [...x.shape];
-    expanded.splice(to, 0, 1);
-    return broadcastTo(reshape(x, expanded), shape);
-  }
-  return moveAxis(x, from, to);
-}
-
 /** Forward and reverse rules of primitives whose outputs carry no derivative. */
 export function zeroDerivativeRules<P>(prim: () => Primitive<P>) {
   return {
@@ -100,43 +45,4 @@ export function zeroDerivativeRules<P>(prim: () => Primitive<P>) {
       return primalsIn.map(() => null);
     },
   };
-}
-
-/**
- * Batching by a loop: slice every batched operand, apply the primitive per item and stack.
- * Correct for any primitive; used where a vectorised rule would be complex and the case rare.
- */
-export function vmapByLoop<P>(prim: () => Primitive<P>) {
-  return (axisSize: number, vals: Array[], dims: BatchDim[], params: P): [Array[], BatchDim[]] => {
-    const p = prim();
-    const moved = vals.map((v, i) => (dims[i] === null ? v : moveAxis(v, dims[i]!, 0)));
-    const perItem: Array[][] = [];
-    for (let b = 0; b < axisSize; b++) {
-      const args = moved.map((v, i) => (dims[i] === null ? v : indexLeading(v, b)));
-      perItem.push(bind(p, args, params));
-    }
-    const nOut = p.abstractEval(
-      moved.map((v, i) => (dims[i] === null ? v : { shape: v.shape.slice(1), dtype: v.dtype })),
-      params,
-    ).length;
-    const outs: Array[] = [];
-    for (let k = 0; k < nOut; k++) {
-      outs.push(
-        concatenate(
-          perItem.map((items) => reshape(items[k]!, [1, ...items[k]!.shape])),
-          0,
-        ),
-      );
-    }
-    return [outs, outs.map(() => 0)];
-  };
-}
-
-/** x[i] along the leading axis. */
-export function indexLeading(x: Array, i: number): Array {
-  const starts = x.shape.map(() => 0);
-  const limits = [...x.shape];
-  starts[0] = i;
-  limits[0] = i + 1;
-  return reshape(bind1(sliceP, [x], { starts, limits }), x.shape.slice(1));
 }

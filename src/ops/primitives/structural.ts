@@ -1,42 +1,34 @@
-/** Primitives that rearrange data: reshape, transpose, broadcast_to, slice, pad, concatenate, take. */
+/**
+ * The structural core of the primitives: reshape, transpose, broadcast_to, slice, pad,
+ * concatenate, and reduce_sum (the transpose of broadcast_to: each one's derivative is the other,
+ * so they live together), with the layout helpers built on them that every family's rules use
+ * (reshape, moveAxis, unbroadcast, vmapByLoop, ...). Nothing here imports another family; the
+ * max and min reductions, take and scatter_add, and the elementwise family sit above this file.
+ */
 import { NbiError } from "../../errors.js";
-import { bind1 } from "../../transforms/core.js";
-import type { Array } from "../array.js";
-import { defaultBackend } from "../backend.js";
-import { fromHost } from "../concrete-array.js";
+import type { Array, ShapedArray } from "../../trace/array.js";
+import { fromHost } from "../../trace/concrete-array.js";
+import { bind, bind1 } from "../../trace/core.js";
+import type { TypedArray } from "../../trace/dtype.js";
+import type { BatchDim, Primitive } from "../../trace/primitive.js";
+import { broadcastShapes, type Shape, showShape, sizeOf } from "../../trace/shape.js";
+import { type ReduceKind, reduceKernel } from "../cpu/reduction.js";
 import {
   broadcastKernel,
   concatenateKernel,
   padKernel,
-  scatterAddKernel,
   sliceKernel,
-  takeKernel,
   transposeKernel,
 } from "../cpu/structural.js";
-import type { TypedArray } from "../dtype.js";
-import type { Primitive } from "../primitive.js";
-import { broadcastShapes, showShape, sizeOf } from "../shape.js";
+import { gpuReduce } from "../webgpu/compute.js";
 import {
   gpuBroadcastTo,
   gpuConcatenate,
   gpuPad,
   gpuReshape,
-  gpuScatterAdd,
   gpuSlice,
-  gpuTake,
   gpuTranspose,
 } from "../webgpu/structural.js";
-import { add, less, max, min, select } from "./elementwise.js";
-import {
-  broadcastTo,
-  concatenate,
-  moveAxis,
-  moveBatchAxis,
-  reshape,
-  transpose,
-  unbroadcast,
-  vmapByLoop,
-} from "./rules.js";
 
 const buf = (x: { buffer: unknown }) => x.buffer as TypedArray;
 
@@ -349,130 +341,179 @@ export const concatenateP: Primitive<ConcatenateParams> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// take (gather along an axis) and its transpose scatter_add
+// reduce_sum (the reductions share one factory; max and min add their derivative in reduction.ts)
 
-export interface TakeParams {
-  axis: number;
+export interface ReduceParams {
+  /** Sorted, distinct, non-negative axes. */
+  axes: number[];
 }
 
-function takeShape(xShape: readonly number[], idxShape: readonly number[], axis: number): number[] {
-  return [...xShape.slice(0, axis), ...idxShape, ...xShape.slice(axis + 1)];
-}
-
-function checkIndices(fn: string, dtype: string): void {
-  if (dtype !== "int32") {
-    throw new NbiError(`${fn}: indices expected an int32 array, got dtype ${dtype}`);
+export function reducedShape(x: ShapedArray, axes: readonly number[], fn: string): number[] {
+  for (const a of axes) {
+    if (!Number.isInteger(a) || a < 0 || a >= x.shape.length) {
+      throw new NbiError(
+        `${fn}: axis expected in [0, ${x.shape.length - 1}] for shape ${showShape(x.shape)}, got ${a}`,
+      );
+    }
   }
+  return x.shape.filter((_, i) => !axes.includes(i));
 }
 
-export const takeP: Primitive<TakeParams> = {
-  name: "take",
-  abstractEval([x, idx], { axis }) {
-    checkIndices("take", idx!.dtype);
-    if (axis < 0 || axis >= x!.shape.length) {
-      throw new NbiError(`take: axis expected in [0, ${x!.shape.length - 1}], got ${axis}`);
-    }
-    return [{ shape: takeShape(x!.shape, idx!.shape, axis), dtype: x!.dtype }];
-  },
-  impl: {
-    cpu: ([x, idx], { axis }) => [
-      fromHost(
-        takeKernel(buf(x!), x!.dtype, x!.shape, buf(idx!) as Int32Array, axis),
-        takeShape(x!.shape, idx!.shape, axis),
-        x!.dtype,
-        x!.backend,
-      ),
-    ],
-    webgpu: gpuTake,
-  },
-  jvp([x, idx], [dx], params) {
-    return [[bind1(takeP, [x!, idx!], params)], [bind1(takeP, [dx!, idx!], params)]];
-  },
-  vjp([ct], [x, idx], _y, { axis }) {
-    return [bind1(scatterAddP, [ct!, idx!], { axis, size: x!.shape[axis]! }), null];
-  },
-  vmap(n, [x, idx], [dx, di], { axis }) {
-    if (di === null) {
-      return [[bind1(takeP, [moveAxis(x!, dx!, 0), idx!], { axis: axis + 1 })], [0]];
-    }
-    const idxB = moveAxis(idx!, di!, 0);
-    if (dx === null) {
-      // Unbatched data: the batch axis of the indices lands where the indices go.
-      return [[bind1(takeP, [x!, idxB], { axis })], [axis]];
-    }
-    // Both batched: fold the batch into the taken axis and offset each item's indices.
-    const xb = moveAxis(moveAxis(x!, dx!, 0), axis + 1, 1); // [B, A, ...pre, ...post]
-    const a = xb.shape[1]!;
-    const rest = xb.shape.slice(2);
-    const flat = reshape(xb, [n * a, ...rest]);
-    const offsets = offsetIndices(n, a, idxB);
-    const out = bind1(takeP, [flat, offsets], { axis: 0 }); // [B, ...idx, ...pre, ...post]
-    const k = idx!.ndim - 1;
-    const pre = axis;
-    const perm = [
-      0,
-      ...globalThis.Array.from({ length: pre }, (_, i) => 1 + k + i),
-      ...globalThis.Array.from({ length: k }, (_, i) => 1 + i),
-      ...globalThis.Array.from({ length: out.ndim - 1 - k - pre }, (_, i) => 1 + k + pre + i),
-    ];
-    return [[transpose(out, perm)], [0]];
-  },
-};
-
-/** Indices of item b shifted by b * a, so one take over a folded [B * A] axis serves all items. */
-function offsetIndices(n: number, a: number, idx: Array): Array {
-  // Wrap and clamp per item first: after folding, an out-of-range index would reach a neighbour.
-  const zero = fromHost(new Int32Array([0]), [], "int32", defaultBackend());
-  const size = fromHost(new Int32Array([a]), [], "int32", defaultBackend());
-  const last = fromHost(new Int32Array([Math.max(a - 1, 0)]), [], "int32", defaultBackend());
-  const wrapped = select(less(idx, zero), add(idx, size), idx);
-  idx = min(max(wrapped, zero), last);
-  const base = Int32Array.from({ length: n }, (_, b) => b * a);
-  const shape = [n, ...new globalThis.Array<number>(idx.ndim - 1).fill(1)];
-  return add(idx, fromHost(base, shape, "int32", defaultBackend()));
+/** The reduced value broadcast back to the input shape (kept axes as size 1). */
+export function expandBack(y: Array, x: ShapedArray, axes: readonly number[]): Array {
+  const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  return broadcastTo(reshape(y, keep), x.shape);
 }
 
-export interface ScatterAddParams {
-  axis: number;
-  size: number;
+/**
+ * The derivative of an extremum reduction (max, min), passed in by reduction.ts: the weights that
+ * say where the extremum sits, and the product that applies them. Both need elementwise
+ * primitives, which sit above this file.
+ */
+export interface ExtremumDerivative {
+  weights(x: Array, y: Array, axes: readonly number[]): Array;
+  mul(a: Array, b: Array): Array;
 }
 
-export const scatterAddP: Primitive<ScatterAddParams> = {
-  name: "scatter_add",
-  abstractEval([u, idx], { axis, size }) {
-    checkIndices("scatterAdd", idx!.dtype);
-    const k = idx!.shape.length;
-    const shape = [...u!.shape.slice(0, axis), size, ...u!.shape.slice(axis + k)];
-    return [{ shape, dtype: u!.dtype }];
-  },
-  impl: {
-    cpu: ([u, idx], { axis, size }) => {
-      const k = idx!.shape.length;
-      const shape = [...u!.shape.slice(0, axis), size, ...u!.shape.slice(axis + k)];
-      return [
-        fromHost(
-          scatterAddKernel(buf(u!), u!.dtype, shape, buf(idx!) as Int32Array, axis),
-          shape,
-          u!.dtype,
-          u!.backend,
-        ),
-      ];
+/** One reduction primitive; `extremum` is null for the sum, whose derivative is linear. */
+export function reducePrimitive(
+  name: "reduce_sum" | "reduce_max" | "reduce_min",
+  kind: ReduceKind,
+  extremum: ExtremumDerivative | null,
+): Primitive<ReduceParams> {
+  const self: Primitive<ReduceParams> = {
+    name,
+    abstractEval([x], { axes }) {
+      if (x!.dtype === "bool" && kind === "sum") {
+        throw new NbiError(`${name}: x expected a numeric array, got dtype bool (cast it first)`);
+      }
+      return [{ shape: reducedShape(x!, axes, name), dtype: x!.dtype }];
     },
-    webgpu: gpuScatterAdd,
-  },
-  jvp([u, idx], [du], params) {
-    return [[bind1(scatterAddP, [u!, idx!], params)], [bind1(scatterAddP, [du!, idx!], params)]];
-  },
-  vjp([ct], [_u, idx], _y, { axis }) {
-    return [bind1(takeP, [ct!, idx!], { axis }), null];
-  },
-  vmap(n, [u, idx], [du, di], params) {
-    if (di === null) {
-      return [
-        [bind1(scatterAddP, [moveAxis(u!, du!, 0), idx!], { ...params, axis: params.axis + 1 })],
-        [0],
-      ];
+    impl: {
+      cpu: ([x], { axes }) => [
+        fromHost(
+          reduceKernel(kind, x!.buffer as TypedArray, x!.dtype, x!.shape, axes),
+          reducedShape(x!, axes, name),
+          x!.dtype,
+          x!.backend,
+        ),
+      ],
+      webgpu: gpuReduce(kind),
+    },
+    jvp([x], [dx], params) {
+      const y = bind1(self, [x!], params);
+      if (extremum === null) return [[y], [bind1(self, [dx!], params)]];
+      const weights = extremum.weights(x!, y, params.axes);
+      return [[y], [bind1(reduceSumP, [extremum.mul(dx!, weights)], params)]];
+    },
+    vjp([ct], [x], [y], { axes }) {
+      const back = expandBack(ct!, x!, axes);
+      if (extremum === null) return [back];
+      const weights = extremum.weights(x!, y!, axes);
+      return [extremum.mul(back, weights)];
+    },
+    vmap(_n, [x], [d], { axes }) {
+      return [[bind1(self, [moveAxis(x!, d!, 0)], { axes: axes.map((a) => a + 1) })], [0]];
+    },
+  };
+  return self;
+}
+
+export const reduceSumP = reducePrimitive("reduce_sum", "sum", null);
+
+// ---------------------------------------------------------------------------------------------
+// Layout helpers: traceable operations rules are written with
+
+export function reshape(x: Array, shape: Shape): Array {
+  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  return bind1(reshapeP, [x], { shape: [...shape] });
+}
+
+export function transpose(x: Array, perm: readonly number[]): Array {
+  if (perm.every((p, i) => p === i)) return x;
+  return bind1(transposeP, [x], { perm: [...perm] });
+}
+
+export function broadcastTo(x: Array, shape: Shape): Array {
+  if (x.shape.length === shape.length && x.shape.every((d, i) => d === shape[i])) return x;
+  return bind1(broadcastToP, [x], { shape: [...shape] });
+}
+
+export function reduceSum(x: Array, axes: readonly number[]): Array {
+  if (axes.length === 0) return x;
+  return bind1(reduceSumP, [x], { axes: [...axes] });
+}
+
+export function concatenate(xs: Array[], axis: number): Array {
+  if (xs.length === 1) return xs[0]!;
+  return bind1(concatenateP, xs, { axis });
+}
+
+/** Sums a broadcast cotangent back to the operand's shape (the transpose of broadcasting). */
+export function unbroadcast(ct: Array, shape: Shape): Array {
+  const lead = ct.shape.length - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < ct.shape.length; i++) {
+    if (i < lead || (shape[i - lead] === 1 && ct.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(reduceSum(ct, axes), shape);
+}
+
+/** Moves axis `from` of x to position `to`. */
+export function moveAxis(x: Array, from: number, to: number): Array {
+  if (from === to) return x;
+  const perm = x.shape.map((_, i) => i).filter((i) => i !== from);
+  perm.splice(to, 0, from);
+  return transpose(x, perm);
+}
+
+/** Gives x a batch axis at `dim` (broadcasting an unbatched value to the batch size). */
+export function moveBatchAxis(axisSize: number, x: Array, from: BatchDim, to: number): Array {
+  if (from === null) {
+    const shape = [...x.shape];
+    shape.splice(to, 0, axisSize);
+    const expanded = [...x.shape];
+    expanded.splice(to, 0, 1);
+    return broadcastTo(reshape(x, expanded), shape);
+  }
+  return moveAxis(x, from, to);
+}
+
+/**
+ * Batching by a loop: slice every batched operand, apply the primitive per item and stack.
+ * Correct for any primitive; used where a vectorised rule would be complex and the case rare.
+ */
+export function vmapByLoop<P>(prim: () => Primitive<P>) {
+  return (axisSize: number, vals: Array[], dims: BatchDim[], params: P): [Array[], BatchDim[]] => {
+    const p = prim();
+    const moved = vals.map((v, i) => (dims[i] === null ? v : moveAxis(v, dims[i]!, 0)));
+    const perItem: Array[][] = [];
+    for (let b = 0; b < axisSize; b++) {
+      const args = moved.map((v, i) => (dims[i] === null ? v : indexLeading(v, b)));
+      perItem.push(bind(p, args, params));
     }
-    return vmapByLoop(() => scatterAddP)(n, [u!, idx!], [du!, di], params);
-  },
-};
+    const nOut = p.abstractEval(
+      moved.map((v, i) => (dims[i] === null ? v : { shape: v.shape.slice(1), dtype: v.dtype })),
+      params,
+    ).length;
+    const outs: Array[] = [];
+    for (let k = 0; k < nOut; k++) {
+      outs.push(
+        concatenate(
+          perItem.map((items) => reshape(items[k]!, [1, ...items[k]!.shape])),
+          0,
+        ),
+      );
+    }
+    return [outs, outs.map(() => 0)];
+  };
+}
+
+/** x[i] along the leading axis. */
+export function indexLeading(x: Array, i: number): Array {
+  const starts = x.shape.map(() => 0);
+  const limits = [...x.shape];
+  starts[0] = i;
+  limits[0] = i + 1;
+  return reshape(bind1(sliceP, [x], { starts, limits }), x.shape.slice(1));
+}

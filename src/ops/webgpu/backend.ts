@@ -22,8 +22,8 @@
  * should read back once per step (the loss), not per intermediate.
  */
 import { NbiError } from "../../errors.js";
-import type { Backend } from "../backend.js";
-import { allocate, type DType, type TypedArray } from "../dtype.js";
+import type { Backend } from "../../trace/backend.js";
+import { allocate, type DType, type TypedArray } from "../../trace/dtype.js";
 import { type GpuContext, type GpuDeviceInfo, takeDeviceError } from "./device.js";
 
 // GPUBufferUsage / GPUMapMode values (the globals are absent in Node unless installed).

@@ -2,10 +2,10 @@
  * Reductions, argmax, argsort, matmul, conv1d (and its two adjoints), max pooling and random
  * bits on WebGPU.
  */
-import type { ConcreteArray } from "../concrete-array.js";
-import type { DType } from "../dtype.js";
-import type { Kernel } from "../primitive.js";
-import { broadcastShapes, sizeOf } from "../shape.js";
+import type { ConcreteArray } from "../../trace/concrete-array.js";
+import type { DType } from "../../trace/dtype.js";
+import type { Kernel } from "../../trace/primitive.js";
+import { broadcastShapes, sizeOf } from "../../trace/shape.js";
 import {
   bindings,
   dispatch,

@@ -5,10 +5,10 @@
  * strides, so one compiled shader serves every shape of a given rank), and one submission per
  * kernel.
  */
-import { ConcreteArray } from "../concrete-array.js";
-import type { DType, TypedArray } from "../dtype.js";
-import type { Shape } from "../shape.js";
-import { sizeOf } from "../shape.js";
+import { ConcreteArray } from "../../trace/concrete-array.js";
+import type { DType, TypedArray } from "../../trace/dtype.js";
+import type { Shape } from "../../trace/shape.js";
+import { sizeOf } from "../../trace/shape.js";
 import {
   allocBuf,
   checkGpuDType,
@@ -31,7 +31,7 @@ export function wgslType(dtype: DType): "f32" | "i32" | "u32" {
 
 /**
  * The GPU buffer behind an operand. Operands still on the CPU backend are uploaded here: an
- * operation with any WebGPU operand runs on WebGPU (see EvalTrace in transforms/core.ts).
+ * operation with any WebGPU operand runs on WebGPU (see EvalTrace in trace/core.ts).
  */
 export function gpuBuf(x: ConcreteArray): GpuBuf {
   if (x.backend.name === "webgpu") {

@@ -4,10 +4,10 @@
  * materialised copies. NaN tests use bit patterns, since WGSL lets compilers assume `x != x` is
  * false.
  */
-import type { ConcreteArray } from "../concrete-array.js";
-import type { DType } from "../dtype.js";
-import type { Kernel } from "../primitive.js";
-import { broadcastShapes, type Shape, sizeOf } from "../shape.js";
+import type { ConcreteArray } from "../../trace/concrete-array.js";
+import type { DType } from "../../trace/dtype.js";
+import type { Kernel } from "../../trace/primitive.js";
+import { broadcastShapes, type Shape, sizeOf } from "../../trace/shape.js";
 import {
   bindings,
   dispatch,

@@ -19,9 +19,9 @@
  * text is the cache key: it is a function of the shapes, dtypes and operations, and equal
  * programs share one compiled pipeline (dispatch.ts) whichever jaxpr they came from.
  */
-import type { ConcreteArray } from "../concrete-array.js";
-import type { DType } from "../dtype.js";
-import { type Shape, shapesEqual, sizeOf } from "../shape.js";
+import type { ConcreteArray } from "../../trace/concrete-array.js";
+import type { DType } from "../../trace/dtype.js";
+import { type Shape, shapesEqual, sizeOf } from "../../trace/shape.js";
 import { gpuDevice } from "./backend.js";
 import { type MatmulEpilogue, matmulEpilogueSource, matmulWithEpilogue } from "./compute.js";
 import {

@@ -5,10 +5,10 @@
  * invocation per output element summing its updates in index order (no float atomics in WGSL),
  * which also makes it deterministic and equal to the CPU's summation order.
  */
-import type { ConcreteArray } from "../concrete-array.js";
-import type { DType } from "../dtype.js";
-import type { Kernel } from "../primitive.js";
-import { type Shape, sizeOf } from "../shape.js";
+import type { ConcreteArray } from "../../trace/concrete-array.js";
+import type { DType } from "../../trace/dtype.js";
+import type { Kernel } from "../../trace/primitive.js";
+import { type Shape, sizeOf } from "../../trace/shape.js";
 import {
   bindings,
   bitsOf,

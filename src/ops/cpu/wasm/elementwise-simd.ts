@@ -19,8 +19,8 @@
  * constant along it is loaded once per row and splat. Sums over any axes accumulate per output
  * in row-major order, which is the eager kernels' order.
  */
-import { allocateUnfilled, type TypedArray } from "../../dtype.js";
-import { type Shape, sizeOf } from "../../shape.js";
+import { allocateUnfilled, type TypedArray } from "../../../trace/dtype.js";
+import { type Shape, sizeOf } from "../../../trace/shape.js";
 import {
   EXP_C1,
   EXP_C2,

@@ -5,7 +5,7 @@
  * into the module's memory padded to whole tiles (copies are O(n²) against O(n³) work), so the
  * kernel has no edge cases. Accumulation is in float32, as BLAS does.
  */
-import { allocateUnfilled } from "../../dtype.js";
+import { allocateUnfilled } from "../../../trace/dtype.js";
 import { batchedProduct } from "../matmul.js";
 import {
   type Call,

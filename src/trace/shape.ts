@@ -1,3 +1,7 @@
+/**
+ * Shapes: sizes, validation, NumPy broadcasting, axis normalisation and printing. Pure functions
+ * on number arrays, shared by shape rules, kernels and the numpy layer.
+ */
 import { fail, NbiError } from "../errors.js";
 
 export type Shape = readonly number[];

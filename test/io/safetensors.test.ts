@@ -11,7 +11,7 @@ import {
   type SafetensorsDtype,
   type Tensor,
   writeSafetensors,
-} from "../../src/inference/safetensors.js";
+} from "../../src/io/safetensors.js";
 
 const FIXTURE = new URL("../fixtures/safetensors/python.safetensors", import.meta.url);
 

@@ -1,3 +1,8 @@
+/**
+ * The primitive record: what one primitive operation declares (shape rule, kernels per backend,
+ * jvp, vjp, vmap), the contract between `bind` (trace/core.ts), the primitive families
+ * (ops/primitives/) and the transforms that interpret them.
+ */
 import type { Array, ShapedArray } from "./array.js";
 import type { BackendName } from "./backend.js";
 import type { ConcreteArray } from "./concrete-array.js";
@@ -11,8 +16,8 @@ export type Kernel<P> = (inputs: ConcreteArray[], params: P) => ConcreteArray[];
 /**
  * One primitive, declared once with every rule it needs. The record type makes each rule
  * required, so adding a primitive without (say) its vmap rule does not compile; families share
- * rule factories (see rules.ts), and a rule that genuinely cannot exist is the factory
- * `unsupported(name, transform)`, which throws an error naming both.
+ * rule factories (see ops/primitives/rules.ts and structural.ts), and a rule that genuinely
+ * cannot exist is the factory `unsupported(name, transform)`, which throws an error naming both.
  *
  * Rules are written with the public array API, so they are themselves traceable: the backward
  * pass of grad can be differentiated again, batched or staged into a jaxpr.

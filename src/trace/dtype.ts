@@ -1,3 +1,7 @@
+/**
+ * Element types: the dtype names, their typed arrays, promotion between them (NumPy's rules, with
+ * JS numbers weakly typed) and typed-array allocation. Pure data, below everything that computes.
+ */
 import { fail } from "../errors.js";
 
 /** Element types. `bool` is stored one byte per element, `uint32` holds PRNG bits. */

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
-import { decodeNpy, encodeNpy, type NpyData, readNpy, writeNpy } from "../../src/inference/npy.js";
+import { decodeNpy, encodeNpy, type NpyData, readNpy, writeNpy } from "../../src/io/npy.js";
 
 // Made by test/fixtures/store/make-npy-fixtures.py with numpy 1.24.
 const fixtures = fileURLToPath(new URL("../fixtures/store/", import.meta.url));

@@ -5,11 +5,11 @@
  * Transforms compose because a trace's rules call `bind` again on values of lower levels.
  */
 import { NbiError } from "../errors.js";
-import { Array, type ShapedArray } from "../ops/array.js";
-import { getBackend } from "../ops/backend.js";
-import type { ConcreteArray } from "../ops/concrete-array.js";
-import type { TypedArray } from "../ops/dtype.js";
-import type { Primitive } from "../ops/primitive.js";
+import { Array, type ShapedArray } from "./array.js";
+import { getBackend } from "./backend.js";
+import type { ConcreteArray } from "./concrete-array.js";
+import type { TypedArray } from "./dtype.js";
+import type { Primitive } from "./primitive.js";
 
 export abstract class Trace {
   constructor(readonly main: MainTrace) {}

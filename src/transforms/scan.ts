@@ -7,22 +7,23 @@
  * mode runs a forward scan that stacks each step's residuals and a reverse scan over them whose
  * body is the backward half of the body's vjp.
  */
-import { NbiError } from "../../errors.js";
-import { bind, Tracer } from "../../transforms/core.js";
-import { hoistInvariants, leadingView, runPlan } from "../../transforms/interpret.js";
-import { type Eqn, evalJaxpr, type Jaxpr, makeJaxpr, type Var } from "../../transforms/jaxpr.js";
-import { jvpFlat } from "../../transforms/jvp.js";
-import { dce } from "../../transforms/rewrite.js";
-import { vjpFlat } from "../../transforms/vjp.js";
-import { vmapFlat } from "../../transforms/vmap.js";
-import type { Array, ShapedArray } from "../array.js";
-import { defaultBackend } from "../backend.js";
-import { type ConcreteArray, fromHost } from "../concrete-array.js";
-import { allocate, isFloat, type TypedArray } from "../dtype.js";
-import type { BatchDim, Primitive } from "../primitive.js";
-import { showShape, sizeOf } from "../shape.js";
-import { add } from "./elementwise.js";
-import { concatenate, indexLeading, moveBatchAxis, reshape, zeros, zerosLike } from "./rules.js";
+import { NbiError } from "../errors.js";
+import { add } from "../ops/primitives/elementwise.js";
+import { zeros, zerosLike } from "../ops/primitives/rules.js";
+import { concatenate, indexLeading, moveBatchAxis, reshape } from "../ops/primitives/structural.js";
+import type { Array, ShapedArray } from "../trace/array.js";
+import { defaultBackend } from "../trace/backend.js";
+import { type ConcreteArray, fromHost } from "../trace/concrete-array.js";
+import { bind, Tracer } from "../trace/core.js";
+import { allocate, isFloat, type TypedArray } from "../trace/dtype.js";
+import type { BatchDim, Primitive } from "../trace/primitive.js";
+import { showShape, sizeOf } from "../trace/shape.js";
+import { hoistInvariants, leadingView, runPlan } from "./interpret.js";
+import { type Eqn, evalJaxpr, type Jaxpr, makeJaxpr, type Var } from "./jaxpr.js";
+import { jvpFlat } from "./jvp.js";
+import { dce } from "./rewrite.js";
+import { vjpFlat } from "./vjp.js";
+import { vmapFlat } from "./vmap.js";
 
 export interface ScanParams {
   jaxpr: Jaxpr;

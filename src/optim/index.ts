@@ -3,7 +3,8 @@
  * `init(params) → state` and `update(grads, state, params?, extra?) → { updates, state }`;
  * `applyUpdates(params, updates)` adds the updates. State holds arrays only (the step count is an
  * array), so a whole training step can be `jit`-ted. Learning rates are numbers or schedules of the
- * step count.
+ * step count. States are typed from the parameters': `optim.adam(lr).init(params)` is an
+ * `AdamState<typeof params>`, whose moments are pytrees shaped like the parameters.
  *
  * ```ts
  * const opt = optim.chain(optim.clipByGlobalNorm(5), optim.adam(optim.cosineWarmRestarts({ init: 1e-3, period: 1000 })));
@@ -12,10 +13,10 @@
  * params = optim.applyUpdates(params, updates);
  * ```
  */
-import { fail } from "../../errors.js";
-import type { Array, ArrayLike } from "../../ops/array.js";
-import * as np from "../../ops/np.js";
-import * as tree from "../../transforms/tree.js";
+import { fail } from "../errors.js";
+import * as np from "../ops/np.js";
+import type { Array, ArrayLike } from "../trace/array.js";
+import * as tree from "../trace/tree.js";
 
 /** A learning rate as a function of the step count (0 at the first update). */
 export type Schedule = (count: Array) => ArrayLike;
@@ -26,23 +27,76 @@ export interface UpdateExtra {
   value?: ArrayLike;
 }
 
-/** An optimizer or gradient transformation (optax's): pure `init` and `update` over pytrees. */
-export interface GradientTransformation<S = unknown> {
-  /** The initial state for these parameters (arrays only, so a step can be jitted). */
-  init(params: unknown): S;
-  /** The updates to add to the parameters, and the next state. `params` is read by weight decay, `extra` by reduceOnPlateau. */
-  update<T>(
-    grads: T,
-    state: S,
-    params?: T,
-    extra?: UpdateExtra,
-  ): {
-    /** What `applyUpdates` adds to the parameters (a pytree like `grads`). */
-    updates: T;
-    /** The state for the next call. */
-    state: S;
-  };
+/**
+ * How a transformation's state type depends on the parameters' type P: `state` is written in terms
+ * of `this["params"]`, and `StateOf<F, P>` reads it with `params` set to P. (TypeScript has no type
+ * parameters that are themselves generic; this is the usual stand-in.)
+ */
+export interface StateFamily {
+  /** The parameters' type, set by `StateOf`. */
+  readonly params: unknown;
+  /** The state's type, in terms of `this["params"]`. */
+  readonly state: unknown;
 }
+
+/**
+ * The state a transformation of family F keeps for parameters of type P.
+ *
+ * @example
+ * ```ts
+ * type S = optim.StateOf<optim.AdamFamily, { w: Array }>; // optim.AdamState<{ w: Array }>
+ * ```
+ */
+export type StateOf<F extends StateFamily, P> = (F & {
+  /** Sets the family's parameters' type to P. */
+  readonly params: P;
+})["state"];
+
+/** The family of a state that does not depend on the parameters (clipping, plateau detection). */
+export interface FixedState<S> extends StateFamily {
+  /** The state, whatever the parameters. */
+  readonly state: S;
+}
+
+/** What `update` returns: the updates (shaped like the gradients) and the next state. */
+export interface Update<P, S> {
+  /** What `applyUpdates` adds to the parameters (a pytree like `grads`). */
+  updates: P;
+  /** The state for the next call. */
+  state: S;
+}
+
+/**
+ * An optimizer or gradient transformation (optax's): pure `init` and `update` over pytrees. F says
+ * how its state depends on the parameters' type (see `StateFamily`); the bare
+ * `GradientTransformation` is any transformation, its state unknown.
+ */
+export interface GradientTransformation<F extends StateFamily = StateFamily> {
+  /** The initial state for these parameters (arrays only, so a step can be jitted). */
+  init<P>(params: P): StateOf<F, P>;
+  /** The updates to add to the parameters, and the next state. `params` is read by weight decay, `extra` by reduceOnPlateau. */
+  update<P>(
+    grads: P,
+    state: StateOf<F, P>,
+    params?: P,
+    extra?: UpdateExtra,
+  ): Update<P, StateOf<F, P>>;
+}
+
+/**
+ * The state a transformation keeps for parameters of type P.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.chain(optim.clipByGlobalNorm(1), optim.adam(1e-3));
+ * type S = optim.OptimizerState<typeof opt, { w: Array }>; // [{}, optim.AdamState<{ w: Array }>]
+ * ```
+ */
+export type OptimizerState<T extends GradientTransformation, P> = StateOf<FamilyOf<T>, P>;
+
+/** The state family of a transformation type. */
+export type FamilyOf<T extends GradientTransformation> =
+  T extends GradientTransformation<infer F> ? F : never;
 
 const mapTree = <T>(f: (...xs: Array[]) => Array, t: T, ...rest: unknown[]): T =>
   tree.map(f as (...xs: unknown[]) => unknown, t, ...rest) as T;
@@ -70,6 +124,20 @@ function checkRate(fn: string, lr: unknown): void {
 
 const zeroCount = () => np.array(0, { dtype: "int32" });
 
+/** The state of `sgd` for parameters of type P. */
+export interface SgdState<P = unknown> {
+  /** Updates so far. */
+  count: Array;
+  /** The momentum buffer, a pytree like the params (zeros, unused, without momentum). */
+  velocity: P;
+}
+
+/** The state family of `sgd`: `SgdState` of the parameters. */
+export interface SgdFamily extends StateFamily {
+  /** `SgdState` of the parameters. */
+  readonly state: SgdState<this["params"]>;
+}
+
 /**
  * Stochastic gradient descent, with optional (heavy-ball) momentum.
  *
@@ -84,24 +152,16 @@ const zeroCount = () => np.array(0, { dtype: "int32" });
 export function sgd(
   learningRate: number | Schedule,
   options?: { momentum?: number },
-): GradientTransformation<{
-  /** Updates so far. */
-  count: Array;
-  /** The momentum buffer, a pytree like the params. */
-  velocity: unknown;
-}> {
+): GradientTransformation<SgdFamily> {
   checkRate("sgd", learningRate);
   const mu = options?.momentum ?? 0;
   return {
     init: (params) => ({ count: zeroCount(), velocity: mapTree((p) => np.zerosLike(p), params) }),
     update(grads, state) {
       const lr = learningRateAt(learningRate, state.count);
-      const velocity: unknown =
+      const velocity =
         mu === 0 ? grads : mapTree((v, g) => np.add(np.mul(v, mu), g), state.velocity, grads);
-      const updates = mapTree(
-        (v) => np.astype(np.mul(v, np.neg(lr)), v.dtype),
-        velocity as typeof grads,
-      );
+      const updates = mapTree((v) => np.astype(np.mul(v, np.neg(lr)), v.dtype), velocity);
       return {
         updates,
         state: { count: np.add(state.count, 1), velocity: mu === 0 ? state.velocity : velocity },
@@ -120,14 +180,20 @@ export interface AdamOptions {
   eps?: number;
 }
 
-/** Adam's state. */
-export interface AdamState {
+/** The state of `adam` and `adamw` for parameters of type P. */
+export interface AdamState<P = unknown> {
   /** Updates so far (for bias correction and schedules). */
   count: Array;
   /** First-moment estimates, a pytree like the params. */
-  mu: unknown;
+  mu: P;
   /** Second-moment estimates, a pytree like the params. */
-  nu: unknown;
+  nu: P;
+}
+
+/** The state family of `adam` and `adamw`: `AdamState` of the parameters. */
+export interface AdamFamily extends StateFamily {
+  /** `AdamState` of the parameters. */
+  readonly state: AdamState<this["params"]>;
 }
 
 function adamCore(
@@ -140,7 +206,7 @@ function adamCore(
   const b1 = options?.b1 ?? 0.9;
   const b2 = options?.b2 ?? 0.999;
   const eps = options?.eps ?? 1e-8;
-  const t: GradientTransformation<AdamState> = {
+  const t: GradientTransformation<AdamFamily> = {
     init: (params) => ({
       count: zeroCount(),
       mu: mapTree((p) => np.zerosLike(p), params),
@@ -169,7 +235,7 @@ function adamCore(
         weightDecay === 0
           ? mapTree((m, v) => step(m, v), mu, nu)
           : mapTree((m, v, p) => step(m, v, p), mu, nu, params);
-      return { updates: updates as typeof grads, state: { count, mu, nu } };
+      return { updates, state: { count, mu, nu } };
     },
   };
   return t;
@@ -190,7 +256,7 @@ function adamCore(
 export function adam(
   learningRate: number | Schedule,
   options?: AdamOptions,
-): GradientTransformation<AdamState> {
+): GradientTransformation<AdamFamily> {
   return adamCore("adam", learningRate, options, 0);
 }
 
@@ -207,8 +273,14 @@ export function adam(
 export function adamw(
   learningRate: number | Schedule,
   options?: AdamOptions & { weightDecay?: number },
-): GradientTransformation<AdamState> {
+): GradientTransformation<AdamFamily> {
   return adamCore("adamw", learningRate, options, options?.weightDecay ?? 1e-4);
+}
+
+/** The state family of `chain(...transforms)`: the tuple of their states. */
+export interface ChainFamily<Ts extends GradientTransformation[]> extends StateFamily {
+  /** Each transformation's state, in order. */
+  readonly state: { [K in keyof Ts]: StateOf<FamilyOf<Ts[K]>, this["params"]> };
 }
 
 /**
@@ -220,17 +292,23 @@ export function adamw(
  * const state = opt.init({ w: np.zeros([3]) }); // [clip state, adam state]
  * ```
  */
-export function chain(...transforms: GradientTransformation[]): GradientTransformation<unknown[]> {
+export function chain<Ts extends GradientTransformation[]>(
+  ...transforms: Ts
+): GradientTransformation<ChainFamily<Ts>> {
+  // The tuple of states is built by position: TypeScript cannot follow it through map.
+  type States<P> = StateOf<ChainFamily<Ts>, P>;
+  const all: readonly GradientTransformation[] = transforms;
   return {
-    init: (params) => transforms.map((t) => t.init(params)),
-    update(grads, state, params, extra) {
+    init: <P>(params: P) => all.map((t) => t.init(params)) as States<P>,
+    update<P>(grads: P, state: States<P>, params?: P, extra?: UpdateExtra) {
       let g = grads;
-      const next = transforms.map((t, i) => {
-        const r = t.update(g, state[i], params, extra);
+      const states: readonly unknown[] = state;
+      const next = all.map((t, i) => {
+        const r = t.update(g, states[i], params, extra);
         g = r.updates;
         return r.state;
       });
-      return { updates: g, state: next };
+      return { updates: g, state: next as States<P> };
     },
   };
 }
@@ -264,7 +342,9 @@ function scaleTree<T>(t: T, factor: Array): T {
  * clip.update({ g: np.array([3, 4]) }, clip.init({})).updates; // { g: [0.6, 0.8] }
  * ```
  */
-export function clipByGlobalNorm(maxNorm: number): GradientTransformation<Record<string, never>> {
+export function clipByGlobalNorm(
+  maxNorm: number,
+): GradientTransformation<FixedState<Record<string, never>>> {
   if (!(maxNorm > 0)) fail("clipByGlobalNorm", "maxNorm", "a positive number", maxNorm);
   return {
     init: () => ({}),
@@ -296,7 +376,7 @@ export interface AdaptiveClipState {
 export function adaptiveClip(options?: {
   percentile?: number;
   window?: number;
-}): GradientTransformation<AdaptiveClipState> {
+}): GradientTransformation<FixedState<AdaptiveClipState>> {
   const q = options?.percentile ?? 10;
   const w = options?.window ?? 1000;
   if (!(q >= 0 && q <= 100)) fail("adaptiveClip", "options.percentile", "a number in [0, 100]", q);
@@ -369,7 +449,7 @@ export function reduceOnPlateau(options?: {
   atol?: number;
   cooldown?: number;
   minScale?: number;
-}): GradientTransformation<PlateauState> {
+}): GradientTransformation<FixedState<PlateauState>> {
   const factor = options?.factor ?? 0.1;
   const patience = options?.patience ?? 10;
   const rtol = options?.rtol ?? 1e-4;

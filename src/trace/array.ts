@@ -1,8 +1,14 @@
+/**
+ * The array type every layer shares: `Array` (concrete arrays and tracers are both Arrays), its
+ * abstract value `ShapedArray`, and the method surface (`x.add(y)`, `x.sum()`, ...) that the
+ * numpy layer installs at load time, so this module depends on nothing that depends on it. It
+ * also tells the pytree utilities that Arrays are leaves.
+ */
 import { NbiError } from "../errors.js";
-import { setLeafPredicate } from "../transforms/tree.js";
 import type { DType, TypedArray } from "./dtype.js";
 import type { Shape } from "./shape.js";
 import { sizeOf } from "./shape.js";
+import { setLeafPredicate } from "./tree.js";
 
 /** The abstract value of an array: what tracing and shape rules see. */
 export interface ShapedArray {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { type Array, grad, jit, np } from "../../src/index.js";
-import * as optim from "../../src/inference/optim/index.js";
+import * as optim from "../../src/optim/index.js";
 import { testBackends, useTestBackend } from "../helpers/backends.js";
 
 const close = (a: number, b: number, tol: number): void => {
@@ -19,8 +19,7 @@ describe.each(testBackends())("optim (%s)", (backend) => {
    * since 300 eager steps of four optimisers cost about 5 s of kernel dispatches on lavapipe (a
    * test below checks that the jitted step equals the eager one on each backend).
    */
-  // biome-ignore lint/suspicious/noExplicitAny: any optimizer's state
-  function run(opt: optim.GradientTransformation<any>, steps: number): P {
+  function run(opt: optim.GradientTransformation, steps: number): P {
     const eager = (p: P, s: unknown) => {
       const r = opt.update(grad(loss)(p) as P, s, p, { value: loss(p) });
       return [optim.applyUpdates(p, r.updates), r.state] as const;
@@ -139,15 +138,15 @@ describe.each(testBackends())("optim (%s)", (backend) => {
       optim.clipByGlobalNorm(2),
       optim.adam(optim.cosineWarmRestarts({ init: 0.1, period: 10 })),
     );
-    const step = (p: P, s: unknown) => {
-      const r = opt.update(grad(loss)(p) as P, s as unknown[], p);
+    const step = (p: P, s: optim.OptimizerState<typeof opt, P>) => {
+      const r = opt.update(grad(loss)(p) as P, s, p);
       return [optim.applyUpdates(p, r.updates), r.state] as const;
     };
     const jitted = jit(step);
     let pe = start();
-    let se: unknown = opt.init(pe);
+    let se = opt.init(pe);
     let pj = start();
-    let sj: unknown = opt.init(pj);
+    let sj = opt.init(pj);
     for (let i = 0; i < 5; i++) {
       [pe, se] = step(pe, se);
       [pj, sj] = jitted(pj, sj);
@@ -157,6 +156,20 @@ describe.each(testBackends())("optim (%s)", (backend) => {
     a.forEach((v, i) => {
       close(v, b[i]!, 1e-6);
     });
+  });
+
+  it("types each state from the parameters' type (checked by tsc)", () => {
+    const p = start();
+    expectTypeOf(optim.sgd(0.1).init(p)).toEqualTypeOf<optim.SgdState<P>>();
+    expectTypeOf(optim.adam(0.1).init(p)).toEqualTypeOf<optim.AdamState<P>>();
+    expectTypeOf(optim.adam(0.1).init(p).mu).toEqualTypeOf<P>();
+    const opt = optim.chain(optim.adaptiveClip(), optim.adamw(0.1), optim.reduceOnPlateau());
+    const s = opt.init(p);
+    expectTypeOf(s).toEqualTypeOf<
+      [optim.AdaptiveClipState, optim.AdamState<P>, optim.PlateauState]
+    >();
+    expectTypeOf(opt.update(p, s, p, { value: loss(p) }).updates).toEqualTypeOf<P>();
+    expectTypeOf<optim.OptimizerState<typeof opt, P>>().toEqualTypeOf(s);
   });
 
   it("validates arguments", () => {
