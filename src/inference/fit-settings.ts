@@ -1,8 +1,9 @@
 /**
  * One validator for the fit's settings, whichever way they arrive: `NBI.fit`'s options (the API),
- * the "fit" section of a JSON or module config, and the CLI's flags (which override that section
- * before it is read). Each setting is checked by one rule written once here, and every problem is
- * reported in one message rather than the first one only, so a user fixes a config in one pass.
+ * the "fit" section of a JSON or module config (which is how the CLI takes them; its flags only
+ * say where and how fast a run goes, plus --rounds), and `snpeIS` called directly. Each setting
+ * is checked by one rule written once here, and every problem is reported in one message rather
+ * than the first one only, so a user fixes a config in one pass.
  *
  * The accumulation is fp-ts's applicative validation: each check is an `Either` whose left is a
  * non-empty list of problems, and `Either`'s validation instance for the non-empty-array semigroup
