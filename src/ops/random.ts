@@ -45,8 +45,8 @@ function block(k: Uint32Array, c0: number, c1: number): [number, number] {
   return [o0[0]!, o1[0]!];
 }
 
-/** A single concrete key's words, read on the host, and its backend. */
-function keyWords(fn: string, k: Array): { words: Uint32Array; backend: BackendName } {
+/** A single concrete CPU key's words, read on the host. */
+function keyWords(fn: string, k: Array): Uint32Array {
   checkKey(fn, k);
   if (k.ndim !== 1) fail(fn, "key", "a single key (shape [2])", k);
   if (!(k instanceof ConcreteArray))
@@ -54,7 +54,7 @@ function keyWords(fn: string, k: Array): { words: Uint32Array; backend: BackendN
   if (k.backend.name !== "cpu") {
     fail(fn, "key", 'a key on the CPU backend (random.key(seed, { backend: "cpu" }))', k);
   }
-  return { words: k.dataSync() as Uint32Array, backend: k.backend.name };
+  return k.dataSync() as Uint32Array;
 }
 
 /**
@@ -72,11 +72,11 @@ export function splitAt(k: Array, n: number, index: number): Array {
   if (!Number.isInteger(n) || n < 1) fail("random.splitAt", "n", "a positive integer", n);
   if (!Number.isInteger(index) || index < 0 || index >= n)
     fail("random.splitAt", "index", `an integer in [0, ${n})`, index);
-  const { words, backend } = keyWords("random.splitAt", k);
+  const words = keyWords("random.splitAt", k);
   // split(k, n) draws 2n words: counter pairs (j, j + n) for j < n, the first outputs of all
   // pairs then the second ones; key i is words 2i and 2i + 1 of that sequence.
   const word = (t: number) => (t < n ? block(words, t, t + n)[0] : block(words, t - n, t)[1]);
-  return array(Uint32Array.of(word(2 * index), word(2 * index + 1)), { backend });
+  return array(Uint32Array.of(word(2 * index), word(2 * index + 1)), { backend: "cpu" });
 }
 
 /**
@@ -93,9 +93,9 @@ export function splitAt(k: Array, n: number, index: number): Array {
 export function foldIn(k: Array, data: number): Array {
   if (!Number.isSafeInteger(data) || data < 0)
     fail("random.foldIn", "data", "a non-negative safe integer", data);
-  const { words, backend } = keyWords("random.foldIn", k);
+  const words = keyWords("random.foldIn", k);
   const [hi, lo] = seedWords(data);
-  return array(Uint32Array.from(block(words, hi!, lo!)), { backend });
+  return array(Uint32Array.from(block(words, hi!, lo!)), { backend: "cpu" });
 }
 
 function checkKey(fn: string, k: Array): void {
