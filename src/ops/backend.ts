@@ -12,10 +12,10 @@ import {
   getBackend,
   registerBackend,
   registeredBackends,
+  runScoped,
   setDefaultBackend,
 } from "../trace/backend.js";
 import { ConcreteArray, fromHost } from "../trace/concrete-array.js";
-import { type GpuBuf, runScoped } from "./webgpu/backend.js";
 
 /** What `useBackend` chose and why (for "auto", and for reporting). */
 export interface BackendChoice {
@@ -46,8 +46,9 @@ let choice: BackendChoice = {
 async function initWebGpu(): Promise<NonNullable<BackendChoice["adapter"]>> {
   const { acquireDevice } = await import("./webgpu/device.js");
   const { setGpuContext, webgpuBackend } = await import("./webgpu/backend.js");
+  const { webgpuFusion } = await import("./webgpu/fused.js");
   const ctx = await acquireDevice();
-  setGpuContext(ctx);
+  setGpuContext(ctx, webgpuFusion);
   registerBackend(webgpuBackend);
   return ctx.info;
 }
@@ -154,7 +155,8 @@ export async function toBackend(x: Array, name: BackendName): Promise<ConcreteAr
  * Runs `fn` and frees, as soon as it returns, the WebGPU buffers of every array created inside it
  * that its result (any pytree of arrays) does not hold: for tight loops that allocate faster than
  * the garbage collector reclaims. Arrays created inside and not returned must not be used
- * afterwards (doing so throws). `fn` must be synchronous. A no-op on the CPU backend.
+ * afterwards (doing so throws). `fn` must be synchronous. A no-op on the CPU backend. (Each
+ * backend with explicit memory scopes, `Backend.scopes`, takes part.)
  *
  * @example
  * ```ts
@@ -163,17 +165,21 @@ export async function toBackend(x: Array, name: BackendName): Promise<ConcreteAr
  * ```
  */
 export function scope<T>(fn: () => T): T {
-  return runScoped(fn, (result) => {
-    const held: GpuBuf[] = [];
+  const result = runScoped(fn, (r, backend) => {
+    const held: unknown[] = [];
     const walk = (v: unknown): void => {
       if (v instanceof ConcreteArray) {
-        if (v.backend.name === "webgpu") held.push(v.buffer as GpuBuf);
+        if (v.backend === backend) held.push(v.buffer);
       } else if (globalThis.Array.isArray(v)) v.forEach(walk);
       else if (v !== null && typeof v === "object" && !(v instanceof Array)) {
         Object.values(v).forEach(walk);
       }
     };
-    walk(result);
+    walk(r);
     return held;
   });
+  if (result instanceof Promise) {
+    throw new NbiError("scope: fn expected a synchronous function, got one returning a Promise");
+  }
+  return result;
 }

@@ -6,7 +6,7 @@
  */
 import { NbiError } from "../errors.js";
 import { Array, type ShapedArray } from "./array.js";
-import { getBackend } from "./backend.js";
+import { getBackend, placement } from "./backend.js";
 import type { ConcreteArray } from "./concrete-array.js";
 import type { TypedArray } from "./dtype.js";
 import type { Primitive } from "./primitive.js";
@@ -40,11 +40,9 @@ export class EvalTrace extends Trace {
   }
   processPrimitive<P>(prim: Primitive<P>, values: Array[], params: P): Array[] {
     const inputs = values as ConcreteArray[];
-    // Mixed backends: the operation runs on WebGPU and its kernels upload the CPU operands
-    // (cheap and synchronous). WebGPU data never moves to the CPU implicitly: that needs an
-    // async readback (`await np.toBackend(x, "cpu")`).
-    let backend = inputs.length > 0 ? inputs[0]!.backend : getBackend();
-    for (const x of inputs) if (x.backend.name === "webgpu") backend = x.backend;
+    // Mixed backends: the operation runs where `placement` says (any WebGPU operand wins, and
+    // its kernels upload the CPU operands); no operands: the default backend.
+    const backend = placement(inputs) ?? getBackend();
     // Shape and dtype rules run on every route, eager included, so bad input never reaches a
     // kernel (kernels trust their inputs).
     prim.abstractEval(inputs, params);

@@ -4,24 +4,25 @@
  * was staged), with values in numbered slots released after their last use and runs of
  * elementwise equations fused into generated loops on the CPU. Plans are cached per jaxpr.
  *
- * On WebGPU (a fusion group with any WebGPU input: the rule an unfused equation follows) a group
- * runs as one generated WGSL kernel (ops/webgpu/fused.ts), its CPU inputs uploaded as the
- * unfused kernels upload them; a float32 `matmul` directly before a group that alone reads its
- * product (matmul + bias + activation) runs as one kernel with the group as the product's
- * epilogue. Groups with no WGSL form run equation by equation. NBI_GPU_FUSION=0 turns WebGPU
+ * Off the CPU, a group runs where its operands place it (`placement`, the rule an unfused
+ * equation follows: any WebGPU input puts it on WebGPU), compiled by that backend's
+ * `Backend.fusion` (WebGPU: one generated WGSL kernel, its CPU inputs uploaded as the unfused
+ * kernels upload them); a float32 `matmul` directly before a group that alone reads its product
+ * (matmul + bias + activation) runs as one kernel with the group as the product's epilogue.
+ * Groups the backend cannot compile run equation by equation. NBI_GPU_FUSION=0 turns backend
  * fusion off (to compare against the unfused kernels); the CPU path is the same either way.
  */
 
 import { type MatmulParams, matmulP } from "../ops/primitives/matmul.js";
 import { reshapeP } from "../ops/primitives/structural.js";
 import {
-  compileFused,
-  compileMatmulFused,
+  type Backend,
+  cpuBackend,
   type FusedKernel,
+  type FusedMatmulKernel,
   type FusedProgram,
-  runFusedKernel,
-  runMatmulFused,
-} from "../ops/webgpu/fused.js";
+  placement,
+} from "../trace/backend.js";
 import { ConcreteArray } from "../trace/concrete-array.js";
 import { bind } from "../trace/core.js";
 import { recycle, type TypedArray } from "../trace/dtype.js";
@@ -48,13 +49,14 @@ interface FusedRun {
   group: FusedGroup;
   inputs: number[];
   outputs: number[];
-  /** The run on WebGPU. */
+  /** The run off the CPU. */
   gpu: GpuRun;
 }
 
 /**
- * A fusion group on WebGPU: its elementwise equations as one kernel, then its sums (fusion.ts
- * lets float32 sums close a run) with their WebGPU kernels, reading the kernel's outputs.
+ * A fusion group on a backend with `fusion` (WebGPU): its elementwise equations as one kernel,
+ * then its sums (fusion.ts lets float32 sums close a run) with their kernels, reading the
+ * kernel's outputs.
  */
 interface GpuRun {
   program: FusedProgram;
@@ -62,12 +64,14 @@ interface GpuRun {
   inSlots: number[];
   outSlots: number[];
   sums: { eqn: Eqn; input: number; output: number }[];
-  /** The WGSL kernel, made on first use (null: none; the run goes equation by equation). */
-  kernel?: FusedKernel | null;
+  /** No elementwise equations (sums only): no kernel to make; the run goes equation by equation. */
+  empty: boolean;
+  /** The kernel per backend, made on first use (null: none; the run goes equation by equation). */
+  kernels: Map<Backend, FusedKernel | null>;
   /** Where the run can be a matmul's epilogue: the program input the product is. */
   acc?: number;
-  /** The matmul kernel with this run as its epilogue, made on first use (null: none). */
-  matmulKernel?: FusedKernel | null;
+  /** The matmul kernel with this run as its epilogue per backend, made on first use (null: none). */
+  matmulKernels: Map<Backend, FusedMatmulKernel | null>;
 }
 
 const gpuFusion = globalThis.process?.env?.NBI_GPU_FUSION !== "0";
@@ -98,7 +102,9 @@ function gpuRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): 
       input: slotOf(e.inputs[0]!),
       output: slotOf(e.outBinders[0]!),
     })),
-    ...(p.steps.length === 0 ? { kernel: null, matmulKernel: null } : {}),
+    empty: p.steps.length === 0,
+    kernels: new Map(),
+    matmulKernels: new Map(),
   };
 }
 
@@ -242,7 +248,7 @@ export function runPlan(
       }
     }
   };
-  /** Stores a run's WebGPU kernel outputs, then runs its sums. */
+  /** Stores a run's fused kernel outputs, then runs its sums. */
   const finishGpuRun = (gpu: GpuRun, outs: ConcreteArray[]) => {
     gpu.outSlots.forEach((s, i) => {
       slots[s] = outs[i];
@@ -259,16 +265,17 @@ export function runPlan(
     const epilogue = gpuFusion ? plan.epilogues.get(k) : undefined;
     if (epilogue) {
       const [a, b] = steps[k]!.inputs.map((s) => slots[s]!) as [ConcreteArray, ConcreteArray];
-      if (a.backend.name === "webgpu" || b.backend.name === "webgpu") {
-        const gpu = epilogue.gpu;
-        if (gpu.matmulKernel === undefined) {
-          gpu.matmulKernel = compileMatmulFused(gpu.program, gpu.acc!);
+      const where = placement([a, b])!;
+      const gpu = epilogue.gpu;
+      if (where.fusion?.compileMatmulEpilogue && !gpu.empty) {
+        let kernel = gpu.matmulKernels.get(where);
+        if (kernel === undefined) {
+          kernel = where.fusion.compileMatmulEpilogue(gpu.program, gpu.acc!);
+          gpu.matmulKernels.set(where, kernel);
         }
         const inputs = gpu.inSlots.map((s, i) => (i === gpu.acc ? a : slots[s]!));
         const params = jaxpr.eqns[steps[k]!.eqnIndex]!.params as MatmulParams;
-        const outs = gpu.matmulKernel
-          ? runMatmulFused(gpu.matmulKernel, a, b, params, inputs)
-          : null;
+        const outs = kernel ? kernel(a, b, params, inputs) : null;
         if (outs) {
           finishGpuRun(gpu, outs);
           releaseRun(k, epilogue.group.end);
@@ -280,7 +287,9 @@ export function runPlan(
     const fused = plan.fused.get(k);
     if (fused) {
       const inputs = fused.inputs.map((s) => slots[s]!);
-      if (inputs.every((x) => x.backend.name === "cpu")) {
+      const where = placement(inputs);
+      // On the CPU: the loop fusion.ts compiled when the plan was made.
+      if (where === undefined || where === cpuBackend) {
         const outs = runFused(fused.group, inputs);
         fused.outputs.forEach((s, i) => {
           slots[s] = outs[i];
@@ -291,16 +300,14 @@ export function runPlan(
         continue;
       }
       const gpu = fused.gpu;
-      if (gpuFusion && gpu.kernel !== null) {
-        gpu.kernel ??= compileFused(gpu.program);
-        if (gpu.kernel) {
-          finishGpuRun(
-            gpu,
-            runFusedKernel(
-              gpu.kernel,
-              gpu.inSlots.map((s) => slots[s]!),
-            ),
-          );
+      if (gpuFusion && where.fusion && !gpu.empty) {
+        let kernel = gpu.kernels.get(where);
+        if (kernel === undefined) {
+          kernel = where.fusion.compile(gpu.program);
+          gpu.kernels.set(where, kernel);
+        }
+        if (kernel) {
+          finishGpuRun(gpu, kernel(gpu.inSlots.map((s) => slots[s]!)));
           releaseRun(k, fused.group.end);
           k = fused.group.end - 1;
           continue;
@@ -310,9 +317,8 @@ export function runPlan(
     const step = steps[k]!;
     const eqn = jaxpr.eqns[step.eqnIndex]!;
     const inputs = step.inputs.map((s) => slots[s]!);
-    // Same rule as eager evaluation: any WebGPU operand puts the equation on WebGPU.
-    let b = inputs[0]?.backend ?? backend;
-    for (const x of inputs) if (x.backend.name === "webgpu") b = x.backend;
+    // Same rule as eager evaluation (`placement`: any WebGPU operand wins).
+    const b = placement(inputs) ?? backend;
     const kernel = b ? eqn.prim.impl[b.name] : undefined;
     // Zero-input equations, or a backend without this kernel: go through bind.
     const outs = kernel

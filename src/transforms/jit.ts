@@ -12,8 +12,8 @@
  */
 import { NbiError } from "../errors.js";
 import * as np from "../ops/numpy.js";
-import { outsideScopes } from "../ops/webgpu/backend.js";
 import type { Array, ShapedArray } from "../trace/array.js";
+import { outsideScopes } from "../trace/backend.js";
 import { ConcreteArray } from "../trace/concrete-array.js";
 import { bind, Tracer } from "../trace/core.js";
 import type { BatchDim, Primitive } from "../trace/primitive.js";

@@ -12,6 +12,13 @@ import type { BatchDim, Kernel, Primitive } from "../../trace/primitive.js";
 import { broadcastShapes, sizeOf } from "../../trace/shape.js";
 import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
 import { unaryF32 } from "../cpu/wasm/elementwise-simd.js";
+import {
+  type BinaryOp,
+  type CompareOp,
+  isF32Program,
+  scalarOp,
+  type UnaryOp,
+} from "../scalar-ops.js";
 import { gpuBinary, gpuCast, gpuSelect, gpuUnary } from "../webgpu/elementwise.js";
 import { full, zeroDerivativeRules, zerosLike } from "./rules.js";
 import { moveAxis, reshape, unbroadcast } from "./structural.js";
@@ -42,31 +49,9 @@ function vmapElementwise<P>(prim: () => Primitive<P>) {
 // ---------------------------------------------------------------------------------------------
 // Unary
 
-type UnaryName =
-  | "neg"
-  | "exp"
-  | "log"
-  | "log1p"
-  | "expm1"
-  | "sin"
-  | "cos"
-  | "tanh"
-  | "sqrt"
-  | "abs"
-  | "sign"
-  | "floor";
-
+/** A unary primitive's rules; its scalar forms (JS, WGSL, SIMD) are its scalar-ops.ts entry. */
 interface UnarySpec {
-  name: UnaryName;
-  /** JS expression of `a` computing the result. */
-  expr: string;
-  /**
-   * The float32 expression where it differs: a helper of cpu/math-f32.ts (bit-identical to the
-   * SIMD form the fused loops use).
-   */
-  f32Expr?: string;
-  /** Integer expression where it differs (e.g. sign on ints); ints are refused when absent. */
-  intExpr?: string;
+  name: UnaryOp;
   /** dy/dx from x and y, as traceable array code; null for piecewise-constant functions. */
   derivative: ((x: Array, y: Array) => Array) | null;
   /** A linear, self-adjoint map (neg): its jvp and vjp apply the map itself. */
@@ -74,11 +59,14 @@ interface UnarySpec {
 }
 
 function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
+  const { js } = scalarOp(spec.name);
+  // float32 polynomial programs (exp, tanh) have an eager SIMD form (the same bits).
+  const program = isF32Program(spec.name) ? spec.name : null;
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
-    fusion: { expr: spec.expr, ...(spec.f32Expr ? { f32Expr: spec.f32Expr } : {}) },
+    fusion: { expr: js.expr, ...(js.f32Expr ? { f32Expr: js.f32Expr } : {}) },
     abstractEval([x]) {
-      if (!isFloat(x!.dtype) && spec.intExpr === undefined) {
+      if (!isFloat(x!.dtype) && js.intExpr === undefined) {
         throw new NbiError(
           `${spec.name}: x expected a float32 or float64 array, got dtype ${x!.dtype}`,
         );
@@ -93,17 +81,17 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
         const src = x!.buffer as Float64Array;
         const out = allocate(x!.dtype, src.length);
         const expr =
-          x!.dtype === "float32" && spec.f32Expr
-            ? spec.f32Expr
+          x!.dtype === "float32" && js.f32Expr
+            ? js.f32Expr
             : isFloat(x!.dtype)
-              ? spec.expr
-              : spec.intExpr!;
-        // float32 exp and tanh: the SIMD form where the engine has it (the same bits).
+              ? js.expr
+              : js.intExpr!;
+        // A float32 polynomial program: the SIMD form where the engine has it.
         const simdDone =
           x!.dtype === "float32" &&
-          (spec.name === "exp" || spec.name === "tanh") &&
+          program !== null &&
           src.length >= 4 &&
-          unaryF32(spec.name, src as unknown as Float32Array, out as Float32Array);
+          unaryF32(program, src as unknown as Float32Array, out as Float32Array);
         if (!simdDone) runUnary(expr, src, out);
         return [fromHost(out, x!.shape, x!.dtype, x!.backend)];
       },
@@ -129,69 +117,24 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
 
 const one = (x: Array) => full([], x.dtype, 1);
 
-export const negP = unaryPrimitive({
-  name: "neg",
-  expr: "-a",
-  intExpr: "-a",
-  derivative: null,
-  linear: true,
-});
-export const expP = unaryPrimitive({
-  name: "exp",
-  expr: "Math.exp(a)",
-  f32Expr: "expf32(a)",
-  derivative: (_x, y) => y,
-});
-export const logP = unaryPrimitive({
-  name: "log",
-  expr: "Math.log(a)",
-  derivative: (x) => div(one(x), x),
-});
+export const negP = unaryPrimitive({ name: "neg", derivative: null, linear: true });
+export const expP = unaryPrimitive({ name: "exp", derivative: (_x, y) => y });
+export const logP = unaryPrimitive({ name: "log", derivative: (x) => div(one(x), x) });
 export const log1pP = unaryPrimitive({
   name: "log1p",
-  expr: "Math.log1p(a)",
   derivative: (x) => div(one(x), add(x, one(x))),
 });
-export const expm1P = unaryPrimitive({
-  name: "expm1",
-  expr: "Math.expm1(a)",
-  derivative: (x, y) => add(y, one(x)),
-});
-export const sinP = unaryPrimitive({ name: "sin", expr: "Math.sin(a)", derivative: (x) => cos(x) });
-export const cosP = unaryPrimitive({
-  name: "cos",
-  expr: "Math.cos(a)",
-  derivative: (x) => neg(sin(x)),
-});
-export const tanhP = unaryPrimitive({
-  name: "tanh",
-  expr: "Math.tanh(a)",
-  f32Expr: "tanhf32(a)",
-  derivative: (x, y) => sub(one(x), mul(y, y)),
-});
+export const expm1P = unaryPrimitive({ name: "expm1", derivative: (x, y) => add(y, one(x)) });
+export const sinP = unaryPrimitive({ name: "sin", derivative: (x) => cos(x) });
+export const cosP = unaryPrimitive({ name: "cos", derivative: (x) => neg(sin(x)) });
+export const tanhP = unaryPrimitive({ name: "tanh", derivative: (x, y) => sub(one(x), mul(y, y)) });
 export const sqrtP = unaryPrimitive({
   name: "sqrt",
-  expr: "Math.sqrt(a)",
   derivative: (x, y) => div(full([], x.dtype, 0.5), y),
 });
-export const absP = unaryPrimitive({
-  name: "abs",
-  expr: "Math.abs(a)",
-  intExpr: "Math.abs(a)",
-  derivative: (x) => sign(x),
-});
-export const signP = unaryPrimitive({
-  name: "sign",
-  expr: "a > 0 ? 1 : a < 0 ? -1 : a",
-  intExpr: "a > 0 ? 1 : a < 0 ? -1 : 0",
-  derivative: null,
-});
-export const floorP = unaryPrimitive({
-  name: "floor",
-  expr: "Math.floor(a)",
-  intExpr: "a",
-  derivative: null,
-});
+export const absP = unaryPrimitive({ name: "abs", derivative: (x) => sign(x) });
+export const signP = unaryPrimitive({ name: "sign", derivative: null });
+export const floorP = unaryPrimitive({ name: "floor", derivative: null });
 
 export const neg = (x: Array) => bind1(negP, [x], {});
 export const exp = (x: Array) => bind1(expP, [x], {});
@@ -209,12 +152,9 @@ export const floor = (x: Array) => bind1(floorP, [x], {});
 // ---------------------------------------------------------------------------------------------
 // Binary arithmetic (broadcasting)
 
-type BinaryName = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
-
+/** A binary primitive's rules; its scalar forms are its scalar-ops.ts entry. */
 interface BinarySpec {
-  name: BinaryName;
-  expr: string;
-  intExpr: string;
+  name: BinaryOp;
   jvp(a: Array, b: Array, y: Array, da: Array, db: Array): Array;
   /** Cotangents of a and b before unbroadcasting. */
   vjp(a: Array, b: Array, y: Array, ct: Array): [Array, Array];
@@ -252,11 +192,12 @@ function binaryKernel<P>(name: string, expr: string, intExpr: string, outDtype?:
 }
 
 function binaryPrimitive(spec: BinarySpec): Primitive<Record<string, never>> {
+  const { js } = scalarOp(spec.name);
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
-    fusion: { expr: spec.expr },
+    fusion: { expr: js.expr },
     abstractEval: binaryAbstractEval(spec.name),
-    impl: { cpu: binaryKernel(spec.name, spec.expr, spec.intExpr), webgpu: gpuBinary(spec.name) },
+    impl: { cpu: binaryKernel(spec.name, js.expr, js.intExpr), webgpu: gpuBinary(spec.name) },
     jvp([a, b], [da, db]) {
       const y = bind1(self, [a!, b!], {});
       return [[y], [spec.jvp(a!, b!, y, da!, db!)]];
@@ -275,29 +216,21 @@ const half = (x: Array) => full([], x.dtype, 0.5);
 
 export const addP = binaryPrimitive({
   name: "add",
-  expr: "a + b",
-  intExpr: "a + b",
   jvp: (_a, _b, _y, da, db) => add(da, db),
   vjp: (_a, _b, _y, ct) => [ct, ct],
 });
 export const subP = binaryPrimitive({
   name: "sub",
-  expr: "a - b",
-  intExpr: "a - b",
   jvp: (_a, _b, _y, da, db) => sub(da, db),
   vjp: (_a, _b, _y, ct) => [ct, neg(ct)],
 });
 export const mulP = binaryPrimitive({
   name: "mul",
-  expr: "a * b",
-  intExpr: "Math.imul(a, b)",
   jvp: (a, b, _y, da, db) => add(mul(da, b), mul(a, db)),
   vjp: (a, b, _y, ct) => [mul(ct, b), mul(ct, a)],
 });
 export const divP = binaryPrimitive({
   name: "div",
-  expr: "a / b",
-  intExpr: "b === 0 ? 0 : Math.trunc(a / b)",
   jvp: (_a, b, y, da, db) => div(sub(da, mul(y, db)), b),
   vjp: (_a, b, y, ct) => {
     const cb = div(ct, b);
@@ -316,8 +249,6 @@ function powPartialA(a: Array, b: Array): Array {
 }
 export const powP = binaryPrimitive({
   name: "pow",
-  expr: "Math.pow(a, b)",
-  intExpr: "Math.pow(a, b)",
   jvp: (a, b, y, da, db) => add(mul(da, powPartialA(a, b)), mul(db, mul(y, safeLog(a)))),
   vjp: (a, b, y, ct) => [mul(ct, powPartialA(a, b)), mul(ct, mul(y, safeLog(a)))],
 });
@@ -328,8 +259,6 @@ function maxWeights(a: Array, b: Array): [Array, Array] {
 }
 export const maxP = binaryPrimitive({
   name: "max",
-  expr: "a > b || a !== a ? a : b",
-  intExpr: "a > b ? a : b",
   jvp: (a, b, _y, da, db) => {
     const [wa, wb] = maxWeights(a, b);
     return add(mul(da, wa), mul(db, wb));
@@ -341,8 +270,6 @@ export const maxP = binaryPrimitive({
 });
 export const minP = binaryPrimitive({
   name: "min",
-  expr: "a < b || a !== a ? a : b",
-  intExpr: "a < b ? a : b",
   jvp: (a, b, _y, da, db) => {
     const [wa, wb] = maxWeights(b, a);
     return add(mul(da, wa), mul(db, wb));
@@ -364,9 +291,8 @@ export const min = (a: Array, b: Array) => bind1(minP, [a, b], {});
 // ---------------------------------------------------------------------------------------------
 // Comparisons (boolean results, no derivative)
 
-type CompareName = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
-
-function comparePrimitive(name: CompareName, expr: string): Primitive<Record<string, never>> {
+function comparePrimitive(name: CompareOp): Primitive<Record<string, never>> {
+  const { expr } = scalarOp(name).js;
   const self: Primitive<Record<string, never>> = {
     name,
     nonDifferentiable: true,
@@ -379,12 +305,12 @@ function comparePrimitive(name: CompareName, expr: string): Primitive<Record<str
   return self;
 }
 
-export const eqP = comparePrimitive("eq", "a === b ? 1 : 0");
-export const neP = comparePrimitive("ne", "a !== b ? 1 : 0");
-export const ltP = comparePrimitive("lt", "a < b ? 1 : 0");
-export const leP = comparePrimitive("le", "a <= b ? 1 : 0");
-export const gtP = comparePrimitive("gt", "a > b ? 1 : 0");
-export const geP = comparePrimitive("ge", "a >= b ? 1 : 0");
+export const eqP = comparePrimitive("eq");
+export const neP = comparePrimitive("ne");
+export const ltP = comparePrimitive("lt");
+export const leP = comparePrimitive("le");
+export const gtP = comparePrimitive("gt");
+export const geP = comparePrimitive("ge");
 
 export const equal = (a: Array, b: Array) => bind1(eqP, [a, b], {});
 export const notEqual = (a: Array, b: Array) => bind1(neP, [a, b], {});
@@ -393,6 +319,7 @@ export const lessEqual = (a: Array, b: Array) => bind1(leP, [a, b], {});
 export const greater = (a: Array, b: Array) => bind1(gtP, [a, b], {});
 export const greaterEqual = (a: Array, b: Array) => bind1(geP, [a, b], {});
 
+const shiftJs = scalarOp("shift_right_logical").js;
 /** Logical shift right of uint32 words (the PRNG turns bits into floats with it). */
 export const shiftRightLogicalP: Primitive<Record<string, never>> = {
   name: "shift_right_logical",
@@ -406,7 +333,7 @@ export const shiftRightLogicalP: Primitive<Record<string, never>> = {
     return binaryAbstractEval("shift_right_logical")([a!, b!]);
   },
   impl: {
-    cpu: binaryKernel("shift_right_logical", "a >>> b", "b >= 32 ? 0 : a >>> b"),
+    cpu: binaryKernel("shift_right_logical", shiftJs.expr, shiftJs.intExpr),
     webgpu: gpuBinary("shift_right_logical"),
   },
   ...zeroDerivativeRules(() => shiftRightLogicalP),
@@ -419,7 +346,7 @@ export const shiftRightLogical = (a: Array, b: Array) => bind1(shiftRightLogical
 
 export const selectP: Primitive<Record<string, never>> = {
   name: "select",
-  fusion: { expr: "a ? b : c" },
+  fusion: { expr: scalarOp("select").js.expr },
   abstractEval([c, x, y]) {
     if (c!.dtype !== "bool") {
       throw new NbiError(`where: condition expected a bool array, got dtype ${c!.dtype}`);

@@ -10,7 +10,8 @@
  * FinalizationRegistry gives the GPUBuffer back to the pool, keyed by its size class (powers of
  * two). Finalizers only run between tasks after a garbage collection, so a tight synchronous loop
  * can outrun them: `np.scope(fn)` releases every buffer allocated inside `fn` that its result does
- * not hold, eagerly (`scope` below). `poolStats()` reports the counters the memory test asserts.
+ * not hold, eagerly (`runScoped` below, reached through the backend's `scopes`). `poolStats()`
+ * reports the counters the memory test asserts.
  *
  * Cost model. Kernels are recorded into one command encoder and submitted together: at a
  * readback, or every MAX_BATCH dispatches (a submission costs more than a dispatch, on real GPUs
@@ -22,7 +23,7 @@
  * should read back once per step (the loss), not per intermediate.
  */
 import { NbiError } from "../../errors.js";
-import type { Backend } from "../../trace/backend.js";
+import type { Backend, BackendFusion } from "../../trace/backend.js";
 import { allocate, type DType, type TypedArray } from "../../trace/dtype.js";
 import { type GpuContext, type GpuDeviceInfo, takeDeviceError } from "./device.js";
 
@@ -33,9 +34,12 @@ const COPY_DST = 8;
 const STORAGE = 128;
 
 let context: GpuContext | null = null;
+/** Fused-group compilation (fused.ts, which builds on this module), plugged in at initialisation. */
+let fusion: BackendFusion | undefined;
 
-export function setGpuContext(ctx: GpuContext): void {
+export function setGpuContext(ctx: GpuContext, fused?: BackendFusion): void {
   context = ctx;
+  if (fused) fusion = fused;
 }
 
 export function gpuInfo(): GpuDeviceInfo | null {
@@ -200,7 +204,7 @@ export function trimPool(): void {
  * by the arrays in `keep(result)`. Arrays created inside and not returned must not be used
  * afterwards (using one throws). `fn` must be synchronous.
  */
-export function runScoped<T>(fn: () => T, keep: (result: T) => GpuBuf[]): T {
+function runScoped<T>(fn: () => T, keep: (result: T) => readonly GpuBuf[]): T {
   const mine: GpuBuf[] = [];
   scopes.push(mine);
   let result: T;
@@ -231,7 +235,7 @@ export function runScoped<T>(fn: () => T, keep: (result: T) => GpuBuf[]): T {
  * Runs `fn` with no scope active: buffers it allocates belong to no `np.scope` (jit uses it for
  * the constants a trace captures, which its cache keeps beyond the scope of the first call).
  */
-export function outsideScopes<T>(fn: () => T): T {
+function outsideScopes<T>(fn: () => T): T {
   const saved = scopes.splice(0);
   try {
     return fn();
@@ -314,6 +318,16 @@ async function download(buf: GpuBuf, dtype: DType, size: number): Promise<TypedA
 
 export const webgpuBackend: Backend = {
   name: "webgpu",
+  // Any WebGPU operand puts an operation on WebGPU: its kernels upload CPU operands (cheap and
+  // synchronous), while moving WebGPU data to the CPU needs an async readback.
+  priority: 1,
+  scopes: {
+    run: (fn, keep) => runScoped(fn, (result) => keep(result) as readonly GpuBuf[]),
+    outside: outsideScopes,
+  },
+  get fusion() {
+    return fusion;
+  },
   fromHost(data: TypedArray, dtype: DType): unknown {
     return upload(data, dtype);
   },

@@ -9,6 +9,16 @@ import type { DType } from "../../trace/dtype.js";
 import type { Kernel } from "../../trace/primitive.js";
 import { broadcastShapes, type Shape, sizeOf } from "../../trace/shape.js";
 import {
+  type BinaryOp,
+  type CompareOp,
+  type ElementwiseOp,
+  isElementwiseOp,
+  type UintOp,
+  type UnaryOp,
+  type WgslClass,
+  wgslOf,
+} from "../scalar-ops.js";
+import {
   bindings,
   dispatch,
   FLAT_MAIN,
@@ -95,68 +105,16 @@ fn f32_to_u32(a: f32) -> u32 {
 }
 `;
 
-type Cls = "f" | "i" | "u";
-const cls = (d: DType): Cls => (d === "float32" ? "f" : d === "int32" ? "i" : "u");
-
-/** WGSL of select(a, b, c) (a ? b : c, with `a` a bool stored as u32), as gpuSelect runs it. */
-export const SELECT_WGSL = "select(c, b, a != 0u)";
+const cls = (d: DType): WgslClass => (d === "float32" ? "f" : d === "int32" ? "i" : "u");
 
 /**
  * The WGSL expression (of `a`, `b`, `c`) the unfused kernel evaluates for elementwise primitive
  * `op` with operands of `dtype` (the condition's dtype aside, for select), or undefined when
- * WebGPU has none. Fused kernels (fused.ts) call these same expressions, so they keep the unfused
- * semantics.
+ * WebGPU has none. The expressions are the scalar-op table's (ops/scalar-ops.ts); fused kernels
+ * (fused.ts) call these same expressions, so they keep the unfused semantics.
  */
 export function elementwiseWgsl(op: string, dtype: DType): string | undefined {
-  if (op === "select") return SELECT_WGSL;
-  return (UNARY_WGSL[op] ?? BINARY_WGSL[op])?.[cls(dtype)];
-}
-
-/** WGSL of `a` per element class; absent classes are refused by abstractEval before us. */
-export const UNARY_WGSL: Record<string, Partial<Record<Cls, string>>> = {
-  neg: { f: "-a", i: "-a", u: "0u - a" },
-  exp: { f: "exp(a)" },
-  log: { f: "log(a)" },
-  log1p: { f: "log1p_f(a)" },
-  expm1: { f: "expm1_f(a)" },
-  sin: { f: "sin(a)" },
-  cos: { f: "cos(a)" },
-  tanh: { f: "tanh_f(a)" },
-  sqrt: { f: "sqrt(a)" },
-  abs: { f: "abs(a)", i: "abs(a)", u: "a" },
-  sign: { f: "sign_f(a)", i: "sign(a)", u: "select(0u, 1u, a > 0u)" },
-  floor: { f: "floor(a)", i: "a", u: "a" },
-};
-
-export const BINARY_WGSL: Record<string, Partial<Record<Cls, string>>> = {
-  add: { f: "a + b", i: "a + b", u: "a + b" },
-  sub: { f: "a - b", i: "a - b", u: "a - b" },
-  mul: { f: "a * b", i: "a * b", u: "a * b" },
-  div: { f: "a / b", i: "select(a / b, 0, b == 0)", u: "select(a / b, 0u, b == 0u)" },
-  pow: { f: "pow_f(a, b)", i: "pow_i(a, b)", u: "pow_u(a, b)" },
-  max: {
-    f: "max_f(a, b)",
-    i: "max(a, b)",
-    u: "max(a, b)",
-  },
-  min: {
-    f: "min_f(a, b)",
-    i: "min(a, b)",
-    u: "min(a, b)",
-  },
-  // NaN handled explicitly: WGSL lets compilers assume comparisons never see NaN.
-  eq: { f: "select(0u, 1u, !nan2(a, b) && a == b)", i: "select(0u, 1u, a == b)" },
-  ne: { f: "select(0u, 1u, nan2(a, b) || a != b)", i: "select(0u, 1u, a != b)" },
-  lt: { f: "select(0u, 1u, !nan2(a, b) && a < b)", i: "select(0u, 1u, a < b)" },
-  le: { f: "select(0u, 1u, !nan2(a, b) && a <= b)", i: "select(0u, 1u, a <= b)" },
-  gt: { f: "select(0u, 1u, !nan2(a, b) && a > b)", i: "select(0u, 1u, a > b)" },
-  ge: { f: "select(0u, 1u, !nan2(a, b) && a >= b)", i: "select(0u, 1u, a >= b)" },
-  shift_right_logical: { u: "select(a >> b, 0u, b >= 32u)" },
-};
-// Integer comparisons are the same text for int32 and uint32 (and bool, stored as u32).
-for (const k of ["eq", "ne", "lt", "le", "gt", "ge"]) {
-  const e = BINARY_WGSL[k]!;
-  e.u = e.i!;
+  return isElementwiseOp(op) ? wgslOf(op, cls(dtype)) : undefined;
 }
 
 /**
@@ -222,29 +180,28 @@ function runElementwise(
   return out;
 }
 
-function exprFor(table: Record<string, Partial<Record<Cls, string>>>, name: string, d: DType) {
-  const e = table[name]?.[cls(d)];
-  if (e === undefined) throw new Error(`internal: no WGSL for ${name} on ${d}`);
+/** The table's WGSL for `op` on operands of `d`; absent classes are refused by abstractEval. */
+function exprFor(op: ElementwiseOp, d: DType): string {
+  const e = wgslOf(op, cls(d));
+  if (e === undefined) throw new Error(`internal: no WGSL for ${op} on ${d}`);
   return e;
 }
 
-export function gpuUnary<P>(name: string): Kernel<P> {
-  return ([x]) => [runElementwise([x!], x!.dtype, exprFor(UNARY_WGSL, name, x!.dtype), x!.shape)];
+export function gpuUnary<P>(name: UnaryOp): Kernel<P> {
+  return ([x]) => [runElementwise([x!], x!.dtype, exprFor(name, x!.dtype), x!.shape)];
 }
 
 /** Broadcasting binary kernel; comparisons pass outDtype "bool". */
-export function gpuBinary<P>(name: string, outDtype?: DType): Kernel<P> {
+export function gpuBinary<P>(name: BinaryOp | CompareOp | UintOp, outDtype?: DType): Kernel<P> {
   return ([a, b]) => {
     const shape = broadcastShapes(name, a!.shape, b!.shape);
-    return [
-      runElementwise([a!, b!], outDtype ?? a!.dtype, exprFor(BINARY_WGSL, name, a!.dtype), shape),
-    ];
+    return [runElementwise([a!, b!], outDtype ?? a!.dtype, exprFor(name, a!.dtype), shape)];
   };
 }
 
 export const gpuSelect: Kernel<Record<string, never>> = ([c, x, y]) => {
   const shape = broadcastShapes("where", c!.shape, x!.shape, y!.shape);
-  return [runElementwise([c!, x!, y!], x!.dtype, SELECT_WGSL, shape)];
+  return [runElementwise([c!, x!, y!], x!.dtype, exprFor("select", x!.dtype), shape)];
 };
 
 function castExpr(from: DType, to: DType): string {

@@ -19,9 +19,10 @@
  * text is the cache key: it is a function of the shapes, dtypes and operations, and equal
  * programs share one compiled pipeline (dispatch.ts) whichever jaxpr they came from.
  */
+import type { BackendFusion, FusedOperand, FusedProgram } from "../../trace/backend.js";
 import type { ConcreteArray } from "../../trace/concrete-array.js";
 import type { DType } from "../../trace/dtype.js";
-import { type Shape, shapesEqual, sizeOf } from "../../trace/shape.js";
+import { shapesEqual, sizeOf } from "../../trace/shape.js";
 import { gpuDevice } from "./backend.js";
 import { type MatmulEpilogue, matmulEpilogueSource, matmulWithEpilogue } from "./compute.js";
 import {
@@ -36,29 +37,10 @@ import {
 } from "./dispatch.js";
 import { elementwiseWgsl, PRELUDE } from "./elementwise.js";
 
-/** An operand of a fused step: a program input or an earlier step's result. */
-export type FusedOperand = { readonly input: number } | { readonly step: number };
-
-/** One elementwise operation: the primitive's name, its operands and its result dtype. */
-export interface FusedStep {
-  readonly op: string;
-  readonly args: readonly FusedOperand[];
-  readonly dtype: DType;
-}
-
-/**
- * A chain of elementwise operations over one output shape: inputs broadcast to `shape`
- * (NumPy rules), steps in order, and the steps whose values are written out.
- */
-export interface FusedProgram {
-  readonly shape: Shape;
-  readonly inputs: readonly { readonly shape: Shape; readonly dtype: DType }[];
-  readonly steps: readonly FusedStep[];
-  readonly outputs: readonly number[];
-}
+export type { FusedOperand, FusedProgram, FusedStep } from "../../trace/backend.js";
 
 /** A program compiled to WGSL: a standalone kernel, or the epilogue of a matrix product. */
-export interface FusedKernel {
+export interface WgslKernel {
   readonly program: FusedProgram;
   /** The WGSL source (also the pipeline cache key). */
   readonly source: string;
@@ -165,10 +147,10 @@ function bindingsFit(n: number): boolean {
   return n <= limit;
 }
 
-const kernels = new Map<string, FusedKernel | null>();
+const kernels = new Map<string, WgslKernel | null>();
 
 /** Memoised by the program itself (shapes, dtypes and operations) and the accumulator input. */
-function cached(p: FusedProgram, accInput: number, make: () => FusedKernel | null) {
+function cached(p: FusedProgram, accInput: number, make: () => WgslKernel | null) {
   const key = `${accInput}|${JSON.stringify(p)}`;
   let k = kernels.get(key);
   if (k === undefined) {
@@ -183,7 +165,7 @@ function cached(p: FusedProgram, accInput: number, make: () => FusedKernel | nul
  * Compiles a program to one elementwise WGSL kernel; null when it has no WGSL form or needs
  * more storage bindings than the device allows (run it unfused then).
  */
-export function compileFused(p: FusedProgram): FusedKernel | null {
+export function compileFused(p: FusedProgram): WgslKernel | null {
   return cached(p, -1, () => {
     const g = generate(p, -1);
     if (!g || !bindingsFit(g.inputs.length + g.outputs.length + 1)) return null;
@@ -202,7 +184,7 @@ ${g.statements}
  * Compiles a program as the epilogue of a float32 matrix product whose elements are input
  * `accInput` (which must have the program's shape); null when it cannot.
  */
-export function compileMatmulFused(p: FusedProgram, accInput: number): FusedKernel | null {
+export function compileMatmulFused(p: FusedProgram, accInput: number): WgslKernel | null {
   const acc = p.inputs[accInput];
   if (acc?.dtype !== "float32" || !shapesEqual(acc.shape, p.shape)) return null;
   return cached(p, accInput, () => {
@@ -225,7 +207,7 @@ const outputsOf = (p: FusedProgram) => p.outputs.map((s) => newArray(p.shape, p.
  * with a WebGPU operand does.
  */
 export function runFusedKernel(
-  kernel: FusedKernel,
+  kernel: WgslKernel,
   inputs: readonly ConcreteArray[],
 ): ConcreteArray[] {
   const p = kernel.program;
@@ -248,7 +230,7 @@ export function runFusedKernel(
  * kernel does not apply (an empty product, K = 0): run the unfused kernels then.
  */
 export function runMatmulFused(
-  kernel: FusedKernel,
+  kernel: WgslKernel,
   a: ConcreteArray,
   b: ConcreteArray,
   params: { transposeA?: boolean; transposeB?: boolean },
@@ -261,3 +243,18 @@ export function runMatmulFused(
   stats.matmul++;
   return outs;
 }
+
+/**
+ * The WebGPU backend's fused-group compilation (`Backend.fusion`): a group as one WGSL kernel,
+ * or as the epilogue of a float32 matrix product.
+ */
+export const webgpuFusion: BackendFusion = {
+  compile(p) {
+    const kernel = compileFused(p);
+    return kernel && ((inputs) => runFusedKernel(kernel, inputs));
+  },
+  compileMatmulEpilogue(p, accInput) {
+    const kernel = compileMatmulFused(p, accInput);
+    return kernel && ((a, b, params, inputs) => runMatmulFused(kernel, a, b, params, inputs));
+  },
+};

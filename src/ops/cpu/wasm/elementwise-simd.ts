@@ -22,6 +22,13 @@
 import { allocateUnfilled, type TypedArray } from "../../../trace/dtype.js";
 import { type Shape, sizeOf } from "../../../trace/shape.js";
 import {
+  type CompareOp,
+  type F32ProgramOp,
+  isElementwiseOp,
+  SCALAR_OPS,
+  type SimdOp,
+} from "../../scalar-ops.js";
+import {
   EXP_C1,
   EXP_C2,
   EXP_HI,
@@ -44,9 +51,9 @@ export type Operand = { input: number } | { step: number };
 
 export interface ElementwiseStep {
   /**
-   * Primitive name: add, sub, mul, div, max, min, neg, abs, sqrt, floor, sign, eq, ne, lt, le,
-   * gt, ge, select, or reduce_sum (a float32 sum over `axes` of the program shape, written out
-   * and read by no other step).
+   * Primitive name: an op of the scalar-op table with a SIMD form (ops/scalar-ops.ts `SimdOp`),
+   * or reduce_sum (a float32 sum over `axes` of the program shape, written out and read by no
+   * other step).
    */
   op: string;
   args: Operand[];
@@ -139,43 +146,16 @@ export function broadcastLoop(
   return layout && { dims: layout.dims, strides: layout.inputs.map((x) => x.strides) };
 }
 
-const F32_OPS: Record<string, number> = {
-  add: 2,
-  sub: 2,
-  mul: 2,
-  div: 2,
-  max: 2,
-  min: 2,
-  neg: 1,
-  abs: 1,
-  sqrt: 1,
-  floor: 1,
-  sign: 1,
-  exp: 1,
-  tanh: 1,
-};
-const COMPARISONS = new Set(["eq", "ne", "lt", "le", "gt", "ge"]);
-
 const dtypeOf = (program: ElementwiseProgram, a: Operand): SimdDType =>
   "input" in a ? program.inputs[a.input]!.dtype : program.steps[a.step]!.dtype;
 
-/** Whether a step has an exact SIMD form for its operand dtypes. */
+/**
+ * Whether a step has an exact SIMD form for its operand dtypes: its scalar-op table entry says
+ * how the loops handle it (ops/scalar-ops.ts `SimdForm`); reduce_sum is the one non-elementwise
+ * step.
+ */
 function supported(program: ElementwiseProgram, step: ElementwiseStep): boolean {
   const ins = step.args.map((a) => dtypeOf(program, a));
-  if (step.op in F32_OPS) {
-    return (
-      step.dtype === "float32" &&
-      ins.length === F32_OPS[step.op] &&
-      ins.every((d) => d === "float32")
-    );
-  }
-  if (COMPARISONS.has(step.op)) {
-    if (step.dtype !== "bool" || ins.length !== 2 || ins[0] !== ins[1]) return false;
-    return ins[0] === "float32" || step.op === "eq" || step.op === "ne";
-  }
-  if (step.op === "select") {
-    return ins.length === 3 && ins[0] === "bool" && ins[1] === step.dtype && ins[2] === step.dtype;
-  }
   if (step.op === "reduce_sum") {
     const k = program.steps.indexOf(step);
     return (
@@ -187,7 +167,22 @@ function supported(program: ElementwiseProgram, step: ElementwiseStep): boolean 
       !program.steps.some((s) => s.args.some((a) => "step" in a && a.step === k))
     );
   }
-  return false;
+  if (!isElementwiseOp(step.op)) return false;
+  const { simd, arity } = SCALAR_OPS[step.op];
+  switch (simd) {
+    case "f32":
+    case "f32-program":
+      return step.dtype === "float32" && ins.length === arity && ins.every((d) => d === "float32");
+    case "compare":
+      if (step.dtype !== "bool" || ins.length !== 2 || ins[0] !== ins[1]) return false;
+      return ins[0] === "float32" || step.op === "eq" || step.op === "ne";
+    case "select":
+      return (
+        ins.length === 3 && ins[0] === "bool" && ins[1] === step.dtype && ins[2] === step.dtype
+      );
+    case null:
+      return false;
+  }
 }
 
 const bytesOf = (d: SimdDType) => (d === "float32" ? 4 : 1);
@@ -264,7 +259,7 @@ const unaryKernels = new Map<string, ((n4: number) => void) | null>();
  * the last 0–3 elements by the scalar form, which gives the same bits. False when this engine
  * has no WebAssembly SIMD (the caller runs the scalar form).
  */
-export function unaryF32(op: "exp" | "tanh", src: Float32Array, out: Float32Array): boolean {
+export function unaryF32(op: F32ProgramOp, src: Float32Array, out: Float32Array): boolean {
   let run = unaryKernels.get(op);
   if (run === undefined) {
     run = simd && wasm ? compileUnary(op) : null;
@@ -280,13 +275,13 @@ export function unaryF32(op: "exp" | "tanh", src: Float32Array, out: Float32Arra
     run(m / 4);
     out.set(f32.subarray(UNARY_BLOCK, UNARY_BLOCK + m), i0);
   }
-  const scalar = op === "exp" ? expf32 : tanhf32;
+  const scalar = F32_PROGRAMS[op].scalar;
   for (let i = vec; i < n; i++) out[i] = scalar(src[i]!);
   return true;
 }
 
 /** `run(n4)`: n4 vectors from byte 0 of the memory, results from UNARY_BLOCK floats on. */
-function compileUnary(op: "exp" | "tanh"): (n4: number) => void {
+function compileUnary(op: F32ProgramOp): (n4: number) => void {
   const locals: ValType[] = [];
   const local = (t: ValType) => locals.push(t) - 1 + 1; // after the parameter
   const i = local(ValType.i32);
@@ -298,8 +293,7 @@ function compileUnary(op: "exp" | "tanh"): (n4: number) => void {
   body.get(i).get(0).i32GeU().brIf(1);
   body.get(i).i32(4).i32Shl().v128Load(0).set(x);
   body.get(i).i32(4).i32Shl();
-  if (op === "exp") emitExp(body, x, temps);
-  else emitTanh(body, x, temps);
+  F32_PROGRAMS[op].emit(body, x, temps);
   body.v128Store(UNARY_BLOCK * 4);
   body.get(i).i32(1).i32Add().set(i);
   body.br(0);
@@ -519,7 +513,7 @@ function emitProgram(
         return;
       }
       const masks = step.args[0] !== undefined && dtypeOf(program, step.args[0]) === "bool";
-      emitOp(body, step.op, args, tmp, masks, temps);
+      emitOp(body, step.op as SimdOp, args, tmp, masks, temps);
       body.set(stepValue[k]!);
     });
     program.outputs.forEach((s, j) => {
@@ -678,10 +672,25 @@ function emitTanh(body: Code, x: number, temps: readonly number[]): void {
     .v128Bitselect();
 }
 
-/** Emits one operation on operand locals, leaving the result on the stack. */
+/**
+ * The polynomial programs (scalar-op table `simd: "f32-program"`): math-f32.ts's scalar form and
+ * its SIMD emitter, which give the same bits.
+ */
+const F32_PROGRAMS: Record<
+  F32ProgramOp,
+  { scalar: (x: number) => number; emit: (body: Code, x: number, temps: readonly number[]) => void }
+> = {
+  exp: { scalar: expf32, emit: emitExp },
+  tanh: { scalar: tanhf32, emit: emitTanh },
+};
+
+/**
+ * Emits one operation on operand locals, leaving the result on the stack: a case per op the
+ * scalar-op table gives a SIMD form (`SimdOp`), which the compiler checks is every one.
+ */
 function emitOp(
   body: Code,
-  op: string,
+  op: SimdOp,
   args: number[],
   tmp: number,
   masks: boolean,
@@ -745,12 +754,14 @@ function emitOp(
       body.get(a).get(b);
       emitComparison(body, op, masks);
       return;
-    default:
-      throw new Error(`no SIMD form for ${op}`);
+    default: {
+      const missing: never = op;
+      throw new Error(`no SIMD form for ${missing}`);
+    }
   }
 }
 
-function emitComparison(body: Code, op: string, masks: boolean): void {
+function emitComparison(body: Code, op: CompareOp, masks: boolean): void {
   // Operand dtypes were checked by `supported`: float32, or masks for eq / ne (bitwise equal
   // masks are equal booleans; as floats, all-ones lanes would be NaNs).
   if (masks) {
