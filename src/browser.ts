@@ -28,8 +28,9 @@ import { memoryStore } from "./inference/memory-store.js";
 import { type FlowConfig, type PosteriorNetwork, posteriorNetwork } from "./inference/posterior.js";
 import { type Prior, resolvePriors } from "./inference/priors.js";
 import type { PredictResult } from "./inference/results.js";
-import type { SimulatorFn } from "./inference/simulate.js";
-import { simulateRows } from "./inference/simulate-rows.js";
+import { simulateRows } from "./inference/simulation/rows.js";
+import type { SimulatorFn } from "./inference/simulation/simulate.js";
+import { webWorkerSimulator } from "./inference/simulation/web-worker.js";
 import {
   type Checkpoint,
   type Hooks,
@@ -39,7 +40,6 @@ import {
 } from "./inference/snpe.js";
 import type { SimulationStore } from "./inference/store.js";
 import type { Noise } from "./inference/train.js";
-import { webWorkerSimulator } from "./inference/web-worker-simulator.js";
 import { weightedDraws } from "./inference/weighted-draws.js";
 import { backendInfo, useBackend } from "./ops/backend.js";
 import type { BackendName } from "./trace/backend.js";
@@ -48,9 +48,9 @@ export { NbiError } from "./errors.js";
 export { deleteIndexedDbStore, hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
 export { memoryStore } from "./inference/memory-store.js";
 export * as priors from "./inference/priors.js";
+export { serveSimulator, webWorkerSimulator } from "./inference/simulation/web-worker.js";
 export type { RoundRecord, SnpeResult } from "./inference/snpe.js";
 export type { SimulationStore, StoreMeta } from "./inference/store.js";
-export { serveSimulator, webWorkerSimulator } from "./inference/web-worker-simulator.js";
 
 /** What `new BrowserNBI(options)` takes. */
 export interface BrowserNbiOptions {

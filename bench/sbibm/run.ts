@@ -18,6 +18,7 @@
  *
  * Usage: npm run bench:sbibm -- --tasks two_moons,slcp --budgets 1000,10000 --obs 1
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
+ *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -25,7 +26,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NBI } from "../../src/inference/engine.js";
 import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
-import type { ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
+import { FLOW_SPACES } from "../../src/inference/fit-settings.js";
+import type { FlowSpace, ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
 import { c2st } from "./c2st.js";
 import { loadReference, type Reference, resampleIndices } from "./reference.js";
 import { Rng } from "./rng.js";
@@ -50,15 +52,21 @@ export interface Method {
   readonly loss?: SequentialLoss;
   /** Sequential proposal (absent for "anpe"). */
   readonly proposal?: ProposalKind;
+  /** Where the flow lives (a ":logit" or ":theta" suffix; absent: the default). */
+  readonly flowSpace?: FlowSpace;
 }
 
 const LOSSES: readonly SequentialLoss[] = ["auto", "nll", "apt", "weighted-nll"];
 const PROPOSALS: readonly ProposalKind[] = ["auto", "surrogate", "truncated", "mixture"];
 
-/** Parses "anpe" or "loss/proposal". */
+/** Parses "anpe" or "loss/proposal", either with an optional ":flowSpace" suffix. */
 export function parseMethod(label: string): Method {
-  if (label === "anpe") return { label, nRounds: 1 };
-  const [loss, proposal = "auto"] = label.split("/");
+  const [name = "", space] = label.split(":");
+  if (space !== undefined && !FLOW_SPACES.includes(space as FlowSpace))
+    throw new Error(`method "${label}": flow space must be one of ${FLOW_SPACES.join(", ")}`);
+  const flowSpace = space === undefined ? {} : { flowSpace: space as FlowSpace };
+  if (name === "anpe") return { label, nRounds: 1, ...flowSpace };
+  const [loss, proposal = "auto"] = name.split("/");
   if (!LOSSES.includes(loss as SequentialLoss))
     throw new Error(`method "${label}": loss must be one of ${LOSSES.join(", ")}`);
   if (!PROPOSALS.includes(proposal as ProposalKind))
@@ -68,6 +76,7 @@ export function parseMethod(label: string): Method {
     nRounds: 10,
     loss: loss as SequentialLoss,
     proposal: proposal as ProposalKind,
+    ...flowSpace,
   };
 }
 
@@ -203,6 +212,7 @@ export async function runOne(
       logLike,
       ...(method.loss ? { loss: method.loss } : {}),
       ...(method.proposal ? { proposal: method.proposal } : {}),
+      ...(method.flowSpace ? { flowSpace: method.flowSpace } : {}),
       progress: false,
     });
     const t1 = performance.now();

@@ -52,7 +52,6 @@ import {
   type FeaturizerConfig,
   fromConfig as featurizerFromConfig,
 } from "../featurizers/registry.js";
-import { writeFileAtomic } from "../inference/atomic.js";
 import { checkFitSettings, didYouMean, FIT_SETTING_RULES } from "../inference/fit-settings.js";
 import {
   type GappedLightCurvesOptions,
@@ -67,11 +66,16 @@ import {
   posteriorNetwork,
 } from "../inference/posterior.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "../inference/priors.js";
-import { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "../inference/simulate.js";
-import type { Simulator } from "../inference/simulate-rows.js";
+import type { Simulator } from "../inference/simulation/rows.js";
+import {
+  type SimulatorFn,
+  simulate,
+  type WorkerSimulatorSpec,
+} from "../inference/simulation/simulate.js";
 import type { ProposalKind, SequentialLoss } from "../inference/snpe.js";
 import type { StoreMeta } from "../inference/store.js";
 import type { Noise } from "../inference/train.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { readNumbers } from "./data.js";
 
 /** Fit options a config may set (FitOptions of the engine, minus hooks). */

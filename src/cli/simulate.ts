@@ -20,8 +20,8 @@ import { fingerprintChanges, fitKey, LOCK_FILE } from "../inference/engine.js";
 import { keyAt } from "../inference/host.js";
 import { acquireLock } from "../inference/lock.js";
 import { initPosterior } from "../inference/posterior.js";
-import { simulate } from "../inference/simulate.js";
-import { simulationSeeds } from "../inference/simulate-rows.js";
+import { simulationSeeds } from "../inference/simulation/rows.js";
+import { simulate } from "../inference/simulation/simulate.js";
 import { type Checkpoint, drawRound, roundKeyOf, sequentialOptions } from "../inference/snpe.js";
 import { openStore, type SimulationStore, type StoreMeta } from "../inference/store.js";
 import {

@@ -4,17 +4,19 @@
  * Python reads them with `safetensors.numpy.load_file`.
  */
 import { NbiError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { encodeSafetensors, readSafetensors, type Tensor } from "../io/safetensors.js";
 import * as np from "../ops/np.js";
 import type { Array } from "../trace/array.js";
 import * as tree from "../trace/tree.js";
-import { writeFileAtomic } from "./atomic.js";
 import type { PosteriorParams, Scales } from "./posterior.js";
 import type { Checkpoint } from "./snpe.js";
 
 const SCALE_KEYS = ["xMean", "xStd", "thetaMean", "thetaStd"] as const;
 /** The support bounds of the flow's unbounded map (absent in checkpoints of flows on θ itself). */
 const BOUND_KEYS = ["thetaLower", "thetaUpper"] as const;
+/** Present (= 1) when the support's map is the probit (see unbounded.ts). */
+const PROBIT_KEY = "scales.probit";
 
 /** The leaves of a parameter tree as named float32 tensors (read back from any backend). */
 export async function paramsToTensors(params: PosteriorParams): Promise<Record<string, Tensor>> {
@@ -70,6 +72,9 @@ export function scalesToTensors(scales: Scales): Record<string, Tensor> {
     // JSON-free float64: ±Infinity marks an open end of the support.
     if (v) out[`scales.${k}`] = { dtype: "F64", shape: [v.length], data: v };
   }
+  // The bounded map as a flag tensor (absent: the logit of checkpoints saved before the probit).
+  if (scales.boundedMap === "probit")
+    out[PROBIT_KEY] = { dtype: "F64", shape: [1], data: Float64Array.of(1) };
   return out;
 }
 
@@ -86,6 +91,7 @@ export function tensorsToScales(tensors: Record<string, Tensor>, source: string)
     thetaMean: get("thetaMean"),
     thetaStd: get("thetaStd"),
     ...(bounded ? { thetaLower: get("thetaLower"), thetaUpper: get("thetaUpper") } : {}),
+    ...(bounded && tensors[PROBIT_KEY]?.data[0] === 1 ? { boundedMap: "probit" as const } : {}),
   };
 }
 

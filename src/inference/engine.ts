@@ -18,16 +18,21 @@ import type { Flow } from "../bijectors/flows.js";
 import { describe, fail, failText, NbiError } from "../errors.js";
 import type { FeaturizerConfig } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
-import { readSafetensors } from "../io/safetensors.js";
+import { type ModelFileFormat, readModelFolder, writeModelFolder } from "../io/model-file.js";
 import { backendInfo, useBackend } from "../ops/backend.js";
 import type { Array } from "../trace/array.js";
 import { addNoise } from "./add-noise.js";
 import { weightAdvice } from "./advice.js";
-import { writeFileAtomic } from "./atomic.js";
 import { type CalibrateOptions, checkCalibrateOptions } from "./calibration/options.js";
 import { drawTestPairs } from "./calibration/pairs.js";
 import { type CalibrationResult, calibrationFromSamples } from "./calibration/result.js";
-import { checkpointFromTensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import {
+  checkpointFromTensors,
+  loadCheckpoint,
+  paramsToTensors,
+  saveCheckpoint,
+  scalesToTensors,
+} from "./checkpoint.js";
 import { withDisplay } from "./display.js";
 import { checkFitSettings, didYouMean, orThrow } from "./fit-settings.js";
 import {
@@ -70,8 +75,8 @@ import {
 import { type PredictiveCheck, predictiveCheck } from "./ppc.js";
 import { fromSpec, type Prior, type PriorSpec, resolvePriors } from "./priors.js";
 import type { FitResult, PredictResult } from "./results.js";
-import { moduleUrlOf } from "./simulate-pool.js";
-import { type Simulator, simulateRows, simulationSeeds } from "./simulate-rows.js";
+import { moduleUrlOf } from "./simulation/pool.js";
+import { type Simulator, simulateRows, simulationSeeds } from "./simulation/rows.js";
 import {
   type Checkpoint,
   type Hooks,
@@ -95,6 +100,8 @@ import { weightedDraws } from "./weighted-draws.js";
 
 export const MODEL_FORMAT = "nbi-model";
 export const MODEL_VERSION = 1;
+/** The saved model's folder format: model.json + weights.safetensors (src/io/model-file.ts). */
+const MODEL_FILE_FORMAT: ModelFileFormat = { name: MODEL_FORMAT, version: MODEL_VERSION };
 /** The lock file a writer holds in a run's folder (see `acquireLock`). */
 export const LOCK_FILE = "nbi.lock";
 
@@ -537,7 +544,7 @@ export class NBI {
 
   private async simulateOnce(theta: Float64Array): Promise<Float32Array> {
     let out: Float32Array | undefined;
-    const { simulate } = await import("./simulate.js");
+    const { simulate } = await import("./simulation/simulate.js");
     if (!this.options.simulator)
       fail(
         "NBI",
@@ -1704,10 +1711,7 @@ export class NBI {
     net: PosteriorNetwork,
     checkpoint: Checkpoint,
   ): Promise<void> {
-    await saveCheckpoint(join(folder, "weights.safetensors"), checkpoint, { format: MODEL_FORMAT });
-    const model: ModelFile = {
-      format: MODEL_FORMAT,
-      version: MODEL_VERSION,
+    const model: Omit<ModelFile, "format" | "version"> = {
       flow: isConfig(this.options.flow) ? (this.options.flow as FlowConfig) : "custom",
       featurizer: isConfig(this.options.featurizer)
         ? (this.options.featurizer as FeaturizerConfig)
@@ -1723,7 +1727,19 @@ export class NBI {
       history: this.runHistory,
       ...(net.gaps && this.gaps ? { observation: this.gaps.toJSON() } : {}),
     };
-    await writeFileAtomic(join(folder, "model.json"), `${JSON.stringify(model, null, 2)}\n`);
+    // The model folder's format (src/io/model-file.ts): weights.safetensors, then model.json.
+    await writeModelFolder(
+      folder,
+      MODEL_FILE_FORMAT,
+      {
+        manifest: model,
+        tensors: {
+          ...(await paramsToTensors(checkpoint.params)),
+          ...scalesToTensors(checkpoint.scales),
+        },
+      },
+      "save",
+    );
     // The alarm's statistics beside the weights; none (a stale file from another model) removed.
     if (this.ood) await writeFeatureStatistics(join(folder, OOD_FILE), this.ood, this.oodNoise);
     else await rm(join(folder, OOD_FILE), { force: true });
@@ -1764,20 +1780,14 @@ export class NBI {
       noise?: Noise;
     } = {},
   ): Promise<NBI> {
-    const folder = resolvePath(dir);
-    let model: ModelFile;
-    try {
-      model = JSON.parse(await readFile(join(folder, "model.json"), "utf8")) as ModelFile;
-    } catch (e) {
-      throw new NbiError(
-        `NBI.load: ${folder} expected a saved model (model.json), got ${(e as Error).message}`,
-      );
-    }
-    if (model.format !== MODEL_FORMAT || model.version > MODEL_VERSION) {
-      throw new NbiError(
-        `NBI.load: ${folder}/model.json expected format ${MODEL_FORMAT} version ≤ ${MODEL_VERSION}, got ${describe(model.format)} version ${model.version}`,
-      );
-    }
+    // model.json's format and version are checked first (src/io/model-file.ts).
+    const {
+      folder,
+      manifest: model,
+      manifestPath: modelPath,
+      tensors,
+      tensorsPath: weightsPath,
+    } = await readModelFolder<ModelFile>(dir, MODEL_FILE_FORMAT, "NBI.load");
     const flow = options.flow ?? (model.flow === "custom" ? undefined : model.flow);
     const featurizer =
       options.featurizer ?? (model.featurizer === "custom" ? undefined : model.featurizer);
@@ -1786,7 +1796,6 @@ export class NBI {
         `NBI.load: ${folder} was saved with a custom ${!flow ? "flow" : "featurizer"}; pass it again in options`,
       );
     }
-    const modelPath = join(folder, "model.json");
     const shape = model.dataShape as unknown;
     if (
       !globalThis.Array.isArray(shape) ||
@@ -1796,9 +1805,7 @@ export class NBI {
     ) {
       fail("NBI.load", `${modelPath} dataShape`, "[length] or [channels, length]", shape);
     }
-    // The weights first: their tensors bound what model.json may ask to build.
-    const weightsPath = join(folder, "weights.safetensors");
-    const { tensors } = await readSafetensors(weightsPath);
+    // The weights (read above) bound what model.json may ask to build.
     const inputShape: [number, number] =
       shape.length === 1 ? [1, shape[0] as number] : [shape[0] as number, shape[1] as number];
     const nDims = isConfig(flow) ? (flow as FlowConfig).nDims : Number.NaN;

@@ -68,6 +68,8 @@ const oneOf = (choices: readonly string[]): Rule => {
 export const SEQUENTIAL_LOSSES = ["auto", "nll", "apt", "weighted-nll"] as const;
 /** The proposals of sequential rounds `fit` takes (see `RoundOptions.proposal`). */
 export const PROPOSAL_KINDS = ["auto", "surrogate", "truncated", "mixture"] as const;
+/** Where the surrogate's flow lives (see `RoundOptions.flowSpace`). */
+export const FLOW_SPACES = ["unbounded", "logit", "theta"] as const;
 
 /**
  * The rule of every plain fit setting (numbers, switches and choices; the observation, noise
@@ -89,7 +91,7 @@ export const FIT_SETTING_RULES = {
   earlyStopTrain: { expected: "true or false", ok: (v) => typeof v === "boolean" },
   loss: oneOf(SEQUENTIAL_LOSSES),
   proposal: oneOf(PROPOSAL_KINDS),
-  flowSpace: oneOf(["unbounded", "theta"]),
+  flowSpace: oneOf(FLOW_SPACES),
   truncationEps: {
     expected: "a number in (0, 1), e.g. 1e-4",
     ok: (v) => typeof v === "number" && v > 0 && v < 1,

@@ -110,7 +110,7 @@ export {
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
-export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
+export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulation/simulate.js";
 export {
   anpe,
   type Checkpoint,

@@ -15,7 +15,7 @@
  * fit stopped by a signal continues on the same handle, and trains again after a reload.
  */
 import { NbiError } from "../errors.js";
-import type { SimulationChunk } from "./simulate-collect.js";
+import type { SimulationChunk } from "./simulation/collect.js";
 import type {
   RoundData,
   SimulationStore,

@@ -9,8 +9,8 @@
  * unavailable.
  */
 import { NbiError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
-import { writeFileAtomic } from "./atomic.js";
 import { type FeatureStatistics, restoreFeatureStatistics } from "./ood.js";
 
 /** The file's name in a saved model's folder. */

@@ -18,7 +18,13 @@ import * as tree from "../trace/tree.js";
 import { jit } from "../transforms/jit.js";
 import { encodePacked, type GappedLightCurves } from "./gaps.js";
 import { onCpu, uniforms } from "./host.js";
-import { fromUnbounded, isBounded, type SupportBounds, toUnbounded } from "./unbounded.js";
+import {
+  fromUnbounded,
+  isBounded,
+  mapsExactly,
+  type SupportBounds,
+  toUnbounded,
+} from "./unbounded.js";
 
 /** nbi's flow hyperparameters (camelCase), plus the transformer type. */
 export interface FlowConfig {
@@ -212,6 +218,7 @@ export function fitScales(
       ? {
           thetaLower: Float64Array.from(bounds.thetaLower!),
           thetaUpper: Float64Array.from(bounds.thetaUpper!),
+          ...(bounds.boundedMap ? { boundedMap: bounds.boundedMap } : {}),
         }
       : undefined;
   const theta = support ? toUnbounded(support, thetaRaw, nDims).u : thetaRaw;
@@ -401,7 +408,19 @@ export async function surrogateLogProb(
       out[start + i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
     }
   }
-  return out;
+  return outsideExactMap(scales, theta, d, out);
+}
+
+/** −∞ at rows the support's map cannot take exactly (see `mapsExactly`): the flow's density there is not the one evaluated. */
+function outsideExactMap(
+  scales: Scales,
+  theta: Float64Array,
+  d: number,
+  logQ: Float64Array,
+): Float64Array {
+  const exact = mapsExactly(scales, theta, d);
+  for (let i = 0; i < logQ.length; i++) if (!exact[i]) logQ[i] = Number.NEGATIVE_INFINITY;
+  return logQ;
 }
 
 /**
@@ -597,7 +616,7 @@ export async function defensiveLogProb(
     const v = m + Math.log(Math.exp(a - m) + Math.exp(b - m)) + logDet[i]! + logJac[i]!;
     out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   }
-  return out;
+  return outsideExactMap(scales, theta, d, out);
 }
 
 /** A trained surrogate: its parameters and the standardisation they were trained with. */

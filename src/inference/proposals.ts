@@ -29,7 +29,7 @@ import {
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import { sampleTMixture, type TMixture, tMixtureLogDensity } from "./t-mixture.js";
-import { fromUnbounded, type SupportBounds, toUnbounded } from "./unbounded.js";
+import { fromUnbounded, mapsExactly, type SupportBounds, toUnbounded } from "./unbounded.js";
 
 /** The proposal of sequential rounds (see `RoundOptions.proposal`). */
 export type ProposalKind = (typeof PROPOSAL_KINDS)[number];
@@ -70,6 +70,11 @@ export type ProposalPart =
       readonly kind: "adapted";
       /** The mixture, in unbounded coordinates (see `toUnbounded`). */
       readonly mixture: TMixture;
+      /**
+       * log of the mixture's mass whose image lands where the map is exact (see `mapsExactly`),
+       * estimated from its draws; draws outside are redrawn (absent: 0, plans saved before).
+       */
+      readonly logMass?: number;
     };
 
 /** A round's proposal: Σ weight · part, the weights summing to 1. */
@@ -232,9 +237,14 @@ async function partLogDensity(
 ): Promise<Float64Array> {
   if (part.kind === "prior") return logPrior;
   if (part.kind === "adapted") {
-    const { u, logJac } = toUnbounded(supportOf(ctx.prior), theta, ctx.net.nDims);
+    const support = supportOf(ctx.prior);
+    const { u, logJac } = toUnbounded(support, theta, ctx.net.nDims);
+    const exact = mapsExactly(support, theta, ctx.net.nDims);
+    const logMass = part.logMass ?? 0;
     return tMixtureLogDensity(part.mixture, u).map((v, i) =>
-      Number.isFinite(logPrior[i]!) ? v + logJac[i]! : Number.NEGATIVE_INFINITY,
+      Number.isFinite(logPrior[i]!) && exact[i]
+        ? v + logJac[i]! - logMass
+        : Number.NEGATIVE_INFINITY,
     );
   }
   const logQ = await surrogateDensity(ctx, part.round, theta);
@@ -324,9 +334,10 @@ export async function drawProposal(
       if (m > 0) out.set(ctx.prior.sample(partKey, m), filled * d);
       parts.push({ weight, part });
     } else if (part.kind === "adapted") {
-      const u = sampleTMixture(part.mixture, m, partKey);
-      if (m > 0) out.set(fromUnbounded(supportOf(ctx.prior), u, d), filled * d);
-      parts.push({ weight, part });
+      const r = drawAdapted(ctx, part.mixture, partKey, m);
+      out.set(r.theta, filled * d);
+      redrawn += r.drawn - m;
+      parts.push({ weight, part: { ...part, logMass: m > 0 ? Math.log(m / r.drawn) : 0 } });
     } else if (part.kind === "surrogate") {
       if (m === 0) {
         parts.push({ weight, part });
@@ -353,6 +364,36 @@ export async function drawProposal(
     redrawn,
     acceptance: tried > 0 ? accepted / tried : 1,
   };
+}
+
+/** m draws from a t mixture on the unbounded image, where the map is exact: the draws and the tries. */
+function drawAdapted(
+  ctx: ProposalContext,
+  mixture: TMixture,
+  key: Array,
+  m: number,
+): { theta: Float64Array; drawn: number } {
+  const d = ctx.net.nDims;
+  const support = supportOf(ctx.prior);
+  const out = new Float64Array(m * d);
+  let filled = 0;
+  let drawn = 0;
+  for (let attempt = 0; filled < m; attempt++) {
+    if (attempt >= MAX_ATTEMPTS)
+      throw new NbiError(
+        `predict: the adapted mixture put almost all its draws on the prior's bounds (${filled} of ${m} inside after ${drawn} draws)`,
+      );
+    const want = attempt === 0 ? m : Math.max(16, Math.ceil((m - filled) * 1.5));
+    // The first attempt draws with the part's own key (the draws of plans before the redraw).
+    const k = attempt === 0 ? key : keyAt(key, attempt);
+    const theta = fromUnbounded(support, sampleTMixture(mixture, want, k), d);
+    const exact = mapsExactly(support, theta, d);
+    for (let i = 0; i < want && filled < m; i++) {
+      drawn++;
+      if (exact[i]) out.set(theta.subarray(i * d, (i + 1) * d), d * filled++);
+    }
+  }
+  return { theta: out, drawn };
 }
 
 /** m draws from a surrogate part, inside the support (and its region): the draws and the tries. */
@@ -385,7 +426,9 @@ async function drawSurrogate(
       want,
       part.defensive,
     );
-    const inside = ctx.prior.inSupport(draws);
+    const inSupport = ctx.prior.inSupport(draws);
+    const exact = mapsExactly(c.scales, draws, d);
+    const inside = inSupport.map((v, i) => (v && exact[i] ? 1 : 0));
     const logQ =
       part.threshold === undefined
         ? undefined

@@ -12,7 +12,12 @@
  */
 import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
-import { checkFitSettings, orThrow, type SEQUENTIAL_LOSSES } from "./fit-settings.js";
+import {
+  checkFitSettings,
+  type FLOW_SPACES,
+  orThrow,
+  type SEQUENTIAL_LOSSES,
+} from "./fit-settings.js";
 import { afterRound, type FoldState, initialFoldState } from "./fold-state.js";
 import { keyAt, permutation } from "./host.js";
 import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
@@ -41,11 +46,12 @@ import {
   type Simulator,
   simulateRows,
   simulationSeeds,
-} from "./simulate-rows.js";
+} from "./simulation/rows.js";
 import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
+import type { SupportBounds } from "./unbounded.js";
 
-export type { Simulator } from "./simulate-rows.js";
+export type { Simulator } from "./simulation/rows.js";
 
 /** The loss of sequential rounds (see `RoundOptions.loss`). */
 export type SequentialLoss = (typeof SEQUENTIAL_LOSSES)[number];
@@ -95,11 +101,13 @@ export interface RoundOptions {
   /** Mass left outside the truncated proposal's region (default 1e-4, as TSNPE). */
   truncationEps?: number;
   /**
-   * Where the flow lives: "unbounded" (default: the image of the prior's support under a scaled
-   * logit / log per bounded parameter, so no mass leaks outside the prior) or "theta" (θ itself,
-   * as nbi; draws outside the prior are redrawn).
+   * Where the flow lives: "unbounded" (default: the image of the prior's support under a probit
+   * per parameter bounded at both ends, a log per one-sided bound, so no mass leaks outside the
+   * prior), "logit" (the same with a scaled logit for the two-sided bounds, as fits before the
+   * probit; see unbounded.ts for why the probit suits a normal base) or "theta" (θ itself, as
+   * nbi; draws outside the prior are redrawn).
    */
-  flowSpace?: "unbounded" | "theta";
+  flowSpace?: FlowSpace;
   /** Stop once the summed n_eff exceeds this. */
   neffStop?: number;
   /** Stop once a round's sampling efficiency exceeds this. */
@@ -481,9 +489,21 @@ export interface SequentialSettings {
   /** APT atoms per example. */
   readonly atoms: number;
   /** Where the flow lives (see `RoundOptions.flowSpace`). */
-  readonly flowSpace: "unbounded" | "theta";
+  readonly flowSpace: FlowSpace;
   /** How the rounds' proposals are made. */
   readonly proposal: ProposalOptions;
+}
+
+/** Where the surrogate's flow lives (see `RoundOptions.flowSpace`). */
+export type FlowSpace = (typeof FLOW_SPACES)[number];
+
+/** The support map a flow space fits its scales with (see unbounded.ts). */
+export function flowSupport(prior: Prior, space: Exclude<FlowSpace, "theta">): SupportBounds {
+  return {
+    thetaLower: prior.lower,
+    thetaUpper: prior.upper,
+    boundedMap: space === "logit" ? "logit" : "probit",
+  };
 }
 
 /** What "auto" means (see `sequentialOptions`). */
@@ -752,9 +772,7 @@ export async function runRound(
       net.inputShape,
       d,
       undefined,
-      seq.flowSpace === "unbounded"
-        ? { thetaLower: prior.lower, thetaUpper: prior.upper }
-        : undefined,
+      seq.flowSpace === "theta" ? undefined : flowSupport(prior, seq.flowSpace),
     );
     const weights =
       loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;

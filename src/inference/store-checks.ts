@@ -3,7 +3,7 @@
  * IndexedDB ones), free of Node built-ins so the browser stores can use them.
  */
 import { fail, NbiError } from "../errors.js";
-import type { SimulationChunk } from "./simulate-collect.js";
+import type { SimulationChunk } from "./simulation/collect.js";
 
 /**
  * What every simulation in a store looks like. (Defined here, with its check, and re-exported by

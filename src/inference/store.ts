@@ -68,9 +68,9 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe, fail, NbiError } from "../errors.js";
+import { TEMP_FILE, writeFileAtomic } from "../io/atomic.js";
 import { decodeNpy, encodeNpy, type NpyArray } from "../io/npy.js";
-import { TEMP_FILE, writeFileAtomic } from "./atomic.js";
-import type { SimulationChunk } from "./simulate-collect.js";
+import type { SimulationChunk } from "./simulation/collect.js";
 import {
   checkChunk,
   checkRecordName,

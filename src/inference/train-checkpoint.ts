@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { NbiError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -19,7 +20,6 @@ import * as np from "../ops/np.js";
 import type { Array } from "../trace/array.js";
 import type { DType } from "../trace/dtype.js";
 import * as tree from "../trace/tree.js";
-import { writeFileAtomic } from "./atomic.js";
 import type { EpochRecord, TrainCheckpoint, TrainTemplate } from "./train.js";
 
 const FORMAT = "nbi-training";

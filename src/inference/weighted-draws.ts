@@ -24,7 +24,7 @@ import {
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
-import { simulationSeeds } from "./simulate-rows.js";
+import { simulationSeeds } from "./simulation/rows.js";
 import { type Checkpoint, defensiveFor } from "./snpe.js";
 import { logSumExp } from "./special.js";
 
@@ -152,7 +152,8 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       tried += batch + draw.redrawn;
     }
     // The stage's mixture at the earlier draws, and every adapted mixture at the new ones.
-    const adapted = plan.parts.find((p) => p.part.kind === "adapted");
+    // (from the drawn proposal: its mass on the exactly mapped region estimated)
+    const adapted = draw.proposal.parts.find((p) => p.part.kind === "adapted");
     const mixture = adapted ? { parts: [{ weight: 1, part: adapted.part }] } : null;
     const mixtureLog: Float64Array[] | null = mixture ? [] : null;
     for (let b = 0; mixture && b < thetas.length; b++)

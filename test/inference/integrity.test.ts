@@ -19,7 +19,7 @@ import { hostKey, normals } from "../../src/inference/host.js";
 import { checkSavedSizes } from "../../src/inference/model-size.js";
 import { initPosterior, posteriorNetwork } from "../../src/inference/posterior.js";
 import { normal, uniform } from "../../src/inference/priors.js";
-import { type SimulatorFn, simulate } from "../../src/inference/simulate.js";
+import { type SimulatorFn, simulate } from "../../src/inference/simulation/simulate.js";
 import { openStore, type RoundData } from "../../src/inference/store.js";
 import { encodeNpy } from "../../src/io/npy.js";
 import * as tree from "../../src/trace/tree.js";

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
 // Registers the worker-thread runner of `{ module }` simulators (simulate.ts has no Node imports).
-import "../../src/inference/simulate-pool.js";
+import "../../src/inference/simulation/pool.js";
 import {
   type SimulateOptions,
   type SimulationChunk,
@@ -14,7 +14,7 @@ import {
   type SimulatorFn,
   simulate,
   type WorkerSimulatorSpec,
-} from "../../src/inference/simulate.js";
+} from "../../src/inference/simulation/simulate.js";
 
 const fixture = (name: string) =>
   fileURLToPath(new URL(`../fixtures/simulators/${name}`, import.meta.url));

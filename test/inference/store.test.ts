@@ -6,10 +6,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
-import { simulate } from "../../src/inference/simulate.js";
+import { simulate } from "../../src/inference/simulation/simulate.js";
 import { encodeNpy } from "../../src/io/npy.js";
 // Registers the worker-thread runner of `{ module }` simulators (simulate.ts has no Node imports).
-import "../../src/inference/simulate-pool.js";
+import "../../src/inference/simulation/pool.js";
 import { openStore, pendingIndices } from "../../src/inference/store.js";
 import {
   KILL_RESUME_META,

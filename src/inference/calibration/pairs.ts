@@ -7,7 +7,7 @@ import type { Array } from "../../trace/array.js";
 import { addNoise } from "../add-noise.js";
 import { keyAt } from "../host.js";
 import type { Prior } from "../priors.js";
-import { type Simulator, simulateRows, simulationSeeds } from "../simulate-rows.js";
+import { type Simulator, simulateRows, simulationSeeds } from "../simulation/rows.js";
 import type { Noise } from "../train.js";
 import type { FailedPairs } from "./result.js";
 

@@ -3,7 +3,7 @@
  * simulator and stops the run), marks non-finite outputs, counts failures, and hands chunks to the
  * caller in order as they fill up, so a store can persist them while the run goes on.
  */
-import { describe, NbiError } from "../errors.js";
+import { describe, NbiError } from "../../errors.js";
 
 /** Per-simulation status codes, as stored in a chunk's status array. */
 export const SimulationStatus = {

@@ -10,10 +10,10 @@ import { availableParallelism } from "node:os";
 import { isAbsolute } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { NbiError } from "../errors.js";
-import { messageOf, type ResultCollector } from "./simulate-collect.js";
-import { type PoolPlan, setModuleRunner, type WorkerSimulatorSpec } from "./simulate-runner.js";
-import { WORKER_SOURCE } from "./simulate-worker.js";
+import { NbiError } from "../../errors.js";
+import { messageOf, type ResultCollector } from "./collect.js";
+import { type PoolPlan, setModuleRunner, type WorkerSimulatorSpec } from "./runner.js";
+import { WORKER_SOURCE } from "./worker.js";
 
 type WorkerMessage =
   | { type: "ready" }

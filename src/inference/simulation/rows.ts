@@ -3,11 +3,11 @@
  * and persisting to the simulation store when one is given: the link between the simulator pool
  * and the engine's rounds.
  */
-import { NbiError } from "../errors.js";
-import type { Array } from "../trace/array.js";
-import { uniforms } from "./host.js";
+import { NbiError } from "../../errors.js";
+import type { Array } from "../../trace/array.js";
+import { uniforms } from "../host.js";
+import type { SimulationStore } from "../store.js";
 import { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulate.js";
-import type { SimulationStore } from "./store.js";
 
 export type Simulator = SimulatorFn | WorkerSimulatorSpec;
 

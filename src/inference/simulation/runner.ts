@@ -1,9 +1,9 @@
 /**
- * Where `simulate` finds how to run `{ module }` simulators: simulate-pool.ts (Node's worker
+ * Where `simulate` finds how to run `{ module }` simulators: pool.ts (Node's worker
  * threads) or the browser entry (Web Workers) registers a runner here when loaded. A module of its
  * own so the pool can register without importing simulate.ts, which reads the runner.
  */
-import type { ResultCollector } from "./simulate-collect.js";
+import type { ResultCollector } from "./collect.js";
 
 /** A simulator that runs in worker threads: an ES module and the name of its function export. */
 export interface WorkerSimulatorSpec {
@@ -26,7 +26,7 @@ export interface PoolPlan {
 
 /**
  * Runs a `{ module }` simulator in workers; false when stopped by the signal. Registered by
- * simulate-pool.ts (Node's worker threads) or the browser entry (Web Workers), so simulate.ts
+ * pool.ts (Node's worker threads) or the browser entry (Web Workers), so simulate.ts
  * imports no Node built-in and the rounds run in a browser.
  */
 export type ModuleRunner = (

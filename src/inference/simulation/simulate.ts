@@ -8,27 +8,23 @@
  * number of workers or on the order in which chunks arrive.
  */
 
-import { fail, NbiError } from "../errors.js";
-import { yieldToEventLoop } from "./host.js";
+import { fail, NbiError } from "../../errors.js";
+import { yieldToEventLoop } from "../host.js";
 import {
   messageOf,
   type Outcome,
   ResultCollector,
   type SimulationChunk,
   type SimulationReport,
-} from "./simulate-collect.js";
-import {
-  type ModuleRunner,
-  registeredModuleRunner,
-  type WorkerSimulatorSpec,
-} from "./simulate-runner.js";
+} from "./collect.js";
+import { type ModuleRunner, registeredModuleRunner, type WorkerSimulatorSpec } from "./runner.js";
 
 export {
   type SimulationChunk,
   type SimulationReport,
   SimulationStatus,
-} from "./simulate-collect.js";
-export type { WorkerSimulatorSpec } from "./simulate-runner.js";
+} from "./collect.js";
+export type { WorkerSimulatorSpec } from "./runner.js";
 
 /** What a simulator learns besides θ: its row index and the seed for its own randomness. */
 export interface SimulationInfo {

@@ -12,10 +12,10 @@
  * error }] }`. A worker that dies (an error event) before it is ready rejects the run (its module
  * did not load); one that dies later has its outstanding θ marked crashed and is replaced.
  */
-import { NbiError } from "../errors.js";
+import { NbiError } from "../../errors.js";
+import { messageOf, type Outcome } from "./collect.js";
+import { type ModuleRunner, setModuleRunner, type WorkerSimulatorSpec } from "./runner.js";
 import type { SimulatorFn } from "./simulate.js";
-import { messageOf, type Outcome } from "./simulate-collect.js";
-import { type ModuleRunner, setModuleRunner, type WorkerSimulatorSpec } from "./simulate-runner.js";
 
 interface Task {
   readonly index: number;
