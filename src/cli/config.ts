@@ -32,7 +32,7 @@
  *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
  *   for sequential rounds loss ("auto" | "nll" | "apt" | "weighted-nll"), atoms (APT's, ≥ 1),
  *   proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)) and
- *   flowSpace ("unbounded" | "theta").
+ *   flowSpace ("unbounded" | "logit" | "theta").
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
  *   trains an amortized posterior (one round from the prior).
  * - path: the run folder (default: "<config name>-run" beside the config file).
@@ -72,7 +72,7 @@ import {
   simulate,
   type WorkerSimulatorSpec,
 } from "../inference/simulation/simulate.js";
-import type { ProposalKind, SequentialLoss } from "../inference/snpe.js";
+import type { FlowSpace, ProposalKind, SequentialLoss } from "../inference/snpe.js";
 import type { StoreMeta } from "../inference/store.js";
 import type { Noise } from "../inference/train.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -101,8 +101,8 @@ export interface FitSection {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region. */
   truncationEps?: number;
-  /** Where the flow lives: "unbounded" (default) or "theta". */
-  flowSpace?: "unbounded" | "theta";
+  /** Where the flow lives: "unbounded" (default, probit), "logit" or "theta". */
+  flowSpace?: FlowSpace;
 }
 
 export interface PredictSection {

@@ -3,10 +3,11 @@
  * surrogate draws, simulated and importance-weighted with the exact (Gaussian) likelihood, one
  * trust verdict per observation, and with --plots a posterior predictive check plot of each.
  */
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
 import { NbiError } from "../errors.js";
-import { NBI, type PredictResult } from "../inference/engine.js";
+import { MODEL_FORMAT, MODEL_VERSION, NBI, type PredictResult } from "../inference/engine.js";
+import { MODEL_MANIFEST_FILE, readModelManifest } from "../io/model-file.js";
 import {
   GLOBAL_HELP,
   intOption,
@@ -129,16 +130,17 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   });
   const xErr =
     errColumn !== undefined ? undefined : (xErrFlag ?? saved.predict.xErr ?? saved.noise);
-  let model: { dataShape?: unknown; observation?: { missing?: unknown; sigma?: unknown } };
-  try {
-    model = JSON.parse(await readFile(join(runDir, "model.json"), "utf8")) as typeof model;
-  } catch (error) {
-    throw new NbiError(
-      (error as NodeJS.ErrnoException).code === "ENOENT"
-        ? `${runDir}: no saved model (model.json); run nbi fit first`
-        : `${join(runDir, "model.json")}: ${(error as Error).message}`,
-    );
-  }
+  type Manifest = { dataShape?: unknown; observation?: { missing?: unknown; sigma?: unknown } };
+  if (!existsSync(join(runDir, MODEL_MANIFEST_FILE)))
+    throw new NbiError(`${runDir}: no saved model (${MODEL_MANIFEST_FILE}); run nbi fit first`);
+  // The model folder's own reader checks its format and version (src/io/model-file.ts).
+  const model: Manifest = (
+    await readModelManifest<Manifest>(
+      runDir,
+      { name: MODEL_FORMAT, version: MODEL_VERSION },
+      "nbi predict",
+    )
+  ).manifest;
   const shape = model.dataShape;
   if (!Array.isArray(shape) || !shape.every((v) => Number.isInteger(v) && v >= 1)) {
     throw new NbiError(
