@@ -12,6 +12,7 @@ import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import type { Array } from "../trace/array.js";
 import type { DType } from "../trace/dtype.js";
+import type { ParamModule } from "../transforms/module.js";
 import { chain, maskedAutoregressive, type Transformer } from "./combinators.js";
 import type { Distribution } from "./distributions.js";
 import { type ClampOptions, permute, reverse } from "./elementary.js";
@@ -62,14 +63,15 @@ export interface FlowParams {
 /**
  * A conditional density estimator q(θ | context) over `FlowParams`: `init` makes parameters, and
  * `logProb` / `sample` use them. Configuration lives in the closure, so the params are all arrays.
+ * A flow is a `ParamModule` like a featurizer or a MADE: `init(key, options?)` gives orthogonal
+ * weights and zero biases (float32 unless `dtype` says otherwise), and `apply(params, theta,
+ * context?)` is `logProb`, the same function.
  */
-export interface Flow {
+export interface Flow extends ParamModule<FlowParams, [theta: Array, context?: Array], Array> {
   /** Dimension of θ. */
   readonly nDims: number;
   /** Size of the conditioning context (0: unconditional). */
   readonly contextDim: number;
-  /** Fresh parameters: orthogonal weights, zero biases (float32 unless `dtype` says otherwise). */
-  init(key: Array, options?: { dtype?: "float32" | "float64" }): FlowParams;
   /** The bijector base → data of these parameters. */
   bijector(params: FlowParams): Bijector;
   /** The flow as a Distribution (sample shape [...], context broadcast). */
@@ -239,6 +241,7 @@ function autoregressiveFlow(
     },
     bijector: bijectorOf,
     logProb,
+    apply: logProb,
     sample: (params, key, n, context) => {
       positive(`${fn}.sample`, "n", n);
       const c = sampleContext(context, n);

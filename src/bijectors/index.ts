@@ -2,6 +2,8 @@
  * Bijectors (the distrax/TFP model), their combinators, MADE, masked autoregressive flows and the
  * laws every bijector must satisfy. Distributions are exported separately (`distributions`).
  */
+
+export type { InitOptions, ParamModule } from "../transforms/module.js";
 export {
   blockwise,
   type Conditioner,

@@ -8,6 +8,7 @@ import { fail } from "../errors.js";
 import * as np from "../ops/np.js";
 import * as random from "../ops/random.js";
 import type { Array } from "../trace/array.js";
+import type { ParamModule } from "../transforms/module.js";
 
 /** Options of `made`. */
 export interface MadeOptions {
@@ -37,18 +38,19 @@ export interface MadeParams {
   readonly context?: Array;
 }
 
-/** A MADE conditioner: an `init` / `apply` module whose outputs for coordinate i see only y_1..y_{i−1}. */
-export interface Made {
+/**
+ * A MADE conditioner: an `init` / `apply` module (`ParamModule`) whose outputs for coordinate i see
+ * only y_1..y_{i−1}. `init(key, options?)` gives orthogonal weights and zero biases (float32 unless
+ * `dtype` says otherwise); `apply(params, y, context?)` gives the raw transformer parameters
+ * [..., d, nParams] from y [..., d] (and the context, if any).
+ */
+export interface Made extends ParamModule<MadeParams, [y: Array, context?: Array], Array> {
   /** Event size d. */
   readonly nDims: number;
   /** Parameters per coordinate. */
   readonly nParams: number;
   /** Size of the conditioning context (0: unconditional). */
   readonly contextDim: number;
-  /** Fresh parameters: orthogonal weights, zero biases (float32 unless `dtype` says otherwise). */
-  init(key: Array, options?: { dtype?: "float32" | "float64" }): MadeParams;
-  /** Raw transformer parameters [..., d, nParams] from y [..., d] (and the context, if any). */
-  apply(params: MadeParams, y: Array, context?: Array): Array;
   /** The 0/1 masks [in, out] of each layer (static configuration). */
   readonly masks: readonly number[][][];
 }

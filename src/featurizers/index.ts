@@ -54,4 +54,4 @@ export {
   resnetGru,
   resnetTrunk,
 } from "./resnet.js";
-export type { Featurizer, InitOptions, Module } from "./types.js";
+export type { Featurizer, InitOptions, Module, ParamModule } from "./types.js";

@@ -1,24 +1,21 @@
 /**
  * The shapes every featurizer and layer shares: a module is an `init(key) → params` and
- * `apply(params, x)` pair over a parameter pytree. Static configuration (sizes, kernel, depth)
- * lives in the closure that made the module, never in the tree, so `grad`, `vmap` and `jit`
- * see only arrays.
+ * `apply(params, x)` pair over a parameter pytree, the one-input case of the module shape that
+ * MADE and the flows share too (`ParamModule`, `transforms/module.ts`). Static configuration
+ * (sizes, kernel, depth) lives in the closure that made the module, never in the tree, so `grad`,
+ * `vmap` and `jit` see only arrays.
  */
 import type { Array } from "../trace/array.js";
+import type { ParamModule } from "../transforms/module.js";
 
-/** Options of a module's `init`. */
-export interface InitOptions {
-  /** dtype of the parameters (default float32; float64 on the CPU backend for gradient checks). */
-  dtype?: "float32" | "float64";
-}
+export type { InitOptions, ParamModule } from "../transforms/module.js";
 
-/** A layer or network: parameters from a PRNG key, and a pure function of (params, x). */
-export interface Module<P, X = Array, Y = Array> {
-  /** Fresh parameters from a PRNG key (PyTorch's default initialisation for nbi's layers). */
-  init(key: Array, options?: InitOptions): P;
-  /** The output for x: a pure function of (params, x), so `grad`, `vmap` and `jit` apply. */
-  apply(params: P, x: X): Y;
-}
+/**
+ * A layer or network: parameters from a PRNG key, and a pure function of (params, x). The
+ * one-input `ParamModule`: `init(key, options?) → P` (PyTorch's default initialisation for nbi's
+ * layers) and `apply(params, x: X) → Y`.
+ */
+export type Module<P, X = Array, Y = Array> = ParamModule<P, [x: X], Y>;
 
 /**
  * A featurizer maps observations `x` (batch × channels × length, or one example without the
