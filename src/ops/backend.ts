@@ -42,13 +42,20 @@ let choice: BackendChoice = {
   reason: "the default until np.useBackend is called",
 };
 
+/**
+ * Whether jit's fused groups get WebGPU kernels; NBI_GPU_FUSION=0 leaves the WebGPU backend
+ * without fusion, so groups placed there run equation by equation (to compare against the
+ * unfused kernels; the CPU's fused loops are unaffected).
+ */
+const gpuFusion = globalThis.process?.env?.NBI_GPU_FUSION !== "0";
+
 /** Initialises the WebGPU backend (acquires the device once) and registers it. */
 async function initWebGpu(): Promise<NonNullable<BackendChoice["adapter"]>> {
   const { acquireDevice } = await import("./webgpu/device.js");
   const { setGpuContext, webgpuBackend } = await import("./webgpu/backend.js");
   const { webgpuFusion } = await import("./webgpu/fused.js");
   const ctx = await acquireDevice();
-  setGpuContext(ctx, webgpuFusion);
+  setGpuContext(ctx, gpuFusion ? webgpuFusion : undefined);
   registerBackend(webgpuBackend);
   return ctx.info;
 }

@@ -1,7 +1,7 @@
 /**
  * The scalar-op table: every elementwise operation's scalar forms, written once. Each entry gives
  * the JavaScript expression the CPU kernels and the fused JS loops evaluate (primitives/
- * elementwise.ts, transforms/fusion.ts), the WGSL expression of the WebGPU kernels, unfused and
+ * elementwise.ts, cpu/fused.ts), the WGSL expression of the WebGPU kernels, unfused and
  * fused (webgpu/elementwise.ts, webgpu/fused.ts), and how the fused WebAssembly SIMD loops
  * handle it (cpu/wasm/elementwise-simd.ts, whose instruction emitter is a `switch` over the ops
  * this table marks as having a SIMD form, checked exhaustive by the compiler).

@@ -5,7 +5,8 @@
  * re-exports them), the built-in CPU backend, and which backend new arrays are created on. It
  * sits in the trace core, below the kernels, because concrete arrays and the eval interpreter
  * need a backend and nothing more; the WebGPU backend registers itself here when
- * `np.useBackend` (ops/backend.ts) initialises it.
+ * `np.useBackend` (ops/backend.ts) initialises it, and the CPU's fused-loop compiler
+ * (ops/cpu/fused.ts) is attached to the CPU backend by the ops layer (`setCpuFusion`).
  */
 import { NbiError } from "../errors.js";
 import { Array } from "./array.js";
@@ -18,17 +19,27 @@ export type BackendName = "cpu" | "webgpu";
 /** An operand of a fused step: a program input or an earlier step's result. */
 export type FusedOperand = { readonly input: number } | { readonly step: number };
 
-/** One elementwise operation: the primitive's name, its operands and its result dtype. */
+/**
+ * One operation of a fused group: the primitive's name (an op of the scalar-op table,
+ * ops/scalar-ops.ts, or "reduce_sum"), its operands and its result dtype.
+ */
 export interface FusedStep {
   readonly op: string;
   readonly args: readonly FusedOperand[];
   readonly dtype: DType;
+  /**
+   * reduce_sum only: the summed axes of the program's shape (the result has them removed). Sums
+   * appear only in programs given to a backend whose fusion takes them (`BackendFusion.sums`);
+   * each reads a value of the program's shape and is read by no other step.
+   */
+  readonly axes?: readonly number[];
 }
 
 /**
  * A fused group as a backend compiles it: a chain of elementwise operations over one output
- * shape, with inputs broadcast to `shape` (NumPy rules), steps in order, and the steps whose
- * values are written out.
+ * shape, with inputs broadcast to `shape` (NumPy rules), steps in order (closed, for a backend
+ * that takes them, by float32 sums of values of that shape), and the steps whose values are
+ * written out.
  */
 export interface FusedProgram {
   readonly shape: Shape;
@@ -37,8 +48,14 @@ export interface FusedProgram {
   readonly outputs: readonly number[];
 }
 
-/** A compiled fused group: its outputs from its inputs (operands of other backends included). */
-export type FusedKernel = (inputs: readonly ConcreteArray[]) => ConcreteArray[];
+/**
+ * A compiled fused group: its outputs (one array per program output, in order) from its inputs
+ * (operands of other backends included).
+ */
+export type FusedKernel = ((inputs: readonly ConcreteArray[]) => ConcreteArray[]) & {
+  /** Which of the backend's code generators made it, where it has several (CPU: "wasm", "js"). */
+  readonly engine?: string;
+};
 
 /**
  * A fused group compiled as the epilogue of matmul(a, b): its outputs from the product's operands
@@ -52,9 +69,23 @@ export type FusedMatmulKernel = (
   inputs: readonly ConcreteArray[],
 ) => ConcreteArray[] | null;
 
-/** How a backend compiles jit's fused groups (see `Backend.fusion`). */
+/**
+ * How a backend compiles jit's fused groups (see `Backend.fusion`). The CPU backend's compiler
+ * also decides the groups themselves: transforms/fusion.ts plans every jaxpr's groups by asking
+ * it, when the plan is made, what each candidate run compiles to, and other backends compile the
+ * same groups when they first run them.
+ */
 export interface BackendFusion {
-  /** The group as one kernel; null where this backend has no form for it. */
+  /**
+   * Whether `compile` takes programs closed by sums (reduce_sum steps with their `axes`). Where
+   * not, a group's sums run after its kernel with the backend's reduce kernel, the kernel
+   * writing the values they read.
+   */
+  readonly sums?: boolean;
+  /**
+   * The group as one kernel; null where this backend has no form for it, or (the CPU's) where a
+   * kernel would not beat running the group's equations one by one.
+   */
   compile(program: FusedProgram): FusedKernel | null;
   /**
    * The group as the epilogue of a matrix product whose elements are input `accInput`; null
@@ -93,9 +124,9 @@ export interface Backend {
   /** Explicit memory scopes; absent where the garbage collector frees everything (the CPU). */
   readonly scopes?: BackendScopes;
   /**
-   * Compilation of jit's fused groups into kernels of this backend (WebGPU: generated WGSL);
-   * absent where groups run equation by equation. The CPU's fused loops are planned with the
-   * jaxpr instead (transforms/fusion.ts).
+   * Compilation of jit's fused groups into kernels of this backend (the CPU: WebAssembly SIMD or
+   * generated JavaScript loops, ops/cpu/fused.ts; WebGPU: generated WGSL, ops/webgpu/fused.ts);
+   * absent where groups run equation by equation.
    */
   readonly fusion?: BackendFusion;
   /** Takes ownership of host data (the caller must not mutate it afterwards). */
@@ -137,10 +168,25 @@ export function fromHost(
   return new ConcreteArray([...shape], dtype, backend, backend.fromHost(data, dtype));
 }
 
+/** The CPU's fused-loop compiler, attached from the ops layer (see `setCpuFusion`). */
+let cpuFusion: BackendFusion | undefined;
+
+/**
+ * Attaches the CPU backend's fused-loop compiler (ops/cpu/fused.ts, which sits above this file:
+ * ops/primitives/elementwise.ts attaches it when the fusible primitives are defined, so any jaxpr
+ * with a fusible equation finds it). Until then, jit fuses nothing.
+ */
+export function setCpuFusion(fusion: BackendFusion): void {
+  cpuFusion = fusion;
+}
+
 /** The CPU backend: buffers are plain typed arrays that the garbage collector frees. */
 export const cpuBackend: Backend = {
   name: "cpu",
   priority: 0,
+  get fusion() {
+    return cpuFusion;
+  },
   fromHost(data: TypedArray, _dtype: DType): unknown {
     return data;
   },

@@ -2,22 +2,24 @@
  * The compact interpreter behind `jit` and `scan`: runs a jaxpr on concrete arrays by calling the
  * kernels directly (no tracing, no shape rules per equation: shapes were checked when the jaxpr
  * was staged), with values in numbered slots released after their last use and runs of
- * elementwise equations fused into generated loops on the CPU. Plans are cached per jaxpr.
+ * elementwise equations fused into generated kernels. Plans are cached per jaxpr.
  *
- * Off the CPU, a group runs where its operands place it (`placement`, the rule an unfused
- * equation follows: any WebGPU input puts it on WebGPU), compiled by that backend's
- * `Backend.fusion` (WebGPU: one generated WGSL kernel, its CPU inputs uploaded as the unfused
- * kernels upload them); a float32 `matmul` directly before a group that alone reads its product
- * (matmul + bias + activation) runs as one kernel with the group as the product's epilogue.
- * Groups the backend cannot compile run equation by equation. NBI_GPU_FUSION=0 turns backend
- * fusion off (to compare against the unfused kernels); the CPU path is the same either way.
+ * The fused groups are planned once per jaxpr with the CPU backend's compiler (fusion.ts). A
+ * group runs where its operands place it (`placement`, the rule an unfused equation follows: any
+ * WebGPU input puts it on WebGPU), compiled by that backend's `Backend.fusion` (the CPU: the
+ * kernel made when the plan was; WebGPU: one generated WGSL kernel, made on first use, its CPU
+ * inputs uploaded as the unfused kernels upload them). A backend whose fusion does not take sums
+ * gets the group's elementwise part and runs its sums after the kernel; a float32 `matmul`
+ * directly before a group that alone reads its product (matmul + bias + activation) runs as one
+ * kernel with that part as the product's epilogue, where the backend compiles epilogues. Groups
+ * a backend cannot compile run equation by equation. (NBI_GPU_FUSION=0 leaves WebGPU without
+ * fusion, ops/backend.ts, to compare against the unfused kernels.)
  */
 
 import { type MatmulParams, matmulP } from "../ops/primitives/matmul.js";
 import { reshapeP } from "../ops/primitives/structural.js";
 import {
   type Backend,
-  cpuBackend,
   type FusedKernel,
   type FusedMatmulKernel,
   type FusedProgram,
@@ -27,7 +29,7 @@ import { ConcreteArray } from "../trace/concrete-array.js";
 import { bind } from "../trace/core.js";
 import { recycle, type TypedArray } from "../trace/dtype.js";
 import { sizeOf } from "../trace/shape.js";
-import { type FusedGroup, fuseElementwise, runFused, stepProgram } from "./fusion.js";
+import { type FusedGroup, fusedProgram, fuseElementwise, stepProgram } from "./fusion.js";
 import { type Eqn, type Jaxpr, readersOf, type Var } from "./jaxpr.js";
 import { dce, optimizeJaxpr, pretransposeInvariants } from "./rewrite.js";
 
@@ -45,65 +47,67 @@ interface Plan {
   epilogues: Map<number, FusedRun>;
 }
 
+/**
+ * A fused group in the two forms a backend may compile: whole (sums inside the kernel, for a
+ * backend whose fusion takes sums) or split (the elementwise part as the kernel, its sums after).
+ */
 interface FusedRun {
   group: FusedGroup;
+  /** Slots of the group's inputs (placement looks at them). */
   inputs: number[];
-  outputs: number[];
-  /** The run off the CPU. */
-  gpu: GpuRun;
-}
-
-/**
- * A fusion group on a backend with `fusion` (WebGPU): its elementwise equations as one kernel,
- * then its sums (fusion.ts lets float32 sums close a run) with their kernels, reading the
- * kernel's outputs.
- */
-interface GpuRun {
-  program: FusedProgram;
-  /** Slots of the program's inputs and of the values the kernel writes. */
-  inSlots: number[];
-  outSlots: number[];
-  sums: { eqn: Eqn; input: number; output: number }[];
-  /** No elementwise equations (sums only): no kernel to make; the run goes equation by equation. */
-  empty: boolean;
-  /** The kernel per backend, made on first use (null: none; the run goes equation by equation). */
+  whole: RunForm;
+  split: RunForm;
+  /** The kernel per backend (the CPU's from planning, others' made on first use; null: none). */
   kernels: Map<Backend, FusedKernel | null>;
-  /** Where the run can be a matmul's epilogue: the program input the product is. */
+  /** Where the run can be a matmul's epilogue: the split program's input the product is. */
   acc?: number;
   /** The matmul kernel with this run as its epilogue per backend, made on first use (null: none). */
   matmulKernels: Map<Backend, FusedMatmulKernel | null>;
 }
 
-const gpuFusion = globalThis.process?.env?.NBI_GPU_FUSION !== "0";
+/** A program of a fused run, with the slots of its inputs and outputs and the sums after it. */
+interface RunForm {
+  program: FusedProgram;
+  /** Slots of the program's inputs and of the values the kernel writes. */
+  inSlots: number[];
+  outSlots: number[];
+  /** Sums run after the kernel with the unfused kernels, reading its outputs (split form). */
+  sums: { eqn: Eqn; input: number; output: number }[];
+  /** No steps (a split form of sums only): no kernel to make; the run goes equation by equation. */
+  empty: boolean;
+}
 
-function gpuRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): GpuRun {
+function fusedRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): FusedRun {
   const eqns = jaxpr.eqns.slice(group.start, group.end);
   const sums = eqns.filter((e) => !e.prim.fusion);
-  // The kernel writes the group's outputs and the values its sums read.
+  // The split kernel writes the group's outputs and the values its sums read.
   const p = stepProgram(
     eqns.filter((e) => e.prim.fusion),
     [...group.outputs, ...sums.map((e) => e.inputs[0]!)],
   );
   return {
-    program: {
-      shape: group.shape,
-      inputs: p.inputs.map((v) => ({ shape: v.aval.shape, dtype: v.aval.dtype })),
-      steps: p.steps.map(({ eqn, args }) => ({
-        op: eqn.prim.name,
-        args,
-        dtype: eqn.outBinders[0]!.aval.dtype,
-      })),
-      outputs: p.outputs,
+    group,
+    inputs: group.inputs.map(slotOf),
+    whole: {
+      program: group.program,
+      inSlots: group.inputs.map(slotOf),
+      outSlots: group.outputs.map(slotOf),
+      sums: [],
+      empty: false,
     },
-    inSlots: p.inputs.map(slotOf),
-    outSlots: p.outputs.map((j) => slotOf(p.steps[j]!.eqn.outBinders[0]!)),
-    sums: sums.map((e) => ({
-      eqn: e,
-      input: slotOf(e.inputs[0]!),
-      output: slotOf(e.outBinders[0]!),
-    })),
-    empty: p.steps.length === 0,
-    kernels: new Map(),
+    split: {
+      program: fusedProgram(group.shape, p),
+      inSlots: p.inputs.map(slotOf),
+      outSlots: p.outputs.map((j) => slotOf(p.steps[j]!.eqn.outBinders[0]!)),
+      sums: sums.map((e) => ({
+        eqn: e,
+        input: slotOf(e.inputs[0]!),
+        output: slotOf(e.outBinders[0]!),
+      })),
+      empty: p.steps.length === 0,
+    },
+    // The planning backend's kernel, made with the plan.
+    kernels: new Map([[group.backend, group.kernel]]),
     matmulKernels: new Map(),
   };
 }
@@ -132,19 +136,11 @@ function planOf(original: Jaxpr): Plan {
   const outSlots = jaxpr.outs.map(slotOf);
   const keep = new Set(outSlots);
   const fused = new Map<number, FusedRun>(
-    fuseElementwise(jaxpr).map((group) => [
-      group.start,
-      {
-        group,
-        inputs: group.inputs.map(slotOf),
-        outputs: group.outputs.map(slotOf),
-        gpu: gpuRunOf(jaxpr, group, slotOf),
-      },
-    ]),
+    fuseElementwise(jaxpr).map((group) => [group.start, fusedRunOf(jaxpr, group, slotOf)]),
   );
   // A matmul directly before a run whose elementwise equations alone read its product (through
   // reshapes, which are views: the numpy layer folds batch axes into rows) can have the run as
-  // its epilogue on WebGPU.
+  // its epilogue (on a backend that compiles epilogues: WebGPU).
   const readers = readersOf(jaxpr);
   const epilogues = new Map<number, FusedRun>();
   for (const run of fused.values()) {
@@ -159,10 +155,10 @@ function planOf(original: Jaxpr): Plan {
       ok &&= !keep.has(slotOf(product));
       product = jaxpr.eqns[j]!.outBinders[0]!;
     }
-    const acc = run.gpu.inSlots.indexOf(slotOf(product));
+    const acc = run.split.inSlots.indexOf(slotOf(product));
     const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusion !== undefined;
     if (ok && acc >= 0 && !keep.has(slotOf(product)) && readers.get(product)!.every(inRun)) {
-      run.gpu.acc = acc;
+      run.acc = acc;
       epilogues.set(m, run);
     }
   }
@@ -248,36 +244,38 @@ export function runPlan(
       }
     }
   };
-  /** Stores a run's fused kernel outputs, then runs its sums. */
-  const finishGpuRun = (gpu: GpuRun, outs: ConcreteArray[]) => {
-    gpu.outSlots.forEach((s, i) => {
+  /** Stores a run's kernel outputs, then runs its sums (a split form's). */
+  const finishRun = (form: RunForm, outs: ConcreteArray[]) => {
+    form.outSlots.forEach((s, i) => {
       slots[s] = outs[i];
+      storage.hold(outs[i]!);
     });
-    for (const sum of gpu.sums) {
+    for (const sum of form.sums) {
       const x = slots[sum.input]!;
       const kernel = sum.eqn.prim.impl[x.backend.name];
       slots[sum.output] = kernel
         ? kernel([x], sum.eqn.params)[0]
         : (bind(sum.eqn.prim, [x], sum.eqn.params)[0] as ConcreteArray);
+      storage.hold(slots[sum.output]!);
     }
   };
   for (let k = 0; k < steps.length; k++) {
-    const epilogue = gpuFusion ? plan.epilogues.get(k) : undefined;
+    const epilogue = plan.epilogues.get(k);
     if (epilogue) {
       const [a, b] = steps[k]!.inputs.map((s) => slots[s]!) as [ConcreteArray, ConcreteArray];
       const where = placement([a, b])!;
-      const gpu = epilogue.gpu;
-      if (where.fusion?.compileMatmulEpilogue && !gpu.empty) {
-        let kernel = gpu.matmulKernels.get(where);
+      const form = epilogue.split;
+      if (where.fusion?.compileMatmulEpilogue && !form.empty) {
+        let kernel = epilogue.matmulKernels.get(where);
         if (kernel === undefined) {
-          kernel = where.fusion.compileMatmulEpilogue(gpu.program, gpu.acc!);
-          gpu.matmulKernels.set(where, kernel);
+          kernel = where.fusion.compileMatmulEpilogue(form.program, epilogue.acc!);
+          epilogue.matmulKernels.set(where, kernel);
         }
-        const inputs = gpu.inSlots.map((s, i) => (i === gpu.acc ? a : slots[s]!));
+        const inputs = form.inSlots.map((s, i) => (i === epilogue.acc ? a : slots[s]!));
         const params = jaxpr.eqns[steps[k]!.eqnIndex]!.params as MatmulParams;
         const outs = kernel ? kernel(a, b, params, inputs) : null;
         if (outs) {
-          finishGpuRun(gpu, outs);
+          finishRun(form, outs);
           releaseRun(k, epilogue.group.end);
           k = epilogue.group.end - 1;
           continue;
@@ -286,28 +284,16 @@ export function runPlan(
     }
     const fused = plan.fused.get(k);
     if (fused) {
-      const inputs = fused.inputs.map((s) => slots[s]!);
-      const where = placement(inputs);
-      // On the CPU: the loop fusion.ts compiled when the plan was made.
-      if (where === undefined || where === cpuBackend) {
-        const outs = runFused(fused.group, inputs);
-        fused.outputs.forEach((s, i) => {
-          slots[s] = outs[i];
-          storage.hold(outs[i]!);
-        });
-        releaseRun(k, fused.group.end);
-        k = fused.group.end - 1;
-        continue;
-      }
-      const gpu = fused.gpu;
-      if (gpuFusion && where.fusion && !gpu.empty) {
-        let kernel = gpu.kernels.get(where);
+      const where = placement(fused.inputs.map((s) => slots[s]!));
+      const form = where?.fusion?.sums ? fused.whole : fused.split;
+      if (where?.fusion && !form.empty) {
+        let kernel = fused.kernels.get(where);
         if (kernel === undefined) {
-          kernel = where.fusion.compile(gpu.program);
-          gpu.kernels.set(where, kernel);
+          kernel = where.fusion.compile(form.program);
+          fused.kernels.set(where, kernel);
         }
         if (kernel) {
-          finishGpuRun(gpu, kernel(gpu.inSlots.map((s) => slots[s]!)));
+          finishRun(form, kernel(form.inSlots.map((s) => slots[s]!)));
           releaseRun(k, fused.group.end);
           k = fused.group.end - 1;
           continue;

@@ -228,4 +228,17 @@ describe("the layers of src/", () => {
       importCycles(graph).map((c) => `files importing each other in a cycle: ${c.join(", ")}`),
     ).toEqual([]);
   });
+
+  it("reaches a backend's kernels and code generators from transforms/ only through `Backend`", () => {
+    // jit plans and runs fused groups through `Backend.fusion` (trace/backend.ts); the CPU's and
+    // WebGPU's generators (ops/cpu, ops/webgpu) are attached from the ops layer.
+    const direct = [...graph].flatMap(([file, deps]) =>
+      file.startsWith("src/transforms/")
+        ? deps
+            .filter((d) => d.startsWith("src/ops/cpu/") || d.startsWith("src/ops/webgpu/"))
+            .map((d) => `${file} imports ${d}`)
+        : [],
+    );
+    expect(direct).toEqual([]);
+  });
 });

@@ -6,6 +6,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type DType, grad, jit, type Array as NbiArray, np } from "../../src/index.js";
+import { cpuBackend, type FusedProgram } from "../../src/trace/backend.js";
+import type { ConcreteArray } from "../../src/trace/concrete-array.js";
 import { fuseElementwise } from "../../src/transforms/fusion.js";
 import { evalClosedJaxpr, type Jaxpr, makeJaxpr } from "../../src/transforms/jaxpr.js";
 import { optimizeJaxpr, sumsBesideProducers } from "../../src/transforms/rewrite.js";
@@ -132,14 +134,20 @@ describe("fuseElementwise groups (cpu)", () => {
     // d is read by the matmuls after the group; db is the jaxpr's output, of the reduced shape.
     expect(g.outputs).toEqual([d, db]);
     expect(db.aval.shape).toEqual([4]);
-    const outs = g.run([
-      new Float32Array(24).fill(1), // h
-      new Float32Array([0]), // the constant 0 of h > 0
-      Float32Array.from({ length: 24 }, (_, i) => i), // g
-      new Float32Array([0]), // the constant 0 of where
+    // The CPU backend's kernel for the group, made when it was planned.
+    const on = (data: Float32Array, shape: number[]) =>
+      np.fromTypedArray(data, shape) as ConcreteArray;
+    const outs = g.kernel([
+      on(new Float32Array(24).fill(1), [6, 4]), // h
+      on(new Float32Array([0]), []), // the constant 0 of h > 0
+      on(
+        Float32Array.from({ length: 24 }, (_, i) => i),
+        [6, 4],
+      ), // g
+      on(new Float32Array([0]), []), // the constant 0 of where
     ]);
-    expect(outs.map((o) => o.length)).toEqual([24, 4]);
-    expect([...outs[1]!]).toEqual([60, 66, 72, 78]);
+    expect(outs.map((o) => o.shape)).toEqual([[6, 4], [4]]);
+    expect([...outs[1]!.dataSync()]).toEqual([60, 66, 72, 78]);
   });
 
   it("float64: the sum stays out of the JavaScript loop", () => {
@@ -167,6 +175,46 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(fuseElementwise(stage((x, y) => [np.add(x, y)], [[4, 4], [4]]))).toEqual([]);
     // A single large equation without a SIMD form stays with the eager kernel.
     expect(fuseElementwise(stage((x) => [np.log(x)], [[32, 32]]))).toEqual([]);
+  });
+
+  it("are what the CPU backend's fusion compiler (Backend.fusion) takes", () => {
+    const fusion = cpuBackend.fusion!;
+    expect(fusion.sums).toBe(true);
+    const program = (dtype: "float32" | "float64", op: string, n: number): FusedProgram => ({
+      shape: [n, 4],
+      inputs: [{ shape: [n, 4], dtype }],
+      steps: [
+        { op, args: [{ input: 0 }, { input: 0 }], dtype },
+        { op: "reduce_sum", args: [{ step: 0 }], dtype, axes: [0] },
+      ],
+      outputs: [1],
+    });
+    // A sum closes a SIMD loop; float64 has none, and a run with sums then compiles to nothing.
+    expect(fusion.compile(program("float32", "mul", 8))?.engine).toBe("wasm");
+    expect(fusion.compile(program("float64", "mul", 8))).toBeNull();
+    // Without the sum: the JavaScript loop where SIMD has no form, reading the scalar-op table.
+    const elementwise = (p: FusedProgram): FusedProgram => ({
+      ...p,
+      steps: [p.steps[0]!, { op: "exp", args: [{ step: 0 }], dtype: p.steps[0]!.dtype }],
+      outputs: [1],
+    });
+    const js = fusion.compile(elementwise(program("float64", "add", 8)))!;
+    expect(js.engine).toBe("js");
+    const x = np.fromTypedArray(
+      Float64Array.from({ length: 32 }, (_, i) => i / 8),
+      [8, 4],
+    );
+    const [y] = js([x as ConcreteArray]);
+    expect([...y!.dataSync()]).toEqual([...np.exp(np.add(x, x)).dataSync()]);
+    // A single step: only a large SIMD loop.
+    const single = (n: number, op: string): FusedProgram => ({
+      ...program("float32", op, n),
+      steps: [program("float32", op, n).steps[0]!],
+      outputs: [0],
+    });
+    expect(fusion.compile(single(256, "add"))?.engine).toBe("wasm");
+    expect(fusion.compile(single(8, "add"))).toBeNull();
+    expect(fusion.compile(single(256, "pow"))).toBeNull();
   });
 });
 

@@ -5,12 +5,14 @@
  */
 import { NbiError } from "../../errors.js";
 import type { Array, ShapedArray } from "../../trace/array.js";
+import { setCpuFusion } from "../../trace/backend.js";
 import { type ConcreteArray, fromHost } from "../../trace/concrete-array.js";
 import { bind1 } from "../../trace/core.js";
 import { allocate, type DType, isFloat } from "../../trace/dtype.js";
 import type { BatchDim, Kernel, Primitive } from "../../trace/primitive.js";
 import { broadcastShapes, sizeOf } from "../../trace/shape.js";
 import { runBinary, runSelect, runUnary } from "../cpu/elementwise.js";
+import { cpuFusion } from "../cpu/fused.js";
 import { unaryF32 } from "../cpu/wasm/elementwise-simd.js";
 import {
   type BinaryOp,
@@ -22,6 +24,11 @@ import {
 import { gpuBinary, gpuCast, gpuSelect, gpuUnary } from "../webgpu/elementwise.js";
 import { full, zeroDerivativeRules, zerosLike } from "./rules.js";
 import { moveAxis, reshape, unbroadcast } from "./structural.js";
+
+// The CPU's fused loops (cpu/fused.ts) compile runs of these primitives from their scalar-op
+// table entries; attached to the CPU backend here, where the fusible primitives are defined, so
+// any jaxpr with a fusible equation (one with `fusion`) has loaded them.
+setCpuFusion(cpuFusion);
 
 // ---------------------------------------------------------------------------------------------
 // Batching shared by every elementwise primitive: batch axes to the front, and batched operands

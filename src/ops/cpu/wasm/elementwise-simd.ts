@@ -1,6 +1,6 @@
 /**
  * Fused elementwise programs compiled to WebAssembly SIMD at run time: the loop behind a jit
- * fusion group (transforms/fusion.ts) when every value is float32 or bool and every operation
+ * fusion group on the CPU (cpu/fused.ts) when every value is float32 or bool and every operation
  * has an exact SIMD form. Intermediates live in v128 locals; inputs are copied into the
  * module's memory and the stored values copied out (the copies are one pass each, against one
  * pass per operation and a fresh array per intermediate for unfused kernels).
@@ -130,7 +130,7 @@ function collapse(program: ElementwiseProgram): Layout | null {
 
 /**
  * The loop axes [d0, d1, d2] of a broadcast of `inputShapes` to `shape` and each input's strides
- * over them (as the SIMD loops use them; the JS loops of transforms/fusion.ts too); null when
+ * over them (as the SIMD loops use them; the JS loops of cpu/fused.ts too); null when
  * the broadcast needs more than three loop axes.
  */
 export function broadcastLoop(
