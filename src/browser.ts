@@ -25,7 +25,12 @@ import { hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
 import type { ImportanceResult } from "./inference/importance.js";
 import { gaussianLogLike, type LogLike } from "./inference/likelihood.js";
 import { memoryStore } from "./inference/memory-store.js";
-import { type FlowConfig, type PosteriorNetwork, posteriorNetwork } from "./inference/posterior.js";
+import {
+  type FlowConfig,
+  type PosteriorNetwork,
+  posteriorNetwork,
+  surrogateOf,
+} from "./inference/posterior.js";
 import { type Prior, resolvePriors } from "./inference/priors.js";
 import type { PredictResult } from "./inference/results.js";
 import { simulateRows } from "./inference/simulation/rows.js";
@@ -236,8 +241,7 @@ export class BrowserNBI {
     const d = this.net.nDims;
     const simulator = this.simulator();
     const r = await weightedDraws({
-      net: this.net,
-      checkpoint: this.checkpoint,
+      surrogate: surrogateOf(this.net, this.checkpoint),
       prior: this.prior,
       xObs: x,
       logLike,

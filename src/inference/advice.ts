@@ -4,6 +4,7 @@
  * share of surrogate draws outside the prior). Plain words, returned as data and printed by the
  * CLI beside the result.
  */
+import { PARETO_K_UNRELIABLE } from "./importance.js";
 
 /** The weights' diagnostics that the advice reads. */
 export interface WeightDiagnostics {
@@ -39,7 +40,7 @@ export function weightAdvice(w: WeightDiagnostics): string | undefined {
   if (!short && w.efficiency >= POOR_EFFICIENCY) return undefined;
   const why: string[] = [];
   const tryThis: string[] = [];
-  if (w.paretoK > 0.7) {
+  if (w.paretoK > PARETO_K_UNRELIABLE) {
     why.push(
       `a few draws carry most of the weight (Pareto k̂ ${w.paretoK.toFixed(2)}): the surrogate is ` +
         "narrower than the posterior or misses part of it",

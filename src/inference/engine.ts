@@ -68,8 +68,10 @@ import {
   observationSize,
   type PosteriorNetwork,
   posteriorNetwork,
+  type Surrogate,
   surrogateContexts,
   surrogateLogProb,
+  surrogateOf,
   surrogateSample,
 } from "./posterior.js";
 import { type PredictiveCheck, predictiveCheck } from "./ppc.js";
@@ -989,13 +991,21 @@ export class NBI {
     };
   }
 
-  private trained(fn: string): { net: PosteriorNetwork; checkpoint: Checkpoint } {
+  private trained(fn: string): {
+    net: PosteriorNetwork;
+    checkpoint: Checkpoint;
+    surrogate: Surrogate;
+  } {
     if (!this.net || !this.checkpoint) {
       throw new NbiError(
         `${fn}: the engine has no trained network yet; call fit() first or NBI.load(dir)`,
       );
     }
-    return { net: this.net, checkpoint: this.checkpoint };
+    return {
+      net: this.net,
+      checkpoint: this.checkpoint,
+      surrogate: surrogateOf(this.net, this.checkpoint),
+    };
   }
 
   private observation(fn: string, xObs: ArrayLike<number>, many = false): Float32Array {
@@ -1068,15 +1078,8 @@ export class NBI {
   ): Promise<Float64Array> {
     const x = this.networkInput("sample", xObs, options?.xErr).input;
     if (!Number.isInteger(n) || n < 1) fail("sample", "n", "a positive integer", n);
-    const { net, checkpoint } = this.trained("sample");
-    return surrogateSample(
-      net,
-      checkpoint.params,
-      checkpoint.scales,
-      options?.key ?? keyAt(this.rootKey, 2),
-      x,
-      n,
-    );
+    const { surrogate } = this.trained("sample");
+    return surrogateSample(surrogate, options?.key ?? keyAt(this.rootKey, 2), x, n);
   }
 
   /**
@@ -1094,11 +1097,11 @@ export class NBI {
     options?: { xErr?: number | ArrayLike<number> },
   ): Promise<Float64Array> {
     const x = this.networkInput("logProb", xObs, options?.xErr).input;
-    const { net, checkpoint } = this.trained("logProb");
+    const { net, surrogate } = this.trained("logProb");
     const t = toFloat64("logProb", "theta", theta);
     if (t.length % net.nDims !== 0 || t.length === 0)
       failText("logProb", "theta", `rows of ${net.nDims} numbers`, `${t.length} numbers`);
-    return surrogateLogProb(net, checkpoint.params, checkpoint.scales, x, t);
+    return surrogateLogProb(surrogate, x, t);
   }
 
   /**
@@ -1140,15 +1143,8 @@ export class NBI {
     if (!Number.isInteger(n) || n < 1) fail("sampleBatch", "n", "a positive integer", n);
     if (options?.ood !== undefined && typeof options.ood !== "boolean")
       fail("sampleBatch", "options.ood", "true or false", options.ood);
-    const { net, checkpoint } = this.trained("sampleBatch");
-    const samples = await surrogateSample(
-      net,
-      checkpoint.params,
-      checkpoint.scales,
-      options?.key ?? keyAt(this.rootKey, 3),
-      x,
-      n,
-    );
+    const { surrogate } = this.trained("sampleBatch");
+    const samples = await surrogateSample(surrogate, options?.key ?? keyAt(this.rootKey, 3), x, n);
     return options?.ood ? { samples, ood: await this.distanceReports(x) } : samples;
   }
 
@@ -1176,11 +1172,11 @@ export class NBI {
 
   /** One distance report per observation in x (m observations as the network takes them). */
   private async distanceReports(x: Float32Array): Promise<OodReport[]> {
-    const { net, checkpoint } = this.trained("outOfDistribution");
+    const { net, surrogate } = this.trained("outOfDistribution");
     const m = x.length / observationSize(net);
     const stats = this.ood;
     if (!stats) return globalThis.Array.from({ length: m }, () => oodUnavailable(this.oodMissing));
-    const features = await surrogateContexts(net, checkpoint.params, checkpoint.scales, x);
+    const features = await surrogateContexts(surrogate, x);
     return globalThis.Array.from(squaredDistances(stats, features), (d2) => oodReport(stats, d2));
   }
 
@@ -1255,7 +1251,7 @@ export class NBI {
                 "fit",
                 "noise",
               );
-      return surrogateContexts(net, checkpoint.params, checkpoint.scales, noisy);
+      return surrogateContexts(surrogateOf(net, checkpoint), noisy);
     };
     const train = await features(rows.train, 0);
     const held = rows.held.length > 0 ? await features(rows.held, 1) : undefined;
@@ -1421,7 +1417,7 @@ export class NBI {
    * ```
    */
   async predict(xObs: ArrayLike<number>, options: PredictOptions = {}): Promise<PredictResult> {
-    const { net, checkpoint } = this.trained("predict");
+    const { net, surrogate } = this.trained("predict");
     const { values: x, input, packed } = this.networkInput("predict", xObs, options.xErr);
     const d = net.nDims;
     const nSamples = options.nSamples ?? 1000;
@@ -1444,14 +1440,7 @@ export class NBI {
     const [ood] = await this.distanceReports(input);
     if (!logLike) {
       const trust = trustReport(ood!);
-      const samples = await surrogateSample(
-        net,
-        checkpoint.params,
-        checkpoint.scales,
-        key,
-        input,
-        nSamples,
-      );
+      const samples = await surrogateSample(surrogate, key, input, nSamples);
       return withDisplay(
         {
           samples,
@@ -1487,8 +1476,7 @@ export class NBI {
       redrawn,
       warnings: weightWarnings,
     } = await weightedDraws({
-      net,
-      checkpoint,
+      surrogate,
       prior: this.prior,
       xObs: x,
       netInput: input,
@@ -1566,7 +1554,7 @@ export class NBI {
    */
   async calibrate(options: CalibrateOptions = {}): Promise<CalibrationResult> {
     const o = checkCalibrateOptions(options);
-    const { net, checkpoint } = this.trained("calibrate");
+    const { net, surrogate } = this.trained("calibrate");
     if (this.runHistory.length > 1) {
       failText(
         "calibrate",
@@ -1616,7 +1604,6 @@ export class NBI {
           "; check the simulator over the prior's support",
       );
     }
-    const { params, scales } = checkpoint;
     const L = o.nSamples;
     const xs = gaps
       ? await sampleGappedObservations(
@@ -1629,7 +1616,7 @@ export class NBI {
         )
       : pairs.x;
     const size = observationSize(net);
-    const samples = await surrogateSample(net, params, scales, keyAt(key, 1), xs, L);
+    const samples = await surrogateSample(surrogate, keyAt(key, 1), xs, L);
     // log q at θ* and at the draws, one observation at a time (its context computed once).
     const d = net.nDims;
     const logProbTrue = new Float64Array(n);
@@ -1640,7 +1627,7 @@ export class NBI {
       rows.set(pairs.theta.subarray(i * d, (i + 1) * d));
       rows.set(samples.subarray(i * L * d, (i + 1) * L * d), d);
       const x = xs.subarray(i * size, (i + 1) * size);
-      const lq = await surrogateLogProb(net, params, scales, x, rows);
+      const lq = await surrogateLogProb(surrogate, x, rows);
       logProbTrue[i] = lq[0]!;
       logProbSamples.set(lq.subarray(1), i * L);
     }

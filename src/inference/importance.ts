@@ -103,6 +103,13 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
 }
 
 /**
+ * Above this PSIS k̂ (see `paretoKHat`) importance-weighted estimates are unreliable (Vehtari et
+ * al. 2024): the one threshold the rounds' warnings, predict's, the advice and the trust verdict
+ * read.
+ */
+export const PARETO_K_UNRELIABLE = 0.7;
+
+/**
  * The Pareto-smoothed importance sampling (PSIS) diagnostic k̂ of Vehtari et al. (2017, 2024):
  * a generalized Pareto distribution is fitted to the M = min(⌈0.2n⌉, ⌈3√n⌉) largest weights
  * (exceedances over the next largest) by Zhang & Stephens (2009), and k̂ is shrunk towards 0.5

@@ -55,6 +55,7 @@ export {
   generalizedParetoFit,
   type ImportanceResult,
   importanceWeights,
+  PARETO_K_UNRELIABLE,
   paretoKHat,
   resample,
   weightedMoments,
@@ -93,8 +94,10 @@ export {
   proposalLogProb,
   proposalSample,
   type Scales,
+  type Surrogate,
   surrogateContexts,
   surrogateLogProb,
+  surrogateOf,
   surrogateSample,
 } from "./posterior.js";
 export {

@@ -293,6 +293,40 @@ export function destandardiseTheta(scales: Scales, s: ArrayLike<number>, d: numb
   return fromUnbounded(scales, u, d);
 }
 
+/** A trained surrogate: its parameters and the standardisation they were trained with. */
+export interface Checkpoint {
+  /** The network's parameters. */
+  readonly params: PosteriorParams;
+  /** The data and parameter scales of the round that trained them. */
+  readonly scales: Scales;
+}
+
+/**
+ * The surrogate q(θ | x) as one value: the network, its trained parameters and the
+ * standardisation they were trained with. The host-level functions below take it.
+ */
+export interface Surrogate {
+  /** The network (featurizer and flow). */
+  readonly net: PosteriorNetwork;
+  /** Its trained parameters. */
+  readonly params: PosteriorParams;
+  /** The data and parameter scales they were trained with. */
+  readonly scales: Scales;
+}
+
+/**
+ * The surrogate of a network and a checkpoint.
+ *
+ * @example
+ * ```ts
+ * const surrogate = inference.surrogateOf(net, checkpoint); // { net, params, scales }
+ * const logQ = await inference.surrogateLogProb(surrogate, xObs, theta);
+ * ```
+ */
+export function surrogateOf(net: PosteriorNetwork, checkpoint: Checkpoint): Surrogate {
+  return { net, params: checkpoint.params, scales: checkpoint.scales };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host-level evaluation: observations and θ in the user's units, as float64 on the host.
 
@@ -373,17 +407,16 @@ function logScaleSum(scales: Scales): number {
  *
  * @example
  * ```ts
- * const { params, scales } = checkpoint;
- * const logQ = await inference.surrogateLogProb(net, params, scales, xObs, theta); // one per row of θ
+ * const surrogate = inference.surrogateOf(net, checkpoint);
+ * const logQ = await inference.surrogateLogProb(surrogate, xObs, theta); // one per row of θ
  * ```
  */
 export async function surrogateLogProb(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   xObs: Float32Array | Float64Array,
   theta: Float64Array,
 ): Promise<Float64Array> {
+  const { net, params, scales } = surrogate;
   const d = net.nDims;
   const n = theta.length / d;
   const size = observationSize(net);
@@ -430,18 +463,17 @@ function outsideExactMap(
  *
  * @example
  * ```ts
- * const { params, scales } = checkpoint;
- * const draws = await inference.surrogateSample(net, params, scales, inference.hostKey(1), xObs, 1000); // 1000 × d
+ * const surrogate = inference.surrogateOf(net, checkpoint);
+ * const draws = await inference.surrogateSample(surrogate, inference.hostKey(1), xObs, 1000); // 1000 × d
  * ```
  */
 export async function surrogateSample(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   key: Array,
   xObs: Float32Array | Float64Array,
   n: number,
 ): Promise<Float64Array> {
+  const { net, params, scales } = surrogate;
   const d = net.nDims;
   const m = xObs.length / observationSize(net);
   const fns = compiled(net);
@@ -474,16 +506,15 @@ export async function surrogateSample(
  *
  * @example
  * ```ts
- * const { params, scales } = checkpoint;
- * const features = await inference.surrogateContexts(net, params, scales, xs); // m × net.featurizer.dimOut
+ * const surrogate = inference.surrogateOf(net, checkpoint);
+ * const features = await inference.surrogateContexts(surrogate, xs); // m × net.featurizer.dimOut
  * ```
  */
 export async function surrogateContexts(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   x: Float32Array | Float64Array,
 ): Promise<Float64Array> {
+  const { net, params, scales } = surrogate;
   const size = observationSize(net);
   const m = x.length / size;
   const F = net.featurizer.dimOut;
@@ -524,27 +555,26 @@ export interface Defensive {
  *
  * @example
  * ```ts
- * const { params, scales } = checkpoint;
- * const theta = await inference.proposalSample(net, params, scales, inference.hostKey(2), xObs, 1000, inference.DEFAULT_DEFENSIVE);
+ * const surrogate = inference.surrogateOf(net, checkpoint);
+ * const theta = await inference.proposalSample(surrogate, inference.hostKey(2), xObs, 1000, inference.DEFAULT_DEFENSIVE);
  * ```
  */
 export async function proposalSample(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   key: Array,
   xObs: Float32Array | Float64Array,
   n: number,
   defensive?: Defensive,
 ): Promise<Float64Array> {
+  const { net, params, scales } = surrogate;
   const [k0, k1, k2] = onCpu(() => random.splitList(key, 3));
-  if (!defensive) return surrogateSample(net, params, scales, key, xObs, n);
+  if (!defensive) return surrogateSample(surrogate, key, xObs, n);
   const d = net.nDims;
   const u = uniforms(k0!, n);
   let nBroad = 0;
   for (const v of u) if (v < defensive.alpha) nBroad++;
   const out = new Float64Array(n * d);
-  if (n - nBroad > 0) out.set(await surrogateSample(net, params, scales, k1!, xObs, n - nBroad));
+  if (n - nBroad > 0) out.set(await surrogateSample(surrogate, k1!, xObs, n - nBroad));
   if (nBroad > 0) {
     const fns = compiled(net);
     const ctx = fns.context(params, standardiseX(net, scales, xObs));
@@ -569,32 +599,29 @@ export async function proposalSample(
  *
  * @example
  * ```ts
- * const { params, scales } = checkpoint;
- * const logQ = await inference.proposalLogProb(net, params, scales, xObs, theta, inference.DEFAULT_DEFENSIVE);
+ * const surrogate = inference.surrogateOf(net, checkpoint);
+ * const logQ = await inference.proposalLogProb(surrogate, xObs, theta, inference.DEFAULT_DEFENSIVE);
  * ```
  */
 export async function proposalLogProb(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   xObs: Float32Array | Float64Array,
   theta: Float64Array,
   defensive?: Defensive,
 ): Promise<Float64Array> {
   return defensive
-    ? defensiveLogProb(net, params, scales, xObs, theta, defensive)
-    : surrogateLogProb(net, params, scales, xObs, theta);
+    ? defensiveLogProb(surrogate, xObs, theta, defensive)
+    : surrogateLogProb(surrogate, xObs, theta);
 }
 
 /** log((1 − α) q(θ | x) + α q_τ(θ | x)) in the user's units. */
 export async function defensiveLogProb(
-  net: PosteriorNetwork,
-  params: PosteriorParams,
-  scales: Scales,
+  surrogate: Surrogate,
   xObs: Float32Array | Float64Array,
   theta: Float64Array,
   defensive: Defensive,
 ): Promise<Float64Array> {
+  const { net, params, scales } = surrogate;
   const d = net.nDims;
   const n = theta.length / d;
   const fns = compiled(net);
@@ -617,12 +644,4 @@ export async function defensiveLogProb(
     out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   }
   return outsideExactMap(scales, theta, d, out);
-}
-
-/** A trained surrogate: its parameters and the standardisation they were trained with. */
-export interface Checkpoint {
-  /** The network's parameters. */
-  readonly params: PosteriorParams;
-  /** The data and parameter scales of the round that trained them. */
-  readonly scales: Scales;
 }

@@ -25,7 +25,9 @@ import {
   defensiveLogProb,
   type PosteriorNetwork,
   proposalSample,
+  type Surrogate,
   surrogateLogProb,
+  surrogateOf,
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import { sampleTMixture, type TMixture, tMixtureLogDensity } from "./t-mixture.js";
@@ -204,6 +206,11 @@ function checkpointOf(ctx: ProposalContext, round: number): Checkpoint {
   return c;
 }
 
+/** The surrogate after `round` (its checkpoint keys the density cache). */
+function surrogateAfter(ctx: ProposalContext, round: number): Surrogate {
+  return surrogateOf(ctx.net, checkpointOf(ctx, round));
+}
+
 /** log q(θ | xObs) of the surrogate after `round`, in the user's units. */
 export function surrogateDensity(
   ctx: ProposalContext,
@@ -211,9 +218,7 @@ export function surrogateDensity(
   theta: Float64Array,
 ): Promise<Float64Array> {
   const c = checkpointOf(ctx, round);
-  return cached(c, theta, "q", () =>
-    surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, theta),
-  );
+  return cached(c, theta, "q", () => surrogateLogProb(surrogateOf(ctx.net, c), ctx.xObs, theta));
 }
 
 function defensiveDensity(
@@ -224,7 +229,7 @@ function defensiveDensity(
 ): Promise<Float64Array> {
   const c = checkpointOf(ctx, round);
   return cached(c, theta, `d${defensive.alpha},${defensive.tau}`, () =>
-    defensiveLogProb(ctx.net, c.params, c.scales, ctx.xObs, theta, defensive),
+    defensiveLogProb(surrogateOf(ctx.net, c), ctx.xObs, theta, defensive),
   );
 }
 
@@ -404,7 +409,7 @@ async function drawSurrogate(
   m: number,
 ): Promise<{ theta: Float64Array; drawn: number }> {
   const d = ctx.net.nDims;
-  const c = checkpointOf(ctx, part.round);
+  const surrogate = surrogateAfter(ctx, part.round);
   const out = new Float64Array(m * d);
   let filled = 0;
   let drawn = 0;
@@ -418,21 +423,17 @@ async function drawSurrogate(
     }
     const want = Math.max(16, Math.ceil((m - filled) * (attempt === 0 ? 1 : 1.5)));
     const draws = await proposalSample(
-      ctx.net,
-      c.params,
-      c.scales,
+      surrogate,
       keyAt(key, attempt),
       ctx.xObs,
       want,
       part.defensive,
     );
     const inSupport = ctx.prior.inSupport(draws);
-    const exact = mapsExactly(c.scales, draws, d);
+    const exact = mapsExactly(surrogate.scales, draws, d);
     const inside = inSupport.map((v, i) => (v && exact[i] ? 1 : 0));
     const logQ =
-      part.threshold === undefined
-        ? undefined
-        : await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws);
+      part.threshold === undefined ? undefined : await surrogateLogProb(surrogate, ctx.xObs, draws);
     for (let i = 0; i < want && filled < m; i++) {
       drawn++;
       if (inside[i] && (logQ === undefined || logQ[i]! >= part.threshold!))
@@ -452,13 +453,11 @@ export async function truncationThreshold(
   key: Array,
   eps: number,
 ): Promise<number> {
-  const c = checkpointOf(ctx, round);
+  const surrogate = surrogateAfter(ctx, round);
   const nDraws = Math.max(THRESHOLD_DRAWS, Math.ceil(2 / eps));
-  const draws = await proposalSample(ctx.net, c.params, c.scales, key, ctx.xObs, nDraws);
+  const draws = await proposalSample(surrogate, key, ctx.xObs, nDraws);
   // Draws whose density underflows count as the lowest (a finite threshold stays JSON in the store).
-  const logQ = Float64Array.from(
-    await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws),
-  ).sort();
+  const logQ = Float64Array.from(await surrogateLogProb(surrogate, ctx.xObs, draws)).sort();
   const finite = logQ.filter(Number.isFinite);
   if (finite.length === 0)
     throw new NbiError("fit: the surrogate's density is not finite at any of its own draws");
@@ -484,7 +483,7 @@ async function drawTruncated(
 }> {
   const d = ctx.net.nDims;
   const threshold = await truncationThreshold(ctx, round, keyAt(key, 0), options.truncationEps);
-  const c = checkpointOf(ctx, round);
+  const surrogate = surrogateAfter(ctx, round);
   const out = new Float64Array(m * d);
   let filled = 0;
   let drawn = 0;
@@ -493,7 +492,7 @@ async function drawTruncated(
   const batch = Math.max(4 * m, 8192);
   for (let attempt = 0; filled < m && drawn < budget; attempt++) {
     const draws = ctx.prior.sample(keyAt(key, 1 + attempt), batch);
-    const logQ = await surrogateLogProb(ctx.net, c.params, c.scales, ctx.xObs, draws);
+    const logQ = await surrogateLogProb(surrogate, ctx.xObs, draws);
     for (let i = 0; i < batch; i++) {
       drawn++;
       if (logQ[i]! >= threshold) {

@@ -12,6 +12,7 @@
  */
 import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
+import { drawAndSimulate, selectRows, weighDraws } from "./draw-weigh.js";
 import {
   checkFitSettings,
   type FLOW_SPACES,
@@ -20,8 +21,13 @@ import {
 } from "./fit-settings.js";
 import { afterRound, type FoldState, initialFoldState } from "./fold-state.js";
 import { keyAt, permutation } from "./host.js";
-import { combineRounds, type ImportanceResult, importanceWeights } from "./importance.js";
-import { type LogLike, logLikelihoods } from "./likelihood.js";
+import {
+  combineRounds,
+  type ImportanceResult,
+  importanceWeights,
+  PARETO_K_UNRELIABLE,
+} from "./importance.js";
+import type { LogLike } from "./likelihood.js";
 import {
   type Checkpoint,
   type Defensive,
@@ -35,6 +41,7 @@ import {
   drawProposal,
   PRIOR_PROPOSAL,
   type ProposalContext,
+  type ProposalDraw,
   type ProposalKind,
   type ProposalOptions,
   planProposal,
@@ -270,8 +277,6 @@ export interface SnpeResult {
    */
   readonly emptyRounds: readonly number[];
 }
-
-const PARETO_WARN = 0.7;
 
 /** nbi's default minimum learning rate. */
 export function defaultMinLr(o: RoundOptions): number {
@@ -561,12 +566,59 @@ function countStatus(status: Uint8Array) {
   return { ok: c[0]!, nonFinite: c[1]!, threw: c[2]!, crashed: c[3]!, timedOut: c[4]! };
 }
 
-function selectRows<T extends Float32Array | Float64Array>(a: T, rows: number[], width: number): T {
-  const out = new (a.constructor as new (n: number) => T)(rows.length * width);
-  rows.forEach((r, i) => {
-    out.set(a.subarray(r * width, (r + 1) * width), i * width);
-  });
-  return out;
+/**
+ * Round `round`'s parameters: those the store kept (a resumed run), or a fresh draw (`drawRound`;
+ * round 0 of a precomputed fit takes its parameters), written to the store before they are
+ * simulated.
+ */
+async function roundDraws(
+  state: SnpeState,
+  round: number,
+  config: SnpeConfig,
+  seq: SequentialSettings,
+  ctx: ProposalContext | undefined,
+): Promise<ProposalDraw> {
+  const { net, prior, store } = config;
+  const sequential = config.xObs !== undefined && round > 0;
+  let theta = await store?.roundParams(round);
+  const saved = await store?.readJson<{
+    redrawn: number;
+    acceptance: number;
+    proposal?: RoundProposal;
+  }>(round, "draws");
+  let redrawn = saved?.redrawn ?? 0;
+  let acceptance = saved?.acceptance ?? 1;
+  let proposal: RoundProposal =
+    saved?.proposal ??
+    (sequential && saved ? legacyProposal(round, saved.acceptance, seq) : PRIOR_PROPOSAL);
+  if (!theta) {
+    if (round === 0 && config.precomputed) theta = config.precomputed.theta;
+    else {
+      const r = await drawRound({
+        net,
+        prior,
+        key: config.key,
+        round,
+        nSims: config.nSims,
+        ...(sequential
+          ? { xObs: ctx!.xObs, checkpoints: state.checkpoints, proposal: seq.proposal }
+          : {}),
+      });
+      theta = r.theta;
+      redrawn = r.redrawn;
+      acceptance = r.acceptance;
+      proposal = r.proposal;
+      await store?.writeJson(round, "draws", {
+        redrawn,
+        acceptance: r.acceptance,
+        proposal,
+      });
+    }
+    if (round === 0 && config.precomputed)
+      await store?.writeJson(round, "draws", { redrawn, acceptance: 1, proposal });
+    await store?.writeRoundParams(round, theta);
+  }
+  return { theta, redrawn, proposal, acceptance };
 }
 
 function concat<T extends Float32Array | Float64Array | Uint8Array>(
@@ -614,46 +666,16 @@ export async function runRound(
       : undefined;
   const t0 = performance.now();
 
-  // 1. Draw (or reload) this round's parameters.
-  let theta = await store?.roundParams(round);
-  const saved = await store?.readJson<{
-    redrawn: number;
-    acceptance: number;
-    proposal?: RoundProposal;
-  }>(round, "draws");
-  let redrawn = saved?.redrawn ?? 0;
-  let proposal: RoundProposal =
-    saved?.proposal ??
-    (sequential && saved ? legacyProposal(round, saved.acceptance, seq) : PRIOR_PROPOSAL);
-  if (!theta) {
-    if (round === 0 && config.precomputed) theta = config.precomputed.theta;
-    else {
-      const r = await drawRound({
-        net,
-        prior,
-        key: config.key,
-        round,
-        nSims: config.nSims,
-        ...(sequential
-          ? { xObs: ctx!.xObs, checkpoints: state.checkpoints, proposal: seq.proposal }
-          : {}),
-      });
-      theta = r.theta;
-      redrawn = r.redrawn;
-      proposal = r.proposal;
-      await store?.writeJson(round, "draws", {
-        redrawn,
-        acceptance: r.acceptance,
-        proposal,
-      });
-    }
-    if (round === 0 && config.precomputed)
-      await store?.writeJson(round, "draws", { redrawn, acceptance: 1, proposal });
-    await store?.writeRoundParams(round, theta);
-  }
-
-  // 2. Simulate what is not yet in the store.
-  const sim = await runSimulations(config, round, theta, keyAt(roundKey, 1));
+  // 1–2. Draw (or reload) this round's parameters, and simulate what is not yet in the store
+  // (a round simulates whatever its likelihood reads: it trains on the outputs).
+  const drawn = await drawAndSimulate({
+    draw: () => roundDraws(state, round, config, seq, ctx),
+    nDims: d,
+    simulate: (theta) => runSimulations(config, round, theta, keyAt(roundKey, 1)),
+    alwaysSimulate: true,
+  });
+  const { theta, redrawn, proposal } = drawn.draw;
+  const sim = drawn.simulation!;
   const counts = countStatus(sim.status);
   const nDropped = counts.nonFinite + counts.threw + counts.crashed + counts.timedOut;
   if (nDropped > 0) {
@@ -670,7 +692,7 @@ export async function runRound(
         "they were re-marked non-finite and dropped (the store was modified or damaged)",
     );
   }
-  const okRows = globalThis.Array.from(sim.status.keys()).filter((i) => sim.status[i] === 0);
+  const okRows = drawn.okRows;
   if (okRows.length < 2) {
     throw new NbiError(
       `fit: round ${round} expected at least 2 valid simulations, got ${okRows.length} of ${sim.status.length}` +
@@ -681,18 +703,24 @@ export async function runRound(
   const xOk = selectRows(sim.x, okRows, net.dataSize);
   const tSim = performance.now();
 
-  // 3. Importance weights with the exact likelihood.
-  const logPrior = prior.logProb(thetaOk);
+  // 3. Importance weights with the exact likelihood: log p(x|θ) + log p(θ) at the valid rows.
+  const weighed = weighDraws(
+    drawn,
+    prior,
+    d,
+    ctx && config.logLike ? { logLike: config.logLike, xObs: config.xObs! } : undefined,
+  );
+  const logPrior = selectRows(weighed.logPrior, okRows, 1);
   let importance: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;
   /** A weighted round none of whose log-weights is finite: n_eff 0, kept and reported. */
   let noValidWeights = false;
-  if (ctx && config.logLike) {
-    const logLike = logLikelihoods(config.logLike, config.xObs!, xOk, thetaOk, d);
+  if (ctx && weighed.logTarget) {
+    const logTarget = selectRows(weighed.logTarget, okRows, 1);
     // Each draw weighed by the exact density of the mixture that drew it (its parts normalised on
     // the prior's support with their estimated masses).
     const logQ = sequential ? await proposalLogDensity(ctx, proposal, thetaOk, logPrior) : logPrior;
-    logWeights = logLike.map((l, i) => l + logPrior[i]! - logQ[i]!);
+    logWeights = logTarget.map((t, i) => t - logQ[i]!);
     noValidWeights = !logWeights.some((v) => Number.isFinite(v));
     if (noValidWeights) {
       warn(
@@ -702,9 +730,9 @@ export async function runRound(
       );
     } else importance = importanceWeights(logWeights);
     // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
-    if (importance && round > 0 && importance.paretoK > PARETO_WARN) {
+    if (importance && round > 0 && importance.paretoK > PARETO_K_UNRELIABLE) {
       warn(
-        `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_WARN}: the importance weights are ` +
+        `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
           "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
       );
     }

@@ -16,6 +16,7 @@
  * | n_eff | < 50, or below the requested neffMin | < 10 |
  * | efficiency n_eff / draws | < 5% | |
  */
+import { PARETO_K_UNRELIABLE } from "./importance.js";
 import type { OodReport, TrustLevel } from "./ood.js";
 
 /** The importance weights' diagnostics the verdict reads (PredictResult's). */
@@ -62,15 +63,15 @@ export function weightLevel(w: WeightHealth): WeightVerdict {
     reasons.push(why);
   };
   const k = w.paretoK;
-  if (k > 0.7) {
+  if (k > PARETO_K_UNRELIABLE) {
     flag(
       "do-not-trust",
-      `Pareto k̂ ${k.toFixed(2)} > 0.7: a few draws carry the weighted posterior`,
+      `Pareto k̂ ${k.toFixed(2)} > ${PARETO_K_UNRELIABLE}: a few draws carry the weighted posterior`,
     );
   } else if (k > 0.5) {
     flag(
       "caution",
-      `Pareto k̂ ${k.toFixed(2)} in (0.5, 0.7]: the weighted estimates converge slowly`,
+      `Pareto k̂ ${k.toFixed(2)} in (0.5, ${PARETO_K_UNRELIABLE}]: the weighted estimates converge slowly`,
     );
   }
   if (!(w.ess >= 10)) {

@@ -1,7 +1,8 @@
 /**
  * The importance-weighted draws of `predict`, for the Node engine (engine.ts) and the browser one
  * (browser.ts) alike: draws from the surrogate at xObs (with its defensive mixture), simulates
- * them, weights them with the exact likelihood, w ∝ p(xObs | θ) p(θ) / q(θ), adapts the proposal
+ * them, weights them with the exact likelihood, w ∝ p(xObs | θ) p(θ) / q(θ) (the draw → simulate
+ * → weigh step is draw-weigh.ts's, which the sequential rounds run too), adapts the proposal
  * when the pilot's efficiency is low (adaptive-is.ts), and tops up until n_eff reaches neffMin.
  * How simulations run is the caller's (worker threads, Web Workers, in-process).
  */
@@ -12,10 +13,11 @@ import {
   adaptedStageCount,
   balanceLogDensity,
 } from "./adaptive-is.js";
+import { drawSimulateWeigh } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
-import { type ImportanceResult, importanceWeights } from "./importance.js";
-import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
-import type { Defensive, PosteriorNetwork } from "./posterior.js";
+import { type ImportanceResult, importanceWeights, PARETO_K_UNRELIABLE } from "./importance.js";
+import type { LogLike } from "./likelihood.js";
+import type { Defensive, Surrogate } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import {
   drawProposal,
@@ -25,13 +27,12 @@ import {
   type RoundProposal,
 } from "./proposals.js";
 import { simulationSeeds } from "./simulation/rows.js";
-import { type Checkpoint, defensiveFor } from "./snpe.js";
+import { defensiveFor } from "./snpe.js";
 import { logSumExp } from "./special.js";
 
 export interface WeightedDrawsOptions {
-  readonly net: PosteriorNetwork;
   /** The trained surrogate. */
-  readonly checkpoint: Checkpoint;
+  readonly surrogate: Surrogate;
   readonly prior: Prior;
   /** The observation as the likelihood reads it (NaN where a point is missing, gapped model). */
   readonly xObs: Float32Array;
@@ -87,14 +88,15 @@ interface Stage {
 
 /** Draws, simulates and weighs predict's samples (see the module comment). */
 export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDraws> {
-  const { net, checkpoint, prior, xObs: x, logLike, key, nSamples, nMax, neffMin, fAcceptMin } = o;
+  const { surrogate, prior, xObs: x, logLike, key, nSamples, nMax, neffMin, fAcceptMin } = o;
+  const { net } = surrogate;
   const d = net.nDims;
   const warnings: string[] = [];
   let nSimulations = 0;
   let dropped = 0;
   let redrawn = 0;
   const defensive = defensiveFor(net, o.defensive);
-  const ctx: ProposalContext = { net, prior, xObs: o.netInput ?? x, checkpoints: [checkpoint] };
+  const ctx: ProposalContext = { net, prior, xObs: o.netInput ?? x, checkpoints: [surrogate] };
   const surrogatePart: ProposalPart = {
     kind: "surrogate",
     round: 0,
@@ -102,8 +104,6 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     logMass: 0,
   };
   const surrogatePlan: RoundProposal = { parts: [{ weight: 1, part: surrogatePart }] };
-  // A likelihood of θ alone needs no simulations.
-  const simulate = needsSimulation(logLike);
   const adapt = o.adapt;
   // Every draw so far, with what its weight under the stages' mixture needs: its prior and
   // likelihood terms (NaN when its simulation was dropped), the surrogate's log density (its
@@ -125,28 +125,28 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let importance: ImportanceResult | undefined;
   let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
   for (let attempt = 0; batch > 0; attempt++) {
-    const draw = await drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
-      kind: "surrogate",
-      ...(defensive ? { defensive } : {}),
-      truncationEps: 1e-4,
-    });
-    const draws = draw.theta;
-    redrawn += draw.redrawn;
-    const sim = simulate
-      ? await o.simulate(draws, simulationSeeds(keyAt(key, 2 * attempt + 1), batch), (done) =>
+    const step = await drawSimulateWeigh({
+      draw: () =>
+        drawProposal(ctx, plan, keyAt(key, 2 * attempt), batch, {
+          kind: "surrogate",
+          ...(defensive ? { defensive } : {}),
+          truncationEps: 1e-4,
+        }),
+      nDims: d,
+      simulate: (theta) =>
+        o.simulate(theta, simulationSeeds(keyAt(key, 2 * attempt + 1), batch), (done) =>
           o.onSimulate?.(nSimulations + done, nSamples),
-        )
-      : { x: undefined, status: new Uint8Array(batch) };
-    if (simulate) nSimulations += batch;
-    const lp = prior.logProb(draws);
-    const ll = logLikelihoods(logLike, x, sim.x, draws, d);
-    const target = new Float64Array(batch);
-    for (let r = 0; r < batch; r++) {
-      if (sim.status[r] !== 0) {
-        dropped++;
-        target[r] = Number.NaN; // excluded and counted, never weighted
-      } else target[r] = ll[r]! + lp[r]!;
-    }
+        ),
+      prior,
+      logLike,
+      xObs: x,
+    });
+    const { draw, logPrior: lp } = step;
+    const draws = draw.theta;
+    const target = step.logTarget!; // NaN where a simulation was dropped: counted, never weighted
+    redrawn += draw.redrawn;
+    if (step.simulation) nSimulations += batch;
+    dropped += step.dropped;
     if (plan === surrogatePlan) {
       accepted += batch;
       tried += batch + draw.redrawn;
@@ -200,9 +200,9 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     }
   }
   const imp = importance!;
-  if (imp.paretoK > 0.7) {
+  if (imp.paretoK > PARETO_K_UNRELIABLE) {
     warnings.push(
-      `Pareto k̂ = ${imp.paretoK.toFixed(2)} > 0.7: the weights are heavy-tailed; the weighted posterior is unreliable`,
+      `Pareto k̂ = ${imp.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the weights are heavy-tailed; the weighted posterior is unreliable`,
     );
   }
   if (neffMin > 0 && imp.nEff < neffMin) {

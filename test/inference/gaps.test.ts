@@ -346,7 +346,7 @@ describe("validation", () => {
       i % 4 === 1 ? Number.NaN : Math.sin(i),
     );
     const { packed } = packObservations("sample", { x: "xObs", err: "xErr" }, values, 0.1, 16);
-    const draws = await surrogateSample(net, params, scales, hostKey(8), packed, 5);
+    const draws = await surrogateSample({ net, params, scales }, hostKey(8), packed, 5);
     expect(draws).toHaveLength(10);
     expect(draws.every(Number.isFinite)).toBe(true);
   });

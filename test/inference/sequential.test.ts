@@ -14,6 +14,7 @@ import {
   initPosterior,
   posteriorNetwork,
   surrogateLogProb,
+  surrogateOf,
   surrogateSample,
 } from "../../src/inference/posterior.js";
 import { independent, normal, uniform } from "../../src/inference/priors.js";
@@ -192,15 +193,9 @@ describe("proposals with exact densities", () => {
     };
     const eps = 0.1;
     const tau = await truncationThreshold(ctx, 0, hostKey(11), eps);
-    const fresh = await surrogateSample(
-      net,
-      checkpoint.params,
-      checkpoint.scales,
-      hostKey(12),
-      ctx.xObs,
-      20_000,
-    );
-    const logQ = await surrogateLogProb(net, checkpoint.params, checkpoint.scales, ctx.xObs, fresh);
+    const surrogate = surrogateOf(net, checkpoint);
+    const fresh = await surrogateSample(surrogate, hostKey(12), ctx.xObs, 20_000);
+    const logQ = await surrogateLogProb(surrogate, ctx.xObs, fresh);
     const inside = logQ.reduce((s, v) => s + (v >= tau ? 1 : 0), 0) / logQ.length;
     expect(Math.abs(inside - (1 - eps))).toBeLessThan(0.01); // MC sd ≈ 0.003
 
@@ -214,13 +209,7 @@ describe("proposals with exact densities", () => {
       truncationEps: eps,
     });
     expect(prior.inSupport(draw.theta).every((v) => v === 1)).toBe(true);
-    const lq = await surrogateLogProb(
-      net,
-      checkpoint.params,
-      checkpoint.scales,
-      ctx.xObs,
-      draw.theta,
-    );
+    const lq = await surrogateLogProb(surrogate, ctx.xObs, draw.theta);
     const threshold = (draw.proposal.parts[0]!.part as { threshold: number }).threshold;
     expect(lq.every((v) => v >= threshold)).toBe(true);
     // Its density is the prior's over the region's prior mass: it integrates to 1.

@@ -101,11 +101,11 @@ describe.each(MAPS)("the unbounded map of the prior's support (%s)", (boundedMap
     });
     expect(scales.boundedMap).toBe(boundedMap);
     const xObs = Float32Array.of(0.2, -0.1);
-    const draws = await surrogateSample(net, params, scales, hostKey(3), xObs, 4000);
+    const draws = await surrogateSample({ net, params, scales }, hostKey(3), xObs, 4000);
     expect(prior.inSupport(draws).every((v) => v === 1)).toBe(true);
     // ∫ q dθ by importance sampling from the prior: E_p[q/p] = 1.
     const fromPrior = prior.sample(hostKey(4), 40_000);
-    const lq = await surrogateLogProb(net, params, scales, xObs, fromPrior);
+    const lq = await surrogateLogProb({ net, params, scales }, xObs, fromPrior);
     const lp = prior.logProb(fromPrior);
     const integral = lq.reduce((s, v, i) => s + Math.exp(v - lp[i]!), 0) / lq.length;
     expect(Math.abs(integral - 1)).toBeLessThan(0.05);
@@ -151,13 +151,13 @@ describe("proposals on the unbounded image", () => {
     // last exactly mapped point (|u| ≈ 7.03), so on the bound itself.
     const scales = { ...fitted, thetaStd: Float64Array.of(6, 6) };
     const xObs = Float32Array.of(0, 0);
-    const raw = await surrogateSample(net, params, scales, hostKey(7), xObs, 20_000);
+    const raw = await surrogateSample({ net, params, scales }, hostKey(7), xObs, 20_000);
     const exactRaw = mapsExactly(scales, raw, 2);
     const inside = exactRaw.reduce((s, v) => s + v, 0) / exactRaw.length;
     expect(inside).toBeLessThan(0.9);
     expect(inside).toBeGreaterThan(0.3);
     // Their density is zero: a value at the clamp would not be the density that drew them.
-    const lq = await surrogateLogProb(net, params, scales, xObs, raw);
+    const lq = await surrogateLogProb({ net, params, scales }, xObs, raw);
     for (let i = 0; i < lq.length; i++) expect(Number.isFinite(lq[i]!)).toBe(exactRaw[i] === 1);
     const plan: RoundProposal = {
       parts: [{ weight: 1, part: { kind: "surrogate", round: 0, logMass: 0 } }],
