@@ -53,11 +53,9 @@ export interface Primitive<P = unknown> {
   /** Primitives with only integer/boolean outputs never carry gradients (comparisons, argmax). */
   readonly nonDifferentiable?: boolean;
   /**
-   * For elementwise primitives, which `jit` may fuse (transforms/fusion.ts): the scalar JS
-   * expression of the float computation over operands `a`, `b`, `c` (in order), and `f32Expr`
-   * where float32 computes otherwise (a float32 polynomial form, cpu/math-f32.ts, that the eager
-   * kernel and the SIMD loops share). Both are copied from the op's scalar-op table entry
-   * (ops/scalar-ops.ts), which is what the backends' fused kernels read.
+   * True for elementwise primitives, which `jit` may fuse (transforms/fusion.ts). Their JS, WGSL
+   * and WASM SIMD forms live in one place, the op's entry in the scalar-op table
+   * (ops/scalar-ops.ts, keyed by the primitive's name), which the backends' fused kernels read.
    */
-  readonly fusion?: { readonly expr: string; readonly f32Expr?: string };
+  readonly fusible?: true;
 }

@@ -55,7 +55,7 @@ const FUSIBLE_DTYPES: ReadonlySet<DType> = new Set(["float32", "float64", "bool"
 
 function fusible(jaxpr: Jaxpr, k: number): boolean {
   const e = jaxpr.eqns[k]!;
-  if (!e.prim.fusion || e.outBinders.length !== 1) return false;
+  if (!e.prim.fusible || e.outBinders.length !== 1) return false;
   const out = e.outBinders[0]!.aval;
   if (!FUSIBLE_DTYPES.has(out.dtype)) return false;
   const n = sizeOf(out.shape);

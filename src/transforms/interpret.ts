@@ -79,10 +79,10 @@ interface RunForm {
 
 function fusedRunOf(jaxpr: Jaxpr, group: FusedGroup, slotOf: (v: Var) => number): FusedRun {
   const eqns = jaxpr.eqns.slice(group.start, group.end);
-  const sums = eqns.filter((e) => !e.prim.fusion);
+  const sums = eqns.filter((e) => !e.prim.fusible);
   // The split kernel writes the group's outputs and the values its sums read.
   const p = stepProgram(
-    eqns.filter((e) => e.prim.fusion),
+    eqns.filter((e) => e.prim.fusible),
     [...group.outputs, ...sums.map((e) => e.inputs[0]!)],
   );
   return {
@@ -156,7 +156,7 @@ function planOf(original: Jaxpr): Plan {
       product = jaxpr.eqns[j]!.outBinders[0]!;
     }
     const acc = run.split.inSlots.indexOf(slotOf(product));
-    const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusion !== undefined;
+    const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusible !== undefined;
     if (ok && acc >= 0 && !keep.has(slotOf(product)) && readers.get(product)!.every(inRun)) {
       run.acc = acc;
       epilogues.set(m, run);

@@ -141,7 +141,7 @@ export function sumsBesideProducers(jaxpr: Jaxpr): Jaxpr {
   const movable = (e: Eqn) => {
     if (e.prim.name !== "reduce_sum") return null;
     const p = producer.get(e.inputs[0]!);
-    return p?.prim.fusion ? p : null;
+    return p?.prim.fusible ? p : null;
   };
   for (const e of jaxpr.eqns) {
     const p = movable(e);

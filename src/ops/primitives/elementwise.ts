@@ -71,7 +71,7 @@ function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
   const program = isF32Program(spec.name) ? spec.name : null;
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
-    fusion: { expr: js.expr, ...(js.f32Expr ? { f32Expr: js.f32Expr } : {}) },
+    fusible: true,
     abstractEval([x]) {
       if (!isFloat(x!.dtype) && js.intExpr === undefined) {
         throw new NbiError(
@@ -202,7 +202,7 @@ function binaryPrimitive(spec: BinarySpec): Primitive<Record<string, never>> {
   const { js } = scalarOp(spec.name);
   const self: Primitive<Record<string, never>> = {
     name: spec.name,
-    fusion: { expr: js.expr },
+    fusible: true,
     abstractEval: binaryAbstractEval(spec.name),
     impl: { cpu: binaryKernel(spec.name, js.expr, js.intExpr), webgpu: gpuBinary(spec.name) },
     jvp([a, b], [da, db]) {
@@ -303,7 +303,7 @@ function comparePrimitive(name: CompareOp): Primitive<Record<string, never>> {
   const self: Primitive<Record<string, never>> = {
     name,
     nonDifferentiable: true,
-    fusion: { expr },
+    fusible: true,
     abstractEval: binaryAbstractEval(name, "bool"),
     impl: { cpu: binaryKernel(name, expr, expr, "bool"), webgpu: gpuBinary(name, "bool") },
     ...zeroDerivativeRules(() => self),
@@ -353,7 +353,7 @@ export const shiftRightLogical = (a: Array, b: Array) => bind1(shiftRightLogical
 
 export const selectP: Primitive<Record<string, never>> = {
   name: "select",
-  fusion: { expr: scalarOp("select").js.expr },
+  fusible: true,
   abstractEval([c, x, y]) {
     if (c!.dtype !== "bool") {
       throw new NbiError(`where: condition expected a bool array, got dtype ${c!.dtype}`);
