@@ -5,6 +5,36 @@ import { sizeOf, uniforms } from "./finite-diff.js";
 
 export { sizeOf, uniforms };
 
+/**
+ * float32 values every elementwise check should meet: NaN, signed zeros and infinities, small
+ * integers and halves (rounding ties), values near exp's overflow and underflow, the subnormal
+ * and normal extremes, and the largest finite magnitudes.
+ */
+export const FLOAT32_SPECIALS: readonly number[] = [
+  Number.NaN,
+  0,
+  -0,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  1,
+  -1,
+  0.5,
+  -0.5,
+  -2.5,
+  3,
+  1e-3,
+  -7.25,
+  0.625,
+  88.5,
+  -104.5,
+  1.401298464324817e-45, // smallest subnormal
+  -1.401298464324817e-45,
+  1.1754942106924411e-38, // largest subnormal
+  1.1754943508222875e-38, // smallest normal
+  3.4028234663852886e38, // largest finite
+  -3.4028234663852886e38,
+];
+
 export function fromValues(values: number[], shape: readonly number[], dtype: DType): NbiArray {
   const data =
     dtype === "float64"

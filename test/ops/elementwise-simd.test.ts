@@ -18,27 +18,12 @@ import {
 import { Code, encodeModule, simdSupported } from "../../src/ops/cpu/wasm/encoder.js";
 import { wasm } from "../../src/ops/cpu/wasm/runtime.js";
 import * as prim from "../../src/ops/primitives/elementwise.js";
+import { FLOAT32_SPECIALS } from "../helpers/values.js";
 
 // ---------------------------------------------------------------------------------------------
 // Values
 
-const SPECIALS = [
-  Number.NaN,
-  0,
-  -0,
-  Number.POSITIVE_INFINITY,
-  Number.NEGATIVE_INFINITY,
-  1,
-  -1,
-  0.5,
-  -2.5,
-  1.401298464324817e-45, // smallest subnormal
-  -1.401298464324817e-45,
-  1.1754942106924411e-38, // largest subnormal
-  1.1754943508222875e-38, // smallest normal
-  3.4028234663852886e38, // largest finite
-  -3.4028234663852886e38,
-];
+const SPECIALS = FLOAT32_SPECIALS;
 
 /** float32 values with the special cases well represented (fast-check's float includes them too). */
 const f32Arb = fc.oneof(fc.constantFrom(...SPECIALS), fc.float());

@@ -30,6 +30,7 @@ import type { Array as NbiArray } from "../../src/trace/array.js";
 import { bind1 } from "../../src/trace/core.js";
 import type { DType } from "../../src/trace/dtype.js";
 import type { Primitive } from "../../src/trace/primitive.js";
+import { FLOAT32_SPECIALS } from "../helpers/values.js";
 
 /** Every primitive record the primitive families export, by name. */
 function primitives(): Map<string, Primitive<unknown>> {
@@ -106,25 +107,7 @@ describe("the scalar-op table", () => {
 // ---------------------------------------------------------------------------------------------
 // The SIMD markers against the WebAssembly loops
 
-const SPECIALS = [
-  Number.NaN,
-  0,
-  -0,
-  Number.POSITIVE_INFINITY,
-  Number.NEGATIVE_INFINITY,
-  1,
-  -1,
-  0.5,
-  -2.5,
-  3,
-  1e-3,
-  -7.25,
-  88.5,
-  -104.5,
-  1.401298464324817e-45,
-  3.4028234663852886e38,
-  0.625,
-];
+const SPECIALS = FLOAT32_SPECIALS;
 
 /** Every pair of SPECIALS (a over the first operand, b over the second), as float32. */
 function pairs(): [Float32Array, Float32Array] {

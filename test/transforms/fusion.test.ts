@@ -12,6 +12,7 @@ import { fuseElementwise } from "../../src/transforms/fusion.js";
 import { evalClosedJaxpr, type Jaxpr, makeJaxpr } from "../../src/transforms/jaxpr.js";
 import { optimizeJaxpr, sumsBesideProducers } from "../../src/transforms/rewrite.js";
 import { useTestBackend } from "../helpers/backends.js";
+import { FLOAT32_SPECIALS } from "../helpers/values.js";
 
 const stage = (
   f: (...xs: NbiArray[]) => NbiArray[],
@@ -221,19 +222,7 @@ describe("fuseElementwise groups (cpu)", () => {
 // ---------------------------------------------------------------------------------------------
 // jit(f) against f
 
-const SPECIALS = [
-  Number.NaN,
-  0,
-  -0,
-  Number.POSITIVE_INFINITY,
-  Number.NEGATIVE_INFINITY,
-  1,
-  -1,
-  0.5,
-  -0.5,
-  1.401298464324817e-45,
-  -3.4028234663852886e38,
-];
+const SPECIALS = FLOAT32_SPECIALS;
 
 /** float32 values from a seed: specials, small halves (ties) and wide-ranging magnitudes. */
 function f32Values(n: number, seed: number): Float32Array {
