@@ -339,7 +339,7 @@ export async function drawProposal(
       if (m > 0) out.set(ctx.prior.sample(partKey, m), filled * d);
       parts.push({ weight, part });
     } else if (part.kind === "adapted") {
-      const r = drawAdapted(ctx, part.mixture, partKey, m);
+      const r = await drawAdapted(ctx, part.mixture, partKey, m);
       out.set(r.theta, filled * d);
       redrawn += r.drawn - m;
       parts.push({ weight, part: { ...part, logMass: m > 0 ? Math.log(m / r.drawn) : 0 } });
@@ -371,38 +371,63 @@ export async function drawProposal(
   };
 }
 
+/**
+ * m rows of d numbers by rejection: `draw(attempt, want)` gives `want` candidate rows and which to
+ * keep; attempt 0 asks for `first` rows, later ones for 1.5 × the rows still missing (at least
+ * 16). Returns the kept rows in order and the candidates tried until the m-th was kept (so m /
+ * tried estimates the kept share); `exhausted` words the error after MAX_ATTEMPTS.
+ */
+async function fillByRejection(
+  m: number,
+  d: number,
+  first: number,
+  draw: (
+    attempt: number,
+    want: number,
+  ) => Promise<{ theta: Float64Array; keep: ArrayLike<number> }>,
+  exhausted: (filled: number, drawn: number) => string,
+): Promise<{ theta: Float64Array; drawn: number }> {
+  const out = new Float64Array(m * d);
+  let filled = 0;
+  let drawn = 0;
+  for (let attempt = 0; filled < m; attempt++) {
+    if (attempt >= MAX_ATTEMPTS) throw new NbiError(exhausted(filled, drawn));
+    const want = attempt === 0 ? first : Math.max(16, Math.ceil((m - filled) * 1.5));
+    const { theta, keep } = await draw(attempt, want);
+    for (let i = 0; i < want && filled < m; i++) {
+      drawn++;
+      if (keep[i]) out.set(theta.subarray(i * d, (i + 1) * d), d * filled++);
+    }
+  }
+  return { theta: out, drawn };
+}
+
 /** m draws from a t mixture on the unbounded image, where the map is exact: the draws and the tries. */
 function drawAdapted(
   ctx: ProposalContext,
   mixture: TMixture,
   key: Array,
   m: number,
-): { theta: Float64Array; drawn: number } {
+): Promise<{ theta: Float64Array; drawn: number }> {
   const d = ctx.net.nDims;
   const support = supportOf(ctx.prior);
-  const out = new Float64Array(m * d);
-  let filled = 0;
-  let drawn = 0;
-  for (let attempt = 0; filled < m; attempt++) {
-    if (attempt >= MAX_ATTEMPTS)
-      throw new NbiError(
-        `predict: the adapted mixture put almost all its draws on the prior's bounds (${filled} of ${m} inside after ${drawn} draws)`,
-      );
-    const want = attempt === 0 ? m : Math.max(16, Math.ceil((m - filled) * 1.5));
-    // The first attempt draws with the part's own key (the draws of plans before the redraw).
-    const k = attempt === 0 ? key : keyAt(key, attempt);
-    const theta = fromUnbounded(support, sampleTMixture(mixture, want, k), d);
-    const exact = mapsExactly(support, theta, d);
-    for (let i = 0; i < want && filled < m; i++) {
-      drawn++;
-      if (exact[i]) out.set(theta.subarray(i * d, (i + 1) * d), d * filled++);
-    }
-  }
-  return { theta: out, drawn };
+  return fillByRejection(
+    m,
+    d,
+    m,
+    async (attempt, want) => {
+      // The first attempt draws with the part's own key (the draws of plans before the redraw).
+      const k = attempt === 0 ? key : keyAt(key, attempt);
+      const theta = fromUnbounded(support, sampleTMixture(mixture, want, k), d);
+      return { theta, keep: mapsExactly(support, theta, d) };
+    },
+    (filled, drawn) =>
+      `predict: the adapted mixture put almost all its draws on the prior's bounds (${filled} of ${m} inside after ${drawn} draws)`,
+  );
 }
 
 /** m draws from a surrogate part, inside the support (and its region): the draws and the tries. */
-async function drawSurrogate(
+function drawSurrogate(
   ctx: ProposalContext,
   part: Extract<ProposalPart, { kind: "surrogate" }>,
   key: Array,
@@ -410,37 +435,34 @@ async function drawSurrogate(
 ): Promise<{ theta: Float64Array; drawn: number }> {
   const d = ctx.net.nDims;
   const surrogate = surrogateAfter(ctx, part.round);
-  const out = new Float64Array(m * d);
-  let filled = 0;
-  let drawn = 0;
-  for (let attempt = 0; filled < m; attempt++) {
-    if (attempt >= MAX_ATTEMPTS) {
-      throw new NbiError(
-        "fit: the surrogate posterior put almost all its draws outside the prior's support " +
-          `(${filled} of ${m} inside after ${drawn} draws); expected a surrogate that overlaps ` +
-          "the prior — check that xObs was simulated from a parameter inside the prior",
+  return fillByRejection(
+    m,
+    d,
+    Math.max(16, m),
+    async (attempt, want) => {
+      const theta = await proposalSample(
+        surrogate,
+        keyAt(key, attempt),
+        ctx.xObs,
+        want,
+        part.defensive,
       );
-    }
-    const want = Math.max(16, Math.ceil((m - filled) * (attempt === 0 ? 1 : 1.5)));
-    const draws = await proposalSample(
-      surrogate,
-      keyAt(key, attempt),
-      ctx.xObs,
-      want,
-      part.defensive,
-    );
-    const inSupport = ctx.prior.inSupport(draws);
-    const exact = mapsExactly(surrogate.scales, draws, d);
-    const inside = inSupport.map((v, i) => (v && exact[i] ? 1 : 0));
-    const logQ =
-      part.threshold === undefined ? undefined : await surrogateLogProb(surrogate, ctx.xObs, draws);
-    for (let i = 0; i < want && filled < m; i++) {
-      drawn++;
-      if (inside[i] && (logQ === undefined || logQ[i]! >= part.threshold!))
-        out.set(draws.subarray(i * d, (i + 1) * d), d * filled++);
-    }
-  }
-  return { theta: out, drawn };
+      const inSupport = ctx.prior.inSupport(theta);
+      const exact = mapsExactly(surrogate.scales, theta, d);
+      const logQ =
+        part.threshold === undefined
+          ? undefined
+          : await surrogateLogProb(surrogate, ctx.xObs, theta);
+      const keep = inSupport.map((v, i) =>
+        v && exact[i] && (logQ === undefined || logQ[i]! >= part.threshold!) ? 1 : 0,
+      );
+      return { theta, keep };
+    },
+    (filled, drawn) =>
+      "fit: the surrogate posterior put almost all its draws outside the prior's support " +
+      `(${filled} of ${m} inside after ${drawn} draws); expected a surrogate that overlaps ` +
+      "the prior — check that xObs was simulated from a parameter inside the prior",
+  );
 }
 
 /**
