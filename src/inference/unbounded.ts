@@ -39,6 +39,10 @@ export interface UnboundedImage {
 /** How far inside the bounds θ is clamped (a draw exactly on a bound has no finite image). */
 const EDGE = 1e-12;
 
+/** The clamping band next to a parameter's finite bounds (`toUnbounded` clamps, `mapsExactly` flags). */
+const bandOf = (a: number, b: number): number =>
+  Number.isFinite(a) && Number.isFinite(b) ? EDGE * (b - a) : EDGE;
+
 /**
  * u = φ(θ) for n × d rows, and log |det ∂u/∂θ| per row.
  *
@@ -61,28 +65,29 @@ export function toUnbounded(bounds: SupportBounds, theta: Float64Array, d: numbe
     const b = hi[j]!;
     const lower = Number.isFinite(a);
     const upper = Number.isFinite(b);
+    const band = bandOf(a, b);
     for (let i = 0; i < n; i++) {
       const t = theta[i * d + j]!;
       if (lower && upper && probit) {
         const w = b - a;
         // Φ⁻¹ of the nearer end's distance, so no digits are lost next to the upper bound.
-        const below = Math.max(t - a, EDGE * w) / w;
-        const above = Math.max(b - t, EDGE * w) / w;
+        const below = Math.max(t - a, band) / w;
+        const above = Math.max(b - t, band) / w;
         const v = below <= above ? ndtri(below) : -ndtri(above);
         u[i * d + j] = v;
         logJac[i] -= Math.log(w) + logNormalPdf(v);
       } else if (lower && upper) {
         const w = b - a;
-        const below = Math.max(t - a, EDGE * w);
-        const above = Math.max(b - t, EDGE * w);
+        const below = Math.max(t - a, band);
+        const above = Math.max(b - t, band);
         u[i * d + j] = Math.log(below) - Math.log(above);
         logJac[i] += Math.log(w) - Math.log(below) - Math.log(above);
       } else if (lower) {
-        const below = Math.max(t - a, EDGE);
+        const below = Math.max(t - a, band);
         u[i * d + j] = Math.log(below);
         logJac[i] -= Math.log(below);
       } else if (upper) {
-        const above = Math.max(b - t, EDGE);
+        const above = Math.max(b - t, band);
         u[i * d + j] = -Math.log(above);
         logJac[i] -= Math.log(above);
       } else u[i * d + j] = t;
@@ -151,7 +156,7 @@ export function mapsExactly(bounds: SupportBounds, theta: Float64Array, d: numbe
     const lower = Number.isFinite(a);
     const upper = Number.isFinite(b);
     if (!lower && !upper) continue;
-    const band = lower && upper ? EDGE * (b - a) : EDGE;
+    const band = bandOf(a, b);
     for (let i = 0; i < n; i++) {
       const t = theta[i * d + j]!;
       if ((lower && !(t - a >= band)) || (upper && !(b - t >= band))) out[i] = 0;
