@@ -40,6 +40,12 @@ export {
   type NsfOptions,
   nsf,
 } from "./flows.js";
+export {
+  type HostBijector,
+  type HostValueAndLogDet,
+  hostChain,
+  hostStandardise,
+} from "./host.js";
 export { bijectorLaws, type LawOptions } from "./laws.js";
 export {
   type Made,

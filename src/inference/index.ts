@@ -99,6 +99,7 @@ export {
   surrogateLogProb,
   surrogateOf,
   surrogateSample,
+  thetaMap,
 } from "./posterior.js";
 export {
   PPC_CAUTION_P,
@@ -146,6 +147,7 @@ export {
 export {
   fromUnbounded,
   type SupportBounds,
+  supportMap,
   toUnbounded,
   type UnboundedImage,
 } from "./unbounded.js";

@@ -3,10 +3,12 @@
  * and a conditional flow over standardised parameters. Observations enter as [batch, channels,
  * length] (a 1-D simulator output of length L is one channel); data and parameters are
  * standardised with scales fixed per round and saved with the model, and log-densities are
- * reported in the user's units (the flow's density minus Σ log σθ), so importance weights and
- * evidences are exact.
+ * reported in the user's units (the flow's density times the Jacobian of `thetaMap`, the support
+ * map and the standardisation as one host bijector chain), so importance weights and evidences
+ * are exact.
  */
 import { type Flow, type FlowParams, maf, nsf } from "../bijectors/flows.js";
+import { type HostBijector, hostChain, hostStandardise } from "../bijectors/host.js";
 import { fail, NbiError } from "../errors.js";
 import { type FeaturizerConfig, resolve } from "../featurizers/registry.js";
 import type { Featurizer } from "../featurizers/types.js";
@@ -18,13 +20,7 @@ import * as tree from "../trace/tree.js";
 import { jit } from "../transforms/jit.js";
 import { encodePacked, type GappedLightCurves } from "./gaps.js";
 import { onCpu, uniforms } from "./host.js";
-import {
-  fromUnbounded,
-  isBounded,
-  mapsExactly,
-  type SupportBounds,
-  toUnbounded,
-} from "./unbounded.js";
+import { isBounded, mapsExactly, type SupportBounds, supportMap } from "./unbounded.js";
 
 /** nbi's flow hyperparameters (camelCase), plus the transformer type. */
 export interface FlowConfig {
@@ -221,7 +217,7 @@ export function fitScales(
           ...(bounds.boundedMap ? { boundedMap: bounds.boundedMap } : {}),
         }
       : undefined;
-  const theta = support ? toUnbounded(support, thetaRaw, nDims).u : thetaRaw;
+  const theta = support ? supportMap(support).forwardAndLogDet(thetaRaw, nDims).value : thetaRaw;
   const [C, L] = inputShape;
   const n = theta.length / nDims;
   const xMean = new Float64Array(C);
@@ -267,30 +263,32 @@ export function fitScales(
 }
 
 /**
- * θ rows (user's units) as the flow sees them: standardised unbounded images, float32, and
- * log |det ∂θs/∂θ| per row (the support map's Jacobian minus Σ log σ).
+ * The map T from θ (user's units) to the flow's coordinates s: the support map, then the
+ * standardisation of its image, as one host bijector chain. A surrogate's density is
+ * q(θ | x) = q_s(T(θ) | x) · |det ∂T/∂θ|, the log-det summed by the chain (bijectors/host.ts).
+ *
+ * @example
+ * ```ts
+ * const { value, logDet } = inference.thetaMap(checkpoint.scales).forwardAndLogDet(theta, d);
+ * ```
  */
+export function thetaMap(scales: Scales): HostBijector {
+  return hostChain([hostStandardise(scales.thetaMean, scales.thetaStd), supportMap(scales)]);
+}
+
+/** θ rows as the flow sees them: T(θ) in float32 (see `thetaMap`) and log |det ∂T/∂θ| per row. */
 export function standardiseTheta(
   scales: Scales,
   theta: Float64Array,
   d: number,
 ): { ts: Float32Array; logJac: Float64Array } {
-  const { u, logJac } = toUnbounded(scales, theta, d);
-  const n = theta.length / d;
-  const ts = new Float32Array(theta.length);
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j < d; j++)
-      ts[i * d + j] = (u[i * d + j]! - scales.thetaMean[j]!) / scales.thetaStd[j]!;
-  const shift = logScaleSum(scales);
-  return { ts, logJac: logJac.map((v) => v - shift) };
+  const { value, logDet } = thetaMap(scales).forwardAndLogDet(theta, d);
+  return { ts: Float32Array.from(value), logJac: logDet };
 }
 
-/** The flow's standardised draws (n × d) back in the user's units. */
+/** The flow's draws (n × d) back in the user's units: T⁻¹ (see `thetaMap`). */
 export function destandardiseTheta(scales: Scales, s: ArrayLike<number>, d: number): Float64Array {
-  const u = new Float64Array(s.length);
-  for (let i = 0; i < s.length; i++)
-    u[i] = s[i]! * scales.thetaStd[i % d]! + scales.thetaMean[i % d]!;
-  return fromUnbounded(scales, u, d);
+  return thetaMap(scales).inverse(Float64Array.from(s), d);
 }
 
 /** A trained surrogate: its parameters and the standardisation they were trained with. */
@@ -394,12 +392,6 @@ export function standardiseX(
 }
 
 const CHUNK = 8192;
-
-function logScaleSum(scales: Scales): number {
-  let s = 0;
-  for (const v of scales.thetaStd) s += Math.log(v);
-  return s;
-}
 
 /**
  * log q(θ | x) in the user's units. `xObs` is one observation (shared by all θ) or one per θ.

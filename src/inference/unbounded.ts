@@ -13,6 +13,7 @@
  * bench/RESULTS.md). The uniform prior itself maps to N(0, 1). One end finite: u = ±log of the
  * distance to it.
  */
+import type { HostBijector } from "../bijectors/host.js";
 import { logNormalPdf, ndtr, ndtri } from "./special.js";
 
 /** Bounds per parameter (±Infinity where open); both unset: the identity. */
@@ -133,6 +134,27 @@ export function fromUnbounded(bounds: SupportBounds, u: Float64Array, d: number)
     }
   }
   return theta;
+}
+
+/**
+ * The support map φ as a host bijector (θ ↦ u with log |det ∂u/∂θ|), the first link of the chain
+ * from a user's parameters to a flow's coordinates (see bijectors/host.ts).
+ *
+ * @example
+ * ```ts
+ * const phi = inference.supportMap({ thetaLower: Float64Array.of(0), thetaUpper: Float64Array.of(1), boundedMap: "probit" });
+ * phi.forwardAndLogDet(Float64Array.of(0.5), 1); // value [0], logDet [log √(2π)]
+ * ```
+ */
+export function supportMap(bounds: SupportBounds): HostBijector {
+  return {
+    name: `supportMap(${isBounded(bounds) ? (bounds.boundedMap ?? "logit") : "identity"})`,
+    forwardAndLogDet(theta, d) {
+      const { u, logJac } = toUnbounded(bounds, theta, d);
+      return { value: u, logDet: logJac };
+    },
+    inverse: (u, d) => fromUnbounded(bounds, u, d),
+  };
 }
 
 /**
