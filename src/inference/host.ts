@@ -9,7 +9,12 @@ import * as random from "../ops/random.js";
 import type { Array } from "../trace/array.js";
 import { defaultBackend, setDefaultBackend } from "../trace/backend.js";
 
-/** Runs `fn` with the CPU backend as the default (restoring the previous default afterwards). */
+/**
+ * Runs `fn` with the CPU backend as the default (restoring the previous default afterwards). Keys
+ * and draws need no such switch (`random.splitAt`, `foldIn`, `hostSplit`, `hostUniforms` and
+ * `hostNormals` compute on the host from a CPU key); what remains is parameter initialisation,
+ * whose initialisers build arrays and read them back on the host.
+ */
 export function onCpu<T>(fn: () => T): T {
   const previous = defaultBackend().name;
   if (previous === "cpu") return fn();
@@ -35,7 +40,7 @@ export function hostKey(seed: number): Array {
 
 /** `n` independent keys derived from `key` (on the CPU backend). */
 export function splitKeys(key: Array, n: number): Array[] {
-  return onCpu(() => random.splitList(key, n));
+  return random.hostSplit(key, n);
 }
 
 /**
@@ -63,8 +68,7 @@ export function keyAt(key: Array, index: number): Array {
  * ```
  */
 export function uniforms(key: Array, n: number): Float64Array {
-  if (n === 0) return new Float64Array(0);
-  return onCpu(() => random.uniform(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;
+  return random.hostUniforms(key, n);
 }
 
 /**
@@ -76,8 +80,7 @@ export function uniforms(key: Array, n: number): Float64Array {
  * ```
  */
 export function normals(key: Array, n: number): Float64Array {
-  if (n === 0) return new Float64Array(0);
-  return onCpu(() => random.normal(key, [n], { dtype: "float64" }).dataSync()) as Float64Array;
+  return random.hostNormals(key, n);
 }
 
 /** A uniformly random permutation of 0..n−1 (Fisher–Yates driven by one key). */

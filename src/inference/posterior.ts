@@ -482,7 +482,7 @@ export async function surrogateSample(
       { dtype: "int32" },
     );
     const ctx = np.reshape(np.take(ctxAll, obs, 0), [rows, F]);
-    const k = deviceKey(onCpu(() => random.splitList(key, chunkIndex + 1)[chunkIndex]!));
+    const k = deviceKey(random.splitAt(key, chunkIndex + 1, chunkIndex));
     out.set(
       destandardiseTheta(scales, await fns.sample(params, k, rows, ctx).data(), d),
       start * d,
@@ -559,7 +559,7 @@ export async function proposalSample(
   defensive?: Defensive,
 ): Promise<Float64Array> {
   const { net, params, scales } = surrogate;
-  const [k0, k1, k2] = onCpu(() => random.splitList(key, 3));
+  const [k0, k1, k2] = random.hostSplit(key, 3);
   if (!defensive) return surrogateSample(surrogate, key, xObs, n);
   const d = net.nDims;
   const u = uniforms(k0!, n);

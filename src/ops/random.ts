@@ -11,7 +11,7 @@ import { ConcreteArray } from "../trace/concrete-array.js";
 import { bind1 } from "../trace/core.js";
 import { type DType, isFloat } from "../trace/dtype.js";
 import { checkShape, normalizeAxis } from "../trace/shape.js";
-import { threefry2x32 } from "./cpu/threefry.js";
+import { randomBits, threefry2x32 } from "./cpu/threefry.js";
 import { array } from "./creation.js";
 import * as np from "./numpy.js";
 import * as ew from "./primitives/elementwise.js";
@@ -97,6 +97,57 @@ export function foldIn(k: Array, data: number): Array {
   const [hi, lo] = seedWords(data);
   return array(Uint32Array.from(block(words, hi!, lo!)), { backend: "cpu" });
 }
+
+/**
+ * Host-side draws from a concrete CPU key, for callers that want float64 numbers on the host (the
+ * inference layer's priors, splits and weights) whatever backend is the default: the same bits,
+ * in the same layout, and the same float64 arithmetic as the array versions on the CPU backend,
+ * so each equals its array version bit for bit (tested), with no array built and no backend
+ * chosen.
+ *
+ * @example
+ * ```ts
+ * const k = random.key(0, { backend: "cpu" });
+ * random.hostUniforms(k, 3); // = random.uniform(k, [3], { dtype: "float64" }).dataSync()
+ * random.hostNormals(k, 3); // = random.normal(k, [3], { dtype: "float64" }).dataSync()
+ * random.hostSplit(k, 4); // = random.splitList(k, 4), as CPU keys
+ * ```
+ */
+export function hostUniforms(k: Array, n: number): Float64Array {
+  const b = randomBits(keyWords("random.hostUniforms", k), 2 * hostCount("hostUniforms", n));
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = unit53(b[2 * i]!, b[2 * i + 1]!);
+  return out;
+}
+
+/** Standard normals in float64 on the host (see `hostUniforms`): Box–Muller as `normal`. */
+export function hostNormals(k: Array, n: number): Float64Array {
+  const b = randomBits(keyWords("random.hostNormals", k), 4 * hostCount("hostNormals", n));
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u1 = 1 - unit53(b[4 * i]!, b[4 * i + 1]!);
+    const u2 = unit53(b[4 * i + 2]!, b[4 * i + 3]!);
+    out[i] = Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+  return out;
+}
+
+/** `splitList(k, n)` computed on the host (see `hostUniforms`): n CPU keys. */
+export function hostSplit(k: Array, n: number): Array[] {
+  if (!Number.isInteger(n) || n < 1) fail("random.hostSplit", "n", "a positive integer", n);
+  const w = randomBits(keyWords("random.hostSplit", k), 2 * n);
+  return globalThis.Array.from({ length: n }, (_, i) =>
+    array(w.slice(2 * i, 2 * i + 2), { backend: "cpu" }),
+  );
+}
+
+function hostCount(fn: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0) fail(`random.${fn}`, "n", "a non-negative integer", n);
+  return n;
+}
+
+/** A float64 in [0, 1) from two words: 27 + 26 high bits, as `unitUniform`'s float64 branch. */
+const unit53 = (w0: number, w1: number): number => ((w0 >>> 5) * 2 ** 26 + (w1 >>> 6)) * 2 ** -53;
 
 function checkKey(fn: string, k: Array): void {
   if (k.dtype !== "uint32" || k.shape[k.ndim - 1] !== 2) {

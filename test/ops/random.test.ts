@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { type Array, NbiError, np, random, vmap } from "../../src/index.js";
+import type { ConcreteArray } from "../../src/trace/concrete-array.js";
 import { testBackends, useTestBackend } from "../helpers/backends.js";
 import { tolist } from "../helpers/values.js";
 
@@ -798,6 +799,50 @@ describe("random.splitAt and random.foldIn (host-side key derivation, CPU keys)"
     );
     expect(() => vmap((kk: Array) => random.foldIn(kk, 1))(random.split(k, 2))).toThrow(
       /random\.foldIn: key expected a concrete key/,
+    );
+  });
+});
+
+describe("random.hostUniforms, hostNormals and hostSplit (host-side draws, CPU keys)", () => {
+  useTestBackend("cpu");
+
+  it("equal their array versions on the CPU backend bit for bit, for any key and count", async () => {
+    const fc = (await import("fast-check")).default;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+        fc.integer({ min: 1, max: 257 }),
+        async (seed, n) => {
+          const k = random.key(seed);
+          expect(random.hostUniforms(k, n)).toEqual(
+            await random.uniform(k, [n], { dtype: "float64" }).data(),
+          );
+          expect(random.hostNormals(k, n)).toEqual(
+            await random.normal(k, [n], { dtype: "float64" }).data(),
+          );
+          const keys = random.hostSplit(k, n);
+          const arrays = random.splitList(k, n);
+          for (let i = 0; i < n; i++) {
+            expect((keys[i] as ConcreteArray).backend.name).toBe("cpu");
+            expect(await host(keys[i]!)).toEqual(await host(arrays[i]!));
+          }
+        },
+      ),
+      { numRuns: 40, seed: 5 },
+    );
+  });
+
+  it("name a bad count and a key that is not a concrete CPU key", () => {
+    const k = random.key(0);
+    expect(random.hostUniforms(k, 0)).toEqual(new Float64Array(0));
+    expect(() => random.hostNormals(k, -1)).toThrow(
+      /random\.hostNormals: n expected a non-negative integer, got -1/,
+    );
+    expect(() => random.hostSplit(k, 0)).toThrow(
+      /random\.hostSplit: n expected a positive integer/,
+    );
+    expect(() => random.hostUniforms(random.split(k, 2), 3)).toThrow(
+      /random\.hostUniforms: key expected a single key/,
     );
   });
 });
