@@ -196,6 +196,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
         importance.weights,
         d,
         keyAt(key, 100_000 + attempt),
+        concat64(...logTarget),
       );
     }
   }

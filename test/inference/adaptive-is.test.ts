@@ -3,7 +3,12 @@ import os from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NBI, priors } from "../../src/index.js";
-import { balanceLogDensity, temperedWeights } from "../../src/inference/adaptive-is.js";
+import {
+  balanceLogDensity,
+  CHOOSE_MIN_ESS,
+  chooseComponents,
+  temperedWeights,
+} from "../../src/inference/adaptive-is.js";
 import { hostKey, normals } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 
@@ -36,6 +41,54 @@ describe("temperedWeights", () => {
     const t = temperedWeights(flat, 50);
     const total = flat.reduce((a, b) => a + b, 0);
     for (let i = 0; i < flat.length; i++) expect(t[i]).toBeCloseTo(flat[i]! / total, 14);
+  });
+});
+
+describe("chooseComponents (the adapted mixture's size, by a held-out score)", () => {
+  // A posterior of twelve narrow modes on a circle, weighed draws from a broad normal: eight
+  // components cannot give each mode its own, sixteen can.
+  const modes = 12;
+  const target = (x: number, y: number) => {
+    const terms: number[] = [];
+    for (let m = 0; m < modes; m++) {
+      const a = (2 * Math.PI * m) / modes;
+      terms.push(-((x - 5 * Math.cos(a)) ** 2 + (y - 5 * Math.sin(a)) ** 2) / (2 * 0.3 ** 2));
+    }
+    const top = Math.max(...terms);
+    return top + Math.log(terms.reduce((s, t) => s + Math.exp(t - top), 0));
+  };
+  const weighed = (n: number, seed: number) => {
+    const z = normals(hostKey(seed), 2 * n);
+    const u = z.map((v) => 4 * v);
+    const logTarget = new Float64Array(n);
+    const lw = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const [x, y] = [u[2 * i]!, u[2 * i + 1]!];
+      logTarget[i] = target(x, y);
+      lw[i] = logTarget[i]! + (x * x + y * y) / 32; // − log q up to a constant
+    }
+    const weights = importanceWeights(lw).weights;
+    return { u, logTarget, weights, logJac: new Float64Array(n) };
+  };
+
+  it("takes sixteen components for twelve modes when the draws carry enough weight", () => {
+    const { u, logTarget, weights, logJac } = weighed(20_000, 3);
+    const k = chooseComponents(u, logJac, weights, weights, logTarget, 2, hostKey(4));
+    expect(k).toBe(16);
+  });
+
+  it("takes eight unscored when half the draws hold fewer than CHOOSE_MIN_ESS effective ones", () => {
+    const { u, logTarget, weights, logJac } = weighed(600, 3);
+    let s = 0;
+    let s2 = 0;
+    weights.forEach((w, i) => {
+      if (i % 2 === 1) {
+        s += w;
+        s2 += w * w;
+      }
+    });
+    expect((s * s) / s2).toBeLessThan(CHOOSE_MIN_ESS);
+    expect(chooseComponents(u, logJac, weights, weights, logTarget, 2, hostKey(4))).toBe(8);
   });
 });
 
