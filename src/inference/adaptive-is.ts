@@ -3,9 +3,9 @@
  * stage draws from the surrogate; when its weights are poor, later stages draw from a Student-t
  * mixture fitted to the weighted draws so far (on the unbounded image of the prior's support;
  * degenerate weights tempered first; 8 or 16 components, chosen on held-out draws), mixed with
- * the surrogate so that no region the surrogate covers is lost. Every draw is weighted against the exact density of all the stages' proposals
- * as one deterministic mixture, so the estimates stay consistent and a poor stage cannot
- * dominate them.
+ * the surrogate so that no region the surrogate covers is lost. Every draw is weighted against
+ * the exact density of all the stages' proposals as one deterministic mixture, so the estimates
+ * stay consistent and a poor stage cannot dominate them.
  */
 import type { Array } from "../trace/array.js";
 import type { Prior } from "./priors.js";
