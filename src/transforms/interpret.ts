@@ -156,7 +156,7 @@ function planOf(original: Jaxpr): Plan {
       product = jaxpr.eqns[j]!.outBinders[0]!;
     }
     const acc = run.split.inSlots.indexOf(slotOf(product));
-    const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusible !== undefined;
+    const inRun = (k: number) => k >= start && k < end && jaxpr.eqns[k]!.prim.fusible === true;
     if (ok && acc >= 0 && !keep.has(slotOf(product)) && readers.get(product)!.every(inRun)) {
       run.acc = acc;
       epilogues.set(m, run);

@@ -27,7 +27,7 @@ import { moveAxis, reshape, unbroadcast } from "./structural.js";
 
 // The CPU's fused loops (cpu/fused.ts) compile runs of these primitives from their scalar-op
 // table entries; attached to the CPU backend here, where the fusible primitives are defined, so
-// any jaxpr with a fusible equation (one with `fusion`) has loaded them.
+// any jaxpr with a fusible equation (one marked `fusible`) has loaded them.
 setCpuFusion(cpuFusion);
 
 // ---------------------------------------------------------------------------------------------
