@@ -8,6 +8,7 @@
  * stay consistent and a poor stage cannot dominate them.
  */
 import type { Array } from "../trace/array.js";
+import { kishEss } from "./importance.js";
 import type { Prior } from "./priors.js";
 import type { ProposalPart, RoundProposal } from "./proposals.js";
 import { logSumExp } from "./special.js";
@@ -124,14 +125,7 @@ export function chooseComponents(
 ): number {
   const n = weights.length;
   const train = fitWeights.map((w, i) => (i % 2 === 1 ? w : 0));
-  let s = 0;
-  let s2 = 0;
-  for (const w of train) {
-    s += w;
-    s2 += w * w;
-  }
-  const trainEss = s > 0 ? (s * s) / s2 : 0;
-  if (trainEss < CHOOSE_MIN_ESS) return COMPONENT_CHOICES[0];
+  if (kishEss(train) < CHOOSE_MIN_ESS) return COMPONENT_CHOICES[0];
   let best: number = COMPONENT_CHOICES[0];
   let bestScore = Number.POSITIVE_INFINITY;
   for (const k of COMPONENT_CHOICES) {
@@ -175,17 +169,13 @@ export function temperedWeights(weights: Float64Array, floor: number): Float64Ar
     if (l > max) max = l;
   }
   const at = (beta: number) => {
-    const out = new Float64Array(weights.length);
-    let s = 0;
-    let s2 = 0;
-    logW.forEach((l, i) => {
-      const v = Number.isFinite(l) ? Math.exp(beta * (l - max)) : 0;
-      out[i] = v;
-      s += v;
-      s2 += v * v;
-    });
+    const out = Float64Array.from(logW, (l) =>
+      Number.isFinite(l) ? Math.exp(beta * (l - max)) : 0,
+    );
+    const ess = kishEss(out);
+    const s = out.reduce((a, b) => a + b, 0);
     for (let i = 0; i < out.length; i++) out[i]! /= s;
-    return { out, ess: (s * s) / s2 };
+    return { out, ess };
   };
   const full = at(1);
   if (full.ess >= floor) return full.out;

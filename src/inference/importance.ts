@@ -83,8 +83,8 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
     weights[i] = w;
     sumSq += w * w;
   }
-  const kishEss = 1 / sumSq;
-  const nEff = kishEss - 1;
+  const kish = 1 / sumSq;
+  const nEff = kish - 1;
   // sd(w)/mean(w) is scale-free, so with normalised weights (sample variance, n − 1):
   // SE² = (n·Σŵ² − 1)/(n − 1). Clamped at 0 against rounding when all weights are equal.
   const logEvidenceSe = n > 1 ? Math.sqrt(Math.max(0, n * sumSq - 1) / (n - 1)) : Number.NaN;
@@ -94,12 +94,32 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
     nValid,
     nInvalid: n - nValid,
     nEff,
-    kishEss,
+    kishEss: kish,
     efficiency: nEff / n,
     logEvidence: max + Math.log(sum) - Math.log(n),
     logEvidenceSe,
     paretoK: paretoKHat(logWeights),
   };
+}
+
+/**
+ * Kish's effective sample size (Σw)²/Σw² of non-negative weights, normalised or not (0 when
+ * they are all 0): the one formula the adaptive stages' fits and scores share.
+ *
+ * @example
+ * ```ts
+ * inference.kishEss([1, 1, 0, 0]); // 2
+ * ```
+ */
+export function kishEss(weights: ArrayLike<number>): number {
+  let s = 0;
+  let s2 = 0;
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i]!;
+    s += w;
+    s2 += w * w;
+  }
+  return s > 0 ? (s * s) / s2 : 0;
 }
 
 /**

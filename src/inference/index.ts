@@ -55,6 +55,7 @@ export {
   generalizedParetoFit,
   type ImportanceResult,
   importanceWeights,
+  kishEss,
   PARETO_K_UNRELIABLE,
   paretoKHat,
   resample,

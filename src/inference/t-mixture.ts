@@ -11,6 +11,7 @@
 import { fail } from "../errors.js";
 import type { Array } from "../trace/array.js";
 import { keyAt, normals, uniforms } from "./host.js";
+import { kishEss } from "./importance.js";
 import { logGamma } from "./special.js";
 
 /** One fitted mixture. */
@@ -62,18 +63,16 @@ export function fitTMixture(
   if (points.length !== n * dim)
     fail(fn, "points", `${n} rows of ${dim} (one per weight)`, `${points.length} numbers`);
   let total = 0;
-  let sq = 0;
   for (const w of weights) {
     if (!(w >= 0) || !Number.isFinite(w)) fail(fn, "weights", "finite non-negative numbers", w);
     total += w;
-    sq += w * w;
   }
   if (!(total > 0)) fail(fn, "weights", "at least one positive weight", "all zero");
   const nu = options.nu ?? 5;
   if (!(nu > 2)) fail(fn, "options.nu", "a number > 2 (a finite covariance)", nu);
   const inflate = options.inflate ?? 1.5;
   if (!(inflate > 0)) fail(fn, "options.inflate", "a positive number", inflate);
-  const ess = (total * total) / sq;
+  const ess = kishEss(weights);
   // Keep the draws that carry weight (the rest change nothing but cost).
   const rows: number[] = [];
   for (let i = 0; i < n; i++) if (weights[i]! > total * 1e-9) rows.push(i);

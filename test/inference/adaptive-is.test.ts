@@ -10,18 +10,7 @@ import {
   temperedWeights,
 } from "../../src/inference/adaptive-is.js";
 import { hostKey, normals } from "../../src/inference/host.js";
-import { importanceWeights } from "../../src/inference/importance.js";
-
-/** The Kish effective sample size (Σw)² / Σw² of non-negative weights. */
-const kish = (v: Float64Array) => {
-  let s = 0;
-  let s2 = 0;
-  for (const x of v) {
-    s += x;
-    s2 += x * x;
-  }
-  return (s * s) / s2;
-};
+import { importanceWeights, kishEss as kish } from "../../src/inference/importance.js";
 
 describe("temperedWeights", () => {
   const lw = Float64Array.from({ length: 400 }, (_, i) => (i === 0 ? 0 : -8 - (i % 37) * 0.3));

@@ -5,6 +5,7 @@ import { hostKey, normals, uniforms } from "../../src/inference/host.js";
 import {
   combineRounds,
   importanceWeights,
+  kishEss,
   paretoKHat,
   resample,
   weightedMoments,
@@ -131,6 +132,28 @@ describe("importanceWeights", () => {
     );
     expect(() => importanceWeights(new Float64Array(0))).toThrow(/at least one log-weight/);
     expect(() => importanceWeights([1, 2] as unknown as Float64Array)).toThrow(/Float64Array/);
+  });
+});
+
+describe("kishEss", () => {
+  it("is (Σw)²/Σw², the same for any scale of the weights, and importanceWeights' figure", () => {
+    expect(kishEss([1, 1, 0, 0])).toBe(2);
+    expect(kishEss([0, 0])).toBe(0);
+    expect(kishEss([3])).toBe(1);
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -30, max: 0, noNaN: true }), { minLength: 1, maxLength: 50 }),
+        fc.double({ min: 1e-3, max: 1e3, noNaN: true }),
+        (logW, scale) => {
+          const r = importanceWeights(Float64Array.from(logW));
+          const ess = kishEss(r.weights);
+          expect(ess).toBeCloseTo(r.kishEss, 9);
+          expect(kishEss(r.weights.map((w) => w * scale))).toBeCloseTo(ess, 9);
+          expect(ess).toBeGreaterThanOrEqual(1 - 1e-12);
+          expect(ess).toBeLessThanOrEqual(logW.length + 1e-9);
+        },
+      ),
+    );
   });
 });
 
