@@ -20,6 +20,7 @@
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200]
+ *   [--no-adapt-rounds]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -185,6 +186,7 @@ export async function runOne(
     c2stEpochs: number;
     nEpochs: number;
     nPredict: number;
+    adaptRounds: boolean;
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -210,6 +212,7 @@ export async function runOne(
       lr: 1e-3,
       earlyStopPatience: 20,
       logLike,
+      adaptRounds: options.adaptRounds,
       ...(method.loss ? { loss: method.loss } : {}),
       ...(method.proposal ? { proposal: method.proposal } : {}),
       ...(method.flowSpace ? { flowSpace: method.flowSpace } : {}),
@@ -372,6 +375,8 @@ function parseArgs(argv: readonly string[]) {
     out: get("out", ""),
     // --no-c2st: skip the classifier tests (their columns print "—").
     c2st: !argv.includes("--no-c2st"),
+    // --no-adapt-rounds: every round drawn from the surrogate in one batch (fit's adaptRounds).
+    adaptRounds: !argv.includes("--no-adapt-rounds"),
     c2stN: num("c2st-n", "10000"),
     c2stEpochs: num("c2st-epochs", "300"),
     nEpochs: num("epochs", "200"),

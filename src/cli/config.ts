@@ -31,8 +31,8 @@
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
  *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
  *   for sequential rounds loss ("auto" | "nll" | "apt" | "weighted-nll"), atoms (APT's, ≥ 1),
- *   proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)) and
- *   flowSpace ("unbounded" | "logit" | "theta").
+ *   proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)),
+ *   adaptRounds (true/false) and flowSpace ("unbounded" | "logit" | "theta").
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`
  *   trains an amortized posterior (one round from the prior).
  * - path: the run folder (default: "<config name>-run" beside the config file).
@@ -101,6 +101,8 @@ export interface FitSection {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region. */
   truncationEps?: number;
+  /** Draw rounds in adaptive stages when the likelihood weighs θ alone (default true). */
+  adaptRounds?: boolean;
   /** Where the flow lives: "unbounded" (default, probit), "logit" or "theta". */
   flowSpace?: FlowSpace;
 }

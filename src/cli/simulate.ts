@@ -10,7 +10,9 @@
  *   (`chunk-s003-NNNNNN.*.npy`), so shards never collide.
  *
  * `nbi fit CONFIG` then finds the round's simulations stored and goes straight to training; the
- * result is identical to an unsharded fit with the same seed.
+ * result is identical to an unsharded fit with the same seed and `adaptRounds: false` (an
+ * unsharded fit with a likelihood draws later rounds in adaptive stages, which shards cannot run
+ * ahead of: --prepare draws such a round in one batch and says so).
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -224,6 +226,16 @@ export async function prepareRound(
       checkpoints.push(
         await loadCheckpoint(join(store.roundDir(r), "checkpoint.safetensors"), template),
       );
+  }
+  // A fit with a likelihood draws later rounds in adaptive stages (fit.adaptRounds), each stage's
+  // draws weighed on the simulations of the stages before: nothing a shard could run ahead of.
+  if (round > 0 && run.fit.noise !== undefined && run.fit.adaptRounds !== false) {
+    reporter.warn(
+      `round ${round} is drawn from the surrogate in one batch for its shards; an unsharded fit ` +
+        "draws it in adaptive stages, which need each stage's simulations before the next is " +
+        'drawn. Set "adaptRounds": false in the config\'s fit section for sharded and unsharded ' +
+        "fits to draw alike.",
+    );
   }
   // The engine's own draw (snpe.ts drawRound), with the engine's run key.
   const { theta, ...draws } = await drawRound({

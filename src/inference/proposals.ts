@@ -90,6 +90,54 @@ export interface RoundProposal {
   }[];
 }
 
+/**
+ * A proposal as plain JSON (for the store's `draws` record): adapted mixtures' typed arrays as
+ * number arrays. `revivedProposal` reads it back.
+ */
+export function proposalJson(p: RoundProposal): unknown {
+  return {
+    parts: p.parts.map(({ weight, part }) =>
+      part.kind === "adapted"
+        ? {
+            weight,
+            part: {
+              ...part,
+              mixture: {
+                ...part.mixture,
+                weights: globalThis.Array.from(part.mixture.weights),
+                means: globalThis.Array.from(part.mixture.means),
+                chol: globalThis.Array.from(part.mixture.chol),
+              },
+            },
+          }
+        : { weight, part },
+    ),
+  };
+}
+
+/** A proposal read back from JSON (see `proposalJson`): adapted mixtures' arrays as Float64Array. */
+export function revivedProposal(p: RoundProposal): RoundProposal {
+  const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+  return {
+    parts: p.parts.map(({ weight, part }) =>
+      part.kind === "adapted"
+        ? {
+            weight,
+            part: {
+              ...part,
+              mixture: {
+                ...part.mixture,
+                weights: f64(part.mixture.weights),
+                means: f64(part.mixture.means),
+                chol: f64(part.mixture.chol),
+              },
+            },
+          }
+        : { weight, part },
+    ),
+  };
+}
+
 /** The prior alone: round 0's proposal and amortized fits'. */
 export const PRIOR_PROPOSAL: RoundProposal = { parts: [{ weight: 1, part: { kind: "prior" } }] };
 

@@ -27,7 +27,7 @@ import {
   importanceWeights,
   PARETO_K_UNRELIABLE,
 } from "./importance.js";
-import type { LogLike } from "./likelihood.js";
+import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
 import {
   type Checkpoint,
   type Defensive,
@@ -45,8 +45,10 @@ import {
   type ProposalKind,
   type ProposalOptions,
   planProposal,
+  proposalJson,
   proposalLogDensity,
   type RoundProposal,
+  revivedProposal,
 } from "./proposals.js";
 import {
   type SimulatedRows,
@@ -54,6 +56,7 @@ import {
   simulateRows,
   simulationSeeds,
 } from "./simulation/rows.js";
+import { stageable, stagedDraws } from "./staged-draws.js";
 import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
 import type { SupportBounds } from "./unbounded.js";
@@ -107,6 +110,13 @@ export interface RoundOptions {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region (default 1e-4, as TSNPE). */
   truncationEps?: number;
+  /**
+   * Draw a surrogate proposal's round in adaptive stages when the likelihood weighs θ alone
+   * (`thetaLogLike`): a pilot quarter from the surrogate, then stages from a t mixture fitted to
+   * the round's weighted draws while their efficiency is below 50% (staged-draws.ts). The same
+   * simulations and likelihood calls; default true. false draws every round from the surrogate.
+   */
+  adaptRounds?: boolean;
   /**
    * Where the flow lives: "unbounded" (default: the image of the prior's support under a probit
    * per parameter bounded at both ends, a log per one-sided bound, so no mass leaks outside the
@@ -404,6 +414,12 @@ export interface DrawRoundOptions {
   checkpoints?: readonly Checkpoint[];
   /** Sequential rounds: how the proposal is made (see `sequentialOptions`). */
   proposal?: ProposalOptions;
+  /**
+   * Sequential rounds: log p(xObs | θ) + log p(θ) at rows of θ, when a draw can be weighed before
+   * it is simulated (a likelihood of θ alone). With it, a surrogate proposal is drawn in adaptive
+   * stages (staged-draws.ts).
+   */
+  logTarget?: (theta: Float64Array) => Promise<Float64Array>;
 }
 
 /** A round's parameters and what drawing them took. */
@@ -436,7 +452,19 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
       xObs: o.xObs,
       checkpoints: o.checkpoints,
     };
-    return drawProposal(ctx, planProposal(o.round, o.proposal), key, o.nSims, o.proposal);
+    const plan = planProposal(o.round, o.proposal);
+    if (o.logTarget && stageable(plan)) {
+      const { theta, proposal, redrawn, acceptance } = await stagedDraws({
+        ctx,
+        plan,
+        key,
+        n: o.nSims,
+        options: o.proposal,
+        logTarget: o.logTarget,
+      });
+      return { theta, proposal, redrawn, acceptance };
+    }
+    return drawProposal(ctx, plan, key, o.nSims, o.proposal);
   }
   return {
     theta: o.prior.sample(key, o.nSims),
@@ -577,6 +605,7 @@ async function roundDraws(
   config: SnpeConfig,
   seq: SequentialSettings,
   ctx: ProposalContext | undefined,
+  staged: StagedSimulations,
 ): Promise<ProposalDraw> {
   const { net, prior, store } = config;
   const sequential = config.xObs !== undefined && round > 0;
@@ -588,9 +617,11 @@ async function roundDraws(
   }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
   let acceptance = saved?.acceptance ?? 1;
-  let proposal: RoundProposal =
-    saved?.proposal ??
-    (sequential && saved ? legacyProposal(round, saved.acceptance, seq) : PRIOR_PROPOSAL);
+  let proposal: RoundProposal = saved?.proposal
+    ? revivedProposal(saved.proposal)
+    : sequential && saved
+      ? legacyProposal(round, saved.acceptance, seq)
+      : PRIOR_PROPOSAL;
   if (!theta) {
     if (round === 0 && config.precomputed) theta = config.precomputed.theta;
     else {
@@ -601,7 +632,12 @@ async function roundDraws(
         round,
         nSims: config.nSims,
         ...(sequential
-          ? { xObs: ctx!.xObs, checkpoints: state.checkpoints, proposal: seq.proposal }
+          ? {
+              xObs: ctx!.xObs,
+              checkpoints: state.checkpoints,
+              proposal: seq.proposal,
+              ...(stagedRounds(config) ? { logTarget: stageLogTarget(config, round, staged) } : {}),
+            }
           : {}),
       });
       theta = r.theta;
@@ -611,14 +647,160 @@ async function roundDraws(
       await store?.writeJson(round, "draws", {
         redrawn,
         acceptance: r.acceptance,
-        proposal,
+        proposal: proposalJson(proposal),
       });
     }
     if (round === 0 && config.precomputed)
       await store?.writeJson(round, "draws", { redrawn, acceptance: 1, proposal });
     await store?.writeRoundParams(round, theta);
+  } else if (store && sequential) {
+    // Stopped after the θ of a staged round were written but before its chunk: the record has them.
+    const record = await store.readJson<StagesRecord>(round, STAGES_RECORD);
+    const d = net.nDims;
+    if (
+      record &&
+      record.theta.length === theta.length &&
+      theta.every((v, i) => record.theta[i] === v) &&
+      !(await store.readRound(round)).done.some((v) => v === 1)
+    ) {
+      staged.theta.push(theta);
+      staged.x.push(Float32Array.from(record.x, (v) => v ?? Number.NaN));
+      staged.status.push(Uint8Array.from(record.status));
+      staged.rows = theta.length / d;
+    }
   }
   return { theta, redrawn, proposal, acceptance };
+}
+
+/** Whether rounds draw in adaptive stages (`adaptRounds`): a weighted fit's default. */
+function stagedRounds(config: SnpeConfig): boolean {
+  return config.adaptRounds !== false && config.logLike !== undefined;
+}
+
+/** The simulations a round ran while its draws were staged, in draw order. */
+interface StagedSimulations {
+  readonly theta: Float64Array[];
+  readonly x: Float32Array[];
+  readonly status: Uint8Array[];
+  rows: number;
+  firstError?: string;
+}
+
+/**
+ * The staged simulations so far, in the store's `stages` record until the round's own θ and
+ * chunks are written: a run stopped mid-round redraws the same stages (same keys, same weights)
+ * and reuses them, so it loses at most the stage in flight. NaN outputs are null in JSON.
+ */
+interface StagesRecord {
+  readonly theta: number[];
+  readonly x: (number | null)[];
+  readonly status: number[];
+}
+const STAGES_RECORD = "stages";
+
+/**
+ * log p(xObs | θ) + log p(θ) of a stage's draws (NaN where a simulation failed). A likelihood of
+ * θ alone needs no simulation; one that reads the simulations gets them here, with the seeds the
+ * round would give those rows (`simulationSeeds` of the round's key over nSims rows), and they are
+ * kept for the round (`stagedRows`): no row is simulated twice, and a stopped run resumes them
+ * from the store's `stages` record.
+ */
+function stageLogTarget(
+  config: SnpeConfig,
+  round: number,
+  staged: StagedSimulations,
+): (theta: Float64Array) => Promise<Float64Array> {
+  const { logLike, xObs, prior, net } = config;
+  const d = net.nDims;
+  const likelihood = { logLike: logLike!, xObs: xObs! };
+  if (!needsSimulation(logLike!)) {
+    return async (theta) => {
+      const ll = logLikelihoods(logLike!, xObs!, undefined, theta, d);
+      const lp = prior.logProb(theta);
+      return ll.map((v, i) => v + lp[i]!);
+    };
+  }
+  const seeds = simulationSeeds(keyAt(roundKeyOf(config.key, round), 1), config.nSims);
+  const store = config.store;
+  let saved: StagesRecord | undefined | null = null; // null: not read yet
+  return async (theta) => {
+    const offset = staged.rows;
+    const m = theta.length / d;
+    if (saved === null)
+      saved = store ? await store.readJson<StagesRecord>(round, STAGES_RECORD) : undefined;
+    const size = net.dataSize;
+    const kept =
+      saved &&
+      saved.status.length >= offset + m &&
+      theta.every((v, i) => saved!.theta[offset * d + i] === v)
+        ? {
+            x: Float32Array.from(
+              saved.x.slice(offset * size, (offset + m) * size),
+              (v) => v ?? Number.NaN,
+            ),
+            status: Uint8Array.from(saved.status.slice(offset, offset + m)),
+          }
+        : undefined;
+    const drawn = await drawAndSimulate({
+      draw: async () => ({ theta, proposal: PRIOR_PROPOSAL, redrawn: 0, acceptance: 1 }),
+      nDims: d,
+      simulate: async (t) => {
+        if (kept) return kept;
+        const rows = await simulateRows(
+          config.simulator,
+          t,
+          d,
+          net.dataSize,
+          seeds.subarray(offset, offset + m),
+          {
+            ...(config.workers !== undefined ? { workers: config.workers } : {}),
+            ...(config.signal ? { signal: config.signal } : {}),
+            onProgress: (done) => config.onSimulate?.(round, offset + done, config.nSims),
+            ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
+          },
+        );
+        if (config.signal?.aborted) throw abortError(config.signal);
+        return rows;
+      },
+      alwaysSimulate: true,
+    });
+    const sim = drawn.simulation!;
+    staged.theta.push(theta);
+    staged.x.push(sim.x);
+    staged.status.push(sim.status);
+    staged.rows += m;
+    if ("firstError" in sim && sim.firstError !== undefined) staged.firstError ??= sim.firstError;
+    if (store && !kept) {
+      const record: StagesRecord = {
+        theta: globalThis.Array.from(concat(staged.theta, Float64Array)),
+        x: globalThis.Array.from(concat(staged.x, Float32Array), (v) =>
+          Number.isFinite(v) ? v : null,
+        ),
+        status: globalThis.Array.from(concat(staged.status, Uint8Array)),
+      };
+      await store.writeJson(round, STAGES_RECORD, record);
+    }
+    return weighDraws(drawn, prior, d, likelihood).logTarget!;
+  };
+}
+
+/** The staged simulations as the round's, written to the store (its θ is there already). */
+async function stagedRows(
+  config: SnpeConfig,
+  round: number,
+  staged: StagedSimulations,
+): Promise<SimulatedRows> {
+  const x = concat(staged.x, Float32Array);
+  const status = concat(staged.status, Uint8Array);
+  if (config.store) {
+    const index = Int32Array.from({ length: staged.rows }, (_, i) => i);
+    await config.store.appendChunk(round, { index, x, status });
+    // The chunk holds them now: the record's copy is spent.
+    await config.store.writeJson(round, STAGES_RECORD, { theta: [], x: [], status: [] });
+  }
+  return staged.firstError !== undefined
+    ? { x, status, firstError: staged.firstError }
+    : { x, status };
 }
 
 function concat<T extends Float32Array | Float64Array | Uint8Array>(
@@ -668,10 +850,15 @@ export async function runRound(
 
   // 1–2. Draw (or reload) this round's parameters, and simulate what is not yet in the store
   // (a round simulates whatever its likelihood reads: it trains on the outputs).
+  // Staged draws (adaptRounds) may simulate as they go: the round then reuses those rows.
+  const staged: StagedSimulations = { theta: [], x: [], status: [], rows: 0 };
   const drawn = await drawAndSimulate({
-    draw: () => roundDraws(state, round, config, seq, ctx),
+    draw: () => roundDraws(state, round, config, seq, ctx, staged),
     nDims: d,
-    simulate: (theta) => runSimulations(config, round, theta, keyAt(roundKey, 1)),
+    simulate: async (theta) =>
+      staged.rows > 0 && staged.rows === theta.length / d
+        ? stagedRows(config, round, staged)
+        : runSimulations(config, round, theta, keyAt(roundKey, 1)),
     alwaysSimulate: true,
   });
   const { theta, redrawn, proposal } = drawn.draw;

@@ -12,7 +12,15 @@ import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
 const root = mkdtempSync(join(tmpdir(), "nbi-cli-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const config = join(FIXTURES, "line.json");
+// Rounds drawn in one batch (adaptRounds: false): what shards can reproduce (see src/cli/simulate.ts).
+const config = join(root, "line.json");
+{
+  const raw = JSON.parse(readFileSync(join(FIXTURES, "line.json"), "utf8"));
+  raw.simulator.module = join(FIXTURES, "line.mjs");
+  raw.observation.file = join(FIXTURES, "obs.csv");
+  raw.fit.adaptRounds = false;
+  writeFileSync(config, JSON.stringify(raw));
+}
 const plain = join(root, "plain");
 const sharded = join(root, "sharded");
 

@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { NBI } from "../../src/inference/engine.js";
+import { normal, uniform } from "../../src/inference/priors.js";
 import { openStore } from "../../src/inference/store.js";
 import { resumeEngine, resumeFit } from "../fixtures/engine/resume-run.js";
 
@@ -74,4 +76,39 @@ describe("fit resumes after a kill", () => {
     expect(Array.from(resumed.weights)).toEqual(Array.from(fresh.weights));
     expect(resumed.essHistory).toEqual(fresh.essHistory);
   }, 180_000);
+
+  it("a round drawn in stages, stopped mid-round, reruns no finished stage and ends as an uninterrupted run", async () => {
+    const T = Array.from({ length: 8 }, (_, i) => i / 7);
+    const engine = (path: string, ran: string[], stopAt?: { n: number; ctl: AbortController }) =>
+      new NBI({
+        flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
+        featurizer: { type: "mlp", dimIn: 8, dimOut: 8, hidden: [16] },
+        simulator: (theta: Float64Array) => {
+          ran.push(`${theta[0]},${theta[1]}`);
+          if (stopAt && ran.length === stopAt.n) stopAt.ctl.abort();
+          return Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
+        },
+        priors: { a: normal(0, 1), b: uniform(-2, 2) },
+        path,
+        seed: 21,
+      });
+    // 2 rounds of 60: round 1 is a pilot of 15 and one stage of 45 (roundStages). Stop in the stage.
+    const fit = { ...resumeFit, nRounds: 2, adaptRounds: true };
+    const path = join(root, "staged");
+    const first: string[] = [];
+    const ctl = new AbortController();
+    await expect(
+      engine(path, first, { n: 60 + 15 + 10, ctl }).fit({ ...fit, signal: ctl.signal }),
+    ).rejects.toThrow(/abort/i);
+    const pilot = new Set(first.slice(60, 75));
+    expect(pilot.size).toBe(15);
+    const again: string[] = [];
+    const resumed = await engine(path, again).fit(fit);
+    expect(again.filter((t) => pilot.has(t))).toEqual([]);
+    expect(again.length).toBe(45);
+    const fresh = await engine(join(root, "staged-fresh"), []).fit(fit);
+    expect(Array.from(resumed.samples)).toEqual(Array.from(fresh.samples));
+    expect(Array.from(resumed.weights)).toEqual(Array.from(fresh.weights));
+    expect(resumed.essHistory).toEqual(fresh.essHistory);
+  }, 120_000);
 });

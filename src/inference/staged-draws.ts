@@ -1,0 +1,167 @@
+/**
+ * A sequential round's draws in adaptive stages, when its likelihood can weigh a draw before the
+ * round is simulated (a likelihood of θ alone): a pilot from the round's planned proposal (the
+ * defensive surrogate), then — while the weights are poor — stages from a Student-t mixture
+ * fitted to the round's weighted draws so far, mixed with the surrogate (predict's adaptive
+ * importance sampling, adaptive-is.ts, on the round's own budget). The round's proposal is the
+ * stages' deterministic mixture Σ_g (n_g/N) q_g, written as one `RoundProposal`, so the round's
+ * weights, the losses that read proposal densities and a resumed run all use its exact density
+ * as they use any other plan's. No simulation and no likelihood call is added: every draw is
+ * weighed once, and the round simulates the N draws as before.
+ *
+ * Why: a round's efficiency is its surrogate's, and a surrogate from a few hundred simulations is
+ * rough; the stages move the round's draws (its training data and its weighted posterior) toward
+ * where the weights say the posterior is.
+ */
+import type { Array } from "../trace/array.js";
+import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
+import { keyAt } from "./host.js";
+import { importanceWeights } from "./importance.js";
+import {
+  drawProposal,
+  type ProposalContext,
+  type ProposalDraw,
+  type ProposalOptions,
+  type ProposalPart,
+  proposalLogDensity,
+  type RoundProposal,
+} from "./proposals.js";
+
+/** What `stagedDraws` needs. */
+export interface StagedDrawsOptions {
+  readonly ctx: ProposalContext;
+  /** The round's planned proposal: a single surrogate part (the defensive surrogate). */
+  readonly plan: RoundProposal;
+  readonly key: Array;
+  /** Draws in all. */
+  readonly n: number;
+  readonly options: ProposalOptions;
+  /**
+   * log p(xObs | θ) + log p(θ) at each row of θ (NaN where a draw cannot be weighed): the
+   * numerator of its importance weight.
+   */
+  readonly logTarget: (theta: Float64Array) => Promise<Float64Array>;
+}
+
+/**
+ * The pilot's share of a round and the number of adapted stages after it: a quarter, then up to
+ * five stages of at least max(25, 5·d) draws each (a round holds hundreds of draws, not predict's
+ * thousands, so the stages are smaller than predict's; each refits the mixture).
+ */
+export function roundStages(n: number, dim: number): { pilot: number; stages: number } {
+  const pilot = Math.max(1, Math.ceil(n / 4));
+  const rest = n - pilot;
+  const stages = rest > 0 ? Math.max(1, Math.min(5, Math.floor(rest / Math.max(25, 5 * dim)))) : 0;
+  return { pilot, stages };
+}
+
+/** Whether a plan can be drawn in stages: one surrogate part (the "surrogate" proposal). */
+export function stageable(plan: RoundProposal): boolean {
+  return plan.parts.length === 1 && plan.parts[0]!.part.kind === "surrogate";
+}
+
+/** The round's draws in adaptive stages (see the module comment), with their log targets. */
+export async function stagedDraws(
+  o: StagedDrawsOptions,
+): Promise<ProposalDraw & { readonly logTarget: Float64Array }> {
+  const { ctx, plan, key, n, options } = o;
+  if (!stageable(plan)) {
+    throw new Error("stagedDraws: plan expected a single surrogate part");
+  }
+  const d = ctx.net.nDims;
+  const surrogate = plan.parts[0]!.part as Extract<ProposalPart, { kind: "surrogate" }>;
+  const { pilot, stages } = roundStages(n, d);
+  const thetas: Float64Array[] = [];
+  const targets: Float64Array[] = [];
+  // The stages so far: their sizes and adapted parts (with the surrogate's share of each).
+  const sizes: number[] = [];
+  const adapted: ({ share: number; part: ProposalPart } | null)[] = [];
+  let accepted = 0;
+  let tried = 0;
+  let redrawn = 0;
+  let stagePlan = plan;
+  let batch = pilot;
+  let left = n - pilot;
+  let combined: RoundProposal = plan;
+  for (let stage = 0; batch > 0; stage++) {
+    const draw = await drawProposal(ctx, stagePlan, keyAt(key, stage), batch, options);
+    redrawn += draw.redrawn;
+    if (stagePlan === plan) {
+      accepted += batch;
+      tried += batch + draw.redrawn;
+    }
+    const part = draw.proposal.parts.find((p) => p.part.kind === "adapted");
+    const share = draw.proposal.parts.find((p) => p.part.kind === "surrogate")?.weight ?? 1;
+    adapted.push(part ? { share, part: part.part } : null);
+    sizes.push(batch);
+    thetas.push(draw.theta);
+    targets.push(await o.logTarget(draw.theta));
+    combined = stagesProposal(surrogate, Math.log(accepted / tried), sizes, adapted);
+    if (left === 0) break;
+    const theta = concat64(thetas);
+    const logTarget = concat64(targets);
+    const logQ = await proposalLogDensity(ctx, combined, theta, ctx.prior.logProb(theta));
+    const logW = logTarget.map((t, i) => t - logQ[i]!);
+    const valid = logW.some(Number.isFinite);
+    const importance = valid ? importanceWeights(logW) : undefined;
+    const efficiency = importance ? importance.nEff / (theta.length / d) : 0;
+    const remaining = stages - (sizes.length - 1);
+    batch = remaining > 1 ? Math.ceil(left / remaining) : left;
+    left -= batch;
+    stagePlan =
+      importance && efficiency < ADAPT_BELOW
+        ? adaptedProposal(
+            ctx.prior,
+            { ...surrogate, logMass: Math.log(accepted / tried) },
+            theta,
+            importance.weights,
+            d,
+            keyAt(key, 100_000 + stage),
+            logTarget,
+          )
+        : plan;
+  }
+  return {
+    theta: concat64(thetas),
+    proposal: combined,
+    redrawn,
+    acceptance: accepted / tried,
+    logTarget: concat64(targets),
+  };
+}
+
+/**
+ * The stages as one mixture: the surrogate with its share of every stage (all of a surrogate
+ * stage), and each adapted stage's mixture with the rest of that stage, in proportion to the
+ * stages' sizes (the balance heuristic).
+ */
+function stagesProposal(
+  surrogate: Extract<ProposalPart, { kind: "surrogate" }>,
+  logMass: number,
+  sizes: readonly number[],
+  adapted: readonly ({ share: number; part: ProposalPart } | null)[],
+): RoundProposal {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let surrogateWeight = 0;
+  const parts: { weight: number; part: ProposalPart }[] = [];
+  sizes.forEach((size, g) => {
+    const a = adapted[g];
+    const f = size / total;
+    if (!a) surrogateWeight += f;
+    else {
+      surrogateWeight += f * a.share;
+      parts.push({ weight: f * (1 - a.share), part: a.part });
+    }
+  });
+  return { parts: [{ weight: surrogateWeight, part: { ...surrogate, logMass } }, ...parts] };
+}
+
+function concat64(parts: readonly Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
