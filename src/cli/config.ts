@@ -101,7 +101,7 @@ export interface FitSection {
   proposal?: ProposalKind;
   /** Mass left outside the truncated proposal's region. */
   truncationEps?: number;
-  /** Draw rounds in adaptive stages when the likelihood weighs θ alone (default true). */
+  /** Draw later rounds in adaptive stages (default true; false for sharded rounds). */
   adaptRounds?: boolean;
   /** Where the flow lives: "unbounded" (default, probit), "logit" or "theta". */
   flowSpace?: FlowSpace;

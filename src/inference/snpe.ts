@@ -111,10 +111,11 @@ export interface RoundOptions {
   /** Mass left outside the truncated proposal's region (default 1e-4, as TSNPE). */
   truncationEps?: number;
   /**
-   * Draw a surrogate proposal's round in adaptive stages when the likelihood weighs θ alone
-   * (`thetaLogLike`): a pilot quarter from the surrogate, then stages from a t mixture fitted to
-   * the round's weighted draws while their efficiency is below 50% (staged-draws.ts). The same
-   * simulations and likelihood calls; default true. false draws every round from the surrogate.
+   * With a likelihood, draw a surrogate proposal's round in adaptive stages: a pilot quarter from
+   * the surrogate, then stages from a t mixture fitted to the round's weighted draws while their
+   * efficiency is below 50% (staged-draws.ts); a likelihood that reads the simulations gets each
+   * stage's before the next is drawn. The same simulations and likelihood calls; default true.
+   * false draws every round from the surrogate in one batch (what sharded rounds do).
    */
   adaptRounds?: boolean;
   /**

@@ -1,6 +1,7 @@
 /**
- * A sequential round's draws in adaptive stages, when its likelihood can weigh a draw before the
- * round is simulated (a likelihood of θ alone): a pilot from the round's planned proposal (the
+ * A sequential round's draws in adaptive stages, weighed stage by stage with the fit's likelihood
+ * (the caller simulates a stage first when the likelihood reads simulations; snpe.ts keeps those
+ * simulations for the round): a pilot from the round's planned proposal (the
  * defensive surrogate), then — while the weights are poor — stages from a Student-t mixture
  * fitted to the round's weighted draws so far, mixed with the surrogate (predict's adaptive
  * importance sampling, adaptive-is.ts, on the round's own budget). The round's proposal is the
