@@ -681,6 +681,8 @@ function stagedRounds(config: SnpeConfig): boolean {
 /** The simulations a round ran while its draws were staged, in draw order. */
 interface StagedSimulations {
   readonly theta: Float64Array[];
+  /** Each stage's log p(xObs | θ) + log p(θ) (NaN where its simulation failed). */
+  readonly logTarget: Float64Array[];
   readonly x: Float32Array[];
   readonly status: Uint8Array[];
   rows: number;
@@ -718,7 +720,9 @@ function stageLogTarget(
     return async (theta) => {
       const ll = logLikelihoods(logLike!, xObs!, undefined, theta, d);
       const lp = prior.logProb(theta);
-      return ll.map((v, i) => v + lp[i]!);
+      const target = ll.map((v, i) => v + lp[i]!);
+      staged.logTarget.push(target);
+      return target;
     };
   }
   const seeds = simulationSeeds(keyAt(roundKeyOf(config.key, round), 1), config.nSims);
@@ -781,7 +785,9 @@ function stageLogTarget(
       };
       await store.writeJson(round, STAGES_RECORD, record);
     }
-    return weighDraws(drawn, prior, d, likelihood).logTarget!;
+    const target = weighDraws(drawn, prior, d, likelihood).logTarget!;
+    staged.logTarget.push(target);
+    return target;
   };
 }
 
@@ -852,7 +858,7 @@ export async function runRound(
   // 1–2. Draw (or reload) this round's parameters, and simulate what is not yet in the store
   // (a round simulates whatever its likelihood reads: it trains on the outputs).
   // Staged draws (adaptRounds) may simulate as they go: the round then reuses those rows.
-  const staged: StagedSimulations = { theta: [], x: [], status: [], rows: 0 };
+  const staged: StagedSimulations = { theta: [], x: [], status: [], logTarget: [], rows: 0 };
   const drawn = await drawAndSimulate({
     draw: () => roundDraws(state, round, config, seq, ctx, staged),
     nDims: d,
@@ -892,12 +898,18 @@ export async function runRound(
   const tSim = performance.now();
 
   // 3. Importance weights with the exact likelihood: log p(x|θ) + log p(θ) at the valid rows.
-  const weighed = weighDraws(
-    drawn,
-    prior,
-    d,
-    ctx && config.logLike ? { logLike: config.logLike, xObs: config.xObs! } : undefined,
-  );
+  // A staged round weighed its draws as it drew them: the likelihood is not called again.
+  const stagedTarget =
+    staged.logTarget.length > 0 ? concat(staged.logTarget, Float64Array) : undefined;
+  const weighed =
+    stagedTarget && stagedTarget.length === theta.length / d
+      ? { logPrior: prior.logProb(theta), logTarget: stagedTarget }
+      : weighDraws(
+          drawn,
+          prior,
+          d,
+          ctx && config.logLike ? { logLike: config.logLike, xObs: config.xObs! } : undefined,
+        );
   const logPrior = selectRows(weighed.logPrior, okRows, 1);
   let importance: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;

@@ -328,7 +328,7 @@ describe("rounds drawn in adaptive stages", () => {
     );
   });
 
-  it("lift a fit's later rounds with a likelihood of θ alone; adaptRounds: false draws from the surrogate", async () => {
+  it("lift a fit's later rounds with a likelihood of θ alone, calling it once per draw; adaptRounds: false draws from the surrogate", async () => {
     const sigma = 0.05;
     const xObs = [0.7, -0.4];
     const run = async (adaptRounds: boolean) => {
@@ -340,9 +340,11 @@ describe("rounds drawn in adaptive stages", () => {
         path: tempDir(),
         seed: 4,
       });
-      const logLike = thetaLogLike(
-        (x, t) => -0.5 * (((x[0]! - t[0]!) / sigma) ** 2 + ((x[1]! - t[1]!) / sigma) ** 2),
-      );
+      let calls = 0;
+      const logLike = thetaLogLike((x, t) => {
+        calls++;
+        return -0.5 * (((x[0]! - t[0]!) / sigma) ** 2 + ((x[1]! - t[1]!) / sigma) ** 2);
+      });
       const fit = await engine.fit({
         xObs,
         nSims: 200,
@@ -354,10 +356,12 @@ describe("rounds drawn in adaptive stages", () => {
         adaptRounds,
         progress: false,
       });
-      return fit.history[1]!.efficiency!;
+      return { efficiency: fit.history[1]!.efficiency!, calls };
     };
     const [on, off] = [await run(true), await run(false)];
-    expect(on).toBeGreaterThan(2 * off);
+    expect(on.efficiency).toBeGreaterThan(2 * off.efficiency);
+    // The stages weigh each draw once, and the round reuses those weights.
+    expect(on.calls).toBe(off.calls);
   });
 });
 

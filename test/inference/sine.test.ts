@@ -3,12 +3,12 @@
  * simulations, batch 32). For each of 3 seeds, predict's importance-weighted posterior must hold
  * an n_eff of at least 1,000 of its 5,000 draws and its mean must lie within 0.2 posterior σ of a
  * brute-force quadrature reference; and the rounds must lift the proposal: the final round's
- * sampling efficiency at least 5% in the median (nbi 0.4.1's level) and above the first round's.
+ * sampling efficiency at least 20% in the median (nbi 0.4.1: about 5%) and above the first round's.
  *
- * The final round's efficiency itself is measured, not asserted at a higher bar: over five seeds it
- * ranges 0.9–27% (median 9.1%), and which seeds land high changes with the last bits of the
- * arithmetic (the fused multiply-add kernels moved seeds 0–2 from 10.0/26.9/22.0% to
- * 5.4/19.3/27.2%); `npm run bench:sine` reports it (bench/RESULTS.md).
+ * The bar is the staged rounds' (adaptRounds): seeds 0–2 give 23.8/39.8/40.7%; drawn from the
+ * surrogate in one batch they gave 15.4/14.4/22.8% (median 15.4%), so the test fails without the
+ * stages. Which seeds land high changes with the last bits of the arithmetic, hence the median
+ * and the margin; `npm run bench:sine` reports five seeds (bench/RESULTS.md).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -65,7 +65,7 @@ describe("SNPE-IS on nbi's sine example", () => {
     });
     console.log(lines.join("\n"));
     const median = [...efficiencies].sort((a, b) => a - b)[1]!;
-    expect(median).toBeGreaterThanOrEqual(0.05);
+    expect(median).toBeGreaterThanOrEqual(0.2);
     for (const r of runs) {
       expect(r.fit.history.at(-1)!.efficiency!).toBeGreaterThan(r.fit.history[0]!.efficiency!);
       expect(r.post.ess).toBeGreaterThanOrEqual(1000);
