@@ -27,7 +27,7 @@ import {
   importanceWeights,
   PARETO_K_UNRELIABLE,
 } from "./importance.js";
-import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
+import type { LogLike } from "./likelihood.js";
 import {
   type Checkpoint,
   type Defensive,
@@ -57,6 +57,12 @@ import {
   simulationSeeds,
 } from "./simulation/rows.js";
 import { stageable, stagedDraws } from "./staged-draws.js";
+import {
+  restoreStaged,
+  type StagedSimulations,
+  stagedRows,
+  stageLogTarget,
+} from "./staged-simulations.js";
 import type { SimulationStore } from "./store.js";
 import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
 import type { SupportBounds } from "./unbounded.js";
@@ -416,9 +422,9 @@ export interface DrawRoundOptions {
   /** Sequential rounds: how the proposal is made (see `sequentialOptions`). */
   proposal?: ProposalOptions;
   /**
-   * Sequential rounds: log p(xObs | θ) + log p(θ) at rows of θ, when a draw can be weighed before
-   * it is simulated (a likelihood of θ alone). With it, a surrogate proposal is drawn in adaptive
-   * stages (staged-draws.ts).
+   * Sequential rounds: log p(xObs | θ) + log p(θ) at rows of θ (simulating them first when the
+   * likelihood reads simulations). With it, a surrogate proposal is drawn in adaptive stages
+   * (staged-draws.ts).
    */
   logTarget?: (theta: Float64Array) => Promise<Float64Array>;
 }
@@ -637,7 +643,16 @@ async function roundDraws(
               xObs: ctx!.xObs,
               checkpoints: state.checkpoints,
               proposal: seq.proposal,
-              ...(stagedRounds(config) ? { logTarget: stageLogTarget(config, round, staged) } : {}),
+              ...(stagedRounds(config)
+                ? {
+                    logTarget: stageLogTarget(
+                      config,
+                      round,
+                      keyAt(roundKeyOf(config.key, round), 1),
+                      staged,
+                    ),
+                  }
+                : {}),
             }
           : {}),
       });
@@ -655,20 +670,7 @@ async function roundDraws(
       await store?.writeJson(round, "draws", { redrawn, acceptance: 1, proposal });
     await store?.writeRoundParams(round, theta);
   } else if (store && sequential) {
-    // Stopped after the θ of a staged round were written but before its chunk: the record has them.
-    const record = await store.readJson<StagesRecord>(round, STAGES_RECORD);
-    const d = net.nDims;
-    if (
-      record &&
-      record.theta.length === theta.length &&
-      theta.every((v, i) => record.theta[i] === v) &&
-      !(await store.readRound(round)).done.some((v) => v === 1)
-    ) {
-      staged.theta.push(theta);
-      staged.x.push(Float32Array.from(record.x, (v) => v ?? Number.NaN));
-      staged.status.push(Uint8Array.from(record.status));
-      staged.rows = theta.length / d;
-    }
+    await restoreStaged(store, round, theta, net.nDims, staged);
   }
   return { theta, redrawn, proposal, acceptance };
 }
@@ -676,138 +678,6 @@ async function roundDraws(
 /** Whether rounds draw in adaptive stages (`adaptRounds`): a weighted fit's default. */
 function stagedRounds(config: SnpeConfig): boolean {
   return config.adaptRounds !== false && config.logLike !== undefined;
-}
-
-/** The simulations a round ran while its draws were staged, in draw order. */
-interface StagedSimulations {
-  readonly theta: Float64Array[];
-  /** Each stage's log p(xObs | θ) + log p(θ) (NaN where its simulation failed). */
-  readonly logTarget: Float64Array[];
-  readonly x: Float32Array[];
-  readonly status: Uint8Array[];
-  rows: number;
-  firstError?: string;
-}
-
-/**
- * The staged simulations so far, in the store's `stages` record until the round's own θ and
- * chunks are written: a run stopped mid-round redraws the same stages (same keys, same weights)
- * and reuses them, so it loses at most the stage in flight. NaN outputs are null in JSON.
- */
-interface StagesRecord {
-  readonly theta: number[];
-  readonly x: (number | null)[];
-  readonly status: number[];
-}
-const STAGES_RECORD = "stages";
-
-/**
- * log p(xObs | θ) + log p(θ) of a stage's draws (NaN where a simulation failed). A likelihood of
- * θ alone needs no simulation; one that reads the simulations gets them here, with the seeds the
- * round would give those rows (`simulationSeeds` of the round's key over nSims rows), and they are
- * kept for the round (`stagedRows`): no row is simulated twice, and a stopped run resumes them
- * from the store's `stages` record.
- */
-function stageLogTarget(
-  config: SnpeConfig,
-  round: number,
-  staged: StagedSimulations,
-): (theta: Float64Array) => Promise<Float64Array> {
-  const { logLike, xObs, prior, net } = config;
-  const d = net.nDims;
-  const likelihood = { logLike: logLike!, xObs: xObs! };
-  if (!needsSimulation(logLike!)) {
-    return async (theta) => {
-      const ll = logLikelihoods(logLike!, xObs!, undefined, theta, d);
-      const lp = prior.logProb(theta);
-      const target = ll.map((v, i) => v + lp[i]!);
-      staged.logTarget.push(target);
-      return target;
-    };
-  }
-  const seeds = simulationSeeds(keyAt(roundKeyOf(config.key, round), 1), config.nSims);
-  const store = config.store;
-  let saved: StagesRecord | undefined | null = null; // null: not read yet
-  return async (theta) => {
-    const offset = staged.rows;
-    const m = theta.length / d;
-    if (saved === null)
-      saved = store ? await store.readJson<StagesRecord>(round, STAGES_RECORD) : undefined;
-    const size = net.dataSize;
-    const kept =
-      saved &&
-      saved.status.length >= offset + m &&
-      theta.every((v, i) => saved!.theta[offset * d + i] === v)
-        ? {
-            x: Float32Array.from(
-              saved.x.slice(offset * size, (offset + m) * size),
-              (v) => v ?? Number.NaN,
-            ),
-            status: Uint8Array.from(saved.status.slice(offset, offset + m)),
-          }
-        : undefined;
-    const drawn = await drawAndSimulate({
-      draw: async () => ({ theta, proposal: PRIOR_PROPOSAL, redrawn: 0, acceptance: 1 }),
-      nDims: d,
-      simulate: async (t) => {
-        if (kept) return kept;
-        const rows = await simulateRows(
-          config.simulator,
-          t,
-          d,
-          net.dataSize,
-          seeds.subarray(offset, offset + m),
-          {
-            ...(config.workers !== undefined ? { workers: config.workers } : {}),
-            ...(config.signal ? { signal: config.signal } : {}),
-            onProgress: (done) => config.onSimulate?.(round, offset + done, config.nSims),
-            ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
-          },
-        );
-        if (config.signal?.aborted) throw abortError(config.signal);
-        return rows;
-      },
-      alwaysSimulate: true,
-    });
-    const sim = drawn.simulation!;
-    staged.theta.push(theta);
-    staged.x.push(sim.x);
-    staged.status.push(sim.status);
-    staged.rows += m;
-    if ("firstError" in sim && sim.firstError !== undefined) staged.firstError ??= sim.firstError;
-    if (store && !kept) {
-      const record: StagesRecord = {
-        theta: globalThis.Array.from(concat(staged.theta, Float64Array)),
-        x: globalThis.Array.from(concat(staged.x, Float32Array), (v) =>
-          Number.isFinite(v) ? v : null,
-        ),
-        status: globalThis.Array.from(concat(staged.status, Uint8Array)),
-      };
-      await store.writeJson(round, STAGES_RECORD, record);
-    }
-    const target = weighDraws(drawn, prior, d, likelihood).logTarget!;
-    staged.logTarget.push(target);
-    return target;
-  };
-}
-
-/** The staged simulations as the round's, written to the store (its θ is there already). */
-async function stagedRows(
-  config: SnpeConfig,
-  round: number,
-  staged: StagedSimulations,
-): Promise<SimulatedRows> {
-  const x = concat(staged.x, Float32Array);
-  const status = concat(staged.status, Uint8Array);
-  if (config.store) {
-    const index = Int32Array.from({ length: staged.rows }, (_, i) => i);
-    await config.store.appendChunk(round, { index, x, status });
-    // The chunk holds them now: the record's copy is spent.
-    await config.store.writeJson(round, STAGES_RECORD, { theta: [], x: [], status: [] });
-  }
-  return staged.firstError !== undefined
-    ? { x, status, firstError: staged.firstError }
-    : { x, status };
 }
 
 function concat<T extends Float32Array | Float64Array | Uint8Array>(
