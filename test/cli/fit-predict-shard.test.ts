@@ -172,4 +172,26 @@ describe("nbi fit and nbi predict", () => {
     expect(summary.stopped).toMatch(/exceeded fAcceptMin/);
     expect(summary.essHistory).toHaveLength(1);
   });
+
+  it("says so when a round an unsharded fit would draw in stages is prepared for shards in one batch", async () => {
+    const raw = JSON.parse(readFileSync(config, "utf8"));
+    const staged = join(root, "staged.json");
+    const { adaptRounds: _, ...fit } = raw.fit;
+    writeFileSync(staged, JSON.stringify({ ...raw, fit, path: join(root, "staged-run") }));
+    const steps = [
+      ["--round", "0", "--prepare"],
+      ["--round", "0", "--shard", "0/1"],
+      ["--round", "1", "--prepare"],
+    ];
+    const stderr: string[] = [];
+    for (const step of steps) {
+      const r = await nbi(["simulate", staged, ...step, "--quiet"]);
+      expect(r.code).toBe(0);
+      stderr.push(r.stderr);
+    }
+    expect(stderr[0]).not.toMatch(/adaptive stages/);
+    expect(stderr[2]).toMatch(
+      /round 1 is drawn from the surrogate in one batch.*"adaptRounds": false/s,
+    );
+  });
 });
