@@ -8,12 +8,30 @@
  */
 import type { Array } from "../trace/array.js";
 import { drawAndSimulate, weighDraws } from "./draw-weigh.js";
+import type { LogLike } from "./likelihood.js";
 import { logLikelihoods, needsSimulation } from "./likelihood.js";
+import type { PosteriorNetwork } from "./posterior.js";
+import type { Prior } from "./priors.js";
 import { PRIOR_PROPOSAL } from "./proposals.js";
+import type { Simulator } from "./simulation/rows.js";
 import { type SimulatedRows, simulateRows, simulationSeeds } from "./simulation/rows.js";
-import type { SnpeConfig } from "./snpe.js";
 import type { SimulationStore } from "./store.js";
 import { abortError } from "./train.js";
+
+/** What a staged round's simulations need of the fit's configuration (snpe.ts's `SnpeConfig`). */
+export interface StagedRoundConfig {
+  readonly net: PosteriorNetwork;
+  readonly prior: Prior;
+  readonly nSims: number;
+  readonly logLike?: LogLike;
+  readonly xObs?: Float32Array;
+  readonly simulator?: Simulator;
+  readonly store?: SimulationStore;
+  readonly workers?: number;
+  readonly signal?: AbortSignal;
+  readonly simTimeoutMs?: number;
+  readonly onSimulate?: (round: number, done: number, total: number) => void;
+}
 
 /** The simulations a round ran while its draws were staged, in draw order. */
 export interface StagedSimulations {
@@ -46,7 +64,7 @@ const STAGES_RECORD = "stages";
  * from the store's `stages` record.
  */
 export function stageLogTarget(
-  config: SnpeConfig,
+  config: StagedRoundConfig,
   round: number,
   simKey: Array,
   staged: StagedSimulations,
@@ -131,7 +149,7 @@ export function stageLogTarget(
 
 /** The staged simulations as the round's, written to the store (its θ is there already). */
 export async function stagedRows(
-  config: SnpeConfig,
+  config: StagedRoundConfig,
   round: number,
   staged: StagedSimulations,
 ): Promise<SimulatedRows> {
