@@ -14,6 +14,7 @@
  * rough; the stages move the round's draws (its training data and its weighted posterior) toward
  * where the weights say the posterior is.
  */
+import { failText } from "../errors.js";
 import type { Array } from "../trace/array.js";
 import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
 import { keyAt } from "./host.js";
@@ -67,7 +68,12 @@ export async function stagedDraws(
 ): Promise<ProposalDraw & { readonly logTarget: Float64Array }> {
   const { ctx, plan, key, n, options } = o;
   if (!stageable(plan)) {
-    throw new Error("stagedDraws: plan expected a single surrogate part");
+    failText(
+      "stagedDraws",
+      "plan",
+      "a single surrogate part",
+      `parts ${plan.parts.map((p) => p.part.kind).join(", ") || "none"}`,
+    );
   }
   const d = ctx.net.nDims;
   const surrogate = plan.parts[0]!.part as Extract<ProposalPart, { kind: "surrogate" }>;

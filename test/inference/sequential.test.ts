@@ -308,6 +308,9 @@ describe("rounds drawn in adaptive stages", () => {
       return importanceWeights(lt.map((v, i) => v - lq[i]!)).efficiency;
     };
     const n = 800;
+    await expect(
+      stagedDraws({ ctx, plan: PRIOR_PROPOSAL, key: hostKey(17), n, options, logTarget }),
+    ).rejects.toThrow(/plan expected a single surrogate part, got parts prior/);
     const staged = await stagedDraws({ ctx, plan, key: hostKey(17), n, options, logTarget });
     expect(staged.theta.length).toBe(2 * n);
     expect(prior.inSupport(staged.theta).every((v) => v === 1)).toBe(true);
