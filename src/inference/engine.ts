@@ -48,6 +48,7 @@ import {
 } from "./gaps.js";
 import { hostKey, keyAt, permutation } from "./host.js";
 import { resample } from "./importance.js";
+import { interiorSample } from "./interior-sample.js";
 import { gaussianLogLike, type LogLike, maskedGaussianLogLike } from "./likelihood.js";
 import { acquireLock } from "./lock.js";
 import { checkSavedSizes } from "./model-size.js";
@@ -1064,8 +1065,10 @@ export class NBI {
 
   /**
    * n draws from the surrogate q(θ | xObs), n × d, unweighted (no simulations: fast, but only as
-   * good as the surrogate; `predict` corrects it). With the gapped observation model, xObs may
-   * hold NaN (missing points) and `xErr` (its error bars) is required.
+   * good as the surrogate; `predict` corrects it). Draws in the float64 band at a two-sided
+   * bound, where a surrogate trained with APT leaks mass no training simulation constrains, are
+   * rejected and drawn again (sbi's leakage correction; interior-sample.ts). With the gapped
+   * observation model, xObs may hold NaN (missing points) and `xErr` (its error bars) is required.
    *
    * @example
    * ```ts
@@ -1080,7 +1083,14 @@ export class NBI {
     const x = this.networkInput("sample", xObs, options?.xErr).input;
     if (!Number.isInteger(n) || n < 1) fail("sample", "n", "a positive integer", n);
     const { surrogate } = this.trained("sample");
-    return surrogateSample(surrogate, options?.key ?? keyAt(this.rootKey, 2), x, n);
+    const { theta } = await interiorSample(
+      (k, m) => surrogateSample(surrogate, k, x, m),
+      this.prior.lower,
+      this.prior.upper,
+      options?.key ?? keyAt(this.rootKey, 2),
+      n,
+    );
+    return theta;
   }
 
   /**
