@@ -116,6 +116,20 @@ export async function drawSimulateWeigh<S extends Simulation>(
   return { ...drawn, ...weighDraws(drawn, o.prior, o.nDims, { logLike: o.logLike, xObs: o.xObs }) };
 }
 
+/** The arrays one after another, as one new array made by `ctor`. */
+export function concat<T extends Float32Array | Float64Array | Uint8Array>(
+  parts: readonly T[],
+  ctor: new (n: number) => T,
+): T {
+  const out = new ctor(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 /** The given rows of a row-major array `width` numbers wide, as a new array. */
 export function selectRows<T extends Float32Array | Float64Array>(
   a: T,

@@ -90,11 +90,11 @@ export interface RoundProposal {
   }[];
 }
 
-/**
- * A proposal as plain JSON (for the store's `draws` record): adapted mixtures' typed arrays as
- * number arrays. `revivedProposal` reads it back.
- */
-export function proposalJson(p: RoundProposal): unknown {
+/** The proposal with each adapted part's mixture arrays passed through `f`. */
+function mapMixtureArrays(
+  p: RoundProposal,
+  f: (a: ArrayLike<number>) => ArrayLike<number>,
+): RoundProposal {
   return {
     parts: p.parts.map(({ weight, part }) =>
       part.kind === "adapted"
@@ -104,9 +104,9 @@ export function proposalJson(p: RoundProposal): unknown {
               ...part,
               mixture: {
                 ...part.mixture,
-                weights: globalThis.Array.from(part.mixture.weights),
-                means: globalThis.Array.from(part.mixture.means),
-                chol: globalThis.Array.from(part.mixture.chol),
+                weights: f(part.mixture.weights) as Float64Array,
+                means: f(part.mixture.means) as Float64Array,
+                chol: f(part.mixture.chol) as Float64Array,
               },
             },
           }
@@ -115,27 +115,17 @@ export function proposalJson(p: RoundProposal): unknown {
   };
 }
 
+/**
+ * A proposal as plain JSON (for the store's `draws` record): adapted mixtures' typed arrays as
+ * number arrays. `revivedProposal` reads it back.
+ */
+export function proposalJson(p: RoundProposal): unknown {
+  return mapMixtureArrays(p, (a) => globalThis.Array.from(a));
+}
+
 /** A proposal read back from JSON (see `proposalJson`): adapted mixtures' arrays as Float64Array. */
 export function revivedProposal(p: RoundProposal): RoundProposal {
-  const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
-  return {
-    parts: p.parts.map(({ weight, part }) =>
-      part.kind === "adapted"
-        ? {
-            weight,
-            part: {
-              ...part,
-              mixture: {
-                ...part.mixture,
-                weights: f64(part.mixture.weights),
-                means: f64(part.mixture.means),
-                chol: f64(part.mixture.chol),
-              },
-            },
-          }
-        : { weight, part },
-    ),
-  };
+  return mapMixtureArrays(p, (a) => Float64Array.from(a));
 }
 
 /** The prior alone: round 0's proposal and amortized fits'. */

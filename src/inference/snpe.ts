@@ -12,7 +12,7 @@
  */
 import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
-import { drawAndSimulate, selectRows, weighDraws } from "./draw-weigh.js";
+import { concat, drawAndSimulate, selectRows, weighDraws } from "./draw-weigh.js";
 import {
   checkFitSettings,
   type FLOW_SPACES,
@@ -678,19 +678,6 @@ async function roundDraws(
 /** Whether rounds draw in adaptive stages (`adaptRounds`): a weighted fit's default. */
 function stagedRounds(config: SnpeConfig): boolean {
   return config.adaptRounds !== false && config.logLike !== undefined;
-}
-
-function concat<T extends Float32Array | Float64Array | Uint8Array>(
-  parts: readonly T[],
-  ctor: new (n: number) => T,
-): T {
-  const out = new ctor(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /**

@@ -17,6 +17,7 @@
 import { failText } from "../errors.js";
 import type { Array } from "../trace/array.js";
 import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
+import { concat } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
 import { importanceWeights } from "./importance.js";
 import {
@@ -105,8 +106,8 @@ export async function stagedDraws(
     targets.push(await o.logTarget(draw.theta));
     combined = stagesProposal(surrogate, Math.log(accepted / tried), sizes, adapted);
     if (left === 0) break;
-    const theta = concat64(thetas);
-    const logTarget = concat64(targets);
+    const theta = concat(thetas, Float64Array);
+    const logTarget = concat(targets, Float64Array);
     const logQ = await proposalLogDensity(ctx, combined, theta, ctx.prior.logProb(theta));
     const logW = logTarget.map((t, i) => t - logQ[i]!);
     const valid = logW.some(Number.isFinite);
@@ -129,11 +130,11 @@ export async function stagedDraws(
         : plan;
   }
   return {
-    theta: concat64(thetas),
+    theta: concat(thetas, Float64Array),
     proposal: combined,
     redrawn,
     acceptance: accepted / tried,
-    logTarget: concat64(targets),
+    logTarget: concat(targets, Float64Array),
   };
 }
 
@@ -161,14 +162,4 @@ function stagesProposal(
     }
   });
   return { parts: [{ weight: surrogateWeight, part: { ...surrogate, logMass } }, ...parts] };
-}
-
-function concat64(parts: readonly Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

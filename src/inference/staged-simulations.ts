@@ -7,7 +7,7 @@
  * once and the round reuses the weights.
  */
 import type { Array } from "../trace/array.js";
-import { drawAndSimulate, weighDraws } from "./draw-weigh.js";
+import { concat, drawAndSimulate, weighDraws } from "./draw-weigh.js";
 import type { LogLike } from "./likelihood.js";
 import { logLikelihoods, needsSimulation } from "./likelihood.js";
 import type { PosteriorNetwork } from "./posterior.js";
@@ -190,17 +190,4 @@ export async function restoreStaged(
     staged.status.push(Uint8Array.from(record.status));
     staged.rows = theta.length / d;
   }
-}
-
-function concat<T extends Float32Array | Float64Array | Uint8Array>(
-  parts: readonly T[],
-  ctor: new (n: number) => T,
-): T {
-  const out = new ctor(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

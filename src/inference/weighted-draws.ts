@@ -13,7 +13,7 @@ import {
   adaptedStageCount,
   balanceLogDensity,
 } from "./adaptive-is.js";
-import { drawSimulateWeigh } from "./draw-weigh.js";
+import { concat, drawSimulateWeigh } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
 import { type ImportanceResult, importanceWeights, PARETO_K_UNRELIABLE } from "./importance.js";
 import type { LogLike } from "./likelihood.js";
@@ -123,7 +123,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let batch = pilot;
   let planned = nSamples - batch;
   let importance: ImportanceResult | undefined;
-  let thetaAll: Float64Array<ArrayBuffer> = new Float64Array(0);
+  let thetaAll: Float64Array = new Float64Array(0);
   for (let attempt = 0; batch > 0; attempt++) {
     const step = await drawSimulateWeigh({
       draw: () =>
@@ -166,7 +166,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     for (const st of stages) {
       if (st.mixture) st.mixtureLog!.push(await proposalLogDensity(ctx, st.mixture, draws, lp));
     }
-    thetaAll = concat64(...thetas);
+    thetaAll = concat(thetas, Float64Array);
     importance = importanceWeights(
       stagesLogWeights(stages, logTarget, logSurrogate, Math.log(accepted / tried)),
     );
@@ -196,7 +196,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
         importance.weights,
         d,
         keyAt(key, 100_000 + attempt),
-        concat64(...logTarget),
+        concat(logTarget, Float64Array),
       );
     }
   }
@@ -225,10 +225,10 @@ function stagesLogWeights(
   logSurrogate: readonly Float64Array[],
   logMass: number,
 ): Float64Array {
-  const ls = concat64(...logSurrogate).map((v) => v - logMass);
+  const ls = concat(logSurrogate, Float64Array).map((v) => v - logMass);
   const logQ = stages.map((st) => {
     if (!st.mixtureLog) return ls;
-    const mix = concat64(...st.mixtureLog);
+    const mix = concat(st.mixtureLog, Float64Array);
     const share = st.plan.parts.find((p) => p.part.kind !== "adapted")?.weight ?? 0;
     return ls.map((v, i) => logSumExp([Math.log(share) + v, Math.log(1 - share) + mix[i]!]));
   });
@@ -237,15 +237,5 @@ function stagesLogWeights(
     logQ,
   );
   // NaN (a dropped simulation) stays NaN: excluded from the weights and counted.
-  return concat64(...logTarget).map((t, i) => t - lq[i]!);
-}
-
-function concat64(...parts: readonly Float64Array[]): Float64Array<ArrayBuffer> {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(logTarget, Float64Array).map((t, i) => t - lq[i]!);
 }
