@@ -9,9 +9,9 @@
  * the box. A posterior could hold real mass there only with a likelihood ~10⁶ times its average
  * under the prior inside that sliver.
  */
-import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
 import { keyAt } from "./host.js";
+import { fillByRejection } from "./proposals.js";
 
 /** Relative width of the band at each bound of a two-sided interval whose draws are rejected. */
 export const LEAK_BAND = 1e-9;
@@ -56,30 +56,24 @@ export async function interiorSample(
   key: Array,
   n: number,
 ): Promise<{ theta: Float64Array; acceptance: number }> {
-  const d = lower.length;
-  const out = new Float64Array(n * d);
-  let filled = 0;
-  let drawn = 0;
-  const budget = drawBudget(n);
-  for (let attempt = 0; filled < n; attempt++) {
-    if (attempt >= MAX_ATTEMPTS || drawn >= budget) {
-      throw new NbiError(
-        `sample: the surrogate put almost all its draws on the prior's bounds (${filled} of ${n} ` +
-          `inside after ${drawn} draws): it leaked its mass where no training simulation lies. ` +
-          "predict's draws are weighed exactly; refit with more simulations or another loss",
-      );
-    }
-    const acceptance = drawn > 0 ? Math.max(filled / drawn, 1e-3) : 1;
-    const want =
-      attempt === 0
-        ? n
-        : Math.min(budget - drawn, Math.max(16, Math.ceil((1.2 * (n - filled)) / acceptance)));
-    const theta = await draw(attempt === 0 ? key : keyAt(key, attempt), want);
-    const keep = interiorRows(theta, lower, upper);
-    for (let i = 0; i < want && filled < n; i++) {
-      drawn++;
-      if (keep[i]) out.set(theta.subarray(i * d, (i + 1) * d), d * filled++);
-    }
-  }
-  return { theta: out, acceptance: filled / drawn };
+  const r = await fillByRejection(
+    n,
+    lower.length,
+    n,
+    async (attempt, want) => {
+      const theta = await draw(attempt === 0 ? key : keyAt(key, attempt), want);
+      return { theta, keep: interiorRows(theta, lower, upper) };
+    },
+    (filled, drawn) =>
+      `sample: the surrogate put almost all its draws on the prior's bounds (${filled} of ${n} ` +
+      `inside after ${drawn} draws): it leaked its mass where no training simulation lies. ` +
+      "predict's draws are weighed exactly; refit with more simulations or another loss",
+    {
+      next: (missing, filled, drawn) =>
+        Math.max(16, Math.ceil((1.2 * missing) / Math.max(filled / drawn, 1e-3))),
+      maxAttempts: MAX_ATTEMPTS,
+      budget: drawBudget(n),
+    },
+  );
+  return { theta: r.theta, acceptance: n / r.drawn };
 }

@@ -409,13 +409,24 @@ export async function drawProposal(
   };
 }
 
+/** How `fillByRejection` sizes later batches and when it gives up (defaults: the proposals'). */
+export interface RejectionLimits {
+  /** Candidates for a later batch, from the rows still missing, kept and tried so far. */
+  readonly next?: (missing: number, filled: number, drawn: number) => number;
+  /** Batches before giving up (default MAX_ATTEMPTS). */
+  readonly maxAttempts?: number;
+  /** Candidates before giving up (default: no bound). */
+  readonly budget?: number;
+}
+
 /**
  * m rows of d numbers by rejection: `draw(attempt, want)` gives `want` candidate rows and which to
  * keep; attempt 0 asks for `first` rows, later ones for 1.5 × the rows still missing (at least
- * 16). Returns the kept rows in order and the candidates tried until the m-th was kept (so m /
- * tried estimates the kept share); `exhausted` words the error after MAX_ATTEMPTS.
+ * 16) unless `limits.next` says otherwise. Returns the kept rows in order and the candidates tried
+ * until the m-th was kept (so m / tried estimates the kept share); `exhausted` words the error
+ * after the attempts or the candidates `limits` allows.
  */
-async function fillByRejection(
+export async function fillByRejection(
   m: number,
   d: number,
   first: number,
@@ -424,13 +435,17 @@ async function fillByRejection(
     want: number,
   ) => Promise<{ theta: Float64Array; keep: ArrayLike<number> }>,
   exhausted: (filled: number, drawn: number) => string,
+  limits: RejectionLimits = {},
 ): Promise<{ theta: Float64Array; drawn: number }> {
   const out = new Float64Array(m * d);
+  const maxAttempts = limits.maxAttempts ?? MAX_ATTEMPTS;
+  const budget = limits.budget ?? Number.POSITIVE_INFINITY;
+  const next = limits.next ?? ((missing: number) => Math.max(16, Math.ceil(missing * 1.5)));
   let filled = 0;
   let drawn = 0;
   for (let attempt = 0; filled < m; attempt++) {
-    if (attempt >= MAX_ATTEMPTS) throw new NbiError(exhausted(filled, drawn));
-    const want = attempt === 0 ? first : Math.max(16, Math.ceil((m - filled) * 1.5));
+    if (attempt >= maxAttempts || drawn >= budget) throw new NbiError(exhausted(filled, drawn));
+    const want = attempt === 0 ? first : Math.min(budget - drawn, next(m - filled, filled, drawn));
     const { theta, keep } = await draw(attempt, want);
     for (let i = 0; i < want && filled < m; i++) {
       drawn++;

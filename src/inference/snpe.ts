@@ -50,21 +50,17 @@ import {
   type RoundProposal,
   revivedProposal,
 } from "./proposals.js";
-import {
-  type SimulatedRows,
-  type Simulator,
-  simulateRows,
-  simulationSeeds,
-} from "./simulation/rows.js";
+import { type SimulatedRows, type Simulator, simulationSeeds } from "./simulation/rows.js";
 import { stageable, stagedDraws } from "./staged-draws.js";
 import {
   restoreStaged,
   type StagedSimulations,
+  simulateForRound,
   stagedRows,
   stageLogTarget,
 } from "./staged-simulations.js";
 import type { SimulationStore } from "./store.js";
-import { abortError, type EpochRecord, type Noise, trainPosterior } from "./train.js";
+import { type EpochRecord, type Noise, trainPosterior } from "./train.js";
 import type { SupportBounds } from "./unbounded.js";
 
 export type { Simulator } from "./simulation/rows.js";
@@ -572,22 +568,7 @@ async function runSimulations(
   if (round === 0 && config.precomputed) {
     return { x: config.precomputed.x, status: new Uint8Array(n) };
   }
-  const rows = await simulateRows(
-    config.simulator,
-    theta,
-    config.net.nDims,
-    config.net.dataSize,
-    simulationSeeds(key, n),
-    {
-      ...(config.workers !== undefined ? { workers: config.workers } : {}),
-      ...(config.signal ? { signal: config.signal } : {}),
-      onProgress: (done, total) => config.onSimulate?.(round, done, total),
-      ...(config.store ? { store: { store: config.store, round } } : {}),
-      ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
-    },
-  );
-  if (config.signal?.aborted) throw abortError(config.signal);
-  return rows;
+  return simulateForRound(config, round, theta, simulationSeeds(key, n), { persist: true });
 }
 
 function countStatus(status: Uint8Array) {

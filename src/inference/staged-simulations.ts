@@ -8,13 +8,16 @@
  */
 import type { Array } from "../trace/array.js";
 import { concat, drawAndSimulate, weighDraws } from "./draw-weigh.js";
-import type { LogLike } from "./likelihood.js";
-import { logLikelihoods, needsSimulation } from "./likelihood.js";
+import { type LogLike, logLikelihoods, needsSimulation } from "./likelihood.js";
 import type { PosteriorNetwork } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import { PRIOR_PROPOSAL } from "./proposals.js";
-import type { Simulator } from "./simulation/rows.js";
-import { type SimulatedRows, simulateRows, simulationSeeds } from "./simulation/rows.js";
+import {
+  type SimulatedRows,
+  type Simulator,
+  simulateRows,
+  simulationSeeds,
+} from "./simulation/rows.js";
 import type { SimulationStore } from "./store.js";
 import { abortError } from "./train.js";
 
@@ -56,6 +59,42 @@ interface StagesRecord {
 }
 const STAGES_RECORD = "stages";
 
+/** Whether the record's θ from number `at` on are θ's (the same draws, bit for bit). */
+const holds = (record: StagesRecord, theta: Float64Array, at: number): boolean =>
+  theta.every((v, i) => record.theta[at + i] === v);
+
+/**
+ * Simulates rows of a round with their seeds (worker threads, timeouts, the abort signal as the
+ * fit's), reporting progress as rows `offset + done` of `total` (default: these rows' count);
+ * `persist` writes them to the store's round as they come (the round's θ must be stored).
+ */
+export async function simulateForRound(
+  config: StagedRoundConfig,
+  round: number,
+  theta: Float64Array,
+  seeds: Uint32Array,
+  options: { offset?: number; total?: number; persist?: boolean } = {},
+): Promise<SimulatedRows> {
+  const offset = options.offset ?? 0;
+  const rows = await simulateRows(
+    config.simulator,
+    theta,
+    config.net.nDims,
+    config.net.dataSize,
+    seeds,
+    {
+      ...(config.workers !== undefined ? { workers: config.workers } : {}),
+      ...(config.signal ? { signal: config.signal } : {}),
+      onProgress: (done, total) =>
+        config.onSimulate?.(round, offset + done, options.total ?? total),
+      ...(options.persist && config.store ? { store: { store: config.store, round } } : {}),
+      ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
+    },
+  );
+  if (config.signal?.aborted) throw abortError(config.signal);
+  return rows;
+}
+
 /**
  * log p(xObs | θ) + log p(θ) of a stage's draws (NaN where a simulation failed). A likelihood of
  * θ alone needs no simulation; one that reads the simulations gets them here, with the seeds the
@@ -91,9 +130,7 @@ export function stageLogTarget(
       saved = store ? await store.readJson<StagesRecord>(round, STAGES_RECORD) : undefined;
     const size = net.dataSize;
     const kept =
-      saved &&
-      saved.status.length >= offset + m &&
-      theta.every((v, i) => saved!.theta[offset * d + i] === v)
+      saved && saved.status.length >= offset + m && holds(saved, theta, offset * d)
         ? {
             x: Float32Array.from(
               saved.x.slice(offset * size, (offset + m) * size),
@@ -105,24 +142,12 @@ export function stageLogTarget(
     const drawn = await drawAndSimulate({
       draw: async () => ({ theta, proposal: PRIOR_PROPOSAL, redrawn: 0, acceptance: 1 }),
       nDims: d,
-      simulate: async (t) => {
-        if (kept) return kept;
-        const rows = await simulateRows(
-          config.simulator,
-          t,
-          d,
-          net.dataSize,
-          seeds.subarray(offset, offset + m),
-          {
-            ...(config.workers !== undefined ? { workers: config.workers } : {}),
-            ...(config.signal ? { signal: config.signal } : {}),
-            onProgress: (done) => config.onSimulate?.(round, offset + done, config.nSims),
-            ...(config.simTimeoutMs !== undefined ? { simTimeoutMs: config.simTimeoutMs } : {}),
-          },
-        );
-        if (config.signal?.aborted) throw abortError(config.signal);
-        return rows;
-      },
+      simulate: async (t) =>
+        kept ??
+        simulateForRound(config, round, t, seeds.subarray(offset, offset + m), {
+          offset,
+          total: config.nSims,
+        }),
       alwaysSimulate: true,
     });
     const sim = drawn.simulation!;
@@ -182,7 +207,7 @@ export async function restoreStaged(
   if (
     record &&
     record.theta.length === theta.length &&
-    theta.every((v, i) => record.theta[i] === v) &&
+    holds(record, theta, 0) &&
     !(await store.readRound(round)).done.some((v) => v === 1)
   ) {
     staged.theta.push(theta);
