@@ -10,8 +10,9 @@
  * the exact quadrature posterior (bench/sine-reference.ts). `--anpe` adds the amortized rows
  * (10,000 prior simulations, 20 epochs, patience 1).
  *
- * Then the table: fit and predict wall time, final-round efficiency and predict's n_eff, medians
- * over seeds, per backend, featurizer and loss/proposal, at our defaults.
+ * Then the table: fit and predict wall time, final-round efficiency, predict's n_eff and
+ * KL(ref‖q) of the final surrogate against each observation's exact posterior, medians over seeds,
+ * per backend, featurizer and loss/proposal, at our defaults.
  *
  * Usage: npm run bench:sine [-- --nbi-settings --peer --anpe --threads 1 --seeds 0,1,2
  *        --featurizers mlp,resnet-gru --backends cpu,webgpu --epochs 60 --gpu-epochs 5]
@@ -57,6 +58,13 @@ const { values } = parseArgs({
     "peer-seeds": { type: "string", default: "0" },
     // loss/proposal of our rows at nbi's settings (RoundOptions), e.g. auto/adaptive.
     "nbi-methods": { type: "string", default: "auto/auto" },
+    // Earlier rounds' simulations our rows at nbi's settings train on (RoundOptions.nReuse): −1
+    // all (ours by default), 0 only the round's own as nbi's default n_reuse = 0 does.
+    "nbi-reuse": { type: "string", default: "-1" },
+    // Epochs per round and early-stopping patience of our sequential rows at nbi's settings
+    // (nbi's test: 100 and 1; a patience above the epochs trains every one), for diagnostics.
+    "nbi-epochs": { type: "string", default: "100" },
+    "nbi-patience": { type: "string", default: "1" },
     // Skip the default table (only the nbi comparison).
     "nbi-only": { type: "boolean", default: false },
   },
@@ -105,7 +113,11 @@ async function runOnce(
     const t1 = performance.now();
     const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
     const predictS = (performance.now() - t1) / 1000;
-    return { fitS, predictS, efficiency: fit.history.at(-1)!.efficiency!, ess: post.ess };
+    // KL(ref‖q) of the final surrogate against this observation's exact posterior (quadrature).
+    const ref = sineReference(times, xObs, NOISE_SIGMA);
+    const draws = ref.draw(10_000, 11);
+    const kl = klFromReference(ref, draws, await engine.logProb(xObs, draws.theta)).kl;
+    return { fitS, predictS, efficiency: fit.history.at(-1)!.efficiency!, ess: post.ess, kl };
   } finally {
     rmSync(path, { recursive: true, force: true });
   }
@@ -174,17 +186,18 @@ async function oursAtNbiSettings(
           xObs,
           nSims: 320,
           nRounds: 3,
-          nEpochs: 100,
+          nEpochs: Number(values["nbi-epochs"]),
           batchSize: 32,
           lr: 1e-3,
           minLr: 1e-3,
-          earlyStopPatience: 1,
+          earlyStopPatience: Number(values["nbi-patience"]),
           earlyStopTrain: true,
           noise: NOISE_SIGMA,
           progress: false,
           onEpoch,
           loss,
           proposal,
+          nReuse: Number(values["nbi-reuse"]),
         });
     const fitS = (performance.now() - t0) / 1000;
     const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
@@ -290,7 +303,7 @@ console.log(
   "nbi 0.4.1 reference (PyTorch 1.13, 2 threads): fit 14.8 s, predict 0.25 s, final-round efficiency ≈ 5%\n",
 );
 console.log(
-  `${"backend".padEnd(8)} ${"featurizer".padEnd(11)} ${"loss/proposal".padEnd(22)} ${"epochs".padStart(6)} ${"seeds".padStart(5)} ${"fit s".padStart(7)} ${"predict s".padStart(9)} ${"final eff".padStart(9)} ${"predict n_eff/1000".padStart(18)}`,
+  `${"backend".padEnd(8)} ${"featurizer".padEnd(11)} ${"loss/proposal".padEnd(22)} ${"epochs".padStart(6)} ${"seeds".padStart(5)} ${"fit s".padStart(7)} ${"predict s".padStart(9)} ${"final eff".padStart(9)} ${"predict n_eff/1000".padStart(18)} ${"KL nats".padStart(8)}`,
 );
 const seeds = values.seeds.split(",").map(Number);
 for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
@@ -321,7 +334,9 @@ for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
           runs.map((r) => r.ess),
         )
           .toFixed(0)
-          .padStart(18)}`,
+          .padStart(18)} ${median(runs.map((r) => r.kl))
+          .toFixed(2)
+          .padStart(8)}`,
     );
   }
 }

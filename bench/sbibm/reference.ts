@@ -24,6 +24,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { concat } from "../../src/inference/draw-weigh.js";
 import { ndtr, ndtri } from "../../src/inference/special.js";
 import { decodeNpy, encodeNpy } from "../../src/io/npy.js";
 import { Rng } from "./rng.js";
@@ -308,8 +309,14 @@ export function priorImportance(
   }
   const all = chunks.map((c) => filterKept(c.theta, c.logW, d, maxLog - cut));
   const kept = {
-    theta: concat(all.map((c) => c.theta)),
-    logW: concat(all.map((c) => c.logW)),
+    theta: concat(
+      all.map((c) => c.theta),
+      Float64Array,
+    ),
+    logW: concat(
+      all.map((c) => c.logW),
+      Float64Array,
+    ),
   };
   return weightedReport(
     `IS from the prior (${fmtCount(nTotal)} draws)`,
@@ -346,16 +353,6 @@ function priorSampler(task: Task): (rng: Rng, row: Float64Array) => void {
       row[j] = v;
     }
   };
-}
-
-function concat(parts: Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function filterKept(theta: Float64Array, logW: Float64Array, d: number, floor: number) {
@@ -604,11 +601,25 @@ function slcpCollapsed(x: Float64Array, nOut: number, rng: Rng, task: Task, effo
   while (n3 < 6 * n2 && ess3 < 5 * nOut) {
     parts.push(drawFrom(mix3, n2));
     n3 += n2;
-    ess3 = kishEss(concat(parts.map((q) => q.logW)));
+    ess3 = kishEss(
+      concat(
+        parts.map((q) => q.logW),
+        Float64Array,
+      ),
+    );
   }
-  const eta = concat(parts.map((q) => q.eta));
-  const full = concat(parts.map((q) => q.full));
-  const logW = concat(parts.map((q) => q.logW));
+  const eta = concat(
+    parts.map((q) => q.eta),
+    Float64Array,
+  );
+  const full = concat(
+    parts.map((q) => q.full),
+    Float64Array,
+  );
+  const logW = concat(
+    parts.map((q) => q.logW),
+    Float64Array,
+  );
   const report = weightedReport(
     "collapsed IS over (θ2, θ3, θ4), (θ0, θ1) | rest exact",
     full,

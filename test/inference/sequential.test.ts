@@ -69,6 +69,15 @@ async function smallSurrogate(seed: number) {
   return { net, checkpoint };
 }
 
+/** The proposals' context on the box [−2, 2]² at xObs (0.3, 0.1) with these surrogates' rounds. */
+function boxContext(
+  net: Awaited<ReturnType<typeof smallSurrogate>>["net"],
+  checkpoints: Checkpoint[],
+): ProposalContext {
+  const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
+  return { net, prior, xObs: Float32Array.from([0.3, 0.1]), checkpoints };
+}
+
 /** ∫ q̃ dθ over the prior's support, by importance sampling from the prior: E_p[q̃/p]. */
 async function integralOverPrior(ctx: ProposalContext, proposal: RoundProposal, seed: number) {
   const fromPrior = ctx.prior.sample(hostKey(seed), 40_000);
@@ -188,13 +197,8 @@ describe("validation that does not leak", () => {
 describe("proposals with exact densities", () => {
   it("the truncation region holds 1 − ε of the surrogate's mass, and truncated draws stay in the prior", async () => {
     const { net, checkpoint } = await smallSurrogate(2);
-    const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
-    const ctx: ProposalContext = {
-      net,
-      prior,
-      xObs: Float32Array.from([0.3, 0.1]),
-      checkpoints: [checkpoint],
-    };
+    const ctx = boxContext(net, [checkpoint]);
+    const prior = ctx.prior;
     const eps = 0.1;
     const tau = await truncationThreshold(ctx, 0, hostKey(11), eps);
     const surrogate = surrogateOf(net, checkpoint);
@@ -223,13 +227,8 @@ describe("proposals with exact densities", () => {
   it("a mixture of the prior and surrogates has a density that integrates to 1 on the prior's support", async () => {
     const a = await smallSurrogate(3);
     const b = await smallSurrogate(4);
-    const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
-    const ctx: ProposalContext = {
-      net: a.net,
-      prior,
-      xObs: Float32Array.from([0.3, 0.1]),
-      checkpoints: [a.checkpoint, b.checkpoint],
-    };
+    const ctx = boxContext(a.net, [a.checkpoint, b.checkpoint]);
+    const prior = ctx.prior;
     const defensive = { alpha: 0.3, tau: 2 };
     const plan = {
       parts: [
@@ -282,13 +281,8 @@ describe("rounds drawn in adaptive stages", () => {
 
   it("draw far more efficiently than the surrogate they start from, with a density that integrates to 1 and survives the store", async () => {
     const { net, checkpoint } = await smallSurrogate(6);
-    const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
-    const ctx: ProposalContext = {
-      net,
-      prior,
-      xObs: Float32Array.from([0.3, 0.1]),
-      checkpoints: [checkpoint],
-    };
+    const ctx = boxContext(net, [checkpoint]);
+    const prior = ctx.prior;
     // A posterior the (untrained) surrogate knows nothing of: N((1, −1), 0.15²) on the box.
     const logTarget = async (theta: Float64Array) => {
       const lp = prior.logProb(theta);
