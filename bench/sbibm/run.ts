@@ -26,7 +26,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NBI } from "../../src/inference/engine.js";
-import { FLOW_SPACES } from "../../src/inference/fit-settings.js";
+import {
+  FLOW_SPACES,
+  PROPOSAL_KINDS,
+  SEQUENTIAL_LOSSES,
+} from "../../src/inference/fit-settings.js";
 import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import type { FlowSpace, ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
 import { c2st } from "./c2st.js";
@@ -57,8 +61,9 @@ export interface Method {
   readonly flowSpace?: FlowSpace;
 }
 
-const LOSSES: readonly SequentialLoss[] = ["auto", "nll", "apt", "weighted-nll"];
-const PROPOSALS: readonly ProposalKind[] = ["auto", "surrogate", "truncated", "mixture"];
+// The fit's own lists, so a new loss or proposal is benchmarkable as soon as fit takes it.
+const LOSSES: readonly SequentialLoss[] = SEQUENTIAL_LOSSES;
+const PROPOSALS: readonly ProposalKind[] = PROPOSAL_KINDS;
 
 /** Parses "anpe" or "loss/proposal", either with an optional ":flowSpace" suffix. */
 export function parseMethod(label: string): Method {

@@ -97,8 +97,9 @@ export interface RoundOptions {
    * The training loss of sequential rounds (round 0 and amortized fits always use NLL on prior
    * draws): "nll" (nbi's; on proposal draws it converges to p(θ|x)·q̃(θ)/p(θ)), "apt" (atomic
    * APT / SNPE-C, Greenberg et al. 2019, with `atoms` atoms), "weighted-nll" (each pair weighted by
-   * p(θ)/q̃(θ), q̃ the mixture of the proposals that drew the pooled data, self-normalised), or
-   * "auto" (the default; see `resolveSequential`).
+   * p(θ)/q̃(θ), q̃ the mixture of the proposals that drew the pooled data, self-normalised),
+   * "gated" (per round: NLL while the round's draws show a proposal much wider than the posterior,
+   * APT once it is close; see `roundLoss`), or "auto" (the default; see `sequentialOptions`).
    */
   loss?: SequentialLoss;
   /** Atoms per example of the APT loss, the true θ included (default 10, as sbi). 1: NLL. */
@@ -518,9 +519,33 @@ export function sequentialOptions(
   };
 }
 
+/**
+ * The per-dimension efficiency below which the "gated" loss trains a round with NLL: the round's
+ * draws weigh at efficiency^(1/d) < ½, as a Gaussian proposal ≳ 2.8× the posterior's width in
+ * every direction does. NLL on such draws targets p(θ|x)·q̃(θ)/p(θ), which q̃ barely tilts there
+ * (a Gaussian posterior's sd shrinks by ≤ 6%), and it learns from each pair's own density; APT's
+ * atoms from so wide a proposal resolve the posterior only to their spacing, so it learns slowly
+ * (nbi's sine: bench/RESULTS.md). Once the proposal is close to the posterior, NLL's target would
+ * approach the posterior squared, and APT (exact whatever drew θ) takes over.
+ */
+export const GATED_NLL_BELOW = 0.5;
+
+/**
+ * The loss a sequential round trains with: "gated" resolved by the round's importance
+ * efficiency (none: APT), any other loss as it is.
+ */
+export function roundLoss(
+  loss: SequentialSettings["loss"],
+  efficiency: number | undefined,
+  nDims: number,
+): Exclude<SequentialLoss, "auto" | "gated"> {
+  if (loss !== "gated") return loss;
+  return efficiency !== undefined && efficiency ** (1 / nDims) < GATED_NLL_BELOW ? "nll" : "apt";
+}
+
 /** The loss and proposal of sequential rounds, "auto" resolved. */
 export interface SequentialSettings {
-  /** The training loss of rounds after the first. */
+  /** The training loss of rounds after the first ("gated": chosen per round, `roundLoss`). */
   readonly loss: Exclude<SequentialLoss, "auto">;
   /** APT atoms per example. */
   readonly atoms: number;
@@ -792,7 +817,7 @@ export async function runRound(
   let stopped: string | undefined;
   let current = state.current;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
-  const loss = sequential ? seq.loss : "nll";
+  const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   if (
     importance &&
     config.neffStop !== undefined &&

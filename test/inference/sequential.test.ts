@@ -31,8 +31,10 @@ import {
 } from "../../src/inference/proposals.js";
 import {
   type Checkpoint,
+  GATED_NLL_BELOW,
   proposalCorrection,
   type RoundData,
+  roundLoss,
   snpeIS,
   validationMask,
 } from "../../src/inference/snpe.js";
@@ -191,6 +193,50 @@ describe("validation that does not leak", () => {
     }
     // Round 0's split is the one trainPosterior drew itself before masks existed (same key).
     expect(three.history.map((h) => h.loss)).toEqual(["nll", "apt", "apt"]);
+  });
+});
+
+describe("the gated loss", () => {
+  it("is NLL while a round's draws weigh below ½ per dimension, APT from there on or without weights", () => {
+    // 3-D: efficiency^(1/3) < ½ ⟺ efficiency < 12.5%.
+    expect(roundLoss("gated", 0.12, 3)).toBe("nll");
+    expect(roundLoss("gated", 0.13, 3)).toBe("apt");
+    expect(roundLoss("gated", 0.5 ** 10 * 0.99, 10)).toBe("nll");
+    expect(roundLoss("gated", 0.5 ** 10 * 1.01, 10)).toBe("apt");
+    expect(roundLoss("gated", undefined, 2)).toBe("apt");
+    for (const loss of ["nll", "apt", "weighted-nll"] as const)
+      expect(roundLoss(loss, 0.001, 2)).toBe(loss);
+  });
+
+  it("records per round the loss its draws' efficiency chose, from a wide first proposal to a close one", async () => {
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      [2],
+    );
+    // Posterior sd 0.1 around (0.4, −0.3): round 1's surrogate (one round of 150 prior draws)
+    // is far wider than that; training on the rounds narrows it.
+    const r = await snpeIS({
+      net,
+      prior,
+      simulator: (t: Float64Array) => [t[0]!, t[1]!],
+      xObs: Float32Array.from([0.4, -0.3]),
+      noise: 0.1,
+      logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+      nSims: 150,
+      nRounds: 4,
+      nEpochs: 25,
+      batchSize: 25,
+      lr: 3e-3,
+      key: hostKey(21),
+      loss: "gated",
+    });
+    const later = r.history.slice(1);
+    for (const h of later)
+      expect(h.loss).toBe(h.efficiency! ** (1 / 2) < GATED_NLL_BELOW ? "nll" : "apt");
+    expect(later.map((h) => h.loss)).toContain("nll");
+    expect(later.map((h) => h.loss)).toContain("apt");
   });
 });
 
