@@ -41,7 +41,9 @@ describe("config: fit options of sequential rounds", () => {
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NbiError);
     const message = (error as Error).message;
-    expect(message).toContain('fit.loss expected "auto", "nll", "apt", "gated" or "weighted-nll", got "kl"');
+    expect(message).toContain(
+      'fit.loss expected "auto", "nll", "apt", "gated" or "weighted-nll", got "kl"',
+    );
     expect(message).toContain("fit.atoms expected an integer ≥ 1, got 0");
     expect(message).toContain(
       'fit.proposal expected "auto", "surrogate", "truncated" or "mixture", got "prior"',
