@@ -114,7 +114,7 @@ async function runOnce(
     const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
     const predictS = (performance.now() - t1) / 1000;
     // KL(ref‖q) of the final surrogate against this observation's exact posterior (quadrature).
-    const ref = sineReference(times, xObs, NOISE_SIGMA);
+    const ref = referenceFor(`demo seed ${seed}`, xObs);
     const draws = ref.draw(10_000, 11);
     const kl = klFromReference(ref, draws, await engine.logProb(xObs, draws.theta)).kl;
     return { fitS, predictS, efficiency: fit.history.at(-1)!.efficiency!, ess: post.ess, kl };
@@ -216,11 +216,17 @@ async function oursAtNbiSettings(
   }
 }
 
-let cachedReference: ReturnType<typeof sineReference> | undefined;
-const reference = () => {
-  cachedReference ??= sineReference(times, nbiProblem.xObs, NOISE_SIGMA);
-  return cachedReference;
-};
+/** Each observation's quadrature reference, computed once however many rows read it. */
+const references = new Map<string, ReturnType<typeof sineReference>>();
+function referenceFor(name: string, xObs: ArrayLike<number>) {
+  let ref = references.get(name);
+  if (!ref) {
+    ref = sineReference(times, xObs, NOISE_SIGMA);
+    references.set(name, ref);
+  }
+  return ref;
+}
+const reference = () => referenceFor("nbi's observation", nbiProblem.xObs);
 
 /**
  * nbi 0.4.1 on the same test, as a child process (its own JSON line). OpenBLAS gets the same
