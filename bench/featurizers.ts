@@ -11,7 +11,9 @@
  * { dimIn 1, dimOut 32, dimConvMax 256, depth 3 } feeding a MAF 32 hidden × 4 blocks, noise 1:
  * the first epoch (tracing and compiling included) and the median of the later ones, wall and
  * CPU time (CPU time is the steadier figure on a shared machine).
- * Usage: npx tsx bench/featurizers.ts [--quick] [--epochs-only]
+ * `--webgpu-only`: both sizes on WebGPU (eager and jit) and PyTorch on CUDA where it has a GPU
+ * (the device machine's run, scripts/device/run.sh; NBI_PYTHON names its python).
+ * Usage: npx tsx bench/featurizers.ts [--quick] [--epochs-only] [--webgpu-only]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -26,6 +28,7 @@ import { jit } from "../src/transforms/jit.js";
 
 const quick = process.argv.includes("--quick");
 const epochsOnly = process.argv.includes("--epochs-only");
+const webgpuOnly = process.argv.includes("--webgpu-only");
 
 interface Size {
   batch: number;
@@ -109,6 +112,15 @@ async function trainingEpochs(nEpochs: number): Promise<void> {
   );
 }
 
+if (webgpuOnly) {
+  // For a machine with a real GPU (scripts/device/run.sh): both sizes on WebGPU, eager and jit,
+  // then PyTorch on that machine's GPU when it has CUDA (on its CPU otherwise).
+  console.log(`nbi featurizer benchmarks on WebGPU — Node ${process.version}\n`);
+  await webgpuSteps(sizes, true);
+  torchSteps(true);
+  process.exit(0);
+}
+
 if (epochsOnly) {
   console.log("Training epochs at nbi's sine settings (trainPosterior)\n");
   await trainingEpochs(quick ? 3 : 6);
@@ -138,41 +150,17 @@ console.log("\nTraining epochs at nbi's sine settings (trainPosterior)\n");
 await trainingEpochs(quick ? 3 : 6);
 console.log();
 
-// WebGPU (where an adapter exists): the small size only; parameters are initialised on the CPU
-// and moved, since initialisation reads values on the host.
-try {
-  await np.useBackend("webgpu");
-  await np.useBackend("cpu");
-  const size = sizes[0]!;
-  const net = featurizers.resnetGru({ dimIn: 1, dimOut: 32, depth: size.depth });
-  const [leaves, def] = tree.flatten<Array>(net.init(random.key(0)));
-  const params = tree.unflatten(
-    def,
-    await Promise.all(leaves.map((l) => np.toBackend(l, "webgpu"))),
-  ) as featurizers.ResNetGruParams;
-  const x = await np.toBackend(
-    random.normal(random.key(1), [size.batch, 1, size.length]),
-    "webgpu",
-  );
-  const loss = (p: featurizers.ResNetGruParams, xx: Array) => np.mean(np.square(net.apply(p, xx)));
-  const step = valueAndGrad(loss);
-  await step(params, x)[0].data();
-  const t0 = performance.now();
-  const reps = quick ? 1 : 3;
-  for (let i = 0; i < reps; i++) await step(params, x)[0].data();
-  const label = `batch ${size.batch}, length ${size.length}, depth ${size.depth}`;
-  const seconds = (performance.now() - t0) / 1000 / reps;
-  console.log(`${`nbi eager webgpu ${label}`.padEnd(58)} ${fmt(seconds).padStart(10)} / step`);
-} catch (e) {
-  console.log(`WebGPU: skipped (${(e as Error).message.split("\n")[0]})`);
-}
-
-const python = "/usr/bin/python3";
-const hasTorch =
-  existsSync(python) && spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
-if (!hasTorch) {
-  console.log("\nPyTorch: not installed (apt-get install -y python3-torch), skipped");
-} else {
+/** The same steps in PyTorch (bench/featurizers_torch.py), on CUDA when `onGpu` and it has one. */
+function torchSteps(onGpu: boolean): void {
+  const python = process.env.NBI_PYTHON ?? "/usr/bin/python3";
+  const has = (code: string) => spawnSync(python, ["-c", code], { stdio: "ignore" }).status === 0;
+  if (!(python.includes("/") ? existsSync(python) : true) || !has("import torch")) {
+    console.log(
+      `\nPyTorch: not installed for ${python} (apt-get install -y python3-torch), skipped`,
+    );
+    return;
+  }
+  const device = onGpu && has("import torch; assert torch.cuda.is_available()") ? "cuda" : "cpu";
   const specs = sizes.map((s) => `${s.batch}:${s.length}:${s.depth}:${s.steps}`);
   const run = spawnSync(
     python,
@@ -184,25 +172,76 @@ if (!hasTorch) {
         OPENBLAS_NUM_THREADS: "1",
         OMP_NUM_THREADS: "2",
         MKL_NUM_THREADS: "2",
+        NBI_TORCH_DEVICE: device,
       },
     },
   );
   if (run.status !== 0) {
     console.log(`\nPyTorch run failed:\n${run.stderr}`);
-  } else {
-    for (const line of run.stdout.trim().split("\n")) {
-      const r = JSON.parse(line) as {
-        batch: number;
-        length: number;
-        depth: number;
-        seconds: number;
-        threads: number;
-        torch: string;
-      };
-      const label = `batch ${r.batch}, length ${r.length}, depth ${r.depth}`;
+    return;
+  }
+  for (const line of run.stdout.trim().split("\n")) {
+    const r = JSON.parse(line) as {
+      batch: number;
+      length: number;
+      depth: number;
+      seconds: number;
+      threads: number;
+      torch: string;
+      device: string;
+    };
+    const label = `batch ${r.batch}, length ${r.length}, depth ${r.depth}`;
+    const where = r.device === "cpu" ? `${r.threads}thr` : r.device;
+    console.log(
+      `${`torch ${r.torch} ${where} ${label}`.padEnd(58)} ${fmt(r.seconds).padStart(10)} / step`,
+    );
+  }
+}
+
+/**
+ * Steps on WebGPU (where an adapter exists), eagerly and, with `withJit`, under `jit`; parameters
+ * are initialised on the CPU and moved, since initialisation reads values on the host.
+ */
+async function webgpuSteps(which: Size[], withJit: boolean): Promise<void> {
+  try {
+    await np.useBackend("webgpu");
+  } catch (e) {
+    console.log(`WebGPU: skipped (${(e as Error).message.split("\n")[0]})`);
+    return;
+  }
+  console.log(`WebGPU adapter: ${JSON.stringify(np.backendInfo())}`);
+  for (const size of which) {
+    await np.useBackend("cpu");
+    const net = featurizers.resnetGru({ dimIn: 1, dimOut: 32, depth: size.depth });
+    const [leaves, def] = tree.flatten<Array>(net.init(random.key(0)));
+    const params = tree.unflatten(
+      def,
+      await Promise.all(leaves.map((l) => np.toBackend(l, "webgpu"))),
+    ) as featurizers.ResNetGruParams;
+    const x = await np.toBackend(
+      random.normal(random.key(1), [size.batch, 1, size.length]),
+      "webgpu",
+    );
+    await np.useBackend("webgpu");
+    const loss = (p: featurizers.ResNetGruParams, xx: Array) =>
+      np.mean(np.square(net.apply(p, xx)));
+    const step = valueAndGrad(loss);
+    const label = `batch ${size.batch}, length ${size.length}, depth ${size.depth}`;
+    const modes: [string, typeof step][] = [["eager", step]];
+    if (withJit) modes.push(["jit", jit(step)]);
+    for (const [mode, f] of modes) {
+      await f(params, x)[0].data();
+      const reps = quick ? 1 : Math.max(1, Math.min(3, size.steps));
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) await f(params, x)[0].data();
+      const seconds = (performance.now() - t0) / 1000 / reps;
       console.log(
-        `${`torch ${r.torch} ${r.threads}thr ${label}`.padEnd(58)} ${fmt(r.seconds).padStart(10)} / step`,
+        `${`nbi ${mode} webgpu ${label}`.padEnd(58)} ${fmt(seconds).padStart(10)} / step`,
       );
     }
   }
+  await np.useBackend("cpu");
 }
+
+await webgpuSteps([sizes[0]!], false);
+torchSteps(false);

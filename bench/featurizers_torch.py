@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """The PyTorch side of bench/featurizers.ts: forward+backward per step of nbi's default ResNet-GRU
 (weight norm, kernel 3, dimConvMin 32, dimConvMax 256, two GRU layers) at the sizes given on the
-command line as BATCH:LENGTH:DEPTH:STEPS, float32 on the CPU. Prints one JSON line per size.
+command line as BATCH:LENGTH:DEPTH:STEPS, float32, on the CPU or, with NBI_TORCH_DEVICE=cuda, on
+the GPU (each timed step ends with torch.cuda.synchronize()). Prints one JSON line per size.
 Run by bench/featurizers.ts with 2 threads (torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1).
 """
 import json
+import os
 import sys
 import time
 
@@ -13,6 +15,7 @@ import torch.nn as nn
 from torch.nn.utils import weight_norm
 
 torch.set_num_threads(2)
+DEVICE = torch.device(os.environ.get("NBI_TORCH_DEVICE", "cpu"))
 
 
 class Block(nn.Module):
@@ -50,13 +53,15 @@ def main():
     for spec in sys.argv[1:]:
         batch, length, depth, steps = (int(v) for v in spec.split(":"))
         torch.manual_seed(0)
-        net = ResNetGru(1, 32, depth)
-        x = torch.randn(batch, 1, length)
+        net = ResNetGru(1, 32, depth).to(DEVICE)
+        x = torch.randn(batch, 1, length).to(DEVICE)
 
         def step():
             net.zero_grad()
             loss = net(x).square().mean()
             loss.backward()
+            if DEVICE.type == "cuda":
+                torch.cuda.synchronize()
 
         step()
         times = []
@@ -67,7 +72,8 @@ def main():
         times.sort()
         print(json.dumps({"batch": batch, "length": length, "depth": depth,
                           "seconds": times[len(times) // 2], "steps": steps,
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+                          "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu"}), flush=True)
 
 
 if __name__ == "__main__":

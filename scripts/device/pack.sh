@@ -12,13 +12,16 @@ xz -T2 -6 -c "$(command -v node)" > .device/node.xz
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js .device/kit/node_modules/webgpu/
 xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > .device/dawn.node.xz
 # Plots' libraries load on first use only; the checks and benchmarks draw nothing.
-for entry in scripts/device/check.ts bench/run.ts bench/maf.ts; do
+for entry in scripts/device/check.ts bench/run.ts bench/maf.ts bench/featurizers.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --external:webgpu --external:@resvg/resvg-js --external:vega --external:vega-lite \
     --outfile=".device/kit/$(basename "$entry" .ts).mjs"
 done
+# The PyTorch side of the featurizer benchmark, run by featurizers.mjs from beside it.
+cp bench/featurizers_torch.py .device/kit/
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'
 mkdir -p /tmp/amd64-lists/partial
 # shellcheck disable=SC2086
-apt-get $o -qq update && (cd .device/gl && apt-get $o -qq download libvulkan1)
+apt-get $o -qq update && (cd .device/gl && apt-get $o -qq download libvulkan1 libegl1 libglvnd0 \
+  libopengl0 libgl1 libglx0 libgles2)
 du -sh .device

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (see pack.sh): unpacks node and dawn.node, installs the Vulkan loader
-# when the machine has none, then the WebGPU checks and benchmarks. Output also goes to $OUT.
+# when the machine has none, then the WebGPU checks and benchmarks, each under its own time limit
+# so that one that hangs leaves the others their time (the device tool allows one short run).
+# Output also goes to $OUT.
 set -uo pipefail
 out="${OUT:-/tmp/device-out}"
 mkdir -p "$out"
 log="$out/device-webgpu.log"
-if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+# NVIDIA's Vulkan driver (libGLX_nvidia) needs libglvnd's libraries beside the loader.
+if ! ldconfig -p | grep -q 'libvulkan.so.1' || ! ldconfig -p | grep -q 'libGLX.so.0'; then
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
@@ -20,8 +23,12 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv
   "$kit/node" --version
   cd "$kit"
-  ./node check.mjs
-  ./node run.mjs
-  ./node maf.mjs --backend webgpu --sizes small,big --steps 30
-  ./node maf.mjs --backend cpu --sizes small,big --modes jit
+  step() { local limit=$1; shift; echo "== $* (limit ${limit} s)"; timeout "$limit" "$@" || echo "== exit $?"; }
+  step 90 ./node check.mjs
+  # The ResNet-GRU on WebGPU, both sizes, beside PyTorch on the same GPU (plain python3 there
+  # holds a CUDA PyTorch).
+  step 150 env NBI_PYTHON=python3 ./node featurizers.mjs --webgpu-only
+  step 60 ./node maf.mjs --backend webgpu --sizes small,big --steps 30
+  step 60 ./node run.mjs
+  step 60 ./node maf.mjs --backend cpu --sizes small,big --modes jit --steps 30
 } 2>&1 | tee "$log"
