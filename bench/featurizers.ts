@@ -13,7 +13,7 @@
  * CPU time (CPU time is the steadier figure on a shared machine).
  * `--webgpu-only`: both sizes on WebGPU (eager and jit) and PyTorch on CUDA where it has a GPU
  * (the device machine's run, scripts/device/run.sh; NBI_PYTHON names its python).
- * Usage: npx tsx bench/featurizers.ts [--quick] [--epochs-only] [--webgpu-only]
+ * Usage: npx tsx bench/featurizers.ts [--quick] [--epochs-only] [--webgpu-only [--small-only]]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -116,7 +116,9 @@ if (webgpuOnly) {
   // For a machine with a real GPU (scripts/device/run.sh): both sizes on WebGPU, eager and jit,
   // then PyTorch on that machine's GPU when it has CUDA (on its CPU otherwise).
   console.log(`nbi featurizer benchmarks on WebGPU — Node ${process.version}\n`);
-  await webgpuSteps(sizes, true);
+  // `--small-only`: the sine's size alone (the large one runs minutes on WebGPU's per-dispatch
+  // cost; with `node --cpu-prof` that keeps a profile of the small one short).
+  await webgpuSteps(process.argv.includes("--small-only") ? [sizes[0]!] : sizes, true);
   torchSteps(true);
   process.exit(0);
 }

@@ -2,7 +2,7 @@
 # Runs on the GPU machine (see pack.sh): unpacks node and dawn.node, installs the Vulkan loader
 # when the machine has none, then the WebGPU checks and benchmarks, each under its own time limit
 # so that one that hangs leaves the others their time (the device tool allows one short run).
-# Output also goes to $OUT.
+# Output also goes to $OUT. `run.sh profile` records CPU profiles of the WebGPU runs instead.
 set -uo pipefail
 out="${OUT:-/tmp/device-out}"
 mkdir -p "$out"
@@ -19,6 +19,18 @@ rm -rf "$kit" && cp -r .device/kit "$kit"
 xz -dc .device/node.xz > "$kit/node" && chmod +x "$kit/node"
 xz -dc .device/dawn.node.xz > "$kit/node_modules/webgpu/dist/linux-x64/dawn.node"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+if [ "${1:-}" = profile ]; then
+  # CPU profiles (node --cpu-prof) of where WebGPU's time goes on the host side: the ResNet-GRU
+  # step at the sine's size and the array-core benchmark's WebGPU column; the .cpuprofile files
+  # come back in $OUT (summarise them with any cpuprofile reader).
+  cd "$kit"
+  {
+    timeout 200 ./node --cpu-prof --cpu-prof-dir "$out" --cpu-prof-name featurizers.cpuprofile \
+      featurizers.mjs --webgpu-only --small-only
+    timeout 120 ./node --cpu-prof --cpu-prof-dir "$out" --cpu-prof-name run.cpuprofile run.mjs
+  } 2>&1 | tee "$out/device-profile.log"
+  exit 0
+fi
 {
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv
   "$kit/node" --version

@@ -30,11 +30,13 @@ import {
   truncationThreshold,
 } from "../../src/inference/proposals.js";
 import {
+  AUTO_GATED_PATIENCE,
   type Checkpoint,
   GATED_NLL_BELOW,
   proposalCorrection,
   type RoundData,
   roundLoss,
+  sequentialOptions,
   snpeIS,
   validationMask,
 } from "../../src/inference/snpe.js";
@@ -206,6 +208,58 @@ describe("the gated loss", () => {
     expect(roundLoss("gated", undefined, 2)).toBe("apt");
     for (const loss of ["nll", "apt", "weighted-nll"] as const)
       expect(roundLoss(loss, 0.001, 2)).toBe(loss);
+  });
+
+  it('is what "auto" means when training stops after a few epochs without improvement', () => {
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 8, numBlocks: 1 },
+      { type: "mlp", dimIn: 2, dimOut: 4, hidden: [8] },
+      [2],
+    );
+    const auto = (earlyStopPatience?: number) =>
+      sequentialOptions({ loss: "auto", ...(earlyStopPatience ? { earlyStopPatience } : {}) }, net)
+        .loss;
+    expect(AUTO_GATED_PATIENCE).toBe(3);
+    expect(auto(1)).toBe("gated");
+    expect(auto(AUTO_GATED_PATIENCE)).toBe("gated");
+    expect(auto(AUTO_GATED_PATIENCE + 1)).toBe("apt");
+    expect(auto(20)).toBe("apt");
+    expect(auto()).toBe("apt"); // no early stopping
+    expect(auto(-1)).toBe("apt");
+    // An explicit loss is kept whatever the patience.
+    expect(sequentialOptions({ loss: "apt", earlyStopPatience: 1 }, net).loss).toBe("apt");
+    expect(sequentialOptions({ loss: "nll", earlyStopPatience: 20 }, net).loss).toBe("nll");
+  });
+
+  it('"auto" with patience 1 trains the rounds as "gated" does, key for key', async () => {
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 8, numBlocks: 1 },
+      { type: "mlp", dimIn: 2, dimOut: 4, hidden: [8] },
+      [2],
+    );
+    const run = (loss: "auto" | "gated" | "apt") =>
+      snpeIS({
+        net,
+        prior,
+        simulator: (t: Float64Array) => [t[0]!, t[1]!],
+        xObs: Float32Array.from([0.4, -0.3]),
+        noise: 0.1,
+        logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+        nSims: 60,
+        nRounds: 3,
+        nEpochs: 6,
+        batchSize: 20,
+        lr: 3e-3,
+        earlyStopPatience: 1,
+        key: hostKey(23),
+        loss,
+      });
+    const [auto, gated, apt] = [await run("auto"), await run("gated"), await run("apt")];
+    expect(auto.history.map((h) => h.loss)).toEqual(gated.history.map((h) => h.loss));
+    expect(auto.history.map((h) => h.loss)).toContain("nll");
+    expect(apt.history.slice(1).every((h) => h.loss === "apt")).toBe(true);
+    expect(Array.from(auto.weights)).toEqual(Array.from(gated.weights));
   });
 
   it("records per round the loss its draws' efficiency chose, from a wide first proposal to a close one", async () => {
