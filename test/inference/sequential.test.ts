@@ -211,11 +211,7 @@ describe("the gated loss", () => {
   });
 
   it('is what "auto" means when training stops after a few epochs without improvement', () => {
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 8, numBlocks: 1 },
-      { type: "mlp", dimIn: 2, dimOut: 4, hidden: [8] },
-      [2],
-    );
+    const { net } = narrowPosterior(8);
     const auto = (earlyStopPatience?: number) =>
       sequentialOptions({ loss: "auto", ...(earlyStopPatience ? { earlyStopPatience } : {}) }, net)
         .loss;
@@ -232,20 +228,9 @@ describe("the gated loss", () => {
   });
 
   it('"auto" with patience 1 trains the rounds as "gated" does, key for key', async () => {
-    const prior = independent([normal(0, 1), normal(0, 1)]);
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 8, numBlocks: 1 },
-      { type: "mlp", dimIn: 2, dimOut: 4, hidden: [8] },
-      [2],
-    );
     const run = (loss: "auto" | "gated" | "apt") =>
       snpeIS({
-        net,
-        prior,
-        simulator: (t: Float64Array) => [t[0]!, t[1]!],
-        xObs: Float32Array.from([0.4, -0.3]),
-        noise: 0.1,
-        logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+        ...narrowPosterior(8),
         nSims: 60,
         nRounds: 3,
         nEpochs: 6,
@@ -263,21 +248,10 @@ describe("the gated loss", () => {
   });
 
   it("records per round the loss its draws' efficiency chose, from a wide first proposal to a close one", async () => {
-    const prior = independent([normal(0, 1), normal(0, 1)]);
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 16, numBlocks: 2 },
-      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
-      [2],
-    );
-    // Posterior sd 0.1 around (0.4, −0.3): round 1's surrogate (one round of 150 prior draws)
-    // is far wider than that; training on the rounds narrows it.
+    // Round 1's surrogate (one round of 150 prior draws) is far wider than the posterior;
+    // training on the rounds narrows it.
     const r = await snpeIS({
-      net,
-      prior,
-      simulator: (t: Float64Array) => [t[0]!, t[1]!],
-      xObs: Float32Array.from([0.4, -0.3]),
-      noise: 0.1,
-      logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+      ...narrowPosterior(16, 2),
       nSims: 150,
       nRounds: 4,
       nEpochs: 25,
@@ -293,6 +267,25 @@ describe("the gated loss", () => {
     expect(later.map((h) => h.loss)).toContain("apt");
   });
 });
+
+/**
+ * A 2-D problem whose posterior (sd 0.1 around (0.4, −0.3)) is far narrower than its N(0, 1)
+ * prior, with a small network of the given width and number of flow blocks.
+ */
+function narrowPosterior(width: number, blocks = 1) {
+  return {
+    net: posteriorNetwork(
+      { nDims: 2, flowHidden: width, numBlocks: blocks },
+      { type: "mlp", dimIn: 2, dimOut: width / 2, hidden: [width] },
+      [2],
+    ),
+    prior: independent([normal(0, 1), normal(0, 1)]),
+    simulator: (t: Float64Array) => [t[0]!, t[1]!],
+    xObs: Float32Array.from([0.4, -0.3]),
+    noise: 0.1,
+    logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+  };
+}
 
 describe("proposals with exact densities", () => {
   it("the truncation region holds 1 − ε of the surrogate's mass, and truncated draws stay in the prior", async () => {
