@@ -19,7 +19,7 @@
  * Usage: npm run bench:sbibm -- --tasks two_moons,slcp --budgets 1000,10000 --obs 1
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
- *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200]
+ *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
  *   [--no-adapt-rounds]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -190,6 +190,8 @@ export async function runOne(
     c2stN: number;
     c2stEpochs: number;
     nEpochs: number;
+    /** Early-stopping patience (sbibm's protocol here: 20). */
+    patience: number;
     nPredict: number;
     adaptRounds: boolean;
   },
@@ -215,7 +217,7 @@ export async function runOne(
       nEpochs: options.nEpochs,
       batchSize: 64,
       lr: 1e-3,
-      earlyStopPatience: 20,
+      earlyStopPatience: options.patience,
       logLike,
       adaptRounds: options.adaptRounds,
       ...(method.loss ? { loss: method.loss } : {}),
@@ -385,6 +387,8 @@ function parseArgs(argv: readonly string[]) {
     c2stN: num("c2st-n", "10000"),
     c2stEpochs: num("c2st-epochs", "300"),
     nEpochs: num("epochs", "200"),
+    // Early-stopping patience; at 1–3 "auto" is the gated loss (AUTO_GATED_PATIENCE).
+    patience: num("patience", "20"),
     nPredict: num("predict-n", "10000"),
   };
 }
