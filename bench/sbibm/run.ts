@@ -387,7 +387,7 @@ function parseArgs(argv: readonly string[]) {
     c2stN: num("c2st-n", "10000"),
     c2stEpochs: num("c2st-epochs", "300"),
     nEpochs: num("epochs", "200"),
-    // Early-stopping patience; at 1–3 "auto" is the gated loss (AUTO_GATED_PATIENCE).
+    // Early-stopping patience (sbibm's protocol here: 20).
     patience: num("patience", "20"),
     nPredict: num("predict-n", "10000"),
   };

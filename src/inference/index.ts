@@ -117,7 +117,6 @@ export {
 } from "./proposals.js";
 export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulation/simulate.js";
 export {
-  AUTO_GATED_PATIENCE,
   anpe,
   type Checkpoint,
   DEFAULT_DEFENSIVE,

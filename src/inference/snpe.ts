@@ -481,27 +481,18 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
 /**
  * The loss and proposal of sequential rounds with "auto" resolved: atomic APT (its surrogate
  * targets the posterior whatever drew θ, where NLL on proposal draws learns p(θ|x)·q̃(θ)/p(θ))
- * on the defensive surrogate (measured on nbi's sine and the sbibm tasks: bench/RESULTS.md) —
- * unless training stops early after at most {@link AUTO_GATED_PATIENCE} epochs without
- * improvement, where "auto" is "gated" (see there). The defensive mixture applies to surrogate
- * parts of flows with a normal base.
+ * on the defensive surrogate (measured on nbi's sine and the sbibm tasks: bench/RESULTS.md). The
+ * defensive mixture applies to surrogate parts of flows with a normal base.
  *
  * @example
  * ```ts
  * inference.sequentialOptions({ loss: "auto" }, net).loss; // "apt"
- * inference.sequentialOptions({ loss: "auto", earlyStopPatience: 1 }, net).loss; // "gated"
  * ```
  */
 export function sequentialOptions(
   o: Pick<
     RoundOptions,
-    | "loss"
-    | "atoms"
-    | "proposal"
-    | "truncationEps"
-    | "defensive"
-    | "flowSpace"
-    | "earlyStopPatience"
+    "loss" | "atoms" | "proposal" | "truncationEps" | "defensive" | "flowSpace"
   >,
   net: PosteriorNetwork,
 ): SequentialSettings {
@@ -518,7 +509,7 @@ export function sequentialOptions(
   const defensive = defensiveFor(net, o.defensive);
   return {
     flowSpace: o.flowSpace ?? "unbounded",
-    loss: !o.loss || o.loss === "auto" ? autoLoss(o.earlyStopPatience) : o.loss,
+    loss: !o.loss || o.loss === "auto" ? AUTO_LOSS : o.loss,
     atoms: o.atoms ?? 10,
     proposal: {
       kind: !o.proposal || o.proposal === "auto" ? AUTO_PROPOSAL : o.proposal,
@@ -576,24 +567,8 @@ export function flowSupport(prior: Prior, space: Exclude<FlowSpace, "theta">): S
   };
 }
 
-/**
- * The early-stopping patience at or below which "auto" is the gated loss rather than APT. APT
- * needs many more epochs than NLL to learn from a wide proposal (nbi's sine at 30 epochs a round:
- * round-2 efficiency 8–10% against NLL's 28–35%), and a training that stops after an epoch or
- * few without improvement (nbi's test: patience 1) stops it long before; the gated loss trains
- * such rounds with NLL. On nbi's sine at nbi's settings it raised predict's n_eff on every seed
- * measured at patience 1 (five seeds, KL(ref‖q) lower on all five) and 3 (three, KL lower on
- * two), while the sbibm tasks' patience 20 keeps APT, which does better on SLCP there
- * (bench/RESULTS.md).
- */
-export const AUTO_GATED_PATIENCE = 3;
-
-/** What "auto" means for a training with this early-stopping patience (see `sequentialOptions`). */
-function autoLoss(patience: number | undefined): "apt" | "gated" {
-  return patience !== undefined && patience > 0 && patience <= AUTO_GATED_PATIENCE
-    ? "gated"
-    : "apt";
-}
+/** What "auto" means (see `sequentialOptions`). */
+const AUTO_LOSS = "apt";
 const AUTO_PROPOSAL = "surrogate";
 
 /** The defensive mixture to use with this network (none for flows without a normal base). */

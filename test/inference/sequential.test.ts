@@ -30,13 +30,11 @@ import {
   truncationThreshold,
 } from "../../src/inference/proposals.js";
 import {
-  AUTO_GATED_PATIENCE,
   type Checkpoint,
   GATED_NLL_BELOW,
   proposalCorrection,
   type RoundData,
   roundLoss,
-  sequentialOptions,
   snpeIS,
   validationMask,
 } from "../../src/inference/snpe.js";
@@ -210,48 +208,22 @@ describe("the gated loss", () => {
       expect(roundLoss(loss, 0.001, 2)).toBe(loss);
   });
 
-  it('is what "auto" means when training stops after a few epochs without improvement', () => {
-    const { net } = narrowPosterior(8);
-    const auto = (earlyStopPatience?: number) =>
-      sequentialOptions({ loss: "auto", ...(earlyStopPatience ? { earlyStopPatience } : {}) }, net)
-        .loss;
-    expect(AUTO_GATED_PATIENCE).toBe(3);
-    expect(auto(1)).toBe("gated");
-    expect(auto(AUTO_GATED_PATIENCE)).toBe("gated");
-    expect(auto(AUTO_GATED_PATIENCE + 1)).toBe("apt");
-    expect(auto(20)).toBe("apt");
-    expect(auto()).toBe("apt"); // no early stopping
-    expect(auto(-1)).toBe("apt");
-    // An explicit loss is kept whatever the patience.
-    expect(sequentialOptions({ loss: "apt", earlyStopPatience: 1 }, net).loss).toBe("apt");
-    expect(sequentialOptions({ loss: "nll", earlyStopPatience: 20 }, net).loss).toBe("nll");
-  });
-
-  it('"auto" with patience 1 trains the rounds as "gated" does, key for key', async () => {
-    const run = (loss: "auto" | "gated" | "apt") =>
-      snpeIS({
-        ...narrowPosterior(8),
-        nSims: 60,
-        nRounds: 3,
-        nEpochs: 6,
-        batchSize: 20,
-        lr: 3e-3,
-        earlyStopPatience: 1,
-        key: hostKey(23),
-        loss,
-      });
-    const [auto, gated, apt] = [await run("auto"), await run("gated"), await run("apt")];
-    expect(auto.history.map((h) => h.loss)).toEqual(gated.history.map((h) => h.loss));
-    expect(auto.history.map((h) => h.loss)).toContain("nll");
-    expect(apt.history.slice(1).every((h) => h.loss === "apt")).toBe(true);
-    expect(Array.from(auto.weights)).toEqual(Array.from(gated.weights));
-  });
-
   it("records per round the loss its draws' efficiency chose, from a wide first proposal to a close one", async () => {
-    // Round 1's surrogate (one round of 150 prior draws) is far wider than the posterior;
-    // training on the rounds narrows it.
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      [2],
+    );
+    // Posterior sd 0.1 around (0.4, −0.3): round 1's surrogate (one round of 150 prior draws)
+    // is far wider than that; training on the rounds narrows it.
     const r = await snpeIS({
-      ...narrowPosterior(16, 2),
+      net,
+      prior,
+      simulator: (t: Float64Array) => [t[0]!, t[1]!],
+      xObs: Float32Array.from([0.4, -0.3]),
+      noise: 0.1,
+      logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
       nSims: 150,
       nRounds: 4,
       nEpochs: 25,
@@ -267,25 +239,6 @@ describe("the gated loss", () => {
     expect(later.map((h) => h.loss)).toContain("apt");
   });
 });
-
-/**
- * A 2-D problem whose posterior (sd 0.1 around (0.4, −0.3)) is far narrower than its N(0, 1)
- * prior, with a small network of the given width and number of flow blocks.
- */
-function narrowPosterior(width: number, blocks = 1) {
-  return {
-    net: posteriorNetwork(
-      { nDims: 2, flowHidden: width, numBlocks: blocks },
-      { type: "mlp", dimIn: 2, dimOut: width / 2, hidden: [width] },
-      [2],
-    ),
-    prior: independent([normal(0, 1), normal(0, 1)]),
-    simulator: (t: Float64Array) => [t[0]!, t[1]!],
-    xObs: Float32Array.from([0.4, -0.3]),
-    noise: 0.1,
-    logLike: thetaLogLike((x, t) => -50 * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
-  };
-}
 
 describe("proposals with exact densities", () => {
   it("the truncation region holds 1 − ε of the surrogate's mass, and truncated draws stay in the prior", async () => {
