@@ -125,6 +125,9 @@ async function runOnce(
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PEER = join(HERE, "..", "..", "shared", "anchors", "nbi", "run_nbi_sine.py");
+/** What nbi 0.4.1 needs from Debian to run here. */
+const PEER_PACKAGES =
+  "apt-get install -y python3-torch python3-multiprocess python3-tqdm python3-matplotlib python3-scipy";
 const nbiProblem = JSON.parse(
   readFileSync(join(HERE, "fixtures", "nbi-sine-observation.json"), "utf8"),
 ) as { thetaTrue: number[]; xObs: number[] };
@@ -242,8 +245,12 @@ function peerAtNbiSettings(seed: number, anpe: boolean, threads: number): NbiSet
     { cwd: dirname(PEER), env, encoding: "utf8", maxBuffer: 64 << 20 },
   );
   const line = run.stdout?.trim().split("\n").at(-1);
-  if (run.status !== 0 || !line?.startsWith("{"))
-    return `peer failed (exit ${run.status}): ${(run.stderr ?? "").trim().split("\n").at(-1)}`;
+  if (run.status !== 0 || !line?.startsWith("{")) {
+    const last = (run.stderr ?? "").trim().split("\n").at(-1) ?? "";
+    // nbi's Python dependencies, as ../shared/anchors/nbi/README.md lists them.
+    const hint = last.includes("ModuleNotFoundError") ? ` (${PEER_PACKAGES})` : "";
+    return `peer failed (exit ${run.status}): ${last}${hint}`;
+  }
   const r = JSON.parse(line) as {
     t_fit_s: number;
     epochs_per_round: number[];
