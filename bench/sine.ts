@@ -65,6 +65,9 @@ const { values } = parseArgs({
     // (nbi's test: 100 and 1; a patience above the epochs trains every one), for diagnostics.
     "nbi-epochs": { type: "string", default: "100" },
     "nbi-patience": { type: "string", default: "1" },
+    // Our featurizer at nbi's settings: nbi's ResNet-GRU, or "mlp" (the demo's), a diagnostic
+    // (nbi's peer keeps its ResNet-GRU).
+    "nbi-featurizer": { type: "string", default: "resnet-gru" },
     // Skip the default table (only the nbi comparison).
     "nbi-only": { type: "boolean", default: false },
   },
@@ -162,7 +165,7 @@ async function oursAtNbiSettings(
   try {
     const engine = new NBI({
       flow: NBI_FLOW,
-      featurizer: NBI_FEATURIZER,
+      featurizer: values["nbi-featurizer"] === "mlp" ? mlpFeaturizer : NBI_FEATURIZER,
       simulator: sine,
       priors,
       path,
