@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds .device/ (git-ignored), what a GPU machine without Node needs to run the WebGPU checks
 # and benchmarks: this machine's node and Dawn's dawn.node (xz-compressed), the checks and the
-# benchmarks bundled into single files, and the Vulkan loader packages (the device tool's
-# README: its machines may lack libvulkan). About 35 MB. Then, with the device tool:
+# benchmarks bundled into single files, and the Vulkan loader and libglvnd packages (the device
+# tool's README: its machines may lack libvulkan, and NVIDIA's Vulkan driver needs libGLX). About
+# 35 MB. Then, with the device tool:
 #   run(command: "bash scripts/device/run.sh", carry: [".device"], timeout_s: 540)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
