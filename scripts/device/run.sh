@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (see pack.sh): unpacks node and dawn.node, installs the Vulkan loader
-# and libglvnd when the machine lacks them, then the WebGPU checks and benchmarks, each under its own time limit
-# so that one that hangs leaves the others their time (the device tool allows one short run).
-# Output also goes to $OUT. `run.sh profile` records CPU profiles of the WebGPU runs instead.
+# and libglvnd when the machine lacks them, then the WebGPU checks and benchmarks, each under its
+# own time limit so that one that hangs leaves the others their time (the device tool allows one
+# short run). Output also goes to $OUT. `run.sh profile` records CPU profiles of the WebGPU runs instead.
 set -uo pipefail
 out="${OUT:-/tmp/device-out}"
 mkdir -p "$out"
