@@ -30,7 +30,7 @@
  *   one per data value; also the likelihood of the importance weights and predict's default xErr;
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
  *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
- *   for sequential rounds loss ("auto" | "nll" | "apt" | "gated" | "weighted-nll"), atoms (APT's,
+ *   for sequential rounds loss ("auto" | "nll" | "apt" | "gated" | "select" | "weighted-nll"), atoms (APT's,
  *   ≥ 1), proposal ("auto" | "surrogate" | "truncated" | "mixture"), truncationEps (in (0, 1)),
  *   adaptRounds (true/false) and flowSpace ("unbounded" | "logit" | "theta").
  * - observation: a CSV or NPY file, { file, column }, or the numbers inline. Without one, `fit`

@@ -65,7 +65,7 @@ const oneOf = (choices: readonly string[]): Rule => {
 };
 
 /** The sequential losses `fit` takes (see `RoundOptions.loss`). */
-export const SEQUENTIAL_LOSSES = ["auto", "nll", "apt", "gated", "weighted-nll"] as const;
+export const SEQUENTIAL_LOSSES = ["auto", "nll", "apt", "gated", "select", "weighted-nll"] as const;
 /** The proposals of sequential rounds `fit` takes (see `RoundOptions.proposal`). */
 export const PROPOSAL_KINDS = ["auto", "surrogate", "truncated", "mixture"] as const;
 /** Where the surrogate's flow lives (see `RoundOptions.flowSpace`). */

@@ -70,6 +70,15 @@ export {
   thetaLogLike,
 } from "./likelihood.js";
 export {
+  chooseLoss,
+  decideLoss,
+  type LossChoice,
+  type LossScores,
+  type ScoringDraws,
+  SELECT_MIN_ESS,
+  SELECT_Z,
+} from "./loss-selection.js";
+export {
   type DistanceTail,
   type FeatureStatistics,
   featureStatistics,

@@ -29,6 +29,13 @@ import {
 } from "./importance.js";
 import type { LogLike } from "./likelihood.js";
 import {
+  chooseLoss,
+  type LossChoice,
+  type LossScores,
+  SELECT_MIN_ESS,
+  scoringEss,
+} from "./loss-selection.js";
+import {
   type Checkpoint,
   type Defensive,
   fitScales,
@@ -99,7 +106,10 @@ export interface RoundOptions {
    * APT / SNPE-C, Greenberg et al. 2019, with `atoms` atoms), "weighted-nll" (each pair weighted by
    * p(θ)/q̃(θ), q̃ the mixture of the proposals that drew the pooled data, self-normalised),
    * "gated" (per round: NLL while the round's draws show a proposal much wider than the posterior,
-   * APT once it is close; see `roundLoss`), or "auto" (the default; see `sequentialOptions`).
+   * APT once it is close; see `roundLoss`), "select" (per round: both APT and NLL trained from the
+   * same start, the one whose surrogate scores higher at the run's weighted draws kept; twice the
+   * training, no extra simulation; see loss-selection.ts), or "auto" (the default; see
+   * `sequentialOptions`).
    */
   loss?: SequentialLoss;
   /** Atoms per example of the APT loss, the true θ included (default 10, as sbi). 1: NLL. */
@@ -213,8 +223,13 @@ export interface RoundRecord {
   readonly redrawn: number;
   /** What drew the round's parameters: a mixture of parts with their estimated masses. */
   readonly proposal?: RoundProposal;
-  /** The loss the round trained with ("nll" in round 0 and amortized fits). */
-  readonly loss?: Exclude<SequentialLoss, "auto">;
+  /**
+   * The loss the round trained with ("nll" in round 0 and amortized fits; a "select" round's
+   * chosen candidate, "apt" or "nll").
+   */
+  readonly loss?: Exclude<SequentialLoss, "auto" | "select">;
+  /** A "select" round's candidate scores, which chose its loss (see loss-selection.ts). */
+  readonly lossScores?: LossScores;
   /** The first simulator error's message, if any threw. */
   readonly firstError?: string;
   /** Importance sampling of this round's draws (with xObs and a likelihood). */
@@ -817,6 +832,8 @@ export async function runRound(
   let stopped: string | undefined;
   let current = state.current;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
+  /** A "select" round's choice between its two candidates. */
+  let selected: LossChoice | undefined;
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   if (
     importance &&
@@ -867,28 +884,26 @@ export async function runRound(
     );
     const weights =
       loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
+    const trainingData = {
+      x,
+      theta: th,
+      valMask: concat(
+        used.map((r) => r.valMask),
+        Uint8Array,
+      ),
+      logPrior: concat(
+        used.map((r) => r.logPrior),
+        Float64Array,
+      ),
+      ...(weights ? { weights } : {}),
+    };
     // A training stopped by the signal keeps its last finished epoch in the round's folder, and
-    // the next fit on the store continues from there.
+    // the next fit on the store continues from there. A "select" round trains two candidates in
+    // turn; the folder holds the one that was stopped, and the other passes it by.
     const keeper = store?.training;
     const trainingPath = keeper?.where(round);
-    train = await trainPosterior(
-      net,
-      state.current.params,
-      scales,
-      {
-        x,
-        theta: th,
-        valMask: concat(
-          used.map((r) => r.valMask),
-          Uint8Array,
-        ),
-        logPrior: concat(
-          used.map((r) => r.logPrior),
-          Float64Array,
-        ),
-        ...(weights ? { weights } : {}),
-      },
-      {
+    const trainWith = (candidate: "apt" | "nll", select: boolean) =>
+      trainPosterior(net, state.current.params, scales, trainingData, {
         nEpochs: config.nEpochs,
         batchSize: config.batchSize,
         lr: config.lr,
@@ -898,7 +913,7 @@ export async function runRound(
           ? { earlyStopPatience: config.earlyStopPatience }
           : {}),
         ...(config.noise !== undefined ? { noise: config.noise } : {}),
-        loss: loss === "apt" ? "apt" : "nll",
+        loss: candidate,
         atoms: seq.atoms,
         key: keyAt(roundKey, 2),
         ...(config.signal ? { signal: config.signal } : {}),
@@ -916,6 +931,7 @@ export async function runRound(
                   );
                   return undefined;
                 }
+                if (saved && select && setupLoss(saved.setup) !== candidate) return undefined;
                 if (saved && saved.setup !== template.setup) {
                   warn(
                     `round ${round}: the saved training ${trainingPath} belongs to another setup (${saved.setup}, now ${template.setup}); the round trains from its start`,
@@ -935,8 +951,27 @@ export async function runRound(
               },
             }
           : {}),
-      },
-    );
+      });
+    const scoring = loss === "select" ? scoringDraws(data, d) : undefined;
+    const scoringEssNow = scoring ? scoringEss(scoring.weights) : 0;
+    if (loss === "select" && ctx && scoring && scoringEssNow >= SELECT_MIN_ESS) {
+      const candidates = { apt: await trainWith("apt", true), nll: await trainWith("nll", true) };
+      const choice = await chooseLoss(
+        net,
+        ctx.xObs,
+        {
+          apt: { params: candidates.apt.params, scales },
+          nll: { params: candidates.nll.params, scales },
+        },
+        scoring,
+      );
+      train = candidates[choice.loss];
+      selected = choice;
+    } else {
+      // A select round whose draws are too few to choose NLL trains APT alone.
+      if (scoring) selected = { loss: "apt", scores: { ess: scoringEssNow } };
+      train = await trainWith(loss === "apt" || loss === "select" ? "apt" : "nll", false);
+    }
     await keeper?.remove(round);
     current = { params: train.params, scales };
   }
@@ -954,7 +989,13 @@ export async function runRound(
     },
     redrawn,
     proposal,
-    loss,
+    // A restored round keeps what its training chose.
+    loss: selected?.loss ?? restored?.record.loss ?? (loss === "select" ? "apt" : loss),
+    ...(selected
+      ? { lossScores: selected.scores }
+      : restored?.record.lossScores
+        ? { lossScores: restored.record.lossScores }
+        : {}),
     ...(sim.firstError ? { firstError: sim.firstError } : {}),
     ...(importance
       ? {
@@ -1038,6 +1079,35 @@ export async function proposalCorrection(
   let mean = 0;
   for (const w of out) mean += w / n;
   return out.map((w) => w / mean);
+}
+
+/** The loss a saved training's setup names (its JSON's `loss`), or undefined when unreadable. */
+function setupLoss(setup: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(setup);
+    return typeof parsed === "object" && parsed !== null && "loss" in parsed
+      ? String(parsed.loss)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The weighted draws a "select" round scores its candidates at: every round's with usable
+ * importance weights, combined as in the result (each round's weights scaled by its n_eff), or
+ * undefined when no round has any.
+ */
+function scoringDraws(
+  data: readonly RoundData[],
+  d: number,
+): { theta: Float64Array; weights: Float64Array } | undefined {
+  const weighted = data.flatMap((r) =>
+    r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)
+      ? [{ theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff }]
+      : [],
+  );
+  return weighted.length > 0 ? combineRounds(weighted, d) : undefined;
 }
 
 /** A store written before proposals were recorded: the defensive surrogate of the last round. */

@@ -42,7 +42,7 @@ describe("config: fit options of sequential rounds", () => {
     expect(error).toBeInstanceOf(NbiError);
     const message = (error as Error).message;
     expect(message).toContain(
-      'fit.loss expected "auto", "nll", "apt", "gated" or "weighted-nll", got "kl"',
+      'fit.loss expected "auto", "nll", "apt", "gated", "select" or "weighted-nll", got "kl"',
     );
     expect(message).toContain("fit.atoms expected an integer ≥ 1, got 0");
     expect(message).toContain(

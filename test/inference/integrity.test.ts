@@ -671,7 +671,7 @@ describe("mistakes are named before anything is simulated", () => {
     for (const expected of [
       "nSims expected an integer ≥ 2, got 1",
       'lr expected a number, got "fast"',
-      'loss expected "auto", "nll", "apt", "gated" or "weighted-nll", got "kl"',
+      'loss expected "auto", "nll", "apt", "gated", "select" or "weighted-nll", got "kl"',
       "truncationEps expected a number in (0, 1), e.g. 1e-4, got 2",
       'resume expected "never", "ifSame" or "force", got "always"',
     ])

@@ -76,6 +76,7 @@ async function outcome(e: NBI, result: FitResult) {
  */
 async function interruptedThenResumed(
   stop: (round: number, epoch: number, step?: number) => boolean,
+  fitOptions: FitOptions = options,
 ) {
   const path = await tempDir();
   const controller = new AbortController();
@@ -83,7 +84,7 @@ async function interruptedThenResumed(
   const e1 = engine(path);
   await expect(
     e1.fit({
-      ...options,
+      ...fitOptions,
       signal: controller.signal,
       onEpoch: (round, r) => {
         first.push([round, r.epoch]);
@@ -95,9 +96,14 @@ async function interruptedThenResumed(
     }),
   ).rejects.toThrow(/stopped/);
   const second: [number, number][] = [];
+  const warnings: string[] = [];
   const e2 = engine(path);
-  const result = await e2.fit({ ...options, onEpoch: (round, r) => second.push([round, r.epoch]) });
-  return { path, first, second, outcome: await outcome(e2, result) };
+  const result = await e2.fit({
+    ...fitOptions,
+    onEpoch: (round, r) => second.push([round, r.epoch]),
+    onWarning: (m) => warnings.push(m),
+  });
+  return { path, first, second, warnings, outcome: await outcome(e2, result) };
 }
 
 describe("an interrupted round's training resumes where it stopped", () => {
@@ -129,6 +135,50 @@ describe("an interrupted round's training resumes where it stopped", () => {
     expect(midEpoch.first).toEqual([...all(0), ...all(1).slice(0, 3)]);
     expect(midEpoch.second).toEqual(all(1, 3));
     expect(midEpoch.outcome).toEqual(expected);
+  }, 120_000);
+
+  it("in either candidate of a select round, to the result of an uninterrupted run", async () => {
+    // 48 simulations with noise 0.5: round 1's weighted draws (Kish ESS ~11.5) are enough for
+    // both candidates to train (with fewer, a select round trains APT alone).
+    const select: FitOptions = {
+      ...options,
+      nSims: 48,
+      noise: 0.5,
+      xObs: Array.from(line([0.3, 1.1]), (v, i) => v + 0.5 * eps[i]!),
+      loss: "select",
+    };
+    const reference = engine(await tempDir());
+    const uninterrupted = await reference.fit(select);
+    const expected = await outcome(reference, uninterrupted);
+    const all = (round: number, from = 0) =>
+      Array.from({ length: nEpochs - from }, (_, i) => [round, from + i] as [number, number]);
+    /** Stops round 1's candidate `which` (1: APT's, trained first; 2: NLL's) after its epoch 1. */
+    const inCandidate = (which: number) => {
+      let started = 0;
+      return (round: number, epoch: number, step?: number) => {
+        if (round === 1 && epoch === 0 && step === undefined) started++;
+        return round === 1 && started === which && epoch === 1 && step === undefined;
+      };
+    };
+    // Stopped in APT's candidate: it resumes at epoch 2, then NLL's trains.
+    const inApt = await interruptedThenResumed(inCandidate(1), select);
+    expect(inApt.first).toEqual([...all(0), ...all(1).slice(0, 2)]);
+    expect(inApt.second).toEqual([...all(1, 2), ...all(1)]);
+    expect(inApt.outcome).toEqual(expected);
+    expect(inApt.warnings.filter((w) => /saved training/.test(w))).toEqual([]);
+    // Stopped in NLL's: APT's candidate (not kept) trains again, passing NLL's saved training
+    // by without a warning; NLL's resumes at epoch 2.
+    const inNll = await interruptedThenResumed(inCandidate(2), select);
+    expect(inNll.first).toEqual([...all(0), ...all(1), ...all(1).slice(0, 2)]);
+    expect(inNll.second).toEqual([...all(1), ...all(1, 2)]);
+    expect(inNll.outcome).toEqual(expected);
+    expect(inNll.warnings.filter((w) => /saved training/.test(w))).toEqual([]);
+    expect(existsSync(join(inNll.path, "store", "round-001", "training.safetensors"))).toBe(false);
+    // Both candidates trained, and a fit that restores the finished run keeps the record.
+    const chose = uninterrupted.history[1]!;
+    expect(Object.keys(chose.lossScores!)).toEqual(["ess", "apt", "nll", "se"]);
+    const restored = (await reference.fit(select)).history[1]!;
+    expect([restored.loss, restored.lossScores]).toEqual([chose.loss, chose.lossScores]);
   }, 120_000);
 
   it("saves and loads every array of the training state exactly (optimizer counts as int32)", async () => {

@@ -9,8 +9,14 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
-import { importanceWeights } from "../../src/inference/importance.js";
+import { combineRounds, importanceWeights } from "../../src/inference/importance.js";
 import { thetaLogLike } from "../../src/inference/likelihood.js";
+import {
+  chooseLoss,
+  decideLoss,
+  SELECT_MIN_ESS,
+  SELECT_Z,
+} from "../../src/inference/loss-selection.js";
 import {
   initPosterior,
   posteriorNetwork,
@@ -40,6 +46,8 @@ import {
 } from "../../src/inference/snpe.js";
 import { roundStages, stagedDraws } from "../../src/inference/staged-draws.js";
 import { atomIndices, trainPosterior } from "../../src/inference/train.js";
+import type { Array as NpArray } from "../../src/trace/array.js";
+import * as tree from "../../src/trace/tree.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -238,6 +246,108 @@ describe("the gated loss", () => {
     expect(later.map((h) => h.loss)).toContain("nll");
     expect(later.map((h) => h.loss)).toContain("apt");
   });
+});
+
+describe("the select loss", () => {
+  it("keeps APT unless NLL leads by more than a standard error at ≥ SELECT_MIN_ESS effective draws", () => {
+    const n = 40;
+    const uniformW = new Float64Array(n).fill(1 / n);
+    const apt = Float64Array.from({ length: n }, (_, i) => -1 - 0.01 * i);
+    // NLL ahead by 0.5 at every draw: no spread, so any positive lead is significant.
+    const ahead = apt.map((v) => v + 0.5);
+    const won = decideLoss(uniformW, apt, ahead);
+    expect(won.loss).toBe("nll");
+    expect(won.scores.nll! - won.scores.apt!).toBeCloseTo(0.5, 12);
+    expect(won.scores.se).toBeCloseTo(0, 12);
+    expect(won.scores.ess).toBeCloseTo(n, 9);
+    // The same lead from ±3 around it: se = 3/√40 ≈ 0.47 < 0.5 wins; ±4 (se 0.63) does not.
+    const noisy = (spread: number) => apt.map((v, i) => v + 0.5 + (i % 2 === 0 ? spread : -spread));
+    expect(decideLoss(uniformW, apt, noisy(3)).loss).toBe("nll");
+    expect(decideLoss(uniformW, apt, noisy(3)).scores.se).toBeCloseTo(3 / Math.sqrt(n), 9);
+    expect(decideLoss(uniformW, apt, noisy(4)).loss).toBe("apt");
+    // Too few effective draws: 9 equal weights (Kish ESS 9 < 10) cannot choose NLL.
+    expect(SELECT_MIN_ESS).toBe(10);
+    expect(SELECT_Z).toBe(1);
+    const nine = Float64Array.from({ length: n }, (_, i) => (i < 9 ? 1 / 9 : 0));
+    expect(decideLoss(nine, apt, ahead).scores.ess).toBeCloseTo(9, 9);
+    expect(decideLoss(nine, apt, ahead).loss).toBe("apt");
+    // APT ahead, or a tie: APT.
+    expect(decideLoss(uniformW, ahead, apt).loss).toBe("apt");
+    expect(decideLoss(uniformW, apt, apt).loss).toBe("apt");
+    // A candidate with no density at a weighted draw loses.
+    const hole = ahead.slice();
+    hole[3] = Number.NEGATIVE_INFINITY;
+    expect(decideLoss(uniformW, apt, hole).loss).toBe("apt");
+    expect(decideLoss(uniformW, hole, ahead).loss).toBe("nll");
+  });
+
+  it("trains both candidates from the round's warm start and keeps the one its scores chose", async () => {
+    const prior = independent([normal(0, 1), normal(0, 1)]);
+    const net = posteriorNetwork(
+      { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      [2],
+    );
+    // Posterior sd 0.25 around (0.4, −0.3): round 0's prior draws weigh at ~6%.
+    const xObs = Float32Array.from([0.4, -0.3]);
+    const run = (loss: "select" | "apt" | "nll", precision = 8) =>
+      snpeIS({
+        net,
+        prior,
+        simulator: (t: Float64Array) => [t[0]!, t[1]!],
+        xObs,
+        noise: 0.1,
+        logLike: thetaLogLike((x, t) => -precision * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2)),
+        nSims: 150,
+        nRounds: 2,
+        nEpochs: 15,
+        batchSize: 25,
+        lr: 3e-3,
+        key: hostKey(21),
+        loss,
+      });
+    const [selected, apt, nll] = [await run("select"), await run("apt"), await run("nll")];
+    const round1 = selected.history[1]!;
+    expect(selected.history[0]!.lossScores).toBeUndefined();
+    expect(round1.lossScores).toBeDefined();
+    // Rescore the single-loss runs' networks at the select run's weighted draws.
+    const data = selected.state.data;
+    const draws = combineRounds(
+      data.map((r) => ({
+        theta: r.theta,
+        weights: r.importance!.weights,
+        nEff: r.importance!.nEff,
+      })),
+      2,
+    );
+    const again = await chooseLoss(
+      net,
+      xObs,
+      { apt: apt.state.current, nll: nll.state.current },
+      draws,
+    );
+    expect(again.scores).toEqual(round1.lossScores);
+    expect(round1.loss).toBe(again.loss);
+    const kept = again.loss === "apt" ? apt : nll;
+    const leaves = (r: typeof kept) =>
+      Promise.all(tree.leaves<NpArray>(r.state.current.params).map((a) => a.data()));
+    expect(await leaves(selected)).toEqual(await leaves(kept));
+    const losses = (r: typeof kept) =>
+      r.history[1]!.epochs.map((e) => [e.epoch, e.trainLoss, e.valLoss]);
+    expect(losses(selected)).toEqual(losses(kept));
+
+    // Posterior sd 0.1: round 1's weighted draws are too few (Kish ESS ~4) for NLL to win, so
+    // the round trains APT alone, exactly as the "apt" loss does, and records only the ESS.
+    const [narrowSelect, narrowApt] = [await run("select", 50), await run("apt", 50)];
+    const narrow = narrowSelect.history[1]!;
+    expect(narrow.loss).toBe("apt");
+    expect(Object.keys(narrow.lossScores!)).toEqual(["ess"]);
+    expect(narrow.lossScores!.ess).toBeGreaterThan(1);
+    expect(narrow.lossScores!.ess).toBeLessThan(SELECT_MIN_ESS);
+    expect(await leaves(narrowSelect)).toEqual(await leaves(narrowApt));
+    // At this key NLL's candidate leads by ~1.5 standard errors at ~33 effective draws.
+    expect(round1.loss).toBe("nll");
+  }, 120_000);
 });
 
 describe("proposals with exact densities", () => {

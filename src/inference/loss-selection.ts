@@ -1,0 +1,133 @@
+/**
+ * The "select" loss of sequential rounds: a round trains two candidates from the same warm start
+ * and key — APT (its surrogate targets the posterior whatever drew θ) and NLL (it learns from each
+ * pair's own density, quickly from a wide proposal, but its target is p(θ|x)·q̃(θ)/p(θ)) — and
+ * keeps the one that puts more of its mass where the posterior is.
+ *
+ * The score of a candidate q is Σᵢ w̄ᵢ log q(θᵢ | xObs) over the run's importance-weighted draws
+ * (every round's, combined as in the result): a self-normalised estimate of E_post[log q] =
+ * −KL(posterior ‖ q) − H(posterior), so the higher score is the candidate closer to the posterior
+ * in the mass-covering direction a proposal needs. It costs no simulation and no likelihood call;
+ * only the second training.
+ *
+ * APT stays unless the draws say NLL is better: the weighted mean of the paired difference
+ * log q_nll − log q_apt must exceed `SELECT_Z` of its standard error, and the draws must weigh
+ * like at least `SELECT_MIN_ESS` independent ones (Kish) — degenerate weights score a candidate
+ * at a handful of points and say nothing. Below that the round trains APT alone.
+ */
+import {
+  type Checkpoint,
+  type PosteriorNetwork,
+  surrogateLogProb,
+  surrogateOf,
+} from "./posterior.js";
+
+/** The fewest effective draws (Kish) that let the score choose NLL over APT. */
+export const SELECT_MIN_ESS = 10;
+/** How many standard errors NLL's score must lead APT's by. */
+export const SELECT_Z = 1;
+
+/** Weighted draws to score candidates with: rows of θ and one normalised weight each. */
+export interface ScoringDraws {
+  /** n × d parameters, row-major. */
+  readonly theta: Float64Array;
+  /** n weights summing to 1. */
+  readonly weights: Float64Array;
+}
+
+/**
+ * What the choice saw, kept in the round's record. With fewer than SELECT_MIN_ESS effective
+ * draws NLL cannot win, so its candidate is not trained and only `ess` is recorded.
+ */
+export interface LossScores {
+  /** Kish's effective sample size of the scoring weights. */
+  readonly ess: number;
+  /** Σ w̄ log q at the weighted draws, APT's candidate. */
+  readonly apt?: number;
+  /** The same for NLL's candidate. */
+  readonly nll?: number;
+  /** The standard error of the paired difference nll − apt. */
+  readonly se?: number;
+}
+
+/** The candidate a round keeps, and the scores that chose it. */
+export interface LossChoice {
+  readonly loss: "apt" | "nll";
+  readonly scores: LossScores;
+}
+
+/** Kish's effective sample size 1/Σw̄² of weights (normalised here). */
+export function scoringEss(weights: Float64Array): number {
+  let sum = 0;
+  let sumSq = 0;
+  for (const w of weights) {
+    sum += w;
+    sumSq += w * w;
+  }
+  return sumSq > 0 ? (sum * sum) / sumSq : 0;
+}
+
+/**
+ * Scores both candidates at the weighted draws and chooses (see the module comment). Draws with
+ * zero weight are skipped; a candidate's −Infinity log density at a weighted draw scores −Infinity.
+ *
+ * @example
+ * ```ts
+ * const { loss, scores } = await inference.chooseLoss(net, xObs, { apt, nll }, { theta, weights });
+ * ```
+ */
+export async function chooseLoss(
+  net: PosteriorNetwork,
+  xObs: Float32Array,
+  candidates: { readonly apt: Checkpoint; readonly nll: Checkpoint },
+  draws: ScoringDraws,
+): Promise<LossChoice> {
+  const d = net.nDims;
+  const keep: number[] = [];
+  draws.weights.forEach((w, i) => {
+    if (w > 0) keep.push(i);
+  });
+  const theta = new Float64Array(keep.length * d);
+  const w = new Float64Array(keep.length);
+  keep.forEach((row, k) => {
+    theta.set(draws.theta.subarray(row * d, (row + 1) * d), k * d);
+    w[k] = draws.weights[row]!;
+  });
+  const total = w.reduce((s, v) => s + v, 0);
+  for (let k = 0; k < w.length; k++) w[k]! /= total;
+  const [lqApt, lqNll] = await Promise.all([
+    surrogateLogProb(surrogateOf(net, candidates.apt), xObs, theta),
+    surrogateLogProb(surrogateOf(net, candidates.nll), xObs, theta),
+  ]);
+  return decideLoss(w, lqApt, lqNll);
+}
+
+/**
+ * The choice from normalised weights and each candidate's log density at the same draws: NLL
+ * when its paired lead is above SELECT_Z standard errors and the weights' Kish ESS is at least
+ * SELECT_MIN_ESS, else APT.
+ */
+export function decideLoss(
+  weights: Float64Array,
+  lqApt: Float64Array,
+  lqNll: Float64Array,
+  rule: { minEss: number; z: number } = { minEss: SELECT_MIN_ESS, z: SELECT_Z },
+): LossChoice {
+  let apt = 0;
+  let nll = 0;
+  let sumSq = 0;
+  for (let i = 0; i < weights.length; i++) {
+    apt += weights[i]! * lqApt[i]!;
+    nll += weights[i]! * lqNll[i]!;
+    sumSq += weights[i]! ** 2;
+  }
+  const lead = nll - apt;
+  let varLead = 0;
+  for (let i = 0; i < weights.length; i++)
+    varLead += weights[i]! ** 2 * (lqNll[i]! - lqApt[i]! - lead) ** 2;
+  const se = Math.sqrt(varLead);
+  const ess = sumSq > 0 ? 1 / sumSq : 0;
+  // An infinite lead (APT's density −Infinity at a weighted draw) has a NaN error: NLL wins it.
+  const nllWins = ess >= rule.minEss && (lead === Number.POSITIVE_INFINITY || lead > rule.z * se);
+  return { loss: nllWins ? "nll" : "apt", scores: { ess, apt, nll, se } };
+}
