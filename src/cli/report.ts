@@ -160,13 +160,23 @@ export function roundLine(r: RoundRecord): string {
       : `, n_eff ${fixed(r.nEff, 1)}${eff}, Pareto k̂ ${fixed(r.paretoK, 2)}`;
   return (
     `round ${r.round}: ${r.nSimulated} simulations${dropped > 0 ? ` (${dropped} dropped)` : ""}${ess}, ` +
-    `best epoch ${r.bestEpoch} (val NLL ${fixed(r.bestValLoss, 3)}), ` +
+    `best epoch ${r.bestEpoch} (val loss ${fixed(r.bestValLoss, 3)})${lossNote(r)}, ` +
     `${fixed(r.seconds.simulate + r.seconds.train, 1)} s`
   );
 }
 
 function epochLine(round: number, e: EpochRecord): string {
-  return `round ${round} epoch ${e.epoch}: train ${fixed(e.trainLoss, 3)} val ${fixed(e.valLoss, 3)}`;
+  const candidate = e.candidate ? ` (${e.candidate})` : "";
+  return `round ${round} epoch ${e.epoch}${candidate}: train ${fixed(e.trainLoss, 3)} val ${fixed(e.valLoss, 3)}`;
+}
+
+/** ", loss nll (scores: apt −3.86, nll −0.35 ± 0.14 at ESS 29)" for a scored select round. */
+function lossNote(r: RoundRecord): string {
+  const s = r.lossScores;
+  if (!s) return r.round > 0 && r.loss ? `, loss ${r.loss}` : "";
+  if (s.nll === undefined)
+    return `, loss ${r.loss} (too few weighted draws to score: ESS ${fixed(s.ess, 1)})`;
+  return `, loss ${r.loss} (scores: apt ${fixed(s.apt, 2)}, nll ${fixed(s.nll, 2)} ± ${fixed(s.se, 2)} at ESS ${fixed(s.ess, 0)})`;
 }
 
 /** Weighted mean, standard deviation and 5/50/95% quantiles of one parameter. */

@@ -109,7 +109,7 @@ export interface RoundOptions {
    * APT once it is close; see `roundLoss`), "select" (per round: both APT and NLL trained from the
    * same start, the one whose surrogate scores higher at the run's weighted draws kept; twice the
    * training, no extra simulation; see loss-selection.ts), or "auto" (the default; see
-   * `sequentialOptions`).
+   * `sequentialOptions`: "select").
    */
   loss?: SequentialLoss;
   /** Atoms per example of the APT loss, the true θ included (default 10, as sbi). 1: NLL. */
@@ -494,14 +494,16 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
 }
 
 /**
- * The loss and proposal of sequential rounds with "auto" resolved: atomic APT (its surrogate
- * targets the posterior whatever drew θ, where NLL on proposal draws learns p(θ|x)·q̃(θ)/p(θ))
- * on the defensive surrogate (measured on nbi's sine and the sbibm tasks: bench/RESULTS.md). The
- * defensive mixture applies to surrogate parts of flows with a normal base.
+ * The loss and proposal of sequential rounds with "auto" resolved: "select" — atomic APT (its
+ * surrogate targets the posterior whatever drew θ, where NLL on proposal draws learns
+ * p(θ|x)·q̃(θ)/p(θ)), unless NLL's candidate, trained from the same start, scores clearly higher
+ * at the run's weighted draws (loss-selection.ts) — on the defensive surrogate (measured on nbi's
+ * sine and the sbibm tasks: bench/RESULTS.md). The defensive mixture applies to surrogate parts
+ * of flows with a normal base.
  *
  * @example
  * ```ts
- * inference.sequentialOptions({ loss: "auto" }, net).loss; // "apt"
+ * inference.sequentialOptions({ loss: "auto" }, net).loss; // "select"
  * ```
  */
 export function sequentialOptions(
@@ -583,7 +585,7 @@ export function flowSupport(prior: Prior, space: Exclude<FlowSpace, "theta">): S
 }
 
 /** What "auto" means (see `sequentialOptions`). */
-const AUTO_LOSS = "apt";
+const AUTO_LOSS = "select";
 const AUTO_PROPOSAL = "surrogate";
 
 /** The defensive mixture to use with this network (none for flows without a normal base). */
@@ -917,7 +919,7 @@ export async function runRound(
         atoms: seq.atoms,
         key: keyAt(roundKey, 2),
         ...(config.signal ? { signal: config.signal } : {}),
-        onEpoch: (e) => config.onEpoch?.(round, e),
+        onEpoch: (e) => config.onEpoch?.(round, select ? { ...e, candidate } : e),
         onStep: (s, steps, epoch) => config.onStep?.(round, epoch, s, steps),
         ...(keeper
           ? {

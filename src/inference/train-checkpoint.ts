@@ -96,7 +96,7 @@ interface TrainingMeta {
   epoch: number;
   bestLoss: number | string;
   bestEpoch: number;
-  epochs: Record<keyof EpochRecord, number | string>[];
+  epochs: Record<Exclude<keyof EpochRecord, "candidate">, number | string>[];
 }
 
 /**

@@ -48,6 +48,11 @@ export interface EpochRecord {
   readonly lr: number;
   /** Wall-clock time of the epoch. */
   readonly seconds: number;
+  /**
+   * In a "select" round, as the progress hooks report it: the candidate this epoch trained (both
+   * candidates report their epochs; the round's record keeps the chosen one's).
+   */
+  readonly candidate?: "apt" | "nll";
 }
 
 export interface TrainOptions {
