@@ -115,18 +115,16 @@ export function decideLoss(
 ): LossChoice {
   let apt = 0;
   let nll = 0;
-  let sumSq = 0;
   for (let i = 0; i < weights.length; i++) {
     apt += weights[i]! * lqApt[i]!;
     nll += weights[i]! * lqNll[i]!;
-    sumSq += weights[i]! ** 2;
   }
   const lead = nll - apt;
   let varLead = 0;
   for (let i = 0; i < weights.length; i++)
     varLead += weights[i]! ** 2 * (lqNll[i]! - lqApt[i]! - lead) ** 2;
   const se = Math.sqrt(varLead);
-  const ess = sumSq > 0 ? 1 / sumSq : 0;
+  const ess = scoringEss(weights);
   // An infinite lead (APT's density −Infinity at a weighted draw) has a NaN error: NLL wins it.
   const nllWins = ess >= rule.minEss && (lead === Number.POSITIVE_INFINITY || lead > rule.z * se);
   return { loss: nllWins ? "nll" : "apt", scores: { ess, apt, nll, se } };

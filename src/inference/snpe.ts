@@ -26,6 +26,7 @@ import {
   type ImportanceResult,
   importanceWeights,
   PARETO_K_UNRELIABLE,
+  type WeightedRound,
 } from "./importance.js";
 import type { LogLike } from "./likelihood.js";
 import {
@@ -380,11 +381,11 @@ export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
   // Rounds without usable weights (n_eff 0, or none finite) are left out and reported, so one
   // empty round never makes a finished (and resumable) run fail at its very end.
   const emptyRounds: number[] = [];
-  const weighted: { theta: Float64Array; weights: Float64Array; nEff: number }[] = [];
+  const weighted: WeightedRound[] = [];
   state.data.forEach((r, round) => {
-    if (r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)) {
-      weighted.push({ theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff });
-    } else if (r.importance || state.history[round]?.nEff !== undefined) emptyRounds.push(round);
+    const usable = usableWeights(r);
+    if (usable) weighted.push(usable);
+    else if (r.importance || state.history[round]?.nEff !== undefined) emptyRounds.push(round);
   });
   const combined =
     weighted.length > 0
@@ -1104,12 +1105,15 @@ function scoringDraws(
   data: readonly RoundData[],
   d: number,
 ): { theta: Float64Array; weights: Float64Array } | undefined {
-  const weighted = data.flatMap((r) =>
-    r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)
-      ? [{ theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff }]
-      : [],
-  );
+  const weighted = data.flatMap((r) => usableWeights(r) ?? []);
   return weighted.length > 0 ? combineRounds(weighted, d) : undefined;
+}
+
+/** A round's draws and weights when they can contribute (n_eff finite and above 0). */
+function usableWeights(r: RoundData): WeightedRound | undefined {
+  return r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)
+    ? { theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff }
+    : undefined;
 }
 
 /** A store written before proposals were recorded: the defensive surrogate of the last round. */
