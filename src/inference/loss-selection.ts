@@ -25,7 +25,7 @@ import {
 /** The fewest effective draws (Kish) that let the score choose NLL over APT. */
 export const SELECT_MIN_ESS = 10;
 /** How many standard errors NLL's score must lead APT's by. */
-export const SELECT_Z = 1;
+export const SELECT_Z = 2;
 
 /** Weighted draws to score candidates with: rows of θ and one normalised weight each. */
 export interface ScoringDraws {
