@@ -151,6 +151,8 @@ interface NbiSettingsRow {
   efficiency: number[];
   predictEss?: number;
   kl?: number;
+  /** The loss each trained sequential round used (a select round's choice). */
+  losses?: string[];
 }
 
 /** Ours on nbi's test (or its amortized variant), at nbi's settings and observation. */
@@ -216,6 +218,7 @@ async function oursAtNbiSettings(
       efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
       predictEss: post.ess,
       kl: klFromReference(reference(), draws, logQ).kl,
+      losses: fit.history.filter((h) => h.round > 0 && h.trained).map((h) => h.loss ?? "—"),
     };
   } finally {
     rmSync(path, { recursive: true, force: true });
@@ -279,7 +282,7 @@ function printNbiRow(name: string, r: NbiSettingsRow | string) {
       .toFixed(3)
       .padStart(
         8,
-      )} ${r.efficiency.map(pct).join(" ").padStart(28)} ${(r.predictEss?.toFixed(0) ?? "—").padStart(8)} ${(r.kl?.toFixed(2) ?? "—").padStart(6)}`,
+      )} ${r.efficiency.map(pct).join(" ").padStart(28)} ${(r.predictEss?.toFixed(0) ?? "—").padStart(8)} ${(r.kl?.toFixed(2) ?? "—").padStart(6)}  ${r.losses?.join("/") ?? "—"}`,
   );
 }
 
@@ -294,7 +297,7 @@ if (values["nbi-settings"] && !values["no-nbi-settings"]) {
     `exact posterior (quadrature): mean ${ref.mean.map((v) => v.toFixed(3)).join(", ")}, sd ${ref.std.map((v) => v.toFixed(3)).join(", ")}`,
   );
   console.log(
-    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"KL".padStart(6)}`,
+    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
   );
   for (const anpe of values.anpe ? [false, true] : [false]) {
     for (const seed of values["peer-seeds"].split(",").map(Number)) {
