@@ -52,7 +52,9 @@ export interface LossScores {
 
 /** The candidate a round keeps, and the scores that chose it. */
 export interface LossChoice {
+  /** The candidate kept. */
   readonly loss: "apt" | "nll";
+  /** What chose it. */
   readonly scores: LossScores;
 }
 
