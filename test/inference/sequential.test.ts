@@ -59,13 +59,18 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** A small network on 2-D θ and 2 data numbers, with random (untrained) parameters. */
-async function smallSurrogate(seed: number) {
-  const net = posteriorNetwork(
+/** The small network of these tests: 2-D θ, 2 data numbers, an MLP featurizer. */
+function smallNet() {
+  return posteriorNetwork(
     { nDims: 2, flowHidden: 16, numBlocks: 2 },
     { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
     [2],
   );
+}
+
+/** The small network with random (untrained) parameters. */
+async function smallSurrogate(seed: number) {
+  const net = smallNet();
   const params = await initPosterior(net, hostKey(seed));
   const checkpoint: Checkpoint = {
     params,
@@ -172,11 +177,7 @@ describe("validation that does not leak", () => {
 
   it("each round's validation rows keep their assignment, so no round validates on rows an earlier round trained on", async () => {
     const prior = independent([normal(0, 1), normal(0, 1)]);
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 16, numBlocks: 2 },
-      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
-      [2],
-    );
+    const net = smallNet();
     const xObs = Float32Array.from([0.4, -0.3]);
     const base = {
       net,
@@ -218,11 +219,7 @@ describe("the gated loss", () => {
 
   it("records per round the loss its draws' efficiency chose, from a wide first proposal to a close one", async () => {
     const prior = independent([normal(0, 1), normal(0, 1)]);
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 16, numBlocks: 2 },
-      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
-      [2],
-    );
+    const net = smallNet();
     // Posterior sd 0.1 around (0.4, −0.3): round 1's surrogate (one round of 150 prior draws)
     // is far wider than that; training on the rounds narrows it.
     const r = await snpeIS({
@@ -284,11 +281,7 @@ describe("the select loss", () => {
 
   it("trains both candidates from the round's warm start and keeps the one its scores chose", async () => {
     const prior = independent([normal(0, 1), normal(0, 1)]);
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 16, numBlocks: 2 },
-      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
-      [2],
-    );
+    const net = smallNet();
     // Posterior sd 0.25 around (0.4, −0.3): round 0's prior draws weigh at ~6%.
     const xObs = Float32Array.from([0.4, -0.3]);
     const run = (loss: "select" | "apt" | "nll", precision = 8, key = 22) =>
