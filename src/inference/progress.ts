@@ -35,10 +35,12 @@ export async function progressHooks<T extends Hooks>(user: T): Promise<T> {
       }
       user.onSimulate?.(round, done, total);
     },
-    onStep: (round, epoch, step, steps) => {
-      if (label !== `round ${round} epoch ${epoch}`) start(`round ${round} epoch ${epoch}`, steps);
+    onStep: (round, epoch, step, steps, candidate) => {
+      const name = `round ${round} epoch ${epoch}${candidate ? ` (${candidate})` : ""}`;
+      if (label !== name) start(name, steps);
       bar!.update(step);
-      user.onStep?.(round, epoch, step, steps);
+      if (candidate) user.onStep?.(round, epoch, step, steps, candidate);
+      else user.onStep?.(round, epoch, step, steps);
     },
     onEpoch: (round, record) => {
       bar?.update(bar.getTotal(), {

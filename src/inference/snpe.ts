@@ -152,8 +152,17 @@ export interface Hooks {
   signal?: AbortSignal;
   /** After each training epoch. */
   onEpoch?: (round: number, record: EpochRecord) => void;
-  /** After each training step (for progress bars). */
-  onStep?: (round: number, epoch: number, step: number, steps: number) => void;
+  /**
+   * After each training step (for progress bars); in a "select" round, with the candidate that
+   * stepped (both train in turn).
+   */
+  onStep?: (
+    round: number,
+    epoch: number,
+    step: number,
+    steps: number,
+    candidate?: "apt" | "nll",
+  ) => void;
   /** As simulations finish. */
   onSimulate?: (round: number, done: number, total: number) => void;
   /** After each round, with its record. */
@@ -921,7 +930,10 @@ export async function runRound(
         key: keyAt(roundKey, 2),
         ...(config.signal ? { signal: config.signal } : {}),
         onEpoch: (e) => config.onEpoch?.(round, select ? { ...e, candidate } : e),
-        onStep: (s, steps, epoch) => config.onStep?.(round, epoch, s, steps),
+        onStep: (s, steps, epoch) =>
+          select
+            ? config.onStep?.(round, epoch, s, steps, candidate)
+            : config.onStep?.(round, epoch, s, steps),
         ...(keeper
           ? {
               resume: async (template) => {

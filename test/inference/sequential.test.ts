@@ -284,6 +284,7 @@ describe("the select loss", () => {
     const net = smallNet();
     // Posterior sd 0.25 around (0.4, −0.3): round 0's prior draws weigh at ~6%.
     const xObs = Float32Array.from([0.4, -0.3]);
+    const stepped = new Set<string>();
     const run = (loss: "select" | "apt" | "nll", precision = 8, key = 22) =>
       snpeIS({
         net,
@@ -298,6 +299,12 @@ describe("the select loss", () => {
         batchSize: 25,
         lr: 3e-3,
         key: hostKey(key),
+        ...(loss === "select"
+          ? {
+              onStep: (round: number, _e: number, _s: number, _n: number, candidate?: string) =>
+                stepped.add(`${round} ${candidate ?? "-"}`),
+            }
+          : {}),
         loss,
       });
     const [selected, apt, nll] = [await run("select"), await run("apt"), await run("nll")];
@@ -339,6 +346,9 @@ describe("the select loss", () => {
     expect(narrow.lossScores!.ess).toBeGreaterThan(1);
     expect(narrow.lossScores!.ess).toBeLessThan(SELECT_MIN_ESS);
     expect(await leaves(narrowSelect)).toEqual(await leaves(narrowApt));
+    // Round 0 trains NLL alone; round 1's steps name both candidates, in turn (the narrow
+    // run's round 1 trains APT alone, unnamed).
+    expect([...stepped]).toEqual(["0 -", "1 apt", "1 nll", "1 -"]);
     // At this key NLL's candidate leads by ~12 standard errors at ~55 effective draws.
     expect(round1.loss).toBe("nll");
   }, 120_000);
