@@ -171,7 +171,8 @@ function roundsTable(history: readonly RoundRecord[]): Table {
     "k̂",
     "log Z",
     "epochs",
-    "best (val NLL)",
+    "loss",
+    "best (val loss)",
     "time",
   ];
   const rows = history.map((r) => {
@@ -186,6 +187,7 @@ function roundsTable(history: readonly RoundRecord[]): Table {
         ? `${r.logEvidence.toFixed(2)} ± ${finite(r.logEvidenceSe) ? r.logEvidenceSe.toFixed(2) : DASH}`
         : DASH,
       r.trained ? `${r.epochs.length}${r.stoppedEarly ? " (early stop)" : ""}` : "not trained",
+      r.loss ? `${r.loss}${r.lossScores ? " (select)" : ""}` : DASH,
       r.trained && finite(r.bestValLoss) ? `${r.bestEpoch} (${r.bestValLoss.toFixed(3)})` : DASH,
       seconds(r.seconds.simulate + r.seconds.train),
     ];

@@ -64,6 +64,8 @@ function fitResult(): FitResult {
         dropped: { nonFinite: 2, threw: 1, crashed: 0 },
         nSimulated: 317,
         warnings: ["something to know"],
+        loss: "nll",
+        lossScores: { ess: 29.4, apt: -3.86, nll: -0.35, se: 0.14 },
       }),
     ],
     ...draws(1000),
@@ -108,6 +110,9 @@ describe("display of fit results", () => {
       /\n\s+1\s+317 \(3 dropped\)\s+96\.5\s+30\.2%\s+0\.41\s+-80\.12 ± 0\.05\s+30/,
     );
     expect(text).toContain("27 (2.345)");
+    // The loss each round trained with; a select round's choice says so.
+    expect(text).toMatch(/\n\s+0\s.*\s30\s+–\s+27 \(2\.345\)/);
+    expect(text).toMatch(/\n\s+1\s.*\s30\s+nll \(select\)\s+27 \(2\.345\)/);
     expect(text).toContain("weighted posterior (all rounds):");
     expect(text).toMatch(/phi0\s+1\.000 ± 0\.100/);
     expect(text).toContain("warning: round 1: something to know");
