@@ -60,8 +60,9 @@ const fit = await engine.fit({
       r.efficiency === undefined ? "" : `, efficiency ${(100 * r.efficiency).toFixed(1)}%`;
     console.log(
       `round ${r.round}: ${r.nSimulated} simulations, n_eff ${r.nEff?.toFixed(1) ?? "–"}${eff}, ` +
-        `Pareto k̂ ${r.paretoK?.toFixed(2) ?? "–"}, best epoch ${r.bestEpoch} (val NLL ${r.bestValLoss.toFixed(3)}), ` +
-        `${(r.seconds.simulate + r.seconds.train).toFixed(1)} s`,
+        `Pareto k̂ ${r.paretoK?.toFixed(2) ?? "–"}, best epoch ${r.bestEpoch} (val loss ${r.bestValLoss.toFixed(3)}), ` +
+        // Later rounds: the loss "auto" (select) kept — APT, or NLL when it scored clearly higher.
+        `${r.round > 0 ? `loss ${r.loss}, ` : ""}${(r.seconds.simulate + r.seconds.train).toFixed(1)} s`,
     );
   },
 });
