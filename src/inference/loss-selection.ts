@@ -15,6 +15,7 @@
  * like at least `SELECT_MIN_ESS` independent ones (Kish) — degenerate weights score a candidate
  * at a handful of points and say nothing. Below that the round trains APT alone.
  */
+import { kishEss } from "./importance.js";
 import {
   type Checkpoint,
   type PosteriorNetwork,
@@ -56,17 +57,6 @@ export interface LossChoice {
   readonly loss: "apt" | "nll";
   /** What chose it. */
   readonly scores: LossScores;
-}
-
-/** Kish's effective sample size 1/Σw̄² of weights (normalised here). */
-export function scoringEss(weights: Float64Array): number {
-  let sum = 0;
-  let sumSq = 0;
-  for (const w of weights) {
-    sum += w;
-    sumSq += w * w;
-  }
-  return sumSq > 0 ? (sum * sum) / sumSq : 0;
 }
 
 /**
@@ -126,7 +116,7 @@ export function decideLoss(
   for (let i = 0; i < weights.length; i++)
     varLead += weights[i]! ** 2 * (lqNll[i]! - lqApt[i]! - lead) ** 2;
   const se = Math.sqrt(varLead);
-  const ess = scoringEss(weights);
+  const ess = kishEss(weights);
   // An infinite lead (APT's density −Infinity at a weighted draw) has a NaN error: NLL wins it.
   const nllWins = ess >= rule.minEss && (lead === Number.POSITIVE_INFINITY || lead > rule.z * se);
   return { loss: nllWins ? "nll" : "apt", scores: { ess, apt, nll, se } };

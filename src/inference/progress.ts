@@ -39,8 +39,7 @@ export async function progressHooks<T extends Hooks>(user: T): Promise<T> {
       const name = `round ${round} epoch ${epoch}${candidate ? ` (${candidate})` : ""}`;
       if (label !== name) start(name, steps);
       bar!.update(step);
-      if (candidate) user.onStep?.(round, epoch, step, steps, candidate);
-      else user.onStep?.(round, epoch, step, steps);
+      user.onStep?.(round, epoch, step, steps, candidate);
     },
     onEpoch: (round, record) => {
       bar?.update(bar.getTotal(), {

@@ -25,17 +25,12 @@ import {
   combineRounds,
   type ImportanceResult,
   importanceWeights,
+  kishEss,
   PARETO_K_UNRELIABLE,
   type WeightedRound,
 } from "./importance.js";
 import type { LogLike } from "./likelihood.js";
-import {
-  chooseLoss,
-  type LossChoice,
-  type LossScores,
-  SELECT_MIN_ESS,
-  scoringEss,
-} from "./loss-selection.js";
+import { chooseLoss, type LossChoice, type LossScores, SELECT_MIN_ESS } from "./loss-selection.js";
 import {
   type Checkpoint,
   type Defensive,
@@ -931,9 +926,7 @@ export async function runRound(
         ...(config.signal ? { signal: config.signal } : {}),
         onEpoch: (e) => config.onEpoch?.(round, select ? { ...e, candidate } : e),
         onStep: (s, steps, epoch) =>
-          select
-            ? config.onStep?.(round, epoch, s, steps, candidate)
-            : config.onStep?.(round, epoch, s, steps),
+          config.onStep?.(round, epoch, s, steps, select ? candidate : undefined),
         ...(keeper
           ? {
               resume: async (template) => {
@@ -968,7 +961,7 @@ export async function runRound(
           : {}),
       });
     const scoring = loss === "select" ? scoringDraws(data, d) : undefined;
-    const scoringEssNow = scoring ? scoringEss(scoring.weights) : 0;
+    const scoringEssNow = scoring ? kishEss(scoring.weights) : 0;
     if (loss === "select" && ctx && scoring && scoringEssNow >= SELECT_MIN_ESS) {
       const candidates = { apt: await trainWith("apt", true), nll: await trainWith("nll", true) };
       const choice = await chooseLoss(
