@@ -20,7 +20,7 @@
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
- *   [--no-adapt-rounds]
+ *   [--no-adapt-rounds] [--flow nsf]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -196,6 +196,8 @@ export async function runOne(
     patience: number;
     nPredict: number;
     adaptRounds: boolean;
+    /** The flow's transformer: "maf" (the README's default) or "nsf" (sbi's choice). */
+    flowType: "maf" | "nsf";
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -204,7 +206,7 @@ export async function runOne(
   const path = mkdtempSync(join(tmpdir(), `nbi-sbibm-${task.name}-`));
   try {
     const engine = new NBI({
-      flow: { nDims: d, flowHidden: 64, numBlocks: 5 },
+      flow: { nDims: d, flowHidden: 64, numBlocks: 5, type: options.flowType },
       featurizer: { type: "mlp", dimIn: task.dataSize, dimOut: 32 },
       simulator: (theta: Float64Array, info: { seed: number }) => task.simulator(theta, info),
       priors: task.prior,
@@ -359,6 +361,11 @@ export function markdownTable(rows: readonly Row[]): string {
   return lines.join("\n");
 }
 
+function flowTypeOf(v: string): "maf" | "nsf" {
+  if (v !== "maf" && v !== "nsf") throw new Error(`--flow: "maf" or "nsf", got ${v}`);
+  return v;
+}
+
 function parseArgs(argv: readonly string[]) {
   const get = (name: string, def: string) => {
     const i = argv.indexOf(`--${name}`);
@@ -395,6 +402,8 @@ function parseArgs(argv: readonly string[]) {
     // Early-stopping patience (sbibm's protocol here: 20).
     patience: num("patience", "20"),
     nPredict: num("predict-n", "10000"),
+    // --flow nsf: rational-quadratic spline blocks (sbi's SNPE-C uses a neural spline flow).
+    flowType: flowTypeOf(get("flow", "maf")),
   };
 }
 
