@@ -47,29 +47,12 @@ export const PREDICT_EM_ITERATIONS = 25;
  * ```
  */
 export function predictStages(draws: number, dim: number): { pilot: number; stages: number } {
-  return stageSchedule(draws, dim, 20 * dim, MAX_ADAPTED_STAGES);
-}
-
-/**
- * A pilot quarter of `draws` (at least `pilotFloor`, at most all of them), then the rest in up to
- * `maxStages` stages of at least max(25, 5·d) draws (one smaller stage when fewer are left): the
- * rule predict's draws (`predictStages`) and a fit round's (staged-draws.ts `roundStages`) share.
- *
- * @example
- * ```ts
- * inference.stageSchedule(320, 3, 1, 5); // { pilot: 80, stages: 5 }
- * ```
- */
-export function stageSchedule(
-  draws: number,
-  dim: number,
-  pilotFloor: number,
-  maxStages: number,
-): { pilot: number; stages: number } {
-  const pilot = Math.min(draws, Math.max(Math.ceil(draws * PILOT_SHARE), pilotFloor));
+  const pilot = Math.min(draws, Math.max(Math.ceil(draws * PILOT_SHARE), 20 * dim));
   const rest = draws - pilot;
   const stages =
-    rest > 0 ? Math.max(1, Math.min(maxStages, Math.floor(rest / Math.max(25, 5 * dim)))) : 0;
+    rest > 0
+      ? Math.max(1, Math.min(MAX_ADAPTED_STAGES, Math.floor(rest / Math.max(25, 5 * dim))))
+      : 0;
   return { pilot, stages };
 }
 

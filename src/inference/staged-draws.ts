@@ -16,7 +16,7 @@
  */
 import { failText } from "../errors.js";
 import type { Array } from "../trace/array.js";
-import { ADAPT_BELOW, adaptedProposal, stageSchedule } from "./adaptive-is.js";
+import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
 import { concat } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
 import { importanceWeights } from "./importance.js";
@@ -52,7 +52,10 @@ export interface StagedDrawsOptions {
  * thousands, so the stages are smaller than predict's; each refits the mixture).
  */
 export function roundStages(n: number, dim: number): { pilot: number; stages: number } {
-  return stageSchedule(n, dim, 1, 5);
+  const pilot = Math.max(1, Math.ceil(n / 4));
+  const rest = n - pilot;
+  const stages = rest > 0 ? Math.max(1, Math.min(5, Math.floor(rest / Math.max(25, 5 * dim)))) : 0;
+  return { pilot, stages };
 }
 
 /** Whether a plan can be drawn in stages: one surrogate part (the "surrogate" proposal). */
