@@ -36,10 +36,8 @@ export const PREDICT_EM_ITERATIONS = 25;
  * (one smaller stage when fewer are left). Each stage refits the mixture to every weighted draw
  * so far, so more and smaller stages adapt faster. The pilot stays a quarter: a smaller one did
  * better on nbi's sine but missed modes on SLCP (bench/RESULTS.md). Against the previous
- * schedule (at most ten stages of max(100, 20·d), EM at 50 iterations), on the same saved fits
- * and keys, SLCP at 10³ simulations: predict ESS of 10,000 median 314 → 1,172 over 8 fits × 2
- * keys (≥ 500 on 14 of the 16, 3 before); nbi's sine at nbi's settings: n_eff of 1,000 median
- * 359 → 448 (5 fits × 4 keys).
+ * schedule (at most ten stages of max(100, 20·d)), on the same saved fits and keys, SLCP at 10³
+ * simulations: predict ESS of 10,000 median 268 → 1,027 (16 fit × key pairs).
  *
  * @example
  * ```ts
