@@ -19,39 +19,12 @@ import { toUnbounded } from "./unbounded.js";
 export const ADAPT_BELOW = 0.5;
 /** The surrogate's share of an adapted stage's proposal. */
 export const SURROGATE_SHARE = 0.2;
-/** The pilot's share of predict's draws (at least 20·d of them). */
-export const PILOT_SHARE = 0.25;
-/** The most adapted stages predict's draws are split into. */
-export const MAX_ADAPTED_STAGES = 40;
 /**
- * EM iterations of predict's mixture fits (fitTMixture's default is 50): with forty stages the
- * fits are most of predict's time, and on sbibm's SLCP at 10³ simulations 25 iterations drew as
- * well as 50 (15 did worse; bench/RESULTS.md) — the fits rarely converge within either.
+ * How many adapted stages share the draws after the pilot: each refits the mixture, so more and
+ * smaller stages adapt faster, as long as each holds enough draws to refit on (max(100, 20·d)).
  */
-export const PREDICT_EM_ITERATIONS = 25;
-
-/**
- * predict's schedule: a pilot quarter of the draws (at least 20·d) from the surrogate, then, if
- * its weights call for it, the rest in up to 40 adapted stages of at least max(25, 5·d) draws
- * (one smaller stage when fewer are left). Each stage refits the mixture to every weighted draw
- * so far, so more and smaller stages adapt faster. The pilot stays a quarter: a smaller one did
- * better on nbi's sine but missed modes on SLCP (bench/RESULTS.md). Against the previous
- * schedule (at most ten stages of max(100, 20·d)), on the same saved fits and keys, SLCP at 10³
- * simulations: predict ESS of 10,000 median 268 → 1,027 (16 fit × key pairs).
- *
- * @example
- * ```ts
- * inference.predictStages(10_000, 5); // { pilot: 2500, stages: 40 }
- * ```
- */
-export function predictStages(draws: number, dim: number): { pilot: number; stages: number } {
-  const pilot = Math.min(draws, Math.max(Math.ceil(draws * PILOT_SHARE), 20 * dim));
-  const rest = draws - pilot;
-  const stages =
-    rest > 0
-      ? Math.max(1, Math.min(MAX_ADAPTED_STAGES, Math.floor(rest / Math.max(25, 5 * dim))))
-      : 0;
-  return { pilot, stages };
+export function adaptedStageCount(draws: number, dim: number): number {
+  return Math.max(1, Math.min(10, Math.floor(draws / Math.max(100, 20 * dim))));
 }
 
 /**
@@ -97,8 +70,6 @@ export function adaptedProposal(
   key: Array,
   /** log p(x|θ) + log p(θ) at the draws (NaN where dropped): lets the component count be chosen. */
   logTarget?: Float64Array,
-  /** EM iterations of each mixture fit (default: fitTMixture's 50). */
-  iterations?: number,
 ): RoundProposal {
   const { u, logJac } = toUnbounded(
     { thetaLower: prior.lower, thetaUpper: prior.upper },
@@ -107,12 +78,9 @@ export function adaptedProposal(
   );
   const fitWeights = temperedWeights(weights, fitFloor(dim));
   const components = logTarget
-    ? chooseComponents(u, logJac, fitWeights, weights, logTarget, dim, key, iterations)
+    ? chooseComponents(u, logJac, fitWeights, weights, logTarget, dim, key)
     : COMPONENT_CHOICES[0];
-  const mixture = fitTMixture(u, fitWeights, dim, key, {
-    components,
-    ...(iterations !== undefined ? { iterations } : {}),
-  });
+  const mixture = fitTMixture(u, fitWeights, dim, key, { components });
   return {
     parts: [
       { weight: SURROGATE_SHARE, part: surrogate },
@@ -154,8 +122,6 @@ export function chooseComponents(
   logTarget: Float64Array,
   dim: number,
   key: Array,
-  /** EM iterations of each candidate's fit (default: fitTMixture's 50). */
-  iterations?: number,
 ): number {
   const n = weights.length;
   const train = fitWeights.map((w, i) => (i % 2 === 1 ? w : 0));
@@ -163,11 +129,7 @@ export function chooseComponents(
   let best: number = COMPONENT_CHOICES[0];
   let bestScore = Number.POSITIVE_INFINITY;
   for (const k of COMPONENT_CHOICES) {
-    const fit = fitTMixture(u, train, dim, key, {
-      components: k,
-      ...(iterations !== undefined ? { iterations } : {}),
-    });
-    const logQ = tMixtureLogDensity(fit, u);
+    const logQ = tMixtureLogDensity(fitTMixture(u, train, dim, key, { components: k }), u);
     const terms: number[] = [];
     for (let i = 0; i < n; i += 2) {
       const w = weights[i]!;

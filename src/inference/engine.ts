@@ -229,9 +229,8 @@ export interface PredictOptions {
   defensive?: Defensive | false;
   /**
    * Adaptive importance sampling (default true): a pilot quarter of nSamples draws from the
-   * surrogate; when its efficiency is below 50%, the rest come in up to forty stages (of at
-   * least max(25, 5·d) draws each) from a Student-t mixture refitted to the weighted draws so
-   * far (mixed 80/20 with the surrogate),
+   * surrogate; when its efficiency is below 50%, the rest come in up to ten stages from a
+   * Student-t mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate),
    * and every draw is weighted against all the stages' proposals as one deterministic mixture.
    * Same number of draws (and simulations); false draws everything from the surrogate.
    */

@@ -10,9 +10,8 @@ import type { Array } from "../trace/array.js";
 import {
   ADAPT_BELOW,
   adaptedProposal,
+  adaptedStageCount,
   balanceLogDensity,
-  PREDICT_EM_ITERATIONS,
-  predictStages,
 } from "./adaptive-is.js";
 import { concat, drawSimulateWeigh } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
@@ -119,9 +118,8 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let accepted = 0;
   let tried = 0;
   let plan = surrogatePlan;
-  // With adaptation, a pilot shows whether the surrogate needs help; the stages share the rest.
-  const schedule = predictStages(nSamples, d);
-  const pilot = adapt ? schedule.pilot : nSamples;
+  // With adaptation, a pilot quarter shows whether the surrogate needs help.
+  const pilot = adapt ? Math.min(nSamples, Math.max(Math.ceil(nSamples / 4), 20 * d)) : nSamples;
   let batch = pilot;
   let planned = nSamples - batch;
   let importance: ImportanceResult | undefined;
@@ -175,14 +173,14 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     const drawn = thetaAll.length / d;
     const efficiency = importance.nEff / drawn;
     if (planned > 0) {
-      // The planned draws left: the rest of the budget, in the schedule's adapted stages.
+      // The planned draws left: the rest of the budget, in up to ten adapted stages.
       if (plan === surrogatePlan && efficiency >= ADAPT_BELOW) {
         batch = planned;
         planned = 0;
         continue;
       }
       const rest = nSamples - pilot;
-      batch = Math.min(planned, Math.max(Math.ceil(rest / schedule.stages), 2));
+      batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
       planned -= batch;
     } else {
       if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
@@ -199,7 +197,6 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
         d,
         keyAt(key, 100_000 + attempt),
         concat(logTarget, Float64Array),
-        PREDICT_EM_ITERATIONS,
       );
     }
   }

@@ -7,8 +7,6 @@ import {
   balanceLogDensity,
   CHOOSE_MIN_ESS,
   chooseComponents,
-  MAX_ADAPTED_STAGES,
-  predictStages,
   temperedWeights,
 } from "../../src/inference/adaptive-is.js";
 import { hostKey, normals } from "../../src/inference/host.js";
@@ -108,31 +106,6 @@ describe("balanceLogDensity (the stages as one deterministic mixture)", () => {
     for (const i of [0, 123, 25_000]) {
       const want = Math.log((2 / 3) * Math.exp(logQ[0]![i]!) + (1 / 3) * Math.exp(logQ[1]![i]!));
       expect(lq[i]).toBeCloseTo(want, 10);
-    }
-  });
-});
-
-describe("predictStages (predict's schedule)", () => {
-  it("a pilot quarter (at least 20·d), then up to 40 stages of at least max(25, 5·d) draws", () => {
-    expect(predictStages(10_000, 5)).toEqual({ pilot: 2500, stages: MAX_ADAPTED_STAGES });
-    expect(predictStages(1000, 3)).toEqual({ pilot: 250, stages: 30 });
-    expect(predictStages(10_000, 10)).toEqual({ pilot: 2500, stages: 40 });
-    expect(predictStages(500, 10)).toEqual({ pilot: 200, stages: 6 });
-    expect(predictStages(210, 10)).toEqual({ pilot: 200, stages: 1 });
-    expect(predictStages(100, 10)).toEqual({ pilot: 100, stages: 0 });
-  });
-
-  it("every stage it plans holds at least max(25, 5·d) draws and they cover the rest", () => {
-    for (const [n, d] of [
-      [1000, 3],
-      [10_000, 5],
-      [4000, 10],
-      [777, 2],
-    ] as const) {
-      const { pilot, stages } = predictStages(n, d);
-      const size = Math.ceil((n - pilot) / stages);
-      expect(Math.floor((n - pilot) / stages)).toBeGreaterThanOrEqual(Math.max(25, 5 * d));
-      expect(size * stages).toBeGreaterThanOrEqual(n - pilot);
     }
   });
 });
