@@ -114,6 +114,13 @@ export interface Row {
   /** Same two for the raw surrogate's draws. */
   rawMeanErrSigma: number;
   rawSdErrRel: number;
+  /**
+   * Share of the raw surrogate's draws beyond SPILL_SDS reference sds of the reference mean in
+   * some parameter (the reference's own share is printed beside it): mass spread where the
+   * posterior has none, which moves the raw sds far more than the C2ST.
+   */
+  rawSpill: number;
+  refSpill: number;
   /** Weighted mode weights and the reference's (tasks with modes). */
   modeWeights?: number[];
   refModeWeights?: number[];
@@ -157,6 +164,25 @@ function moments(theta: Float64Array, w: Float64Array | null, d: number) {
     for (let j = 0; j < d; j++) v[j]! += wi * (theta[i * d + j]! - mean[j]!) ** 2;
   }
   return { mean, sd: v.map((x) => Math.sqrt(x / tot)) };
+}
+
+/** How far from the reference mean, in reference sds, a draw counts as spilled. */
+export const SPILL_SDS = 6;
+
+/** Share of the rows of `theta` beyond SPILL_SDS reference sds of its mean in some parameter. */
+export function spillFraction(ref: Reference, theta: Float64Array): number {
+  const d = ref.dim;
+  const n = theta.length / d;
+  let out = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      if (Math.abs(theta[i * d + j]! - ref.mean[j]!) > SPILL_SDS * ref.sd[j]!) {
+        out++;
+        break;
+      }
+    }
+  }
+  return n > 0 ? out / n : 0;
 }
 
 function errors(ref: Reference, m: { mean: Float64Array; sd: Float64Array }) {
@@ -279,6 +305,8 @@ export async function runOne(
       sdErrRel: sdErr,
       rawMeanErrSigma: rawErr.meanErr,
       rawSdErrRel: rawErr.sdErr,
+      rawSpill: spillFraction(ref, raw),
+      refSpill: spillFraction(ref, ref.samples),
       weightedDistinct: distinct,
       c2stWeighted,
       callsPerEss: (fitSims + predictDraws) / pred.ess,
@@ -322,6 +350,7 @@ export function markdownTable(rows: readonly Row[]): string {
     "k̂",
     "mean err (σ)",
     "sd err",
+    "raw: mean err (σ), sd err, spill (ref)",
     "mode w (ref)",
     "C2ST weighted",
     "calls/ESS",
@@ -345,6 +374,7 @@ export function markdownTable(rows: readonly Row[]): string {
         f(r.paretoK, 2),
         f(r.meanErrSigma, 3),
         f(r.sdErrRel, 3),
+        `${f(r.rawMeanErrSigma, 2)}, ${f(r.rawSdErrRel, 2)}, ${(100 * r.rawSpill).toFixed(1)}% (${(100 * r.refSpill).toFixed(2)}%)`,
         r.modeWeights
           ? `${r.modeWeights.map((w) => w.toFixed(3)).join("/")} (${r.refModeWeights!.map((w) => w.toFixed(2)).join("/")})`
           : "—",
@@ -438,7 +468,7 @@ async function main(): Promise<void> {
   }
   console.log(markdownTable(rows));
   console.log(
-    "\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.",
+    "\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond 6 reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.",
   );
   writeOut();
 }
