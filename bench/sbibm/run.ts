@@ -468,7 +468,7 @@ async function main(): Promise<void> {
   }
   console.log(markdownTable(rows));
   console.log(
-    "\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond 6 reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.",
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }
