@@ -50,33 +50,60 @@ export interface SplineOptions {
   minDerivative?: number;
 }
 
-/** Inclusive cumulative sum along the last axis (small K: a matmul with a triangular matrix). */
-function cumsumLast(x: Array): Array {
-  const k = x.shape[x.ndim - 1]!;
-  const rows = globalThis.Array.from({ length: k }, (_, i) =>
-    globalThis.Array.from({ length: k }, (_, j) => (i <= j ? 1 : 0)),
+type Matrix = number[][];
+const matrix = (rows: number, cols: number, at: (i: number, j: number) => number): Matrix =>
+  globalThis.Array.from({ length: rows }, (_, i) =>
+    globalThis.Array.from({ length: cols }, (_, j) => at(i, j)),
   );
-  return np.matmul(x, np.array(rows, { dtype: x.dtype === "float64" ? "float64" : "float32" }));
+
+/**
+ * The spline's constant linear maps. Every split, cumulative sum, padding and shift along the
+ * short last axis is a product with a small constant matrix (plus a constant row), and a bin's
+ * knots and derivatives are picked by a one-hot row instead of a gather: products and their
+ * adjoints are GEMMs, where slices, concatenations, pads and gathers of rows of 7–9 numbers (and
+ * their adjoints: pads, slices, scatters) copied element by element (bench/RESULTS.md,
+ * 2026-12-05: the NSF training step at a batch of 640, 82 → 65 ms).
+ */
+interface SplineMaps {
+  /** raw [..., 3K − 1] → unnormalised widths, heights [..., K] and derivatives [..., K − 1]. */
+  pickW: Matrix;
+  pickH: Matrix;
+  pickD: Matrix;
+  /** Bin sizes s [..., K] (summing to 1) → left knots −B + 2B Σ_{i<j} s_i; add `leftRow`. */
+  left: Matrix;
+  leftRow: number[];
+  /** s → bin widths 2B s_j, the last pinned so that the right end is exactly B; add `widthRow`. */
+  width: Matrix;
+  widthRow: number[];
+  /** Interior derivatives [..., K − 1] → left ends' (1, d_0, …) and right ends' (…, d_{K−2}, 1). */
+  dLeft: Matrix;
+  dLeftRow: number[];
+  dRight: Matrix;
+  dRightRow: number[];
+  /** A bin's indicator from the knot indicators [v ≥ left_j]: e_j − e_{j+1}. */
+  firstDifference: Matrix;
 }
 
-/** Knot positions [..., K + 1] from unnormalised widths: −B, ..., B with each bin ≥ min. */
-function knots(raw: Array, bound: number, minSize: number): [Array, Array] {
-  const k = raw.shape[raw.ndim - 1]!;
-  const sizes = np.add(np.mul(np.softmax(raw, -1), 1 - k * minSize), minSize);
-  const cum = np.sub(np.mul(cumsumLast(sizes), 2 * bound), bound);
-  const lead = np.full([...raw.shape.slice(0, -1), 1], -bound, { dtype: raw.dtype });
-  // Pin the last knot to exactly B (the cumulative sum rounds).
-  const inner = np.slice(cum, ...raw.shape.slice(0, -1).map(() => null), [0, k - 1]);
-  const last = np.full([...raw.shape.slice(0, -1), 1], bound, { dtype: raw.dtype });
-  const all = np.concatenate([lead, inner, last], -1);
-  const size = np.sub(
-    np.slice(all, ...raw.shape.slice(0, -1).map(() => null), [1, k + 1]),
-    np.slice(all, ...raw.shape.slice(0, -1).map(() => null), [0, k]),
-  );
-  return [all, size];
+function splineMaps(K: number, B: number): SplineMaps {
+  const P = 3 * K - 1;
+  const last = K - 1;
+  return {
+    pickW: matrix(P, K, (i, j) => (i === j ? 1 : 0)),
+    pickH: matrix(P, K, (i, j) => (i === K + j ? 1 : 0)),
+    pickD: matrix(P, K - 1, (i, j) => (i === 2 * K + j ? 1 : 0)),
+    left: matrix(K, K, (i, j) => (i < j ? 2 * B : 0)),
+    leftRow: globalThis.Array.from({ length: K }, () => -B),
+    // The last width is B − left_{K−1} = 2B (1 − Σ_{i<K−1} s_i), not 2B s_{K−1}: the sizes'
+    // sum rounds, and the spline must end exactly at B.
+    width: matrix(K, K, (i, j) => (j < last ? (i === j ? 2 * B : 0) : i < last ? -2 * B : 0)),
+    widthRow: globalThis.Array.from({ length: K }, (_, j) => (j === last ? 2 * B : 0)),
+    dLeft: matrix(K - 1, K, (i, j) => (j === i + 1 ? 1 : 0)),
+    dLeftRow: globalThis.Array.from({ length: K }, (_, j) => (j === 0 ? 1 : 0)),
+    dRight: matrix(K - 1, K, (i, j) => (j === i ? 1 : 0)),
+    dRightRow: globalThis.Array.from({ length: K }, (_, j) => (j === last ? 1 : 0)),
+    firstDifference: matrix(K, K, (i, j) => (i === j ? 1 : i === j + 1 ? -1 : 0)),
+  };
 }
-
-const gather = (a: Array, idx: Array) => np.squeeze(np.takeAlongAxis(a, idx, -1), -1);
 
 /**
  * The monotone rational-quadratic spline of Durkan et al. (2019) on [−B, B] with linear (identity)
@@ -108,31 +135,42 @@ export function rationalQuadraticSpline(options?: SplineOptions): Transformer & 
   }
   const nParams = 3 * K - 1;
 
+  const maps = splineMaps(K, B);
+
   const t = (raw: Array) => {
     checkRaw("rationalQuadraticSpline", raw, nParams);
-    const [rw, rh, rd] = np.split(raw, [K, 2 * K], -1);
-    const [xs, ws] = knots(rw!, B, minW);
-    const [ys, hs] = knots(rh!, B, minH);
-    const ones = np.ones([...raw.shape.slice(0, -1), 1], { dtype: raw.dtype });
-    const ds = np.concatenate([ones, np.add(np.softplus(rd!), minD), ones], -1); // [..., d, K + 1]
+    const dtype = raw.dtype === "float64" ? "float64" : "float32";
+    const constant = (m: Matrix | number[]) => np.array(m, { dtype });
+    const affine = (x: Array, m: Matrix, row: number[]) =>
+      np.add(np.matmul(x, constant(m)), constant(row));
+    const sizes = (r: Array, min: number) => np.add(np.mul(np.softmax(r, -1), 1 - K * min), min);
+    const sw = sizes(np.matmul(raw, constant(maps.pickW)), minW);
+    const sh = sizes(np.matmul(raw, constant(maps.pickH)), minH);
+    const interior = np.add(np.softplus(np.matmul(raw, constant(maps.pickD))), minD);
+    // Per bin [..., d, K]: left knot and width in x and in y, derivative at the bin's two ends.
+    const xl = affine(sw, maps.left, maps.leftRow);
+    const xw = affine(sw, maps.width, maps.widthRow);
+    const yl = affine(sh, maps.left, maps.leftRow);
+    const yw = affine(sh, maps.width, maps.widthRow);
+    const dl = affine(interior, maps.dLeft, maps.dLeftRow);
+    const dr = affine(interior, maps.dRight, maps.dRightRow);
 
     const evaluate = (v: Array, inverse: boolean): ValueAndLogDet => {
       const inside = np.logicalAnd(np.greaterEqual(v, -B), np.lessEqual(v, B));
       const vin = np.where(inside, v, 0); // keep outside values out of the spline's arithmetic
-      const grid = inverse ? ys : xs;
-      const interior = np.slice(grid, ...grid.shape.slice(0, -1).map(() => null), [1, K]);
-      const bin = np.astype(
-        np.sum(np.astype(np.greaterEqual(np.expandDims(vin, -1), interior), "int32"), { axis: -1 }),
-        "int32",
+      // The bin as a one-hot row: [v ≥ left_j] − [v ≥ left_{j+1}] (left_0 = −B exactly).
+      const atOrAbove = np.astype(
+        np.greaterEqual(np.expandDims(vin, -1), inverse ? yl : xl),
+        dtype,
       );
-      const idx = np.expandDims(bin, -1);
-      const idx1 = np.add(idx, 1);
-      const xk = gather(xs, idx);
-      const wk = gather(ws, idx);
-      const yk = gather(ys, idx);
-      const hk = gather(hs, idx);
-      const dk = gather(ds, idx);
-      const dk1 = gather(ds, idx1);
+      const onehot = np.matmul(atOrAbove, constant(maps.firstDifference));
+      const pick = (a: Array) => np.sum(np.mul(a, onehot), { axis: -1 });
+      const xk = pick(xl);
+      const wk = pick(xw);
+      const yk = pick(yl);
+      const hk = pick(yw);
+      const dk = pick(dl);
+      const dk1 = pick(dr);
       const s = np.div(hk, wk);
       const dsum = np.sub(np.add(dk, dk1), np.mul(2, s));
       let theta: Array;
