@@ -34,6 +34,7 @@ import {
 import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import type { FlowSpace, ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
 import { c2st } from "./c2st.js";
+import { gaussianLinearUniformLogEvidence, klToReference } from "./kl.js";
 import { loadReference, type Reference, resampleIndices } from "./reference.js";
 import { Rng } from "./rng.js";
 import { getTask, TASK_NAMES, type Task } from "./tasks.js";
@@ -100,6 +101,16 @@ export interface Row {
   predictSims: number;
   /** C2ST of 10,000 raw surrogate draws against the reference. */
   c2stRaw: number | null;
+  /** KL(reference ‖ raw surrogate) in nats and its standard error (kl.ts). */
+  klRaw: number;
+  klRawSe: number;
+  /**
+   * predict's log evidence (adapted stages), the surrogate-only predict's (the KL's, where the
+   * task has no closed form), and the closed form where it has one (a check of both).
+   */
+  logEvidence: number;
+  logEvidenceSurrogate: number;
+  logEvidenceExact: number | null;
   /** predict's n_eff, Kish ESS, efficiency and Pareto k̂. */
   ess: number;
   /** predict's n_eff with every draw from the surrogate (adapt: false). */
@@ -261,6 +272,15 @@ export async function runOne(
     // The same draws' budget from the surrogate alone (no adapted stages), for comparison.
     const plain = await engine.predict(xObs, { logLike, nSamples: options.nPredict, adapt: false });
     const raw = await engine.sample(xObs, options.nPredict);
+    const logQRef = await engine.logProb(xObs, ref.samples);
+    const exactZ =
+      task.name === "gaussian_linear_uniform" ? gaussianLinearUniformLogEvidence(xObs) : null;
+    // The evidence from the surrogate-only predict: the adapted stages' recycled weights
+    // estimate it low (bench/RESULTS.md, 2026-12-05), which would raise the KL.
+    const kl =
+      exactZ === null
+        ? klToReference(task, ref, xObs, logQRef, plain.logEvidence, plain.logEvidenceSe)
+        : klToReference(task, ref, xObs, logQRef, exactZ);
 
     const fitSims = fit.history.reduce((s, r) => s + r.nDrawn, 0);
     const predictDraws = pred.samples.length / d;
@@ -296,6 +316,11 @@ export async function runOne(
       predictDraws,
       predictSims: pred.nSimulations,
       c2stRaw,
+      klRaw: kl.kl,
+      klRawSe: kl.se,
+      logEvidence: pred.logEvidence,
+      logEvidenceSurrogate: plain.logEvidence,
+      logEvidenceExact: exactZ,
       ess: pred.ess,
       essSurrogate: plain.ess,
       kishEss: pred.kishEss,
@@ -343,6 +368,7 @@ export function markdownTable(rows: readonly Row[]): string {
     "budget",
     "method",
     "C2ST raw",
+    "KL raw (nats)",
     "sbi NPE / SNPE-C",
     "ESS",
     "ESS surrogate only",
@@ -367,6 +393,7 @@ export function markdownTable(rows: readonly Row[]): string {
         r.budget,
         r.method,
         f(r.c2stRaw, 3),
+        `${f(r.klRaw, 3)} ± ${f(r.klRawSe, 3)}`,
         r.sbiNpe === null ? "—" : `${f(r.sbiNpe, 3)} / ${f(r.sbiSnpe, 3)}`,
         f(r.ess, 0),
         f(r.essSurrogate, 0),
@@ -456,7 +483,7 @@ async function main(): Promise<void> {
             const row = await runOne(task, ref, budget, method, args);
             rows.push(row);
             console.error(
-              `  ESS ${f(row.ess, 0)}, C2ST raw ${f(row.c2stRaw, 3)}, weighted ${f(row.c2stWeighted, 3)}, fit ${f(row.fitSeconds, 0)} s`,
+              `  ESS ${f(row.ess, 0)}, C2ST raw ${f(row.c2stRaw, 3)}, KL raw ${f(row.klRaw, 3)} ± ${f(row.klRawSe, 3)} (log evidence: predict ${f(row.logEvidence, 3)}, surrogate only ${f(row.logEvidenceSurrogate, 3)}${row.logEvidenceExact === null ? "" : `, closed form ${f(row.logEvidenceExact, 3)}`}), weighted ${f(row.c2stWeighted, 3)}, fit ${f(row.fitSeconds, 0)} s`,
             );
           } catch (err) {
             console.error(`  failed: ${(err as Error).stack ?? err}`);
@@ -468,7 +495,7 @@ async function main(): Promise<void> {
   }
   console.log(markdownTable(rows));
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }
