@@ -4,15 +4,15 @@
  *   KL = E_ref[log p(θ | x_o) − log q(θ | x_o)],  log p(θ | x_o) = log L(x_o | θ) + log π(θ) − log Z,
  *
  * with the evidence Z = p(x_o) from importance weights (the caller's: run.ts takes the surrogate-only
- * predict's, whose estimate is unbiased; its standard error is carried into the KL's) or, on
- * gaussian_linear_uniform, in closed form. Unlike the C2ST it needs no classifier
+ * predict's, whose estimate is unbiased; its standard error is carried into the KL's) or, on the
+ * two Gaussian tasks, in closed form. Unlike the C2ST it needs no classifier
  * (no training noise, seconds instead of minutes) and it weighs every reference draw where the
  * surrogate is too narrow, which a C2ST near 0.5 hides; it does not see surrogate mass where the
  * reference has none (that is KL(q ‖ ref)'s side, and the spill column's).
  */
 import { ndtr } from "../../src/inference/special.js";
 import type { Reference } from "./reference.js";
-import { GLU_VAR, type Task } from "./tasks.js";
+import { GLU_VAR, GM_COMPONENTS, type Task } from "./tasks.js";
 
 /** A KL estimate and its standard error (Monte Carlo over the reference draws and the evidence's). */
 export interface KlEstimate {
@@ -52,15 +52,30 @@ export function klToReference(
 }
 
 /**
- * gaussian_linear_uniform's evidence in closed form: the prior is uniform on [−1, 1]^d and the
- * likelihood N(x; θ, 0.1 I), so Z = 2^−d Π_i [Φ((1 − x_i)/σ) − Φ((−1 − x_i)/σ)].
+ * The evidence in closed form where the task has one, else null. Both Gaussian tasks have a
+ * likelihood that, as a function of θ, is a mixture of Gaussians around x (each integrating to
+ * one) and a uniform box prior of side w, so Z = w^−d Σ_k a_k Π_i [Φ((hi − x_i)/s_k) −
+ * Φ((lo − x_i)/s_k)]: gaussian_linear_uniform (one component, s² = 0.1, box [−1, 1]^10) and
+ * gaussian_mixture (a = ½, ½; s = 1, 0.1; box [−10, 10]²).
  */
-export function gaussianLinearUniformLogEvidence(xObs: ArrayLike<number>): number {
-  const sd = Math.sqrt(GLU_VAR);
+export function closedFormLogEvidence(task: Task, xObs: ArrayLike<number>): number | null {
+  const mixtures: Record<
+    string,
+    { a: readonly number[]; s: readonly number[]; lo: number; hi: number }
+  > = {
+    gaussian_linear_uniform: { a: [1], s: [Math.sqrt(GLU_VAR)], lo: -1, hi: 1 },
+    gaussian_mixture: { a: GM_COMPONENTS.weights, s: GM_COMPONENTS.sds, lo: -10, hi: 10 },
+  };
+  const m = mixtures[task.name];
+  if (!m) return null;
   let z = 0;
-  for (let i = 0; i < xObs.length; i++) {
-    const x = xObs[i]!;
-    z += Math.log(ndtr((1 - x) / sd) - ndtr((-1 - x) / sd)) - Math.log(2);
-  }
-  return z;
+  m.a.forEach((a, k) => {
+    let p = a;
+    for (let i = 0; i < xObs.length; i++) {
+      const x = xObs[i]!;
+      p *= ndtr((m.hi - x) / m.s[k]!) - ndtr((m.lo - x) / m.s[k]!);
+    }
+    z += p;
+  });
+  return Math.log(z) - xObs.length * Math.log(m.hi - m.lo);
 }

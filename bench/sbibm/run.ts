@@ -34,7 +34,7 @@ import {
 import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import type { FlowSpace, ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
 import { c2st } from "./c2st.js";
-import { gaussianLinearUniformLogEvidence, klToReference } from "./kl.js";
+import { closedFormLogEvidence, klToReference } from "./kl.js";
 import { loadReference, type Reference, resampleIndices } from "./reference.js";
 import { Rng } from "./rng.js";
 import { getTask, TASK_NAMES, type Task } from "./tasks.js";
@@ -273,8 +273,7 @@ export async function runOne(
     const plain = await engine.predict(xObs, { logLike, nSamples: options.nPredict, adapt: false });
     const raw = await engine.sample(xObs, options.nPredict);
     const logQRef = await engine.logProb(xObs, ref.samples);
-    const exactZ =
-      task.name === "gaussian_linear_uniform" ? gaussianLinearUniformLogEvidence(xObs) : null;
+    const exactZ = closedFormLogEvidence(task, xObs);
     // The evidence from the surrogate-only predict: the adapted stages' recycled weights
     // estimate it low (bench/RESULTS.md, 2026-12-05), which would raise the KL.
     const kl =
@@ -495,7 +494,7 @@ async function main(): Promise<void> {
   }
   console.log(markdownTable(rows));
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }

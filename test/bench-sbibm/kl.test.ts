@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { gaussianLinearUniformLogEvidence, klToReference } from "../../bench/sbibm/kl.js";
+import { closedFormLogEvidence, klToReference } from "../../bench/sbibm/kl.js";
 import { loadReference } from "../../bench/sbibm/reference.js";
 import { Rng } from "../../bench/sbibm/rng.js";
 import { GLU_VAR, getTask } from "../../bench/sbibm/tasks.js";
 
 const task = getTask("gaussian_linear_uniform");
+const gluLogZ = (x: ArrayLike<number>) => closedFormLogEvidence(task, x)!;
 const sd = Math.sqrt(GLU_VAR);
 const LOG_2PI = Math.log(2 * Math.PI);
 const logNormal = (v: number, mu: number, s: number) =>
@@ -25,7 +26,30 @@ describe("KL to the reference (bench/sbibm/kl.ts)", () => {
     const p = inside / n;
     const mc = Math.log(p) - x.length * Math.log(2);
     const se = Math.sqrt((1 - p) / (n * p)); // of log p
-    expect(Math.abs(gaussianLinearUniformLogEvidence(x) - mc)).toBeLessThan(4 * se);
+    expect(Math.abs(gluLogZ(x) - mc)).toBeLessThan(4 * se);
+  });
+
+  it("gaussian_mixture's closed-form evidence matches Monte Carlo; other tasks have none", () => {
+    const gm = getTask("gaussian_mixture");
+    const x = gm.observation(1).x;
+    // Z = E_θ~prior[L]: the box is 20 wide and the likelihood's mass sits near x, so draw θ from
+    // the likelihood's own mixture instead and count the box: Z = 20^-2 P(θ ∈ box).
+    const rng = new Rng(9);
+    const n = 200_000;
+    let inside = 0;
+    for (let i = 0; i < n; i++) {
+      const s = rng.uniform() < 0.5 ? 1 : 0.1;
+      const a = x[0]! + s * rng.normal();
+      const b = x[1]! + s * rng.normal();
+      if (Math.abs(a) <= 10 && Math.abs(b) <= 10) inside++;
+    }
+    const p = inside / n;
+    const se = Math.sqrt((1 - p) / (n * p));
+    expect(p).toBeLessThan(0.99); // obs 1 sits near the box's edge: the truncation matters
+    expect(Math.abs(closedFormLogEvidence(gm, x)! - (Math.log(p) - 2 * Math.log(20)))).toBeLessThan(
+      4 * se,
+    );
+    expect(closedFormLogEvidence(getTask("slcp"), getTask("slcp").observation(1).x)).toBeNull();
   });
 
   it("matches per-dimension quadrature for a too-wide Gaussian surrogate, and is 0 for the posterior", () => {
@@ -33,7 +57,7 @@ describe("KL to the reference (bench/sbibm/kl.ts)", () => {
     const ref = loadReference("gaussian_linear_uniform", 1);
     const d = task.dim;
     const n = ref.samples.length / d;
-    const logZ = gaussianLinearUniformLogEvidence(x);
+    const logZ = gluLogZ(x);
     const wide = 1.3 * sd;
     const logQ = new Float64Array(n);
     const logPost = new Float64Array(n);
@@ -46,7 +70,7 @@ describe("KL to the reference (bench/sbibm/kl.ts)", () => {
     let exact = 0;
     const m = 20_000;
     for (let j = 0; j < d; j++) {
-      const zj = Math.exp(gaussianLinearUniformLogEvidence([x[j]!]) + Math.log(2));
+      const zj = Math.exp(gluLogZ([x[j]!]) + Math.log(2));
       let acc = 0;
       for (let k = 0; k <= m; k++) {
         const v = -1 + (2 * k) / m;
