@@ -20,7 +20,7 @@
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
- *   [--no-adapt-rounds] [--flow nsf]
+ *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -235,6 +235,8 @@ export async function runOne(
     adaptRounds: boolean;
     /** The flow's transformer: "maf" (the README's default) or "nsf" (sbi's choice). */
     flowType: "maf" | "nsf";
+    /** The featurizer: the README's MLP (hidden [64, 64] → 32) or a linear map to 32 features. */
+    featurizer: "mlp" | "linear";
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -244,7 +246,12 @@ export async function runOne(
   try {
     const engine = new NBI({
       flow: { nDims: d, flowHidden: 64, numBlocks: 5, type: options.flowType },
-      featurizer: { type: "mlp", dimIn: task.dataSize, dimOut: 32 },
+      featurizer: {
+        type: "mlp",
+        dimIn: task.dataSize,
+        dimOut: 32,
+        ...(options.featurizer === "linear" ? { hidden: [] } : {}),
+      },
       simulator: (theta: Float64Array, info: { seed: number }) => task.simulator(theta, info),
       priors: task.prior,
       path,
@@ -417,6 +424,11 @@ export function markdownTable(rows: readonly Row[]): string {
   return lines.join("\n");
 }
 
+function featurizerOf(v: string): "mlp" | "linear" {
+  if (v !== "mlp" && v !== "linear") throw new Error(`--featurizer: "mlp" or "linear", got ${v}`);
+  return v;
+}
+
 function flowTypeOf(v: string): "maf" | "nsf" {
   if (v !== "maf" && v !== "nsf") throw new Error(`--flow: "maf" or "nsf", got ${v}`);
   return v;
@@ -460,6 +472,8 @@ function parseArgs(argv: readonly string[]) {
     nPredict: num("predict-n", "10000"),
     // --flow nsf: rational-quadratic spline blocks (sbi's SNPE-C uses a neural spline flow).
     flowType: flowTypeOf(get("flow", "maf")),
+    // --featurizer linear: sbi's NPE conditions on the (z-scored) data itself, no embedding net.
+    featurizer: featurizerOf(get("featurizer", "mlp")),
   };
 }
 
