@@ -150,7 +150,13 @@ export function concatenateKernel(
   for (let k = 0; k < srcs.length; k++) {
     const src = srcs[k]!;
     const chunk = shapes[k]![axis]! * inner;
-    if (chunk > 0) {
+    if (chunk > 0 && chunk < 16) {
+      // Short rows by element: a subarray view per row costs more than the copy (as padKernel).
+      for (let o = 0, s = 0; o < outer; o++) {
+        const base = o * rowOut + colOffset;
+        for (let t = 0; t < chunk; t++) out[base + t] = src[s++]!;
+      }
+    } else if (chunk > 0) {
       for (let o = 0; o < outer; o++) {
         out.set(src.subarray(o * chunk, (o + 1) * chunk), o * rowOut + colOffset);
       }
