@@ -99,6 +99,9 @@ export interface Row {
   predictDraws: number;
   /** Simulations predict ran (0 when the likelihood reads θ alone). */
   predictSims: number;
+  /** The flow's transformer and the featurizer (`--flow`, `--featurizer`). */
+  flowType: "maf" | "nsf";
+  featurizer: "mlp" | "linear";
   /** C2ST of 10,000 raw surrogate draws against the reference. */
   c2stRaw: number | null;
   /** KL(reference ‖ raw surrogate) in nats and its standard error (kl.ts). */
@@ -321,6 +324,8 @@ export async function runOne(
       fitSims,
       predictDraws,
       predictSims: pred.nSimulations,
+      flowType: options.flowType,
+      featurizer: options.featurizer,
       c2stRaw,
       klRaw: kl.kl,
       klRawSe: kl.se,
@@ -397,7 +402,9 @@ export function markdownTable(rows: readonly Row[]): string {
         r.task,
         r.obs,
         r.budget,
-        r.method,
+        r.flowType === "maf" && r.featurizer === "mlp"
+          ? r.method
+          : `${r.method} (${r.flowType}, ${r.featurizer} featurizer)`,
         f(r.c2stRaw, 3),
         `${f(r.klRaw, 3)} ± ${f(r.klRawSe, 3)}`,
         r.sbiNpe === null ? "—" : `${f(r.sbiNpe, 3)} / ${f(r.sbiSnpe, 3)}`,
