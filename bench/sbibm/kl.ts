@@ -51,6 +51,14 @@ export function klToReference(
   return { kl: mean - logEvidence, se: Math.sqrt(varMean + logEvidenceSe ** 2) };
 }
 
+/** Each Gaussian task's likelihood as a mixture over θ (weights a, sds s) and its prior box. */
+const GAUSSIAN_EVIDENCE: Readonly<
+  Record<string, { a: readonly number[]; s: readonly number[]; lo: number; hi: number }>
+> = {
+  gaussian_linear_uniform: { a: [1], s: [Math.sqrt(GLU_VAR)], lo: -1, hi: 1 },
+  gaussian_mixture: { a: GM_COMPONENTS.weights, s: GM_COMPONENTS.sds, lo: -10, hi: 10 },
+};
+
 /**
  * The evidence in closed form where the task has one, else null. Both Gaussian tasks have a
  * likelihood that, as a function of θ, is a mixture of Gaussians around x (each integrating to
@@ -59,14 +67,7 @@ export function klToReference(
  * gaussian_mixture (a = ½, ½; s = 1, 0.1; box [−10, 10]²).
  */
 export function closedFormLogEvidence(task: Task, xObs: ArrayLike<number>): number | null {
-  const mixtures: Record<
-    string,
-    { a: readonly number[]; s: readonly number[]; lo: number; hi: number }
-  > = {
-    gaussian_linear_uniform: { a: [1], s: [Math.sqrt(GLU_VAR)], lo: -1, hi: 1 },
-    gaussian_mixture: { a: GM_COMPONENTS.weights, s: GM_COMPONENTS.sds, lo: -10, hi: 10 },
-  };
-  const m = mixtures[task.name];
+  const m = GAUSSIAN_EVIDENCE[task.name];
   if (!m) return null;
   let z = 0;
   m.a.forEach((a, k) => {
