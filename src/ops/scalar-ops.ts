@@ -51,7 +51,7 @@ export type WgslClass = "f" | "i" | "u";
 /**
  * How the fused WebAssembly SIMD loops handle an op:
  * - "f32": float32 operands and result, a short f32x4 instruction sequence;
- * - "f32-program": float32, one of math-f32.ts's polynomial programs (exp, tanh), which the eager
+ * - "f32-program": float32, one of math-f32.ts's polynomial programs (exp, tanh, log, log1p), which the eager
  *   float32 kernels run in SIMD too (`unaryF32`);
  * - "compare": float32 operands (eq and ne on bool masks too), a bool mask result;
  * - "select": a bool mask condition and two operands of the result's dtype;
@@ -131,16 +131,16 @@ export const SCALAR_OPS = {
   log: {
     kind: "unary",
     arity: 1,
-    js: { expr: "Math.log(a)" },
+    js: { expr: "Math.log(a)", f32Expr: "logf32(a)" },
     wgsl: { f: "log(a)" },
-    simd: null,
+    simd: "f32-program",
   },
   log1p: {
     kind: "unary",
     arity: 1,
-    js: { expr: "Math.log1p(a)" },
+    js: { expr: "Math.log1p(a)", f32Expr: "log1pf32(a)" },
     wgsl: { f: "log1p_f(a)" },
-    simd: null,
+    simd: "f32-program",
   },
   expm1: {
     kind: "unary",
@@ -324,7 +324,7 @@ export function wgslOf(op: ElementwiseOp, c: WgslClass): string | undefined {
   return (SCALAR_OPS[op].wgsl as Partial<Record<WgslClass, string>>)[c];
 }
 
-/** The unary ops whose SIMD form is a math-f32.ts polynomial program (exp, tanh). */
+/** The unary ops whose SIMD form is a math-f32.ts program (exp, tanh, log, log1p). */
 export type F32ProgramOp = {
   [K in ElementwiseOp]: (typeof SCALAR_OPS)[K]["simd"] extends "f32-program" ? K : never;
 }[ElementwiseOp];

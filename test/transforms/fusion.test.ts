@@ -69,12 +69,23 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(g!.outputs).toContain(jaxpr.outs[1]);
   });
 
-  it("a chain with log is fused by the JavaScript loop", () => {
-    const jaxpr = stage((x, y) => [np.mul(np.log(np.add(x, y)), 0.5)], [[6, 5], [5]]);
+  it("a chain with sin is fused by the JavaScript loop", () => {
+    const jaxpr = stage((x, y) => [np.mul(np.sin(np.add(x, y)), 0.5)], [[6, 5], [5]]);
     const groups = fuseElementwise(jaxpr);
     expect(groups).toHaveLength(1);
     expect(groups[0]!.engine).toBe("js");
-    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toEqual(["add", "log", "mul"]);
+    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toEqual(["add", "sin", "mul"]);
+  });
+
+  it("a chain with log and log1p (a spline's, a softplus) is fused by the SIMD loop", () => {
+    const jaxpr = stage(
+      (x, y) => [np.mul(np.log(np.add(x, y)), np.log1p(np.exp(np.neg(np.abs(x)))))],
+      [[6, 5], [5]],
+    );
+    const groups = fuseElementwise(jaxpr);
+    expect(groups).toHaveLength(1);
+    expect(groups[0]!.engine).toBe("wasm");
+    expect(names(jaxpr, groups[0]!.start, groups[0]!.end)).toContain("log1p");
   });
 
   it("a chain with exp and tanh (a GRU's gates) is fused by the SIMD loop", () => {
@@ -175,7 +186,7 @@ describe("fuseElementwise groups (cpu)", () => {
     expect(groups[0]).toMatchObject({ start: 0, end: 1, engine: "wasm", shape: [32, 32] });
     expect(fuseElementwise(stage((x, y) => [np.add(x, y)], [[4, 4], [4]]))).toEqual([]);
     // A single large equation without a SIMD form stays with the eager kernel.
-    expect(fuseElementwise(stage((x) => [np.log(x)], [[32, 32]]))).toEqual([]);
+    expect(fuseElementwise(stage((x) => [np.sin(x)], [[32, 32]]))).toEqual([]);
   });
 
   it("are what the CPU backend's fusion compiler (Backend.fusion) takes", () => {
@@ -315,10 +326,17 @@ const chains: [string, Fn][] = [
       return [np.where(np.greater(y, 0), y, 0), np.maximum(y, 0)];
     },
   ],
-  ["log chain (JavaScript loop)", (x, row) => [np.mul(np.log(np.sub(x, row)), 0.5)]],
+  ["sin chain (JavaScript loop)", (x, row) => [np.mul(np.sin(np.sub(x, row)), 0.5)]],
   [
-    "exp chain with log (JavaScript loop)",
-    (x, row) => [np.add(np.exp(np.sub(x, row)), np.log(np.abs(x)))],
+    "exp chain with sin (JavaScript loop)",
+    (x, row) => [np.add(np.exp(np.sub(x, row)), np.sin(np.abs(x)))],
+  ],
+  [
+    "log, log1p and a softplus",
+    (x, row) => [
+      np.add(np.log(np.abs(np.sub(x, row))), np.log1p(np.exp(np.neg(np.abs(x))))),
+      np.log1p(np.mul(x, row)),
+    ],
   ],
   [
     "GRU gates: sigmoid, tanh, exp",

@@ -1,6 +1,8 @@
 /**
- * float32 exp and tanh as short polynomial programs of float32 operations (Cephes' expf and
- * tanhf: range reduction, a degree-5/4 polynomial, a power-of-two scale), written once here as
+ * float32 exp, tanh, log and log1p as short programs of float32 operations (Cephes' expf and
+ * tanhf: range reduction, a degree-5/4 polynomial, a power-of-two scale; Cephes' logf: the
+ * exponent split off the bits, a degree-8 polynomial in the mantissa; log1p from logf by
+ * Goldberg's correction x·log(1 + x)/((1 + x) − 1)), written once here as
  * scalar JavaScript and once as WebAssembly SIMD (cpu/wasm/elementwise-simd.ts) from the same
  * constants and the same sequence of IEEE operations. Every step is one float32 operation
  * (`Math.fround` of the double result, which rounds as f32x4 does for +, −, ×, ÷; min, max,
@@ -82,5 +84,66 @@ export function tanhf32(x: number): number {
   return x < 0 || (x === 0 && 1 / x < 0) ? -t : t;
 }
 
+/** √½: mantissas below it are doubled (and the exponent lowered) so that m − 1 is small. */
+export const LOG_SQRTHF = f(Math.SQRT1_2);
+/** log(1 + t) ≈ t − t²/2 + t³·R(t) on −0.29 ≤ t < 0.41; R's coefficients from the highest down. */
+export const LOG_R: readonly number[] = [
+  f(7.0376836292e-2),
+  f(-1.151461031e-1),
+  f(1.167699874e-1),
+  f(-1.2420140846e-1),
+  f(1.4249322787e-1),
+  f(-1.6668057665e-1),
+  f(2.0000714765e-1),
+  f(-2.4999993993e-1),
+  f(3.3333331174e-1),
+];
+/** The smallest normal float32; subnormal inputs are scaled by 2^23 first (exactly). */
+export const F32_MIN_NORMAL = 2 ** -126;
+export const TWO_POW_23 = 2 ** 23;
+
+const scratchF = new Float32Array(1);
+const scratchI = new Int32Array(scratchF.buffer);
+
+/** log of a float32 value, as a float32 value (see the module comment). */
+export function logf32(x: number): number {
+  if (!(x >= 0)) return Number.NaN; // negative or NaN
+  if (x === 0) return Number.NEGATIVE_INFINITY;
+  if (x === Number.POSITIVE_INFINITY) return x;
+  const sub = x < F32_MIN_NORMAL;
+  scratchF[0] = sub ? x * TWO_POW_23 : x;
+  const b = scratchI[0]!;
+  let e = ((b >> 23) & 0xff) - 126 - (sub ? 23 : 0);
+  scratchI[0] = (b & 0x007fffff) | 0x3f000000; // the mantissa in [0.5, 1)
+  const m = scratchF[0]!;
+  let t: number;
+  if (m < LOG_SQRTHF) {
+    e -= 1;
+    t = f(f(m + m) - 1);
+  } else {
+    t = f(m - 1);
+  }
+  const z = f(t * t);
+  let p = LOG_R[0]!;
+  for (let i = 1; i < LOG_R.length; i++) p = f(f(p * t) + LOG_R[i]!);
+  let y = f(f(p * t) * z);
+  y = f(y + f(e * EXP_C2));
+  y = f(y + f(-0.5 * z));
+  return f(f(t + y) + f(e * EXP_C1));
+}
+
+/** log(1 + x) of a float32 value, as a float32 value (see the module comment). */
+export function log1pf32(x: number): number {
+  const u = f(1 + x);
+  if (u === 1) return x; // |x| below half an ulp of 1 (and ±0): log1p(x) rounds to x
+  if (u === Number.POSITIVE_INFINITY) return u;
+  return f(logf32(u) * f(x / f(u - 1)));
+}
+
 /** The helpers generated JavaScript loops may call, by name (expressions such as "expf32(a)"). */
-export const F32_MATH: Readonly<Record<string, (x: number) => number>> = { expf32, tanhf32 };
+export const F32_MATH: Readonly<Record<string, (x: number) => number>> = {
+  expf32,
+  tanhf32,
+  logf32,
+  log1pf32,
+};

@@ -67,7 +67,7 @@ interface UnarySpec {
 
 function unaryPrimitive(spec: UnarySpec): Primitive<Record<string, never>> {
   const { js } = scalarOp(spec.name);
-  // float32 polynomial programs (exp, tanh) have an eager SIMD form (the same bits).
+  // float32 polynomial programs (exp, tanh, log, log1p) have an eager SIMD form (the same bits).
   const program = isF32Program(spec.name) ? spec.name : null;
   const self: Primitive<Record<string, never>> = {
     name: spec.name,

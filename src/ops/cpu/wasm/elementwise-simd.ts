@@ -8,9 +8,9 @@
  * Results are bit-identical to the eager kernels: IEEE add, sub, mul, div and sqrt of float32
  * operands round the same in f32x4 as `Math.fround` of the double operation does; max, min and
  * sign are built from comparisons and bit selects to reproduce the eager expressions exactly
- * (NaN propagation and signed zeros included); exp and tanh are the float32 polynomial programs
+ * (NaN propagation and signed zeros included); exp, tanh, log and log1p are the float32 programs
  * of cpu/math-f32.ts, which the eager float32 kernels run too. Operations without an exact SIMD
- * form (log, pow, ...) leave the group to the JavaScript loop.
+ * form (pow, sin, expm1, ...) leave the group to the JavaScript loop.
  *
  * Layout: the output shape is collapsed to at most three loop axes, each input read through
  * its strides over them (0 where broadcast: a bias row, a per-channel bias of a convolution, a
@@ -35,9 +35,15 @@ import {
   EXP_LO,
   EXP_P,
   expf32,
+  F32_MIN_NORMAL,
+  LOG_R,
+  LOG_SQRTHF,
   LOG2E,
+  log1pf32,
+  logf32,
   TANH_Q,
   TANH_SMALL,
+  TWO_POW_23,
   tanhf32,
 } from "../math-f32.js";
 import { Code, encodeModule, simdSupported, ValType } from "./encoder.js";
@@ -254,7 +260,7 @@ const UNARY_BLOCK = 1 << 18;
 const unaryKernels = new Map<string, ((n4: number) => void) | null>();
 
 /**
- * The eager float32 exp or tanh over a whole array: the SIMD form (math-f32.ts's programs, the
+ * The eager float32 exp, tanh, log or log1p over a whole array: the SIMD form (math-f32.ts's programs, the
  * fused loops' code) in 4-lane vectors, blocks of the input copied through the module memory;
  * the last 0–3 elements by the scalar form, which gives the same bits. False when this engine
  * has no WebAssembly SIMD (the caller runs the scalar form).
@@ -286,7 +292,7 @@ function compileUnary(op: F32ProgramOp): (n4: number) => void {
   const local = (t: ValType) => locals.push(t) - 1 + 1; // after the parameter
   const i = local(ValType.i32);
   const x = local(ValType.v128);
-  const temps = [0, 1, 2, 3, 4].map(() => local(ValType.v128));
+  const temps = [0, 1, 2, 3, 4, 5].map(() => local(ValType.v128));
   const body = new Code();
   body.i32(0).set(i);
   body.block().loop();
@@ -405,7 +411,7 @@ function emitProgram(
   const c4 = local(ValType.i32);
   const c8 = local(ValType.i32);
   const tmp = local(ValType.v128);
-  const temps = [0, 1, 2, 3, 4].map(() => local(ValType.v128));
+  const temps = [0, 1, 2, 3, 4, 5].map(() => local(ValType.v128));
   const stepValue = program.steps.map(() => local(ValType.v128));
   const inputs = program.inputs.map((input, i) => {
     const [s0, s1, s2] = layout.inputs[i]!.strides;
@@ -673,6 +679,65 @@ function emitTanh(body: Code, x: number, temps: readonly number[]): void {
 }
 
 /**
+ * log of the lanes of local x (math-f32.ts's logf32), leaving the result on the stack; t0..t4
+ * are scratch and must not include x (read again for the special values).
+ */
+function emitLog(body: Code, x: number, temps: readonly number[]): void {
+  const [t0, t1, t2, t3, t4] = temps as [number, number, number, number, number];
+  const constI32 = (v: number) => body.v128Const(splat4(i32Bytes(v)));
+  body.get(x);
+  constF32(body, F32_MIN_NORMAL).f32x4Lt().set(t1); // subnormal lanes
+  body.get(x);
+  constF32(body, TWO_POW_23).f32x4Mul().get(x).get(t1).v128Bitselect().set(t0); // normalised
+  body.get(t0).i32(23).i32x4ShrS();
+  constI32(0xff).v128And();
+  constI32(-126).i32x4Add().get(t1);
+  constI32(-23).v128And().i32x4Add().set(t1); // e
+  body.get(t0);
+  constI32(0x007fffff).v128And();
+  constI32(0x3f000000).v128Or().set(t2); // mantissa m in [0.5, 1)
+  body.get(t2);
+  constF32(body, LOG_SQRTHF).f32x4Lt().set(t3);
+  body.get(t1).get(t3).i32x4Add().set(t1); // e − 1 where m < √½ (mask lanes are −1)
+  body.get(t2).get(t2).f32x4Add().get(t2).get(t3).v128Bitselect();
+  constF32(body, 1).f32x4Sub().set(t2); // t
+  body.get(t2).get(t2).f32x4Mul().set(t3); // z
+  constF32(body, LOG_R[0]!);
+  for (let i = 1; i < LOG_R.length; i++) {
+    body.get(t2).f32x4Mul();
+    constF32(body, LOG_R[i]!).f32x4Add();
+  }
+  body.get(t2).f32x4Mul().get(t3).f32x4Mul(); // y
+  body.get(t1).f32x4ConvertI32x4S().set(t1); // e as a float (exact)
+  body.get(t1);
+  constF32(body, EXP_C2).f32x4Mul().f32x4Add().get(t3);
+  constF32(body, -0.5).f32x4Mul().f32x4Add().get(t2).f32x4Add().get(t1);
+  constF32(body, EXP_C1).f32x4Mul().f32x4Add().set(t4);
+  // Negative and NaN lanes → NaN, ±0 → −inf, +inf → +inf.
+  body.get(t4);
+  constF32(body, Number.NaN).get(x);
+  constF32(body, 0).f32x4Ge().v128Bitselect().set(t4);
+  constF32(body, Number.NEGATIVE_INFINITY).get(t4).get(x);
+  constF32(body, 0).f32x4Eq().v128Bitselect().set(t4);
+  constF32(body, Number.POSITIVE_INFINITY).get(t4).get(x);
+  constF32(body, Number.POSITIVE_INFINITY).f32x4Eq().v128Bitselect();
+}
+
+/** log1p of the lanes of local x (math-f32.ts's log1pf32), leaving the result on the stack. */
+function emitLog1p(body: Code, x: number, temps: readonly number[]): void {
+  const u = temps[5]!;
+  const t0 = temps[0]!;
+  constF32(body, 1).get(x).f32x4Add().set(u);
+  emitLog(body, u, temps);
+  body.get(x).get(u);
+  constF32(body, 1).f32x4Sub().f32x4Div().f32x4Mul().set(t0);
+  body.get(x).get(t0).get(u);
+  constF32(body, 1).f32x4Eq().v128Bitselect().set(t0); // u = 1: x itself
+  constF32(body, Number.POSITIVE_INFINITY).get(t0).get(u);
+  constF32(body, Number.POSITIVE_INFINITY).f32x4Eq().v128Bitselect();
+}
+
+/**
  * The polynomial programs (scalar-op table `simd: "f32-program"`): math-f32.ts's scalar form and
  * its SIMD emitter, which give the same bits.
  */
@@ -682,6 +747,8 @@ const F32_PROGRAMS: Record<
 > = {
   exp: { scalar: expf32, emit: emitExp },
   tanh: { scalar: tanhf32, emit: emitTanh },
+  log: { scalar: logf32, emit: emitLog },
+  log1p: { scalar: log1pf32, emit: emitLog1p },
 };
 
 /**
@@ -703,6 +770,12 @@ function emitOp(
       return;
     case "tanh":
       emitTanh(body, a, temps);
+      return;
+    case "log":
+      emitLog(body, a, temps);
+      return;
+    case "log1p":
+      emitLog1p(body, a, temps);
       return;
     case "add":
       body.get(a).get(b).f32x4Add();

@@ -318,6 +318,10 @@ export class Code {
   i32x4Add(): this {
     return this.simd(0xae);
   }
+  /** Converts i32 lanes to f32 (rounding to nearest; exact below 2^24). */
+  f32x4ConvertI32x4S(): this {
+    return this.simd(0xfa);
+  }
   i32x4Sub(): this {
     return this.simd(0xb1);
   }
