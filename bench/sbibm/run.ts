@@ -162,7 +162,8 @@ export interface Row {
   warnings: string[];
 }
 
-function moments(theta: Float64Array, w: Float64Array | null, d: number) {
+/** Per-parameter mean and sd of the rows of θ (n × d), weighted by w when given. */
+export function moments(theta: Float64Array, w: Float64Array | null, d: number) {
   const n = theta.length / d;
   const mean = new Float64Array(d);
   const v = new Float64Array(d);
@@ -199,7 +200,8 @@ export function spillFraction(ref: Reference, theta: Float64Array): number {
   return n > 0 ? out / n : 0;
 }
 
-function errors(ref: Reference, m: { mean: Float64Array; sd: Float64Array }) {
+/** Largest |mean − reference mean| / reference sd and largest |sd / reference sd − 1| over parameters. */
+export function errors(ref: Reference, m: { mean: Float64Array; sd: Float64Array }) {
   let meanErr = 0;
   let sdErr = 0;
   for (let j = 0; j < ref.dim; j++) {
