@@ -766,16 +766,10 @@ function emitOp(
   const [a, b, c] = args as [number, number, number];
   switch (op) {
     case "exp":
-      emitExp(body, a, temps);
-      return;
     case "tanh":
-      emitTanh(body, a, temps);
-      return;
     case "log":
-      emitLog(body, a, temps);
-      return;
     case "log1p":
-      emitLog1p(body, a, temps);
+      F32_PROGRAMS[op].emit(body, a, temps);
       return;
     case "add":
       body.get(a).get(b).f32x4Add();
