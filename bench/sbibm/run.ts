@@ -14,7 +14,8 @@
  * - wall time of fit + predict,
  *
  * beside the published sbi C2ST (sbi-benchmark/results, main_paper.csv, mean over observations
- * 1–10, as quoted in issue 13).
+ * 1–10, as quoted in issue 13); with `--obs` naming several observations, a second table gives
+ * each method's means over them (`observationMeans`), the published figures' basis.
  *
  * Usage: npm run bench:sbibm -- --tasks two_moons,slcp --budgets 1000,10000 --obs 1
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
@@ -404,9 +405,7 @@ export function markdownTable(rows: readonly Row[]): string {
         r.task,
         r.obs,
         r.budget,
-        r.flowType === "maf" && r.featurizer === "mlp"
-          ? r.method
-          : `${r.method} (${r.flowType}, ${r.featurizer} featurizer)`,
+        methodName(r),
         f(r.c2stRaw, 3),
         `${f(r.klRaw, 3)} ± ${f(r.klRawSe, 3)}`,
         r.sbiNpe === null ? "—" : `${f(r.sbiNpe, 3)} / ${f(r.sbiSnpe, 3)}`,
@@ -431,6 +430,63 @@ export function markdownTable(rows: readonly Row[]): string {
     );
   }
   return lines.join("\n");
+}
+
+/** A row's method as the tables name it: the flow and featurizer when not the default. */
+const methodName = (r: Row) =>
+  r.flowType === "maf" && r.featurizer === "mlp"
+    ? r.method
+    : `${r.method} (${r.flowType}, ${r.featurizer} featurizer)`;
+
+/**
+ * Means over observations, the published sbi figures' basis (a mean over observations 1–10):
+ * one line per task × budget × method run on two observations or more — the raw surrogate's
+ * C2ST and KL averaged, the weighted posterior's ESS range and largest mean error — beside sbi's
+ * published NPE / SNPE-C. Empty when no method ran on two observations.
+ */
+export function observationMeans(rows: readonly Row[]): string {
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const key = `${r.task}\u0000${r.budget}\u0000${methodName(r)}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const mean = (v: (number | null)[]) => {
+    const xs = v.filter((x): x is number => x !== null && Number.isFinite(x));
+    return xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const lines: string[] = [];
+  for (const g of groups.values()) {
+    const obs = [...new Set(g.map((r) => r.obs))].sort((a, b) => a - b);
+    if (obs.length < 2) continue;
+    const r0 = g[0]!;
+    const ess = g.map((r) => r.ess);
+    lines.push(
+      `| ${[
+        r0.task,
+        r0.budget,
+        methodName(r0),
+        obs.join(","),
+        f(mean(g.map((r) => r.c2stRaw)), 3),
+        f(mean(g.map((r) => r.klRaw)), 3),
+        `${f(Math.min(...ess), 0)}–${f(Math.max(...ess), 0)}`,
+        f(Math.max(...g.map((r) => r.meanErrSigma)), 3),
+        r0.sbiNpe === null ? "—" : `${f(r0.sbiNpe, 3)} / ${f(r0.sbiSnpe, 3)}`,
+      ].join(" | ")} |`,
+    );
+  }
+  if (lines.length === 0) return "";
+  const head = [
+    "task",
+    "budget",
+    "method",
+    "observations",
+    "mean C2ST raw",
+    "mean KL raw (nats)",
+    "ESS range",
+    "largest mean err (σ)",
+    "sbi NPE / SNPE-C (mean over obs 1–10)",
+  ];
+  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...lines].join("\n");
 }
 
 function featurizerOf(v: string): "mlp" | "linear" {
@@ -516,6 +572,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(markdownTable(rows));
+  const means = observationMeans(rows);
+  if (means !== "") console.log(`\nMeans over observations:\n\n${means}`);
   console.log(
     `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
   );
