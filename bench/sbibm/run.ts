@@ -448,7 +448,9 @@ export function observationMeans(rows: readonly Row[]): string {
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
     const key = `${r.task}\u0000${r.budget}\u0000${methodName(r)}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
+    const group = groups.get(key);
+    if (group) group.push(r);
+    else groups.set(key, [r]);
   }
   const mean = (v: (number | null)[]) => {
     const xs = v.filter((x): x is number => x !== null && Number.isFinite(x));
