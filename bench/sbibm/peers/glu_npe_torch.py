@@ -3,7 +3,8 @@
 A peer for `bench:sbibm`'s 10-D Gaussian task that runs here (sbi itself is not installable on this
 machine): one round of neural posterior estimation as sbi trains it by default — a masked
 autoregressive flow of 5 masked affine autoregressive transforms (MADE with two hidden layers of 50
-tanh units, the context added to the first layer; scale = softplus(raw) + 1e-3) with random
+tanh units, the context added to the first layer; scale = softplus(raw) + 1e-3, unbounded: a
+scale bounded by 1 in the density direction cannot narrow the prior to the posterior) with random
 permutations between them, θ and x z-scored by the training set, Adam at 5e-4, batches of 50, 10%
 held out, stop after 20 epochs without a better validation loss, gradient norm clipped at 5, the best
 validation state kept; draws outside the prior's box rejected. Written for this project from that
