@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import { concat } from "../../src/inference/draw-weigh.js";
 import { ndtr, ndtri } from "../../src/inference/special.js";
 import { decodeNpy, encodeNpy } from "../../src/io/npy.js";
+import { flagValue } from "./args.js";
 import { Rng } from "./rng.js";
 import {
   cholesky,
@@ -1128,10 +1129,7 @@ export function describeReference(ref: Reference): string {
 
 // CLI: npx tsx bench/sbibm/reference.ts --tasks all --obs 1,2,3 [--write]
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (name: string, def: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? process.argv[i + 1]! : def;
-  };
+  const arg = (name: string, def: string) => flagValue(process.argv, name, def);
   const tasks = arg("tasks", "all") === "all" ? TASK_NAMES : arg("tasks", "").split(",");
   const obsList = arg("obs", "1").split(",").map(Number);
   const write = process.argv.includes("--write");

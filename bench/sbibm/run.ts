@@ -34,6 +34,7 @@ import {
 } from "../../src/inference/fit-settings.js";
 import { type LogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import type { FlowSpace, ProposalKind, SequentialLoss } from "../../src/inference/snpe.js";
+import { flagValue } from "./args.js";
 import { c2st } from "./c2st.js";
 import { closedFormLogEvidence, klToReference } from "./kl.js";
 import { loadReference, type Reference, resampleIndices } from "./reference.js";
@@ -502,13 +503,7 @@ function flowTypeOf(v: string): "maf" | "nsf" {
 }
 
 function parseArgs(argv: readonly string[]) {
-  const get = (name: string, def: string) => {
-    const i = argv.indexOf(`--${name}`);
-    if (i < 0) return def;
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith("--")) throw new Error(`--${name} needs a value`);
-    return v;
-  };
+  const get = (name: string, def: string) => flagValue(argv, name, def);
   const list = (s: string) =>
     s
       .split(",")

@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { decodeNpy } from "../../src/io/npy.js";
 import { setThreads } from "../../src/ops/cpu/threads.js";
+import { flagValue } from "./args.js";
 import { c2st } from "./c2st.js";
 import { loadReference, type Reference } from "./reference.js";
 import { errors, moments, SPILL_SDS, spillFraction } from "./run.js";
@@ -56,12 +57,7 @@ export async function scoreDraws(
   return { c2st: accuracy, rows, ...e, spill: spillFraction(ref, draws) };
 }
 
-function arg(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`score-draws: --${name} is required`);
-  return v;
-}
+const arg = (name: string, fallback?: string) => flagValue(process.argv, name, fallback);
 
 async function main(): Promise<void> {
   setThreads(1);

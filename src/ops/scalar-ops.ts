@@ -51,8 +51,8 @@ export type WgslClass = "f" | "i" | "u";
 /**
  * How the fused WebAssembly SIMD loops handle an op:
  * - "f32": float32 operands and result, a short f32x4 instruction sequence;
- * - "f32-program": float32, one of math-f32.ts's polynomial programs (exp, tanh, log, log1p), which the eager
- *   float32 kernels run in SIMD too (`unaryF32`);
+ * - "f32-program": float32, one of math-f32.ts's programs (exp, tanh, log, log1p), which the
+ *   eager float32 kernels run in SIMD too (`unaryF32`);
  * - "compare": float32 operands (eq and ne on bool masks too), a bool mask result;
  * - "select": a bool mask condition and two operands of the result's dtype;
  * - null: no bit-identical SIMD form; a fused group holding the op runs as the JavaScript loop.

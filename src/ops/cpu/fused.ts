@@ -8,9 +8,9 @@
  *
  * Two code generators: WebAssembly SIMD (wasm/elementwise-simd.ts) when every value is float32
  * or bool and every operation has an exact SIMD form, else a generated JavaScript loop (float64,
- * transcendental functions other than float32 exp, tanh, log and log1p, engines without SIMD). Sums need
- * the SIMD generator: a program with sums that it cannot take compiles to nothing (the planner
- * then ends the run before its first sum). A single operation is worth a loop only through SIMD
+ * transcendental functions other than float32 exp, tanh, log and log1p, engines without SIMD).
+ * Sums need the SIMD generator: a program with sums that it cannot take compiles to nothing (the
+ * planner then ends the run before its first sum). A single operation is worth a loop only through SIMD
  * and only over at least `SINGLE_STEP_MIN_SIZE` elements; otherwise the eager kernel runs it.
  *
  * Both generators take each operation's scalar forms from the scalar-op table
@@ -107,7 +107,7 @@ function compileJs(program: FusedProgram): ElementwiseRunner {
     const operands = args.map((a) => ("step" in a ? `v${a.step}` : reads[a.input]!));
     const names = ["a", "b", "c"].slice(0, operands.length);
     const f32 = dtype === "float32";
-    // The op's JavaScript form from the scalar-op table; float32 where it differs (exp, tanh, log, log1p).
+    // The op's JavaScript form from the scalar-op table; float32 where it differs (the programs).
     const { expr, f32Expr } = SCALAR_OPS[op as keyof typeof SCALAR_OPS].js as {
       expr: string;
       f32Expr?: string;

@@ -25,6 +25,7 @@ import {
   type CompareOp,
   type F32ProgramOp,
   isElementwiseOp,
+  isF32Program,
   SCALAR_OPS,
   type SimdOp,
 } from "../../scalar-ops.js";
@@ -255,13 +256,16 @@ export function compileElementwiseSimd(program: ElementwiseProgram): Elementwise
   return runner;
 }
 
+/** Scratch v128 locals the programs use (tanh 5, log1p 6: log's five and 1 + x). */
+const PROGRAM_TEMPS = 6;
+
 /** Elements per call of the eager unary kernels (their memory: two such blocks). */
 const UNARY_BLOCK = 1 << 18;
 const unaryKernels = new Map<string, ((n4: number) => void) | null>();
 
 /**
- * The eager float32 exp, tanh, log or log1p over a whole array: the SIMD form (math-f32.ts's programs, the
- * fused loops' code) in 4-lane vectors, blocks of the input copied through the module memory;
+ * The eager float32 exp, tanh, log or log1p over a whole array: the SIMD form (math-f32.ts's
+ * programs, the fused loops' code) in 4-lane vectors, blocks of the input copied through the module memory;
  * the last 0–3 elements by the scalar form, which gives the same bits. False when this engine
  * has no WebAssembly SIMD (the caller runs the scalar form).
  */
@@ -292,7 +296,7 @@ function compileUnary(op: F32ProgramOp): (n4: number) => void {
   const local = (t: ValType) => locals.push(t) - 1 + 1; // after the parameter
   const i = local(ValType.i32);
   const x = local(ValType.v128);
-  const temps = [0, 1, 2, 3, 4, 5].map(() => local(ValType.v128));
+  const temps = Array.from({ length: PROGRAM_TEMPS }, () => local(ValType.v128));
   const body = new Code();
   body.i32(0).set(i);
   body.block().loop();
@@ -411,7 +415,7 @@ function emitProgram(
   const c4 = local(ValType.i32);
   const c8 = local(ValType.i32);
   const tmp = local(ValType.v128);
-  const temps = [0, 1, 2, 3, 4, 5].map(() => local(ValType.v128));
+  const temps = Array.from({ length: PROGRAM_TEMPS }, () => local(ValType.v128));
   const stepValue = program.steps.map(() => local(ValType.v128));
   const inputs = program.inputs.map((input, i) => {
     const [s0, s1, s2] = layout.inputs[i]!.strides;
@@ -764,13 +768,11 @@ function emitOp(
   temps: readonly number[],
 ): void {
   const [a, b, c] = args as [number, number, number];
+  if (isF32Program(op)) {
+    F32_PROGRAMS[op].emit(body, a, temps);
+    return;
+  }
   switch (op) {
-    case "exp":
-    case "tanh":
-    case "log":
-    case "log1p":
-      F32_PROGRAMS[op].emit(body, a, temps);
-      return;
     case "add":
       body.get(a).get(b).f32x4Add();
       return;
