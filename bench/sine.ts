@@ -65,6 +65,11 @@ const { values } = parseArgs({
     // (nbi's test: 100 and 1; a patience above the epochs trains every one), for diagnostics.
     "nbi-epochs": { type: "string", default: "100" },
     "nbi-patience": { type: "string", default: "1" },
+    // earlyStopZ of our rows at nbi's settings (unset: the library's default).
+    "nbi-stop-z": { type: "string" },
+    // fit's emaHalfLife for every row of ours (unset: the library's default; 0: nbi's raw
+    // parameters).
+    "ema-half-life": { type: "string" },
     // Our featurizer at nbi's settings: nbi's ResNet-GRU, or "mlp" (the demo's), a diagnostic
     // (nbi's peer keeps its ResNet-GRU).
     "nbi-featurizer": { type: "string", default: "resnet-gru" },
@@ -73,6 +78,12 @@ const { values } = parseArgs({
   },
 });
 
+const stopZ = {
+  ...(values["nbi-stop-z"] !== undefined ? { earlyStopZ: Number(values["nbi-stop-z"]) } : {}),
+  ...(values["ema-half-life"] !== undefined
+    ? { emaHalfLife: Number(values["ema-half-life"]) }
+    : {}),
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function runOnce(
@@ -111,6 +122,7 @@ async function runOnce(
       loss,
       proposal,
       flowSpace,
+      ...stopZ,
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
@@ -186,6 +198,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * 20)) * 10),
           earlyStopPatience: 1,
+          ...stopZ,
           noise: NOISE_SIGMA,
           progress: false,
           onEpoch,
@@ -199,6 +212,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: 1e-3,
           earlyStopPatience: Number(values["nbi-patience"]),
+          ...stopZ,
           earlyStopTrain: true,
           noise: NOISE_SIGMA,
           progress: false,

@@ -244,6 +244,8 @@ export async function runOne(
     flowType: "maf" | "nsf";
     /** The featurizer: the README's MLP (hidden [64, 64] → 32) or a linear map to 32 features. */
     featurizer: "mlp" | "linear";
+    /** The parameters' moving average (fit's emaHalfLife); undefined: the library's default. */
+    emaHalfLife?: number;
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -273,6 +275,7 @@ export async function runOne(
       batchSize: 64,
       lr: 1e-3,
       earlyStopPatience: options.patience,
+      ...(options.emaHalfLife !== undefined ? { emaHalfLife: options.emaHalfLife } : {}),
       logLike,
       adaptRounds: options.adaptRounds,
       ...(method.loss ? { loss: method.loss } : {}),
@@ -536,6 +539,8 @@ function parseArgs(argv: readonly string[]) {
     flowType: flowTypeOf(get("flow", "maf")),
     // --featurizer linear: sbi's NPE conditions on the (z-scored) data itself, no embedding net.
     featurizer: featurizerOf(get("featurizer", "mlp")),
+    // --ema-half-life H: fit's emaHalfLife (0: validate and keep the raw parameters, as nbi).
+    ...(argv.includes("--ema-half-life") ? { emaHalfLife: num("ema-half-life", "") } : {}),
   };
 }
 

@@ -26,7 +26,8 @@
  *   A correlated block is { "type": "multivariateNormal", "mean": [...], "cov": [[...], ...] }.
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
- *   earlyStopPatience, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian sigmas: one number or
+ *   earlyStopPatience, earlyStopZ, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise
+ *   (Gaussian sigmas: one number or
  *   one per data value; also the likelihood of the importance weights and predict's default xErr;
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
  *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
@@ -89,6 +90,8 @@ export interface FitSection {
   fVal?: number;
   nReuse?: number;
   earlyStopPatience?: number;
+  earlyStopZ?: number;
+  emaHalfLife?: number;
   earlyStopTrain?: boolean;
   neffStop?: number;
   fAcceptMin?: number;

@@ -92,7 +92,7 @@ import {
   snpeIS,
 } from "./snpe.js";
 import { openStore, resetStore, type SimulationStore, type StoreFingerprint } from "./store.js";
-import type { Noise } from "./train.js";
+import { EMA_HALF_LIFE, type Noise } from "./train.js";
 import { savedTrainingEpoch, trainCheckpointPath } from "./train-checkpoint.js";
 import { trustReport } from "./trust.js";
 
@@ -855,6 +855,8 @@ export class NBI {
         "fVal",
         "nReuse",
         "earlyStopPatience",
+        "earlyStopZ",
+        "emaHalfLife",
         "earlyStopTrain",
         "neffStop",
         "fAcceptMin",
@@ -1934,6 +1936,8 @@ const FIT_KEYS: Record<keyof FitOptions, true> = {
   fVal: true,
   nReuse: true,
   earlyStopPatience: true,
+  earlyStopZ: true,
+  emaHalfLife: true,
   earlyStopTrain: true,
   defensive: true,
   loss: true,
@@ -2108,6 +2112,8 @@ async function runFingerprint(
       fVal: o.fVal ?? 0.1,
       nReuse: o.nReuse ?? -1,
       earlyStopPatience: o.earlyStopPatience ?? null,
+      earlyStopZ: o.earlyStopZ ?? 0,
+      emaHalfLife: o.emaHalfLife ?? EMA_HALF_LIFE,
       sequential: JSON.parse(JSON.stringify(seq)) as unknown,
     },
   };

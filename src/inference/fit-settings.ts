@@ -56,6 +56,10 @@ const finite: Rule = {
   expected: "a number",
   ok: (v) => typeof v === "number" && Number.isFinite(v),
 };
+const nonNegative: Rule = {
+  expected: "a number ≥ 0",
+  ok: (v) => typeof v === "number" && Number.isFinite(v) && v >= 0,
+};
 const oneOf = (choices: readonly string[]): Rule => {
   const quoted = choices.map((c) => JSON.stringify(c));
   return {
@@ -82,6 +86,8 @@ export const FIT_SETTING_RULES = {
   batchSize: integer(1),
   nReuse: integer(-1, "an integer (−1: all rounds)"),
   earlyStopPatience: integer(1),
+  earlyStopZ: nonNegative,
+  emaHalfLife: nonNegative,
   atoms: integer(1),
   lr: finite,
   minLr: finite,

@@ -89,6 +89,17 @@ export interface RoundOptions {
   nReuse?: number;
   /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
+  /**
+   * Which epochs count against `earlyStopPatience`: those whose validation loss is more than
+   * this many paired standard errors above the best epoch's (0, the default: every epoch that is
+   * not a new best, nbi's rule). See `TrainOptions.earlyStopZ`.
+   */
+  earlyStopZ?: number;
+  /**
+   * Half-life in epochs of the parameters' moving average that validation scores and a round
+   * keeps (default 1; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
+   */
+  emaHalfLife?: number;
   /** Stop after a round where n_eff fell, reverting to the previous round's network. */
   earlyStopTrain?: boolean;
   /**
@@ -919,6 +930,8 @@ export async function runRound(
         ...(config.earlyStopPatience !== undefined
           ? { earlyStopPatience: config.earlyStopPatience }
           : {}),
+        ...(config.earlyStopZ !== undefined ? { earlyStopZ: config.earlyStopZ } : {}),
+        ...(config.emaHalfLife !== undefined ? { emaHalfLife: config.emaHalfLife } : {}),
         ...(config.noise !== undefined ? { noise: config.noise } : {}),
         loss: candidate,
         atoms: seq.atoms,

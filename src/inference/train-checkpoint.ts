@@ -96,7 +96,10 @@ interface TrainingMeta {
   epoch: number;
   bestLoss: number | string;
   bestEpoch: number;
-  epochs: Record<Exclude<keyof EpochRecord, "candidate">, number | string>[];
+  // valZ is absent from checkpoints saved before it existed.
+  epochs: (Record<Exclude<keyof EpochRecord, "candidate" | "valZ">, number | string> & {
+    valZ?: number | string;
+  })[];
 }
 
 /**
@@ -126,6 +129,7 @@ export async function saveTrainCheckpoint(
       valLoss: encodeNumber(e.valLoss),
       lr: encodeNumber(e.lr),
       seconds: encodeNumber(e.seconds),
+      ...(e.valZ !== undefined ? { valZ: encodeNumber(e.valZ) } : {}),
     })),
   };
   await writeFileAtomic(
@@ -185,6 +189,7 @@ export async function loadTrainCheckpoint(
       valLoss: decodeNumber(e.valLoss),
       lr: decodeNumber(e.lr),
       seconds: decodeNumber(e.seconds),
+      ...(e.valZ !== undefined ? { valZ: decodeNumber(e.valZ) } : {}),
     })),
   };
 }

@@ -418,6 +418,54 @@ export function adaptiveClip(options?: {
   };
 }
 
+/** The state of `paramAverage` for parameters of type P. */
+export interface ParamAverageState<P = unknown> {
+  /** The moving average of the parameters after each update, a pytree like them. */
+  average: P;
+}
+
+/** The state family of `paramAverage`: `ParamAverageState` of the parameters. */
+export interface ParamAverageFamily extends StateFamily {
+  /** `ParamAverageState` of the parameters. */
+  readonly state: ParamAverageState<this["params"]>;
+}
+
+/**
+ * An exponential moving average of the parameters (Polyak averaging as Polyak & Juditsky 1992,
+ * in its exponential form): last in a chain, it passes the updates through unchanged and keeps
+ * average ← decay · average + (1 − decay) · (params + updates), starting from the parameters
+ * `init` is given. The average is the one to evaluate and keep: it smooths the step-to-step noise
+ * of small-batch training. `update` needs the params.
+ *
+ * @example
+ * ```ts
+ * const opt = optim.chain(optim.adam(1e-3), optim.paramAverage({ decay: 0.9 }));
+ * const state = opt.init({ w: np.zeros([3]) });
+ * // after updates: state[1].average holds the averaged parameters
+ * ```
+ */
+export function paramAverage(options: {
+  decay: number;
+}): GradientTransformation<ParamAverageFamily> {
+  const decay = options.decay;
+  if (!(decay >= 0 && decay < 1))
+    fail("paramAverage", "options.decay", "a number in [0, 1)", decay);
+  return {
+    init: (params) => ({ average: mapTree((p) => np.add(np.zerosLike(p), p), params) }),
+    update(updates, state, params) {
+      if (params === undefined)
+        fail("paramAverage", "params", "the parameters (the average follows them)", params);
+      const average = mapTree(
+        (a, p, u) => np.astype(np.add(np.mul(a, decay), np.mul(np.add(p, u), 1 - decay)), a.dtype),
+        state.average,
+        params,
+        updates,
+      );
+      return { updates, state: { average } };
+    },
+  };
+}
+
 /** The state of `reduceOnPlateau`. */
 export interface PlateauState {
   /** The factor currently applied to the updates. */

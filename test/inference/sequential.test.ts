@@ -200,8 +200,9 @@ describe("validation that does not leak", () => {
       const held = three.state.data[r]!.valMask.reduce((s, v) => s + v, 0);
       expect(held).toBe(Math.round(three.state.data[r]!.theta.length / 2 / 10));
     }
-    // Round 0's split is the one trainPosterior drew itself before masks existed (same key).
-    expect(three.history.map((h) => h.loss)).toEqual(["nll", "apt", "apt"]);
+    // Round 0 trains on prior draws, so on the NLL; later rounds chose between APT and NLL.
+    expect(three.history[0]!.loss).toBe("nll");
+    for (const h of three.history.slice(1)) expect(["apt", "nll"]).toContain(h.loss);
   });
 });
 

@@ -158,6 +158,35 @@ describe.each(testBackends())("optim (%s)", (backend) => {
     });
   });
 
+  it("paramAverage passes updates through and follows the parameters with an exponential average", async () => {
+    const decay = 0.75;
+    const opt = optim.chain(optim.sgd(0.1), optim.paramAverage({ decay }));
+    let p = start();
+    let s = opt.init(p);
+    // The average starts at the parameters, then a ← decay·a + (1 − decay)·p after each step.
+    let expected = [0, 0, 0];
+    for (let i = 0; i < 5; i++) {
+      const g = grad(loss)(p) as P;
+      const plain = optim.sgd(0.1).update(g, optim.sgd(0.1).init(p)).updates;
+      const r = opt.update(g, s, p);
+      expect(await r.updates.w.data()).toEqual(await plain.w.data());
+      p = optim.applyUpdates(p, r.updates);
+      s = r.state;
+      const now = [...(await p.w.data())];
+      expected = expected.map((a, j) => decay * a + (1 - decay) * now[j]!);
+      const avg = await s[1].average.w.data();
+      for (let j = 0; j < 3; j++) close(avg[j]!, expected[j]!, 1e-6);
+    }
+    // Lagging behind: the average of an approach to w* = (1, −2, 3) is nearer the start.
+    const w = await p.w.data();
+    const avg = await s[1].average.w.data();
+    for (let j = 0; j < 3; j++) expect(Math.abs(avg[j]!)).toBeLessThan(Math.abs(w[j]!));
+    expect(() => optim.paramAverage({ decay: 1 })).toThrow(
+      /paramAverage: options.decay expected a number in \[0, 1\)/,
+    );
+    expect(() => opt.update(p, s)).toThrow(/paramAverage: params expected the parameters/);
+  });
+
   it("types each state from the parameters' type (checked by tsc)", () => {
     const p = start();
     expectTypeOf(optim.sgd(0.1).init(p)).toEqualTypeOf<optim.SgdState<P>>();
