@@ -662,7 +662,7 @@ export async function trainPosterior(
     epochs.push(...resumed.epochs);
     bestRows = stopZ !== 0 ? (await validate(best.params)).rows : new Float64Array(0);
   } else {
-    // Epoch −1: the starting parameters.
+    // Epoch −1: the starting parameters (the average starts there too).
     const v = await validate(params);
     best = { params, loss: v.loss, epoch: -1 };
     bestRows = v.rows;
