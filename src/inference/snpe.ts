@@ -97,7 +97,7 @@ export interface RoundOptions {
   earlyStopZ?: number;
   /**
    * Half-life in epochs of the parameters' moving average that validation scores and a round
-   * keeps (default 1; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
+   * keeps (default 2; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
    */
   emaHalfLife?: number;
   /** Stop after a round where n_eff fell, reverting to the previous round's network. */

@@ -86,7 +86,7 @@ export interface TrainOptions {
    * Small batches at a fixed learning rate move the network by more from one epoch to the next
    * than the epochs improve it, so a validation loss read off the raw parameters zigzags and
    * early stopping ends on a lucky or unlucky step; the average moves smoothly. 0 evaluates and
-   * keeps the raw parameters, as nbi. Default 1.
+   * keeps the raw parameters, as nbi. Default 2.
    */
   emaHalfLife?: number;
   /**
@@ -835,7 +835,7 @@ export function countsAgainst(epochs: readonly EpochRecord[], bestEpoch: number,
 }
 
 /** The moving average's half-life in epochs when `TrainOptions.emaHalfLife` is not given. */
-export const EMA_HALF_LIFE = 1;
+export const EMA_HALF_LIFE = 2;
 
 /** A copy of a pytree of arrays on the host, and a function making device arrays of it again. */
 async function hostCopy<T>(value: T): Promise<() => T> {
