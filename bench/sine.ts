@@ -65,8 +65,6 @@ const { values } = parseArgs({
     // (nbi's test: 100 and 1; a patience above the epochs trains every one), for diagnostics.
     "nbi-epochs": { type: "string", default: "100" },
     "nbi-patience": { type: "string", default: "1" },
-    // earlyStopZ of our rows at nbi's settings (unset: the library's default).
-    "nbi-stop-z": { type: "string" },
     // fit's emaHalfLife for every row of ours (unset: the library's default; 0: nbi's raw
     // parameters).
     "ema-half-life": { type: "string" },
@@ -78,12 +76,8 @@ const { values } = parseArgs({
   },
 });
 
-const stopZ = {
-  ...(values["nbi-stop-z"] !== undefined ? { earlyStopZ: Number(values["nbi-stop-z"]) } : {}),
-  ...(values["ema-half-life"] !== undefined
-    ? { emaHalfLife: Number(values["ema-half-life"]) }
-    : {}),
-};
+const averaging =
+  values["ema-half-life"] !== undefined ? { emaHalfLife: Number(values["ema-half-life"]) } : {};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function runOnce(
@@ -122,7 +116,7 @@ async function runOnce(
       loss,
       proposal,
       flowSpace,
-      ...stopZ,
+      ...averaging,
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
@@ -198,7 +192,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * 20)) * 10),
           earlyStopPatience: 1,
-          ...stopZ,
+          ...averaging,
           noise: NOISE_SIGMA,
           progress: false,
           onEpoch,
@@ -212,7 +206,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: 1e-3,
           earlyStopPatience: Number(values["nbi-patience"]),
-          ...stopZ,
+          ...averaging,
           earlyStopTrain: true,
           noise: NOISE_SIGMA,
           progress: false,

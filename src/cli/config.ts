@@ -26,7 +26,7 @@
  *   A correlated block is { "type": "multivariateNormal", "mean": [...], "cov": [[...], ...] }.
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
- *   earlyStopPatience, earlyStopZ, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise
+ *   earlyStopPatience, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise
  *   (Gaussian sigmas: one number or
  *   one per data value; also the likelihood of the importance weights and predict's default xErr;
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
@@ -90,7 +90,6 @@ export interface FitSection {
   fVal?: number;
   nReuse?: number;
   earlyStopPatience?: number;
-  earlyStopZ?: number;
   emaHalfLife?: number;
   earlyStopTrain?: boolean;
   neffStop?: number;

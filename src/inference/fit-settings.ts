@@ -86,7 +86,6 @@ export const FIT_SETTING_RULES = {
   batchSize: integer(1),
   nReuse: integer(-1, "an integer (−1: all rounds)"),
   earlyStopPatience: integer(1),
-  earlyStopZ: nonNegative,
   emaHalfLife: nonNegative,
   atoms: integer(1),
   lr: finite,

@@ -90,12 +90,6 @@ export interface RoundOptions {
   /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
   /**
-   * Which epochs count against `earlyStopPatience`: those whose validation loss is more than
-   * this many paired standard errors above the best epoch's (0, the default: every epoch that is
-   * not a new best, nbi's rule). See `TrainOptions.earlyStopZ`.
-   */
-  earlyStopZ?: number;
-  /**
    * Half-life in epochs of the parameters' moving average that validation scores and a round
    * keeps (default 2; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
    */
@@ -930,7 +924,6 @@ export async function runRound(
         ...(config.earlyStopPatience !== undefined
           ? { earlyStopPatience: config.earlyStopPatience }
           : {}),
-        ...(config.earlyStopZ !== undefined ? { earlyStopZ: config.earlyStopZ } : {}),
         ...(config.emaHalfLife !== undefined ? { emaHalfLife: config.emaHalfLife } : {}),
         ...(config.noise !== undefined ? { noise: config.noise } : {}),
         loss: candidate,

@@ -96,10 +96,7 @@ interface TrainingMeta {
   epoch: number;
   bestLoss: number | string;
   bestEpoch: number;
-  // valZ is absent from checkpoints saved before it existed.
-  epochs: (Record<Exclude<keyof EpochRecord, "candidate" | "valZ">, number | string> & {
-    valZ?: number | string;
-  })[];
+  epochs: Record<Exclude<keyof EpochRecord, "candidate">, number | string>[];
 }
 
 /**
@@ -129,7 +126,6 @@ export async function saveTrainCheckpoint(
       valLoss: encodeNumber(e.valLoss),
       lr: encodeNumber(e.lr),
       seconds: encodeNumber(e.seconds),
-      ...(e.valZ !== undefined ? { valZ: encodeNumber(e.valZ) } : {}),
     })),
   };
   await writeFileAtomic(
@@ -189,7 +185,6 @@ export async function loadTrainCheckpoint(
       valLoss: decodeNumber(e.valLoss),
       lr: decodeNumber(e.lr),
       seconds: decodeNumber(e.seconds),
-      ...(e.valZ !== undefined ? { valZ: decodeNumber(e.valZ) } : {}),
     })),
   };
 }

@@ -49,13 +49,6 @@ export interface EpochRecord {
   /** Wall-clock time of the epoch. */
   readonly seconds: number;
   /**
-   * How much worse than the best epoch's so far this epoch's validation loss is, in standard
-   * errors of the paired per-row difference (both networks on the same held-out rows, noise and
-   * atoms); −Infinity at a new best. Early stopping counts the epochs above
-   * `TrainOptions.earlyStopZ`.
-   */
-  readonly valZ?: number;
-  /**
    * In a "select" round, as the progress hooks report it: the candidate this epoch trained (both
    * candidates report their epochs; the round's record keeps the chosen one's).
    */
@@ -69,23 +62,14 @@ export interface TrainOptions {
   minLr: number;
   /** Fraction held out for validation (default 0.1, as nbi). */
   fVal?: number;
-  /**
-   * Stop after more than this many epochs that are no better than the best so far (default:
-   * never). Which epochs count: see `earlyStopZ`.
-   */
+  /** Stop after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
-  /**
-   * An epoch counts against `earlyStopPatience` when its validation loss exceeds the best
-   * epoch's by more than this many standard errors of the per-row difference (a paired test on
-   * the held-out rows). 0 counts every epoch that is not a new best (nbi's rule). Default 0.
-   */
-  earlyStopZ?: number;
   /**
    * Half-life, in epochs, of an exponential moving average of the parameters over the steps
    * (`optim.paramAverage`): validation scores the average and training keeps the best average.
-   * Small batches at a fixed learning rate move the network by more from one epoch to the next
-   * than the epochs improve it, so a validation loss read off the raw parameters zigzags and
-   * early stopping ends on a lucky or unlucky step; the average moves smoothly. 0 evaluates and
+   * Small batches at a fixed learning rate move the network more from one epoch to the next than
+   * the epochs improve it, so a validation loss read off the raw parameters zigzags and early
+   * stopping ends on a lucky or an unlucky step; the average moves smoothly. 0 evaluates and
    * keeps the raw parameters, as nbi. Default 2.
    */
   emaHalfLife?: number;
@@ -213,11 +197,9 @@ function checkOptions(o: TrainOptions): void {
   if (!(fVal > 0 && fVal < 1)) fail("fit", "fVal", "a fraction in (0, 1)", fVal);
   if (o.earlyStopPatience !== undefined && o.earlyStopPatience !== -1)
     posInt("earlyStopPatience", o.earlyStopPatience);
-  for (const name of ["earlyStopZ", "emaHalfLife"] as const) {
-    const v = o[name];
-    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0))
-      fail("fit", name, "a number ≥ 0", v);
-  }
+  const h = o.emaHalfLife;
+  if (h !== undefined && !(typeof h === "number" && Number.isFinite(h) && h >= 0))
+    fail("fit", "emaHalfLife", "a number ≥ 0", h);
   if (o.loss !== undefined && o.loss !== "nll" && o.loss !== "apt")
     fail("fit", "loss", '"nll" or "apt"', o.loss);
   if (o.atoms !== undefined) posInt("atoms", o.atoms);
@@ -298,7 +280,6 @@ function noisyStandardised(
  * its standardised unbounded image (see `standardiseTheta`).
  */
 function makeLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
-  const rows = makeRowNll(net, noise);
   return (
     params: PosteriorParams,
     x: Array,
@@ -307,13 +288,10 @@ function makeLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
     w: Array,
     key: Array,
     c: Consts,
-  ) => np.div(np.sum(np.mul(w, rows(params, x, theta, ts, key, c))), np.sum(w));
-}
-
-/** Each example's NLL (unweighted), [B]: what `makeLoss` averages. */
-function makeRowNll(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
-  return (params: PosteriorParams, x: Array, theta: Array, ts: Array, key: Array, c: Consts) =>
-    np.neg(net.logProbStd(params, noisyStandardised(noise, key, x, theta, c), ts));
+  ) => {
+    const lp = net.logProbStd(params, noisyStandardised(noise, key, x, theta, c), ts);
+    return np.neg(np.div(np.sum(np.mul(w, lp)), np.sum(w)));
+  };
 }
 
 /**
@@ -324,7 +302,6 @@ function makeRowNll(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>)
  * posterior whatever proposal drew θ, so later rounds need no importance correction.
  */
 function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
-  const rows = makeAptRows(net, noise);
   return (
     params: PosteriorParams,
     x: Array,
@@ -332,19 +309,6 @@ function makeAptLoss(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>
     tsAtoms: Array,
     lpAtoms: Array,
     w: Array,
-    key: Array,
-    c: Consts,
-  ) => np.div(np.sum(np.mul(w, rows(params, x, tTrue, tsAtoms, lpAtoms, key, c))), np.sum(w));
-}
-
-/** Each example's APT loss (unweighted), [B]: what `makeAptLoss` averages. */
-function makeAptRows(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>) {
-  return (
-    params: PosteriorParams,
-    x: Array,
-    tTrue: Array,
-    tsAtoms: Array,
-    lpAtoms: Array,
     key: Array,
     c: Consts,
   ) => {
@@ -361,7 +325,8 @@ function makeAptRows(net: PosteriorNetwork, noise: ReturnType<typeof noiseModel>
     const own = np.reshape(np.take(logits, np.array(new Int32Array(1), { dtype: "int32" }), 1), [
       B,
     ]);
-    return np.sub(np.logsumexp(logits, { axis: 1 }), own);
+    const perExample = np.sub(np.logsumexp(logits, { axis: 1 }), own);
+    return np.div(np.sum(np.mul(w, perExample)), np.sum(w));
   };
 }
 
@@ -536,12 +501,9 @@ export async function trainPosterior(
     },
     { donateArgnums: [1] },
   );
-  // Validation keeps each row's weighted loss: the paired test of `earlyStopZ` needs them.
-  const rowNll = makeRowNll(net, noise);
-  const aptRows = makeAptRows(net, noise);
   const evaluate = jit(
     (p: PosteriorParams, x: Array, t: Array, ts: Array, w: Array, k: Array, c: Consts) =>
-      np.mul(w, rowNll(p, x, t, ts, k, c)),
+      np.mul(loss(p, x, t, ts, w, k, c), np.sum(w)),
   );
   const evaluateApt = jit(
     (
@@ -553,7 +515,7 @@ export async function trainPosterior(
       w: Array,
       k: Array,
       c: Consts,
-    ) => np.mul(w, aptRows(p, x, t, tA, lpA, k, c)),
+    ) => np.mul(aptLoss(p, x, t, tA, lpA, w, k, c), np.sum(w)),
   );
   // Validation chunks (and, for APT, their atoms: fixed, so epochs compare alike). A chunk too
   // small to hold every atom joins the one before it.
@@ -581,13 +543,9 @@ export async function trainPosterior(
         : {}),
     });
   });
-  const valWeights = Float64Array.from(valIdx, (i) => (data.weights ? data.weights[i]! : 1));
-  const valWeight = valWeights.reduce((s, w) => s + w, 0);
+  const valWeight = valIdx.reduce((s, i) => s + (data.weights ? data.weights[i]! : 1), 0);
   const valKey = deviceKey(keyAt(options.key, 1));
-  /** The weighted mean validation loss, and each held-out row's weighted loss. */
   const validate = async (p: PosteriorParams) => {
-    const rows = new Float64Array(nVal);
-    let at = 0;
     let total = 0;
     for (const { idx, atomIdx } of valChunks) {
       const x = np.take(dev.x, idx, 0);
@@ -605,16 +563,12 @@ export async function trainPosterior(
             consts,
           )
         : evaluate(p, x, t, np.take(dev.ts, idx, 0), w, valKey, consts);
-      for (const v of await r.data()) {
-        rows[at++] = v;
-        total += v;
-      }
+      total += (await r.data())[0]!;
     }
-    return { loss: total / valWeight, rows };
+    return total / valWeight;
   };
 
   const patience = options.earlyStopPatience ?? -1;
-  const stopZ = options.earlyStopZ ?? 0;
   const setup = JSON.stringify({
     nTrain,
     nVal,
@@ -626,9 +580,8 @@ export async function trainPosterior(
     loss: apt ? "apt" : "nll",
     atoms,
     patience,
+    // Written only when set, so that checkpoints saved before the average existed still resume.
     ...(emaHalfLife > 0 ? { emaHalfLife } : {}),
-    // Written only when set, so that checkpoints saved before the option still resume.
-    ...(stopZ !== 0 ? { earlyStopZ: stopZ } : {}),
   });
   let params = params0;
   let state: TrainOptState = optimizer.init(params);
@@ -653,20 +606,12 @@ export async function trainPosterior(
   }
   const start = resumed?.epoch ?? 0;
   let best: { params: PosteriorParams; loss: number; epoch: number };
-  // The best network's per-row validation losses, for the paired test (only with earlyStopZ).
-  let bestRows: Float64Array;
   if (resumed) {
     params = resumed.params;
     state = resumed.optState;
     best = { ...resumed.best };
     epochs.push(...resumed.epochs);
-    bestRows = stopZ !== 0 ? (await validate(best.params)).rows : new Float64Array(0);
-  } else {
-    // Epoch −1: the starting parameters (the average starts there too).
-    const v = await validate(params);
-    best = { params, loss: v.loss, epoch: -1 };
-    bestRows = v.rows;
-  }
+  } else best = { params, loss: await validate(params), epoch: -1 };
   let stoppedEarly = false;
   // The state at the last finished epoch, for `onInterrupt`: the optimizer state is copied to
   // the host there, since the next step reuses its storage.
@@ -747,9 +692,7 @@ export async function trainPosterior(
     for (const l of losses) trainLoss += (await l.data())[0]!;
     trainLoss /= losses.length;
     const current = scored(params, state);
-    const val = await validate(current);
-    const valLoss = val.loss;
-    const better = Number.isFinite(valLoss) && valLoss < best.loss;
+    const valLoss = await validate(current);
     const lr = Number(
       (
         await np
@@ -757,26 +700,15 @@ export async function trainPosterior(
           .data()
       )[0],
     );
-    const record = {
-      epoch,
-      trainLoss,
-      valLoss,
-      lr,
-      seconds: (performance.now() - t0) / 1000,
-      valZ: better ? Number.NEGATIVE_INFINITY : pairedZ(val.rows, bestRows, valWeights),
-    };
+    const record = { epoch, trainLoss, valLoss, lr, seconds: (performance.now() - t0) / 1000 };
     epochs.push(record);
     options.onEpoch?.(record);
-    if (better) {
+    if (Number.isFinite(valLoss) && valLoss < best.loss) {
       // The average lives in the optimizer state, whose storage the next step reuses: copy it.
-      best = {
-        params: current === params ? params : (await hostCopy(current))(),
-        loss: valLoss,
-        epoch,
-      };
-      bestRows = val.rows;
+      const kept = current === params ? params : (await hostCopy(current))();
+      best = { params: kept, loss: valLoss, epoch };
     }
-    if (patience > 0 && countsAgainst(epochs, best.epoch, stopZ) > patience) {
+    if (patience > 0 && epoch - best.epoch > patience) {
       stoppedEarly = true;
       break;
     }
@@ -794,44 +726,6 @@ export async function trainPosterior(
     nTrain,
     nVal,
   };
-}
-
-/**
- * How many standard errors the weighted mean loss of `rows` (each held-out row's loss times its
- * weight) lies above that of `bestRows` (the same rows under the best network): the paired
- * difference's weighted mean over its standard error. ±Infinity when the rows differ by the same
- * amount (no spread), NaN when a loss is not finite.
- */
-export function pairedZ(rows: Float64Array, bestRows: Float64Array, weights: Float64Array): number {
-  const n = rows.length;
-  let sum = 0;
-  let wSum = 0;
-  for (let i = 0; i < n; i++) {
-    sum += rows[i]! - bestRows[i]!;
-    wSum += weights[i]!;
-  }
-  const mean = sum / wSum;
-  if (!Number.isFinite(mean)) return Number.NaN;
-  // The ratio estimator's variance: Σ (wᵢ(ℓᵢ − ℓ'ᵢ) − wᵢ·d̄)² · n / (n − 1) / (Σ wᵢ)².
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (rows[i]! - bestRows[i]! - weights[i]! * mean) ** 2;
-  const se = n > 1 ? Math.sqrt((ss * n) / (n - 1)) / wSum : 0;
-  if (se > 0) return mean / se;
-  return mean > 0 ? Number.POSITIVE_INFINITY : mean < 0 ? Number.NEGATIVE_INFINITY : 0;
-}
-
-/**
- * The epochs after the best one that count against early stopping's patience: with `z` 0 every
- * one (none is a new best), else those whose validation loss is more than `z` paired standard
- * errors above the best's (or not finite).
- */
-export function countsAgainst(epochs: readonly EpochRecord[], bestEpoch: number, z: number) {
-  let count = 0;
-  for (const e of epochs) {
-    if (e.epoch <= bestEpoch) continue;
-    if (z === 0 || !((e.valZ ?? Number.POSITIVE_INFINITY) <= z)) count++;
-  }
-  return count;
 }
 
 /** The moving average's half-life in epochs when `TrainOptions.emaHalfLife` is not given. */

@@ -420,6 +420,8 @@ export function adaptiveClip(options?: {
 
 /** The state of `paramAverage` for parameters of type P. */
 export interface ParamAverageState<P = unknown> {
+  /** Updates so far. */
+  count: Array;
   /** The moving average of the parameters after each update, a pytree like them. */
   average: P;
 }
@@ -431,11 +433,13 @@ export interface ParamAverageFamily extends StateFamily {
 }
 
 /**
- * An exponential moving average of the parameters (Polyak averaging as Polyak & Juditsky 1992,
- * in its exponential form): last in a chain, it passes the updates through unchanged and keeps
- * average ← decay · average + (1 − decay) · (params + updates), starting from the parameters
- * `init` is given. The average is the one to evaluate and keep: it smooths the step-to-step noise
- * of small-batch training. `update` needs the params.
+ * An exponential moving average of the parameters (Polyak averaging, Polyak & Juditsky 1992, in
+ * its exponential form): last in a chain, it passes the updates through unchanged and keeps
+ * average ← β · average + (1 − β) · (params + updates) with β = min(decay, t / (t + 1)) at the
+ * t-th update (from 0): the plain mean of the steps so far until the window 1 / (1 − decay) is
+ * full, so the starting parameters (random, or a warm start) carry no weight that must decay
+ * away. The average is the one to evaluate and keep: it smooths the step-to-step noise of
+ * small-batch training. `update` needs the params.
  *
  * @example
  * ```ts
@@ -451,17 +455,24 @@ export function paramAverage(options: {
   if (!(decay >= 0 && decay < 1))
     fail("paramAverage", "options.decay", "a number in [0, 1)", decay);
   return {
-    init: (params) => ({ average: mapTree((p) => np.add(np.zerosLike(p), p), params) }),
+    init: (params) => ({
+      count: zeroCount(),
+      // A copy: the state may be donated to a jitted step that reuses its storage.
+      average: mapTree((p) => np.add(np.zerosLike(p), p), params),
+    }),
     update(updates, state, params) {
       if (params === undefined)
         fail("paramAverage", "params", "the parameters (the average follows them)", params);
+      const t = np.astype(state.count, "float32");
+      const beta = np.minimum(decay, np.div(t, np.add(t, 1)));
       const average = mapTree(
-        (a, p, u) => np.astype(np.add(np.mul(a, decay), np.mul(np.add(p, u), 1 - decay)), a.dtype),
+        (a, p, u) =>
+          np.astype(np.add(np.mul(a, beta), np.mul(np.add(p, u), np.sub(1, beta))), a.dtype),
         state.average,
         params,
         updates,
       );
-      return { updates, state: { average } };
+      return { updates, state: { count: np.add(state.count, 1), average } };
     },
   };
 }

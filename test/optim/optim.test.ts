@@ -158,14 +158,15 @@ describe.each(testBackends())("optim (%s)", (backend) => {
     });
   });
 
-  it("paramAverage passes updates through and follows the parameters with an exponential average", async () => {
+  it("paramAverage passes updates through and averages the parameters: the steps' mean, then exponentially", async () => {
     const decay = 0.75;
     const opt = optim.chain(optim.sgd(0.1), optim.paramAverage({ decay }));
     let p = start();
     let s = opt.init(p);
-    // The average starts at the parameters, then a ← decay·a + (1 − decay)·p after each step.
+    // The mean of the steps so far while fewer than 1/(1 − decay) = 4, then a ← β·a + (1 − β)·p
+    // with β = decay.
     let expected = [0, 0, 0];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       const g = grad(loss)(p) as P;
       const plain = optim.sgd(0.1).update(g, optim.sgd(0.1).init(p)).updates;
       const r = opt.update(g, s, p);
@@ -173,7 +174,8 @@ describe.each(testBackends())("optim (%s)", (backend) => {
       p = optim.applyUpdates(p, r.updates);
       s = r.state;
       const now = [...(await p.w.data())];
-      expected = expected.map((a, j) => decay * a + (1 - decay) * now[j]!);
+      const beta = Math.min(decay, i / (i + 1));
+      expected = expected.map((a, j) => beta * a + (1 - beta) * now[j]!);
       const avg = await s[1].average.w.data();
       for (let j = 0; j < 3; j++) close(avg[j]!, expected[j]!, 1e-6);
     }
