@@ -20,13 +20,17 @@ function gaussianLinear(n: number, seed: number) {
   return { theta, x: Float32Array.from(theta, (t, i) => t + 0.3 * eps[i]!) };
 }
 
+/** 2-D θ from 2 data numbers: a small MAF and MLP featurizer. */
+const smallNet = (hidden: number) =>
+  posteriorNetwork(
+    { nDims: 2, flowHidden: hidden, numBlocks: 2 },
+    { type: "mlp", dimIn: 2, dimOut: hidden / 2, hidden: [hidden] },
+    [2],
+  );
+
 describe("the parameters' moving average (emaHalfLife)", () => {
   it("smooths the validation curve and keeps a network that scores better on fresh data than the raw parameters' best", async () => {
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 16, numBlocks: 2 },
-      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
-      [2],
-    );
+    const net = smallNet(16);
     const params = await initPosterior(net, hostKey(3));
     const data = gaussianLinear(320, 40);
     const scales = fitScales(data.x, data.theta, net.inputShape, 2);
@@ -65,11 +69,7 @@ describe("the parameters' moving average (emaHalfLife)", () => {
   });
 
   it("refuses a negative or non-finite half-life, naming it", async () => {
-    const net = posteriorNetwork(
-      { nDims: 2, flowHidden: 8, numBlocks: 1 },
-      { type: "mlp", dimIn: 2, dimOut: 4, hidden: [8] },
-      [2],
-    );
+    const net = smallNet(8);
     const params = await initPosterior(net, hostKey(1));
     const data = gaussianLinear(40, 2);
     const scales = fitScales(data.x, data.theta, net.inputShape, 2);
