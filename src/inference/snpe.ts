@@ -925,6 +925,8 @@ export async function runRound(
           ? { earlyStopPatience: config.earlyStopPatience }
           : {}),
         ...(config.emaHalfLife !== undefined ? { emaHalfLife: config.emaHalfLife } : {}),
+        // Later rounds start from the network the previous rounds trained.
+        warmStart: round > 0,
         ...(config.noise !== undefined ? { noise: config.noise } : {}),
         loss: candidate,
         atoms: seq.atoms,

@@ -74,6 +74,12 @@ export interface TrainOptions {
    */
   emaHalfLife?: number;
   /**
+   * The starting parameters are a trained network's (a sequential round's warm start): the
+   * moving average begins at them. Default false: a fresh network, whose random start the
+   * average leaves out (see `optim.paramAverage`'s `fromStart`).
+   */
+  warmStart?: boolean;
+  /**
    * "nll" (default): the weighted NLL. "apt": atomic APT (SNPE-C): each example's θ contrasted
    * with `atoms − 1` others of its batch, −log softmax of log q(θ|x) − log p(θ) (needs
    * `TrainData.logPrior`).
@@ -442,7 +448,10 @@ export async function trainPosterior(
     emaHalfLife > 0
       ? optim.chain(
           ...clipAdam,
-          optim.paramAverage({ decay: 2 ** (-1 / (emaHalfLife * stepsPerEpoch)) }),
+          optim.paramAverage({
+            decay: 2 ** (-1 / (emaHalfLife * stepsPerEpoch)),
+            fromStart: options.warmStart ?? false,
+          }),
         )
       : optim.chain(...clipAdam)
   ) as optim.GradientTransformation<optim.FixedState<TrainOptState>>;
@@ -581,7 +590,7 @@ export async function trainPosterior(
     atoms,
     patience,
     // Written only when set, so that checkpoints saved before the average existed still resume.
-    ...(emaHalfLife > 0 ? { emaHalfLife } : {}),
+    ...(emaHalfLife > 0 ? { emaHalfLife, warmStart: options.warmStart ?? false } : {}),
   });
   let params = params0;
   let state: TrainOptState = optimizer.init(params);

@@ -435,11 +435,12 @@ export interface ParamAverageFamily extends StateFamily {
 /**
  * An exponential moving average of the parameters (Polyak averaging, Polyak & Juditsky 1992, in
  * its exponential form): last in a chain, it passes the updates through unchanged and keeps
- * average ← β · average + (1 − β) · (params + updates) with β = min(decay, t / (t + 1)) at the
- * t-th update (from 0): the plain mean of the steps so far until the window 1 / (1 − decay) is
- * full, so the starting parameters (random, or a warm start) carry no weight that must decay
- * away. The average is the one to evaluate and keep: it smooths the step-to-step noise of
- * small-batch training. `update` needs the params.
+ * average ← β · average + (1 − β) · (params + updates). With `fromStart` (a warm start: the
+ * parameters `init` is given are a trained network's) β = decay from the first update, so the
+ * average begins at them; without it β = min(decay, t / (t + 1)) at the t-th update (from 0),
+ * the plain mean of the steps so far until the window 1 / (1 − decay) is full, so a random start
+ * carries no weight that must decay away. The average is the one to evaluate and keep: it
+ * smooths the step-to-step noise of small-batch training. `update` needs the params.
  *
  * @example
  * ```ts
@@ -450,8 +451,10 @@ export interface ParamAverageFamily extends StateFamily {
  */
 export function paramAverage(options: {
   decay: number;
+  fromStart?: boolean;
 }): GradientTransformation<ParamAverageFamily> {
   const decay = options.decay;
+  const fromStart = options.fromStart ?? false;
   if (!(decay >= 0 && decay < 1))
     fail("paramAverage", "options.decay", "a number in [0, 1)", decay);
   return {
@@ -464,7 +467,7 @@ export function paramAverage(options: {
       if (params === undefined)
         fail("paramAverage", "params", "the parameters (the average follows them)", params);
       const t = np.astype(state.count, "float32");
-      const beta = np.minimum(decay, np.div(t, np.add(t, 1)));
+      const beta = fromStart ? decay : np.minimum(decay, np.div(t, np.add(t, 1)));
       const average = mapTree(
         (a, p, u) =>
           np.astype(np.add(np.mul(a, beta), np.mul(np.add(p, u), np.sub(1, beta))), a.dtype),

@@ -158,36 +158,40 @@ describe.each(testBackends())("optim (%s)", (backend) => {
     });
   });
 
-  it("paramAverage passes updates through and averages the parameters: the steps' mean, then exponentially", async () => {
-    const decay = 0.75;
-    const opt = optim.chain(optim.sgd(0.1), optim.paramAverage({ decay }));
-    let p = start();
-    let s = opt.init(p);
-    // The mean of the steps so far while fewer than 1/(1 − decay) = 4, then a ← β·a + (1 − β)·p
-    // with β = decay.
-    let expected = [0, 0, 0];
-    for (let i = 0; i < 7; i++) {
-      const g = grad(loss)(p) as P;
-      const plain = optim.sgd(0.1).update(g, optim.sgd(0.1).init(p)).updates;
-      const r = opt.update(g, s, p);
-      expect(await r.updates.w.data()).toEqual(await plain.w.data());
-      p = optim.applyUpdates(p, r.updates);
-      s = r.state;
-      const now = [...(await p.w.data())];
-      const beta = Math.min(decay, i / (i + 1));
-      expected = expected.map((a, j) => beta * a + (1 - beta) * now[j]!);
+  it.each([false, true])(
+    "paramAverage passes updates through and averages the parameters (fromStart: %s)",
+    async (fromStart) => {
+      const decay = 0.75;
+      const opt = optim.chain(optim.sgd(0.1), optim.paramAverage({ decay, fromStart }));
+      let p = { w: np.array([0.5, 0.5, 0.5]), b: np.array(0) };
+      let s = opt.init(p);
+      // Without fromStart the mean of the steps so far while fewer than 1/(1 − decay) = 4, then
+      // a ← β·a + (1 − β)·p with β = decay; with it β = decay from the start, a beginning at p.
+      let expected = [0.5, 0.5, 0.5];
+      for (let i = 0; i < 7; i++) {
+        const g = grad(loss)(p) as P;
+        const plain = optim.sgd(0.1).update(g, optim.sgd(0.1).init(p)).updates;
+        const r = opt.update(g, s, p);
+        expect(await r.updates.w.data()).toEqual(await plain.w.data());
+        p = optim.applyUpdates(p, r.updates);
+        s = r.state;
+        const now = [...(await p.w.data())];
+        const beta = fromStart ? decay : Math.min(decay, i / (i + 1));
+        expected = expected.map((a, j) => beta * a + (1 - beta) * now[j]!);
+        const avg = await s[1].average.w.data();
+        for (let j = 0; j < 3; j++) close(avg[j]!, expected[j]!, 1e-6);
+      }
+      // Lagging behind: the average of an approach to w* = (1, −2, 3) is nearer the start.
+      const w = await p.w.data();
       const avg = await s[1].average.w.data();
-      for (let j = 0; j < 3; j++) close(avg[j]!, expected[j]!, 1e-6);
-    }
-    // Lagging behind: the average of an approach to w* = (1, −2, 3) is nearer the start.
-    const w = await p.w.data();
-    const avg = await s[1].average.w.data();
-    for (let j = 0; j < 3; j++) expect(Math.abs(avg[j]!)).toBeLessThan(Math.abs(w[j]!));
-    expect(() => optim.paramAverage({ decay: 1 })).toThrow(
-      /paramAverage: options.decay expected a number in \[0, 1\)/,
-    );
-    expect(() => opt.update(p, s)).toThrow(/paramAverage: params expected the parameters/);
-  });
+      for (let j = 0; j < 3; j++)
+        expect(Math.abs(avg[j]! - 0.5)).toBeLessThan(Math.abs(w[j]! - 0.5));
+      expect(() => optim.paramAverage({ decay: 1 })).toThrow(
+        /paramAverage: options.decay expected a number in \[0, 1\)/,
+      );
+      expect(() => opt.update(p, s)).toThrow(/paramAverage: params expected the parameters/);
+    },
+  );
 
   it("types each state from the parameters' type (checked by tsc)", () => {
     const p = start();
