@@ -26,9 +26,9 @@
  *   A correlated block is { "type": "multivariateNormal", "mean": [...], "cov": [[...], ...] }.
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
- *   earlyStopPatience, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise
- *   (Gaussian sigmas: one number or
- *   one per data value; also the likelihood of the importance weights and predict's default xErr;
+ *   earlyStopPatience, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian
+ *   sigmas: one number or one per data value; also the likelihood of the importance weights and
+ *   predict's default xErr;
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
  *   as `gappedLightCurves`: an amortized fit whose featurizer's dimIn is 3 × channels);
  *   for sequential rounds loss ("auto" | "nll" | "apt" | "gated" | "select" | "weighted-nll"), atoms (APT's,
