@@ -713,8 +713,10 @@ export async function trainPosterior(
     epochs.push(record);
     options.onEpoch?.(record);
     if (Number.isFinite(valLoss) && valLoss < best.loss) {
-      // The average lives in the optimizer state, whose storage the next step reuses: copy it.
-      const kept = current === params ? params : (await hostCopy(current))();
+      // The average lives in the optimizer state, whose storage the next step reuses: copy it
+      // (on the device: no round trip through the host).
+      const kept =
+        current === params ? params : tree.map((a: Array) => np.add(np.zerosLike(a), a), current);
       best = { params: kept, loss: valLoss, epoch };
     }
     if (patience > 0 && epoch - best.epoch > patience) {
