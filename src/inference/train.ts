@@ -13,6 +13,7 @@ import type { Array } from "../trace/array.js";
 import * as tree from "../trace/tree.js";
 import { valueAndGrad } from "../transforms/api.js";
 import { jit } from "../transforms/jit.js";
+import { FIT_SETTING_RULES } from "./fit-settings.js";
 import { type GappedLightCurves, gappedTrainingInput, isGappedLightCurves } from "./gaps.js";
 import { keyAt, permutation, uniforms, yieldToEventLoop } from "./host.js";
 import {
@@ -203,9 +204,9 @@ function checkOptions(o: TrainOptions): void {
   if (!(fVal > 0 && fVal < 1)) fail("fit", "fVal", "a fraction in (0, 1)", fVal);
   if (o.earlyStopPatience !== undefined && o.earlyStopPatience !== -1)
     posInt("earlyStopPatience", o.earlyStopPatience);
-  const h = o.emaHalfLife;
-  if (h !== undefined && !(typeof h === "number" && Number.isFinite(h) && h >= 0))
-    fail("fit", "emaHalfLife", "a number ≥ 0", h);
+  const halfLife = FIT_SETTING_RULES.emaHalfLife;
+  if (o.emaHalfLife !== undefined && !halfLife.ok(o.emaHalfLife))
+    fail("fit", "emaHalfLife", halfLife.expected, o.emaHalfLife);
   if (o.loss !== undefined && o.loss !== "nll" && o.loss !== "apt")
     fail("fit", "loss", '"nll" or "apt"', o.loss);
   if (o.atoms !== undefined) posInt("atoms", o.atoms);
