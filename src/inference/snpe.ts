@@ -54,7 +54,7 @@ import {
   revivedProposal,
 } from "./proposals.js";
 import { type SimulatedRows, type Simulator, simulationSeeds } from "./simulation/rows.js";
-import { stageable, stagedDraws } from "./staged-draws.js";
+import { stageable, stagedDraws, type WeighedDraws } from "./staged-draws.js";
 import {
   restoreStaged,
   type StagedSimulations,
@@ -286,6 +286,8 @@ export interface RoundData {
   /** What drew the rows (its density weighs them). */
   readonly proposal: RoundProposal;
   readonly logWeights?: Float64Array;
+  /** log p(xObs | θ) + log p(θ) per row, where the fit has a likelihood. */
+  readonly logTarget?: Float64Array;
   readonly importance?: ImportanceResult;
 }
 
@@ -449,6 +451,8 @@ export interface DrawRoundOptions {
    * (staged-draws.ts).
    */
   logTarget?: (theta: Float64Array) => Promise<Float64Array>;
+  /** Staged rounds: earlier rounds' weighed draws, which the adapted stages are fitted to too. */
+  earlier?: readonly WeighedDraws[];
 }
 
 /** A round's parameters and what drawing them took. */
@@ -490,6 +494,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
         n: o.nSims,
         options: o.proposal,
         logTarget: o.logTarget,
+        ...(o.earlier ? { earlier: o.earlier } : {}),
       });
       return { theta, proposal, redrawn, acceptance };
     }
@@ -684,6 +689,7 @@ async function roundDraws(
                       keyAt(roundKeyOf(config.key, round), 1),
                       staged,
                     ),
+                    earlier: weighedRounds(state.data),
                   }
                 : {}),
             }
@@ -706,6 +712,15 @@ async function roundDraws(
     await restoreStaged(store, round, theta, net.nDims, staged);
   }
   return { theta, redrawn, proposal, acceptance };
+}
+
+/** The earlier rounds' weighed draws (rounds without a likelihood's weights are left out). */
+function weighedRounds(data: readonly RoundData[]): WeighedDraws[] {
+  return data.flatMap((r) =>
+    r.logWeights && r.logTarget
+      ? [{ theta: r.theta, logTarget: r.logTarget, logWeights: r.logWeights }]
+      : [],
+  );
 }
 
 /** Whether rounds draw in adaptive stages (`adaptRounds`): a weighted fit's default. */
@@ -803,10 +818,12 @@ export async function runRound(
   const logPrior = selectRows(weighed.logPrior, okRows, 1);
   let importance: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;
+  let rowTargets: Float64Array | undefined;
   /** A weighted round none of whose log-weights is finite: n_eff 0, kept and reported. */
   let noValidWeights = false;
   if (ctx && weighed.logTarget) {
     const logTarget = selectRows(weighed.logTarget, okRows, 1);
+    rowTargets = logTarget;
     // Each draw weighed by the exact density of the mixture that drew it (its parts normalised on
     // the prior's support with their estimated masses).
     const logQ = sequential ? await proposalLogDensity(ctx, proposal, thetaOk, logPrior) : logPrior;
@@ -834,6 +851,7 @@ export async function runRound(
     valMask: validationMask(keyAt(keyAt(roundKey, 2), 0), okRows.length, config.fVal ?? 0.1),
     proposal,
     ...(logWeights ? { logWeights } : {}),
+    ...(rowTargets ? { logTarget: rowTargets } : {}),
     ...(importance ? { importance } : {}),
   };
   const data = [...state.data, roundData];

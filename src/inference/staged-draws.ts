@@ -19,7 +19,7 @@ import type { Array } from "../trace/array.js";
 import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
 import { concat } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
-import { importanceWeights } from "./importance.js";
+import { combineRounds, importanceWeights } from "./importance.js";
 import {
   drawProposal,
   type ProposalContext,
@@ -44,6 +44,45 @@ export interface StagedDrawsOptions {
    * numerator of its importance weight.
    */
   readonly logTarget: (theta: Float64Array) => Promise<Float64Array>;
+  /**
+   * Earlier rounds' weighed draws (each weighed against the proposal that drew it): the adapted
+   * stages' mixtures are fitted to them as well as to this round's draws.
+   */
+  readonly earlier?: readonly WeighedDraws[];
+}
+
+/** Draws with log p(xObs | θ) + log p(θ) and their log importance weights (NaN: dropped). */
+export interface WeighedDraws {
+  readonly theta: Float64Array;
+  readonly logTarget: Float64Array;
+  readonly logWeights: Float64Array;
+}
+
+/**
+ * Several sets of weighed draws as one set to fit a mixture to, combined as nbi combines rounds
+ * (`combineRounds`: each set's normalised weights scaled by its n_eff), so a set drawn far from
+ * the posterior (the prior round) counts for the little it is worth, not for its raw weights'
+ * scale. Sets with no finite weight or n_eff 0 are left out; undefined when none is left.
+ */
+export function pooledDraws(
+  sets: readonly WeighedDraws[],
+  dim: number,
+): { theta: Float64Array; logTarget: Float64Array; weights: Float64Array } | undefined {
+  const kept = sets.flatMap((s) => {
+    if (!s.logWeights.some(Number.isFinite)) return [];
+    const imp = importanceWeights(s.logWeights);
+    return imp.nEff > 0 ? [{ set: s, imp }] : [];
+  });
+  if (kept.length === 0) return undefined;
+  const { theta, weights } = combineRounds(
+    kept.map(({ set, imp }) => ({ theta: set.theta, weights: imp.weights, nEff: imp.nEff })),
+    dim,
+  );
+  const logTarget = concat(
+    kept.map((k) => k.set.logTarget),
+    Float64Array,
+  );
+  return { theta, logTarget, weights };
 }
 
 /**
@@ -116,16 +155,23 @@ export async function stagedDraws(
     const remaining = stages - (sizes.length - 1);
     batch = remaining > 1 ? Math.ceil(left / remaining) : left;
     left -= batch;
+    // Fitted to earlier rounds' weighed draws too: a round holds a few hundred draws, and the
+    // earlier rounds' have already found where the posterior is.
+    const fitSet = importance
+      ? ((o.earlier?.length
+          ? pooledDraws([...o.earlier, { theta, logTarget, logWeights: logW }], d)
+          : undefined) ?? { theta, logTarget, weights: importance.weights })
+      : undefined;
     stagePlan =
-      importance && efficiency < ADAPT_BELOW
+      fitSet && efficiency < ADAPT_BELOW
         ? adaptedProposal(
             ctx.prior,
             { ...surrogate, logMass: Math.log(accepted / tried) },
-            theta,
-            importance.weights,
+            fitSet.theta,
+            fitSet.weights,
             d,
             keyAt(key, 100_000 + stage),
-            logTarget,
+            fitSet.logTarget,
           )
         : plan;
   }
