@@ -3,8 +3,9 @@
  * (the caller simulates a stage first when the likelihood reads simulations; snpe.ts keeps those
  * simulations for the round): a pilot from the round's planned proposal (the
  * defensive surrogate), then — while the weights are poor — stages from a Student-t mixture
- * fitted to the round's weighted draws so far, mixed with the surrogate (predict's adaptive
- * importance sampling, adaptive-is.ts, on the round's own budget). The round's proposal is the
+ * fitted to the round's weighted draws so far and to the earlier rounds' (`pooledDraws`), mixed
+ * with the surrogate (predict's adaptive importance sampling, adaptive-is.ts, on the round's own
+ * budget). The round's proposal is the
  * stages' deterministic mixture Σ_g (n_g/N) q_g, written as one `RoundProposal`, so the round's
  * weights, the losses that read proposal densities and a resumed run all use its exact density
  * as they use any other plan's. No simulation and no likelihood call is added: every draw is
@@ -12,7 +13,10 @@
  *
  * Why: a round's efficiency is its surrogate's, and a surrogate from a few hundred simulations is
  * rough; the stages move the round's draws (its training data and its weighted posterior) toward
- * where the weights say the posterior is.
+ * where the weights say the posterior is. The earlier rounds' draws are exact importance samples
+ * of the same posterior (each weighed against the proposal that drew it): a round of a few hundred
+ * draws adapts from them as well as from its own, and its pilot's poor weights no longer decide
+ * the first adapted stage alone (nbi's sine at nbi's settings: bench/RESULTS.md).
  */
 import { failText } from "../errors.js";
 import type { Array } from "../trace/array.js";
