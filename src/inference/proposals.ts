@@ -337,6 +337,8 @@ export interface ProposalDraw {
   readonly redrawn: number;
   /** Accepted / drawn over the surrogate parts (1 when there are none). */
   readonly acceptance: number;
+  /** Drawn in adaptive stages (staged-draws.ts): the efficiency of the surrogate's pilot. */
+  readonly pilotEfficiency?: number;
 }
 
 /**

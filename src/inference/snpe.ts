@@ -248,6 +248,12 @@ export interface RoundRecord {
   readonly kishEss?: number;
   /** n_eff / draws: nbi's sampling efficiency. */
   readonly efficiency?: number;
+  /**
+   * A round drawn in adaptive stages: the efficiency of its pilot, drawn from the surrogate alone
+   * (the round's `efficiency` is the stages', mostly the adaptation's). earlyStopTrain compares
+   * these.
+   */
+  readonly pilotEfficiency?: number;
   /** log evidence estimated from this round's weights. */
   readonly logEvidence?: number;
   /** Standard error of `logEvidence`. */
@@ -465,6 +471,11 @@ export interface RoundDraw {
   acceptance: number;
   /** What drew them, with its estimated masses (plain JSON: kept in the store). */
   proposal: RoundProposal;
+  /**
+   * A staged round's pilot: the efficiency of its draws from the round's surrogate alone (what
+   * the surrogate is worth as a proposal, before the stages adapt).
+   */
+  pilotEfficiency?: number;
 }
 
 /**
@@ -487,7 +498,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
     };
     const plan = planProposal(o.round, o.proposal);
     if (o.logTarget && stageable(plan)) {
-      const { theta, proposal, redrawn, acceptance } = await stagedDraws({
+      const { theta, proposal, redrawn, acceptance, pilotEfficiency } = await stagedDraws({
         ctx,
         plan,
         key,
@@ -496,7 +507,13 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
         logTarget: o.logTarget,
         ...(o.earlier ? { earlier: o.earlier } : {}),
       });
-      return { theta, proposal, redrawn, acceptance };
+      return {
+        theta,
+        proposal,
+        redrawn,
+        acceptance,
+        ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+      };
     }
     return drawProposal(ctx, plan, key, o.nSims, o.proposal);
   }
@@ -659,8 +676,10 @@ async function roundDraws(
     redrawn: number;
     acceptance: number;
     proposal?: RoundProposal;
+    pilotEfficiency?: number;
   }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
+  let pilotEfficiency = saved?.pilotEfficiency;
   let acceptance = saved?.acceptance ?? 1;
   let proposal: RoundProposal = saved?.proposal
     ? revivedProposal(saved.proposal)
@@ -699,10 +718,12 @@ async function roundDraws(
       redrawn = r.redrawn;
       acceptance = r.acceptance;
       proposal = r.proposal;
+      pilotEfficiency = r.pilotEfficiency;
       await store?.writeJson(round, "draws", {
         redrawn,
         acceptance: r.acceptance,
         proposal: proposalJson(proposal),
+        ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
       });
     }
     if (round === 0 && config.precomputed)
@@ -711,7 +732,37 @@ async function roundDraws(
   } else if (store && sequential) {
     await restoreStaged(store, round, theta, net.nDims, staged);
   }
-  return { theta, redrawn, proposal, acceptance };
+  return {
+    theta,
+    redrawn,
+    proposal,
+    acceptance,
+    ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+  };
+}
+
+/**
+ * nbi's earlyStopTrain test: whether this round's proposal did worse than the previous round's,
+ * worded (undefined when it did not). Rounds drawn in stages compare their pilots' efficiencies,
+ * the surrogates' own: a staged round's n_eff is mostly its adaptation's, which the earlier
+ * rounds' draws lift from round to round whatever the surrogate (a second round that adapted to
+ * 11% and a third at 10.7% reverted nbi's sine to the network trained on prior draws alone).
+ */
+export function proposalFell(
+  previous: RoundRecord | undefined,
+  importance: ImportanceResult,
+  pilotEfficiency: number | undefined,
+): string | undefined {
+  if (!previous) return undefined;
+  if (pilotEfficiency !== undefined && previous.pilotEfficiency !== undefined) {
+    return pilotEfficiency < previous.pilotEfficiency
+      ? `the pilot's efficiency fell (${(100 * pilotEfficiency).toFixed(1)}% < ${(100 * previous.pilotEfficiency).toFixed(1)}%)`
+      : undefined;
+  }
+  const before = previous.nEff ?? Number.POSITIVE_INFINITY;
+  return importance.nEff < before
+    ? `n_eff fell (${importance.nEff.toFixed(1)} < ${before.toFixed(1)})`
+    : undefined;
 }
 
 /** The earlier rounds' weighed draws (rounds without a likelihood's weights are left out). */
@@ -773,7 +824,7 @@ export async function runRound(
         : runSimulations(config, round, theta, keyAt(roundKey, 1)),
     alwaysSimulate: true,
   });
-  const { theta, redrawn, proposal } = drawn.draw;
+  const { theta, redrawn, proposal, pilotEfficiency } = drawn.draw;
   const sim = drawn.simulation!;
   const counts = countStatus(sim.status);
   const nDropped = counts.nonFinite + counts.threw + counts.crashed + counts.timedOut;
@@ -884,10 +935,10 @@ export async function runRound(
     config.earlyStopTrain &&
     round >= 2 &&
     importance.nEff > 1 &&
-    importance.nEff < (history[round - 1]?.nEff ?? Number.POSITIVE_INFINITY)
+    proposalFell(history[round - 1], importance, pilotEfficiency)
   ) {
     // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
-    stopped = `n_eff fell (${importance.nEff.toFixed(1)} < ${history[round - 1]!.nEff!.toFixed(1)}): reverted to round ${round - 1}'s proposal`;
+    stopped = `${proposalFell(history[round - 1], importance, pilotEfficiency)}: reverted to round ${round - 1}'s proposal`;
     current = state.checkpoints[round - 2] ?? current;
   } else if (restored) {
     current = restored.checkpoint;
@@ -1043,6 +1094,7 @@ export async function runRound(
       : noValidWeights
         ? { nEff: 0, kishEss: 0, efficiency: 0 }
         : {}),
+    ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
     epochs: train?.epochs ?? restored?.record.epochs ?? [],
     bestEpoch: train?.bestEpoch ?? restored?.record.bestEpoch ?? -1,
     bestValLoss: train?.bestValLoss ?? restored?.record.bestValLoss ?? Number.NaN,

@@ -134,6 +134,7 @@ export async function stagedDraws(
   let batch = pilot;
   let left = n - pilot;
   let combined: RoundProposal = plan;
+  let pilotEfficiency = Number.NaN;
   for (let stage = 0; batch > 0; stage++) {
     const draw = await drawProposal(ctx, stagePlan, keyAt(key, stage), batch, options);
     redrawn += draw.redrawn;
@@ -156,6 +157,7 @@ export async function stagedDraws(
     const valid = logW.some(Number.isFinite);
     const importance = valid ? importanceWeights(logW) : undefined;
     const efficiency = importance ? importance.nEff / (theta.length / d) : 0;
+    if (stage === 0) pilotEfficiency = efficiency;
     const remaining = stages - (sizes.length - 1);
     batch = remaining > 1 ? Math.ceil(left / remaining) : left;
     left -= batch;
@@ -185,6 +187,7 @@ export async function stagedDraws(
     redrawn,
     acceptance: accepted / tried,
     logTarget: concat(targets, Float64Array),
+    ...(Number.isFinite(pilotEfficiency) ? { pilotEfficiency } : {}),
   };
 }
 

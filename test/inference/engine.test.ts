@@ -10,8 +10,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type Array, np, random } from "../../src/index.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
+import type { ImportanceResult } from "../../src/inference/importance.js";
 import { gaussianLogLike } from "../../src/inference/likelihood.js";
 import { normal, type Prior, uniform } from "../../src/inference/priors.js";
+import { proposalFell, type RoundRecord } from "../../src/inference/snpe.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 
 const dirs: string[] = [];
@@ -342,6 +344,46 @@ describe("NBI: stopping rules and precomputed simulations", () => {
     expect(h).toHaveLength(3);
     expect(fit.stopped).toMatch(/n_eff fell .* reverted to round 1's proposal/);
     expect(h[2]!.trained).toBe(false);
+  });
+
+  it("earlyStopTrain compares staged rounds' pilots (the surrogates' own efficiency), not their adapted n_eff", async () => {
+    // A likelihood whose posterior moves from round 2 on (after 128 calls), rounds drawn in
+    // stages: round 2's pilot, drawn from the surrogate alone, is the less efficient, and the
+    // fit reverts.
+    let calls = 0;
+    const engine = new NBI({
+      ...small,
+      simulator: line,
+      priors: linePriors,
+      path: tempDir(),
+      seed: 4,
+    });
+    const fit = await engine.fit({
+      ...quickFit,
+      xObs: xObsLine(5),
+      nRounds: 4,
+      earlyStopTrain: true,
+      logLike: (xo, xs) => {
+        calls++;
+        let q = 0;
+        const shift = calls > 128 ? 1.5 : 0;
+        for (let i = 0; i < 8; i++) q += (xo[i]! + shift - xs[i]!) ** 2;
+        return -0.5 * q;
+      },
+    });
+    const h = fit.history;
+    expect(h[0]!.pilotEfficiency).toBeUndefined();
+    expect(h[1]!.pilotEfficiency!).toBeGreaterThan(h[2]!.pilotEfficiency!);
+    expect(h).toHaveLength(3);
+    expect(fit.stopped).toMatch(/the pilot's efficiency fell .* reverted to round 1's proposal/);
+    // A staged round whose adapted n_eff fell but whose pilot did not: no stop; and rounds
+    // without pilots compare n_eff as nbi does.
+    const record = { nEff: 40, pilotEfficiency: 0.01 } as RoundRecord;
+    const now = { nEff: 30 } as ImportanceResult;
+    expect(proposalFell(record, now, 0.05)).toBeUndefined();
+    expect(proposalFell(record, now, 0.005)).toMatch(/pilot's efficiency fell \(0\.5% < 1\.0%\)/);
+    expect(proposalFell({ nEff: 40 } as RoundRecord, now, undefined)).toMatch(/n_eff fell/);
+    expect(proposalFell({ nEff: 20 } as RoundRecord, now, undefined)).toBeUndefined();
   });
 
   it("trains round 0 on precomputed simulations without calling the simulator", async () => {
