@@ -94,7 +94,11 @@ export interface RoundOptions {
    * keeps (default 2; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
    */
   emaHalfLife?: number;
-  /** Stop after a round where n_eff fell, reverting to the previous round's network. */
+  /**
+   * Stop after a round whose proposal did worse than the previous round's, reverting to the
+   * previous round's network (nbi's rule: n_eff fell; rounds drawn in stages compare their
+   * pilots' efficiencies, the surrogates' own).
+   */
   earlyStopTrain?: boolean;
   /**
    * Later rounds' proposal: the surrogate mixed with a broadened copy (default { alpha: 0.3,
