@@ -337,8 +337,14 @@ export interface ProposalDraw {
   readonly redrawn: number;
   /** Accepted / drawn over the surrogate parts (1 when there are none). */
   readonly acceptance: number;
-  /** Drawn in adaptive stages (staged-draws.ts): the efficiency of the surrogate's pilot. */
-  readonly pilotEfficiency?: number;
+  /** Drawn in adaptive stages (staged-draws.ts): its pilot, drawn from the surrogate alone. */
+  readonly pilot?: PilotDraws;
+}
+
+/** A staged round's pilot: its draws and their n_eff (weighed against the surrogate alone). */
+export interface PilotDraws {
+  readonly draws: number;
+  readonly nEff: number;
 }
 
 /**

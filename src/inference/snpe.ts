@@ -42,6 +42,7 @@ import {
 import type { Prior } from "./priors.js";
 import {
   drawProposal,
+  type PilotDraws,
   PRIOR_PROPOSAL,
   type ProposalContext,
   type ProposalDraw,
@@ -253,11 +254,11 @@ export interface RoundRecord {
   /** n_eff / draws: nbi's sampling efficiency. */
   readonly efficiency?: number;
   /**
-   * A round drawn in adaptive stages: the efficiency of its pilot, drawn from the surrogate alone
-   * (the round's `efficiency` is the stages', mostly the adaptation's). earlyStopTrain compares
-   * these.
+   * A round drawn in adaptive stages: its pilot, drawn from the surrogate alone, and the pilot's
+   * n_eff (the round's `efficiency` is the stages', mostly the adaptation's; the pilot's
+   * nEff / draws is the surrogate's own). earlyStopTrain compares these.
    */
-  readonly pilotEfficiency?: number;
+  readonly pilot?: PilotDraws;
   /** log evidence estimated from this round's weights. */
   readonly logEvidence?: number;
   /** Standard error of `logEvidence`. */
@@ -476,10 +477,10 @@ export interface RoundDraw {
   /** What drew them, with its estimated masses (plain JSON: kept in the store). */
   proposal: RoundProposal;
   /**
-   * A staged round's pilot: the efficiency of its draws from the round's surrogate alone (what
-   * the surrogate is worth as a proposal, before the stages adapt).
+   * A staged round's pilot: its draws from the round's surrogate alone and their n_eff (what the
+   * surrogate is worth as a proposal, before the stages adapt).
    */
-  pilotEfficiency?: number;
+  pilot?: PilotDraws;
 }
 
 /**
@@ -502,7 +503,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
     };
     const plan = planProposal(o.round, o.proposal);
     if (o.logTarget && stageable(plan)) {
-      const { theta, proposal, redrawn, acceptance, pilotEfficiency } = await stagedDraws({
+      const { theta, proposal, redrawn, acceptance, pilot } = await stagedDraws({
         ctx,
         plan,
         key,
@@ -516,7 +517,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
         proposal,
         redrawn,
         acceptance,
-        ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+        ...(pilot ? { pilot } : {}),
       };
     }
     return drawProposal(ctx, plan, key, o.nSims, o.proposal);
@@ -680,10 +681,10 @@ async function roundDraws(
     redrawn: number;
     acceptance: number;
     proposal?: RoundProposal;
-    pilotEfficiency?: number;
+    pilot?: PilotDraws;
   }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
-  let pilotEfficiency = saved?.pilotEfficiency;
+  let pilot = saved?.pilot;
   let acceptance = saved?.acceptance ?? 1;
   let proposal: RoundProposal = saved?.proposal
     ? revivedProposal(saved.proposal)
@@ -722,12 +723,12 @@ async function roundDraws(
       redrawn = r.redrawn;
       acceptance = r.acceptance;
       proposal = r.proposal;
-      pilotEfficiency = r.pilotEfficiency;
+      pilot = r.pilot;
       await store?.writeJson(round, "draws", {
         redrawn,
         acceptance: r.acceptance,
         proposal: proposalJson(proposal),
-        ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+        ...(pilot ? { pilot } : {}),
       });
     }
     if (round === 0 && config.precomputed)
@@ -741,7 +742,7 @@ async function roundDraws(
     redrawn,
     proposal,
     acceptance,
-    ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+    ...(pilot ? { pilot } : {}),
   };
 }
 
@@ -750,22 +751,27 @@ async function roundDraws(
  * worded (undefined when it did not). Rounds drawn in stages compare their pilots' efficiencies,
  * the surrogates' own: a staged round's n_eff is mostly its adaptation's, which the earlier
  * rounds' draws lift from round to round whatever the surrogate (a second round that adapted to
- * 11% and a third at 10.7% reverted nbi's sine to the network trained on prior draws alone).
+ * 11% and a third at 10.7% reverted nbi's sine to the network trained on prior draws alone). A
+ * previous pilot with less than one effective draw (n_eff = 1/Σw² − 1 < 1) showed nothing to fall
+ * from, and the round goes on (a pilot at 0.8% of 80 draws against one at 0% reverted the same
+ * test to that network too).
  */
 export function proposalFell(
   previous: RoundRecord | undefined,
   importance: ImportanceResult,
-  pilotEfficiency: number | undefined,
+  pilot: PilotDraws | undefined,
 ): string | undefined {
   if (!previous) return undefined;
-  if (pilotEfficiency !== undefined && previous.pilotEfficiency !== undefined) {
-    return pilotEfficiency < previous.pilotEfficiency
-      ? `the pilot's efficiency fell (${(100 * pilotEfficiency).toFixed(1)}% < ${(100 * previous.pilotEfficiency).toFixed(1)}%)`
+  const before = previous.pilot;
+  if (pilot && before) {
+    const [now, then] = [pilot.nEff / pilot.draws, before.nEff / before.draws];
+    return before.nEff >= 1 && now < then
+      ? `the pilot's efficiency fell (${(100 * now).toFixed(1)}% < ${(100 * then).toFixed(1)}%)`
       : undefined;
   }
-  const before = previous.nEff ?? Number.POSITIVE_INFINITY;
-  return importance.nEff < before
-    ? `n_eff fell (${importance.nEff.toFixed(1)} < ${before.toFixed(1)})`
+  const nEffBefore = previous.nEff ?? Number.POSITIVE_INFINITY;
+  return importance.nEff < nEffBefore
+    ? `n_eff fell (${importance.nEff.toFixed(1)} < ${nEffBefore.toFixed(1)})`
     : undefined;
 }
 
@@ -828,7 +834,7 @@ export async function runRound(
         : runSimulations(config, round, theta, keyAt(roundKey, 1)),
     alwaysSimulate: true,
   });
-  const { theta, redrawn, proposal, pilotEfficiency } = drawn.draw;
+  const { theta, redrawn, proposal, pilot } = drawn.draw;
   const sim = drawn.simulation!;
   const counts = countStatus(sim.status);
   const nDropped = counts.nonFinite + counts.threw + counts.crashed + counts.timedOut;
@@ -939,10 +945,10 @@ export async function runRound(
     config.earlyStopTrain &&
     round >= 2 &&
     importance.nEff > 1 &&
-    proposalFell(history[round - 1], importance, pilotEfficiency)
+    proposalFell(history[round - 1], importance, pilot)
   ) {
     // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
-    stopped = `${proposalFell(history[round - 1], importance, pilotEfficiency)}: reverted to round ${round - 1}'s proposal`;
+    stopped = `${proposalFell(history[round - 1], importance, pilot)}: reverted to round ${round - 1}'s proposal`;
     current = state.checkpoints[round - 2] ?? current;
   } else if (restored) {
     current = restored.checkpoint;
@@ -1098,7 +1104,7 @@ export async function runRound(
       : noValidWeights
         ? { nEff: 0, kishEss: 0, efficiency: 0 }
         : {}),
-    ...(pilotEfficiency !== undefined ? { pilotEfficiency } : {}),
+    ...(pilot ? { pilot } : {}),
     epochs: train?.epochs ?? restored?.record.epochs ?? [],
     bestEpoch: train?.bestEpoch ?? restored?.record.bestEpoch ?? -1,
     bestValLoss: train?.bestValLoss ?? restored?.record.bestValLoss ?? Number.NaN,

@@ -26,6 +26,7 @@ import { keyAt } from "./host.js";
 import { combineRounds, importanceWeights } from "./importance.js";
 import {
   drawProposal,
+  type PilotDraws,
   type ProposalContext,
   type ProposalDraw,
   type ProposalOptions,
@@ -134,7 +135,7 @@ export async function stagedDraws(
   let batch = pilot;
   let left = n - pilot;
   let combined: RoundProposal = plan;
-  let pilotEfficiency = Number.NaN;
+  let pilotDraws: PilotDraws | undefined;
   for (let stage = 0; batch > 0; stage++) {
     const draw = await drawProposal(ctx, stagePlan, keyAt(key, stage), batch, options);
     redrawn += draw.redrawn;
@@ -157,7 +158,7 @@ export async function stagedDraws(
     const valid = logW.some(Number.isFinite);
     const importance = valid ? importanceWeights(logW) : undefined;
     const efficiency = importance ? importance.nEff / (theta.length / d) : 0;
-    if (stage === 0) pilotEfficiency = efficiency;
+    if (stage === 0) pilotDraws = { draws: theta.length / d, nEff: importance?.nEff ?? 0 };
     const remaining = stages - (sizes.length - 1);
     batch = remaining > 1 ? Math.ceil(left / remaining) : left;
     left -= batch;
@@ -187,7 +188,7 @@ export async function stagedDraws(
     redrawn,
     acceptance: accepted / tried,
     logTarget: concat(targets, Float64Array),
-    ...(Number.isFinite(pilotEfficiency) ? { pilotEfficiency } : {}),
+    ...(pilotDraws ? { pilot: pilotDraws } : {}),
   };
 }
 

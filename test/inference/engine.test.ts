@@ -347,7 +347,7 @@ describe("NBI: stopping rules and precomputed simulations", () => {
   });
 
   it("earlyStopTrain compares staged rounds' pilots (the surrogates' own efficiency), not their adapted n_eff", async () => {
-    // A likelihood whose posterior moves from round 2 on (after 128 calls), rounds drawn in
+    // A likelihood whose posterior moves from round 2 on (after 2 × 128 calls), rounds drawn in
     // stages: round 2's pilot, drawn from the surrogate alone, is the less efficient, and the
     // fit reverts.
     let calls = 0;
@@ -360,28 +360,36 @@ describe("NBI: stopping rules and precomputed simulations", () => {
     });
     const fit = await engine.fit({
       ...quickFit,
+      nSims: 128,
       xObs: xObsLine(5),
       nRounds: 4,
       earlyStopTrain: true,
       logLike: (xo, xs) => {
         calls++;
         let q = 0;
-        const shift = calls > 128 ? 1.5 : 0;
+        const shift = calls > 256 ? 3 : 0;
         for (let i = 0; i < 8; i++) q += (xo[i]! + shift - xs[i]!) ** 2;
-        return -0.5 * q;
+        return -0.5 * q * 0.1;
       },
     });
     const h = fit.history;
-    expect(h[0]!.pilotEfficiency).toBeUndefined();
-    expect(h[1]!.pilotEfficiency!).toBeGreaterThan(h[2]!.pilotEfficiency!);
+    expect(h[0]!.pilot).toBeUndefined();
+    expect(h[1]!.pilot!.nEff).toBeGreaterThanOrEqual(1);
+    expect(h[1]!.pilot!.nEff / h[1]!.pilot!.draws).toBeGreaterThan(
+      h[2]!.pilot!.nEff / h[2]!.pilot!.draws,
+    );
     expect(h).toHaveLength(3);
     expect(fit.stopped).toMatch(/the pilot's efficiency fell .* reverted to round 1's proposal/);
-    // A staged round whose adapted n_eff fell but whose pilot did not: no stop; and rounds
-    // without pilots compare n_eff as nbi does.
-    const record = { nEff: 40, pilotEfficiency: 0.01 } as RoundRecord;
+    // A staged round whose adapted n_eff fell but whose pilot did not: no stop; a previous pilot
+    // of less than one effective draw: no stop; rounds without pilots compare n_eff as nbi does.
+    const record = { nEff: 40, pilot: { draws: 80, nEff: 2 } } as unknown as RoundRecord;
     const now = { nEff: 30 } as ImportanceResult;
-    expect(proposalFell(record, now, 0.05)).toBeUndefined();
-    expect(proposalFell(record, now, 0.005)).toMatch(/pilot's efficiency fell \(0\.5% < 1\.0%\)/);
+    expect(proposalFell(record, now, { draws: 80, nEff: 4 })).toBeUndefined();
+    expect(proposalFell(record, now, { draws: 80, nEff: 1 })).toMatch(
+      /pilot's efficiency fell \(1\.3% < 2\.5%\)/,
+    );
+    const faint = { nEff: 40, pilot: { draws: 80, nEff: 0.6 } } as unknown as RoundRecord;
+    expect(proposalFell(faint, now, { draws: 80, nEff: 0 })).toBeUndefined();
     expect(proposalFell({ nEff: 40 } as RoundRecord, now, undefined)).toMatch(/n_eff fell/);
     expect(proposalFell({ nEff: 20 } as RoundRecord, now, undefined)).toBeUndefined();
   });
