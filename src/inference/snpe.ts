@@ -503,7 +503,8 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
     };
     const plan = planProposal(o.round, o.proposal);
     if (o.logTarget && stageable(plan)) {
-      const { theta, proposal, redrawn, acceptance, pilot } = await stagedDraws({
+      // The stages' log targets are the caller's (`logTarget` keeps them); the draw is the rest.
+      const { logTarget: _, ...draw } = await stagedDraws({
         ctx,
         plan,
         key,
@@ -512,13 +513,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
         logTarget: o.logTarget,
         ...(o.earlier ? { earlier: o.earlier } : {}),
       });
-      return {
-        theta,
-        proposal,
-        redrawn,
-        acceptance,
-        ...(pilot ? { pilot } : {}),
-      };
+      return draw;
     }
     return drawProposal(ctx, plan, key, o.nSims, o.proposal);
   }

@@ -40,6 +40,39 @@ const xObsLine = (seed: number) => {
 };
 const quickFit = { nSims: 64, nEpochs: 2, batchSize: 16, noise: 0.2, progress: false };
 
+/**
+ * A 4-round earlyStopTrain fit of the line (seed 4) whose log-likelihood is `logLike(calls,
+ * dist)`: the likelihood calls so far, and the squared distance to xObs shifted by `shift`.
+ */
+function earlyStopFit(
+  options: { nSims?: number; adaptRounds?: boolean },
+  logLike: (calls: number, dist: (shift: number) => number) => number,
+) {
+  let calls = 0;
+  const engine = new NBI({
+    ...small,
+    simulator: line,
+    priors: linePriors,
+    path: tempDir(),
+    seed: 4,
+  });
+  return engine.fit({
+    ...quickFit,
+    ...options,
+    xObs: xObsLine(5),
+    nRounds: 4,
+    earlyStopTrain: true,
+    logLike: (xo, xs) => {
+      calls++;
+      return logLike(calls, (shift) => {
+        let q = 0;
+        for (let i = 0; i < 8; i++) q += (xo[i]! + shift - xs[i]!) ** 2;
+        return q;
+      });
+    },
+  });
+}
+
 describe("NBI: bad input", () => {
   it("refuses a flow dimension that differs from the priors'", () => {
     expect(
@@ -316,28 +349,9 @@ describe("NBI: stopping rules and precomputed simulations", () => {
     // A likelihood that sharpens from round 2 on (after 128 calls) makes round 2's n_eff fall:
     // drawn from the surrogate in one batch (adaptRounds: false), as staged rounds would adapt
     // their draws to the sharper likelihood within the round.
-    let calls = 0;
-    const engine = new NBI({
-      ...small,
-      simulator: line,
-      priors: linePriors,
-      path: tempDir(),
-      seed: 4,
-    });
-    const base = xObsLine(5);
-    const fit = await engine.fit({
-      ...quickFit,
-      xObs: base,
-      nRounds: 4,
-      earlyStopTrain: true,
-      adaptRounds: false,
-      logLike: (xo, xs) => {
-        calls++;
-        let q = 0;
-        for (let i = 0; i < 8; i++) q += (xo[i]! - xs[i]!) ** 2;
-        return -0.5 * q * (calls > 128 ? 10 : 1);
-      },
-    });
+    const fit = await earlyStopFit({ adaptRounds: false }, (calls, dist) =>
+      calls > 128 ? -5 * dist(0) : -0.5 * dist(0),
+    );
     const h = fit.history;
     expect(h[1]!.nEff!).toBeGreaterThan(h[2]!.nEff!);
     expect(h[2]!.nEff!).toBeGreaterThan(1);
@@ -350,28 +364,9 @@ describe("NBI: stopping rules and precomputed simulations", () => {
     // A likelihood whose posterior moves from round 2 on (after 2 × 128 calls), rounds drawn in
     // stages: round 2's pilot, drawn from the surrogate alone, is the less efficient, and the
     // fit reverts.
-    let calls = 0;
-    const engine = new NBI({
-      ...small,
-      simulator: line,
-      priors: linePriors,
-      path: tempDir(),
-      seed: 4,
-    });
-    const fit = await engine.fit({
-      ...quickFit,
-      nSims: 128,
-      xObs: xObsLine(5),
-      nRounds: 4,
-      earlyStopTrain: true,
-      logLike: (xo, xs) => {
-        calls++;
-        let q = 0;
-        const shift = calls > 256 ? 3 : 0;
-        for (let i = 0; i < 8; i++) q += (xo[i]! + shift - xs[i]!) ** 2;
-        return -0.5 * q * 0.1;
-      },
-    });
+    const fit = await earlyStopFit({ nSims: 128 }, (calls, dist) =>
+      calls > 256 ? -0.05 * dist(3) : -0.05 * dist(0),
+    );
     const h = fit.history;
     expect(h[0]!.pilot).toBeUndefined();
     expect(h[1]!.pilot!.nEff).toBeGreaterThanOrEqual(1);
