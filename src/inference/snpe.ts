@@ -921,6 +921,11 @@ export async function runRound(
   /** A "select" round's choice between its two candidates. */
   let selected: LossChoice | undefined;
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
+  // earlyStopTrain's verdict on this round's proposal (undefined: it did not do worse).
+  const fell =
+    importance && config.earlyStopTrain && round >= 2 && importance.nEff > 1
+      ? proposalFell(history[round - 1], importance, pilot)
+      : undefined;
   if (
     importance &&
     config.neffStop !== undefined &&
@@ -935,15 +940,9 @@ export async function runRound(
     importance.efficiency > config.fAcceptMin
   ) {
     stopped = `the sampling efficiency ${(100 * importance.efficiency).toFixed(1)}% exceeded fAcceptMin`;
-  } else if (
-    importance &&
-    config.earlyStopTrain &&
-    round >= 2 &&
-    importance.nEff > 1 &&
-    proposalFell(history[round - 1], importance, pilot)
-  ) {
+  } else if (fell) {
     // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
-    stopped = `${proposalFell(history[round - 1], importance, pilot)}: reverted to round ${round - 1}'s proposal`;
+    stopped = `${fell}: reverted to round ${round - 1}'s proposal`;
     current = state.checkpoints[round - 2] ?? current;
   } else if (restored) {
     current = restored.checkpoint;
