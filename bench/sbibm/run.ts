@@ -21,7 +21,7 @@
  *   --methods anpe,nll/surrogate,apt/surrogate,weighted-nll/mixture,nll/truncated,auto/auto
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
- *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear]
+ *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear] [--ema-half-life H] [--n-reuse N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -246,6 +246,8 @@ export async function runOne(
     featurizer: "mlp" | "linear";
     /** The parameters' moving average (fit's emaHalfLife); undefined: the library's default. */
     emaHalfLife?: number;
+    /** Earlier rounds' simulations each round trains on (fit's nReuse); undefined: the default. */
+    nReuse?: number;
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -276,6 +278,7 @@ export async function runOne(
       lr: 1e-3,
       earlyStopPatience: options.patience,
       ...(options.emaHalfLife !== undefined ? { emaHalfLife: options.emaHalfLife } : {}),
+      ...(options.nReuse !== undefined ? { nReuse: options.nReuse } : {}),
       logLike,
       adaptRounds: options.adaptRounds,
       ...(method.loss ? { loss: method.loss } : {}),
@@ -541,6 +544,8 @@ function parseArgs(argv: readonly string[]) {
     featurizer: featurizerOf(get("featurizer", "mlp")),
     // --ema-half-life H: fit's emaHalfLife (0: validate and keep the raw parameters, as nbi).
     ...(argv.includes("--ema-half-life") ? { emaHalfLife: num("ema-half-life", "") } : {}),
+    // --n-reuse N: fit's nReuse (0: each round trains on its own simulations, as nbi's default).
+    ...(argv.includes("--n-reuse") ? { nReuse: num("n-reuse", "") } : {}),
   };
 }
 
