@@ -770,11 +770,21 @@ export function proposalFell(
     : undefined;
 }
 
-/** The earlier rounds' weighed draws (rounds without a likelihood's weights are left out). */
+/**
+ * The earlier rounds' weighed draws, with the importance weights their rounds computed (rounds
+ * without a likelihood's weights are left out).
+ */
 function weighedRounds(data: readonly RoundData[]): WeighedDraws[] {
   return data.flatMap((r) =>
-    r.logWeights && r.logTarget
-      ? [{ theta: r.theta, logTarget: r.logTarget, logWeights: r.logWeights }]
+    r.importance && r.logTarget
+      ? [
+          {
+            theta: r.theta,
+            logTarget: r.logTarget,
+            weights: r.importance.weights,
+            nEff: r.importance.nEff,
+          },
+        ]
       : [],
   );
 }

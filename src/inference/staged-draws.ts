@@ -23,7 +23,7 @@ import type { Array } from "../trace/array.js";
 import { ADAPT_BELOW, adaptedProposal } from "./adaptive-is.js";
 import { concat } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
-import { combineRounds, importanceWeights } from "./importance.js";
+import { combineRounds, importanceWeights, type WeightedRound } from "./importance.js";
 import {
   drawProposal,
   type PilotDraws,
@@ -56,35 +56,30 @@ export interface StagedDrawsOptions {
   readonly earlier?: readonly WeighedDraws[];
 }
 
-/** Draws with log p(xObs | θ) + log p(θ) and their log importance weights (NaN: dropped). */
-export interface WeighedDraws {
-  readonly theta: Float64Array;
+/**
+ * Weighed draws as nbi combines rounds (`WeightedRound`: normalised weights and their n_eff),
+ * with log p(xObs | θ) + log p(θ) at each draw (NaN: dropped).
+ */
+export interface WeighedDraws extends WeightedRound {
   readonly logTarget: Float64Array;
-  readonly logWeights: Float64Array;
 }
 
 /**
  * Several sets of weighed draws as one set to fit a mixture to, combined as nbi combines rounds
  * (`combineRounds`: each set's normalised weights scaled by its n_eff), so a set drawn far from
  * the posterior (the prior round) counts for the little it is worth, not for its raw weights'
- * scale. Sets with no finite weight or n_eff 0 are left out; undefined when none is left.
+ * scale. Sets with n_eff 0 are left out; undefined when none is left.
  */
 export function pooledDraws(
   sets: readonly WeighedDraws[],
   dim: number,
 ): { theta: Float64Array; logTarget: Float64Array; weights: Float64Array } | undefined {
-  const kept = sets.flatMap((s) => {
-    if (!s.logWeights.some(Number.isFinite)) return [];
-    const imp = importanceWeights(s.logWeights);
-    return imp.nEff > 0 ? [{ set: s, imp }] : [];
-  });
+  // combineRounds leaves out the same sets (n_eff ≤ 0): their log targets are left out here.
+  const kept = sets.filter((s) => s.nEff > 0);
   if (kept.length === 0) return undefined;
-  const { theta, weights } = combineRounds(
-    kept.map(({ set, imp }) => ({ theta: set.theta, weights: imp.weights, nEff: imp.nEff })),
-    dim,
-  );
+  const { theta, weights } = combineRounds(kept, dim);
   const logTarget = concat(
-    kept.map((k) => k.set.logTarget),
+    kept.map((s) => s.logTarget),
     Float64Array,
   );
   return { theta, logTarget, weights };
@@ -166,7 +161,13 @@ export async function stagedDraws(
     // earlier rounds' have already found where the posterior is.
     const fitSet = importance
       ? ((o.earlier?.length
-          ? pooledDraws([...o.earlier, { theta, logTarget, logWeights: logW }], d)
+          ? pooledDraws(
+              [
+                ...o.earlier,
+                { theta, logTarget, weights: importance.weights, nEff: importance.nEff },
+              ],
+              d,
+            )
           : undefined) ?? { theta, logTarget, weights: importance.weights })
       : undefined;
     stagePlan =

@@ -486,23 +486,21 @@ describe("rounds drawn in adaptive stages", () => {
     );
   });
 
-  it("pool sets of weighed draws, each counting for its n_eff, and leave out a set with no finite weight", () => {
+  it("pool sets of weighed draws, each counting for its n_eff, and leave out a set with n_eff 0", () => {
     // Set a: two equal weights (n_eff = 1/Σw² − 1 = 1); set b: three equal and one invalid (n_eff 2).
-    const a = {
-      theta: Float64Array.from([0, 1]),
-      logTarget: Float64Array.from([-1, -2]),
-      logWeights: Float64Array.from([5, 5]),
+    const weighed = (theta: number[], logTarget: number[], logWeights: number[]) => {
+      const imp = importanceWeights(Float64Array.from(logWeights));
+      return {
+        theta: Float64Array.from(theta),
+        logTarget: Float64Array.from(logTarget),
+        weights: imp.weights,
+        nEff: imp.nEff,
+      };
     };
-    const b = {
-      theta: Float64Array.from([2, 3, 4, 5]),
-      logTarget: Float64Array.from([-3, -4, -5, -6]),
-      logWeights: Float64Array.from([0, 0, 0, Number.NEGATIVE_INFINITY]),
-    };
-    const none = {
-      theta: Float64Array.from([9]),
-      logTarget: Float64Array.from([Number.NaN]),
-      logWeights: Float64Array.from([Number.NaN]),
-    };
+    const a = weighed([0, 1], [-1, -2], [5, 5]);
+    const b = weighed([2, 3, 4, 5], [-3, -4, -5, -6], [0, 0, 0, Number.NEGATIVE_INFINITY]);
+    // One draw carrying all the weight: n_eff 0.
+    const none = weighed([9], [-9], [0]);
     expect(pooledDraws([none], 1)).toBeUndefined();
     const pooled = pooledDraws([a, none, b], 1)!;
     expect([...pooled.theta]).toEqual([0, 1, 2, 3, 4, 5]);
@@ -531,7 +529,8 @@ describe("rounds drawn in adaptive stages", () => {
       (_, i) => -0.5 * (z[2 * i]! ** 2 + z[2 * i + 1]! ** 2) - 2 * Math.log(0.3),
     );
     const target = await logTarget(theta);
-    const earlier = [{ theta, logTarget: target, logWeights: target.map((t, i) => t - logQ[i]!) }];
+    const imp = importanceWeights(target.map((t, i) => t - logQ[i]!));
+    const earlier = [{ theta, logTarget: target, weights: imp.weights, nEff: imp.nEff }];
     const defensive = { alpha: 0.3, tau: 2 };
     const plan: RoundProposal = {
       parts: [{ weight: 1, part: { kind: "surrogate", round: 0, defensive, logMass: 0 } }],
