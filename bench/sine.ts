@@ -58,9 +58,9 @@ const { values } = parseArgs({
     "peer-seeds": { type: "string", default: "0" },
     // loss/proposal of our rows at nbi's settings (RoundOptions), e.g. auto/adaptive.
     "nbi-methods": { type: "string", default: "auto/auto" },
-    // Earlier rounds' simulations our rows at nbi's settings train on (RoundOptions.nReuse): −1
-    // all (ours by default), 0 only the round's own as nbi's default n_reuse = 0 does.
-    "nbi-reuse": { type: "string", default: "-1" },
+    // Earlier rounds' simulations our rows at nbi's settings train on (RoundOptions.nReuse):
+    // "auto" (ours by default), −1 all, 0 only the round's own as nbi's default n_reuse = 0 does.
+    "nbi-reuse": { type: "string", default: "auto" },
     // Epochs per round and early-stopping patience of our sequential rows at nbi's settings
     // (nbi's test: 100 and 1; a patience above the epochs trains every one), for diagnostics.
     "nbi-epochs": { type: "string", default: "100" },
@@ -213,7 +213,7 @@ async function oursAtNbiSettings(
           onEpoch,
           loss,
           proposal,
-          nReuse: Number(values["nbi-reuse"]),
+          nReuse: values["nbi-reuse"] === "auto" ? "auto" : Number(values["nbi-reuse"]),
         });
     const fitS = (performance.now() - t0) / 1000;
     const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
@@ -226,7 +226,10 @@ async function oursAtNbiSettings(
       efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
       predictEss: post.ess,
       kl: klFromReference(reference(), draws, logQ).kl,
-      losses: fit.history.filter((h) => h.round > 0 && h.trained).map((h) => h.loss ?? "—"),
+      // A round that kept the candidate trained on its own simulations (nReuse "auto"): "nll·own".
+      losses: fit.history
+        .filter((h) => h.round > 0 && h.trained)
+        .map((h) => `${h.loss ?? "—"}${h.trainedFrom === h.round ? "·own" : ""}`),
     };
   } finally {
     rmSync(path, { recursive: true, force: true });

@@ -153,6 +153,8 @@ export interface Row {
   essHistory: number[];
   /** Sequential rounds that trained with NLL (a "select" round's choice, or the loss itself). */
   nllRounds: number[];
+  /** Rounds that kept a candidate trained on their own simulations alone (nReuse "auto"). */
+  ownRounds: number[];
   /** Wall time of fit and predict, and of the C2STs. */
   fitSeconds: number;
   predictSeconds: number;
@@ -247,7 +249,7 @@ export async function runOne(
     /** The parameters' moving average (fit's emaHalfLife); undefined: the library's default. */
     emaHalfLife?: number;
     /** Earlier rounds' simulations each round trains on (fit's nReuse); undefined: the default. */
-    nReuse?: number;
+    nReuse?: number | "auto";
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -359,6 +361,9 @@ export async function runOne(
       stopped: fit.stopped,
       essHistory: [...fit.essHistory],
       nllRounds: fit.history.filter((h) => h.round > 0 && h.loss === "nll").map((h) => h.round),
+      ownRounds: fit.history
+        .filter((h) => h.round > 0 && h.trainedFrom === h.round)
+        .map((h) => h.round),
       fitSeconds: (t1 - t0) / 1000,
       predictSeconds: (t2 - t1) / 1000,
       c2stSeconds: (c1 - c0) / 1000,
@@ -402,6 +407,7 @@ export function markdownTable(rows: readonly Row[]): string {
     "C2ST weighted",
     "calls/ESS",
     "NLL rounds",
+    "own rounds",
     "fit s",
     "predict s",
   ];
@@ -431,6 +437,7 @@ export function markdownTable(rows: readonly Row[]): string {
           : f(r.c2stWeighted, 3),
         f(r.callsPerEss, 1),
         r.nllRounds.length > 0 ? r.nllRounds.join(",") : "—",
+        r.ownRounds.length > 0 ? r.ownRounds.join(",") : "—",
         f(r.fitSeconds, 0),
         f(r.predictSeconds, 1),
       ].join(" | ")} |`,
@@ -544,8 +551,11 @@ function parseArgs(argv: readonly string[]) {
     featurizer: featurizerOf(get("featurizer", "mlp")),
     // --ema-half-life H: fit's emaHalfLife (0: validate and keep the raw parameters, as nbi).
     ...(argv.includes("--ema-half-life") ? { emaHalfLife: num("ema-half-life", "") } : {}),
-    // --n-reuse N: fit's nReuse (0: each round trains on its own simulations, as nbi's default).
-    ...(argv.includes("--n-reuse") ? { nReuse: num("n-reuse", "") } : {}),
+    // --n-reuse N: fit's nReuse (0: each round trains on its own simulations, as nbi's default;
+    // −1 all rounds; unset: the library's "auto").
+    ...(argv.includes("--n-reuse")
+      ? { nReuse: get("n-reuse", "auto") === "auto" ? ("auto" as const) : num("n-reuse", "") }
+      : {}),
   };
 }
 
@@ -582,7 +592,7 @@ async function main(): Promise<void> {
   const means = observationMeans(rows);
   if (means !== "") console.log(`\nMeans over observations:\n\n${means}`);
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"). sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }

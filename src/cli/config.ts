@@ -88,7 +88,7 @@ export interface FitSection {
   lr?: number;
   minLr?: number;
   fVal?: number;
-  nReuse?: number;
+  nReuse?: number | "auto";
   earlyStopPatience?: number;
   emaHalfLife?: number;
   earlyStopTrain?: boolean;

@@ -187,7 +187,10 @@ function roundsTable(history: readonly RoundRecord[]): Table {
         ? `${r.logEvidence.toFixed(2)} ± ${finite(r.logEvidenceSe) ? r.logEvidenceSe.toFixed(2) : DASH}`
         : DASH,
       r.trained ? `${r.epochs.length}${r.stoppedEarly ? " (early stop)" : ""}` : "not trained",
-      r.loss ? `${r.loss}${r.lossScores ? " (select)" : ""}` : DASH,
+      // A round that kept the candidate trained on its own draws alone (nReuse "auto") says so.
+      r.loss
+        ? `${r.loss}${r.lossScores ? ` (select${r.round > 0 && r.trainedFrom === r.round ? ", own draws" : ""})` : ""}`
+        : DASH,
       r.trained && finite(r.bestValLoss) ? `${r.bestEpoch} (${r.bestValLoss.toFixed(3)})` : DASH,
       seconds(r.seconds.simulate + r.seconds.train),
     ];

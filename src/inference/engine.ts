@@ -2108,7 +2108,7 @@ async function runFingerprint(
       lr: o.lr ?? 1e-3,
       minLr: o.minLr ?? null,
       fVal: o.fVal ?? 0.1,
-      nReuse: o.nReuse ?? -1,
+      nReuse: o.nReuse ?? "auto",
       earlyStopPatience: o.earlyStopPatience ?? null,
       emaHalfLife: o.emaHalfLife ?? EMA_HALF_LIFE,
       sequential: JSON.parse(JSON.stringify(seq)) as unknown,

@@ -84,7 +84,10 @@ export const FIT_SETTING_RULES = {
   nRounds: integer(1),
   nEpochs: integer(1),
   batchSize: integer(1),
-  nReuse: integer(-1, "an integer (−1: all rounds)"),
+  nReuse: {
+    expected: 'an integer ≥ −1 (−1: all rounds) or "auto"',
+    ok: (v) => v === "auto" || (Number.isInteger(v) && (v as number) >= -1),
+  },
   earlyStopPatience: integer(1),
   emaHalfLife: nonNegative,
   atoms: integer(1),

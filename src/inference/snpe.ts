@@ -7,8 +7,9 @@
  * simulates them once (outputs persisted in the store so a killed run resumes), weights them with
  * the exact likelihood, w ∝ p(xObs | θ) p(θ) / q_r(θ), records n_eff, and trains the surrogate.
  *
- * Rounds pool their simulations for training (nReuse = −1 by default; nbi's 0 trains on the
- * round's own draws only); the importance weights make the combined result exact either way.
+ * Rounds pool their simulations for training; a round whose own draws found the posterior also
+ * tries training on them alone and keeps what scores better (nReuse "auto"; nbi's 0 always trains
+ * on the round's own, −1 on all); the importance weights make the combined result exact either way.
  */
 import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
@@ -30,7 +31,13 @@ import {
   type WeightedRound,
 } from "./importance.js";
 import type { LogLike } from "./likelihood.js";
-import { chooseLoss, type LossChoice, type LossScores, SELECT_MIN_ESS } from "./loss-selection.js";
+import {
+  chooseLoss,
+  chooseOwn,
+  type LossChoice,
+  type LossScores,
+  SELECT_MIN_ESS,
+} from "./loss-selection.js";
 import {
   type Checkpoint,
   type Defensive,
@@ -54,6 +61,7 @@ import {
   type RoundProposal,
   revivedProposal,
 } from "./proposals.js";
+import { firstTrainingRound, type Reuse } from "./round-reuse.js";
 import { type SimulatedRows, type Simulator, simulationSeeds } from "./simulation/rows.js";
 import { stageable, stagedDraws, type WeighedDraws } from "./staged-draws.js";
 import {
@@ -86,8 +94,13 @@ export interface RoundOptions {
   minLr?: number;
   /** Fraction of the simulations held out for validation (default 0.1, as nbi). */
   fVal?: number;
-  /** Earlier rounds' simulations to train on as well: 0 only this round, −1 all (default −1). */
-  nReuse?: number;
+  /**
+   * Earlier rounds' simulations to train on as well: 0 only this round (nbi's default), −1 all,
+   * or "auto" (the default): all rounds, and a "select" round whose own draws hold ≥ 3 effective
+   * samples and ≥ 100 rows per parameter also trains NLL on them alone, kept when it scores
+   * better at held-out draws (see round-reuse.ts and loss-selection.ts).
+   */
+  nReuse?: Reuse;
   /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
   /**
@@ -265,6 +278,11 @@ export interface RoundRecord {
   readonly logEvidenceSe?: number;
   /** PSIS k̂ of this round's weights (above 0.7: unreliable, and a warning). */
   readonly paretoK?: number;
+  /**
+   * The first round whose simulations this round trained on: it trained on rounds trainedFrom…round
+   * (fit's `nReuse`; absent where the round did not train).
+   */
+  readonly trainedFrom?: number;
   /** Loss and learning rate per training epoch. */
   readonly epochs: readonly EpochRecord[];
   /** The epoch whose parameters were kept (best validation loss; −1: the initial ones). */
@@ -928,8 +946,10 @@ export async function runRound(
   let stopped: string | undefined;
   let current = state.current;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
-  /** A "select" round's choice between its two candidates. */
+  /** A "select" round's choice among its candidates. */
   let selected: LossChoice | undefined;
+  /** The first round whose simulations this round trained on (round-reuse.ts). */
+  let trainedFrom: number | undefined;
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   // earlyStopTrain's verdict on this round's proposal (undefined: it did not do worse).
   const fell =
@@ -957,48 +977,58 @@ export async function runRound(
   } else if (restored) {
     current = restored.checkpoint;
   } else {
-    const nReuse = config.nReuse ?? -1;
-    const first = nReuse < 0 ? 0 : Math.max(0, round - nReuse);
-    const used = data.slice(first);
-    const x = concat(
-      used.map((r) => r.x),
-      Float32Array,
-    );
-    const th = concat(
-      used.map((r) => r.theta),
-      Float64Array,
-    );
-    // The flow lives on the unbounded image of the prior's support (no mass leaks outside it).
-    const scales = fitScales(
-      x,
-      th,
-      net.inputShape,
-      d,
-      undefined,
-      seq.flowSpace === "theta" ? undefined : flowSupport(prior, seq.flowSpace),
-    );
-    const weights =
-      loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
-    const trainingData = {
-      x,
-      theta: th,
-      valMask: concat(
-        used.map((r) => r.valMask),
-        Uint8Array,
-      ),
-      logPrior: concat(
-        used.map((r) => r.logPrior),
+    const reuse = config.nReuse ?? "auto";
+    // "auto" pools every round; a select round whose own draws found the posterior also trains
+    // NLL on them alone, a third candidate (round-reuse.ts, loss-selection.ts).
+    const pooledFrom = reuse === "auto" ? 0 : firstTrainingRound(data, reuse, d);
+    const ownFrom =
+      reuse === "auto" && loss === "select" ? firstTrainingRound(data, "auto", d) : pooledFrom;
+    const trainingSet = async (from: number) => {
+      const used = data.slice(from);
+      const x = concat(
+        used.map((r) => r.x),
+        Float32Array,
+      );
+      const th = concat(
+        used.map((r) => r.theta),
         Float64Array,
-      ),
-      ...(weights ? { weights } : {}),
+      );
+      // The flow lives on the unbounded image of the prior's support (no mass leaks outside it).
+      const scales = fitScales(
+        x,
+        th,
+        net.inputShape,
+        d,
+        undefined,
+        seq.flowSpace === "theta" ? undefined : flowSupport(prior, seq.flowSpace),
+      );
+      const weights =
+        loss === "weighted-nll" && ctx ? await proposalCorrection(ctx, used) : undefined;
+      const rows = {
+        x,
+        theta: th,
+        valMask: concat(
+          used.map((r) => r.valMask),
+          Uint8Array,
+        ),
+        logPrior: concat(
+          used.map((r) => r.logPrior),
+          Float64Array,
+        ),
+        ...(weights ? { weights } : {}),
+      };
+      return { from, rows, scales };
     };
+    const pooled = await trainingSet(pooledFrom);
+    /** The training set of the candidate kept. */
+    let set = pooled;
     // A training stopped by the signal keeps its last finished epoch in the round's folder, and
-    // the next fit on the store continues from there. A "select" round trains two candidates in
-    // turn; the folder holds the one that was stopped, and the other passes it by.
+    // the next fit on the store continues from there. A "select" round trains its candidates in
+    // turn; the folder holds the one that was stopped, and the others pass it by.
     const keeper = store?.training;
     const trainingPath = keeper?.where(round);
-    const trainWith = (candidate: "apt" | "nll", select: boolean) =>
-      trainPosterior(net, state.current.params, scales, trainingData, {
+    const trainWith = (candidate: "apt" | "nll", select: boolean, set = pooled) =>
+      trainPosterior(net, state.current.params, set.scales, set.rows, {
         nEpochs: config.nEpochs,
         batchSize: config.batchSize,
         lr: config.lr,
@@ -1030,7 +1060,8 @@ export async function runRound(
                   );
                   return undefined;
                 }
-                if (saved && select && setupLoss(saved.setup) !== candidate) return undefined;
+                // Another candidate's training: this one starts afresh.
+                if (saved && select && saved.setup !== template.setup) return undefined;
                 if (saved && saved.setup !== template.setup) {
                   warn(
                     `round ${round}: the saved training ${trainingPath} belongs to another setup (${saved.setup}, now ${template.setup}); the round trains from its start`,
@@ -1054,25 +1085,54 @@ export async function runRound(
     const scoring = loss === "select" ? scoringDraws(data, d) : undefined;
     const scoringEssNow = scoring ? kishEss(scoring.weights) : 0;
     if (loss === "select" && ctx && scoring && scoringEssNow >= SELECT_MIN_ESS) {
-      const candidates = { apt: await trainWith("apt", true), nll: await trainWith("nll", true) };
+      const apt = await trainWith("apt", true);
+      const nll = await trainWith("nll", true);
       const choice = await chooseLoss(
         net,
         ctx.xObs,
         {
-          apt: { params: candidates.apt.params, scales },
-          nll: { params: candidates.nll.params, scales },
+          apt: { params: apt.params, scales: pooled.scales },
+          nll: { params: nll.params, scales: pooled.scales },
         },
         scoring,
       );
-      train = candidates[choice.loss];
+      train = choice.loss === "nll" ? nll : apt;
       selected = choice;
+      // The candidate on the round's own draws, judged at held-out draws (loss-selection.ts).
+      const heldOut = ownFrom !== pooledFrom ? heldOutDraws(data, d) : undefined;
+      const heldOutEss = heldOut ? kishEss(heldOut.weights) : 0;
+      if (heldOut && heldOutEss >= SELECT_MIN_ESS) {
+        const own = await trainingSet(ownFrom);
+        const nllOwn = await trainWith("nll", true, own);
+        const judged = await chooseOwn(
+          net,
+          ctx.xObs,
+          {
+            pooled: { params: train.params, scales: pooled.scales },
+            own: { params: nllOwn.params, scales: own.scales },
+          },
+          heldOut,
+        );
+        if (judged.own) {
+          train = nllOwn;
+          set = own;
+        }
+        selected = {
+          loss: judged.own ? "nll" : choice.loss,
+          ...(judged.own ? { own: true } : {}),
+          scores: { ...choice.scores, own: judged.scores },
+        };
+      } else if (heldOut) {
+        selected = { ...choice, scores: { ...choice.scores, own: { ess: heldOutEss } } };
+      }
     } else {
       // A select round whose draws are too few to choose NLL trains APT alone.
       if (scoring) selected = { loss: "apt", scores: { ess: scoringEssNow } };
       train = await trainWith(loss === "apt" || loss === "select" ? "apt" : "nll", false);
     }
     await keeper?.remove(round);
-    current = { params: train.params, scales };
+    trainedFrom = set.from;
+    current = { params: train.params, scales: set.scales };
   }
   const tTrain = performance.now();
 
@@ -1109,6 +1169,11 @@ export async function runRound(
         ? { nEff: 0, kishEss: 0, efficiency: 0 }
         : {}),
     ...(pilot ? { pilot } : {}),
+    ...(trainedFrom !== undefined
+      ? { trainedFrom }
+      : restored?.record.trainedFrom !== undefined
+        ? { trainedFrom: restored.record.trainedFrom }
+        : {}),
     epochs: train?.epochs ?? restored?.record.epochs ?? [],
     bestEpoch: train?.bestEpoch ?? restored?.record.bestEpoch ?? -1,
     bestValLoss: train?.bestValLoss ?? restored?.record.bestValLoss ?? Number.NaN,
@@ -1181,18 +1246,6 @@ export async function proposalCorrection(
   return out.map((w) => w / mean);
 }
 
-/** The loss a saved training's setup names (its JSON's `loss`), or undefined when unreadable. */
-function setupLoss(setup: string): string | undefined {
-  try {
-    const parsed: unknown = JSON.parse(setup);
-    return typeof parsed === "object" && parsed !== null && "loss" in parsed
-      ? String(parsed.loss)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The weighted draws a "select" round scores its candidates at: every round's with usable
  * importance weights, combined as in the result (each round's weights scaled by its n_eff), or
@@ -1204,6 +1257,32 @@ function scoringDraws(
 ): { theta: Float64Array; weights: Float64Array } | undefined {
   const weighted = data.flatMap((r) => usableWeights(r) ?? []);
   return weighted.length > 0 ? combineRounds(weighted, d) : undefined;
+}
+
+/**
+ * The scoring draws no candidate trained on: every round's validation rows, each round's weights
+ * restricted to them and counting for the n_eff they hold there (combined as in `scoringDraws`),
+ * or undefined when none hold any.
+ */
+function heldOutDraws(
+  data: readonly RoundData[],
+  d: number,
+): { theta: Float64Array; weights: Float64Array } | undefined {
+  const held = data.flatMap((r): WeightedRound[] => {
+    const usable = usableWeights(r);
+    if (!usable) return [];
+    const rows: number[] = [];
+    r.valMask.forEach((v, i) => {
+      if (v === 1) rows.push(i);
+    });
+    const theta = selectRows(r.theta, rows, d);
+    const weights = selectRows(usable.weights, rows, 1);
+    const sum = weights.reduce((a, w) => a + w, 0);
+    const sumSq = weights.reduce((a, w) => a + w * w, 0);
+    const nEff = sum > 0 ? (sum * sum) / sumSq - 1 : 0;
+    return nEff > 0 ? [{ theta, weights, nEff }] : [];
+  });
+  return held.length > 0 ? combineRounds(held, d) : undefined;
 }
 
 /** A round's draws and weights when they can contribute (n_eff finite and above 0). */

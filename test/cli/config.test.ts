@@ -52,6 +52,11 @@ describe("config: fit options of sequential rounds", () => {
     await expect(withFit({ loss: 3 })).rejects.toThrow(/fit\.loss expected "auto".*got 3/);
     await expect(withFit({ atoms: 2.5 })).rejects.toThrow(/fit\.atoms expected an integer ≥ 1/);
     await expect(withFit({ truncationEps: 0 })).rejects.toThrow(/fit\.truncationEps/);
+    await expect(withFit({ nReuse: -2 })).rejects.toThrow(
+      /fit\.nReuse expected an integer ≥ −1 \(−1: all rounds\) or "auto", got -2/,
+    );
+    for (const nReuse of ["auto", 0, -1])
+      expect((await withFit({ nReuse })).fit.nReuse).toBe(nReuse);
   });
 });
 

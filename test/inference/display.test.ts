@@ -113,6 +113,11 @@ describe("display of fit results", () => {
     // The loss each round trained with; a select round's choice says so.
     expect(text).toMatch(/\n\s+0\s.*\s30\s+–\s+27 \(2\.345\)/);
     expect(text).toMatch(/\n\s+1\s.*\s30\s+nll \(select\)\s+27 \(2\.345\)/);
+    const own = fitResult();
+    const kept = { ...own.history[1]!, trainedFrom: 1 };
+    expect(formatFitResult({ ...own, history: [own.history[0]!, kept] })).toMatch(
+      /\n\s+1\s.*\s30\s+nll \(select, own draws\)\s+27 \(2\.345\)/,
+    );
     expect(text).toContain("weighted posterior (all rounds):");
     expect(text).toMatch(/phi0\s+1\.000 ± 0\.100/);
     expect(text).toContain("warning: round 1: something to know");

@@ -662,6 +662,7 @@ describe("mistakes are named before anything is simulated", () => {
         loss: "kl",
         truncationEps: 2,
         resume: "always",
+        nReuse: "some",
         nEpoch: 3,
       } as unknown as FitOptions)
       .catch((e: unknown) => e as Error);
@@ -674,6 +675,7 @@ describe("mistakes are named before anything is simulated", () => {
       'loss expected "auto", "nll", "apt", "gated", "select" or "weighted-nll", got "kl"',
       "truncationEps expected a number in (0, 1), e.g. 1e-4, got 2",
       'resume expected "never", "ifSame" or "force", got "always"',
+      'nReuse expected an integer ≥ −1 (−1: all rounds) or "auto", got "some"',
     ])
       expect(parts).toContain(expected);
     expect(counter.calls).toBe(0);

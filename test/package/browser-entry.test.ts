@@ -70,11 +70,16 @@ describe("nbi/browser", () => {
     console.log(`nbi/browser in Node: ESS per round ${fit.essHistory.map((e) => e.toFixed(1))}`);
     expect(fit.storeKind).toBe("memory");
     expect(rounds).toEqual([0, 1, 2]);
-    // 20 epochs a round; a round whose "select" loss scored both candidates trains two.
-    const trainings = fit.history.map((h) => (h.lossScores?.nll !== undefined ? 2 : 1));
+    // 20 epochs a round; a round whose "select" loss scored both candidates trains two, and a
+    // third where it also judged a candidate on the round's own draws (nReuse "auto").
+    const trainings = fit.history.map(
+      (h) =>
+        (h.lossScores?.nll !== undefined ? 2 : 1) + (h.lossScores?.own?.own !== undefined ? 1 : 0),
+    );
     expect(epochs).toBe(20 * trainings.reduce((a, b) => a + b, 0));
     // Later rounds draw from the surrogate: far more effective than round 0's prior draws
-    // (measured 4.8, 106, 194 of 500).
+    // (measured 4.8, 282, 292 of 500; 4.8, 106, 194 before a round could keep its own draws'
+    // candidate).
     expect(fit.essHistory[2]!, `${fit.essHistory}`).toBeGreaterThan(80);
     expect(fit.essHistory[2]!).toBeGreaterThan(5 * fit.essHistory[0]!);
     // The store holds both rounds' simulations.

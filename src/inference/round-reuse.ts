@@ -1,0 +1,54 @@
+/**
+ * Which rounds' simulations a sequential round trains on (fit's `nReuse`).
+ *
+ * nbi trains each round on its own simulations (`n_reuse = 0`); pooling every round (−1) keeps
+ * the prior's and the early rounds' draws, which teach the network the posterior family's broad
+ * shape and keep a multimodal posterior's modes, but once a round's proposal has found the
+ * posterior they spend most of each epoch far from it. Neither wins everywhere (bench/RESULTS.md,
+ * 2026-12-05 afternoon): on nbi's sine at nbi's settings (ResNet-GRU, patience 1) a round trained
+ * on its own draws gives the sharper surrogate, while on SLCP at 10⁴ simulations it wrecks the
+ * raw surrogate (C2ST 0.80 → 0.91), and a round whose own proposal missed the posterior (0.3%)
+ * trains a worse one alone. So "auto" (the default) trains on every round, and a "select" round
+ * whose own draws pass the rule below also trains NLL on them alone, a third candidate kept only
+ * when it scores better at held-out draws (loss-selection.ts): the data decide.
+ */
+
+/** fit's `nReuse`: earlier rounds to train on as well (0 none, −1 all), or "auto" (above). */
+export type Reuse = number | "auto";
+
+/** "auto": effective samples per parameter a round's draws need to try training on alone. */
+export const REUSE_EFFECTIVE_PER_DIM = 3;
+/** "auto": rows per parameter a round needs to try training on alone. */
+export const REUSE_ROWS_PER_DIM = 100;
+
+/** What the rule reads of a round: its rows and, with a likelihood, its importance n_eff. */
+export interface ReuseRound {
+  readonly logPrior: { readonly length: number };
+  readonly importance?: { readonly nEff: number };
+}
+
+/**
+ * The index of the first round whose simulations the last of `rounds` (the round training now)
+ * trains on, `rounds.slice(first)`; with "auto", the first round of its own-draws candidate (its
+ * own index when its draws hold ≥ 3 effective samples and ≥ 100 rows per parameter, else 0).
+ *
+ * @example
+ * ```ts
+ * firstTrainingRound(rounds, 0, 3); // rounds.length - 1: its own only, as nbi's n_reuse = 0
+ * firstTrainingRound(rounds, -1, 3); // 0: all rounds
+ * ```
+ */
+export function firstTrainingRound(
+  rounds: readonly ReuseRound[],
+  nReuse: Reuse,
+  nDims: number,
+): number {
+  const last = rounds.length - 1;
+  if (nReuse !== "auto") return nReuse < 0 ? 0 : Math.max(0, last - nReuse);
+  const own = rounds[last];
+  if (!own || last === 0) return 0;
+  const onItsOwn =
+    (own.importance?.nEff ?? 0) >= REUSE_EFFECTIVE_PER_DIM * nDims &&
+    own.logPrior.length >= REUSE_ROWS_PER_DIM * nDims;
+  return onItsOwn ? last : 0;
+}

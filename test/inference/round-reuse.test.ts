@@ -1,0 +1,129 @@
+/**
+ * Which rounds' simulations a sequential round trains on (fit's nReuse): the rule itself, and a
+ * fixed-key run where the select loss's rounds whose draws found the posterior train a third
+ * candidate on their own draws, kept or not by its score at held-out draws.
+ */
+import { describe, expect, it } from "vitest";
+import { hostKey } from "../../src/inference/host.js";
+import { thetaLogLike } from "../../src/inference/likelihood.js";
+import { SELECT_MIN_ESS, SELECT_Z } from "../../src/inference/loss-selection.js";
+import { posteriorNetwork } from "../../src/inference/posterior.js";
+import { independent, normal } from "../../src/inference/priors.js";
+import {
+  firstTrainingRound,
+  REUSE_EFFECTIVE_PER_DIM,
+  REUSE_ROWS_PER_DIM,
+  type ReuseRound,
+} from "../../src/inference/round-reuse.js";
+import { snpeIS } from "../../src/inference/snpe.js";
+
+const round = (rows: number, nEff?: number): ReuseRound => ({
+  logPrior: { length: rows },
+  ...(nEff !== undefined ? { importance: { nEff } } : {}),
+});
+
+describe("firstTrainingRound", () => {
+  const rounds = [round(320, 0.2), round(320, 12), round(320, 150)];
+
+  it("counts nbi's n_reuse back from the round training now; −1 takes every round", () => {
+    expect(firstTrainingRound(rounds, 0, 3)).toBe(2);
+    expect(firstTrainingRound(rounds, 1, 3)).toBe(1);
+    expect(firstTrainingRound(rounds, 5, 3)).toBe(0);
+    expect(firstTrainingRound(rounds, -1, 3)).toBe(0);
+    expect(firstTrainingRound(rounds.slice(0, 1), 0, 3)).toBe(0);
+  });
+
+  it('"auto": a round alone once its draws hold 3 effective samples and 100 rows per parameter', () => {
+    const d = 3;
+    const enough = REUSE_EFFECTIVE_PER_DIM * d;
+    const rows = REUSE_ROWS_PER_DIM * d;
+    expect(firstTrainingRound(rounds, "auto", d)).toBe(2);
+    // One effective draw short, one row short, or no weights at all: every round.
+    expect(firstTrainingRound([...rounds, round(rows, enough - 0.01)], "auto", d)).toBe(0);
+    expect(firstTrainingRound([...rounds, round(rows - 1, 1000)], "auto", d)).toBe(0);
+    expect(firstTrainingRound([...rounds, round(rows)], "auto", d)).toBe(0);
+    expect(firstTrainingRound([...rounds, round(rows, enough)], "auto", d)).toBe(3);
+    // Round 0 has nothing earlier to leave out.
+    expect(firstTrainingRound([round(rows, 1000)], "auto", d)).toBe(0);
+    // The rule reads the round training now only: an efficient round before it does not count.
+    expect(firstTrainingRound([round(rows, 0), round(rows, 500), round(rows, 1)], "auto", d)).toBe(
+      0,
+    );
+  });
+});
+
+/**
+ * A 3-round select fit on the 2-D toy x = θ + N(0, sd²) at xObs (0.4, −0.3): its history, and per
+ * round the trainings it ran ("<candidate> <steps per epoch>"; "one" outside a select).
+ */
+async function toyFit(nReuse: "auto" | -1, sd: number, nSims: number, seed: number) {
+  const trainings = new Map<number, Set<string>>();
+  const r = await snpeIS({
+    net: posteriorNetwork(
+      { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      [2],
+    ),
+    prior: independent([normal(0, 1), normal(0, 1)]),
+    simulator: (t: Float64Array) => [t[0]!, t[1]!],
+    xObs: Float32Array.from([0.4, -0.3]),
+    noise: sd,
+    logLike: thetaLogLike(
+      (x, t) => -(1 / (2 * sd ** 2)) * ((x[0]! - t[0]!) ** 2 + (x[1]! - t[1]!) ** 2),
+    ),
+    nSims,
+    nRounds: 3,
+    nEpochs: 6,
+    batchSize: BATCH,
+    lr: 3e-3,
+    key: hostKey(seed),
+    nReuse,
+    onStep: (round, _epoch, _step, perEpoch, candidate) => {
+      const seen = trainings.get(round) ?? new Set<string>();
+      trainings.set(round, seen.add(`${candidate ?? "one"} ${perEpoch}`));
+    },
+  });
+  // Each round holds out round(10%) of its rows; full batches of the rest make an epoch.
+  const steps = (rounds: number) =>
+    Math.floor((rounds * (nSims - Math.round(0.1 * nSims))) / BATCH);
+  return { r, trainings, steps };
+}
+const BATCH = 20;
+
+describe('nReuse "auto" in a fit', () => {
+  it("a select round whose own draws found the posterior also trains NLL on them alone, kept when it scores better at held-out draws", async () => {
+    // Posterior sd 0.1: ~1 prior draw in 40 is effective; rounds 1 and 2 found the posterior.
+    const { r, trainings, steps } = await toyFit("auto", 0.1, 400, 31);
+    expect(r.history[0]!.lossScores).toBeUndefined();
+    for (const h of r.history.slice(1)) {
+      // Each round found the posterior: a third candidate trained on its own rows.
+      expect(h.nEff!).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
+      const all = steps(h.round + 1);
+      expect([...trainings.get(h.round)!]).toEqual([`apt ${all}`, `nll ${all}`, `nll ${steps(1)}`]);
+      // The record keeps the held-out comparison, and what it chose.
+      const own = h.lossScores!.own!;
+      expect(own.ess).toBeGreaterThanOrEqual(SELECT_MIN_ESS);
+      const ownKept = own.own! - own.pooled! > SELECT_Z * own.se!;
+      expect(h.trainedFrom).toBe(ownKept ? h.round : 0);
+      if (ownKept) expect(h.loss).toBe("nll");
+    }
+    // At this key round 1 kept its own draws' candidate, round 2 the one on every round's.
+    expect(r.history.map((h) => h.trainedFrom)).toEqual([0, 1, 0]);
+    // nReuse −1: every candidate on every round's rows, as before.
+    const all = await toyFit(-1, 0.1, 400, 31);
+    expect([...all.trainings.get(2)!]).toEqual([`apt ${steps(3)}`, `nll ${steps(3)}`]);
+    expect(all.r.history.map((h) => h.trainedFrom)).toEqual([0, 0, 0]);
+  });
+
+  it("too few effective held-out draws to judge by: the third candidate is not trained", async () => {
+    // Posterior sd 0.05 and rounds of 240: the rounds find the posterior, but their 24
+    // validation rows each hold too few effective draws.
+    const { r, trainings, steps } = await toyFit("auto", 0.05, 240, 31);
+    const last = r.history[2]!;
+    expect(last.nEff!).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
+    expect(last.lossScores!.own!.ess).toBeLessThan(SELECT_MIN_ESS);
+    expect(Object.keys(last.lossScores!.own!)).toEqual(["ess"]);
+    expect([...trainings.get(2)!]).toEqual([`apt ${steps(3)}`, `nll ${steps(3)}`]);
+    expect(last.trainedFrom).toBe(0);
+  });
+});
