@@ -1277,9 +1277,8 @@ function heldOutDraws(
     });
     const theta = selectRows(r.theta, rows, d);
     const weights = selectRows(usable.weights, rows, 1);
-    const sum = weights.reduce((a, w) => a + w, 0);
-    const sumSq = weights.reduce((a, w) => a + w * w, 0);
-    const nEff = sum > 0 ? (sum * sum) / sumSq - 1 : 0;
+    // nbi's n_eff of the held-out rows' weights, as each round's is (1/Σw² − 1, normalised).
+    const nEff = kishEss(weights) - 1;
     return nEff > 0 ? [{ theta, weights, nEff }] : [];
   });
   return held.length > 0 ? combineRounds(held, d) : undefined;
