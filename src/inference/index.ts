@@ -71,9 +71,11 @@ export {
 } from "./likelihood.js";
 export {
   chooseLoss,
+  chooseOwn,
   decideLoss,
   type LossChoice,
   type LossScores,
+  type OwnScores,
   type ScoringDraws,
   SELECT_MIN_ESS,
   SELECT_Z,
@@ -124,6 +126,13 @@ export {
   proposalLogDensity,
   type RoundProposal,
 } from "./proposals.js";
+export {
+  firstTrainingRound,
+  REUSE_EFFECTIVE_PER_DIM,
+  REUSE_ROWS_PER_DIM,
+  type Reuse,
+  type ReuseRound,
+} from "./round-reuse.js";
 export { type SimulatorFn, simulate, type WorkerSimulatorSpec } from "./simulation/simulate.js";
 export {
   anpe,
