@@ -75,6 +75,7 @@ export {
   decideLoss,
   type LossChoice,
   type LossScores,
+  type OwnChoice,
   type OwnScores,
   type ScoringDraws,
   SELECT_MIN_ESS,

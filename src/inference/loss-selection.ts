@@ -75,6 +75,14 @@ export interface OwnScores {
   readonly se?: number;
 }
 
+/** `chooseOwn`'s verdict. */
+export interface OwnChoice {
+  /** True when the candidate trained on the round's own draws won. */
+  readonly own: boolean;
+  /** What decided it. */
+  readonly scores: OwnScores;
+}
+
 /** The candidate a round keeps, and the scores that chose it. */
 export interface LossChoice {
   /** The candidate kept. */
@@ -119,7 +127,7 @@ export async function chooseOwn(
   xObs: Float32Array,
   candidates: { readonly pooled: Checkpoint; readonly own: Checkpoint },
   heldOut: ScoringDraws,
-): Promise<{ readonly own: boolean; readonly scores: OwnScores }> {
+): Promise<OwnChoice> {
   const { weights, logQ } = await scoreAt(net, xObs, [candidates.pooled, candidates.own], heldOut);
   const { loss, scores } = decideLoss(weights, logQ[0]!, logQ[1]!);
   return {

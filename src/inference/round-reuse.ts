@@ -23,8 +23,16 @@ export const REUSE_ROWS_PER_DIM = 100;
 
 /** What the rule reads of a round: its rows and, with a likelihood, its importance n_eff. */
 export interface ReuseRound {
-  readonly logPrior: { readonly length: number };
-  readonly importance?: { readonly nEff: number };
+  /** log p(θ) per row: only its length (the round's rows) is read. */
+  readonly logPrior: {
+    /** The round's rows. */
+    readonly length: number;
+  };
+  /** The round's importance weights, where it has a likelihood. */
+  readonly importance?: {
+    /** nbi's effective sample size of the round's draws. */
+    readonly nEff: number;
+  };
 }
 
 /**
