@@ -1021,14 +1021,14 @@ export async function runRound(
     };
     const pooled = await trainingSet(pooledFrom);
     /** The training set of the candidate kept. */
-    let set = pooled;
+    let kept = pooled;
     // A training stopped by the signal keeps its last finished epoch in the round's folder, and
     // the next fit on the store continues from there. A "select" round trains its candidates in
     // turn; the folder holds the one that was stopped, and the others pass it by.
     const keeper = store?.training;
     const trainingPath = keeper?.where(round);
-    const trainWith = (candidate: "apt" | "nll", select: boolean, set = pooled) =>
-      trainPosterior(net, state.current.params, set.scales, set.rows, {
+    const trainWith = (candidate: "apt" | "nll", select: boolean, training = pooled) =>
+      trainPosterior(net, state.current.params, training.scales, training.rows, {
         nEpochs: config.nEpochs,
         batchSize: config.batchSize,
         lr: config.lr,
@@ -1115,7 +1115,7 @@ export async function runRound(
         );
         if (judged.own) {
           train = nllOwn;
-          set = own;
+          kept = own;
         }
         selected = {
           loss: judged.own ? "nll" : choice.loss,
@@ -1131,8 +1131,8 @@ export async function runRound(
       train = await trainWith(loss === "apt" || loss === "select" ? "apt" : "nll", false);
     }
     await keeper?.remove(round);
-    trainedFrom = set.from;
-    current = { params: train.params, scales: set.scales };
+    trainedFrom = kept.from;
+    current = { params: train.params, scales: kept.scales };
   }
   const tTrain = performance.now();
 
