@@ -226,10 +226,15 @@ async function oursAtNbiSettings(
       efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
       predictEss: post.ess,
       kl: klFromReference(reference(), draws, logQ).kl,
-      // A round that kept the candidate trained on its own simulations (nReuse "auto"): "nll·own".
+      // A round that kept the candidate trained on its own simulations (nReuse "auto"): "nll·own";
+      // one that kept it as a challenger: "·ch"; the next round's pilot chose it: "ch✓", or not: "ch✗".
       losses: fit.history
         .filter((h) => h.round > 0 && h.trained)
-        .map((h) => `${h.loss ?? "—"}${h.trainedFrom === h.round ? "·own" : ""}`),
+        .map(
+          (h) =>
+            `${h.duel ? (h.duel.winner === "challenger" ? "ch✓ " : "ch✗ ") : ""}${h.loss ?? "—"}` +
+            `${h.trainedFrom === h.round ? "·own" : ""}${h.challenger ? "·ch" : ""}`,
+        ),
     };
   } finally {
     rmSync(path, { recursive: true, force: true });

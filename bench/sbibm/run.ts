@@ -155,6 +155,8 @@ export interface Row {
   nllRounds: number[];
   /** Rounds that kept a candidate trained on their own simulations alone (nReuse "auto"). */
   ownRounds: number[];
+  /** Rounds whose pilot judged the previous round's challenger: "r✓" it drew the round, "r✗" not. */
+  duels: string[];
   /** Wall time of fit and predict, and of the C2STs. */
   fitSeconds: number;
   predictSeconds: number;
@@ -364,6 +366,9 @@ export async function runOne(
       ownRounds: fit.history
         .filter((h) => h.round > 0 && h.trainedFrom === h.round)
         .map((h) => h.round),
+      duels: fit.history.flatMap((h) =>
+        h.duel ? [`${h.round}${h.duel.winner === "challenger" ? "✓" : "✗"}`] : [],
+      ),
       fitSeconds: (t1 - t0) / 1000,
       predictSeconds: (t2 - t1) / 1000,
       c2stSeconds: (c1 - c0) / 1000,
@@ -437,7 +442,9 @@ export function markdownTable(rows: readonly Row[]): string {
           : f(r.c2stWeighted, 3),
         f(r.callsPerEss, 1),
         r.nllRounds.length > 0 ? r.nllRounds.join(",") : "—",
-        r.ownRounds.length > 0 ? r.ownRounds.join(",") : "—",
+        [r.ownRounds.join(","), r.duels.length > 0 ? `duel ${r.duels.join(",")}` : ""]
+          .filter((v) => v.length > 0)
+          .join(" · ") || "—",
         f(r.fitSeconds, 0),
         f(r.predictSeconds, 1),
       ].join(" | ")} |`,
@@ -592,7 +599,7 @@ async function main(): Promise<void> {
   const means = observationMeans(rows);
   if (means !== "") console.log(`\nMeans over observations:\n\n${means}`);
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"). sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"), and "duel r✓" / "r✗" where round r's pilot chose / did not choose the previous round's challenger (that candidate, kept when too few held-out draws could judge it). sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }

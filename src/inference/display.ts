@@ -187,15 +187,29 @@ function roundsTable(history: readonly RoundRecord[]): Table {
         ? `${r.logEvidence.toFixed(2)} ± ${finite(r.logEvidenceSe) ? r.logEvidenceSe.toFixed(2) : DASH}`
         : DASH,
       r.trained ? `${r.epochs.length}${r.stoppedEarly ? " (early stop)" : ""}` : "not trained",
-      // A round that kept the candidate trained on its own draws alone (nReuse "auto") says so.
-      r.loss
-        ? `${r.loss}${r.lossScores ? ` (select${r.round > 0 && r.trainedFrom === r.round ? ", own draws" : ""})` : ""}`
-        : DASH,
+      lossLabel(r),
       r.trained && finite(r.bestValLoss) ? `${r.bestEpoch} (${r.bestValLoss.toFixed(3)})` : DASH,
       seconds(r.seconds.simulate + r.seconds.train),
     ];
   });
   return { header, rows };
+}
+
+/**
+ * A round's loss, and how a select round chose it: its own draws' candidate kept, or kept as a
+ * challenger for the next round's pilot, and which network that pilot chose (nReuse "auto").
+ */
+function lossLabel(r: RoundRecord): string {
+  if (!r.loss) return DASH;
+  const notes = [
+    ...(r.lossScores ? ["select"] : []),
+    ...(r.round > 0 && r.trainedFrom === r.round ? ["own draws"] : []),
+    ...(r.challenger ? ["own draws' challenger kept"] : []),
+    ...(r.duel
+      ? [`pilot chose the ${r.duel.winner === "challenger" ? "challenger" : "kept surrogate"}`]
+      : []),
+  ];
+  return notes.length > 0 ? `${r.loss} (${notes.join(", ")})` : r.loss;
 }
 
 /** Each round's warnings, named by round (the engine's own warnings already are). */

@@ -107,6 +107,8 @@ export const MODEL_VERSION = 1;
 const MODEL_FILE_FORMAT: ModelFileFormat = { name: MODEL_FORMAT, version: MODEL_VERSION };
 /** The lock file a writer holds in a run's folder (see `acquireLock`). */
 export const LOCK_FILE = "nbi.lock";
+/** A round's challenger (kept for the next round's pilot to judge), beside its checkpoint. */
+const CHALLENGER_FILE = "challenger.safetensors";
 
 /** What `new NBI(options)` takes: the networks, the simulator, the priors and where the run lives. */
 export interface NbiOptions {
@@ -982,13 +984,27 @@ export class NBI {
           join(store.roundDir(round), "checkpoint.safetensors"),
           template,
         );
-        return { checkpoint, record: { ...record, bestValLoss: record.bestValLoss ?? Number.NaN } };
+        // A round that kept a challenger for the next round's pilot (snpe.ts) saved it beside.
+        const challenger = record.challenger
+          ? await loadCheckpoint(join(store.roundDir(round), CHALLENGER_FILE), template)
+          : undefined;
+        return {
+          checkpoint,
+          record: { ...record, bestValLoss: record.bestValLoss ?? Number.NaN },
+          ...(challenger ? { challenger } : {}),
+        };
       },
-      save: async (round, checkpoint, record) => {
+      save: async (round, checkpoint, record, challenger) => {
         await mkdir(store.roundDir(round), { recursive: true });
         await saveCheckpoint(join(store.roundDir(round), "checkpoint.safetensors"), checkpoint, {
           round: String(round),
         });
+        if (challenger) {
+          await saveCheckpoint(join(store.roundDir(round), CHALLENGER_FILE), challenger, {
+            round: String(round),
+            challenger: "true",
+          });
+        }
         await store.writeJson(round, "record", record); // last: a round counts as finished once this exists
       },
     };

@@ -47,6 +47,11 @@ export type ProposalPart =
       readonly kind: "surrogate";
       /** The round that trained the surrogate. */
       readonly round: number;
+      /**
+       * true: that round's challenger (its network trained on its own draws, kept for the next
+       * round's pilot to judge: snpe.ts) instead of the surrogate the round kept.
+       */
+      readonly challenger?: true;
       /** The defensive mixture the surrogate is drawn with (none: the surrogate alone). */
       readonly defensive?: Defensive;
       /** Draws are kept only where log q(θ|xObs) ≥ threshold (none: everywhere). */
@@ -141,6 +146,8 @@ export interface ProposalContext {
   readonly xObs: Float32Array;
   /** checkpoints[k]: the surrogate after round k. */
   readonly checkpoints: readonly Checkpoint[];
+  /** challengers[k]: round k's challenger, where it kept one (surrogate parts with `challenger`). */
+  readonly challengers?: readonly (Checkpoint | undefined)[];
 }
 
 /** How a sequential round's proposal is made (the fit's options). */
@@ -238,24 +245,29 @@ async function cached(
   return v;
 }
 
-function checkpointOf(ctx: ProposalContext, round: number): Checkpoint {
-  const c = ctx.checkpoints[round];
-  if (!c) throw new NbiError(`proposal: no surrogate after round ${round} to draw from`);
+function checkpointOf(ctx: ProposalContext, round: number, challenger = false): Checkpoint {
+  const c = challenger ? ctx.challengers?.[round] : ctx.checkpoints[round];
+  if (!c) {
+    throw new NbiError(
+      `proposal: no ${challenger ? "challenger" : "surrogate"} after round ${round} to draw from`,
+    );
+  }
   return c;
 }
 
-/** The surrogate after `round` (its checkpoint keys the density cache). */
-function surrogateAfter(ctx: ProposalContext, round: number): Surrogate {
-  return surrogateOf(ctx.net, checkpointOf(ctx, round));
+/** The surrogate after `round`, or its challenger (the checkpoint keys the density cache). */
+function surrogateAfter(ctx: ProposalContext, round: number, challenger = false): Surrogate {
+  return surrogateOf(ctx.net, checkpointOf(ctx, round, challenger));
 }
 
-/** log q(θ | xObs) of the surrogate after `round`, in the user's units. */
+/** log q(θ | xObs) of the surrogate after `round` (or its challenger), in the user's units. */
 export function surrogateDensity(
   ctx: ProposalContext,
   round: number,
   theta: Float64Array,
+  challenger = false,
 ): Promise<Float64Array> {
-  const c = checkpointOf(ctx, round);
+  const c = checkpointOf(ctx, round, challenger);
   return cached(c, theta, "q", () => surrogateLogProb(surrogateOf(ctx.net, c), ctx.xObs, theta));
 }
 
@@ -264,8 +276,9 @@ function defensiveDensity(
   round: number,
   theta: Float64Array,
   defensive: Defensive,
+  challenger = false,
 ): Promise<Float64Array> {
-  const c = checkpointOf(ctx, round);
+  const c = checkpointOf(ctx, round, challenger);
   return cached(c, theta, `d${defensive.alpha},${defensive.tau}`, () =>
     defensiveLogProb(surrogateOf(ctx.net, c), ctx.xObs, theta, defensive),
   );
@@ -290,14 +303,15 @@ async function partLogDensity(
         : Number.NEGATIVE_INFINITY,
     );
   }
-  const logQ = await surrogateDensity(ctx, part.round, theta);
+  const challenger = part.kind === "surrogate" && part.challenger === true;
+  const logQ = await surrogateDensity(ctx, part.round, theta, challenger);
   if (part.kind === "truncated") {
     return logPrior.map((lp, i) =>
       logQ[i]! >= part.threshold ? lp - part.logMass : Number.NEGATIVE_INFINITY,
     );
   }
   const base = part.defensive
-    ? await defensiveDensity(ctx, part.round, theta, part.defensive)
+    ? await defensiveDensity(ctx, part.round, theta, part.defensive, challenger)
     : logQ;
   const threshold = part.threshold ?? Number.NEGATIVE_INFINITY;
   return base.map((v, i) =>
@@ -339,12 +353,29 @@ export interface ProposalDraw {
   readonly acceptance: number;
   /** Drawn in adaptive stages (staged-draws.ts): its pilot, drawn from the surrogate alone. */
   readonly pilot?: PilotDraws;
+  /** Drawn in stages after a round that kept a challenger: the pilot's verdict. */
+  readonly duel?: PilotDuel;
 }
 
 /** A staged round's pilot: its draws and their n_eff (weighed against the surrogate alone). */
 export interface PilotDraws {
   readonly draws: number;
   readonly nEff: number;
+}
+
+/**
+ * A staged round whose previous round kept a challenger: the pilot split between the previous
+ * round's surrogate and its challenger, each half weighed against its own network alone, and the
+ * one with the larger n_eff drawing the rest of the round (the surrogate on a tie, or when the
+ * challenger's half holds less than one effective draw).
+ */
+export interface PilotDuel {
+  /** The half drawn from the surrogate the previous round kept. */
+  readonly kept: PilotDraws;
+  /** The half drawn from its challenger. */
+  readonly challenger: PilotDraws;
+  /** Which drew the rest of the round (and is the round's warm start). */
+  readonly winner: "kept" | "challenger";
 }
 
 /**
@@ -495,7 +526,7 @@ function drawSurrogate(
   m: number,
 ): Promise<{ theta: Float64Array; drawn: number }> {
   const d = ctx.net.nDims;
-  const surrogate = surrogateAfter(ctx, part.round);
+  const surrogate = surrogateAfter(ctx, part.round, part.challenger === true);
   return fillByRejection(
     m,
     d,

@@ -10,7 +10,11 @@
  * raw surrogate (C2ST 0.80 → 0.91), and a round whose own proposal missed the posterior (0.3%)
  * trains a worse one alone. So "auto" (the default) trains on every round, and a "select" round
  * whose own draws pass the rule below also trains NLL on them alone, a third candidate kept only
- * when it scores better at held-out draws (loss-selection.ts): the data decide.
+ * when it scores better at held-out draws (loss-selection.ts): the data decide. Where the
+ * held-out draws are too few to judge (nbi's 320-draw rounds hold 32 validation rows) and a next
+ * round is drawn in stages, the candidate is kept as a challenger, and that round's pilot judges
+ * it with fresh draws: half from each network, the larger n_eff drawing the rest of the round
+ * and starting its training (staged-draws.ts, snpe.ts).
  */
 
 /** fit's `nReuse`: earlier rounds to train on as well (0 none, −1 all), or "auto" (above). */

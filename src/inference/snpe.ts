@@ -8,8 +8,10 @@
  * the exact likelihood, w ∝ p(xObs | θ) p(θ) / q_r(θ), records n_eff, and trains the surrogate.
  *
  * Rounds pool their simulations for training; a round whose own draws found the posterior also
- * tries training on them alone and keeps what scores better (nReuse "auto"; nbi's 0 always trains
- * on the round's own, −1 on all); the importance weights make the combined result exact either way.
+ * tries training on them alone and keeps what scores better at held-out draws, or — too few of
+ * those — leaves it as a challenger for the next round's pilot to judge (nReuse "auto"; nbi's 0
+ * always trains on the round's own, −1 on all); the importance weights make the combined result
+ * exact either way.
  */
 import { NbiError } from "../errors.js";
 import type { Array } from "../trace/array.js";
@@ -50,6 +52,7 @@ import type { Prior } from "./priors.js";
 import {
   drawProposal,
   type PilotDraws,
+  type PilotDuel,
   PRIOR_PROPOSAL,
   type ProposalContext,
   type ProposalDraw,
@@ -272,6 +275,16 @@ export interface RoundRecord {
    * nEff / draws is the surrogate's own). earlyStopTrain compares these.
    */
   readonly pilot?: PilotDraws;
+  /**
+   * A round drawn after one that kept a challenger: its pilot split between the two networks, and
+   * which drew the rest of the round and started its training.
+   */
+  readonly duel?: PilotDuel;
+  /**
+   * True when the round kept a challenger: its candidate trained on its own draws, which the
+   * held-out draws were too few to judge, left for the next round's pilot to judge.
+   */
+  readonly challenger?: boolean;
   /** log evidence estimated from this round's weights. */
   readonly logEvidence?: number;
   /** Standard error of `logEvidence`. */
@@ -318,6 +331,11 @@ export interface RoundData {
   /** log p(xObs | θ) + log p(θ) per row, where the fit has a likelihood. */
   readonly logTarget?: Float64Array;
   readonly importance?: ImportanceResult;
+  /**
+   * The round's challenger: its NLL candidate trained on its own draws, which the held-out draws
+   * were too few to judge; the next round's pilot judges it (`RoundRecord.duel`).
+   */
+  readonly challenger?: Checkpoint;
 }
 
 export type { Checkpoint } from "./posterior.js";
@@ -371,8 +389,23 @@ export async function initialState(config: SnpeConfig): Promise<SnpeState> {
  * resumes: restored rounds replay their draws and weights from disk without retraining.
  */
 export interface RoundCheckpoints {
-  load(round: number): Promise<{ checkpoint: Checkpoint; record: RoundRecord } | undefined>;
-  save(round: number, checkpoint: Checkpoint, record: RoundRecord): Promise<void>;
+  load(round: number): Promise<RestoredRound | undefined>;
+  save(
+    round: number,
+    checkpoint: Checkpoint,
+    record: RoundRecord,
+    challenger?: Checkpoint,
+  ): Promise<void>;
+}
+
+/** A finished round read back from the store: its surrogate, record and challenger (if kept). */
+export interface RestoredRound {
+  /** The surrogate the round kept. */
+  checkpoint: Checkpoint;
+  /** The round's record. */
+  record: RoundRecord;
+  /** The round's challenger, where it kept one. */
+  challenger?: Checkpoint;
 }
 
 /**
@@ -395,7 +428,9 @@ export async function snpeIS(
   for (let r = state.history.length; r < config.nRounds && state.stopped === undefined; r++) {
     const restored = await checkpoints?.load(r);
     state = await runRound(state, r, config, restored);
-    if (!restored) await checkpoints?.save(r, state.current, state.history[r]!);
+    if (!restored) {
+      await checkpoints?.save(r, state.current, state.history[r]!, state.data[r]!.challenger);
+    }
     config.onRound?.(state.history[r]!);
   }
   return summarize(state, config);
@@ -472,6 +507,8 @@ export interface DrawRoundOptions {
   xObs?: Float32Array;
   /** Sequential rounds: the surrogates after each earlier round (checkpoints[r] after round r). */
   checkpoints?: readonly Checkpoint[];
+  /** Sequential rounds: the earlier rounds' challengers (challengers[r]: round r's, if kept). */
+  challengers?: readonly (Checkpoint | undefined)[];
   /** Sequential rounds: how the proposal is made (see `sequentialOptions`). */
   proposal?: ProposalOptions;
   /**
@@ -499,6 +536,8 @@ export interface RoundDraw {
    * surrogate is worth as a proposal, before the stages adapt).
    */
   pilot?: PilotDraws;
+  /** A staged round after one that kept a challenger: the pilot's verdict. */
+  duel?: PilotDuel;
 }
 
 /**
@@ -518,6 +557,7 @@ export async function drawRound(o: DrawRoundOptions): Promise<RoundDraw> {
       prior: o.prior,
       xObs: o.xObs,
       checkpoints: o.checkpoints,
+      ...(o.challengers ? { challengers: o.challengers } : {}),
     };
     const plan = planProposal(o.round, o.proposal);
     if (o.logTarget && stageable(plan)) {
@@ -695,9 +735,11 @@ async function roundDraws(
     acceptance: number;
     proposal?: RoundProposal;
     pilot?: PilotDraws;
+    duel?: PilotDuel;
   }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
   let pilot = saved?.pilot;
+  let duel = saved?.duel;
   let acceptance = saved?.acceptance ?? 1;
   let proposal: RoundProposal = saved?.proposal
     ? revivedProposal(saved.proposal)
@@ -717,6 +759,7 @@ async function roundDraws(
           ? {
               xObs: ctx!.xObs,
               checkpoints: state.checkpoints,
+              ...(ctx!.challengers ? { challengers: ctx!.challengers } : {}),
               proposal: seq.proposal,
               ...(stagedRounds(config)
                 ? {
@@ -737,11 +780,13 @@ async function roundDraws(
       acceptance = r.acceptance;
       proposal = r.proposal;
       pilot = r.pilot;
+      duel = r.duel;
       await store?.writeJson(round, "draws", {
         redrawn,
         acceptance: r.acceptance,
         proposal: proposalJson(proposal),
         ...(pilot ? { pilot } : {}),
+        ...(duel ? { duel } : {}),
       });
     }
     if (round === 0 && config.precomputed)
@@ -756,6 +801,7 @@ async function roundDraws(
     proposal,
     acceptance,
     ...(pilot ? { pilot } : {}),
+    ...(duel ? { duel } : {}),
   };
 }
 
@@ -826,7 +872,7 @@ export async function runRound(
   state: SnpeState,
   round: number,
   config: SnpeConfig,
-  restored?: { checkpoint: Checkpoint; record: RoundRecord },
+  restored?: RestoredRound,
 ): Promise<SnpeState> {
   const { net, prior, store } = config;
   const d = net.nDims;
@@ -838,9 +884,16 @@ export async function runRound(
   const roundKey = roundKeyOf(config.key, round);
   const sequential = config.xObs !== undefined && round > 0;
   const seq = sequentialOptions(config, net);
+  const challengers = state.data.map((r) => r.challenger);
   const ctx: ProposalContext | undefined =
     config.xObs !== undefined
-      ? { net, prior, xObs: config.netInput ?? config.xObs, checkpoints: state.checkpoints }
+      ? {
+          net,
+          prior,
+          xObs: config.netInput ?? config.xObs,
+          checkpoints: state.checkpoints,
+          ...(challengers.some((c) => c !== undefined) ? { challengers } : {}),
+        }
       : undefined;
   const t0 = performance.now();
 
@@ -857,7 +910,11 @@ export async function runRound(
         : runSimulations(config, round, theta, keyAt(roundKey, 1)),
     alwaysSimulate: true,
   });
-  const { theta, redrawn, proposal, pilot } = drawn.draw;
+  const { theta, redrawn, proposal, pilot, duel } = drawn.draw;
+  // The previous round's challenger won this round's pilot: training starts from it.
+  const start =
+    (duel?.winner === "challenger" ? state.data[round - 1]?.challenger : undefined) ??
+    state.current;
   const sim = drawn.simulation!;
   const counts = countStatus(sim.status);
   const nDropped = counts.nonFinite + counts.threw + counts.crashed + counts.timedOut;
@@ -944,12 +1001,14 @@ export async function runRound(
   const history = state.history;
   const nEffs = [...history.map((h) => h.nEff ?? 0), importance?.nEff ?? 0];
   let stopped: string | undefined;
-  let current = state.current;
+  let current = start;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
   /** A "select" round's choice among its candidates. */
   let selected: LossChoice | undefined;
   /** The first round whose simulations this round trained on (round-reuse.ts). */
   let trainedFrom: number | undefined;
+  /** The round's challenger for the next round's pilot (a select round's own candidate). */
+  let challenger: Checkpoint | undefined = restored?.challenger;
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   // earlyStopTrain's verdict on this round's proposal (undefined: it did not do worse).
   const fell =
@@ -1028,7 +1087,7 @@ export async function runRound(
     const keeper = store?.training;
     const trainingPath = keeper?.where(round);
     const trainWith = (candidate: "apt" | "nll", select: boolean, training = pooled) =>
-      trainPosterior(net, state.current.params, training.scales, training.rows, {
+      trainPosterior(net, start.params, training.scales, training.rows, {
         nEpochs: config.nEpochs,
         batchSize: config.batchSize,
         lr: config.lr,
@@ -1123,6 +1182,17 @@ export async function runRound(
           scores: { ...choice.scores, own: judged.scores },
         };
       } else if (heldOut) {
+        // Too few held-out draws to judge it: where a next round draws in stages from this
+        // round's surrogate, its pilot judges the candidate instead (staged-draws.ts).
+        if (
+          stagedRounds(config) &&
+          round + 1 < config.nRounds &&
+          seq.proposal.kind === "surrogate"
+        ) {
+          const own = await trainingSet(ownFrom);
+          const nllOwn = await trainWith("nll", true, own);
+          challenger = { params: nllOwn.params, scales: own.scales };
+        }
         selected = { ...choice, scores: { ...choice.scores, own: { ess: heldOutEss } } };
       }
     } else {
@@ -1169,6 +1239,8 @@ export async function runRound(
         ? { nEff: 0, kishEss: 0, efficiency: 0 }
         : {}),
     ...(pilot ? { pilot } : {}),
+    ...(duel ? { duel } : {}),
+    ...(challenger ? { challenger: true } : {}),
     ...(trainedFrom !== undefined
       ? { trainedFrom }
       : restored?.record.trainedFrom !== undefined
@@ -1187,7 +1259,7 @@ export async function runRound(
   };
   return afterRound(state, {
     current,
-    data: roundData,
+    data: challenger ? { ...roundData, challenger } : roundData,
     record,
     ...(stopped ? { stopped } : {}),
   });

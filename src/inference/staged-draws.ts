@@ -27,6 +27,7 @@ import { combineRounds, importanceWeights, type WeightedRound } from "./importan
 import {
   drawProposal,
   type PilotDraws,
+  type PilotDuel,
   type ProposalContext,
   type ProposalDraw,
   type ProposalOptions,
@@ -102,11 +103,29 @@ export function stageable(plan: RoundProposal): boolean {
   return plan.parts.length === 1 && plan.parts[0]!.part.kind === "surrogate";
 }
 
+/** The challenger's half of a duelling pilot is drawn with this child of the round's key. */
+const DUEL_KEY = 200_000;
+
+/** A surrogate network the stages draw from, and its draws kept against those tried. */
+interface SurrogateDraws {
+  readonly part: Extract<ProposalPart, { kind: "surrogate" }>;
+  accepted: number;
+  tried: number;
+}
+
+/** One stage: its size, which surrogate it drew from, and its adapted part (null: none). */
+interface Stage {
+  readonly size: number;
+  readonly surrogate: number;
+  readonly adapted: { share: number; part: ProposalPart } | null;
+}
+
 /** The round's draws in adaptive stages (see the module comment), with their log targets. */
 export async function stagedDraws(
   o: StagedDrawsOptions,
 ): Promise<ProposalDraw & { readonly logTarget: Float64Array }> {
-  const { ctx, plan, key, n, options } = o;
+  const { ctx, key, n, options } = o;
+  let plan = o.plan;
   if (!stageable(plan)) {
     failText(
       "stagedDraws",
@@ -116,35 +135,83 @@ export async function stagedDraws(
     );
   }
   const d = ctx.net.nDims;
-  const surrogate = plan.parts[0]!.part as Extract<ProposalPart, { kind: "surrogate" }>;
+  const kept = plan.parts[0]!.part as Extract<ProposalPart, { kind: "surrogate" }>;
+  const surrogates: SurrogateDraws[] = [{ part: kept, accepted: 0, tried: 0 }];
+  // A previous round that kept a challenger: the pilot is split between the two networks.
+  const duelling = !kept.challenger && ctx.challengers?.[kept.round] !== undefined;
+  if (duelling) surrogates.push({ part: { ...kept, challenger: true }, accepted: 0, tried: 0 });
   const { pilot, stages } = roundStages(n, d);
   const thetas: Float64Array[] = [];
   const targets: Float64Array[] = [];
-  // The stages so far: their sizes and adapted parts (with the surrogate's share of each).
-  const sizes: number[] = [];
-  const adapted: ({ share: number; part: ProposalPart } | null)[] = [];
-  let accepted = 0;
-  let tried = 0;
+  const drawn: Stage[] = [];
   let redrawn = 0;
+  /** The surrogate the stages draw from (the duel's winner once the pilot is drawn). */
+  let current = 0;
+  const logMassOf = (s: SurrogateDraws) => Math.log(s.accepted / s.tried);
   let stagePlan = plan;
   let batch = pilot;
   let left = n - pilot;
   let combined: RoundProposal = plan;
   let pilotDraws: PilotDraws | undefined;
-  for (let stage = 0; batch > 0; stage++) {
-    const draw = await drawProposal(ctx, stagePlan, keyAt(key, stage), batch, options);
+  let duel: PilotDuel | undefined;
+  /** One stage's draws from `stagePlan`, weighed: its n_eff against its own proposal alone. */
+  const drawStage = async (
+    stagePlan: RoundProposal,
+    which: number,
+    stageKey: Array,
+    size: number,
+    pure: boolean,
+  ) => {
+    const draw = await drawProposal(ctx, stagePlan, stageKey, size, options);
     redrawn += draw.redrawn;
-    if (stagePlan === plan) {
-      accepted += batch;
-      tried += batch + draw.redrawn;
+    if (pure) {
+      surrogates[which]!.accepted += size;
+      surrogates[which]!.tried += size + draw.redrawn;
     }
     const part = draw.proposal.parts.find((p) => p.part.kind === "adapted");
     const share = draw.proposal.parts.find((p) => p.part.kind === "surrogate")?.weight ?? 1;
-    adapted.push(part ? { share, part: part.part } : null);
-    sizes.push(batch);
+    drawn.push({ size, surrogate: which, adapted: part ? { share, part: part.part } : null });
     thetas.push(draw.theta);
-    targets.push(await o.logTarget(draw.theta));
-    combined = stagesProposal(surrogate, Math.log(accepted / tried), sizes, adapted);
+    const target = await o.logTarget(draw.theta);
+    targets.push(target);
+    return { draw, target };
+  };
+  for (let stage = 0; batch > 0; stage++) {
+    if (stage === 0 && duelling) {
+      const halves: PilotDraws[] = [];
+      for (const which of [0, 1]) {
+        const size = which === 0 ? Math.ceil(pilot / 2) : pilot - Math.ceil(pilot / 2);
+        const half: RoundProposal = { parts: [{ weight: 1, part: surrogates[which]!.part }] };
+        const stageKey = which === 0 ? keyAt(key, 0) : keyAt(key, DUEL_KEY);
+        const { draw, target } = await drawStage(half, which, stageKey, size, true);
+        const logQ = await proposalLogDensity(
+          ctx,
+          draw.proposal,
+          draw.theta,
+          ctx.prior.logProb(draw.theta),
+        );
+        const logW = target.map((t, i) => t - logQ[i]!);
+        const nEff = logW.some(Number.isFinite) ? importanceWeights(logW).nEff : 0;
+        halves.push({ draws: size, nEff });
+      }
+      const [keptHalf, challengerHalf] = halves as [PilotDraws, PilotDraws];
+      // Equal halves (or the challenger's one draw fewer): the larger n_eff is the better
+      // proposal, once it holds one effective draw (below that a pilot shows nothing).
+      current = challengerHalf.nEff > keptHalf.nEff && challengerHalf.nEff >= 1 ? 1 : 0;
+      duel = {
+        kept: keptHalf,
+        challenger: challengerHalf,
+        winner: current ? "challenger" : "kept",
+      };
+      pilotDraws = current ? challengerHalf : keptHalf;
+      plan = { parts: [{ weight: 1, part: surrogates[current]!.part }] };
+    } else {
+      await drawStage(stagePlan, current, keyAt(key, stage), batch, stagePlan === plan);
+    }
+    combined = stagesProposal(
+      surrogates.map((s) => ({ ...s.part, logMass: logMassOf(s) })),
+      drawn,
+    );
     if (left === 0) break;
     const theta = concat(thetas, Float64Array);
     const logTarget = concat(targets, Float64Array);
@@ -153,8 +220,8 @@ export async function stagedDraws(
     const valid = logW.some(Number.isFinite);
     const importance = valid ? importanceWeights(logW) : undefined;
     const efficiency = importance ? importance.nEff / (theta.length / d) : 0;
-    if (stage === 0) pilotDraws = { draws: theta.length / d, nEff: importance?.nEff ?? 0 };
-    const remaining = stages - (sizes.length - 1);
+    if (stage === 0 && !duel) pilotDraws = { draws: theta.length / d, nEff: importance?.nEff ?? 0 };
+    const remaining = stages - (drawn.length - (duel ? 2 : 1));
     batch = remaining > 1 ? Math.ceil(left / remaining) : left;
     left -= batch;
     // Fitted to earlier rounds' weighed draws too: a round holds a few hundred draws, and the
@@ -170,11 +237,12 @@ export async function stagedDraws(
             )
           : undefined) ?? { theta, logTarget, weights: importance.weights })
       : undefined;
+    const surrogate = surrogates[current]!;
     stagePlan =
       fitSet && efficiency < ADAPT_BELOW
         ? adaptedProposal(
             ctx.prior,
-            { ...surrogate, logMass: Math.log(accepted / tried) },
+            { ...surrogate.part, logMass: logMassOf(surrogate) },
             fitSet.theta,
             fitSet.weights,
             d,
@@ -183,6 +251,8 @@ export async function stagedDraws(
           )
         : plan;
   }
+  const accepted = surrogates.reduce((a, s) => a + s.accepted, 0);
+  const tried = surrogates.reduce((a, s) => a + s.tried, 0);
   return {
     theta: concat(thetas, Float64Array),
     proposal: combined,
@@ -190,31 +260,31 @@ export async function stagedDraws(
     acceptance: accepted / tried,
     logTarget: concat(targets, Float64Array),
     ...(pilotDraws ? { pilot: pilotDraws } : {}),
+    ...(duel ? { duel } : {}),
   };
 }
 
 /**
- * The stages as one mixture: the surrogate with its share of every stage (all of a surrogate
- * stage), and each adapted stage's mixture with the rest of that stage, in proportion to the
- * stages' sizes (the balance heuristic).
+ * The stages as one mixture: each surrogate network with its share of every stage that drew
+ * from it (all of a surrogate stage), and each adapted stage's mixture with the rest of that
+ * stage, in proportion to the stages' sizes (the balance heuristic).
  */
 function stagesProposal(
-  surrogate: Extract<ProposalPart, { kind: "surrogate" }>,
-  logMass: number,
-  sizes: readonly number[],
-  adapted: readonly ({ share: number; part: ProposalPart } | null)[],
+  surrogates: readonly Extract<ProposalPart, { kind: "surrogate" }>[],
+  stages: readonly Stage[],
 ): RoundProposal {
-  const total = sizes.reduce((a, b) => a + b, 0);
-  let surrogateWeight = 0;
+  const total = stages.reduce((a, s) => a + s.size, 0);
+  const surrogateWeights = surrogates.map(() => 0);
   const parts: { weight: number; part: ProposalPart }[] = [];
-  sizes.forEach((size, g) => {
-    const a = adapted[g];
+  for (const { size, surrogate, adapted: a } of stages) {
     const f = size / total;
-    if (!a) surrogateWeight += f;
+    if (!a) surrogateWeights[surrogate]! += f;
     else {
-      surrogateWeight += f * a.share;
+      surrogateWeights[surrogate]! += f * a.share;
       parts.push({ weight: f * (1 - a.share), part: a.part });
     }
-  });
-  return { parts: [{ weight: surrogateWeight, part: { ...surrogate, logMass } }, ...parts] };
+  }
+  return {
+    parts: [...surrogates.map((part, k) => ({ weight: surrogateWeights[k]!, part })), ...parts],
+  };
 }

@@ -118,6 +118,19 @@ describe("display of fit results", () => {
     expect(formatFitResult({ ...own, history: [own.history[0]!, kept] })).toMatch(
       /\n\s+1\s.*\s30\s+nll \(select, own draws\)\s+27 \(2\.345\)/,
     );
+    // A challenger kept for the next round's pilot, and the pilot's choice.
+    const challenger = { ...own.history[1]!, challenger: true };
+    expect(formatFitResult({ ...own, history: [own.history[0]!, challenger] })).toMatch(
+      /\n\s+1\s.*\s30\s+nll \(select, own draws' challenger kept\)\s+27 \(2\.345\)/,
+    );
+    const draw = { draws: 40, nEff: 3 };
+    const duel = {
+      ...own.history[1]!,
+      duel: { kept: draw, challenger: draw, winner: "challenger" as const },
+    };
+    expect(formatFitResult({ ...own, history: [own.history[0]!, duel] })).toMatch(
+      /\n\s+1\s.*\s30\s+nll \(select, pilot chose the challenger\)\s+27 \(2\.345\)/,
+    );
     expect(text).toContain("weighted posterior (all rounds):");
     expect(text).toMatch(/phi0\s+1\.000 ± 0\.100/);
     expect(text).toContain("warning: round 1: something to know");

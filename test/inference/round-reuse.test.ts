@@ -15,7 +15,8 @@ import {
   REUSE_ROWS_PER_DIM,
   type ReuseRound,
 } from "../../src/inference/round-reuse.js";
-import { snpeIS } from "../../src/inference/snpe.js";
+import { type RoundRecord, snpeIS } from "../../src/inference/snpe.js";
+import { roundStages } from "../../src/inference/staged-draws.js";
 
 const round = (rows: number, nEff?: number): ReuseRound => ({
   logPrior: { length: rows },
@@ -115,9 +116,9 @@ describe('nReuse "auto" in a fit', () => {
     expect(all.r.history.map((h) => h.trainedFrom)).toEqual([0, 0, 0]);
   });
 
-  it("too few effective held-out draws to judge by: the third candidate is not trained", async () => {
+  it("too few effective held-out draws to judge by in the last round: the third candidate is not trained", async () => {
     // Posterior sd 0.05 and rounds of 240: the rounds find the posterior, but their 24
-    // validation rows each hold too few effective draws.
+    // validation rows each hold too few effective draws (and no round follows the last).
     const { r, trainings, steps } = await toyFit("auto", 0.05, 240, 31);
     const last = r.history[2]!;
     expect(last.nEff!).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
@@ -125,5 +126,47 @@ describe('nReuse "auto" in a fit', () => {
     expect(Object.keys(last.lossScores!.own!)).toEqual(["ess"]);
     expect([...trainings.get(2)!]).toEqual([`apt ${steps(3)}`, `nll ${steps(3)}`]);
     expect(last.trainedFrom).toBe(0);
+    expect(last.challenger).toBeUndefined();
+  });
+
+  it("too few held-out draws before a round drawn in stages: the candidate is a challenger, and the next round's pilot chooses between the two networks", async () => {
+    const nSims = 300;
+    const { r, trainings, steps } = await toyFit("auto", 0.05, nSims, 5);
+    const [, first, last] = r.history as [RoundRecord, RoundRecord, RoundRecord];
+    // Round 1 found the posterior, but its held-out draws cannot judge its own candidate: it
+    // trains it (a third training, on its own rows) and keeps it as a challenger.
+    expect(first.nEff!).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
+    expect(first.lossScores!.own!.ess).toBeLessThan(SELECT_MIN_ESS);
+    expect(first.challenger).toBe(true);
+    expect(first.trainedFrom).toBe(0);
+    expect([...trainings.get(1)!]).toEqual([
+      `apt ${steps(2)}`,
+      `nll ${steps(2)}`,
+      `nll ${steps(1)}`,
+    ]);
+    // Round 2's pilot (a quarter of the round) is split between the two networks, each half
+    // weighed against its own network; the larger n_eff (at least one draw) draws the rest.
+    const duel = last.duel!;
+    expect(duel.kept.draws + duel.challenger.draws).toBe(roundStages(nSims, 2).pilot);
+    expect(Math.abs(duel.kept.draws - duel.challenger.draws)).toBeLessThanOrEqual(1);
+    const better = duel.challenger.nEff > duel.kept.nEff && duel.challenger.nEff >= 1;
+    expect(duel.winner).toBe(better ? "challenger" : "kept");
+    // At this key the challenger's half was the better proposal (2.8 against 1.4 effective draws).
+    expect(duel.winner).toBe("challenger");
+    expect(last.pilot).toEqual(duel.challenger);
+    // The round's proposal holds both networks with their exact shares: the kept surrogate its
+    // pilot half only, the challenger its half and its share of the adapted stages.
+    const parts = last.proposal!.parts;
+    const surrogates = parts.filter((p) => p.part.kind === "surrogate");
+    expect(
+      surrogates.map((p) => p.part.kind === "surrogate" && p.part.challenger === true),
+    ).toEqual([false, true]);
+    expect(surrogates[0]!.weight).toBeCloseTo(duel.kept.draws / nSims, 12);
+    expect(surrogates[1]!.weight).toBeGreaterThan(duel.challenger.draws / nSims);
+    expect(parts.reduce((a, p) => a + p.weight, 0)).toBeCloseTo(1, 12);
+    // The last round has no next round to judge a challenger.
+    expect(last.challenger).toBeUndefined();
+    // The same run's weights are finite and the result combines all three rounds.
+    expect(r.essHistory.every((e) => Number.isFinite(e))).toBe(true);
   });
 });
