@@ -71,10 +71,12 @@ describe("nbi/browser", () => {
     expect(fit.storeKind).toBe("memory");
     expect(rounds).toEqual([0, 1, 2]);
     // 20 epochs a round; a round whose "select" loss scored both candidates trains two, and a
-    // third where it also judged a candidate on the round's own draws (nReuse "auto").
+    // third where it also judged a candidate on the round's own draws, or kept it as a challenger
+    // for the next round's pilot (nReuse "auto").
     const trainings = fit.history.map(
       (h) =>
-        (h.lossScores?.nll !== undefined ? 2 : 1) + (h.lossScores?.own?.own !== undefined ? 1 : 0),
+        (h.lossScores?.nll !== undefined ? 2 : 1) +
+        (h.lossScores?.own?.own !== undefined || h.challenger ? 1 : 0),
     );
     expect(epochs).toBe(20 * trainings.reduce((a, b) => a + b, 0));
     // Later rounds draw from the surrogate: far more effective than round 0's prior draws
