@@ -17,6 +17,12 @@
  * of the same posterior (each weighed against the proposal that drew it): a round of a few hundred
  * draws adapts from them as well as from its own, and its pilot's poor weights no longer decide
  * the first adapted stage alone (nbi's sine at nbi's settings: bench/RESULTS.md).
+ *
+ * After a round that kept a challenger (snpe.ts: its own draws' candidate, which too few
+ * held-out draws could judge), the pilot is split between the kept surrogate and the
+ * challenger, each half weighed against its own network, and the half with the larger n_eff
+ * decides which network the rest of the round draws from (`PilotDuel`); both stay in the round's
+ * mixture with their shares.
  */
 import { failText } from "../errors.js";
 import type { Array } from "../trace/array.js";
