@@ -11,10 +11,11 @@
  * trains a worse one alone. So "auto" (the default) trains on every round, and a "select" round
  * whose own draws pass the rule below also trains NLL on them alone, a third candidate kept only
  * when it scores better at held-out draws (loss-selection.ts): the data decide. Where the
- * held-out draws are too few to judge (nbi's 320-draw rounds hold 32 validation rows) and a next
- * round is drawn in stages, the candidate is kept as a challenger, and that round's pilot judges
- * it with fresh draws: half from each network, the larger n_eff drawing the rest of the round
- * and starting its training (staged-draws.ts, snpe.ts).
+ * held-out draws are too few to judge (nbi's 320-draw rounds hold 32 validation rows), or its
+ * own draws too few effective ones for the rule, and a next round is drawn in stages, the
+ * candidate is kept as a challenger (`offersChallenger`), and that round's pilot judges it with
+ * fresh draws: half from each network, the larger n_eff drawing the rest of the round and
+ * starting its training (staged-draws.ts, snpe.ts).
  */
 
 /** fit's `nReuse`: earlier rounds to train on as well (0 none, −1 all), or "auto" (above). */
@@ -63,4 +64,21 @@ export function firstTrainingRound(
     (own.importance?.nEff ?? 0) >= REUSE_EFFECTIVE_PER_DIM * nDims &&
     own.logPrior.length >= REUSE_ROWS_PER_DIM * nDims;
   return onItsOwn ? last : 0;
+}
+
+/**
+ * Whether the round training now (the last of `rounds`) may offer its own draws' candidate as a
+ * challenger for the next round's pilot: any round after the first with ≥ 100 rows per parameter.
+ * Unlike `firstTrainingRound`'s rule it asks no effective draws: the pilot judges the candidate
+ * with fresh draws, so a round whose own draws barely found the posterior (nbi's sine: 1–2
+ * effective of 320) can still offer one, and a poor one costs half the pilot, not the round.
+ *
+ * @example
+ * ```ts
+ * offersChallenger(rounds, 3); // true once the round holds 300 rows
+ * ```
+ */
+export function offersChallenger(rounds: readonly ReuseRound[], nDims: number): boolean {
+  const last = rounds.length - 1;
+  return last > 0 && rounds[last]!.logPrior.length >= REUSE_ROWS_PER_DIM * nDims;
 }

@@ -64,7 +64,7 @@ import {
   type RoundProposal,
   revivedProposal,
 } from "./proposals.js";
-import { firstTrainingRound, type Reuse } from "./round-reuse.js";
+import { firstTrainingRound, offersChallenger, type Reuse } from "./round-reuse.js";
 import { type SimulatedRows, type Simulator, simulationSeeds } from "./simulation/rows.js";
 import { stageable, stagedDraws, type WeighedDraws } from "./staged-draws.js";
 import {
@@ -1141,6 +1141,20 @@ export async function runRound(
             }
           : {}),
       });
+    // A candidate that the held-out draws cannot judge: where a next round draws in stages from
+    // this round's surrogate, its pilot judges it instead (staged-draws.ts).
+    const challengerWanted =
+      reuse === "auto" &&
+      loss === "select" &&
+      stagedRounds(config) &&
+      round + 1 < config.nRounds &&
+      seq.proposal.kind === "surrogate" &&
+      offersChallenger(data, d);
+    const trainChallenger = async () => {
+      const own = await trainingSet(round);
+      const nllOwn = await trainWith("nll", true, own);
+      challenger = { params: nllOwn.params, scales: own.scales };
+    };
     const scoring = loss === "select" ? scoringDraws(data, d) : undefined;
     const scoringEssNow = scoring ? kishEss(scoring.weights) : 0;
     if (loss === "select" && ctx && scoring && scoringEssNow >= SELECT_MIN_ESS) {
@@ -1181,24 +1195,17 @@ export async function runRound(
           ...(judged.own ? { own: true } : {}),
           scores: { ...choice.scores, own: judged.scores },
         };
-      } else if (heldOut) {
-        // Too few held-out draws to judge it: where a next round draws in stages from this
-        // round's surrogate, its pilot judges the candidate instead (staged-draws.ts).
-        if (
-          stagedRounds(config) &&
-          round + 1 < config.nRounds &&
-          seq.proposal.kind === "surrogate"
-        ) {
-          const own = await trainingSet(ownFrom);
-          const nllOwn = await trainWith("nll", true, own);
-          challenger = { params: nllOwn.params, scales: own.scales };
+      } else {
+        if (challengerWanted) await trainChallenger();
+        if (heldOut) {
+          selected = { ...choice, scores: { ...choice.scores, own: { ess: heldOutEss } } };
         }
-        selected = { ...choice, scores: { ...choice.scores, own: { ess: heldOutEss } } };
       }
     } else {
       // A select round whose draws are too few to choose NLL trains APT alone.
       if (scoring) selected = { loss: "apt", scores: { ess: scoringEssNow } };
       train = await trainWith(loss === "apt" || loss === "select" ? "apt" : "nll", false);
+      if (challengerWanted) await trainChallenger();
     }
     await keeper?.remove(round);
     trainedFrom = kept.from;

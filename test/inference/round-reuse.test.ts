@@ -11,6 +11,7 @@ import { posteriorNetwork } from "../../src/inference/posterior.js";
 import { independent, normal } from "../../src/inference/priors.js";
 import {
   firstTrainingRound,
+  offersChallenger,
   REUSE_EFFECTIVE_PER_DIM,
   REUSE_ROWS_PER_DIM,
   type ReuseRound,
@@ -91,6 +92,18 @@ async function toyFit(nReuse: "auto" | -1, sd: number, nSims: number, seed: numb
 }
 const BATCH = 20;
 
+describe("offersChallenger", () => {
+  it("any round after the first with 100 rows per parameter, whatever its effective draws", () => {
+    const d = 3;
+    const rows = REUSE_ROWS_PER_DIM * d;
+    expect(offersChallenger([round(rows, 0), round(rows, 0.5)], d)).toBe(true);
+    expect(offersChallenger([round(rows, 0), round(rows)], d)).toBe(true);
+    expect(offersChallenger([round(rows, 0), round(rows - 1, 500)], d)).toBe(false);
+    // Round 0 has no earlier round to be judged against.
+    expect(offersChallenger([round(rows, 500)], d)).toBe(false);
+  });
+});
+
 describe('nReuse "auto" in a fit', () => {
   it("a select round whose own draws found the posterior also trains NLL on them alone, kept when it scores better at held-out draws", async () => {
     // Posterior sd 0.1: ~1 prior draw in 40 is effective; rounds 1 and 2 found the posterior.
@@ -129,7 +142,7 @@ describe('nReuse "auto" in a fit', () => {
     expect(last.challenger).toBeUndefined();
   });
 
-  it("too few held-out draws before a round drawn in stages: the candidate is a challenger, and the next round's pilot chooses between the two networks", async () => {
+  it("too few held-out (or own effective) draws before a round drawn in stages: the candidate is a challenger, and the next round's pilot chooses between the two networks", async () => {
     const nSims = 300;
     const { r, trainings, steps } = await toyFit("auto", 0.05, nSims, 5);
     const [, first, last] = r.history as [RoundRecord, RoundRecord, RoundRecord];
@@ -166,6 +179,14 @@ describe('nReuse "auto" in a fit', () => {
     expect(parts.reduce((a, p) => a + p.weight, 0)).toBeCloseTo(1, 12);
     // The last round has no next round to judge a challenger.
     expect(last.challenger).toBeUndefined();
+    // A round whose own draws hold too few effective ones for the reuse rule still offers one:
+    // the pilot judges it with fresh draws (here round 1's 4.6 effective draws of 240).
+    const few = await toyFit("auto", 0.05, 240, 32);
+    const offered = few.r.history[1]!;
+    expect(offered.nEff!).toBeLessThan(REUSE_EFFECTIVE_PER_DIM * 2);
+    expect(offered.challenger).toBe(true);
+    expect([...few.trainings.get(1)!]).toContain(`nll ${few.steps(1)}`);
+    expect(few.r.history[2]!.duel).toBeDefined();
     // The same run's weights are finite and the result combines all three rounds.
     expect(r.essHistory.every((e) => Number.isFinite(e))).toBe(true);
   });
