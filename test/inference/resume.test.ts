@@ -26,6 +26,26 @@ const logged = (file: string) =>
 const chunksIn = (dir: string) =>
   existsSync(dir) ? readdirSync(dir).filter((f) => /^chunk-\d+\.index\.npy$/.test(f)).length : 0;
 
+/**
+ * The line problem in-process (seed 21): its simulator logs each θ it runs into `ran` and aborts
+ * `stopAt.ctl` at the n-th simulation.
+ */
+function lineEngine(path: string, ran: string[], stopAt?: { n: number; ctl: AbortController }) {
+  const T = Array.from({ length: 8 }, (_, i) => i / 7);
+  return new NBI({
+    flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
+    featurizer: { type: "mlp", dimIn: 8, dimOut: 8, hidden: [16] },
+    simulator: (theta: Float64Array) => {
+      ran.push(`${theta[0]},${theta[1]}`);
+      if (stopAt && ran.length === stopAt.n) stopAt.ctl.abort();
+      return Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
+    },
+    priors: { a: normal(0, 1), b: uniform(-2, 2) },
+    path,
+    seed: 21,
+  });
+}
+
 describe("fit resumes after a kill", () => {
   it("re-runs no stored simulation and reproduces the uninterrupted result", async () => {
     const store = join(root, "killed");
@@ -78,55 +98,27 @@ describe("fit resumes after a kill", () => {
   }, 180_000);
 
   it("a round drawn in stages, stopped mid-round, reruns no finished stage and ends as an uninterrupted run", async () => {
-    const T = Array.from({ length: 8 }, (_, i) => i / 7);
-    const engine = (path: string, ran: string[], stopAt?: { n: number; ctl: AbortController }) =>
-      new NBI({
-        flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
-        featurizer: { type: "mlp", dimIn: 8, dimOut: 8, hidden: [16] },
-        simulator: (theta: Float64Array) => {
-          ran.push(`${theta[0]},${theta[1]}`);
-          if (stopAt && ran.length === stopAt.n) stopAt.ctl.abort();
-          return Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
-        },
-        priors: { a: normal(0, 1), b: uniform(-2, 2) },
-        path,
-        seed: 21,
-      });
     // 2 rounds of 60: round 1 is a pilot of 15 and one stage of 45 (roundStages). Stop in the stage.
     const fit = { ...resumeFit, nRounds: 2, adaptRounds: true };
     const path = join(root, "staged");
     const first: string[] = [];
     const ctl = new AbortController();
     await expect(
-      engine(path, first, { n: 60 + 15 + 10, ctl }).fit({ ...fit, signal: ctl.signal }),
+      lineEngine(path, first, { n: 60 + 15 + 10, ctl }).fit({ ...fit, signal: ctl.signal }),
     ).rejects.toThrow(/abort/i);
     const pilot = new Set(first.slice(60, 75));
     expect(pilot.size).toBe(15);
     const again: string[] = [];
-    const resumed = await engine(path, again).fit(fit);
+    const resumed = await lineEngine(path, again).fit(fit);
     expect(again.filter((t) => pilot.has(t))).toEqual([]);
     expect(again.length).toBe(45);
-    const fresh = await engine(join(root, "staged-fresh"), []).fit(fit);
+    const fresh = await lineEngine(join(root, "staged-fresh"), []).fit(fit);
     expect(Array.from(resumed.samples)).toEqual(Array.from(fresh.samples));
     expect(Array.from(resumed.weights)).toEqual(Array.from(fresh.weights));
     expect(resumed.essHistory).toEqual(fresh.essHistory);
   }, 120_000);
 
   it("a round's challenger is kept in the store: a run stopped in the next round's pilot resumes to the uninterrupted result", async () => {
-    const T = Array.from({ length: 8 }, (_, i) => i / 7);
-    const engine = (path: string, ran: string[], stopAt?: { n: number; ctl: AbortController }) =>
-      new NBI({
-        flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
-        featurizer: { type: "mlp", dimIn: 8, dimOut: 8, hidden: [16] },
-        simulator: (theta: Float64Array) => {
-          ran.push(`${theta[0]},${theta[1]}`);
-          if (stopAt && ran.length === stopAt.n) stopAt.ctl.abort();
-          return Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
-        },
-        priors: { a: normal(0, 1), b: uniform(-2, 2) },
-        path,
-        seed: 21,
-      });
     // Rounds of 240 at noise 0.05: at this seed round 1 finds the posterior but its 24 held-out
     // rows cannot judge its own draws' candidate, so it keeps it as a challenger; round 2's
     // pilot (60 draws, 30 from each network) judges it. Stop in the challenger's half.
@@ -142,14 +134,14 @@ describe("fit resumes after a kill", () => {
     const first: string[] = [];
     const ctl = new AbortController();
     await expect(
-      engine(path, first, { n: 480 + 45, ctl }).fit({ ...fit, signal: ctl.signal }),
+      lineEngine(path, first, { n: 480 + 45, ctl }).fit({ ...fit, signal: ctl.signal }),
     ).rejects.toThrow(/abort/i);
     expect(existsSync(join(path, "round-001", "challenger.safetensors"))).toBe(true);
     const earlier = new Set(first.slice(0, 480));
     const again: string[] = [];
-    const resumed = await engine(path, again).fit(fit);
+    const resumed = await lineEngine(path, again).fit(fit);
     expect(again.filter((t) => earlier.has(t))).toEqual([]);
-    const fresh = await engine(join(root, "duel-fresh"), []).fit(fit);
+    const fresh = await lineEngine(join(root, "duel-fresh"), []).fit(fit);
     expect(fresh.history[1]!.challenger).toBe(true);
     expect(fresh.history[2]!.duel).toBeDefined();
     expect(resumed.history[2]!.duel).toEqual(fresh.history[2]!.duel);
