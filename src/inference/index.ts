@@ -122,6 +122,8 @@ export {
   predictiveCheck,
 } from "./ppc.js";
 export {
+  type PilotDraws,
+  type PilotDuel,
   type ProposalContext,
   type ProposalPart,
   proposalLogDensity,
@@ -129,6 +131,7 @@ export {
 } from "./proposals.js";
 export {
   firstTrainingRound,
+  offersChallenger,
   REUSE_EFFECTIVE_PER_DIM,
   REUSE_ROWS_PER_DIM,
   type Reuse,
@@ -143,6 +146,8 @@ export {
   drawRound,
   GATED_NLL_BELOW,
   type ProposalKind,
+  type RestoredRound,
+  type RoundCheckpoints,
   type RoundDraw,
   type RoundOptions,
   type RoundRecord,

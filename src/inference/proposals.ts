@@ -359,7 +359,9 @@ export interface ProposalDraw {
 
 /** A staged round's pilot: its draws and their n_eff (weighed against the surrogate alone). */
 export interface PilotDraws {
+  /** The pilot's draws. */
   readonly draws: number;
+  /** Their n_eff, weighed against the network that drew them alone. */
   readonly nEff: number;
 }
 

@@ -389,7 +389,9 @@ export async function initialState(config: SnpeConfig): Promise<SnpeState> {
  * resumes: restored rounds replay their draws and weights from disk without retraining.
  */
 export interface RoundCheckpoints {
+  /** The finished round `round` as the store kept it (undefined: not finished). */
   load(round: number): Promise<RestoredRound | undefined>;
+  /** Keeps a finished round: its surrogate, record and challenger (if it kept one). */
   save(
     round: number,
     checkpoint: Checkpoint,
