@@ -58,7 +58,13 @@ describe("firstTrainingRound", () => {
  * A 3-round select fit on the 2-D toy x = θ + N(0, sd²) at xObs (0.4, −0.3): its history, and per
  * round the trainings it ran ("<candidate> <steps per epoch>"; "one" outside a select).
  */
-async function toyFit(nReuse: "auto" | -1, sd: number, nSims: number, seed: number) {
+async function toyFit(
+  nReuse: "auto" | -1,
+  sd: number,
+  nSims: number,
+  seed: number,
+  fAcceptMin?: number,
+) {
   const trainings = new Map<number, Set<string>>();
   const r = await snpeIS({
     net: posteriorNetwork(
@@ -80,6 +86,7 @@ async function toyFit(nReuse: "auto" | -1, sd: number, nSims: number, seed: numb
     lr: 3e-3,
     key: hostKey(seed),
     nReuse,
+    ...(fAcceptMin !== undefined ? { fAcceptMin } : {}),
     onStep: (round, _epoch, _step, perEpoch, candidate) => {
       const seen = trainings.get(round) ?? new Set<string>();
       trainings.set(round, seen.add(`${candidate ?? "one"} ${perEpoch}`));
@@ -187,6 +194,12 @@ describe('nReuse "auto" in a fit', () => {
     expect(offered.challenger).toBe(true);
     expect([...few.trainings.get(1)!]).toContain(`nll ${few.steps(1)}`);
     expect(few.r.history[2]!.duel).toBeDefined();
+    // The challenger that won the pilot is the round's start: a run stopped by fAcceptMin
+    // once round 2's draws weigh above 30% (round 1's 16.5% did not) ends on it, untrained.
+    const stopped = await toyFit("auto", 0.05, nSims, 5, 0.3);
+    expect(stopped.r.stopped).toMatch(/fAcceptMin/);
+    expect(stopped.r.history[2]!.duel!.winner).toBe("challenger");
+    expect(stopped.r.state.current).toBe(stopped.r.state.data[1]!.challenger);
     // The same run's weights are finite and the result combines all three rounds.
     expect(r.essHistory.every((e) => Number.isFinite(e))).toBe(true);
   });
