@@ -281,8 +281,9 @@ export interface RoundRecord {
    */
   readonly duel?: PilotDuel;
   /**
-   * True when the round kept a challenger: its candidate trained on its own draws, which the
-   * held-out draws were too few to judge, left for the next round's pilot to judge.
+   * True when the round kept a challenger: its candidate trained on its own draws, which its
+   * held-out draws could not judge (too few effective ones there or in the round's own draws),
+   * left for the next round's pilot to judge.
    */
   readonly challenger?: boolean;
   /** log evidence estimated from this round's weights. */
@@ -333,7 +334,7 @@ export interface RoundData {
   readonly importance?: ImportanceResult;
   /**
    * The round's challenger: its NLL candidate trained on its own draws, which the held-out draws
-   * were too few to judge; the next round's pilot judges it (`RoundRecord.duel`).
+   * could not judge; the next round's pilot judges it (`RoundRecord.duel`).
    */
   readonly challenger?: Checkpoint;
 }

@@ -18,8 +18,8 @@
  * draws adapts from them as well as from its own, and its pilot's poor weights no longer decide
  * the first adapted stage alone (nbi's sine at nbi's settings: bench/RESULTS.md).
  *
- * After a round that kept a challenger (snpe.ts: its own draws' candidate, which too few
- * held-out draws could judge), the pilot is split between the kept surrogate and the
+ * After a round that kept a challenger (snpe.ts: its own draws' candidate, which its held-out
+ * draws could not judge), the pilot is split between the kept surrogate and the
  * challenger, each half weighed against its own network, and the half with the larger n_eff
  * decides which network the rest of the round draws from (`PilotDuel`); both stay in the round's
  * mixture with their shares.
@@ -143,10 +143,10 @@ export async function stagedDraws(
   const d = ctx.net.nDims;
   const kept = plan.parts[0]!.part as Extract<ProposalPart, { kind: "surrogate" }>;
   const surrogates: SurrogateDraws[] = [{ part: kept, accepted: 0, tried: 0 }];
-  // A previous round that kept a challenger: the pilot is split between the two networks.
-  const duelling = !kept.challenger && ctx.challengers?.[kept.round] !== undefined;
-  if (duelling) surrogates.push({ part: { ...kept, challenger: true }, accepted: 0, tried: 0 });
   const { pilot, stages } = roundStages(n, d);
+  // A previous round that kept a challenger: the pilot is split between the two networks.
+  const duelling = !kept.challenger && ctx.challengers?.[kept.round] !== undefined && pilot >= 2;
+  if (duelling) surrogates.push({ part: { ...kept, challenger: true }, accepted: 0, tried: 0 });
   const thetas: Float64Array[] = [];
   const targets: Float64Array[] = [];
   const drawn: Stage[] = [];
@@ -160,7 +160,7 @@ export async function stagedDraws(
   let combined: RoundProposal = plan;
   let pilotDraws: PilotDraws | undefined;
   let duel: PilotDuel | undefined;
-  /** One stage's draws from `stagePlan`, weighed: its n_eff against its own proposal alone. */
+  /** One stage's draws from `stagePlan` and their log targets, recorded as stage `which`'s. */
   const drawStage = async (
     stagePlan: RoundProposal,
     which: number,
