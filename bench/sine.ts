@@ -227,13 +227,15 @@ async function oursAtNbiSettings(
       predictEss: post.ess,
       kl: klFromReference(reference(), draws, logQ).kl,
       // A round that kept the candidate trained on its own simulations (nReuse "auto"): "nll·own";
-      // one that kept it as a challenger: "·ch"; the next round's pilot chose it: "ch✓", or not: "ch✗".
+      // one that kept it as a challenger: "·ch"; the next round's pilot chose it: "ch✓", or not: "ch✗";
+      // a surrogate whose spread was calibrated at held-out draws: "·τ" and its base scale.
       losses: fit.history
         .filter((h) => h.round > 0 && h.trained)
         .map(
           (h) =>
             `${h.duel ? (h.duel.winner === "challenger" ? "ch✓ " : "ch✗ ") : ""}${h.loss ?? "—"}` +
-            `${h.trainedFrom === h.round ? "·own" : ""}${h.challenger ? "·ch" : ""}`,
+            `${h.trainedFrom === h.round ? "·own" : ""}${h.challenger ? "·ch" : ""}` +
+            `${h.spread?.applied ? `·τ${h.spread.tau!.toFixed(2)}` : ""}`,
         ),
     };
   } finally {

@@ -157,6 +157,8 @@ export interface Row {
   ownRounds: number[];
   /** Rounds whose pilot judged the previous round's challenger: "r✓" it drew the round, "r✗" not. */
   duels: string[];
+  /** Rounds whose kept surrogate's spread was calibrated at held-out draws: "r×τ". */
+  spreads: string[];
   /** Wall time of fit and predict, and of the C2STs. */
   fitSeconds: number;
   predictSeconds: number;
@@ -369,6 +371,9 @@ export async function runOne(
       duels: fit.history.flatMap((h) =>
         h.duel ? [`${h.round}${h.duel.winner === "challenger" ? "✓" : "✗"}`] : [],
       ),
+      spreads: fit.history.flatMap((h) =>
+        h.spread?.applied ? [`${h.round}×${h.spread.tau!.toFixed(2)}`] : [],
+      ),
       fitSeconds: (t1 - t0) / 1000,
       predictSeconds: (t2 - t1) / 1000,
       c2stSeconds: (c1 - c0) / 1000,
@@ -442,7 +447,11 @@ export function markdownTable(rows: readonly Row[]): string {
           : f(r.c2stWeighted, 3),
         f(r.callsPerEss, 1),
         r.nllRounds.length > 0 ? r.nllRounds.join(",") : "—",
-        [r.ownRounds.join(","), r.duels.length > 0 ? `duel ${r.duels.join(",")}` : ""]
+        [
+          r.ownRounds.join(","),
+          r.duels.length > 0 ? `duel ${r.duels.join(",")}` : "",
+          r.spreads.length > 0 ? `spread ${r.spreads.join(",")}` : "",
+        ]
           .filter((v) => v.length > 0)
           .join(" · ") || "—",
         f(r.fitSeconds, 0),
@@ -599,7 +608,7 @@ async function main(): Promise<void> {
   const means = observationMeans(rows);
   if (means !== "") console.log(`\nMeans over observations:\n\n${means}`);
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"), and "duel r✓" / "r✗" where round r's pilot chose / did not choose the previous round's challenger (that candidate, kept when its held-out draws could not judge it). sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"), and "duel r✓" / "r✗" where round r's pilot chose / did not choose the previous round's challenger (that candidate, kept when its held-out draws could not judge it); "spread r×τ": round r's surrogate kept the base scale τ fitted at its held-out draws. sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }

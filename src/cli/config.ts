@@ -26,7 +26,7 @@
  *   A correlated block is { "type": "multivariateNormal", "mean": [...], "cov": [[...], ...] }.
  * - flow: nbi's flow hyperparameters; nDims defaults to the priors' dimension.
  * - fit: nSims (required), nRounds, nEpochs, batchSize, lr, minLr, fVal, nReuse,
- *   earlyStopPatience, emaHalfLife, earlyStopTrain, neffStop, fAcceptMin, noise (Gaussian
+ *   earlyStopPatience, emaHalfLife, earlyStopTrain, calibrateSpread, neffStop, fAcceptMin, noise (Gaussian
  *   sigmas: one number or one per data value; also the likelihood of the importance weights and
  *   predict's default xErr;
  *   or light curves with gaps and per-point error bars, { "missing": [lo, hi], "sigma": [lo, hi] },
@@ -92,6 +92,7 @@ export interface FitSection {
   earlyStopPatience?: number;
   emaHalfLife?: number;
   earlyStopTrain?: boolean;
+  calibrateSpread?: boolean;
   neffStop?: number;
   fAcceptMin?: number;
   noise?: Noise;

@@ -17,6 +17,8 @@ const SCALE_KEYS = ["xMean", "xStd", "thetaMean", "thetaStd"] as const;
 const BOUND_KEYS = ["thetaLower", "thetaUpper"] as const;
 /** Present (= 1) when the support's map is the probit (see unbounded.ts). */
 const PROBIT_KEY = "scales.probit";
+/** The calibrated scale of the flow's base noise (absent: 1; see spread.ts). */
+const BASE_SCALE_KEY = "scales.baseScale";
 
 /** The leaves of a parameter tree as named float32 tensors (read back from any backend). */
 export async function paramsToTensors(params: PosteriorParams): Promise<Record<string, Tensor>> {
@@ -75,6 +77,9 @@ export function scalesToTensors(scales: Scales): Record<string, Tensor> {
   // The bounded map as a flag tensor (absent: the logit of checkpoints saved before the probit).
   if (scales.boundedMap === "probit")
     out[PROBIT_KEY] = { dtype: "F64", shape: [1], data: Float64Array.of(1) };
+  // A calibrated base scale (absent: 1, as in checkpoints saved before it existed).
+  if (scales.baseScale !== undefined && scales.baseScale !== 1)
+    out[BASE_SCALE_KEY] = { dtype: "F64", shape: [1], data: Float64Array.of(scales.baseScale) };
   return out;
 }
 
@@ -85,6 +90,11 @@ export function tensorsToScales(tensors: Record<string, Tensor>, source: string)
     return Float64Array.from(t.data as ArrayLike<number>);
   };
   const bounded = tensors["scales.thetaLower"] && tensors["scales.thetaUpper"];
+  const baseScale = tensors[BASE_SCALE_KEY]?.data[0];
+  if (baseScale !== undefined && !(Number(baseScale) > 0 && Number.isFinite(Number(baseScale))))
+    throw new NbiError(
+      `load: ${source} tensor ${BASE_SCALE_KEY} expected a finite positive base scale, got ${baseScale}`,
+    );
   return {
     xMean: get("xMean"),
     xStd: get("xStd"),
@@ -92,6 +102,7 @@ export function tensorsToScales(tensors: Record<string, Tensor>, source: string)
     thetaStd: get("thetaStd"),
     ...(bounded ? { thetaLower: get("thetaLower"), thetaUpper: get("thetaUpper") } : {}),
     ...(bounded && tensors[PROBIT_KEY]?.data[0] === 1 ? { boundedMap: "probit" as const } : {}),
+    ...(baseScale !== undefined ? { baseScale: Number(baseScale) } : {}),
   };
 }
 

@@ -197,7 +197,8 @@ function roundsTable(history: readonly RoundRecord[]): Table {
 
 /**
  * A round's loss, and how a select round chose it: its own draws' candidate kept, or kept as a
- * challenger for the next round's pilot, and which network that pilot chose (nReuse "auto").
+ * challenger for the next round's pilot, and which network that pilot chose (nReuse "auto");
+ * and the surrogate's spread where held-out draws calibrated it (spread.ts).
  */
 function lossLabel(r: RoundRecord): string {
   if (!r.loss) return DASH;
@@ -208,6 +209,7 @@ function lossLabel(r: RoundRecord): string {
     ...(r.duel
       ? [`pilot chose the ${r.duel.winner === "challenger" ? "challenger" : "kept surrogate"}`]
       : []),
+    ...(r.spread?.applied ? [`spread ×${r.spread.tau!.toFixed(2)}`] : []),
   ];
   return notes.length > 0 ? `${r.loss} (${notes.join(", ")})` : r.loss;
 }

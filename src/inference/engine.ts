@@ -857,6 +857,7 @@ export class NBI {
         "fVal",
         "nReuse",
         "earlyStopPatience",
+        "calibrateSpread",
         "emaHalfLife",
         "earlyStopTrain",
         "neffStop",
@@ -1951,6 +1952,7 @@ const FIT_KEYS: Record<keyof FitOptions, true> = {
   fVal: true,
   nReuse: true,
   earlyStopPatience: true,
+  calibrateSpread: true,
   emaHalfLife: true,
   earlyStopTrain: true,
   defensive: true,
@@ -2127,6 +2129,8 @@ async function runFingerprint(
       nReuse: o.nReuse ?? "auto",
       earlyStopPatience: o.earlyStopPatience ?? null,
       emaHalfLife: o.emaHalfLife ?? EMA_HALF_LIFE,
+      // Only when off: a store fingerprinted before the calibration existed still resumes.
+      ...(o.calibrateSpread === false ? { calibrateSpread: false } : {}),
       sequential: JSON.parse(JSON.stringify(seq)) as unknown,
     },
   };

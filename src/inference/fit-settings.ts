@@ -97,6 +97,7 @@ export const FIT_SETTING_RULES = {
   neffStop: finite,
   fAcceptMin: finite,
   earlyStopTrain: { expected: "true or false", ok: (v) => typeof v === "boolean" },
+  calibrateSpread: { expected: "true or false", ok: (v) => typeof v === "boolean" },
   adaptRounds: { expected: "true or false", ok: (v) => typeof v === "boolean" },
   loss: oneOf(SEQUENTIAL_LOSSES),
   proposal: oneOf(PROPOSAL_KINDS),

@@ -109,6 +109,7 @@ export {
   type Scales,
   type Surrogate,
   surrogateContexts,
+  surrogateLatent,
   surrogateLogProb,
   surrogateOf,
   surrogateSample,
@@ -162,6 +163,7 @@ export {
   sequentialOptions,
   snpeIS,
 } from "./snpe.js";
+export { calibrateSpread, type SpreadFit } from "./spread.js";
 export { openStore, type SimulationStore } from "./store.js";
 export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";
 export {

@@ -62,6 +62,12 @@ export interface Scales extends SupportBounds {
   readonly thetaMean: Float64Array;
   /** Standard deviation of each parameter. */
   readonly thetaStd: Float64Array;
+  /**
+   * The scale τ of the flow's standard-normal base noise (absent: 1): the surrogate's spread
+   * calibrated at held-out weighted draws after its training (spread.ts). The network draws
+   * f(τ·z) and its density is the flow's with that base; training never sees it.
+   */
+  readonly baseScale?: number;
 }
 
 /** The surrogate q(θ | x): a featurizer feeding a conditional flow, and the shapes it expects. */
@@ -414,6 +420,7 @@ export async function surrogateLogProb(
   const size = observationSize(net);
   const shared = xObs.length === size;
   const fns = compiled(net);
+  const tau = scales.baseScale ?? 1;
   const sharedCtx = shared ? fns.context(params, standardiseX(net, scales, xObs)) : undefined;
   const out = new Float64Array(n);
   for (let start = 0; start < n; start += CHUNK) {
@@ -425,15 +432,38 @@ export async function surrogateLogProb(
           params,
           standardiseX(net, scales, xObs.subarray(start * size, (start + m) * size)),
         );
-    const lp = await fns
-      .flowLogProb(params, ctx, np.reshape(np.array(ts, { dtype: "float32" }), [m, d]))
-      .data();
+    const tsArr = np.reshape(np.array(ts, { dtype: "float32" }), [m, d]);
+    const lp =
+      tau === 1
+        ? await fns.flowLogProb(params, ctx, tsArr).data()
+        : await scaledBaseLogProb(fns, params, ctx, tsArr, tau, d);
     for (let i = 0; i < m; i++) {
       const v = lp[i]! + logJac[i]!;
       out[start + i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
     }
   }
   return outsideExactMap(scales, theta, d, out);
+}
+
+/** log q in standardised θ for a base of scale τ: log N(u; 0, τ²I) + log |det ∂u/∂θs|. */
+async function scaledBaseLogProb(
+  fns: Compiled,
+  params: PosteriorParams,
+  ctx: Array,
+  ts: Array,
+  tau: number,
+  d: number,
+): Promise<Float64Array> {
+  const [u2, ld] = fns.latent(params, ctx, ts);
+  const [sq, logDet] = [await u2.data(), await ld.data()];
+  const out = new Float64Array(sq.length);
+  for (let i = 0; i < out.length; i++) out[i] = scaledNormalLogPdf(sq[i]!, tau, d) + logDet[i]!;
+  return out;
+}
+
+/** log N(u; 0, τ²I) in d dimensions from Σu². */
+function scaledNormalLogPdf(sq: number, tau: number, d: number): number {
+  return (-0.5 * sq) / (tau * tau) - d * Math.log(tau) - 0.5 * d * Math.log(2 * Math.PI);
 }
 
 /** −∞ at rows the support's map cannot take exactly (see `mapsExactly`): the flow's density there is not the one evaluated. */
@@ -483,10 +513,12 @@ export async function surrogateSample(
     );
     const ctx = np.reshape(np.take(ctxAll, obs, 0), [rows, F]);
     const k = deviceKey(random.splitAt(key, chunkIndex + 1, chunkIndex));
-    out.set(
-      destandardiseTheta(scales, await fns.sample(params, k, rows, ctx).data(), d),
-      start * d,
-    );
+    const tau = scales.baseScale ?? 1;
+    const drawn =
+      tau === 1
+        ? fns.sample(params, k, rows, ctx)
+        : fns.sampleScaled(params, k, rows, ctx, np.array(tau, { dtype: "float32" }));
+    out.set(destandardiseTheta(scales, await drawn.data(), d), start * d);
   }
   return out;
 }
@@ -577,7 +609,7 @@ export async function proposalSample(
         deviceKey(k2!),
         nBroad,
         c,
-        np.array(defensive.tau, { dtype: "float32" }),
+        np.array(defensive.tau * (scales.baseScale ?? 1), { dtype: "float32" }),
       )
       .data();
     out.set(destandardiseTheta(scales, s, d), (n - nBroad) * d);
@@ -626,14 +658,50 @@ export async function defensiveLogProb(
   );
   const [sq, logDet] = [await u2.data(), await ld.data()];
   const { alpha, tau } = defensive;
+  // The calibrated base scale (1 for most surrogates) widens both components alike.
+  const base = scales.baseScale ?? 1;
+  const broad = base * tau;
   const half = 0.5 * d * Math.log(2 * Math.PI);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const a = Math.log1p(-alpha) - 0.5 * sq[i]! - half;
-    const b = Math.log(alpha) - (0.5 * sq[i]!) / (tau * tau) - d * Math.log(tau) - half;
+    const a = Math.log1p(-alpha) - (0.5 * sq[i]!) / (base * base) - d * Math.log(base) - half;
+    const b = Math.log(alpha) - (0.5 * sq[i]!) / (broad * broad) - d * Math.log(broad) - half;
     const m = Math.max(a, b);
     const v = m + Math.log(Math.exp(a - m) + Math.exp(b - m)) + logDet[i]! + logJac[i]!;
     out[i] = Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   }
   return outsideExactMap(scales, theta, d, out);
+}
+
+/**
+ * The base point of each row of θ under the surrogate, for calibrating its spread (spread.ts):
+ * Σu² of u = f⁻¹(θs) and log |det ∂u/∂θ| in the user's units (the flow's and the
+ * standardisation's), whatever the checkpoint's base scale. Needs a normal-base flow.
+ *
+ * @example
+ * ```ts
+ * const { sq, logDet } = await inference.surrogateLatent(surrogate, xObs, theta); // one each per row
+ * ```
+ */
+export async function surrogateLatent(
+  surrogate: Surrogate,
+  xObs: Float32Array | Float64Array,
+  theta: Float64Array,
+): Promise<{ sq: Float64Array; logDet: Float64Array }> {
+  const { net, params, scales } = surrogate;
+  const d = net.nDims;
+  const n = theta.length / d;
+  const fns = compiled(net);
+  const ctx = fns.context(params, standardiseX(net, scales, xObs));
+  const { ts, logJac } = standardiseTheta(scales, theta, d);
+  const [u2, ld] = fns.latent(
+    params,
+    np.broadcastTo(ctx, [n, ctx.shape[1]!]),
+    np.reshape(np.array(ts, { dtype: "float32" }), [n, d]),
+  );
+  const sq = Float64Array.from(await u2.data());
+  const flowLd = await ld.data();
+  const logDet = new Float64Array(n);
+  for (let i = 0; i < n; i++) logDet[i] = flowLd[i]! + logJac[i]!;
+  return { sq, logDet };
 }

@@ -66,6 +66,7 @@ import {
 } from "./proposals.js";
 import { firstTrainingRound, offersChallenger, type Reuse } from "./round-reuse.js";
 import { type SimulatedRows, type Simulator, simulationSeeds } from "./simulation/rows.js";
+import { calibrateSpread, type SpreadFit } from "./spread.js";
 import { stageable, stagedDraws, type WeighedDraws } from "./staged-draws.js";
 import {
   restoreStaged,
@@ -106,6 +107,13 @@ export interface RoundOptions {
   nReuse?: Reuse;
   /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
+  /**
+   * Calibrate each trained round's surrogate spread at held-out weighted draws (default true with
+   * an observation and a likelihood, for flows with a normal base): the base noise's scale that
+   * fits the draws best, kept when it wins there by the loss rule's margin (spread.ts). false:
+   * the surrogate as trained (nbi).
+   */
+  calibrateSpread?: boolean;
   /**
    * Half-life in epochs of the parameters' moving average that validation scores and a round
    * keeps (default 2; 0: the raw parameters, as nbi). See `TrainOptions.emaHalfLife`.
@@ -286,6 +294,13 @@ export interface RoundRecord {
    * left for the next round's pilot to judge.
    */
   readonly challenger?: boolean;
+  /**
+   * The calibration of the kept surrogate's spread at held-out weighted draws (spread.ts; absent
+   * where the round did not train or had no weighted draws).
+   */
+  readonly spread?: SpreadFit;
+  /** The same for the round's challenger. */
+  readonly challengerSpread?: SpreadFit;
   /** log evidence estimated from this round's weights. */
   readonly logEvidence?: number;
   /** Standard error of `logEvidence`. */
@@ -1012,6 +1027,9 @@ export async function runRound(
   let trainedFrom: number | undefined;
   /** The round's challenger for the next round's pilot (a select round's own candidate). */
   let challenger: Checkpoint | undefined = restored?.challenger;
+  /** The calibration of the kept network's spread, and of the challenger's (spread.ts). */
+  let spread: SpreadFit | undefined;
+  let challengerSpread: SpreadFit | undefined;
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   // earlyStopTrain's verdict on this round's proposal (undefined: it did not do worse).
   const fell =
@@ -1213,6 +1231,23 @@ export async function runRound(
     await keeper?.remove(round);
     trainedFrom = kept.from;
     current = { params: train.params, scales: kept.scales };
+    // The spread of each network kept, fitted at weighted draws it did not train on.
+    if (ctx && importance && config.calibrateSpread !== false && net.normalBase) {
+      const calibrate = async (checkpoint: Checkpoint, from: number) => {
+        const heldOut = heldOutDraws(data, d, from);
+        return heldOut
+          ? calibrateSpread(net, ctx.xObs, checkpoint, heldOut)
+          : { checkpoint, fit: undefined };
+      };
+      const mine = await calibrate(current, kept.from);
+      current = mine.checkpoint;
+      spread = mine.fit;
+      if (challenger) {
+        const theirs = await calibrate(challenger, round);
+        challenger = theirs.checkpoint;
+        challengerSpread = theirs.fit;
+      }
+    }
   }
   const tTrain = performance.now();
 
@@ -1251,6 +1286,12 @@ export async function runRound(
     ...(pilot ? { pilot } : {}),
     ...(duel ? { duel } : {}),
     ...(challenger ? { challenger: true } : {}),
+    ...(spread ? { spread } : restored?.record.spread ? { spread: restored.record.spread } : {}),
+    ...(challengerSpread
+      ? { challengerSpread }
+      : restored?.record.challengerSpread
+        ? { challengerSpread: restored.record.challengerSpread }
+        : {}),
     ...(trainedFrom !== undefined
       ? { trainedFrom }
       : restored?.record.trainedFrom !== undefined
@@ -1342,20 +1383,22 @@ function scoringDraws(
 }
 
 /**
- * The scoring draws no candidate trained on: every round's validation rows, each round's weights
- * restricted to them and counting for the n_eff they hold there (combined as in `scoringDraws`),
- * or undefined when none hold any.
+ * The scoring draws that a network trained on rounds from…last did not train on: those rounds'
+ * validation rows and every row of the rounds before `from` (default 0: the validation rows
+ * alone, which no candidate trained on), each round's weights restricted to them and counting
+ * for the n_eff they hold there (combined as in `scoringDraws`), or undefined when none hold any.
  */
 function heldOutDraws(
   data: readonly RoundData[],
   d: number,
+  from = 0,
 ): { theta: Float64Array; weights: Float64Array } | undefined {
-  const held = data.flatMap((r): WeightedRound[] => {
+  const held = data.flatMap((r, round): WeightedRound[] => {
     const usable = usableWeights(r);
     if (!usable) return [];
     const rows: number[] = [];
     r.valMask.forEach((v, i) => {
-      if (v === 1) rows.push(i);
+      if (v === 1 || round < from) rows.push(i);
     });
     const theta = selectRows(r.theta, rows, d);
     const weights = selectRows(usable.weights, rows, 1);

@@ -131,6 +131,16 @@ describe("display of fit results", () => {
     expect(formatFitResult({ ...own, history: [own.history[0]!, duel] })).toMatch(
       /\n\s+1\s.*\s30\s+nll \(select, pilot chose the challenger\)\s+27 \(2\.345\)/,
     );
+    // A spread calibrated at held-out draws; one fitted and not kept says nothing.
+    const spread = { ess: 20, tau: 1.304, se: 0.2, gain: 0.25, applied: true };
+    const widened = { ...own.history[1]!, spread };
+    expect(formatFitResult({ ...own, history: [own.history[0]!, widened] })).toMatch(
+      /\n\s+1\s.*\s30\s+nll \(select, spread ×1\.30\)\s+27 \(2\.345\)/,
+    );
+    const notKept = { ...own.history[1]!, spread: { ...spread, applied: false } };
+    expect(formatFitResult({ ...own, history: [own.history[0]!, notKept] })).toMatch(
+      /\n\s+1\s.*\s30\s+nll \(select\)\s+27 \(2\.345\)/,
+    );
     expect(text).toContain("weighted posterior (all rounds):");
     expect(text).toMatch(/phi0\s+1\.000 ± 0\.100/);
     expect(text).toContain("warning: round 1: something to know");
