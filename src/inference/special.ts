@@ -211,3 +211,58 @@ export function logGamma(x: number): number {
   const t = z + 7.5;
   return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(sum);
 }
+
+/**
+ * The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a): the series for P
+ * below x < a + 1 (where it converges fast), the continued fraction for Q above it.
+ */
+export function gammaQ(a: number, x: number): number {
+  if (!(a > 0) || !(x >= 0)) return Number.NaN;
+  if (x === 0) return 1;
+  const logPrefix = a * Math.log(x) - x - logGamma(a);
+  if (x < a + 1) {
+    let term = 1 / a;
+    let sum = term;
+    for (let n = 1; n < 1000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-16) break;
+    }
+    return Math.max(0, 1 - sum * Math.exp(logPrefix));
+  }
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return Math.min(1, Math.exp(logPrefix) * h);
+}
+
+/** P(χ²_k ≤ x): the chi-square distribution function with k degrees of freedom. */
+export function chiSquareCdf(x: number, k: number): number {
+  return 1 - gammaQ(k / 2, x / 2);
+}
+
+/** The p-quantile of χ²_k (p in (0, 1)), by bisection on the distribution function. */
+export function chiSquareQuantile(p: number, k: number): number {
+  let lo = 0;
+  let hi = k + 20 * Math.sqrt(2 * k) + 50;
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    const mid = 0.5 * (lo + hi);
+    if (chiSquareCdf(mid, k) < p) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}

@@ -31,7 +31,8 @@ import {
 } from "../../src/inference/posterior.js";
 import { independent, normal } from "../../src/inference/priors.js";
 import { snpeIS } from "../../src/inference/snpe.js";
-import { calibrateSpread } from "../../src/inference/spread.js";
+import { chiSquareCdf, chiSquareQuantile } from "../../src/inference/special.js";
+import { calibrateSpread, huberScale, SPREAD_CAP_QUANTILE } from "../../src/inference/spread.js";
 
 const d = 2;
 const prior = independent([normal(0.5, 2), normal(-1, 1.5)]);
@@ -113,6 +114,33 @@ describe("a base scale τ", () => {
   });
 });
 
+describe("Huber's scale of the base points", () => {
+  it("reads τ² from normal base points, and one heavy weight far out barely moves it", () => {
+    expect(chiSquareQuantile(0.99, 3)).toBeCloseTo(11.3449, 4);
+    expect(chiSquareCdf(chiSquareQuantile(SPREAD_CAP_QUANTILE, 5), 5)).toBeCloseTo(0.99, 10);
+    expect(chiSquareCdf(2, 2)).toBeCloseTo(1 - Math.exp(-1), 12);
+    // |u|² of 20,000 normal points of scale 1.3 in 3 dimensions, equal weights.
+    const n = 20_000;
+    const z = normal(0, 1.3).sample(hostKey(11), 3 * n);
+    const sq = Float64Array.from(
+      { length: n },
+      (_, i) => z[3 * i]! ** 2 + z[3 * i + 1]! ** 2 + z[3 * i + 2]! ** 2,
+    );
+    const w = new Float64Array(n).fill(1 / n);
+    const { tau2, se } = huberScale(w, sq, 3);
+    expect(Math.abs(tau2 - 1.69)).toBeLessThan(3 * se);
+    expect(se).toBeLessThan(0.03);
+    // 2% of the weight on a point at |u|² = 110: the plain mean moves by 0.7, Huber's by ≤ 0.15.
+    const heavy = Float64Array.from(w, (v) => v * 0.98);
+    heavy[0] = 0.02 + heavy[0]!;
+    const far = Float64Array.from(sq);
+    far[0] = 110;
+    const plainMean = far.reduce((s, v, i) => s + heavy[i]! * v, 0) / 3;
+    expect(plainMean - 1.69).toBeGreaterThan(0.6);
+    expect(Math.abs(huberScale(heavy, far, 3).tau2 - tau2)).toBeLessThan(0.15);
+  });
+});
+
 describe("calibrateSpread", () => {
   it("fits τ² = Σ w̄ |u|² / d at the weighted draws and keeps it when it wins by SELECT_Z standard errors", async () => {
     const plain = await surrogate();
@@ -124,7 +152,7 @@ describe("calibrateSpread", () => {
     const start = { params, scales: { ...plain.scales, baseScale: 0.5 } };
     const { checkpoint, fit } = await calibrateSpread(net, xObs, start, { theta, weights });
     const { sq } = await surrogateLatent(plain, xObs, theta);
-    expect(fit.tau!).toBeCloseTo(Math.sqrt(mean(sq) / d), 6);
+    expect(fit.tau! ** 2).toBeCloseTo(huberScale(weights, sq, d).tau2, 9);
     expect(fit.tau!).toBeGreaterThan(1.45);
     expect(fit.tau!).toBeLessThan(1.55);
     expect(fit.tau! ** 2 - 1).toBeGreaterThan(SELECT_Z * fit.se!);

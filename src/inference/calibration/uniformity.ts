@@ -3,50 +3,14 @@
  * posterior makes SBC ranks, HPD credibility levels and TARP fractions uniform on [0, 1].
  *
  * - Pearson's χ² on binned counts, its p-value from the regularized upper incomplete gamma
- *   function Q(k/2, χ²/2) (series and Lentz continued fraction, Numerical Recipes §6.2);
+ *   function Q(k/2, χ²/2) (special.ts: series and Lentz continued fraction);
  * - the one-sample Kolmogorov–Smirnov statistic against U(0, 1), its p-value from Kolmogorov's
  *   limiting distribution with Stephens' (1970) small-sample correction of the argument.
  */
 import { failText } from "../../errors.js";
-import { erfc, logGamma } from "../special.js";
+import { erfc, gammaQ } from "../special.js";
 
-/**
- * The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a): the series for P
- * below x < a + 1 (where it converges fast), the continued fraction for Q above it.
- */
-export function gammaQ(a: number, x: number): number {
-  if (!(a > 0) || !(x >= 0)) return Number.NaN;
-  if (x === 0) return 1;
-  const logPrefix = a * Math.log(x) - x - logGamma(a);
-  if (x < a + 1) {
-    let term = 1 / a;
-    let sum = term;
-    for (let n = 1; n < 1000; n++) {
-      term *= x / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-16) break;
-    }
-    return Math.max(0, 1 - sum * Math.exp(logPrefix));
-  }
-  const tiny = 1e-300;
-  let b = x + 1 - a;
-  let c = 1 / tiny;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i < 1000; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < tiny) d = tiny;
-    c = b + an / c;
-    if (Math.abs(c) < tiny) c = tiny;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  return Math.min(1, Math.exp(logPrefix) * h);
-}
+export { gammaQ };
 
 /** P(χ²_dof ≥ x): the p-value of a χ² statistic with `dof` degrees of freedom. */
 export function chiSquarePValue(x: number, dof: number): number {
