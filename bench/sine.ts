@@ -68,6 +68,9 @@ const { values } = parseArgs({
     // fit's emaHalfLife for every row of ours (unset: the library's default; 0: nbi's raw
     // parameters).
     "ema-half-life": { type: "string" },
+    // fit's calibrateSpread for every row of ours (unset: the library's default, on; "false":
+    // the surrogate as trained).
+    "calibrate-spread": { type: "string" },
     // Our featurizer at nbi's settings: nbi's ResNet-GRU, or "mlp" (the demo's), a diagnostic
     // (nbi's peer keeps its ResNet-GRU).
     "nbi-featurizer": { type: "string", default: "resnet-gru" },
@@ -76,8 +79,14 @@ const { values } = parseArgs({
   },
 });
 
-const averaging =
-  values["ema-half-life"] !== undefined ? { emaHalfLife: Number(values["ema-half-life"]) } : {};
+const averaging = {
+  ...(values["ema-half-life"] !== undefined
+    ? { emaHalfLife: Number(values["ema-half-life"]) }
+    : {}),
+  ...(values["calibrate-spread"] !== undefined
+    ? { calibrateSpread: values["calibrate-spread"] !== "false" }
+    : {}),
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function runOnce(
@@ -126,7 +135,18 @@ async function runOnce(
     const ref = referenceFor(`demo seed ${seed}`, xObs);
     const draws = ref.draw(10_000, 11);
     const kl = klFromReference(ref, draws, await engine.logProb(xObs, draws.theta)).kl;
-    return { fitS, predictS, efficiency: fit.history.at(-1)!.efficiency!, ess: post.ess, kl };
+    const spread = fit.history.flatMap((h) =>
+      h.spread?.applied ? [`r${h.round}×${h.spread.tau!.toFixed(2)}`] : [],
+    );
+    return {
+      fitS,
+      predictS,
+      efficiency: fit.history.at(-1)!.efficiency!,
+      ess: post.ess,
+      kl,
+      seed,
+      spread,
+    };
   } finally {
     rmSync(path, { recursive: true, force: true });
   }
@@ -375,5 +395,12 @@ for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
           .toFixed(2)
           .padStart(8)}`,
     );
+    // Each seed's figures, and the rounds whose surrogate's spread was calibrated.
+    if (runs.length > 1)
+      for (const r of runs)
+        console.log(
+          `  seed ${r.seed}: final eff ${(100 * r.efficiency).toFixed(1)}%, n_eff ${r.ess.toFixed(0)}, KL ${r.kl.toFixed(2)}` +
+            `${r.spread.length > 0 ? `, spread ${r.spread.join(" ")}` : ""}`,
+        );
   }
 }

@@ -108,10 +108,11 @@ export interface RoundOptions {
   /** Stop a round's training after this many epochs without a better validation loss (default: never). */
   earlyStopPatience?: number;
   /**
-   * Calibrate each trained round's surrogate spread at held-out weighted draws (default true with
-   * an observation and a likelihood, for flows with a normal base): the base noise's scale that
-   * fits the draws best, kept when it wins there by the loss rule's margin (spread.ts). false:
-   * the surrogate as trained (nbi).
+   * Calibrate the spread of a round's NLL surrogate trained on later rounds' draws alone (its
+   * own, as nbi's n_reuse = 0 trains every round, or a select round's own-draws candidate) at
+   * held-out weighted draws (default true with an observation and a likelihood, for flows with
+   * a normal base): the base noise's scale those draws ask for, kept when it exceeds 1 by two
+   * standard errors (spread.ts). false: the surrogate as trained (nbi).
    */
   calibrateSpread?: boolean;
   /**
@@ -296,7 +297,7 @@ export interface RoundRecord {
   readonly challenger?: boolean;
   /**
    * The calibration of the kept surrogate's spread at held-out weighted draws (spread.ts; absent
-   * where the round did not train or had no weighted draws).
+   * where the round did not train, had no weighted draws, or kept a network that needs none).
    */
   readonly spread?: SpreadFit;
   /** The same for the round's challenger. */
@@ -1231,7 +1232,8 @@ export async function runRound(
     await keeper?.remove(round);
     trainedFrom = kept.from;
     current = { params: train.params, scales: kept.scales };
-    // The spread of each network kept, fitted at weighted draws it did not train on.
+    // The spread of each NLL network trained on later rounds' draws alone, fitted at weighted
+    // draws it did not train on (spread.ts says why only those).
     if (ctx && importance && config.calibrateSpread !== false && net.normalBase) {
       const calibrate = async (checkpoint: Checkpoint, from: number) => {
         const heldOut = heldOutDraws(data, d, from);
@@ -1239,9 +1241,13 @@ export async function runRound(
           ? calibrateSpread(net, ctx.xObs, checkpoint, heldOut)
           : { checkpoint, fit: undefined };
       };
-      const mine = await calibrate(current, kept.from);
-      current = mine.checkpoint;
-      spread = mine.fit;
+      const keptLoss = selected?.loss ?? (loss === "select" ? "apt" : loss);
+      if (keptLoss === "nll" && kept.from > 0) {
+        const mine = await calibrate(current, kept.from);
+        current = mine.checkpoint;
+        spread = mine.fit;
+      }
+      // A challenger is NLL on its round's own draws.
       if (challenger) {
         const theirs = await calibrate(challenger, round);
         challenger = theirs.checkpoint;

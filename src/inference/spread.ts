@@ -17,12 +17,23 @@
  * is Huber's instead: |u|² counted at most at the χ²_d 99% quantile times τ², the mean divided
  * by what that cap leaves of a normal's, solved by fixed-point iteration — τ² itself for exactly
  * normal base points, 1.38 on that draw set. It is fitted at draws the network did not train on
- * (see `heldOutDraws` in snpe.ts) and kept only when τ² differs from 1 by more than SELECT_Z of
- * its standard error, with at least SELECT_MIN_ESS effective draws (the margins of the rule
- * that chooses a round's loss, loss-selection.ts). A paired test of the score's rise, as that
+ * (see `heldOutDraws` in snpe.ts) and kept only when τ² exceeds 1 by more than SELECT_Z of its
+ * standard error, with at least SELECT_MIN_ESS effective draws (the margins of the rule that
+ * chooses a round's loss, loss-selection.ts). It only widens: the draws it is fitted to cover
+ * the posterior only as far as the rounds' proposals reached, so a spread they call too wide may
+ * be their own missing tails (a 2-D Gaussian toy: τ = 0.78 at 6 standard errors where 4,000
+ * posterior draws say 0.93, KL 0.20 → 0.27), and narrowing is the costly direction both for a
+ * proposal and for KL(posterior ‖ q). A paired test of the score's rise, as that
  * rule uses, would be the wrong one here: the rise of a fitted scale over τ = 1 is never negative
  * and grows as (τ − 1)², so its paired z is half the Wald statistic of τ² and would keep a
  * clearly wrong spread only when it is about twice as far off.
+ *
+ * Only the networks whose training predicts the narrowing are calibrated (snpe.ts): NLL trained
+ * on later rounds' draws alone — a round's own, as nbi's n_reuse = 0 trains, a select round's
+ * own-draws candidate, a challenger. A network trained on every round's draws (the prior's among
+ * them), or with APT, has no such bias, and ~30 effective held-out draws then mostly fit noise:
+ * on the demo's settings (MLP, seed 0) the last round's pooled network was given τ = 1.15 at
+ * 2.06 standard errors where 10,000 posterior draws say 1.01, and its KL rose from 0.09 to 0.13.
  */
 import { kishEss } from "./importance.js";
 import { type ScoringDraws, SELECT_MIN_ESS, SELECT_Z } from "./loss-selection.js";
@@ -91,7 +102,8 @@ export async function calibrateSpread(
   let meanSq = 0;
   for (let k = 0; k < sq.length; k++) meanSq += weights[k]! * sq[k]!;
   const gain = 0.5 * meanSq * (1 - 1 / tau2) - d * Math.log(tau);
-  const applied = Math.abs(tau2 - 1) > SELECT_Z * se;
+  // Only ever wider (the module comment says why).
+  const applied = tau2 - 1 > SELECT_Z * se;
   return {
     checkpoint: applied ? { params: plain.params, scales: { ...scales, baseScale: tau } } : plain,
     fit: { ess, tau, se, gain, applied },
