@@ -101,6 +101,7 @@ export {
   type Defensive,
   type FlowConfig,
   initPosterior,
+  type LatentPoints,
   type PosteriorNetwork,
   type PosteriorParams,
   posteriorNetwork,
@@ -163,7 +164,7 @@ export {
   sequentialOptions,
   snpeIS,
 } from "./snpe.js";
-export { calibrateSpread, type SpreadFit } from "./spread.js";
+export { type CalibratedSpread, calibrateSpread, type SpreadFit } from "./spread.js";
 export { openStore, type SimulationStore } from "./store.js";
 export { type EpochRecord, type Noise, type NoiseFn, trainPosterior } from "./train.js";
 export {

@@ -673,6 +673,14 @@ export async function defensiveLogProb(
   return outsideExactMap(scales, theta, d, out);
 }
 
+/** Where rows of θ sit in a flow's normal base (`surrogateLatent`). */
+export interface LatentPoints {
+  /** Σu² of each row's base point u = f⁻¹(θs). */
+  readonly sq: Float64Array;
+  /** log |det ∂u/∂θ| of each row, in the user's units. */
+  readonly logDet: Float64Array;
+}
+
 /**
  * The base point of each row of θ under the surrogate, for calibrating its spread (spread.ts):
  * Σu² of u = f⁻¹(θs) and log |det ∂u/∂θ| in the user's units (the flow's and the
@@ -687,7 +695,7 @@ export async function surrogateLatent(
   surrogate: Surrogate,
   xObs: Float32Array | Float64Array,
   theta: Float64Array,
-): Promise<{ sq: Float64Array; logDet: Float64Array }> {
+): Promise<LatentPoints> {
   const { net, params, scales } = surrogate;
   const d = net.nDims;
   const n = theta.length / d;

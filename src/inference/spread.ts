@@ -59,6 +59,14 @@ export interface SpreadFit {
   readonly applied: boolean;
 }
 
+/** `calibrateSpread`'s result. */
+export interface CalibratedSpread {
+  /** The checkpoint with the fitted base scale, or as trained (no base scale) when not kept. */
+  readonly checkpoint: Checkpoint;
+  /** What the calibration saw. */
+  readonly fit: SpreadFit;
+}
+
 /**
  * The checkpoint with its base scale fitted at the held-out draws (unchanged when the draws are
  * too few, or the scale does not win by the rule above), and what decided it. Needs a
@@ -74,7 +82,7 @@ export async function calibrateSpread(
   xObs: Float32Array,
   checkpoint: Checkpoint,
   heldOut: ScoringDraws,
-): Promise<{ checkpoint: Checkpoint; fit: SpreadFit }> {
+): Promise<CalibratedSpread> {
   const d = net.nDims;
   const rows: number[] = [];
   heldOut.weights.forEach((w, i) => {

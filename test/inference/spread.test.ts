@@ -253,7 +253,7 @@ describe("a sequential fit's calibrated spread", () => {
     normal(0.4 * shrink, sd * Math.sqrt(shrink)),
     normal(-0.3 * shrink, sd * Math.sqrt(shrink)),
   ]);
-  const fit = async (calibrate: boolean) => {
+  const fitToy = async (calibrate: boolean) => {
     const net = posteriorNetwork(
       { nDims: 2, flowHidden: 16, numBlocks: 2 },
       { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
@@ -289,8 +289,8 @@ describe("a sequential fit's calibrated spread", () => {
   };
 
   it("widens nbi's rounds' networks (NLL on each round's own draws) to the spread their held-out draws ask for, closer to the posterior", async () => {
-    const on = await fit(true);
-    const off = await fit(false);
+    const on = await fitToy(true);
+    const off = await fitToy(false);
     expect(off.r.history.every((h) => h.spread === undefined)).toBe(true);
     expect(off.r.state.current.scales.baseScale).toBeUndefined();
     for (const h of on.r.history) {
