@@ -143,7 +143,15 @@ async function scoreAt(
   checkpoints: readonly Checkpoint[],
   draws: ScoringDraws,
 ): Promise<{ weights: Float64Array; logQ: Float64Array[] }> {
-  const d = net.nDims;
+  const { theta, weights } = positiveDraws(draws, net.nDims);
+  const logQ = await Promise.all(
+    checkpoints.map((c) => surrogateLogProb(surrogateOf(net, c), xObs, theta)),
+  );
+  return { weights, logQ };
+}
+
+/** The draws of non-zero weight (rows of d parameters), their weights renormalised to sum to 1. */
+export function positiveDraws(draws: ScoringDraws, d: number): ScoringDraws {
   const keep: number[] = [];
   draws.weights.forEach((w, i) => {
     if (w > 0) keep.push(i);
@@ -156,10 +164,7 @@ async function scoreAt(
   });
   const total = weights.reduce((s, v) => s + v, 0);
   for (let k = 0; k < weights.length; k++) weights[k]! /= total;
-  const logQ = await Promise.all(
-    checkpoints.map((c) => surrogateLogProb(surrogateOf(net, c), xObs, theta)),
-  );
-  return { weights, logQ };
+  return { theta, weights };
 }
 
 /**

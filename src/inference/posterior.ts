@@ -645,18 +645,10 @@ export async function defensiveLogProb(
   theta: Float64Array,
   defensive: Defensive,
 ): Promise<Float64Array> {
-  const { net, params, scales } = surrogate;
+  const { net, scales } = surrogate;
   const d = net.nDims;
   const n = theta.length / d;
-  const fns = compiled(net);
-  const ctx = fns.context(params, standardiseX(net, scales, xObs));
-  const { ts, logJac } = standardiseTheta(scales, theta, d);
-  const [u2, ld] = fns.latent(
-    params,
-    np.broadcastTo(ctx, [n, ctx.shape[1]!]),
-    np.reshape(np.array(ts, { dtype: "float32" }), [n, d]),
-  );
-  const [sq, logDet] = [await u2.data(), await ld.data()];
+  const { sq, logDet, logJac } = await surrogateLatent(surrogate, xObs, theta);
   const { alpha, tau } = defensive;
   // The calibrated base scale (1 for most surrogates) widens both components alike.
   const base = scales.baseScale ?? 1;
@@ -677,13 +669,18 @@ export async function defensiveLogProb(
 export interface LatentPoints {
   /** Σu² of each row's base point u = f⁻¹(θs). */
   readonly sq: Float64Array;
-  /** log |det ∂u/∂θ| of each row, in the user's units. */
+  /** log |det ∂u/∂θs| of each row: the flow's, in standardised θ. */
   readonly logDet: Float64Array;
+  /**
+   * log |det ∂θs/∂θ| of each row: the standardisation's (and the support's map); logDet +
+   * logJac is log |det ∂u/∂θ| in the user's units.
+   */
+  readonly logJac: Float64Array;
 }
 
 /**
  * The base point of each row of θ under the surrogate, for calibrating its spread (spread.ts):
- * Σu² of u = f⁻¹(θs) and log |det ∂u/∂θ| in the user's units (the flow's and the
+ * Σu² of u = f⁻¹(θs) and the log-determinants from θ to u (the flow's and the
  * standardisation's), whatever the checkpoint's base scale. Needs a normal-base flow.
  *
  * @example
@@ -707,9 +704,9 @@ export async function surrogateLatent(
     np.broadcastTo(ctx, [n, ctx.shape[1]!]),
     np.reshape(np.array(ts, { dtype: "float32" }), [n, d]),
   );
-  const sq = Float64Array.from(await u2.data());
-  const flowLd = await ld.data();
-  const logDet = new Float64Array(n);
-  for (let i = 0; i < n; i++) logDet[i] = flowLd[i]! + logJac[i]!;
-  return { sq, logDet };
+  return {
+    sq: Float64Array.from(await u2.data()),
+    logDet: Float64Array.from(await ld.data()),
+    logJac: Float64Array.from(logJac),
+  };
 }

@@ -36,7 +36,7 @@
  * 2.06 standard errors where 10,000 posterior draws say 1.01, and its KL rose from 0.09 to 0.13.
  */
 import { kishEss } from "./importance.js";
-import { type ScoringDraws, SELECT_MIN_ESS, SELECT_Z } from "./loss-selection.js";
+import { positiveDraws, type ScoringDraws, SELECT_MIN_ESS, SELECT_Z } from "./loss-selection.js";
 import {
   type Checkpoint,
   type PosteriorNetwork,
@@ -84,19 +84,7 @@ export async function calibrateSpread(
   heldOut: ScoringDraws,
 ): Promise<CalibratedSpread> {
   const d = net.nDims;
-  const rows: number[] = [];
-  heldOut.weights.forEach((w, i) => {
-    if (w > 0) rows.push(i);
-  });
-  const theta = new Float64Array(rows.length * d);
-  const weights = new Float64Array(rows.length);
-  let total = 0;
-  rows.forEach((row, k) => {
-    theta.set(heldOut.theta.subarray(row * d, (row + 1) * d), k * d);
-    weights[k] = heldOut.weights[row]!;
-    total += weights[k]!;
-  });
-  for (let k = 0; k < weights.length; k++) weights[k]! /= total;
+  const { theta, weights } = positiveDraws(heldOut, d);
   const ess = kishEss(weights);
   const { baseScale: _, ...scales } = checkpoint.scales;
   const plain: Checkpoint = { params: checkpoint.params, scales };

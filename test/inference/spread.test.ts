@@ -95,7 +95,7 @@ describe("a base scale τ", () => {
     const wide = withScale(await surrogate(), tau);
     const defensive = { alpha: 0.3, tau: 2 };
     const theta = prior.sample(hostKey(5), 300);
-    const [lq, { sq, logDet }] = await Promise.all([
+    const [lq, { sq, logDet, logJac }] = await Promise.all([
       defensiveLogProb(wide, xObs, theta, defensive),
       surrogateLatent(wide, xObs, theta),
     ]);
@@ -105,7 +105,7 @@ describe("a base scale τ", () => {
       const want = Math.log(
         0.7 * Math.exp(logN(sq[i]!, tau)) + 0.3 * Math.exp(logN(sq[i]!, 2 * tau)),
       );
-      expect(lq[i]!).toBeCloseTo(want + logDet[i]!, 4);
+      expect(lq[i]!).toBeCloseTo(want + logDet[i]! + logJac[i]!, 4);
     }
     // Its draws: the broad share's base points at (2τ)², the rest at τ².
     const draws = await proposalSample(wide, hostKey(6), xObs, 6000, defensive);
