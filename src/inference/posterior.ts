@@ -504,6 +504,7 @@ export async function surrogateSample(
   const total = m * n;
   const out = new Float64Array(total * d);
   const perChunk = Math.max(1, Math.floor(CHUNK / n)) * n;
+  const tau = scales.baseScale ?? 1;
   let chunkIndex = 0;
   for (let start = 0; start < total; start += perChunk, chunkIndex++) {
     const rows = Math.min(perChunk, total - start);
@@ -513,7 +514,6 @@ export async function surrogateSample(
     );
     const ctx = np.reshape(np.take(ctxAll, obs, 0), [rows, F]);
     const k = deviceKey(random.splitAt(key, chunkIndex + 1, chunkIndex));
-    const tau = scales.baseScale ?? 1;
     const drawn =
       tau === 1
         ? fns.sample(params, k, rows, ctx)
