@@ -79,7 +79,7 @@ const { values } = parseArgs({
   },
 });
 
-const averaging = {
+const rowOptions = {
   ...(values["ema-half-life"] !== undefined
     ? { emaHalfLife: Number(values["ema-half-life"]) }
     : {}),
@@ -125,7 +125,7 @@ async function runOnce(
       loss,
       proposal,
       flowSpace,
-      ...averaging,
+      ...rowOptions,
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
@@ -212,7 +212,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * 20)) * 10),
           earlyStopPatience: 1,
-          ...averaging,
+          ...rowOptions,
           noise: NOISE_SIGMA,
           progress: false,
           onEpoch,
@@ -226,7 +226,7 @@ async function oursAtNbiSettings(
           lr: 1e-3,
           minLr: 1e-3,
           earlyStopPatience: Number(values["nbi-patience"]),
-          ...averaging,
+          ...rowOptions,
           earlyStopTrain: true,
           noise: NOISE_SIGMA,
           progress: false,
