@@ -3,9 +3,12 @@
  * stage draws from the surrogate; when its weights are poor, later stages draw from a Student-t
  * mixture fitted to the weighted draws so far (on the unbounded image of the prior's support;
  * degenerate weights tempered first; 8 or 16 components, chosen on held-out draws), mixed with
- * the surrogate so that no region the surrogate covers is lost. Every draw is weighted against
- * the exact density of all the stages' proposals as one deterministic mixture, so the estimates
- * stay consistent and a poor stage cannot dominate them.
+ * the surrogate so that no region the surrogate covers is lost. Each stage is fitted to the draws
+ * so far weighed against all the stages' proposals as one deterministic mixture (weights that
+ * spread over every stage that reached a region, steadying the fits); the estimates weigh each
+ * draw against the proposal that drew it and combine the stages by their ESS (importance.ts's
+ * `combineStages`), which keeps them unbiased: the mixture's weights are not, since every draw is
+ * weighed against mixtures fitted to it (bench/RESULTS.md).
  */
 import type { Array } from "../trace/array.js";
 import { kishEss } from "./importance.js";
@@ -30,12 +33,13 @@ export function adaptedStageCount(draws: number, dim: number): number {
 /**
  * log Σ_g (n_g / N) q_g(θ) at every draw: the stages' proposals as one deterministic mixture
  * (multiple importance sampling's balance heuristic). `sizes[g]` is stage g's number of draws and
- * `logQ[g]` its proposal's normalised log density at every draw of every stage. Weighing each draw
- * against this mixture rather than only the proposal that drew it keeps the estimates unbiased and
- * lowers their variance: a draw from a poor stage, where a better stage reaches, gets a moderate
- * weight instead of a dominant one (Elvira et al. 2019, "Generalized multiple importance
- * sampling"). On sbibm's SLCP at 10³ simulations it took predict's ESS of 10,000 draws from
- * ~170 to ~810 against per-stage weights combined by their ESS (bench/RESULTS.md).
+ * `logQ[g]` its proposal's normalised log density at every draw of every stage. For proposals
+ * fixed in advance, weighing each draw against this mixture rather than only the proposal that
+ * drew it keeps the estimates unbiased and lowers their variance: a draw from a poor stage, where
+ * a better stage reaches, gets a moderate weight instead of a dominant one (Elvira et al. 2019,
+ * "Generalized multiple importance sampling"). Adapted stages are fitted to the earlier draws, so
+ * there it is biased (the recycling bias of adaptive multiple importance sampling): predict fits
+ * its stages to these weights and estimates with `combineStages`.
  */
 export function balanceLogDensity(
   sizes: readonly number[],

@@ -232,9 +232,9 @@ export interface PredictOptions {
   /**
    * Adaptive importance sampling (default true): a pilot quarter of nSamples draws from the
    * surrogate; when its efficiency is below 50%, the rest come in up to ten stages from a
-   * Student-t mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate),
-   * and every draw is weighted against all the stages' proposals as one deterministic mixture.
-   * Same number of draws (and simulations); false draws everything from the surrogate.
+   * Student-t mixture refitted to the weighted draws so far (mixed 80/20 with the surrogate);
+   * each stage's draws are weighed against its own proposal and the stages combined by their ESS
+   * (unbiased). Same number of draws (and simulations); false draws everything from the surrogate.
    */
   adapt?: boolean;
 }

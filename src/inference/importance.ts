@@ -9,6 +9,7 @@
 import { fail, NbiError } from "../errors.js";
 import type { Array as Key } from "../trace/array.js";
 import { uniforms } from "./host.js";
+import { logSumExp } from "./special.js";
 
 /** The weights of one importance-sampling round and their diagnostics. */
 export interface ImportanceResult {
@@ -98,6 +99,92 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
     efficiency: nEff / n,
     logEvidence: max + Math.log(sum) - Math.log(n),
     logEvidenceSe,
+    paretoK: paretoKHat(logWeights),
+  };
+}
+
+/**
+ * Independent importance samples of one target, each group weighed against the proposal that drew
+ * it, combined into one result over all their draws: each group's normalised weights scaled by its
+ * Kish ESS (the inverse-variance weighting of the groups' self-normalised estimates), so the
+ * combined Kish ESS is exactly the sum of the groups'. The evidence is the groups' estimates
+ * averaged with the same shares, its standard error by the delta method; `logWeights` are the
+ * combined weights unnormalised so that their mean over all draws is that evidence (what
+ * `importanceWeights` of them would return, but for the standard error); k̂ is theirs.
+ *
+ * Why predict needs it: weighing adapted stages as one deterministic mixture reuses every draw
+ * against proposals fitted to it, which biases the weights (bench/RESULTS.md: the evidence
+ * 0.05–0.2 nats low); a proposal fixed before its group drew keeps each group unbiased. A group
+ * whose log-weights are all invalid (NaN or ±Infinity) contributes weight 0 and is counted.
+ *
+ * @example
+ * ```ts
+ * const a = Float64Array.from([0, 0]); // two equal weights: Kish ESS 2
+ * const b = Float64Array.from([0, Math.log(3)]); // Kish ESS 1.6
+ * inference.combineStages([a, b]).kishEss; // 3.6
+ * ```
+ */
+export function combineStages(groups: readonly Float64Array[]): ImportanceResult {
+  const fn = "combineStages";
+  if (!globalThis.Array.isArray(groups) || groups.length === 0) {
+    fail(fn, "groups", "a non-empty array of Float64Array log-weights", groups);
+  }
+  groups.forEach((g, i) => {
+    if (!(g instanceof Float64Array)) fail(fn, `groups[${i}]`, "a Float64Array", g);
+  });
+  // One group is one importance sample: exactly importanceWeights' result.
+  if (groups.length === 1) return importanceWeights(groups[0]!);
+  const parts = groups.map((g) => (g.some(Number.isFinite) ? importanceWeights(g) : null));
+  const total = parts.reduce((a, p) => a + (p ? p.kishEss : 0), 0);
+  const n = groups.reduce((a, g) => a + g.length, 0);
+  if (!(total > 0)) {
+    throw new NbiError(
+      `${fn}: all ${n} log-weights are invalid (NaN or ±Infinity); expected at least one ` +
+        "finite log-weight. An empty round: check that the likelihood, prior and proposal " +
+        "log-densities are finite for the drawn parameters.",
+    );
+  }
+  // The evidence: Ẑ = Σ_g s_g Ẑ_g with s_g = ESS_g / ΣESS, in log space; its relative variance
+  // Σ_g s_g² (Ẑ_g/Ẑ)² se_g², se_g each group's relative standard error.
+  const logZ = logSumExp(
+    parts.flatMap((p) => (p ? [Math.log(p.kishEss / total) + p.logEvidence] : [])),
+  );
+  let relVar = 0;
+  for (const p of parts) {
+    if (!p || !Number.isFinite(p.logEvidenceSe)) continue;
+    const s = p.kishEss / total;
+    relVar += (s * Math.exp(p.logEvidence - logZ) * p.logEvidenceSe) ** 2;
+  }
+  const weights = new Float64Array(n);
+  const logWeights = new Float64Array(n).fill(Number.NaN);
+  let at = 0;
+  let nValid = 0;
+  let sumSq = 0;
+  groups.forEach((g, k) => {
+    const p = parts[k];
+    if (p) {
+      const share = p.kishEss / total;
+      nValid += p.nValid;
+      for (let i = 0; i < g.length; i++) {
+        const w = p.weights[i]! * share;
+        weights[at + i] = w;
+        sumSq += w * w;
+        if (Number.isFinite(g[i]!)) logWeights[at + i] = Math.log(w) + Math.log(n) + logZ;
+      }
+    }
+    at += g.length;
+  });
+  const kish = 1 / sumSq;
+  return {
+    weights,
+    logWeights,
+    nValid,
+    nInvalid: n - nValid,
+    nEff: kish - 1,
+    kishEss: kish,
+    efficiency: (kish - 1) / n,
+    logEvidence: logZ,
+    logEvidenceSe: Math.sqrt(relVar),
     paretoK: paretoKHat(logWeights),
   };
 }
