@@ -355,6 +355,19 @@ export interface ProposalDraw {
   readonly pilot?: PilotDraws;
   /** Drawn in stages after a round that kept a challenger: the pilot's verdict. */
   readonly duel?: PilotDuel;
+  /**
+   * Drawn in adaptive stages: the stages in the order of the rows, each with the proposal that
+   * drew it (fixed before it drew; `proposal` is their deterministic mixture). Weighing each
+   * stage against its own proposal gives the round's unbiased estimates (`combineStages`).
+   */
+  readonly stages?: readonly DrawStage[];
+}
+
+/** One stage of a round drawn in stages: its rows and the proposal that drew them. */
+export interface DrawStage {
+  /** Its number of rows (consecutive, after the earlier stages'). */
+  readonly size: number;
+  readonly proposal: RoundProposal;
 }
 
 /** A staged round's pilot: its draws and their n_eff (weighed against the surrogate alone). */

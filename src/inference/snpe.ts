@@ -26,6 +26,7 @@ import { afterRound, type FoldState, initialFoldState } from "./fold-state.js";
 import { keyAt, permutation } from "./host.js";
 import {
   combineRounds,
+  combineStages,
   type ImportanceResult,
   importanceWeights,
   kishEss,
@@ -50,6 +51,7 @@ import {
 } from "./posterior.js";
 import type { Prior } from "./priors.js";
 import {
+  type DrawStage,
   drawProposal,
   type PilotDraws,
   type PilotDuel,
@@ -347,7 +349,18 @@ export interface RoundData {
   readonly logWeights?: Float64Array;
   /** log p(xObs | θ) + log p(θ) per row, where the fit has a likelihood. */
   readonly logTarget?: Float64Array;
+  /**
+   * The weights against `proposal` (for a staged round, the stages' deterministic mixture): what
+   * later rounds' stages, the loss choice and the spread are fitted to.
+   */
   readonly importance?: ImportanceResult;
+  /**
+   * A staged round's estimates: each stage weighed against the proposal that drew it, combined by
+   * ESS (`combineStages`; unbiased, where the mixture recycles draws into the stages fitted to
+   * them). The round's reported n_eff, efficiency and evidence, its stopping rules and its share
+   * of the result read these (`importance` where absent).
+   */
+  readonly estimate?: ImportanceResult;
   /**
    * The round's challenger: its NLL candidate trained on its own draws, which the held-out draws
    * could not judge; the next round's pilot judges it (`RoundRecord.duel`).
@@ -477,7 +490,7 @@ export function summarize(state: SnpeState, config: SnpeConfig): SnpeResult {
   const emptyRounds: number[] = [];
   const weighted: WeightedRound[] = [];
   state.data.forEach((r, round) => {
-    const usable = usableWeights(r);
+    const usable = usableWeights(r, "estimate");
     if (usable) weighted.push(usable);
     else if (r.importance || state.history[round]?.nEff !== undefined) emptyRounds.push(round);
   });
@@ -557,6 +570,8 @@ export interface RoundDraw {
   pilot?: PilotDraws;
   /** A staged round after one that kept a challenger: the pilot's verdict. */
   duel?: PilotDuel;
+  /** A staged round's stages, each with the proposal that drew it (its unbiased weights). */
+  stages?: readonly DrawStage[];
 }
 
 /**
@@ -755,10 +770,15 @@ async function roundDraws(
     proposal?: RoundProposal;
     pilot?: PilotDraws;
     duel?: PilotDuel;
+    stages?: DrawStage[];
   }>(round, "draws");
   let redrawn = saved?.redrawn ?? 0;
   let pilot = saved?.pilot;
   let duel = saved?.duel;
+  let stages: readonly DrawStage[] | undefined = saved?.stages?.map((st) => ({
+    size: st.size,
+    proposal: revivedProposal(st.proposal),
+  }));
   let acceptance = saved?.acceptance ?? 1;
   let proposal: RoundProposal = saved?.proposal
     ? revivedProposal(saved.proposal)
@@ -800,12 +820,16 @@ async function roundDraws(
       proposal = r.proposal;
       pilot = r.pilot;
       duel = r.duel;
+      stages = r.stages;
       await store?.writeJson(round, "draws", {
         redrawn,
         acceptance: r.acceptance,
         proposal: proposalJson(proposal),
         ...(pilot ? { pilot } : {}),
         ...(duel ? { duel } : {}),
+        ...(stages
+          ? { stages: stages.map((st) => ({ size: st.size, proposal: proposalJson(st.proposal) })) }
+          : {}),
       });
     }
     if (round === 0 && config.precomputed)
@@ -821,6 +845,7 @@ async function roundDraws(
     acceptance,
     ...(pilot ? { pilot } : {}),
     ...(duel ? { duel } : {}),
+    ...(stages ? { stages } : {}),
   };
 }
 
@@ -929,7 +954,7 @@ export async function runRound(
         : runSimulations(config, round, theta, keyAt(roundKey, 1)),
     alwaysSimulate: true,
   });
-  const { theta, redrawn, proposal, pilot, duel } = drawn.draw;
+  const { theta, redrawn, proposal, pilot, duel, stages } = drawn.draw;
   // The previous round's challenger won this round's pilot: training starts from it.
   const start =
     (duel?.winner === "challenger" ? state.data[round - 1]?.challenger : undefined) ??
@@ -977,6 +1002,8 @@ export async function runRound(
         );
   const logPrior = selectRows(weighed.logPrior, okRows, 1);
   let importance: ImportanceResult | undefined;
+  /** A staged round's unbiased weights (see `RoundData.estimate`). */
+  let estimate: ImportanceResult | undefined;
   let logWeights: Float64Array | undefined;
   let rowTargets: Float64Array | undefined;
   /** A weighted round none of whose log-weights is finite: n_eff 0, kept and reported. */
@@ -996,10 +1023,23 @@ export async function runRound(
           "likelihood, prior and proposal log-densities are finite for the drawn parameters.",
       );
     } else importance = importanceWeights(logWeights);
+    // A staged round's estimates weigh each stage against the proposal that drew it; the
+    // stages' mixture (`importance`) stays what later stages and candidates are fitted to.
+    if (importance && sequential && stages) {
+      estimate = await stagedEstimate(
+        ctx,
+        stages,
+        theta,
+        weighed.logPrior,
+        weighed.logTarget,
+        okRows,
+      );
+    }
+    const reported = estimate ?? importance;
     // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
-    if (importance && round > 0 && importance.paretoK > PARETO_K_UNRELIABLE) {
+    if (reported && round > 0 && reported.paretoK > PARETO_K_UNRELIABLE) {
       warn(
-        `round ${round}: Pareto k̂ = ${importance.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
+        `round ${round}: Pareto k̂ = ${reported.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
           "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
       );
     }
@@ -1013,12 +1053,14 @@ export async function runRound(
     ...(logWeights ? { logWeights } : {}),
     ...(rowTargets ? { logTarget: rowTargets } : {}),
     ...(importance ? { importance } : {}),
+    ...(estimate ? { estimate } : {}),
   };
   const data = [...state.data, roundData];
 
   // 4. Stopping rules that look at this round's draws (nbi's order), then train.
   const history = state.history;
-  const nEffs = [...history.map((h) => h.nEff ?? 0), importance?.nEff ?? 0];
+  const reported = estimate ?? importance;
+  const nEffs = [...history.map((h) => h.nEff ?? 0), reported?.nEff ?? 0];
   let stopped: string | undefined;
   let current = start;
   let train: Awaited<ReturnType<typeof trainPosterior>> | undefined;
@@ -1034,23 +1076,23 @@ export async function runRound(
   const loss = sequential ? roundLoss(seq.loss, importance?.efficiency, d) : "nll";
   // earlyStopTrain's verdict on this round's proposal (undefined: it did not do worse).
   const fell =
-    importance && config.earlyStopTrain && round >= 2 && importance.nEff > 1
-      ? proposalFell(history[round - 1], importance, pilot)
+    reported && config.earlyStopTrain && round >= 2 && reported.nEff > 1
+      ? proposalFell(history[round - 1], reported, pilot)
       : undefined;
   if (
-    importance &&
+    reported &&
     config.neffStop !== undefined &&
     config.neffStop > 0 &&
     nEffs.reduce((a, b) => a + b) > config.neffStop
   ) {
     stopped = `the summed n_eff exceeded neffStop (${config.neffStop})`;
   } else if (
-    importance &&
+    reported &&
     config.fAcceptMin !== undefined &&
     config.fAcceptMin > 0 &&
-    importance.efficiency > config.fAcceptMin
+    reported.efficiency > config.fAcceptMin
   ) {
-    stopped = `the sampling efficiency ${(100 * importance.efficiency).toFixed(1)}% exceeded fAcceptMin`;
+    stopped = `the sampling efficiency ${(100 * reported.efficiency).toFixed(1)}% exceeded fAcceptMin`;
   } else if (fell) {
     // This round's proposal (trained in round − 1) did worse than the one before: revert to it.
     stopped = `${fell}: reverted to round ${round - 1}'s proposal`;
@@ -1277,14 +1319,14 @@ export async function runRound(
         ? { lossScores: restored.record.lossScores }
         : {}),
     ...(sim.firstError ? { firstError: sim.firstError } : {}),
-    ...(importance
+    ...(reported
       ? {
-          nEff: importance.nEff,
-          kishEss: importance.kishEss,
-          efficiency: importance.efficiency,
-          logEvidence: importance.logEvidence,
-          logEvidenceSe: importance.logEvidenceSe,
-          paretoK: importance.paretoK,
+          nEff: reported.nEff,
+          kishEss: reported.kishEss,
+          efficiency: reported.efficiency,
+          logEvidence: reported.logEvidence,
+          logEvidenceSe: reported.logEvidenceSe,
+          paretoK: reported.paretoK,
         }
       : noValidWeights
         ? { nEff: 0, kishEss: 0, efficiency: 0 }
@@ -1415,11 +1457,50 @@ function heldOutDraws(
   return held.length > 0 ? combineRounds(held, d) : undefined;
 }
 
-/** A round's draws and weights when they can contribute (n_eff finite and above 0). */
-function usableWeights(r: RoundData): WeightedRound | undefined {
-  return r.importance && r.importance.nEff > 0 && Number.isFinite(r.importance.nEff)
-    ? { theta: r.theta, weights: r.importance.weights, nEff: r.importance.nEff }
+/**
+ * A round's draws and weights when they can contribute (n_eff finite and above 0): those later
+ * stages and candidates are fitted to, or (`"estimate"`) its unbiased ones, for the result.
+ */
+function usableWeights(r: RoundData, which: "fit" | "estimate" = "fit"): WeightedRound | undefined {
+  const imp = which === "estimate" ? (r.estimate ?? r.importance) : r.importance;
+  return imp && imp.nEff > 0 && Number.isFinite(imp.nEff)
+    ? { theta: r.theta, weights: imp.weights, nEff: imp.nEff }
     : undefined;
+}
+
+/**
+ * A staged round's unbiased weights at its valid rows: each stage's rows weighed against the
+ * proposal that drew them, the stages combined by their ESS (`combineStages`). `theta`,
+ * `logPrior` and `logTarget` hold every drawn row; `okRows` the valid ones, ascending.
+ */
+async function stagedEstimate(
+  ctx: ProposalContext,
+  stages: readonly DrawStage[],
+  theta: Float64Array,
+  logPrior: Float64Array,
+  logTarget: Float64Array,
+  okRows: readonly number[],
+): Promise<ImportanceResult | undefined> {
+  const d = ctx.net.nDims;
+  const n = logPrior.length;
+  if (stages.reduce((a, st) => a + st.size, 0) !== n) return undefined;
+  const groups: Float64Array[] = [];
+  let at = 0;
+  let k = 0;
+  for (const st of stages) {
+    const end = at + st.size;
+    const lq = await proposalLogDensity(
+      ctx,
+      st.proposal,
+      theta.subarray(at * d, end * d),
+      logPrior.subarray(at, end),
+    );
+    const rows: number[] = [];
+    while (k < okRows.length && okRows[k]! < end) rows.push(okRows[k++]!);
+    groups.push(Float64Array.from(rows, (row) => logTarget[row]! - lq[row - at]!));
+    at = end;
+  }
+  return groups.some((g) => g.some(Number.isFinite)) ? combineStages(groups) : undefined;
 }
 
 /** A store written before proposals were recorded: the defensive surrogate of the last round. */

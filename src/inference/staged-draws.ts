@@ -31,6 +31,7 @@ import { concat } from "./draw-weigh.js";
 import { keyAt } from "./host.js";
 import { combineRounds, importanceWeights, type WeightedRound } from "./importance.js";
 import {
+  type DrawStage,
   drawProposal,
   type PilotDraws,
   type PilotDuel,
@@ -259,9 +260,26 @@ export async function stagedDraws(
   }
   const accepted = surrogates.reduce((a, s) => a + s.accepted, 0);
   const tried = surrogates.reduce((a, s) => a + s.tried, 0);
+  // Each stage's own proposal, with the surrogates' masses as the round's mixture has them.
+  const stageParts = drawn.map(({ size, surrogate, adapted: a }): DrawStage => {
+    const s = surrogates[surrogate]!;
+    const part = { ...s.part, logMass: logMassOf(s) };
+    return {
+      size,
+      proposal: a
+        ? {
+            parts: [
+              { weight: a.share, part },
+              { weight: 1 - a.share, part: a.part },
+            ],
+          }
+        : { parts: [{ weight: 1, part }] },
+    };
+  });
   return {
     theta: concat(thetas, Float64Array),
     proposal: combined,
+    stages: stageParts,
     redrawn,
     acceptance: accepted / tried,
     logTarget: concat(targets, Float64Array),

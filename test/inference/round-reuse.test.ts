@@ -155,7 +155,9 @@ describe('nReuse "auto" in a fit', () => {
     const [, first, last] = r.history as [RoundRecord, RoundRecord, RoundRecord];
     // Round 1 found the posterior, but its held-out draws cannot judge its own candidate: it
     // trains it (a third training, on its own rows) and keeps it as a challenger.
-    expect(first.nEff!).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
+    // (The reuse rule reads the weights the stages are fitted to, the round's mixture's; the
+    // history reports each stage weighed against its own proposal.)
+    expect(r.state.data[1]!.importance!.nEff).toBeGreaterThanOrEqual(REUSE_EFFECTIVE_PER_DIM * 2);
     expect(first.lossScores!.own!.ess).toBeLessThan(SELECT_MIN_ESS);
     expect(first.challenger).toBe(true);
     expect(first.trainedFrom).toBe(0);
@@ -187,10 +189,15 @@ describe('nReuse "auto" in a fit', () => {
     // The last round has no next round to judge a challenger.
     expect(last.challenger).toBeUndefined();
     // A round whose own draws hold too few effective ones for the reuse rule still offers one:
-    // the pilot judges it with fresh draws (here round 1's 4.6 effective draws of 240).
+    // the pilot judges it with fresh draws (here round 1's 4.6 effective draws of 240 under its
+    // mixture; 22.5 with each stage against its own proposal).
     const few = await toyFit("auto", 0.05, 240, 32);
     const offered = few.r.history[1]!;
-    expect(offered.nEff!).toBeLessThan(REUSE_EFFECTIVE_PER_DIM * 2);
+    expect(few.r.state.data[1]!.importance!.nEff).toBeLessThan(REUSE_EFFECTIVE_PER_DIM * 2);
+    // The history reports the round's unbiased estimate: here far above its mixture's n_eff,
+    // whose poor pilot stage weighs on every draw.
+    expect(offered.nEff).toBe(few.r.state.data[1]!.estimate!.nEff);
+    expect(offered.nEff!).toBeGreaterThan(4 * few.r.state.data[1]!.importance!.nEff);
     expect(offered.challenger).toBe(true);
     expect([...few.trainings.get(1)!]).toContain(`nll ${few.steps(1)}`);
     expect(few.r.history[2]!.duel).toBeDefined();

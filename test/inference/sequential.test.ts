@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { balanceLogDensity } from "../../src/inference/adaptive-is.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
 import { combineRounds, importanceWeights } from "../../src/inference/importance.js";
@@ -484,6 +485,24 @@ describe("rounds drawn in adaptive stages", () => {
     expect(await proposalLogDensity(ctx, back, staged.theta, lp)).toEqual(
       await proposalLogDensity(ctx, staged.proposal, staged.theta, lp),
     );
+    // Each stage comes with the proposal that drew it (the round's unbiased weights divide by
+    // it): the pilot's is the surrogate, each is a density on the support, and in proportion to
+    // their sizes they are the round's mixture.
+    const stages = staged.stages!;
+    expect(stages.reduce((a, st) => a + st.size, 0)).toBe(n);
+    expect(stages[0]!.proposal.parts.map((p) => p.part.kind)).toEqual(["surrogate"]);
+    const last = stages.at(-1)!.proposal;
+    expect(last.parts.map((p) => p.part.kind)).toEqual(["surrogate", "adapted"]);
+    expect(Math.abs((await integralOverPrior(ctx, last, 19)) - 1)).toBeLessThan(0.05);
+    const perStage = await Promise.all(
+      stages.map((st) => proposalLogDensity(ctx, st.proposal, staged.theta, lp)),
+    );
+    const mixed = balanceLogDensity(
+      stages.map((st) => st.size),
+      perStage,
+    );
+    const whole = await proposalLogDensity(ctx, staged.proposal, staged.theta, lp);
+    for (const i of [0, 100, 400, n - 1]) expect(mixed[i]).toBeCloseTo(whole[i]!, 10);
   });
 
   it("pool sets of weighed draws, each counting for its n_eff, and leave out a set with n_eff 0", () => {
