@@ -52,6 +52,7 @@ export {
 export { hostKey, keyAt, normals, uniforms } from "./host.js";
 export {
   combineRounds,
+  combineStages,
   generalizedParetoFit,
   type ImportanceResult,
   importanceWeights,
@@ -124,6 +125,7 @@ export {
   predictiveCheck,
 } from "./ppc.js";
 export {
+  type DrawStage,
   type PilotDraws,
   type PilotDuel,
   type ProposalContext,
