@@ -367,6 +367,7 @@ export interface ProposalDraw {
 export interface DrawStage {
   /** Its number of rows (consecutive, after the earlier stages'). */
   readonly size: number;
+  /** The proposal that drew them, with its masses as the round's mixture has them. */
   readonly proposal: RoundProposal;
 }
 
