@@ -2,9 +2,9 @@
  * The step sequential rounds (snpe.ts's `runRound`) and `predict` (weighted-draws.ts) share:
  * draw θ from a proposal, simulate the draws, drop (and count) the failed simulations, and weigh
  * each draw with the exact likelihood and the prior, log p(xObs | θ) + log p(θ): the log target
- * of its importance weight. What the target is divided by is the caller's: a round weighs its
- * draws against the proposal that drew them, predict against all its stages' proposals as one
- * deterministic mixture.
+ * of its importance weight. What the target is divided by is the caller's: a round and predict
+ * weigh each stage's draws against the proposal that drew them (and fit their adapted stages to
+ * the draws weighed against all stages' proposals as one deterministic mixture).
  *
  * It comes in two parts so a round can check its simulations between them: `drawAndSimulate`
  * (the draw is the caller's thunk, so a round can reload its draws from the store) and
