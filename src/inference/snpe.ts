@@ -1025,7 +1025,13 @@ export async function runRound(
     } else importance = importanceWeights(logWeights);
     // A staged round's estimates weigh each stage against the proposal that drew it; the
     // stages' mixture (`importance`) stays what later stages and candidates are fitted to.
-    if (importance && sequential && stages) {
+    const stageRows = stages?.reduce((a, st) => a + st.size, 0);
+    if (stages && stageRows !== theta.length / d) {
+      warn(
+        `round ${round}: the store's stages hold ${stageRows} draws, the round ${theta.length / d}; ` +
+          "its estimates weigh every draw against the stages' mixture instead (the draws record was modified or damaged)",
+      );
+    } else if (importance && sequential && stages) {
       estimate = await stagedEstimate(
         ctx,
         stages,
@@ -1471,7 +1477,8 @@ function usableWeights(r: RoundData, which: "fit" | "estimate" = "fit"): Weighte
 /**
  * A staged round's unbiased weights at its valid rows: each stage's rows weighed against the
  * proposal that drew them, the stages combined by their ESS (`combineStages`). `theta`,
- * `logPrior` and `logTarget` hold every drawn row; `okRows` the valid ones, ascending.
+ * `logPrior` and `logTarget` hold every drawn row (the stages' sizes sum to their number);
+ * `okRows` the valid ones, ascending.
  */
 async function stagedEstimate(
   ctx: ProposalContext,
@@ -1482,8 +1489,6 @@ async function stagedEstimate(
   okRows: readonly number[],
 ): Promise<ImportanceResult | undefined> {
   const d = ctx.net.nDims;
-  const n = logPrior.length;
-  if (stages.reduce((a, st) => a + st.size, 0) !== n) return undefined;
   const groups: Float64Array[] = [];
   let at = 0;
   let k = 0;

@@ -4,7 +4,7 @@
  * never re-runs a stored simulation, and ends with exactly the result of an uninterrupted run.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -116,6 +116,29 @@ describe("fit resumes after a kill", () => {
     expect(Array.from(resumed.samples)).toEqual(Array.from(fresh.samples));
     expect(Array.from(resumed.weights)).toEqual(Array.from(fresh.weights));
     expect(resumed.essHistory).toEqual(fresh.essHistory);
+  }, 120_000);
+
+  it("a staged round's estimates come from the stages in its draws record; a record whose stages do not match its draws is said and falls back to the stages' mixture", async () => {
+    const fit = { ...resumeFit, nRounds: 2, adaptRounds: true };
+    const path = join(root, "stages-record");
+    const fresh = await lineEngine(path, []).fit(fit);
+    const file = join(path, "round-001", "draws.json");
+    const record = JSON.parse(readFileSync(file, "utf8"));
+    expect(record.stages.reduce((a: number, st: { size: number }) => a + st.size, 0)).toBe(60);
+    // Fitting the finished run again rebuilds every round from the store: the same estimates.
+    const again = await lineEngine(path, []).fit(fit);
+    expect(again.essHistory).toEqual(fresh.essHistory);
+    expect(again.history[1]!.warnings.some((w) => /stages/.test(w))).toBe(false);
+    record.stages[0].size += 1;
+    writeFileSync(file, JSON.stringify(record));
+    const damaged = await lineEngine(path, []).fit(fit);
+    expect(
+      damaged.history[1]!.warnings.some((w) =>
+        /the store's stages hold 61 draws, the round 60/.test(w),
+      ),
+    ).toBe(true);
+    expect(damaged.essHistory[0]).toBe(fresh.essHistory[0]);
+    expect(damaged.essHistory[1]).not.toBe(fresh.essHistory[1]);
   }, 120_000);
 
   it("a round's challenger is kept in the store: a run stopped in the next round's pilot resumes to the uninterrupted result", async () => {
