@@ -114,7 +114,7 @@ export function importanceWeights(logWeights: Float64Array): ImportanceResult {
  *
  * Why predict needs it: weighing adapted stages as one deterministic mixture reuses every draw
  * against proposals fitted to it, which biases the weights (bench/RESULTS.md: the evidence
- * 0.05–0.2 nats low); a proposal fixed before its group drew keeps each group unbiased. A group
+ * 0.05–0.19 nats low); a proposal fixed before its group drew keeps each group unbiased. A group
  * whose log-weights are all invalid (NaN or ±Infinity) contributes weight 0 and is counted.
  *
  * @example

@@ -1041,11 +1041,11 @@ export async function runRound(
         okRows,
       );
     }
-    const reported = estimate ?? importance;
+    const weights = estimate ?? importance;
     // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
-    if (reported && round > 0 && reported.paretoK > PARETO_K_UNRELIABLE) {
+    if (weights && round > 0 && weights.paretoK > PARETO_K_UNRELIABLE) {
       warn(
-        `round ${round}: Pareto k̂ = ${reported.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
+        `round ${round}: Pareto k̂ = ${weights.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
           "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
       );
     }
