@@ -1041,14 +1041,15 @@ export async function runRound(
         okRows,
       );
     }
-    const weights = estimate ?? importance;
-    // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
-    if (weights && round > 0 && weights.paretoK > PARETO_K_UNRELIABLE) {
-      warn(
-        `round ${round}: Pareto k̂ = ${weights.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
-          "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
-      );
-    }
+  }
+  /** The weights the round reports and its stopping rules read (see `RoundData.estimate`). */
+  const reported = estimate ?? importance;
+  // Round 0 draws from the prior: heavy tails there only say the posterior is narrow.
+  if (reported && round > 0 && reported.paretoK > PARETO_K_UNRELIABLE) {
+    warn(
+      `round ${round}: Pareto k̂ = ${reported.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the importance weights are ` +
+        "heavy-tailed and the weighted posterior is unreliable; train longer or simulate more",
+    );
   }
   const roundData: RoundData = {
     theta: thetaOk,
@@ -1065,7 +1066,6 @@ export async function runRound(
 
   // 4. Stopping rules that look at this round's draws (nbi's order), then train.
   const history = state.history;
-  const reported = estimate ?? importance;
   const nEffs = [...history.map((h) => h.nEff ?? 0), reported?.nEff ?? 0];
   let stopped: string | undefined;
   let current = start;
