@@ -129,8 +129,10 @@ async function runOnce(
     });
     const fitS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
+    // predict's own 1,000 draws (the n_eff of earlier rows), then with the fit's pooled in.
+    const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000, pool: false });
     const predictS = (performance.now() - t1) / 1000;
+    const pooled = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
     // KL(ref‖q) of the final surrogate against this observation's exact posterior (quadrature).
     const ref = referenceFor(`demo seed ${seed}`, xObs);
     const draws = ref.draw(10_000, 11);
@@ -143,6 +145,7 @@ async function runOnce(
       predictS,
       efficiency: fit.history.at(-1)!.efficiency!,
       ess: post.ess,
+      essPooled: pooled.ess,
       kl,
       seed,
       spread,
@@ -176,6 +179,8 @@ interface NbiSettingsRow {
   sPerEpoch: number;
   efficiency: number[];
   predictEss?: number;
+  /** The same with the fit's weighed draws pooled in (predict's default). */
+  predictEssPooled?: number;
   kl?: number;
   /** The loss each trained sequential round used (a select round's choice). */
   losses?: string[];
@@ -236,7 +241,8 @@ async function oursAtNbiSettings(
           nReuse: values["nbi-reuse"] === "auto" ? "auto" : Number(values["nbi-reuse"]),
         });
     const fitS = (performance.now() - t0) / 1000;
-    const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
+    const post = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000, pool: false });
+    const pooled = await engine.predict(xObs, { xErr: NOISE_SIGMA, nSamples: 1000 });
     const draws = reference().draw(10_000, 11);
     const logQ = await engine.logProb(xObs, draws.theta);
     return {
@@ -245,6 +251,7 @@ async function oursAtNbiSettings(
       sPerEpoch: median(epochSeconds),
       efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
       predictEss: post.ess,
+      predictEssPooled: pooled.ess,
       kl: klFromReference(reference(), draws, logQ).kl,
       // A round that kept the candidate trained on its own simulations (nReuse "auto"): "nll·own";
       // one that kept it as a challenger: "·ch"; the next round's pilot chose it: "ch✓", or not: "ch✗";
@@ -320,7 +327,7 @@ function printNbiRow(name: string, r: NbiSettingsRow | string) {
       .toFixed(3)
       .padStart(
         8,
-      )} ${r.efficiency.map(pct).join(" ").padStart(28)} ${(r.predictEss?.toFixed(0) ?? "—").padStart(8)} ${(r.kl?.toFixed(2) ?? "—").padStart(6)}  ${r.losses?.join("/") ?? "—"}`,
+      )} ${r.efficiency.map(pct).join(" ").padStart(28)} ${(r.predictEss?.toFixed(0) ?? "—").padStart(8)} ${(r.predictEssPooled?.toFixed(0) ?? "—").padStart(8)} ${(r.kl?.toFixed(2) ?? "—").padStart(6)}  ${r.losses?.join("/") ?? "—"}`,
   );
 }
 
@@ -335,7 +342,7 @@ if (values["nbi-settings"] && !values["no-nbi-settings"]) {
     `exact posterior (quadrature): mean ${ref.mean.map((v) => v.toFixed(3)).join(", ")}, sd ${ref.std.map((v) => v.toFixed(3)).join(", ")}`,
   );
   console.log(
-    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
+    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"+pooled".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
   );
   for (const anpe of values.anpe ? [false, true] : [false]) {
     for (const seed of values["peer-seeds"].split(",").map(Number)) {
@@ -399,7 +406,7 @@ for (const backend of values.backends.split(",") as ("cpu" | "webgpu")[]) {
     if (runs.length > 1)
       for (const r of runs)
         console.log(
-          `  seed ${r.seed}: final eff ${(100 * r.efficiency).toFixed(1)}%, n_eff ${r.ess.toFixed(0)}, KL ${r.kl.toFixed(2)}` +
+          `  seed ${r.seed}: final eff ${(100 * r.efficiency).toFixed(1)}%, n_eff ${r.ess.toFixed(0)} (${r.essPooled.toFixed(0)} with the fit's draws pooled), KL ${r.kl.toFixed(2)}` +
             `${r.spread.length > 0 ? `, spread ${r.spread.join(" ")}` : ""}`,
         );
   }

@@ -101,6 +101,8 @@ export interface Row {
   predictDraws: number;
   /** Simulations predict ran (0 when the likelihood reads θ alone). */
   predictSims: number;
+  /** n_eff of the fit's weighed draws that predict pooled into its result (0: none). */
+  pooledEss?: number;
   /** The flow's transformer and the featurizer (`--flow`, `--featurizer`). */
   flowType: "maf" | "nsf";
   featurizer: "mlp" | "linear";
@@ -296,7 +298,12 @@ export async function runOne(
     const pred = await engine.predict(xObs, { logLike, nSamples: options.nPredict });
     const t2 = performance.now();
     // The same draws' budget from the surrogate alone (no adapted stages), for comparison.
-    const plain = await engine.predict(xObs, { logLike, nSamples: options.nPredict, adapt: false });
+    const plain = await engine.predict(xObs, {
+      logLike,
+      nSamples: options.nPredict,
+      adapt: false,
+      pool: false,
+    });
     const raw = await engine.sample(xObs, options.nPredict);
     const logQRef = await engine.logProb(xObs, ref.samples);
     const exactZ = closedFormLogEvidence(task, xObs);
@@ -308,7 +315,8 @@ export async function runOne(
         : klToReference(task, ref, xObs, logQRef, exactZ);
 
     const fitSims = fit.history.reduce((s, r) => s + r.nDrawn, 0);
-    const predictDraws = pred.samples.length / d;
+    // predict's own draws: the rows pooled from the fit are its simulations, counted in fitSims.
+    const predictDraws = pred.samples.length / d - pred.pooled.rows;
     const weighted = moments(pred.samples, pred.weights, d);
     const { meanErr, sdErr } = errors(ref, weighted);
     const rawErr = errors(ref, moments(raw, null, d));
@@ -340,6 +348,7 @@ export async function runOne(
       fitSims,
       predictDraws,
       predictSims: pred.nSimulations,
+      pooledEss: pred.pooled.nEff,
       flowType: options.flowType,
       featurizer: options.featurizer,
       c2stRaw,
@@ -406,7 +415,7 @@ export function markdownTable(rows: readonly Row[]): string {
     "C2ST raw",
     "KL raw (nats)",
     "sbi NPE / SNPE-C",
-    "ESS",
+    "ESS (fit's draws pooled)",
     "ESS surrogate only",
     "eff.",
     "k̂",
@@ -432,7 +441,7 @@ export function markdownTable(rows: readonly Row[]): string {
         f(r.c2stRaw, 3),
         `${f(r.klRaw, 3)} ± ${f(r.klRawSe, 3)}`,
         r.sbiNpe === null ? "—" : `${f(r.sbiNpe, 3)} / ${f(r.sbiSnpe, 3)}`,
-        f(r.ess, 0),
+        r.pooledEss ? `${f(r.ess, 0)} (${f(r.pooledEss, 0)})` : f(r.ess, 0),
         f(r.essSurrogate, 0),
         f(r.efficiency, 3),
         f(r.paretoK, 2),
@@ -608,7 +617,7 @@ async function main(): Promise<void> {
   const means = observationMeans(rows);
   if (means !== "") console.log(`\nMeans over observations:\n\n${means}`);
   console.log(
-    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on; surrogate only: the same budget with adapt: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"), and "duel r✓" / "r✗" where round r's pilot chose / did not choose the previous round's challenger (that candidate, kept when its held-out draws could not judge it); "spread r×τ": round r's surrogate kept the base scale τ fitted at its held-out draws. sbi: published C2ST, mean over observations 1–10.`,
+    `\nC2ST raw: the surrogate's own draws (no likelihood), comparable to sbi. KL raw: KL(reference ‖ raw surrogate) from the reference's exact draws, log q there and the evidence (the surrogate-only predict's, or the closed form on gaussian_linear_uniform and gaussian_mixture), ± its standard error (bench/sbibm/kl.ts). ESS: predict's n_eff with the exact likelihood, 10,000 draws (adaptive stages on) and the fit's weighed draws pooled in (their own n_eff in brackets; surrogate only: the same budget with adapt: false and pool: false). mean err: max over parameters of |weighted mean − reference mean| / reference sd; sd err: max |weighted sd / reference sd − 1|. raw: the same two for the raw surrogate's draws, and the share of them beyond ${SPILL_SDS} reference sds of the reference mean in some parameter (the reference's own share in brackets). calls/ESS: (fit simulations + predict draws) / ESS. NLL rounds: sequential rounds that trained with NLL (a select round's choice). own rounds: rounds that kept the candidate trained on their own simulations alone (nReuse "auto"), and "duel r✓" / "r✗" where round r's pilot chose / did not choose the previous round's challenger (that candidate, kept when its held-out draws could not judge it); "spread r×τ": round r's surrogate kept the base scale τ fitted at its held-out draws. sbi: published C2ST, mean over observations 1–10.`,
   );
   writeOut();
 }

@@ -216,7 +216,11 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     reporter.result(
       post.surrogateOnly
         ? `${head}${post.samples.length / post.labels.length} surrogate draws (unweighted), ${seconds.toFixed(2)} s`
-        : `${head}n_eff ${post.ess.toFixed(1)} of ${post.nSimulations} simulations (efficiency ${(100 * post.efficiency).toFixed(1)}%), ` +
+        : `${head}n_eff ${post.ess.toFixed(1)} of ${post.nSimulations} simulations` +
+            (post.pooled.rows > 0
+              ? ` and the fit's ${post.pooled.rows} weighed draws (n_eff ${post.pooled.nEff.toFixed(1)} of them)`
+              : "") +
+            ` (efficiency ${(100 * post.efficiency).toFixed(1)}%), ` +
             `Pareto k̂ ${post.paretoK.toFixed(2)}, log evidence ${post.logEvidence.toFixed(2)} ± ${post.logEvidenceSe.toFixed(2)}, ${seconds.toFixed(2)} s`,
     );
     reporter.result(summaryTable(table));
@@ -242,6 +246,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
       paretoK: post.paretoK,
       nSimulations: post.nSimulations,
       dropped: post.dropped,
+      pooled: post.pooled,
       surrogateOnly: post.surrogateOnly,
       trust: {
         verdict: post.trust.verdict,

@@ -268,6 +268,11 @@ function predictNotes(result: PredictResult): string[] {
   const notes: string[] = [];
   if (result.dropped > 0) notes.push(`${result.dropped} simulations dropped`);
   if (result.redrawn > 0) notes.push(`${result.redrawn} draws outside the prior redrawn`);
+  if (result.pooled.rows > 0) {
+    notes.push(
+      `the fit's ${result.pooled.rows} weighed draws pooled in (n_eff ${sig(result.pooled.nEff, 4)} of them)`,
+    );
+  }
   return notes;
 }
 

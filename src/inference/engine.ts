@@ -34,6 +34,8 @@ import {
   scalesToTensors,
 } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
+import { type FitDraws, fitDrawsOf, sameTarget } from "./fit-draws.js";
+import { FIT_DRAWS_FILE, readFitDraws, writeFitDraws } from "./fit-draws-file.js";
 import { checkFitSettings, didYouMean, orThrow } from "./fit-settings.js";
 import {
   GAPPED_CHANNELS,
@@ -237,6 +239,15 @@ export interface PredictOptions {
    * (unbiased). Same number of draws (and simulations); false draws everything from the surrogate.
    */
   adapt?: boolean;
+  /**
+   * Pool the fit's weighed draws (default true): a sequential fit with a likelihood weighed every
+   * round's draws at its observation, exact importance samples paid for already. Where predict's
+   * target is the fit's (the same prior, likelihood and observation, checked by weighing a few
+   * of the fit's rows again), they join the result after predict's own draws (`pooled` says how
+   * many rows and what n_eff they brought; each group counts by its ESS) and the adapted stages
+   * are fitted to them too. false: predict's own draws only.
+   */
+  pool?: boolean;
 }
 
 /** Options of `NBI.posteriorPredictive`. */
@@ -408,6 +419,8 @@ export class NBI {
   private oodNoise = "none";
   /** The last fit's noise model: the default noise of posteriorPredictive's replicated data. */
   private fitNoise?: Noise;
+  /** The last fit's weighed draws, which predict pools at the fit's target (fit-draws.ts). */
+  private fitDraws?: FitDraws;
   /** The gapped observation model the network encodes for (from fit's noise or model.json). */
   private gaps?: GappedLightCurves;
   /** The shape of one simulation, once known. */
@@ -879,6 +892,7 @@ export class NBI {
     const result: SnpeResult = await snpeIS(config, undefined, this.roundCheckpoints(store, net));
     this.checkpoint = result.state.current;
     this.runHistory = [...result.history];
+    this.fitDraws = fitDrawsOf(result.state.data, net.nDims, net.dataSize);
     this.fitNoise = o.noise;
     await this.learnTrainingFeatures(net, result.state.current, result.state.data, o.noise);
     if (result.emptyRounds.length > 0) {
@@ -1457,6 +1471,8 @@ export class NBI {
       fail("predict", "nMax", `an integer ≥ nSamples (${nSamples})`, nMax);
     const neffMin = options.neffMin ?? 0;
     const fAcceptMin = options.fAcceptMin ?? 0;
+    if (options.pool !== undefined && typeof options.pool !== "boolean")
+      fail("predict", "pool", "true or false", options.pool);
     const logLike =
       options.logLike ??
       (options.xErr === undefined
@@ -1483,6 +1499,7 @@ export class NBI {
           nSimulations: 0,
           dropped: 0,
           redrawn: 0,
+          pooled: { rows: 0, nEff: 0 },
           surrogateOnly: true,
           warnings: [
             "no likelihood given (xErr or logLike): these are the surrogate's samples, unweighted",
@@ -1497,9 +1514,15 @@ export class NBI {
     }
     // The draws, simulations and weights (browser-safe: nbi/browser's predict runs the same).
     const simulator = this.options.simulator;
+    // The fit's weighed draws, where predict's target is the fit's (fit-draws.ts).
+    const fitDraws =
+      options.pool !== false && this.fitDraws && sameTarget(this.fitDraws, this.prior, logLike, x)
+        ? this.fitDraws
+        : undefined;
     const {
       samples: thetaAll,
       importance: imp,
+      pooled,
       nSimulations,
       dropped,
       redrawn,
@@ -1527,6 +1550,7 @@ export class NBI {
           onProgress,
         }),
       ...(options.onSimulate ? { onSimulate: options.onSimulate } : {}),
+      ...(fitDraws ? { earlier: fitDraws.groups } : {}),
     });
     warnings.push(...weightWarnings);
     const advice = weightAdvice({
@@ -1558,6 +1582,7 @@ export class NBI {
         nSimulations,
         dropped,
         redrawn,
+        pooled,
         surrogateOnly: false,
         warnings,
         labels: this.labels,
@@ -1759,6 +1784,9 @@ export class NBI {
     // The alarm's statistics beside the weights; none (a stale file from another model) removed.
     if (this.ood) await writeFeatureStatistics(join(folder, OOD_FILE), this.ood, this.oodNoise);
     else await rm(join(folder, OOD_FILE), { force: true });
+    // The fit's weighed draws, which predict pools at the fit's target (none: a stale file removed).
+    if (this.fitDraws) await writeFitDraws(join(folder, FIT_DRAWS_FILE), this.fitDraws);
+    else await rm(join(folder, FIT_DRAWS_FILE), { force: true });
   }
 
   /**
@@ -1904,6 +1932,12 @@ export class NBI {
     else {
       engine.oodMissing = `${folder} was saved without training statistics (${OOD_FILE}; models saved before the alarm existed, or fitted on fewer than 25 simulations): fit and save again to enable it`;
     }
+    const drawsPath = join(folder, FIT_DRAWS_FILE);
+    const hasDraws = await access(drawsPath).then(
+      () => true,
+      () => false,
+    );
+    if (hasDraws) engine.fitDraws = await readFitDraws(drawsPath, net.nDims);
     return engine;
   }
 

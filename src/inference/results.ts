@@ -53,6 +53,12 @@ export interface PredictResult {
   readonly dropped: number;
   /** Proposal draws outside the prior's support, redrawn. */
   readonly redrawn: number;
+  /**
+   * The fit's weighed draws pooled into the result (`PredictOptions.pool`): the last `rows` rows
+   * of `samples` (0 when none: another target, no fit weights, or pool false), and the n_eff
+   * they hold on their own. Not simulations of this call: `nSimulations` counts predict's own.
+   */
+  readonly pooled: { readonly rows: number; readonly nEff: number };
   /** True when no likelihood was given: samples are the surrogate's, weights uniform. */
   readonly surrogateOnly: boolean;
   /** Diagnostics worth reading (heavy-tailed weights, dropped simulations, a short n_eff). */

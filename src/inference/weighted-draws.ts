@@ -17,6 +17,7 @@ import {
   balanceLogDensity,
 } from "./adaptive-is.js";
 import { concat, drawSimulateWeigh } from "./draw-weigh.js";
+import type { FitDrawGroup } from "./fit-draws.js";
 import { keyAt } from "./host.js";
 import {
   combineStages,
@@ -37,6 +38,7 @@ import {
 import { simulationSeeds } from "./simulation/rows.js";
 import { defensiveFor } from "./snpe.js";
 import { logSumExp } from "./special.js";
+import { pooledDraws, type WeighedDraws } from "./staged-draws.js";
 
 export interface WeightedDrawsOptions {
   /** The trained surrogate. */
@@ -70,13 +72,20 @@ export interface WeightedDrawsOptions {
   ) => Promise<{ readonly x: Float32Array; readonly status: Uint8Array }>;
   /** Simulations done so far and the first batch's size (top-ups go beyond it). */
   readonly onSimulate?: (done: number, total: number) => void;
+  /**
+   * The fit's weighed draws at this target (fit-draws.ts; the caller checked `sameTarget`): they
+   * join the result, each group by its ESS, and the adapted stages are fitted to them too.
+   */
+  readonly earlier?: readonly FitDrawGroup[];
 }
 
 export interface WeightedDraws {
-  /** Every draw, n × d. */
+  /** Every draw, n × d: predict's own, then the fit's pooled rows. */
   readonly samples: Float64Array;
-  /** Their importance weights and ESS, the stages combined. */
+  /** Their importance weights and ESS, the stages (and the fit's groups) combined. */
   readonly importance: ImportanceResult;
+  /** The rows of `samples` that came from the fit (the last ones), and their own n_eff. */
+  readonly pooled: { readonly rows: number; readonly nEff: number };
   readonly nSimulations: number;
   readonly dropped: number;
   readonly redrawn: number;
@@ -132,6 +141,18 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let planned = nSamples - batch;
   let importance: ImportanceResult | undefined;
   let thetaAll: Float64Array = new Float64Array(0);
+  // The fit's weighed draws at this target: each group an importance sample of its own.
+  const earlier = (o.earlier ?? []).filter((g) => g.logWeights.some(Number.isFinite));
+  const earlierSets: WeighedDraws[] = earlier.map((g) => {
+    const imp = importanceWeights(g.logWeights);
+    return { theta: g.theta, logTarget: g.logTarget, weights: imp.weights, nEff: imp.nEff };
+  });
+  let ownGroups: Float64Array[] = [];
+  /** n_eff of predict's draws and the fit's together, as the result will hold them. */
+  const pooledEss = () =>
+    earlier.length > 0
+      ? combineStages([...ownGroups, ...earlier.map((g) => g.logWeights)]).nEff
+      : importance!.nEff;
   for (let attempt = 0; batch > 0; attempt++) {
     const step = await drawSimulateWeigh({
       draw: () =>
@@ -177,7 +198,8 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     thetaAll = concat(thetas, Float64Array);
     const logQ = stageLogDensities(stages, logSurrogate, Math.log(accepted / tried));
     const targets = concat(logTarget, Float64Array);
-    importance = combineStages(stageGroups(stages, logQ, targets));
+    ownGroups = stageGroups(stages, logQ, targets);
+    importance = combineStages(ownGroups);
     const drawn = thetaAll.length / d;
     const efficiency = importance.nEff / drawn;
     if (planned > 0) {
@@ -191,24 +213,45 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
       planned -= batch;
     } else {
-      if (importance.nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
+      const nEff = pooledEss();
+      if (nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
       // Enough further draws to reach neffMin at the efficiency seen so far.
-      const need = Math.ceil((neffMin - importance.nEff) / Math.max(efficiency, 1e-3));
+      const need = Math.ceil((neffMin - nEff) / Math.max(efficiency, 1e-3));
       batch = Math.min(Math.max(need, 2), nMax - drawn);
     }
     if (adapt && efficiency < ADAPT_BELOW && importance.nValid > 0) {
+      // Fitted to the fit's weighed draws too, where it has them (as a staged round's stages
+      // are fitted to the earlier rounds'): they show where the posterior is from the start.
+      const own = importanceWeights(balanceLogWeights(stages, logQ, targets));
+      const fitSet = (earlierSets.length > 0
+        ? pooledDraws(
+            [
+              ...earlierSets,
+              { theta: thetaAll, logTarget: targets, weights: own.weights, nEff: own.nEff },
+            ],
+            d,
+          )
+        : undefined) ?? { theta: thetaAll, logTarget: targets, weights: own.weights };
       plan = adaptedProposal(
         prior,
         { ...surrogatePart, logMass: Math.log(accepted / tried) },
-        thetaAll,
-        importanceWeights(balanceLogWeights(stages, logQ, targets)).weights,
+        fitSet.theta,
+        fitSet.weights,
         d,
         keyAt(key, 100_000 + attempt),
-        targets,
+        fitSet.logTarget,
       );
     }
   }
-  const imp = importance!;
+  const imp =
+    earlier.length > 0
+      ? combineStages([...ownGroups, ...earlier.map((g) => g.logWeights)])
+      : importance!;
+  const samples =
+    earlier.length > 0
+      ? concat([thetaAll, ...earlier.map((g) => g.theta)], Float64Array)
+      : thetaAll;
+  const pooledRows = (samples.length - thetaAll.length) / d;
   if (imp.paretoK > PARETO_K_UNRELIABLE) {
     warnings.push(
       `Pareto k̂ = ${imp.paretoK.toFixed(2)} > ${PARETO_K_UNRELIABLE}: the weights are heavy-tailed; the weighted posterior is unreliable`,
@@ -219,7 +262,18 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       `n_eff ${imp.nEff.toFixed(1)} is below neffMin ${neffMin} after ${nSimulations} simulations`,
     );
   }
-  return { samples: thetaAll, importance: imp, nSimulations, dropped, redrawn, warnings };
+  return {
+    samples,
+    importance: imp,
+    pooled: {
+      rows: pooledRows,
+      nEff: earlierSets.length > 0 ? combineStages(earlier.map((g) => g.logWeights)).nEff : 0,
+    },
+    nSimulations,
+    dropped,
+    redrawn,
+    warnings,
+  };
 }
 
 /**

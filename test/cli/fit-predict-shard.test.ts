@@ -89,15 +89,19 @@ describe("nbi fit and nbi predict", () => {
       ]),
     ]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/n_eff [\d.]+ of 50 simulations/);
+    // The observation is the fit's: its weighed draws are pooled in after predict's own.
+    const fitRows = csvRowsOf(join(plain, "fit-posterior.csv"));
+    expect(text.stdout).toMatch(
+      new RegExp(`n_eff [\\d.]+ of 50 simulations and the fit's ${fitRows} weighed draws`),
+    );
     expect(text.stdout).toMatch(/parameter +mean +std +5% +50% +95%\n +a +/);
     expect(text.stdout).toContain(`written to ${join(plain, "posterior.csv")}`);
     expect(readFileSync(join(plain, "posterior.csv"), "utf8").split("\n")[0]).toBe("a,b,weight");
     expect(hasStackTrace(text.stderr)).toBe(false);
     expect(npy.code).toBe(0);
     const table = await readNpy(out);
-    expect(table.shape).toEqual([40, 3]);
-    const weights = Array.from({ length: 40 }, (_, i) => table.data[3 * i + 2]!);
+    expect(table.shape).toEqual([40 + fitRows, 3]);
+    const weights = Array.from({ length: 40 + fitRows }, (_, i) => table.data[3 * i + 2]!);
     expect(weights.reduce((a, b) => a + b)).toBeCloseTo(1, 10);
   });
 
@@ -195,3 +199,8 @@ describe("nbi fit and nbi predict", () => {
     );
   });
 });
+
+/** Data rows of a CSV file (its header left out). */
+function csvRowsOf(path: string): number {
+  return readFileSync(path, "utf8").trim().split("\n").length - 1;
+}

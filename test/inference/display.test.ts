@@ -87,6 +87,7 @@ function predictResult(extra: Partial<PredictResult> = {}): PredictResult {
     nSimulations: 2000,
     dropped: 0,
     redrawn: 12,
+    pooled: { rows: 0, nEff: 0 },
     surrogateOnly: false,
     warnings: [],
     labels,
@@ -182,6 +183,10 @@ describe("display of predict results", () => {
       "NBI posterior: n_eff 612.3 of 2000 simulations (efficiency 30.6%), Pareto k̂ 0.32, log evidence -80.05 ± 0.04",
     );
     expect(text).toContain("12 draws outside the prior redrawn");
+    expect(text).not.toContain("pooled");
+    expect(formatPredictResult(predictResult({ pooled: { rows: 400, nEff: 120.4 } }))).toContain(
+      "the fit's 400 weighed draws pooled in (n_eff 120.4 of them)",
+    );
     expect(text).toMatch(/parameter\s+mean ± std\s+2\.5%\s+16%\s+50%\s+84%\s+97\.5%/);
     // Uniform on 1 ± 0.1·√3: the quantiles are 1 + 0.1·√3·(2q − 1).
     const q = [0.025, 0.16, 0.5, 0.84, 0.975].map((p) =>

@@ -248,18 +248,26 @@ describe("NBI: fit, predict, save and load", () => {
     const engine = new NBI({ ...small, simulator: line, priors: linePriors, path: tempDir() });
     const xObs = xObsLine(2);
     await engine.fit({ ...quickFit, xObs });
-    const base = await engine.predict(xObs, { xErr: 0.2, nSamples: 50 });
+    // predict's own draws: the fit's (pooled by default at its target) would count towards neffMin.
+    const base = await engine.predict(xObs, { xErr: 0.2, nSamples: 50, pool: false });
     expect(base.nSimulations).toBe(50);
     const topped = await engine.predict(xObs, {
       xErr: 0.2,
       nSamples: 50,
+      pool: false,
       neffMin: base.ess * 3,
       nMax: 2000,
     });
     expect(topped.nSimulations).toBeGreaterThan(50);
     expect(topped.ess >= base.ess * 3 || topped.nSimulations === 2000).toBe(true);
     expect(topped.samples.length).toBe(2 * topped.nSimulations);
-    const capped = await engine.predict(xObs, { xErr: 0.2, nSamples: 50, neffMin: 1e9, nMax: 120 });
+    const capped = await engine.predict(xObs, {
+      xErr: 0.2,
+      nSamples: 50,
+      pool: false,
+      neffMin: 1e9,
+      nMax: 120,
+    });
     expect(capped.nSimulations).toBe(120);
     expect(capped.warnings.join()).toMatch(/below neffMin/);
     const surrogate = await engine.predict(xObs, { nSamples: 40 });
