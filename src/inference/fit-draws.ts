@@ -11,7 +11,7 @@
  * nothing, and a saved engine (fit-draws-file.ts) pools after `NBI.load` as it did before.
  */
 import { fail } from "../errors.js";
-import type { ImportanceResult } from "./importance.js";
+import { type ImportanceResult, PARETO_K_UNRELIABLE } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import type { Prior } from "./priors.js";
 
@@ -58,8 +58,9 @@ export interface WeighedRoundData {
 }
 
 /**
- * The fit's weighed draws from its rounds (rounds without a likelihood's weights, or none of
- * whose weights is finite, are left out), or undefined when no round was weighed.
+ * The fit's weighed draws from its rounds, or undefined when none is left: rounds without a
+ * likelihood's weights, none of whose weights is finite, or whose weights are heavy-tailed
+ * (Pareto k̂ above 0.7, or too few draws for k̂) are left out.
  *
  * @example
  * ```ts
@@ -77,6 +78,9 @@ export function fitDrawsOf(
   rounds.forEach((r, round) => {
     const imp = r.estimate ?? r.importance;
     if (!imp || !r.logTarget || !imp.logWeights.some(Number.isFinite)) return;
+    // Heavy-tailed weights (or too few draws to tell): their ESS overstates what the round
+    // holds, and weighed by it a round that missed part of the posterior pulls the result.
+    if (!(imp.paretoK <= PARETO_K_UNRELIABLE)) return;
     groups.push({ theta: r.theta, logTarget: r.logTarget, logWeights: imp.logWeights });
     r.logTarget.forEach((t, row) => {
       if (Number.isFinite(t)) spotRows.push({ round, row });

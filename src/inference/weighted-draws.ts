@@ -38,7 +38,6 @@ import {
 import { simulationSeeds } from "./simulation/rows.js";
 import { defensiveFor } from "./snpe.js";
 import { logSumExp } from "./special.js";
-import { pooledDraws, type WeighedDraws } from "./staged-draws.js";
 
 export interface WeightedDrawsOptions {
   /** The trained surrogate. */
@@ -74,7 +73,7 @@ export interface WeightedDrawsOptions {
   readonly onSimulate?: (done: number, total: number) => void;
   /**
    * The fit's weighed draws at this target (fit-draws.ts; the caller checked `sameTarget`): they
-   * join the result, each group by its ESS, and the adapted stages are fitted to them too.
+   * join the result, each group by its ESS (the adapted stages are fitted to predict's own).
    */
   readonly earlier?: readonly FitDrawGroup[];
 }
@@ -142,17 +141,16 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   let importance: ImportanceResult | undefined;
   let thetaAll: Float64Array = new Float64Array(0);
   // The fit's weighed draws at this target: each group an importance sample of its own.
-  const earlier = (o.earlier ?? []).filter((g) => g.logWeights.some(Number.isFinite));
-  const earlierSets: WeighedDraws[] = earlier.map((g) => {
-    const imp = importanceWeights(g.logWeights);
-    return { theta: g.theta, logTarget: g.logTarget, weights: imp.weights, nEff: imp.nEff };
-  });
+  const offered = (o.earlier ?? []).filter((g) => g.logWeights.some(Number.isFinite));
+  const offeredImp = offered.map((g) => importanceWeights(g.logWeights));
   let ownGroups: Float64Array[] = [];
   /** n_eff of predict's draws and the fit's together, as the result will hold them. */
-  const pooledEss = () =>
-    earlier.length > 0
-      ? combineStages([...ownGroups, ...earlier.map((g) => g.logWeights)]).nEff
+  const pooledEss = () => {
+    const kept = consistentGroups(offered, offeredImp, importance!);
+    return kept.length > 0
+      ? combineStages([...ownGroups, ...kept.map((g) => g.logWeights)]).nEff
       : importance!.nEff;
+  };
   for (let attempt = 0; batch > 0; attempt++) {
     const step = await drawSimulateWeigh({
       draw: () =>
@@ -220,29 +218,21 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       batch = Math.min(Math.max(need, 2), nMax - drawn);
     }
     if (adapt && efficiency < ADAPT_BELOW && importance.nValid > 0) {
-      // Fitted to the fit's weighed draws too, where it has them (as a staged round's stages
-      // are fitted to the earlier rounds'): they show where the posterior is from the start.
-      const own = importanceWeights(balanceLogWeights(stages, logQ, targets));
-      const fitSet = (earlierSets.length > 0
-        ? pooledDraws(
-            [
-              ...earlierSets,
-              { theta: thetaAll, logTarget: targets, weights: own.weights, nEff: own.nEff },
-            ],
-            d,
-          )
-        : undefined) ?? { theta: thetaAll, logTarget: targets, weights: own.weights };
+      // Fitted to predict's own draws only: fitted to the fit's as well (as a staged round's
+      // stages are to the earlier rounds'), the stages lost SLCP's modes at 10³ simulations
+      // (bench/RESULTS.md, 2026-12-06 morning).
       plan = adaptedProposal(
         prior,
         { ...surrogatePart, logMass: Math.log(accepted / tried) },
-        fitSet.theta,
-        fitSet.weights,
+        thetaAll,
+        importanceWeights(balanceLogWeights(stages, logQ, targets)).weights,
         d,
         keyAt(key, 100_000 + attempt),
-        fitSet.logTarget,
+        targets,
       );
     }
   }
+  const earlier = consistentGroups(offered, offeredImp, importance!);
   const imp =
     earlier.length > 0
       ? combineStages([...ownGroups, ...earlier.map((g) => g.logWeights)])
@@ -267,13 +257,45 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     importance: imp,
     pooled: {
       rows: pooledRows,
-      nEff: earlierSets.length > 0 ? combineStages(earlier.map((g) => g.logWeights)).nEff : 0,
+      nEff: earlier.length > 0 ? combineStages(earlier.map((g) => g.logWeights)).nEff : 0,
     },
     nSimulations,
     dropped,
     redrawn,
     warnings,
   };
+}
+
+/** How many standard errors a fit group's log evidence may fall below predict's own. */
+export const POOL_EVIDENCE_Z = 2;
+
+/**
+ * The fit's groups whose evidence agrees with predict's own draws': log Ẑ_g not below
+ * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²). A round whose proposal missed part of the posterior
+ * (one of SLCP's modes) weighs its draws with light tails and a fair-looking ESS, yet its
+ * estimates are off and its evidence is short by the mass it missed; weighed in by its ESS it
+ * pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ (bench/RESULTS.md, 2026-12-06
+ * morning). The missing mass shows in the evidence, so that is what is compared.
+ *
+ * @example
+ * ```ts
+ * consistentGroups(fitGroups, fitGroups.map((g) => importanceWeights(g.logWeights)), own);
+ * ```
+ */
+export function consistentGroups(
+  groups: readonly FitDrawGroup[],
+  imps: readonly ImportanceResult[],
+  own: ImportanceResult,
+): FitDrawGroup[] {
+  return groups.filter((_, i) => {
+    const g = imps[i]!;
+    if (!Number.isFinite(g.logEvidenceSe)) return false; // one draw: nothing to compare
+    const se = Math.hypot(
+      g.logEvidenceSe,
+      Number.isFinite(own.logEvidenceSe) ? own.logEvidenceSe : 0,
+    );
+    return g.logEvidence >= own.logEvidence - POOL_EVIDENCE_Z * se;
+  });
 }
 
 /**

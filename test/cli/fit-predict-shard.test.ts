@@ -89,19 +89,25 @@ describe("nbi fit and nbi predict", () => {
       ]),
     ]);
     expect(text.code).toBe(0);
-    // The observation is the fit's: its weighed draws are pooled in after predict's own.
+    // The observation is the fit's: rounds of its weighed draws may be pooled in after
+    // predict's own (those whose weights and evidence pass predict's checks).
     const fitRows = csvRowsOf(join(plain, "fit-posterior.csv"));
-    expect(text.stdout).toMatch(
-      new RegExp(`n_eff [\\d.]+ of 50 simulations and the fit's ${fitRows} weighed draws`),
+    const said = /n_eff [\d.]+ of 50 simulations(?: and the fit's (\d+) weighed draws)?/.exec(
+      text.stdout,
     );
+    expect(said).not.toBeNull();
+    expect(Number(said![1] ?? 0)).toBeLessThanOrEqual(fitRows);
     expect(text.stdout).toMatch(/parameter +mean +std +5% +50% +95%\n +a +/);
     expect(text.stdout).toContain(`written to ${join(plain, "posterior.csv")}`);
     expect(readFileSync(join(plain, "posterior.csv"), "utf8").split("\n")[0]).toBe("a,b,weight");
     expect(hasStackTrace(text.stderr)).toBe(false);
     expect(npy.code).toBe(0);
     const table = await readNpy(out);
-    expect(table.shape).toEqual([40 + fitRows, 3]);
-    const weights = Array.from({ length: 40 + fitRows }, (_, i) => table.data[3 * i + 2]!);
+    const rows = table.shape[0]!;
+    expect(table.shape[1]).toBe(3);
+    expect(rows).toBeGreaterThanOrEqual(40);
+    expect(rows).toBeLessThanOrEqual(40 + fitRows);
+    const weights = Array.from({ length: rows }, (_, i) => table.data[3 * i + 2]!);
     expect(weights.reduce((a, b) => a + b)).toBeCloseTo(1, 10);
   });
 

@@ -14,6 +14,7 @@ import { hostKey } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 import { gaussianLogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import { independent, uniform } from "../../src/inference/priors.js";
+import { consistentGroups, POOL_EVIDENCE_Z } from "../../src/inference/weighted-draws.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -40,28 +41,37 @@ function round(n: number, seed: number, staged: boolean) {
     (_, i) =>
       ll(xObs, x.subarray(2 * i, 2 * i + 2), theta.subarray(2 * i, 2 * i + 2)) + logPrior[i]!,
   );
-  const logQ = Float64Array.from({ length: n }, (_, i) => -1.2 - 0.1 * (i % 5));
-  const imp = importanceWeights(logTarget.map((t, i) => t - logQ[i]!));
+  // Log-weights within ±0.3 (a proposal near the target): light tails, Pareto k̂ well below 0.7.
+  const imp = importanceWeights(Float64Array.from({ length: n }, (_, i) => 0.3 * Math.cos(i)));
   // A staged round's unbiased weights differ from its mixture's: fitDrawsOf keeps the former.
-  const estimate = staged ? importanceWeights(logTarget.map((t) => t + 1.5)) : undefined;
+  const estimate = staged
+    ? importanceWeights(Float64Array.from({ length: n }, (_, i) => 0.2 * Math.sin(i)))
+    : undefined;
   return { theta, x, logTarget, importance: imp, ...(estimate ? { estimate } : {}) };
 }
 
 describe("fitDrawsOf and sameTarget", () => {
   const r0 = round(30, 1, false);
   const r2 = round(40, 2, true);
-  const rounds = [r0, { theta: new Float64Array(4), x: new Float32Array(4) }, r2];
+  // Heavy-tailed weights (a few draws hold nearly all): left out, as an unweighed round is.
+  const heavy = {
+    ...round(40, 3, false),
+    importance: importanceWeights(Float64Array.from({ length: 40 }, (_, i) => (i * i) / 40)),
+  };
+  const rounds = [r0, { theta: new Float64Array(4), x: new Float32Array(4) }, heavy, r2];
   const kept = fitDrawsOf(rounds, 2, 2)!;
 
   it("keeps the weighed rounds, a staged round's unbiased weights, and spots from the rounds", () => {
-    expect(kept.groups.length).toBe(2); // the unweighed round is left out
+    expect(heavy.importance.paretoK).toBeGreaterThan(0.7);
+    expect(Math.max(r0.importance.paretoK, r2.estimate!.paretoK)).toBeLessThan(0.7);
+    expect(kept.groups.length).toBe(2); // the unweighed and the heavy-tailed rounds left out
     expect(kept.groups[0]!.logWeights).toBe(r0.importance.logWeights);
     expect(kept.groups[1]!.logWeights).toBe(r2.estimate!.logWeights);
     expect(kept.spots.logTarget.length).toBe(TARGET_SPOTS);
     // The last row of the last round is a spot, with its θ, x and log target.
     expect(kept.spots.logTarget[TARGET_SPOTS - 1]).toBe(r2.logTarget[39]);
     expect([...kept.spots.theta.subarray(-2)]).toEqual([...r2.theta.subarray(-2)]);
-    expect(fitDrawsOf([rounds[1]!], 2, 2)).toBeUndefined();
+    expect(fitDrawsOf([rounds[1]!, heavy], 2, 2)).toBeUndefined();
   });
 
   it("vouches for the fit's target only", () => {
@@ -106,6 +116,34 @@ describe("fitDrawsOf and sameTarget", () => {
   });
 });
 
+describe("consistentGroups: a fit round whose evidence falls short is not pooled", () => {
+  it("keeps a group whose evidence agrees, drops one short by its missing mass", () => {
+    const flat = (n: number, v: number) => new Float64Array(n).fill(v);
+    const noisy = (n: number, v: number) =>
+      Float64Array.from({ length: n }, (_, i) => v + 0.1 * Math.cos(i));
+    const own = importanceWeights(noisy(1000, 0));
+    const agrees = {
+      theta: new Float64Array(200),
+      logTarget: flat(100, 0),
+      logWeights: noisy(100, 0),
+    };
+    // Half the posterior's mass never drawn: every weight, and so the evidence, halved.
+    const short = { ...agrees, logWeights: noisy(100, Math.log(0.5)) };
+    const single = { theta: new Float64Array(2), logTarget: flat(1, 0), logWeights: flat(1, 0) };
+    const groups = [agrees, short, single];
+    const kept = consistentGroups(
+      groups,
+      groups.map((g) => importanceWeights(g.logWeights)),
+      own,
+    );
+    expect(kept).toEqual([agrees]);
+    // Within POOL_EVIDENCE_Z standard errors: a small shortfall is noise, kept.
+    const near = { ...agrees, logWeights: noisy(100, -0.005) };
+    expect(consistentGroups([near], [importanceWeights(near.logWeights)], own)).toEqual([near]);
+    expect(POOL_EVIDENCE_Z).toBe(2);
+  });
+});
+
 describe("predict pools the fit's weighed draws", () => {
   const engineAt = (path: string) =>
     new NBI({
@@ -128,14 +166,18 @@ describe("predict pools the fit's weighed draws", () => {
       noise: sigma,
       progress: false,
     });
-    const fitRows = fit.history.reduce((a, h) => a + h.nDrawn, 0);
+    // The rounds whose weights have light tails (Pareto k̂ ≤ 0.7) are pooled.
+    const light = fit.history.filter((h) => (h.paretoK ?? Number.NaN) <= 0.7);
+    expect(light.length).toBeGreaterThan(0);
+    const fitRows = light.reduce((a, h) => a + h.nDrawn, 0);
     const key = hostKey(11);
     const opts = { xErr: sigma, nSamples: 400, key, adapt: false };
     const own = await engine.predict(xObs, { ...opts, pool: false });
     const pooled = await engine.predict(xObs, opts);
     expect(own.pooled).toEqual({ rows: 0, nEff: 0 });
-    expect(pooled.pooled.rows).toBe(fitRows);
-    expect(pooled.samples.length).toBe(own.samples.length + 2 * fitRows);
+    expect(pooled.pooled.rows).toBeGreaterThan(0);
+    expect(pooled.pooled.rows).toBeLessThanOrEqual(fitRows);
+    expect(pooled.samples.length).toBe(own.samples.length + 2 * pooled.pooled.rows);
     // predict's own draws first, unchanged (adapt false: no stage fitted to the fit's draws).
     expect([...pooled.samples.subarray(0, own.samples.length)]).toEqual([...own.samples]);
     // Independent importance samples combined by their ESS: the Kish ESS add up.
@@ -176,7 +218,7 @@ describe("predict pools the fit's weighed draws", () => {
     const engine = engineAt(tempDir());
     await engine.fit({ nSims: 200, nEpochs: 2, batchSize: 50, noise: sigma, progress: false });
     const dir = tempDir();
-    await writeFitDraws(join(dir, FIT_DRAWS_FILE), fitDrawsOf([round(10, 3, false)], 2, 2)!);
+    await writeFitDraws(join(dir, FIT_DRAWS_FILE), fitDrawsOf([round(30, 3, false)], 2, 2)!);
     await engine.save(dir);
     expect(existsSync(join(dir, FIT_DRAWS_FILE))).toBe(false);
     const post = await engine.predict(xObs, { xErr: sigma, nSamples: 100, adapt: false });
