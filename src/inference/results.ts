@@ -58,7 +58,12 @@ export interface PredictResult {
    * of `samples` (0 when none: another target, no fit weights, or pool false), and the n_eff
    * they hold on their own. Not simulations of this call: `nSimulations` counts predict's own.
    */
-  readonly pooled: { readonly rows: number; readonly nEff: number };
+  readonly pooled: {
+    /** Rows of `samples` from the fit's rounds (its last rows). */
+    readonly rows: number;
+    /** n_eff of those rows' weights on their own. */
+    readonly nEff: number;
+  };
   /** True when no likelihood was given: samples are the surrogate's, weights uniform. */
   readonly surrogateOnly: boolean;
   /** Diagnostics worth reading (heavy-tailed weights, dropped simulations, a short n_eff). */
