@@ -3,8 +3,9 @@
  * round's draws against the proposal that drew them (a staged round each stage against its own:
  * `RoundData.estimate`), so they are exact importance samples of the posterior at the fit's
  * observation, paid for with the fit's simulations and likelihood calls. predict adds them to its
- * own draws (`combineStages`: each group by its ESS) and fits its adapted stages to them too —
- * but only where its target is the fit's: the same prior, likelihood and observation. That is
+ * own draws (`combineStages`: each group by its ESS), round by round where the round holds
+ * (light-tailed weights, evidence that agrees with predict's own: `consistentGroups`), and only
+ * where its target is the fit's: the same prior, likelihood and observation. That is
  * checked on the target itself, not on names: a few of the fit's rows (their θ and simulation
  * kept) are weighed again with predict's likelihood and must give the fit's log target. So a
  * predict at another observation, with other error bars or another likelihood function, pools
@@ -181,4 +182,36 @@ export function checkFitDraws(draws: FitDraws, source: string): FitDraws {
     fail("NBI.load", `${source} spots`, `${k} × ${d} θ values`, draws.spots.theta.length);
   }
   return draws;
+}
+
+/** How many standard errors a fit group's log evidence may fall below predict's own. */
+export const POOL_EVIDENCE_Z = 2;
+
+/**
+ * The fit's groups whose evidence agrees with predict's own draws': log Ẑ_g not below
+ * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²). A round whose proposal missed part of the posterior
+ * (one of SLCP's modes) weighs its draws with light tails and a fair-looking ESS, yet its
+ * estimates are off and its evidence is short by the mass it missed; weighed in by its ESS it
+ * pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ (bench/RESULTS.md, 2026-12-06
+ * morning). The missing mass shows in the evidence, so that is what is compared.
+ *
+ * @example
+ * ```ts
+ * consistentGroups(fitGroups, fitGroups.map((g) => importanceWeights(g.logWeights)), own);
+ * ```
+ */
+export function consistentGroups(
+  groups: readonly FitDrawGroup[],
+  imps: readonly ImportanceResult[],
+  own: ImportanceResult,
+): FitDrawGroup[] {
+  return groups.filter((_, i) => {
+    const g = imps[i]!;
+    if (!Number.isFinite(g.logEvidenceSe)) return false; // one draw: nothing to compare
+    const se = Math.hypot(
+      g.logEvidenceSe,
+      Number.isFinite(own.logEvidenceSe) ? own.logEvidenceSe : 0,
+    );
+    return g.logEvidence >= own.logEvidence - POOL_EVIDENCE_Z * se;
+  });
 }

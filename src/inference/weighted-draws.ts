@@ -17,7 +17,7 @@ import {
   balanceLogDensity,
 } from "./adaptive-is.js";
 import { concat, drawSimulateWeigh } from "./draw-weigh.js";
-import type { FitDrawGroup } from "./fit-draws.js";
+import { consistentGroups, type FitDrawGroup } from "./fit-draws.js";
 import { keyAt } from "./host.js";
 import {
   combineStages,
@@ -264,38 +264,6 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
     redrawn,
     warnings,
   };
-}
-
-/** How many standard errors a fit group's log evidence may fall below predict's own. */
-export const POOL_EVIDENCE_Z = 2;
-
-/**
- * The fit's groups whose evidence agrees with predict's own draws': log Ẑ_g not below
- * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²). A round whose proposal missed part of the posterior
- * (one of SLCP's modes) weighs its draws with light tails and a fair-looking ESS, yet its
- * estimates are off and its evidence is short by the mass it missed; weighed in by its ESS it
- * pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ (bench/RESULTS.md, 2026-12-06
- * morning). The missing mass shows in the evidence, so that is what is compared.
- *
- * @example
- * ```ts
- * consistentGroups(fitGroups, fitGroups.map((g) => importanceWeights(g.logWeights)), own);
- * ```
- */
-export function consistentGroups(
-  groups: readonly FitDrawGroup[],
-  imps: readonly ImportanceResult[],
-  own: ImportanceResult,
-): FitDrawGroup[] {
-  return groups.filter((_, i) => {
-    const g = imps[i]!;
-    if (!Number.isFinite(g.logEvidenceSe)) return false; // one draw: nothing to compare
-    const se = Math.hypot(
-      g.logEvidenceSe,
-      Number.isFinite(own.logEvidenceSe) ? own.logEvidenceSe : 0,
-    );
-    return g.logEvidence >= own.logEvidence - POOL_EVIDENCE_Z * se;
-  });
 }
 
 /**

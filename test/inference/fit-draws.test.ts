@@ -8,13 +8,18 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
-import { fitDrawsOf, sameTarget, TARGET_SPOTS } from "../../src/inference/fit-draws.js";
+import {
+  consistentGroups,
+  fitDrawsOf,
+  POOL_EVIDENCE_Z,
+  sameTarget,
+  TARGET_SPOTS,
+} from "../../src/inference/fit-draws.js";
 import { FIT_DRAWS_FILE, readFitDraws, writeFitDraws } from "../../src/inference/fit-draws-file.js";
 import { hostKey } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 import { gaussianLogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import { independent, uniform } from "../../src/inference/priors.js";
-import { consistentGroups, POOL_EVIDENCE_Z } from "../../src/inference/weighted-draws.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
