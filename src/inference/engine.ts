@@ -244,8 +244,9 @@ export interface PredictOptions {
    * round's draws at its observation, exact importance samples paid for already. Where predict's
    * target is the fit's (the same prior, likelihood and observation, checked by weighing a few
    * of the fit's rows again), they join the result after predict's own draws (`pooled` says how
-   * many rows and what n_eff they brought; each group counts by its ESS) and the adapted stages
-   * are fitted to them too. false: predict's own draws only.
+   * many rows and what n_eff they brought; each group counts by its ESS), the rounds whose
+   * weights have light tails and whose evidence agrees with predict's own. false: predict's own
+   * draws only.
    */
   pool?: boolean;
 }
@@ -1924,20 +1925,13 @@ export class NBI {
     engine.checkpoint = checkpointFromTensors(template, tensors, weightsPath);
     engine.runHistory = model.history ?? [];
     const oodPath = join(folder, OOD_FILE);
-    const hasOod = await access(oodPath).then(
-      () => true,
-      () => false,
-    );
-    if (hasOod) engine.ood = await readFeatureStatistics(oodPath, net.featurizer.dimOut);
+    if (await fileExists(oodPath))
+      engine.ood = await readFeatureStatistics(oodPath, net.featurizer.dimOut);
     else {
       engine.oodMissing = `${folder} was saved without training statistics (${OOD_FILE}; models saved before the alarm existed, or fitted on fewer than 25 simulations): fit and save again to enable it`;
     }
     const drawsPath = join(folder, FIT_DRAWS_FILE);
-    const hasDraws = await access(drawsPath).then(
-      () => true,
-      () => false,
-    );
-    if (hasDraws) engine.fitDraws = await readFitDraws(drawsPath, net.nDims);
+    if (await fileExists(drawsPath)) engine.fitDraws = await readFitDraws(drawsPath, net.nDims);
     return engine;
   }
 
@@ -2215,4 +2209,12 @@ function describeChange(key: string, before: unknown, after: unknown): string {
   }
   if (key === "xObs" || key === "precomputed" || key === "logLike") return `${key} changed`;
   return `${key} ${short(before)} → ${short(after)}`;
+}
+
+/** Whether a file is there to read (an optional file of a saved model's folder). */
+function fileExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -141,26 +141,6 @@ export function sameTarget(
 }
 
 /**
- * Every group's θ, one group after another (rows with an invalid log-weight too: combineStages
- * counts them and gives them weight 0), and their number of rows.
- *
- * @example
- * ```ts
- * const { theta, rows } = fitDrawRows(kept);
- * ```
- */
-export function fitDrawRows(draws: FitDraws): { theta: Float64Array; rows: number } {
-  const rows = draws.groups.reduce((a, g) => a + g.logWeights.length, 0);
-  const theta = new Float64Array(rows * draws.nDims);
-  let at = 0;
-  for (const g of draws.groups) {
-    theta.set(g.theta, at);
-    at += g.theta.length;
-  }
-  return { theta, rows };
-}
-
-/**
  * Checks a FitDraws read back from disk: every group's θ, log target and log-weights agree in
  * rows, the spots in count; `source` names the file in the error.
  */
