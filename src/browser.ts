@@ -19,6 +19,7 @@ import type { Flow } from "./bijectors/flows.js";
 import { fail, NbiError } from "./errors.js";
 import type { FeaturizerConfig } from "./featurizers/registry.js";
 import type { Featurizer } from "./featurizers/types.js";
+import { type FitDraws, fitDrawsOf, sameTarget } from "./inference/fit-draws.js";
 import { isGappedLightCurves } from "./inference/gaps.js";
 import { hostKey, keyAt } from "./inference/host.js";
 import { hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
@@ -121,6 +122,11 @@ export interface BrowserPredictOptions {
   nMax?: number;
   /** Adaptive importance sampling after a pilot (default true; see the Node engine's predict). */
   adapt?: boolean;
+  /**
+   * Pool the last fit's weighed rounds where predict's target is the fit's and the rounds hold
+   * (default true; see the Node engine's predict and fit-draws.ts).
+   */
+  pool?: boolean;
   signal?: AbortSignal;
   onSimulate?: (done: number, total: number) => void;
 }
@@ -137,6 +143,7 @@ export type BrowserPredictResult = Pick<
   | "efficiency"
   | "paretoK"
   | "logEvidence"
+  | "pooled"
   | "nSimulations"
   | "labels"
   | "warnings"
@@ -158,6 +165,8 @@ export class BrowserNBI {
   readonly labels: readonly string[];
   readonly net: PosteriorNetwork;
   private checkpoint: Checkpoint | undefined;
+  /** The last fit's weighed draws, which predict pools at the fit's target (fit-draws.ts). */
+  private fitDraws: FitDraws | undefined;
   private storeHandle: { store: SimulationStore; kind: string } | undefined;
   private readonly seed: number;
 
@@ -220,6 +229,7 @@ export class BrowserNBI {
       ...(logLike ? { logLike } : {}),
     });
     this.checkpoint = result.state.current;
+    this.fitDraws = fitDrawsOf(result.state.data, this.net.nDims, this.net.dataSize);
     return { ...result, storeKind: kind, backend: backendInfo().current };
   }
 
@@ -238,7 +248,13 @@ export class BrowserNBI {
     const nMax = options.nMax ?? 10 * nSamples;
     if (!Number.isInteger(nMax) || nMax < nSamples)
       fail("predict", "nMax", `an integer ≥ nSamples (${nSamples})`, nMax);
+    if (options.pool !== undefined && typeof options.pool !== "boolean")
+      fail("predict", "pool", "true or false", options.pool);
     const d = this.net.nDims;
+    const fitDraws =
+      options.pool !== false && this.fitDraws && sameTarget(this.fitDraws, this.prior, logLike, x)
+        ? this.fitDraws
+        : undefined;
     const simulator = this.simulator();
     const r = await weightedDraws({
       surrogate: surrogateOf(this.net, this.checkpoint),
@@ -258,6 +274,7 @@ export class BrowserNBI {
           onProgress,
         }),
       ...(options.onSimulate ? { onSimulate: options.onSimulate } : {}),
+      ...(fitDraws ? { earlier: fitDraws.groups } : {}),
     });
     const imp: ImportanceResult = r.importance;
     return {
@@ -267,6 +284,7 @@ export class BrowserNBI {
       efficiency: imp.nEff / (r.samples.length / d),
       paretoK: imp.paretoK,
       logEvidence: imp.logEvidence,
+      pooled: r.pooled,
       nSimulations: r.nSimulations,
       labels: this.labels,
       warnings: r.warnings,

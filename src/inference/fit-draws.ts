@@ -12,7 +12,8 @@
  * nothing, and a saved engine (fit-draws-file.ts) pools after `NBI.load` as it did before.
  */
 import { fail } from "../errors.js";
-import { type ImportanceResult, PARETO_K_UNRELIABLE } from "./importance.js";
+import { EVIDENCE_Z, evidenceShort, lightTailed } from "./held-rounds.js";
+import type { ImportanceResult } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import type { Prior } from "./priors.js";
 
@@ -81,7 +82,7 @@ export function fitDrawsOf(
     if (!imp || !r.logTarget || !imp.logWeights.some(Number.isFinite)) return;
     // Heavy-tailed weights (or too few draws to tell): their ESS overstates what the round
     // holds, and weighed by it a round that missed part of the posterior pulls the result.
-    if (!(imp.paretoK <= PARETO_K_UNRELIABLE)) return;
+    if (!lightTailed(imp)) return;
     groups.push({ theta: r.theta, logTarget: r.logTarget, logWeights: imp.logWeights });
     r.logTarget.forEach((t, row) => {
       if (Number.isFinite(t)) spotRows.push({ round, row });
@@ -165,15 +166,15 @@ export function checkFitDraws(draws: FitDraws, source: string): FitDraws {
 }
 
 /** How many standard errors a fit group's log evidence may fall below predict's own. */
-export const POOL_EVIDENCE_Z = 2;
+export const POOL_EVIDENCE_Z = EVIDENCE_Z;
 
 /**
  * The fit's groups whose evidence agrees with predict's own draws': log Ẑ_g not below
- * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²). A round whose proposal missed part of the posterior
- * (one of SLCP's modes) weighs its draws with light tails and a fair-looking ESS, yet its
- * estimates are off and its evidence is short by the mass it missed; weighed in by its ESS it
- * pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ (bench/RESULTS.md, 2026-12-06
- * morning). The missing mass shows in the evidence, so that is what is compared.
+ * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²) (`evidenceShort`, held-rounds.ts). A round whose proposal
+ * missed part of the posterior (one of SLCP's modes) weighs its draws with light tails and a
+ * fair-looking ESS, yet its estimates are off and its evidence is short by the mass it missed;
+ * weighed in by its ESS it pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ
+ * (bench/RESULTS.md, 2026-12-06 morning).
  *
  * @example
  * ```ts
@@ -185,13 +186,5 @@ export function consistentGroups(
   imps: readonly ImportanceResult[],
   own: ImportanceResult,
 ): FitDrawGroup[] {
-  return groups.filter((_, i) => {
-    const g = imps[i]!;
-    if (!Number.isFinite(g.logEvidenceSe)) return false; // one draw: nothing to compare
-    const se = Math.hypot(
-      g.logEvidenceSe,
-      Number.isFinite(own.logEvidenceSe) ? own.logEvidenceSe : 0,
-    );
-    return g.logEvidence >= own.logEvidence - POOL_EVIDENCE_Z * se;
-  });
+  return groups.filter((_, i) => !evidenceShort(imps[i]!, own));
 }

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { BrowserNBI } from "../../src/browser.js";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
 import {
@@ -228,5 +229,30 @@ describe("predict pools the fit's weighed draws", () => {
     expect(existsSync(join(dir, FIT_DRAWS_FILE))).toBe(false);
     const post = await engine.predict(xObs, { xErr: sigma, nSamples: 100, adapt: false });
     expect(post.pooled.rows).toBe(0);
+  });
+
+  it("the browser engine pools the same way", async () => {
+    const engine = new BrowserNBI({
+      flow: { nDims: 2, flowHidden: 16, numBlocks: 2 },
+      featurizer: { type: "mlp", dimIn: 2, dimOut: 8, hidden: [16] },
+      simulator: (t: Float64Array) => [t[0]!, t[1]!],
+      priors: [uniform(-2, 2), uniform(-2, 2)],
+      dataShape: [2],
+      store: "memory",
+      backend: "cpu",
+      seed: 5,
+    });
+    await engine.fit({ xObs, xErr: sigma, noise: sigma, nSims: 200, nRounds: 2, nEpochs: 20 });
+    const opts = { xErr: sigma, nSamples: 400, adapt: false };
+    const own = await engine.predict(xObs, { ...opts, pool: false });
+    const pooled = await engine.predict(xObs, opts);
+    expect(own.pooled).toEqual({ rows: 0, nEff: 0 });
+    expect(pooled.pooled.rows).toBeGreaterThan(0);
+    expect(pooled.samples.length).toBe(own.samples.length + 2 * pooled.pooled.rows);
+    expect(pooled.ess).toBeGreaterThan(own.ess);
+    expect((await engine.predict(Float32Array.of(0.4, -0.3), opts)).pooled.rows).toBe(0);
+    await expect(engine.predict(xObs, { ...opts, pool: 1 as unknown as boolean })).rejects.toThrow(
+      /predict: pool expected true or false, got 1/,
+    );
   });
 });
