@@ -1,14 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadReference } from "../../bench/sbibm/reference.js";
 import { readDraws, scoreDraws } from "../../bench/sbibm/score-draws.js";
 import { getTask } from "../../bench/sbibm/tasks.js";
 import { encodeNpy } from "../../src/io/npy.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dir = mkdtempSync(join(tmpdir(), "score-draws-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDirs("score-draws-")();
 
 describe("scoring a peer's draws (bench/sbibm/score-draws.ts)", () => {
   const ref = loadReference("gaussian_linear_uniform", 1);

@@ -3,14 +3,13 @@
  * round) is calibrated with --json and --plots, as text with --simulator, and a sequential run
  * folder is refused; the folder's simulator runs only when asked.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tempDirs } from "../helpers/temp-dirs.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-cli-calibrate-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-cli-calibrate-")();
 const amortized = join(root, "amortized");
 const sequential = join(root, "sequential");
 const simulator = `${join(FIXTURES, "line.mjs")}#line`;

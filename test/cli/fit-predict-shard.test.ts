@@ -3,15 +3,14 @@
  * fit with --json, predict to CSV and NPY, and the sharded path (prepare, two shards running at
  * once, prepare the next round, shards, fit) reproducing the unsharded fit exactly.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readNpy } from "../../src/io/npy.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-cli-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-cli-")();
 // Rounds drawn in one batch (adaptRounds: false): what shards can reproduce (see src/cli/simulate.ts).
 const config = join(root, "line.json");
 {

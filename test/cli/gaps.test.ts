@@ -5,14 +5,13 @@
  * the gapped model refuses NaN with the engine's message; `nbi calibrate` on a gapped run applies
  * the model's gaps without warning that no noise is recorded.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tempDirs } from "../helpers/temp-dirs.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-cli-gaps-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-cli-gaps-")();
 const gapped = join(root, "gapped");
 const plain = join(root, "plain");
 

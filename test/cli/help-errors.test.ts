@@ -2,14 +2,13 @@
  * The command line's surface: help texts, and errors as one line on stderr with a non-zero exit
  * code and no stack trace (unless --verbose).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDirs } from "../helpers/temp-dirs.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-cli-errors-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-cli-errors-")();
 
 describe("nbi --help", () => {
   it("lists the commands, and each command has its own help", async () => {

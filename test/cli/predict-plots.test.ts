@@ -2,14 +2,13 @@
  * `nbi predict --plots`: the posterior predictive check of each observation, printed and written
  * as ppc.{svg,png} into the run folder; the trust verdict in the text and JSON output.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tempDirs } from "../helpers/temp-dirs.js";
 import { FIXTURES, hasStackTrace, lines, nbi } from "./run-cli.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-cli-ppc-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-cli-ppc-")();
 const run = join(root, "run");
 const obs = join(FIXTURES, "obs.csv");
 

@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NBI, priors } from "../../src/index.js";
 import {
   balanceLogDensity,
@@ -11,6 +8,7 @@ import {
 } from "../../src/inference/adaptive-is.js";
 import { hostKey, normals } from "../../src/inference/host.js";
 import { importanceWeights, kishEss as kish } from "../../src/inference/importance.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 describe("temperedWeights", () => {
   const lw = Float64Array.from({ length: 400 }, (_, i) => (i === 0 ? 0 : -8 - (i % 37) * 0.3));
@@ -117,8 +115,7 @@ describe("predict's adaptive stages", () => {
   const truth = [0.4, -1.1, 1.7];
   const eps = normals(hostKey(7), 6);
   const xObs = Float64Array.from({ length: 6 }, (_, i) => truth[i % 3]! + sigma * eps[i]!);
-  const path = mkdtempSync(join(os.tmpdir(), "nbi-adaptive-"));
-  afterAll(() => rmSync(path, { recursive: true, force: true }));
+  const path = tempDirs("nbi-adaptive-")();
 
   it("lifts the ESS of a poor surrogate at the same simulation cost, and stays exact", async () => {
     const engine = new NBI({

@@ -4,13 +4,12 @@
  * surrogate's posterior means must match the analytic ones, and its 68% and 95% central intervals
  * must cover the true θ as often as they claim, within Monte-Carlo error.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals } from "../../src/inference/host.js";
 import { normal } from "../../src/inference/priors.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 const M = [
   [1.0, 0.5],
@@ -70,8 +69,7 @@ function logEvidence(x: ArrayLike<number>): number {
   return -0.5 * (z.reduce((acc, v) => acc + v * v, 0) + logDet + n * Math.log(2 * Math.PI));
 }
 
-const path = mkdtempSync(join(tmpdir(), "nbi-anpe-"));
-afterAll(() => rmSync(path, { recursive: true, force: true }));
+const path = tempDirs("nbi-anpe-")();
 
 describe("amortized NPE", () => {
   it("matches the analytic Gaussian-linear posterior over many observations", async () => {

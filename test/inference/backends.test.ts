@@ -3,21 +3,19 @@
  * CPU and on WebGPU (where an adapter exists) and agree to float32 rounding. Host-side numerics
  * (priors, weights, the store) are backend-independent; the network trains on the backend.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { np } from "../../src/index.js";
 import { NBI } from "../../src/inference/engine.js";
 import { normal, uniform } from "../../src/inference/priors.js";
 import { testBackends } from "../helpers/backends.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 const T = Array.from({ length: 8 }, (_, i) => i / 7);
 const line = (th: ArrayLike<number>) => Float64Array.from(T, (t) => th[0]! + th[1]! * t);
 const xObs = T.map((t) => 0.3 + 1.1 * t);
-const root = mkdtempSync(join(tmpdir(), "nbi-backends-"));
+const root = tempDirs("nbi-backends-")();
 afterAll(async () => {
-  rmSync(root, { recursive: true, force: true });
   await np.useBackend("cpu");
 });
 

@@ -5,10 +5,8 @@
  * confident (sd × 2) or biased (one mean shifted by one posterior sd) must be caught and named.
  * Then NBI.calibrate end to end on a tiny amortized fit.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
 import {
   type CalibrationResult,
@@ -26,6 +24,7 @@ import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals } from "../../src/inference/host.js";
 import { normal, uniform } from "../../src/inference/priors.js";
 import { coveragePlot, rankHistogramPlot } from "../../src/plots/index.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 const M = [
   [1.0, 0.5],
@@ -297,8 +296,7 @@ describe("calibration as text and pictures", () => {
   });
 });
 
-const runs = mkdtempSync(join(tmpdir(), "nbi-calibrate-"));
-afterAll(() => rmSync(runs, { recursive: true, force: true }));
+const runs = tempDirs("nbi-calibrate-")();
 
 describe("NBI.calibrate on a tiny amortized fit", () => {
   // The Gaussian-linear simulator, failing (NaN) for a > 1.6: about 5% of the prior's draws.

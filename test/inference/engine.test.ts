@@ -3,10 +3,9 @@
  * worker counts. Small problems and few epochs: these test plumbing and semantics; the
  * statistical proofs are in sine.test.ts and anpe.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type Array, np, random } from "../../src/index.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, normals } from "../../src/inference/host.js";
@@ -15,16 +14,9 @@ import { gaussianLogLike } from "../../src/inference/likelihood.js";
 import { normal, type Prior, uniform } from "../../src/inference/priors.js";
 import { proposalFell, type RoundRecord } from "../../src/inference/snpe.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "nbi-engine-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-engine-");
 
 /** A line through 8 points with slope and intercept: x_i = a + b·t_i. */
 const T = globalThis.Array.from({ length: 8 }, (_, i) => i / 7);

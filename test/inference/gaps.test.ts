@@ -8,10 +8,9 @@
  * matches the analytic means within 0.1 σ, sampleBatch serves light curves of different gaps and
  * errors in one call, and the amortized network's coverage on gapped observations is calibrated.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../src/cli/config.js";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
@@ -38,9 +37,9 @@ import * as np from "../../src/ops/np.js";
 import * as random from "../../src/ops/random.js";
 import type { Array as NdArray } from "../../src/trace/array.js";
 import { jit } from "../../src/transforms/jit.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const runs = mkdtempSync(join(tmpdir(), "nbi-gaps-"));
-afterAll(() => rmSync(runs, { recursive: true, force: true }));
+const runs = tempDirs("nbi-gaps-")();
 
 const data = async (a: NdArray) => Float64Array.from((await a.data()) as ArrayLike<number>);
 

@@ -8,10 +8,9 @@
  * outOfDistribution; the statistics survive save/load, and a model saved without them loads with
  * the alarm unavailable.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
@@ -32,16 +31,9 @@ import {
 import { normal, uniform } from "../../src/inference/priors.js";
 import { trustReport, weightLevel } from "../../src/inference/trust.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "nbi-ood-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-ood-");
 
 /** n rows of F correlated Gaussian features f = A z + b (A lower triangular with unequal scales). */
 function gaussianFeatures(n: number, F: number, seed: number, scale = 1, shift = 0): Float64Array {

@@ -7,13 +7,14 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals } from "../../src/inference/host.js";
 import { predictiveCheck } from "../../src/inference/ppc.js";
 import { uniform } from "../../src/inference/priors.js";
 import { ppcPlot, writePlot } from "../../src/plots/index.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 /** K replicated datasets of n points: mu_i + sigma·z. */
 function replicas(K: number, mu: readonly number[], sigma: number, seed: number): Float64Array {
@@ -190,8 +191,7 @@ const noisy = (x: ArrayLike<number>, seed: number) => {
 };
 
 describe("posteriorPredictive through the engine (sine model)", () => {
-  const path = mkdtempSync(join(tmpdir(), "nbi-ppc-"));
-  afterAll(() => rmSync(path, { recursive: true, force: true }));
+  const path = tempDirs("nbi-ppc-")();
   let engine: NBI;
   beforeAll(async () => {
     engine = new NBI({

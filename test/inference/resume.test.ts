@@ -4,17 +4,16 @@
  * never re-runs a stored simulation, and ends with exactly the result of an uninterrupted run.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NBI } from "../../src/inference/engine.js";
 import { normal, uniform } from "../../src/inference/priors.js";
 import { openStore } from "../../src/inference/store.js";
 import { resumeEngine, resumeFit } from "../fixtures/engine/resume-run.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const root = mkdtempSync(join(tmpdir(), "nbi-resume-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDirs("nbi-resume-")();
 
 const logged = (file: string) =>
   existsSync(file)

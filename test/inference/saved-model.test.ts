@@ -2,26 +2,18 @@
  * Models saved by earlier versions keep loading: test/fixtures/engine/saved-model was written by
  * `NBI.save` before the model folder's format moved to src/io/model-file.ts (see its README.md).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { NBI } from "../../src/inference/engine.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 const SAVED = fileURLToPath(new URL("../fixtures/engine/saved-model", import.meta.url));
 const T = globalThis.Array.from({ length: 8 }, (_, i) => i / 7);
 const line = (theta: ArrayLike<number>) => Float64Array.from(T, (t) => theta[0]! + theta[1]! * t);
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "nbi-saved-model-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-saved-model-");
 
 describe("NBI.load: a model saved by an earlier version", () => {
   it("loads with its configs, labels and history, and gives the densities it gave when saved", async () => {

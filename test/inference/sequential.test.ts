@@ -3,10 +3,7 @@
  * proposals with exact densities, and validation sets that stay held out across rounds. Fixed keys
  * throughout; the end-to-end runs check efficiency, means and mode weights against analytic truths.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { balanceLogDensity } from "../../src/inference/adaptive-is.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
@@ -49,16 +46,9 @@ import { pooledDraws, roundStages, stagedDraws } from "../../src/inference/stage
 import { atomIndices, trainPosterior } from "../../src/inference/train.js";
 import type { Array as NpArray } from "../../src/trace/array.js";
 import * as tree from "../../src/trace/tree.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "nbi-seq-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-seq-");
 
 /** The small network of these tests: 2-D θ, 2 data numbers, an MLP featurizer. */
 function smallNet() {

@@ -10,10 +10,7 @@
  * stages. Which seeds land high changes with the last bits of the arithmetic, hence the median
  * and the margin; `npm run bench:sine` reports five seeds (bench/RESULTS.md).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   flow,
   mlpFeaturizer,
@@ -26,16 +23,13 @@ import {
 import { NBI } from "../../src/inference/engine.js";
 import { weightedMoments } from "../../src/inference/importance.js";
 import { sineReference } from "../helpers/sine-reference.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-sine-");
 
 async function runSeed(seed: number) {
   const xObs = observation(seed);
-  const path = mkdtempSync(join(tmpdir(), "nbi-sine-"));
-  dirs.push(path);
+  const path = tempDir();
   const engine = new NBI({ flow, featurizer: mlpFeaturizer, simulator: sine, priors, path, seed });
   const fit = await engine.fit({
     xObs,

@@ -18,16 +18,14 @@ import {
   constants,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const JUPYTER = "/usr/bin/jupyter";
@@ -89,8 +87,7 @@ function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number) {
 }
 
 describe.skipIf(missing !== undefined)("examples/sine.ipynb on Deno's Jupyter kernel", () => {
-  const tmp = mkdtempSync(join(tmpdir(), "nbi-notebook-"));
-  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tempDirs("nbi-notebook-")();
 
   it("executes end to end with the ESS lines, the tables and the corner plot", async () => {
     // It imports the package as a project that installed it would (deno.json's `imports` map
