@@ -2,10 +2,9 @@
  * The fit's weighed draws pooled into predict (fit-draws.ts, fit-draws-file.ts): only at the
  * fit's own target, each group counting by its ESS, and the same after save and load.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BrowserNBI } from "../../src/browser.js";
 import { NbiError } from "../../src/errors.js";
 import { NBI } from "../../src/inference/engine.js";
@@ -21,16 +20,9 @@ import { hostKey } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 import { gaussianLogLike, thetaLogLike } from "../../src/inference/likelihood.js";
 import { independent, uniform } from "../../src/inference/priors.js";
+import { tempDirs } from "../helpers/temp-dirs.js";
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), "nbi-fit-draws-"));
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs("nbi-fit-draws-");
 
 const prior = independent([uniform(-2, 2), uniform(-2, 2)]);
 const xObs = Float32Array.of(0.5, -0.3);
