@@ -22,6 +22,7 @@
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
  *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear] [--ema-half-life H] [--n-reuse N]
+ *   [--keep DIR] [--predict-n N]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -221,7 +222,7 @@ export function errors(ref: Reference, m: { mean: Float64Array; sd: Float64Array
   return { meanErr, sdErr };
 }
 
-function modeWeightsOf(task: Task, theta: Float64Array, w: Float64Array): number[] {
+export function modeWeightsOf(task: Task, theta: Float64Array, w: Float64Array): number[] {
   const d = task.dim;
   const out = new Array(task.modes!.count).fill(0);
   let tot = 0;
@@ -256,6 +257,8 @@ export async function runOne(
     emaHalfLife?: number;
     /** Earlier rounds' simulations each round trains on (fit's nReuse); undefined: the default. */
     nReuse?: number | "auto";
+    /** A folder to save each fitted engine in (one subfolder per run), for later predicts. */
+    keep?: string;
   },
 ): Promise<Row> {
   const d = task.dim;
@@ -295,6 +298,10 @@ export async function runOne(
       progress: false,
     });
     const t1 = performance.now();
+    if (options.keep) {
+      const run = `${task.name}-obs${ref.obs}-${budget}-${method.label.replace(/[/:]/g, "_")}`;
+      await engine.save(join(options.keep, `${run}-seed${options.seed}`));
+    }
     const pred = await engine.predict(xObs, { logLike, nSamples: options.nPredict });
     const t2 = performance.now();
     // The same draws' budget from the surrogate alone (no adapted stages), for comparison.
@@ -570,6 +577,8 @@ function parseArgs(argv: readonly string[]) {
     // Early-stopping patience (sbibm's protocol here: 20).
     patience: num("patience", "20"),
     nPredict: num("predict-n", "10000"),
+    // --keep DIR: save each fitted engine under DIR (NBI.load it to predict again).
+    ...(argv.includes("--keep") ? { keep: get("keep", "") } : {}),
     // --flow nsf: rational-quadratic spline blocks (sbi's SNPE-C uses a neural spline flow).
     flowType: flowTypeOf(get("flow", "maf")),
     // --featurizer linear: sbi's NPE conditions on the (z-scored) data itself, no embedding net.

@@ -20,6 +20,8 @@ export interface WeightDiagnostics {
   readonly redrawn: number;
   /** The n_eff the user asked for (0: none). */
   readonly target: number;
+  /** Whether predict's adaptive stages drew part of the draws (predict's `adapt`). */
+  readonly adapted?: boolean;
 }
 
 /** Below this efficiency the proposal is far from the posterior whatever the target. */
@@ -63,6 +65,14 @@ export function weightAdvice(w: WeightDiagnostics): string | undefined {
   );
   if (short)
     tryThis.push(`more draws: nSamples ≈ ${Math.ceil(w.target / Math.max(w.efficiency, 1e-3))}`);
+  else if (w.adapted) {
+    // The adapted stages fit better to more draws: on SLCP at 10³ simulations four times the
+    // planned draws gave ~10× the n_eff and found the modes (bench/RESULTS.md, 2026-12-06 day);
+    // planned draws adapt better than a top-up to neffMin.
+    tryThis.push(
+      `a larger nSamples (say ${4 * w.draws}): the adapted stages fit the posterior better from more draws`,
+    );
+  }
   return (
     `n_eff ${w.ess.toFixed(1)} of ${w.draws} draws (${(100 * w.efficiency).toFixed(1)}%)` +
     (w.target > 0 ? `, target ${w.target}` : "") +

@@ -1561,6 +1561,7 @@ export class NBI {
       draws: thetaAll.length / d,
       redrawn,
       target: neffMin,
+      adapted: options.adapt ?? true,
     });
     if (advice) warnings.push(advice);
     const trust = trustReport(ood!, {

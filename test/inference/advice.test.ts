@@ -46,4 +46,10 @@ describe("weightAdvice", () => {
     expect(text).toMatch(/overlaps the posterior only loosely/);
     expect(text).not.toMatch(/nSamples/);
   });
+
+  it("after adapted stages, a poor efficiency without a target suggests a larger planned budget", () => {
+    const diag = { ess: 289, efficiency: 0.029, paretoK: 0.5, draws: 10000, redrawn: 0, target: 0 };
+    expect(weightAdvice({ ...diag, adapted: true })).toMatch(/a larger nSamples \(say 40000\)/);
+    expect(weightAdvice({ ...diag, adapted: false })).not.toMatch(/nSamples/);
+  });
 });
