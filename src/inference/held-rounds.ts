@@ -7,9 +7,9 @@
  * region can only lower it. So a sample whose Ẑ falls more than EVIDENCE_Z standard errors below
  * another's has missed something, and the ESS would weigh it in as if it had not.
  *
- * Used twice: predict pools the fit's rounds only where they agree with its own draws
- * (fit-draws.ts, `consistentGroups`), and a staged round fits its adapted stages only to earlier
- * rounds that hold (snpe.ts; bench/RESULTS.md, 2026-12-06 for both).
+ * predict pools the fit's rounds only where they agree with its own draws (fit-draws.ts,
+ * `consistentGroups`). The same rule inside the fit — a staged round adapting only from earlier
+ * rounds that hold — was measured and not kept (bench/RESULTS.md, 2026-12-06 day).
  */
 import { type ImportanceResult, PARETO_K_UNRELIABLE } from "./importance.js";
 
@@ -38,22 +38,4 @@ export function evidenceShort(imp: ImportanceResult, reference: ImportanceResult
     Number.isFinite(reference.logEvidenceSe) ? reference.logEvidenceSe : 0,
   );
   return !(imp.logEvidence >= reference.logEvidence - EVIDENCE_Z * se);
-}
-
-/**
- * Which of several importance samples of one posterior hold: light-tailed, and whose evidence is
- * not short against any other light-tailed one's (`evidenceShort`). Undefined entries (a round
- * without weights) do not hold.
- *
- * @example
- * ```ts
- * samplesThatHold(rounds.map((r) => r.estimate)); // [false, false, true, ...]
- * ```
- */
-export function samplesThatHold(imps: readonly (ImportanceResult | undefined)[]): boolean[] {
-  const light = imps.map((imp) => imp !== undefined && lightTailed(imp) && imp.nEff > 0);
-  return imps.map(
-    (imp, i) =>
-      light[i]! && imps.every((other, j) => j === i || !light[j] || !evidenceShort(imp!, other!)),
-  );
 }
