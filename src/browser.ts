@@ -19,7 +19,7 @@ import type { Flow } from "./bijectors/flows.js";
 import { fail, NbiError } from "./errors.js";
 import type { FeaturizerConfig } from "./featurizers/registry.js";
 import type { Featurizer } from "./featurizers/types.js";
-import { type FitDraws, fitDrawsOf, sameTarget } from "./inference/fit-draws.js";
+import { drawsToPool, type FitDraws, fitDrawsOf } from "./inference/fit-draws.js";
 import { isGappedLightCurves } from "./inference/gaps.js";
 import { hostKey, keyAt } from "./inference/host.js";
 import { hasIndexedDb, openIndexedDbStore } from "./inference/idb-store.js";
@@ -251,10 +251,7 @@ export class BrowserNBI {
     if (options.pool !== undefined && typeof options.pool !== "boolean")
       fail("predict", "pool", "true or false", options.pool);
     const d = this.net.nDims;
-    const fitDraws =
-      options.pool !== false && this.fitDraws && sameTarget(this.fitDraws, this.prior, logLike, x)
-        ? this.fitDraws
-        : undefined;
+    const fitDraws = drawsToPool(this.fitDraws, options.pool, this.prior, logLike, x);
     const simulator = this.simulator();
     const r = await weightedDraws({
       surrogate: surrogateOf(this.net, this.checkpoint),

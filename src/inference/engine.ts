@@ -34,7 +34,7 @@ import {
   scalesToTensors,
 } from "./checkpoint.js";
 import { withDisplay } from "./display.js";
-import { type FitDraws, fitDrawsOf, sameTarget } from "./fit-draws.js";
+import { drawsToPool, type FitDraws, fitDrawsOf } from "./fit-draws.js";
 import { FIT_DRAWS_FILE, readFitDraws, writeFitDraws } from "./fit-draws-file.js";
 import { checkFitSettings, didYouMean, orThrow } from "./fit-settings.js";
 import {
@@ -1516,10 +1516,7 @@ export class NBI {
     // The draws, simulations and weights (browser-safe: nbi/browser's predict runs the same).
     const simulator = this.options.simulator;
     // The fit's weighed draws, where predict's target is the fit's (fit-draws.ts).
-    const fitDraws =
-      options.pool !== false && this.fitDraws && sameTarget(this.fitDraws, this.prior, logLike, x)
-        ? this.fitDraws
-        : undefined;
+    const fitDraws = drawsToPool(this.fitDraws, options.pool, this.prior, logLike, x);
     const {
       samples: thetaAll,
       importance: imp,

@@ -142,6 +142,26 @@ export function sameTarget(
 }
 
 /**
+ * The fit's draws a predict pools: the kept draws when pooling is on (`pool` not false) and
+ * predict's target is the fit's (`sameTarget`), else undefined. The Node and browser engines'
+ * predict both read it.
+ *
+ * @example
+ * ```ts
+ * const earlier = drawsToPool(kept, options.pool, prior, logLike, xObs)?.groups;
+ * ```
+ */
+export function drawsToPool(
+  draws: FitDraws | undefined,
+  pool: boolean | undefined,
+  prior: Prior,
+  logLike: LogLike,
+  xObs: Float32Array,
+): FitDraws | undefined {
+  return pool !== false && draws && sameTarget(draws, prior, logLike, xObs) ? draws : undefined;
+}
+
+/**
  * Checks a FitDraws read back from disk: every group's θ, log target and log-weights agree in
  * rows, the spots in count; `source` names the file in the error.
  */
