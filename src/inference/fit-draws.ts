@@ -12,7 +12,7 @@
  * nothing, and a saved engine (fit-draws-file.ts) pools after `NBI.load` as it did before.
  */
 import { fail } from "../errors.js";
-import { EVIDENCE_Z, evidenceShort, lightTailed } from "./held-rounds.js";
+import { evidenceShort, lightTailed } from "./held-rounds.js";
 import type { ImportanceResult } from "./importance.js";
 import { type LogLike, logLikelihoods } from "./likelihood.js";
 import type { Prior } from "./priors.js";
@@ -185,12 +185,9 @@ export function checkFitDraws(draws: FitDraws, source: string): FitDraws {
   return draws;
 }
 
-/** How many standard errors a fit group's log evidence may fall below predict's own. */
-export const POOL_EVIDENCE_Z = EVIDENCE_Z;
-
 /**
  * The fit's groups whose evidence agrees with predict's own draws': log Ẑ_g not below
- * log Ẑ − POOL_EVIDENCE_Z·√(se_g² + se²) (`evidenceShort`, held-rounds.ts). A round whose proposal
+ * log Ẑ − EVIDENCE_Z·√(se_g² + se²) (`evidenceShort`, held-rounds.ts). A round whose proposal
  * missed part of the posterior (one of SLCP's modes) weighs its draws with light tails and a
  * fair-looking ESS, yet its estimates are off and its evidence is short by the mass it missed;
  * weighed in by its ESS it pulled SLCP's pooled means from 0.05–0.07 σ to 0.11–0.13 σ

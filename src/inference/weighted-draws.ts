@@ -144,12 +144,14 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
   const offered = (o.earlier ?? []).filter((g) => g.logWeights.some(Number.isFinite));
   const offeredImp = offered.map((g) => importanceWeights(g.logWeights));
   let ownGroups: Float64Array[] = [];
-  /** n_eff of predict's draws and the fit's together, as the result will hold them. */
-  const pooledEss = () => {
+  /** predict's draws and the fit's groups that agree with them, combined as the result holds them. */
+  const pooledResult = () => {
     const kept = consistentGroups(offered, offeredImp, importance!);
-    return kept.length > 0
-      ? combineStages([...ownGroups, ...kept.map((g) => g.logWeights)]).nEff
-      : importance!.nEff;
+    const combined =
+      kept.length > 0
+        ? combineStages([...ownGroups, ...kept.map((g) => g.logWeights)])
+        : importance!;
+    return { kept, combined };
   };
   for (let attempt = 0; batch > 0; attempt++) {
     const step = await drawSimulateWeigh({
@@ -211,7 +213,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       batch = Math.min(planned, Math.max(Math.ceil(rest / adaptedStageCount(rest, d)), 2));
       planned -= batch;
     } else {
-      const nEff = pooledEss();
+      const nEff = pooledResult().combined.nEff;
       if (nEff >= neffMin || drawn >= nMax || efficiency < fAcceptMin) break;
       // Enough further draws to reach neffMin at the efficiency seen so far.
       const need = Math.ceil((neffMin - nEff) / Math.max(efficiency, 1e-3));
@@ -232,11 +234,7 @@ export async function weightedDraws(o: WeightedDrawsOptions): Promise<WeightedDr
       );
     }
   }
-  const earlier = consistentGroups(offered, offeredImp, importance!);
-  const imp =
-    earlier.length > 0
-      ? combineStages([...ownGroups, ...earlier.map((g) => g.logWeights)])
-      : importance!;
+  const { kept: earlier, combined: imp } = pooledResult();
   const samples =
     earlier.length > 0
       ? concat([thetaAll, ...earlier.map((g) => g.theta)], Float64Array)

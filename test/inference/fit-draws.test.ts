@@ -11,11 +11,11 @@ import { NBI } from "../../src/inference/engine.js";
 import {
   consistentGroups,
   fitDrawsOf,
-  POOL_EVIDENCE_Z,
   sameTarget,
   TARGET_SPOTS,
 } from "../../src/inference/fit-draws.js";
 import { FIT_DRAWS_FILE, readFitDraws, writeFitDraws } from "../../src/inference/fit-draws-file.js";
+import { EVIDENCE_Z } from "../../src/inference/held-rounds.js";
 import { hostKey } from "../../src/inference/host.js";
 import { importanceWeights } from "../../src/inference/importance.js";
 import { gaussianLogLike, thetaLogLike } from "../../src/inference/likelihood.js";
@@ -135,10 +135,10 @@ describe("consistentGroups: a fit round whose evidence falls short is not pooled
       own,
     );
     expect(kept).toEqual([agrees]);
-    // Within POOL_EVIDENCE_Z standard errors: a small shortfall is noise, kept.
+    // Within EVIDENCE_Z standard errors: a small shortfall is noise, kept.
     const near = { ...agrees, logWeights: noisy(100, -0.005) };
     expect(consistentGroups([near], [importanceWeights(near.logWeights)], own)).toEqual([near]);
-    expect(POOL_EVIDENCE_Z).toBe(2);
+    expect(EVIDENCE_Z).toBe(2);
   });
 });
 
