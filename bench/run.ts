@@ -176,6 +176,27 @@ try {
     await v.data();
   });
   report("webgpu dispatch overhead (dependent adds)", ((d / chain) * 1e6).toFixed(1), "µs/kernel");
+  // The host's share alone: the time to record launches (independent adds of the same shapes,
+  // in a scope as a training step runs), the GPU's execution excluded (it is awaited after).
+  const launches = 512;
+  const hostSamples: number[] = [];
+  await timeAsync(async () => {
+    const t0 = performance.now();
+    const last = np.scope(() => {
+      let v = one;
+      for (let i = 0; i < launches; i++) v = np.add(one, one);
+      return v;
+    });
+    hostSamples.push((performance.now() - t0) / 1000);
+    await last.data();
+  });
+  hostSamples.sort((p, q) => p - q);
+  const host = hostSamples[Math.floor(hostSamples.length / 2)]!;
+  report(
+    "webgpu host time per launch (recording)",
+    ((host / launches) * 1e6).toFixed(1),
+    "µs/kernel",
+  );
 } catch (e) {
   console.log(`\nWebGPU column skipped: ${(e as Error).message.split("\n")[0]}`);
 }

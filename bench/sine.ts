@@ -53,6 +53,9 @@ const { values } = parseArgs({
     "no-nbi-settings": { type: "boolean", default: false },
     peer: { type: "boolean", default: false },
     anpe: { type: "boolean", default: false },
+    // Only the amortized rows (with --anpe), and their epoch budget (nbi's ANPE test: 20).
+    "anpe-only": { type: "boolean", default: false },
+    "anpe-epochs": { type: "string", default: "20" },
     // Threads for both sides of the nbi comparison (ours: the kernel pool; PyTorch: set_num_threads).
     threads: { type: "string", default: "1" },
     "peer-seeds": { type: "string", default: "0" },
@@ -186,6 +189,8 @@ interface NbiSettingsRow {
   losses?: string[];
 }
 
+const ANPE_EPOCHS = Number(values["anpe-epochs"]);
+
 /** Ours on nbi's test (or its amortized variant), at nbi's settings and observation. */
 async function oursAtNbiSettings(
   seed: number,
@@ -212,10 +217,10 @@ async function oursAtNbiSettings(
       ? await engine.fit({
           nSims: 10_000,
           nRounds: 1,
-          nEpochs: 20,
+          nEpochs: ANPE_EPOCHS,
           batchSize: 32,
           lr: 1e-3,
-          minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * 20)) * 10),
+          minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * ANPE_EPOCHS)) * 10),
           earlyStopPatience: 1,
           ...rowOptions,
           noise: NOISE_SIGMA,
@@ -344,9 +349,12 @@ if (values["nbi-settings"] && !values["no-nbi-settings"]) {
   console.log(
     `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"+pooled".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
   );
-  for (const anpe of values.anpe ? [false, true] : [false]) {
+  const kinds = values.anpe ? (values["anpe-only"] ? [true] : [false, true]) : [false];
+  for (const anpe of kinds) {
     for (const seed of values["peer-seeds"].split(",").map(Number)) {
-      const what = anpe ? "ANPE 10⁴" : "SNPE 3×320";
+      const what = anpe
+        ? `ANPE 10⁴${ANPE_EPOCHS === 20 ? "" : ` ${ANPE_EPOCHS} ep`}`
+        : "SNPE 3×320";
       for (const method of anpe ? ["auto/auto"] : values["nbi-methods"].split(","))
         printNbiRow(
           `ours${method === "auto/auto" ? "" : ` ${method}`}, ${what}, seed ${seed}`,

@@ -108,6 +108,9 @@ export function recordDispatch(
   if (++batch.count >= MAX_BATCH) flushGpu();
 }
 
+/** Work that must wait until the pending batch is submitted (afterSubmit). */
+const whenSubmitted: (() => void)[] = [];
+
 /** Submits the recorded dispatches, then returns the buffers given back meanwhile to the pool. */
 export function flushGpu(): void {
   if (!batch) return;
@@ -116,6 +119,22 @@ export function flushGpu(): void {
   pass.end();
   gpuDevice().queue.submit([encoder.finish()]);
   for (const held of deferred.splice(0)) giveBack(held);
+  for (const fn of whenSubmitted.splice(0)) fn();
+}
+
+/**
+ * Runs `fn` once the recorded dispatches are submitted (now, when none are pending): destroying a
+ * buffer that recorded commands still bind must wait for their submission.
+ */
+export function afterSubmit(fn: () => void): void {
+  if (batch) whenSubmitted.push(fn);
+  else fn();
+}
+
+/** How many times `trimPool` has destroyed pooled buffers (caches holding buffers check it). */
+let trims = 0;
+export function poolTrims(): number {
+  return trims;
 }
 
 function giveBack(held: Held): void {
@@ -189,6 +208,7 @@ export function poolStats(): Readonly<typeof counters> {
 
 /** Destroys the pooled buffers nobody holds (frees GPU memory; they are re-created on demand). */
 export function trimPool(): void {
+  trims++;
   for (const list of free.values()) {
     for (const b of list) {
       counters.bytes -= b.size;

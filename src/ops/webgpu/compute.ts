@@ -12,6 +12,7 @@ import {
   FLAT_MAIN,
   flatGrid,
   gpuBuf,
+  memoSource,
   newArray,
   strides,
   wgslType,
@@ -51,7 +52,7 @@ function combine(kind: ReduceKind): string {
 const RED_WG = 64;
 
 /** One workgroup per row of `rows × len`; a strided per-thread pass, then a tree in shared memory. */
-function reduceSource(kind: ReduceKind, dtype: DType): string {
+const reduceSource = memoSource(function reduceSource(kind: ReduceKind, dtype: DType): string {
   const t = wgslType(dtype);
   // NaN wins for float max/min: checked explicitly so no comparison order can drop it.
   const comb =
@@ -79,7 +80,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   if (lid.x == 0u && row < rows) { out[row] = part[0]; }
 }`;
-}
+});
 
 function rowsGrid(rows: number): [number, number, number] {
   if (rows <= 65535) return [Math.max(rows, 1), 1, 1];
@@ -105,7 +106,8 @@ export function gpuReduce(kind: ReduceKind): Kernel<{ axes: number[] }> {
   };
 }
 
-const argmaxSource = (t: string) => `${ISNAN}
+const argmaxSource = memoSource(
+  (t: string) => `${ISNAN}
 ${bindings([`src: array<${t}>`], ["out: array<i32>"])}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
@@ -119,7 +121,8 @@ ${FLAT_MAIN}
     if (v > best ${t === "f32" ? "|| isnan_f(v)" : ""}) { best = v; bi = k; }
   }
   out[i] = i32(bi);
-}`;
+}`,
+);
 
 export const gpuArgmax: Kernel<{ axis: number }> = ([x], { axis }) => {
   const shape = x!.shape.filter((_, i) => i !== axis);
@@ -141,7 +144,8 @@ export const gpuArgmax: Kernel<{ axis: number }> = ([x], { axis }) => {
  * #{j : key_j < key_i, or key_j = key_i and j < i}. O(n²) per row, fine for the short axes it is
  * used on (quantiles, resampling); no readback needed.
  */
-const argsortSource = (t: string) => `${ISNAN}
+const argsortSource = memoSource(
+  (t: string) => `${ISNAN}
 fn before(a: ${t}, b: ${t}, ia: u32, ib: u32) -> bool {
   ${
     t === "f32"
@@ -161,7 +165,8 @@ ${FLAT_MAIN}
   var rank = 0u;
   for (var j = 0u; j < len; j++) { if (before(src[base + j], v, j, k)) { rank++; } }
   out[base + rank] = i32(k);
-}`;
+}`,
+);
 
 export const gpuArgsort: Kernel<{ axis: number }> = ([x], { axis }) => {
   const rank = x!.shape.length;
@@ -557,7 +562,8 @@ export const gpuConv1dWeightGrad: Kernel<ConvP & { kernelSize: number }> = ([x, 
 // -------------------------------------------------------------------------------------------
 // max_pool1d: first maximum of each window, a NaN wins (first NaN).
 
-const poolSource = (argmax: boolean) => `${ISNAN}
+const poolSource = memoSource(
+  (argmax: boolean) => `${ISNAN}
 ${bindings(["x: array<f32>"], [`out: array<${argmax ? "i32" : "f32"}>`])}
 ${FLAT_MAIN}
   // meta: [size, L, Lout, kernel, stride]
@@ -575,7 +581,8 @@ ${FLAT_MAIN}
     }
   }
   out[i] = ${argmax ? "i32(bi)" : "best"};
-}`;
+}`,
+);
 
 function pool(argmax: boolean): Kernel<{ kernel: number; stride: number }> {
   return ([x], { kernel, stride }) => {

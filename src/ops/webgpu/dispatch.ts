@@ -2,8 +2,8 @@
 /**
  * Running WGSL compute shaders: a pipeline cache keyed by the shader source, bindings in a fixed
  * order (inputs read-only, then outputs, then a `meta` array of u32 words with the shapes and
- * strides, so one compiled shader serves every shape of a given rank), and one submission per
- * kernel.
+ * strides, so one compiled shader serves every shape of a given rank), recorded into the pending
+ * batch; the meta buffers and bind groups come from launch-cache.ts.
  */
 import { ConcreteArray } from "../../trace/concrete-array.js";
 import type { DType, TypedArray } from "../../trace/dtype.js";
@@ -20,8 +20,11 @@ import {
   upload,
   webgpuBackend,
 } from "./backend.js";
+import { bindGroup, metaBuffer } from "./launch-cache.js";
 
 export const WORKGROUP = 64;
+/** Meta arrays up to this many words (shapes and strides) are uploaded once per content. */
+const META_CACHED_WORDS = 256;
 
 /** The WGSL element type of a dtype's GPU storage. */
 export function wgslType(dtype: DType): "f32" | "i32" | "u32" {
@@ -55,6 +58,28 @@ export function viewArray(x: ConcreteArray, shape: Shape): ConcreteArray {
 }
 
 const pipelines = new Map<string, GPUComputePipeline>();
+
+/**
+ * A shader builder that returns the very same string for the same arguments. The pipeline cache
+ * is keyed by source text, and looking up a freshly built copy hashes and compares the whole
+ * text (~13 µs a launch on lavapipe's host, measured); the same string object is found by its
+ * cached hash and identity. Arguments are joined into the key, so they must be strings, numbers
+ * or arrays of them.
+ */
+export function memoSource<A extends readonly unknown[]>(
+  build: (...args: A) => string,
+): (...args: A) => string {
+  const built = new Map<string, string>();
+  return (...args: A) => {
+    const key = args.join("\u0001");
+    let source = built.get(key);
+    if (source === undefined) {
+      source = build(...args);
+      built.set(key, source);
+    }
+    return source;
+  };
+}
 
 const stats = {
   /** Kernels dispatched (one compute pass each). */
@@ -132,18 +157,20 @@ export function dispatch(
   meta: ArrayLike<number>,
   grid: [number, number, number],
 ): void {
-  const device = gpuDevice();
   const pipeline = pipelineFor(source);
   stats.dispatches++;
   const metaWords = Uint32Array.from(meta.length > 0 ? meta : [0]);
+  const bound = buffers.map(checkLive);
+  if (metaWords.length <= META_CACHED_WORDS) {
+    bound.push(metaBuffer(metaWords));
+    recordDispatch(pipeline, bindGroup(pipeline, bound), grid);
+    return;
+  }
+  // Long meta (data more than shapes): a pooled buffer for this launch alone.
   const metaBuf = allocBuf(metaWords.byteLength);
-  device.queue.writeBuffer(metaBuf.buffer, 0, metaWords);
-  const entries = [...buffers, metaBuf].map((b, i) => ({
-    binding: i,
-    resource: { buffer: checkLive(b) },
-  }));
-  const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-  recordDispatch(pipeline, group, grid);
+  gpuDevice().queue.writeBuffer(metaBuf.buffer, 0, metaWords);
+  bound.push(metaBuf.buffer);
+  recordDispatch(pipeline, bindGroup(pipeline, bound), grid);
   // Back to the pool once the batch recording this dispatch is submitted (backend.ts).
   releaseBuf(metaBuf);
 }

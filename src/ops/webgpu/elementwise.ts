@@ -24,6 +24,7 @@ import {
   FLAT_MAIN,
   flatGrid,
   gpuBuf,
+  memoSource,
   newArray,
   strides,
   wgslType,
@@ -121,7 +122,12 @@ export function elementwiseWgsl(op: string, dtype: DType): string | undefined {
  * out[i] = expr(operands at i) with NumPy broadcasting. meta: [n, rank, shape(rank),
  * strides of each operand(rank each)].
  */
-function elementwiseSource(types: string[], outType: string, expr: string, rank: number): string {
+const elementwiseSource = memoSource(function elementwiseSource(
+  types: string[],
+  outType: string,
+  expr: string,
+  rank: number,
+): string {
   const names = types.map((_, k) => String.fromCharCode(97 + k)); // a, b, c
   const decls = types.map((t, k) => `in_${names[k]}: array<${t}>`);
   const contiguous = rank < 0;
@@ -147,7 +153,7 @@ ${FLAT_MAIN}
 ${lines.join("\n")}
   out[i] = ${expr};
 }`;
-}
+});
 
 function runElementwise(
   inputs: ConcreteArray[],

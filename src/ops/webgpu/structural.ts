@@ -16,13 +16,15 @@ import {
   FLAT_MAIN,
   flatGrid,
   gpuBuf,
+  memoSource,
   newArray,
   strides,
   viewArray,
   wgslType,
 } from "./dispatch.js";
 
-const gatherSource = (t: string) => `
+const gatherSource = memoSource(
+  (t: string) => `
 ${bindings([`src: array<${t}>`], [`out: array<${t}>`])}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
@@ -35,7 +37,8 @@ ${FLAT_MAIN}
     o += c * prm[3u + rank + u32(d)];
   }
   out[i] = src[o];
-}`;
+}`,
+);
 
 /** out (shape) [i] = x[offset + Σ c_d · inStrides_d]. */
 export function stridedGather(
@@ -91,7 +94,8 @@ export const gpuSlice: Kernel<{ starts: number[]; limits: number[] }> = (
   return [stridedGather(x!, shape, offset, xs)];
 };
 
-const padSource = (t: string) => `
+const padSource = memoSource(
+  (t: string) => `
 ${bindings([`src: array<${t}>`], [`out: array<${t}>`])}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
@@ -108,7 +112,8 @@ ${FLAT_MAIN}
     o += (c - lo) * prm[3u + 3u * rank + u32(d)];
   }
   if (inside) { out[i] = src[o]; } else { out[i] = bitcast<${t}>(prm[2]); }
-}`;
+}`,
+);
 
 export const gpuPad: Kernel<{ lo: number[]; hi: number[]; value: number }> = (
   [x],
@@ -127,7 +132,8 @@ export const gpuPad: Kernel<{ lo: number[]; hi: number[]; value: number }> = (
   return [out];
 };
 
-const scatterCopySource = (t: string) => `
+const scatterCopySource = memoSource(
+  (t: string) => `
 ${bindings([`src: array<${t}>`], [`out: array<${t}>`])}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
@@ -140,7 +146,8 @@ ${FLAT_MAIN}
     o += c * prm[3u + rank + u32(d)];
   }
   out[o] = src[i];
-}`;
+}`,
+);
 
 export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
   const first = xs[0]!;
@@ -164,7 +171,8 @@ export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
   return [out];
 };
 
-const takeSource = (t: string) => `
+const takeSource = memoSource(
+  (t: string) => `
 ${bindings([`src: array<${t}>`, "idx: array<i32>"], [`out: array<${t}>`])}
 ${FLAT_MAIN}
   // meta: [size, m, inner, n]
@@ -177,7 +185,8 @@ ${FLAT_MAIN}
   if (t < 0) { t += n; }
   t = clamp(t, 0, n - 1);
   out[i] = src[(a * u32(n) + u32(t)) * inner + k];
-}`;
+}`,
+);
 
 export const gpuTake: Kernel<{ axis: number }> = ([x, idx], { axis }) => {
   const shape = [...x!.shape.slice(0, axis), ...idx!.shape, ...x!.shape.slice(axis + 1)];
@@ -196,7 +205,8 @@ export const gpuTake: Kernel<{ axis: number }> = ([x, idx], { axis }) => {
   return [out];
 };
 
-const scatterAddSource = (t: string) => `
+const scatterAddSource = memoSource(
+  (t: string) => `
 ${bindings([`upd: array<${t}>`, "idx: array<i32>"], [`out: array<${t}>`])}
 ${FLAT_MAIN}
   // meta: [size, m, inner, n]; out[a, t, k] = Σ_{j: clamp(idx[j]) = t} upd[a, j, k]
@@ -213,7 +223,8 @@ ${FLAT_MAIN}
     if (s == t) { acc += upd[(a * m + j) * inner + k]; }
   }
   out[i] = acc;
-}`;
+}`,
+);
 
 export const gpuScatterAdd: Kernel<{ axis: number; size: number }> = ([u, idx], { axis, size }) => {
   const k = idx!.shape.length;
