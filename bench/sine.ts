@@ -56,6 +56,7 @@ const { values } = parseArgs({
     // Only the amortized rows (with --anpe), and their epoch budget (nbi's ANPE test: 20).
     "anpe-only": { type: "boolean", default: false },
     "anpe-epochs": { type: "string", default: "20" },
+    "anpe-patience": { type: "string", default: "1" },
     // Threads for both sides of the nbi comparison (ours: the kernel pool; PyTorch: set_num_threads).
     threads: { type: "string", default: "1" },
     "peer-seeds": { type: "string", default: "0" },
@@ -185,6 +186,8 @@ interface NbiSettingsRow {
   /** The same with the fit's weighed draws pooled in (predict's default). */
   predictEssPooled?: number;
   kl?: number;
+  /** Epochs trained in all, candidates not kept included (ours only). */
+  epochsTrained?: number;
   /** The loss each trained sequential round used (a select round's choice). */
   losses?: string[];
 }
@@ -221,7 +224,7 @@ async function oursAtNbiSettings(
           batchSize: 32,
           lr: 1e-3,
           minLr: Math.min(1e-3, (1e-3 / ((10_000 / 32) * ANPE_EPOCHS)) * 10),
-          earlyStopPatience: 1,
+          earlyStopPatience: Number(values["anpe-patience"]),
           ...rowOptions,
           noise: NOISE_SIGMA,
           progress: false,
@@ -253,6 +256,8 @@ async function oursAtNbiSettings(
     return {
       fitS,
       epochs: fit.history.filter((h) => h.trained).map((h) => h.epochs.length),
+      // Every epoch trained, the candidates a select round did not keep included.
+      epochsTrained: epochSeconds.length,
       sPerEpoch: median(epochSeconds),
       efficiency: fit.history.flatMap((h) => (h.efficiency === undefined ? [] : [h.efficiency])),
       predictEss: post.ess,
@@ -322,13 +327,19 @@ function peerAtNbiSettings(seed: number, anpe: boolean, threads: number): NbiSet
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+/** Epochs per round kept, and in brackets all epochs trained where candidates were dropped. */
+function epochsText(r: NbiSettingsRow): string {
+  const kept = r.epochs.reduce((a, b) => a + b, 0);
+  const all = r.epochsTrained ?? kept;
+  return `${r.epochs.join("/")}${all > kept ? ` (${all})` : ""}`;
+}
 function printNbiRow(name: string, r: NbiSettingsRow | string) {
   if (typeof r === "string") {
     console.log(`${name.padEnd(34)} ${r}`);
     return;
   }
   console.log(
-    `${name.padEnd(34)} ${r.fitS.toFixed(1).padStart(7)} ${r.epochs.join("/").padStart(10)} ${r.sPerEpoch
+    `${name.padEnd(34)} ${r.fitS.toFixed(1).padStart(7)} ${epochsText(r).padStart(14)} ${r.sPerEpoch
       .toFixed(3)
       .padStart(
         8,
@@ -347,7 +358,7 @@ if (values["nbi-settings"] && !values["no-nbi-settings"]) {
     `exact posterior (quadrature): mean ${ref.mean.map((v) => v.toFixed(3)).join(", ")}, sd ${ref.std.map((v) => v.toFixed(3)).join(", ")}`,
   );
   console.log(
-    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs".padStart(10)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"+pooled".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
+    `${"run".padEnd(34)} ${"fit s".padStart(7)} ${"epochs (all)".padStart(14)} ${"s/epoch".padStart(8)} ${"efficiency per round".padStart(28)} ${"n_eff/1k".padStart(8)} ${"+pooled".padStart(8)} ${"KL".padStart(6)}  later rounds' losses`,
   );
   const kinds = values.anpe ? (values["anpe-only"] ? [true] : [false, true]) : [false];
   for (const anpe of kinds) {
