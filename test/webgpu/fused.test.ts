@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Array, type BackendName, jit, np, valueAndGrad } from "../../src/index.js";
+import { gpuDevice } from "../../src/ops/webgpu/backend.js";
 import { dispatchStats } from "../../src/ops/webgpu/dispatch.js";
 import { fusedStats } from "../../src/ops/webgpu/fused.js";
 import { webgpuAvailable } from "../helpers/backends.js";
@@ -350,5 +351,27 @@ describe.skipIf(!webgpuAvailable())("fused WebGPU kernels under jit", () => {
     const d2 = dispatchStats();
     await Promise.all(leaves(jit(f)(...other.map((d) => on("webgpu", d)))).map((x) => x.data()));
     expect(dispatchStats().compiled - d2.compiled).toBeGreaterThan(0);
+  });
+  it("a run wider than the device's storage bindings runs as a few kernels, equal to the CPU", async () => {
+    const limit = gpuDevice().limits.maxStorageBuffersPerShaderStage;
+    // limit + 2 inputs, each joining the chain, and every other value returned: one kernel
+    // would bind about 1.5 × limit buffers.
+    const n = limit + 2;
+    const f: Fn = (...xs) => {
+      let v = np.tanh(xs[0]!);
+      const outs: Array[] = [];
+      for (let k = 1; k < n; k++) {
+        v = np.add(np.mul(v, xs[k]!), 0.5);
+        if (k % 2 === 0) outs.push(v);
+      }
+      return [...outs, np.exp(np.neg(np.abs(v)))];
+    };
+    const inputs = globalThis.Array.from({ length: n }, (_, k) => rand([3, 5], 100 + k, 1));
+    const f0 = fusedStats();
+    const r = await checkAgainstCpu(f, inputs, "wide run");
+    expect(fusedStats().chunked - f0.chunked).toBeGreaterThan(0);
+    // Unfused it would take about 2n kernels; chunked, a handful.
+    expect(r.elementwise).toBeGreaterThanOrEqual(2);
+    expect(r.dispatches).toBeLessThan(n / 2);
   });
 });

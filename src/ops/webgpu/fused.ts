@@ -36,6 +36,7 @@ import {
   wgslType,
 } from "./dispatch.js";
 import { elementwiseWgsl, PRELUDE } from "./elementwise.js";
+import { type FusedChunk, fusedChunks } from "./fused-chunks.js";
 
 export type { FusedOperand, FusedProgram, FusedStep } from "../../trace/backend.js";
 
@@ -55,6 +56,8 @@ const stats = {
   matmul: 0,
   /** Fused kernels generated (programs seen for the first time). */
   generated: 0,
+  /** Programs too wide for one kernel's bindings, compiled as several (fused-chunks.ts). */
+  chunked: 0,
 };
 
 /**
@@ -225,6 +228,36 @@ export function runFusedKernel(
 }
 
 /**
+ * A program too wide for one kernel's storage bindings as consecutive kernels within them
+ * (fused-chunks.ts); null when a chunk has no WGSL form either.
+ */
+function compileChunks(p: FusedProgram): { chunk: FusedChunk; kernel: WgslKernel }[] | null {
+  // Each chunk binds its inputs and outputs, plus the meta words.
+  const limit = gpuDevice().limits.maxStorageBuffersPerShaderStage - 1;
+  const chunks = fusedChunks(p, limit);
+  if (!chunks || chunks.length < 2) return null;
+  const kernels = chunks.map((chunk) => ({ chunk, kernel: compileFused(chunk.program) }));
+  if (kernels.some((k) => !k.kernel)) return null;
+  stats.chunked++;
+  return kernels as { chunk: FusedChunk; kernel: WgslKernel }[];
+}
+
+/** Runs the chunks of a program in order, each reading the group's inputs and earlier values. */
+function runChunks(
+  p: FusedProgram,
+  chunks: readonly { chunk: FusedChunk; kernel: WgslKernel }[],
+  inputs: readonly ConcreteArray[],
+): ConcreteArray[] {
+  const values = new Map<number, ConcreteArray>();
+  for (const { chunk, kernel } of chunks) {
+    const ins = chunk.sources.map((o) => ("input" in o ? inputs[o.input]! : values.get(o.step)!));
+    const outs = runFusedKernel(kernel, ins);
+    chunk.writes.forEach((step, j) => values.set(step, outs[j]!));
+  }
+  return p.outputs.map((step) => values.get(step)!);
+}
+
+/**
  * Runs matmul(a, b) with a fused epilogue (from `compileMatmulFused`): `inputs` are the
  * program's inputs, the accumulator's entry ignored. Null, launching nothing, where the tiled
  * kernel does not apply (an empty product, K = 0): run the unfused kernels then.
@@ -251,7 +284,9 @@ export function runMatmulFused(
 export const webgpuFusion: BackendFusion = {
   compile(p) {
     const kernel = compileFused(p);
-    return kernel && ((inputs) => runFusedKernel(kernel, inputs));
+    if (kernel) return (inputs) => runFusedKernel(kernel, inputs);
+    const chunks = compileChunks(p);
+    return chunks && ((inputs) => runChunks(p, chunks, inputs));
   },
   compileMatmulEpilogue(p, accInput) {
     const kernel = compileMatmulFused(p, accInput);
