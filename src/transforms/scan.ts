@@ -10,7 +10,13 @@
 import { NbiError } from "../errors.js";
 import { add } from "../ops/primitives/elementwise.js";
 import { zeros, zerosLike } from "../ops/primitives/rules.js";
-import { concatenate, indexLeading, moveBatchAxis, reshape } from "../ops/primitives/structural.js";
+import {
+  concatenate,
+  indexLeading,
+  moveBatchAxis,
+  reshape,
+  unstackLeading,
+} from "../ops/primitives/structural.js";
 import type { Array, ShapedArray } from "../trace/array.js";
 import { defaultBackend } from "../trace/backend.js";
 import { type ConcreteArray, fromHost } from "../trace/concrete-array.js";
@@ -71,10 +77,15 @@ function scanImpl(operands: ConcreteArray[], p: ScanParams): ConcreteArray[] {
   // CPU: stacked outputs filled in place. Elsewhere: per-step results, concatenated at the end.
   const yData = onCpu ? yAvals.map((a, k) => allocate(a.dtype, p.length * ySizes[k]!)) : null;
   const ys: ConcreteArray[][] = [];
+  // Elsewhere than the CPU (no views) each xs is cut into its steps' slices before the loop, a
+  // few kernels for all of them.
+  const pieces = xs.map((x) => (x.backend.name === "cpu" ? null : unstackLeading(x)));
   let carry = init;
   for (let step = 0; step < p.length; step++) {
     const i = p.reverse ? p.length - 1 - step : step;
-    const xi = xs.map((x) => leadingView(x, i) ?? (indexLeading(x, i) as ConcreteArray));
+    const xi = xs.map(
+      (x, k) => pieces[k]?.[i] ?? leadingView(x, i) ?? (indexLeading(x, i) as ConcreteArray),
+    );
     const outs = runPlan(loop.body, [...fixed, ...carry, ...xi]);
     carry = outs.slice(0, p.numCarry);
     if (yData) {

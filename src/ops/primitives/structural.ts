@@ -7,7 +7,7 @@
  */
 import { NbiError } from "../../errors.js";
 import type { Array, ShapedArray } from "../../trace/array.js";
-import { fromHost } from "../../trace/concrete-array.js";
+import { type ConcreteArray, fromHost } from "../../trace/concrete-array.js";
 import { bind, bind1 } from "../../trace/core.js";
 import type { TypedArray } from "../../trace/dtype.js";
 import type { BatchDim, Primitive } from "../../trace/primitive.js";
@@ -28,6 +28,7 @@ import {
   gpuReshape,
   gpuSlice,
   gpuTranspose,
+  gpuUnstack,
 } from "../webgpu/structural.js";
 
 const buf = (x: { buffer: unknown }) => x.buffer as TypedArray;
@@ -507,6 +508,18 @@ export function vmapByLoop<P>(prim: () => Primitive<P>) {
     }
     return [outs, outs.map(() => 0)];
   };
+}
+
+/**
+ * x[0], …, x[L − 1] along the leading axis of a concrete array: views on the CPU, a few kernels
+ * for all of them on WebGPU (instead of one slice kernel each).
+ */
+export function unstackLeading(x: ConcreteArray): ConcreteArray[] {
+  if (x.backend.name === "webgpu") return gpuUnstack(x);
+  return globalThis.Array.from(
+    { length: x.shape[0]! },
+    (_, i) => indexLeading(x, i) as ConcreteArray,
+  );
 }
 
 /** x[i] along the leading axis. */

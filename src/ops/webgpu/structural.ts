@@ -1,7 +1,8 @@
 /**
  * Data movement on WebGPU. One strided-gather shader serves transpose, broadcast_to and slice
  * (out[i] = in[offset + Σ coord_d · stride_d], strides permuted, zero or offset); reshape shares
- * the buffer; pad, concatenate, take and scatter_add have their own shaders. scatter_add runs one
+ * the buffer; pad, concatenate (up to 14 pieces a kernel), leading-axis unstacking (for scan),
+ * take and scatter_add have their own shaders. scatter_add runs one
  * invocation per output element summing its updates in index order (no float atomics in WGSL),
  * which also makes it deterministic and equal to the CPU's summation order.
  */
@@ -9,6 +10,7 @@ import type { ConcreteArray } from "../../trace/concrete-array.js";
 import type { DType } from "../../trace/dtype.js";
 import type { Kernel } from "../../trace/primitive.js";
 import { type Shape, sizeOf } from "../../trace/shape.js";
+import { gpuDevice } from "./backend.js";
 import {
   bindings,
   bitsOf,
@@ -132,44 +134,122 @@ export const gpuPad: Kernel<{ lo: number[]; hi: number[]; value: number }> = (
   return [out];
 };
 
-const scatterCopySource = memoSource(
-  (t: string) => `
-${bindings([`src: array<${t}>`], [`out: array<${t}>`])}
+/**
+ * Pieces per concatenation or unstacking kernel: each binds one storage buffer, with the other
+ * side and the meta words beside them, within the device's per-stage limit.
+ */
+function piecesPerKernel(): number {
+  return Math.max(1, Math.min(14, gpuDevice().limits.maxStorageBuffersPerShaderStage - 2));
+}
+
+/**
+ * Concatenation of k pieces along an axis in one kernel, over the output's region
+ * [outer, c0 .. c0 + len, inner] they fill. meta: [n, len, inner, total, c0, end_0 .. end_{k-1}]
+ * (each piece's end along the axis, counted from c0); piece j reads in_j[(o · L_j + t) · inner + r].
+ */
+const concatManySource = memoSource((k: number, t: string) => {
+  const branches: string[] = [];
+  for (let j = 0; j < k; j++) {
+    const start = j === 0 ? "0u" : `prm[${4 + j}u]`;
+    const cond = j === k - 1 ? "" : `if (t < prm[${5 + j}u]) `;
+    branches.push(
+      `${j === 0 ? "" : "else "}${cond}{ let s = ${start}; let l = prm[${5 + j}u] - s; out[dst] = in${j}[(o * l + t - s) * inner + r]; }`,
+    );
+  }
+  return `
+${bindings(
+  Array.from({ length: k }, (_, j) => `in${j}: array<${t}>`),
+  [`out: array<${t}>`],
+)}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
-  let rank = prm[1];
-  var rem = i;
-  var o = prm[2];
-  for (var d = i32(rank) - 1; d >= 0; d--) {
-    let s = prm[3u + u32(d)];
-    let c = rem % s; rem = rem / s;
-    o += c * prm[3u + rank + u32(d)];
-  }
-  out[o] = src[i];
-}`,
-);
+  let len = prm[1]; let inner = prm[2];
+  let r = i % inner; let t = (i / inner) % len; let o = i / (inner * len);
+  let dst = (o * prm[3] + prm[4] + t) * inner + r;
+  ${branches.join("\n  ")}
+}`;
+});
 
+/** Concatenation along an axis: one kernel per `piecesPerKernel()` non-empty pieces. */
 export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
   const first = xs[0]!;
   const shape = [...first.shape];
-  shape[axis] = xs.reduce((acc, x) => acc + x.shape[axis]!, 0);
+  const total = xs.reduce((acc, x) => acc + x.shape[axis]!, 0);
+  shape[axis] = total;
   const out = newArray(shape, first.dtype);
-  const os = strides(shape);
+  const outer = sizeOf(shape.slice(0, axis));
+  const inner = sizeOf(shape.slice(axis + 1));
+  if (outer * total * inner === 0) return [out];
+  // Pieces with their offsets along the axis; empty ones write nothing.
+  const pieces: { x: ConcreteArray; at: number }[] = [];
   let at = 0;
   for (const x of xs) {
-    const n = sizeOf(x.shape);
-    if (n > 0) {
-      dispatch(
-        scatterCopySource(wgslType(first.dtype)),
-        [gpuBuf(x), out.buffer as never],
-        [n, shape.length, at * os[axis]!, ...x.shape, ...os],
-        flatGrid(n),
-      );
-    }
+    if (x.shape[axis]! > 0) pieces.push({ x, at });
     at += x.shape[axis]!;
+  }
+  const per = piecesPerKernel();
+  for (let p0 = 0; p0 < pieces.length; p0 += per) {
+    const group = pieces.slice(p0, p0 + per);
+    const c0 = group[0]!.at;
+    const ends = group.map((g) => g.at + g.x.shape[axis]! - c0);
+    const len = ends[ends.length - 1]!;
+    const n = outer * len * inner;
+    dispatch(
+      concatManySource(group.length, wgslType(first.dtype)),
+      [...group.map((g) => gpuBuf(g.x)), out.buffer as never],
+      [n, len, inner, total, c0, ...ends],
+      flatGrid(n),
+    );
   }
   return [out];
 };
+
+/**
+ * k consecutive leading slices x[s0], …, x[s0 + k − 1] of a row-major array in one kernel.
+ * meta: [n, inner, s0]; output j gets x[(s0 + j) · inner + r].
+ */
+const unstackSource = memoSource((k: number, t: string) => {
+  const branches: string[] = [];
+  for (let j = 0; j < k; j++) {
+    branches.push(
+      `${j === 0 ? "" : "else "}if (j == ${j}u) { out${j}[r] = src[(prm[2] + j) * inner + r]; }`,
+    );
+  }
+  return `
+${bindings(
+  [`src: array<${t}>`],
+  Array.from({ length: k }, (_, j) => `out${j}: array<${t}>`),
+)}
+${FLAT_MAIN}
+  if (i >= prm[0]) { return; }
+  let inner = prm[1];
+  let r = i % inner; let j = i / inner;
+  ${branches.join("\n  ")}
+}`;
+});
+
+/**
+ * x[0], …, x[L − 1] along the leading axis, a few kernels for all of them (a loop over the
+ * leading axis, as scan's, would otherwise slice once per step).
+ */
+export function gpuUnstack(x: ConcreteArray): ConcreteArray[] {
+  const [length, ...rest] = x.shape;
+  const inner = sizeOf(rest);
+  const outs = Array.from({ length: length! }, () => newArray(rest, x.dtype));
+  if (inner === 0) return outs;
+  const per = piecesPerKernel();
+  for (let s0 = 0; s0 < length!; s0 += per) {
+    const group = outs.slice(s0, s0 + per);
+    const n = group.length * inner;
+    dispatch(
+      unstackSource(group.length, wgslType(x.dtype)),
+      [gpuBuf(x), ...group.map((o) => o.buffer as never)],
+      [n, inner, s0],
+      flatGrid(n),
+    );
+  }
+  return outs;
+}
 
 const takeSource = memoSource(
   (t: string) => `
