@@ -14,7 +14,7 @@ import {
 } from "../trace/array.js";
 import { defaultBackend } from "../trace/backend.js";
 import { ConcreteArray, fromHost } from "../trace/concrete-array.js";
-import { bind1 } from "../trace/core.js";
+import { bind, bind1 } from "../trace/core.js";
 import { checkDType, type DType, isFloat, promoteTypes, weakDType } from "../trace/dtype.js";
 import { checkShape, normalizeAxes, normalizeAxis, showShape, sizeOf } from "../trace/shape.js";
 import { scalar } from "./creation.js";
@@ -25,7 +25,7 @@ import { takeP } from "./primitives/indexing.js";
 import { matmul as matmulPrim } from "./primitives/matmul.js";
 import { argmaxP, reduceMaxP, reduceMinP } from "./primitives/reduction.js";
 import * as structural from "./primitives/structural.js";
-import { padP, reduceSumP, sliceP } from "./primitives/structural.js";
+import { padP, reduceSumP, sliceP, splitP } from "./primitives/structural.js";
 
 export type { ArrayLike };
 
@@ -999,6 +999,14 @@ export function split(x: ArrayLike, sections: number | readonly number[], axis =
     bounds = globalThis.Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
   } else bounds = [...sections];
   const edges = [0, ...bounds, n];
+  // Pieces of bounds past the end or out of order are empty, as NumPy's.
+  const sizes = edges.slice(1).map((end, i) => {
+    const start = Math.min(edges[i]!, n);
+    return Math.max(start, Math.min(end, n)) - start;
+  });
+  const used = sizes.reduce((acc, v) => acc + v, 0);
+  if (used === n) return bind(splitP, [a], { axis: ax, sizes });
+  // Overlapping bounds (a later bound below an earlier one) repeat elements: slices then.
   return edges.slice(1).map((end, i) => {
     const starts = a.shape.map(() => 0);
     const limits = [...a.shape];

@@ -76,7 +76,7 @@ describe("fused programs cut into chunks within a binding limit", () => {
               expect(written.has(o.step)).toBe(true);
               return written.get(o.step)!;
             });
-            evaluate(c.program, ins).forEach((x, j) => written.set(c.writes[j]!, x));
+            for (const [j, x] of evaluate(c.program, ins).entries()) written.set(c.writes[j]!, x);
           }
           const got = p.outputs.map((j) => written.get(j));
           expect(got).toEqual(evaluate(p, inputs));

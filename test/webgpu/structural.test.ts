@@ -56,6 +56,30 @@ describe.skipIf(!webgpuAvailable())("webgpu concatenation and unstacking", () =>
     }
   });
 
+  it("splits into 31 pieces (empty ones among them) along each axis as the CPU does, and back", async () => {
+    for (const axis of [0, 1, 2]) {
+      const sizes = Array.from({ length: 31 }, (_, k) => (k % 5 === 3 ? 0 : 1 + (k % 3)));
+      const bounds = sizes
+        .slice(0, -1)
+        .map((_, k) => sizes.slice(0, k + 1).reduce((a, b) => a + b, 0));
+      const shape = [2, 3, 4];
+      shape[axis] = sizes.reduce((a, b) => a + b, 0);
+      const cpu = np.split(on("cpu", shape, axis), bounds, axis);
+      const x = on("webgpu", shape, axis);
+      const d0 = dispatchStats().dispatches;
+      const gpu = np.split(x, bounds, axis);
+      expect(dispatchStats().dispatches - d0).toBeLessThanOrEqual(13);
+      expect(gpu).toHaveLength(31);
+      for (let k = 0; k < 31; k++) {
+        expect(gpu[k]!.shape).toEqual(cpu[k]!.shape);
+        expect(Array.from(await gpu[k]!.data())).toEqual(Array.from(await cpu[k]!.data()));
+      }
+      // Concatenating the pieces gives x back.
+      const again = np.concatenate(gpu, axis);
+      expect(Array.from(await again.data())).toEqual(Array.from(await x.data()));
+    }
+  });
+
   it("unstacks the leading axis into its slices in a few kernels", async () => {
     const x = on("webgpu", [20, 3, 5], 7) as ConcreteArray;
     const d0 = dispatchStats().dispatches;

@@ -27,6 +27,7 @@ import {
   gpuPad,
   gpuReshape,
   gpuSlice,
+  gpuSplit,
   gpuTranspose,
   gpuUnstack,
 } from "../webgpu/structural.js";
@@ -211,6 +212,73 @@ export const sliceP: Primitive<SliceParams> = {
       [bind1(sliceP, [moved], { starts: [0, ...starts], limits: [moved.shape[0]!, ...limits] })],
       [0],
     ];
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+export interface SplitParams {
+  axis: number;
+  /** Each piece's length along `axis` (they sum to its size). */
+  sizes: number[];
+}
+
+/**
+ * x cut along one axis into consecutive pieces, one output each. As one primitive its transpose
+ * is one concatenation (slices would transpose to a zero pad each, summed), and WebGPU writes
+ * the pieces in one kernel.
+ */
+export const splitP: Primitive<SplitParams> = {
+  name: "split",
+  abstractEval([x], { axis, sizes }) {
+    const shape = x!.shape;
+    const ok =
+      Number.isInteger(axis) &&
+      axis >= 0 &&
+      axis < shape.length &&
+      sizes.length > 0 &&
+      sizes.every((n) => Number.isInteger(n) && n >= 0) &&
+      sizes.reduce((a, b) => a + b, 0) === shape[axis];
+    if (!ok) {
+      throw new NbiError(
+        `split: sizes expected non-negative integers summing to axis ${axis}'s size of ` +
+          `${showShape(shape)}, got [${sizes.join(", ")}]`,
+      );
+    }
+    return sizes.map((n) => ({
+      shape: shape.map((d, i) => (i === axis ? n : d)),
+      dtype: x!.dtype,
+    }));
+  },
+  impl: {
+    cpu: ([x], { axis, sizes }) => {
+      let at = 0;
+      return sizes.map((n) => {
+        const starts = x!.shape.map(() => 0);
+        const limits = [...x!.shape];
+        starts[axis] = at;
+        limits[axis] = at + n;
+        at += n;
+        const shape = limits.map((l, i) => l - starts[i]!);
+        return fromHost(
+          sliceKernel(buf(x!), x!.dtype, x!.shape, starts, limits),
+          shape,
+          x!.dtype,
+          x!.backend,
+        );
+      });
+    },
+    webgpu: gpuSplit,
+  },
+  jvp([x], [dx], params) {
+    return [bind(splitP, [x!], params), bind(splitP, [dx!], params)];
+  },
+  vjp(cts, _x, _y, { axis }) {
+    return [concatenate(cts, axis)];
+  },
+  vmap(_n, [x], [d], { axis, sizes }) {
+    const moved = moveAxis(x!, d!, 0);
+    return [bind(splitP, [moved], { axis: axis + 1, sizes }), sizes.map(() => 0)];
   },
 };
 

@@ -252,7 +252,7 @@ function runChunks(
   for (const { chunk, kernel } of chunks) {
     const ins = chunk.sources.map((o) => ("input" in o ? inputs[o.input]! : values.get(o.step)!));
     const outs = runFusedKernel(kernel, ins);
-    chunk.writes.forEach((step, j) => values.set(step, outs[j]!));
+    for (const [j, step] of chunk.writes.entries()) values.set(step, outs[j]!);
   }
   return p.outputs.map((step) => values.get(step)!);
 }

@@ -205,6 +205,70 @@ export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
 };
 
 /**
+ * k consecutive pieces of x along an axis in one kernel, over the input's region
+ * [outer, c0 .. c0 + len, inner] they cover. meta: [n, len, inner, total, c0, end_0 .. end_{k-1}]
+ * as for concatenation; piece j gets out_j[(o · L_j + t − s_j) · inner + r].
+ */
+const splitManySource = memoSource((k: number, t: string) => {
+  const branches: string[] = [];
+  for (let j = 0; j < k; j++) {
+    const start = j === 0 ? "0u" : `prm[${4 + j}u]`;
+    const cond = j === k - 1 ? "" : `if (t < prm[${5 + j}u]) `;
+    branches.push(
+      `${j === 0 ? "" : "else "}${cond}{ let s = ${start}; let l = prm[${5 + j}u] - s; out${j}[(o * l + t - s) * inner + r] = src[at]; }`,
+    );
+  }
+  return `
+${bindings(
+  [`src: array<${t}>`],
+  Array.from({ length: k }, (_, j) => `out${j}: array<${t}>`),
+)}
+${FLAT_MAIN}
+  if (i >= prm[0]) { return; }
+  let len = prm[1]; let inner = prm[2];
+  let r = i % inner; let t = (i / inner) % len; let o = i / (inner * len);
+  let at = (o * prm[3] + prm[4] + t) * inner + r;
+  ${branches.join("\n  ")}
+}`;
+});
+
+/** x cut along an axis into pieces of the given lengths: one kernel per `piecesPerKernel()`. */
+export const gpuSplit: Kernel<{ axis: number; sizes: number[] }> = ([x], { axis, sizes }) => {
+  const shape = x!.shape;
+  const outs = sizes.map((n) =>
+    newArray(
+      shape.map((d, i) => (i === axis ? n : d)),
+      x!.dtype,
+    ),
+  );
+  const outer = sizeOf(shape.slice(0, axis));
+  const inner = sizeOf(shape.slice(axis + 1));
+  const total = shape[axis]!;
+  const pieces: { out: ConcreteArray; at: number; n: number }[] = [];
+  let at = 0;
+  sizes.forEach((n, j) => {
+    if (n > 0) pieces.push({ out: outs[j]!, at, n });
+    at += n;
+  });
+  if (outer * inner === 0) return outs;
+  const per = piecesPerKernel();
+  for (let p0 = 0; p0 < pieces.length; p0 += per) {
+    const group = pieces.slice(p0, p0 + per);
+    const c0 = group[0]!.at;
+    const ends = group.map((g) => g.at + g.n - c0);
+    const len = ends[ends.length - 1]!;
+    const n = outer * len * inner;
+    dispatch(
+      splitManySource(group.length, wgslType(x!.dtype)),
+      [gpuBuf(x!), ...group.map((g) => g.out.buffer as never)],
+      [n, len, inner, total, c0, ...ends],
+      flatGrid(n),
+    );
+  }
+  return outs;
+};
+
+/**
  * k consecutive leading slices x[s0], …, x[s0 + k − 1] of a row-major array in one kernel.
  * meta: [n, inner, s0]; output j gets x[(s0 + j) · inner + r].
  */
