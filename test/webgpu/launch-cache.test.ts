@@ -6,7 +6,11 @@
 import { describe, expect, it } from "vitest";
 import { type Array as NbiArray, np } from "../../src/index.js";
 import { trimPool } from "../../src/ops/webgpu/backend.js";
-import { launchCacheStats, META_CACHE_LIMIT } from "../../src/ops/webgpu/launch-cache.js";
+import {
+  GROUP_CACHE_LIMIT,
+  launchCacheStats,
+  META_CACHE_LIMIT,
+} from "../../src/ops/webgpu/launch-cache.js";
 import { webgpuAvailable } from "../helpers/backends.js";
 
 const w = [
@@ -63,7 +67,7 @@ describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
     expect(launchCacheStats().groupsCreated - before.groupsCreated).toBeGreaterThan(0);
   });
 
-  it("more distinct shapes than the meta cache holds start it over, results unchanged", async () => {
+  it("more distinct shapes than the caches hold start them over, results unchanged", async () => {
     await np.useBackend("webgpu");
     const n = META_CACHE_LIMIT + 64;
     const before = launchCacheStats();
@@ -85,5 +89,7 @@ describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
     }
     await check();
     expect(launchCacheStats().metaUploads - before.metaUploads).toBeGreaterThanOrEqual(n);
+    // As many distinct bind groups: the group cache started over too, and stays bounded.
+    expect(launchCacheStats().groupsCached).toBeLessThanOrEqual(GROUP_CACHE_LIMIT);
   }, 120_000);
 });
