@@ -10,7 +10,7 @@ import type { ConcreteArray } from "../../trace/concrete-array.js";
 import type { DType } from "../../trace/dtype.js";
 import type { Kernel } from "../../trace/primitive.js";
 import { type Shape, sizeOf } from "../../trace/shape.js";
-import { gpuDevice } from "./backend.js";
+import { type GpuBuf, gpuDevice } from "./backend.js";
 import {
   bindings,
   bitsOf,
@@ -143,86 +143,29 @@ function piecesPerKernel(): number {
 }
 
 /**
- * Concatenation of k pieces along an axis in one kernel, over the output's region
- * [outer, c0 .. c0 + len, inner] they fill. meta: [n, len, inner, total, c0, end_0 .. end_{k-1}]
- * (each piece's end along the axis, counted from c0); piece j reads in_j[(o · L_j + t) · inner + r].
+ * k consecutive pieces along an axis in one kernel, over the region [outer, c0 .. c0 + len,
+ * inner] of the whole array they cover: `"concat"` reads pieces in0 … and writes the whole `out`,
+ * `"split"` reads the whole `src` and writes pieces out0 …. meta: [n, len, inner, total, c0,
+ * end_0 .. end_{k-1}] (each piece's end along the axis, counted from c0); piece j's element is
+ * (o · L_j + t − s_j) · inner + r, the whole's (o · total + c0 + t) · inner + r.
  */
-const concatManySource = memoSource((k: number, t: string) => {
+const piecesSource = memoSource((k: number, t: string, direction: "concat" | "split") => {
   const branches: string[] = [];
   for (let j = 0; j < k; j++) {
     const start = j === 0 ? "0u" : `prm[${4 + j}u]`;
     const cond = j === k - 1 ? "" : `if (t < prm[${5 + j}u]) `;
+    const piece = `(o * l + t - s) * inner + r`;
+    const move =
+      direction === "concat" ? `out[at] = in${j}[${piece}];` : `out${j}[${piece}] = src[at];`;
     branches.push(
-      `${j === 0 ? "" : "else "}${cond}{ let s = ${start}; let l = prm[${5 + j}u] - s; out[dst] = in${j}[(o * l + t - s) * inner + r]; }`,
+      `${j === 0 ? "" : "else "}${cond}{ let s = ${start}; let l = prm[${5 + j}u] - s; ${move} }`,
     );
   }
+  const pieces = Array.from({ length: k }, (_, j) =>
+    direction === "concat" ? `in${j}: array<${t}>` : `out${j}: array<${t}>`,
+  );
   return `
-${bindings(
-  Array.from({ length: k }, (_, j) => `in${j}: array<${t}>`),
-  [`out: array<${t}>`],
-)}
-${FLAT_MAIN}
-  if (i >= prm[0]) { return; }
-  let len = prm[1]; let inner = prm[2];
-  let r = i % inner; let t = (i / inner) % len; let o = i / (inner * len);
-  let dst = (o * prm[3] + prm[4] + t) * inner + r;
-  ${branches.join("\n  ")}
-}`;
-});
-
-/** Concatenation along an axis: one kernel per `piecesPerKernel()` non-empty pieces. */
-export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
-  const first = xs[0]!;
-  const shape = [...first.shape];
-  const total = xs.reduce((acc, x) => acc + x.shape[axis]!, 0);
-  shape[axis] = total;
-  const out = newArray(shape, first.dtype);
-  const outer = sizeOf(shape.slice(0, axis));
-  const inner = sizeOf(shape.slice(axis + 1));
-  if (outer * total * inner === 0) return [out];
-  // Pieces with their offsets along the axis; empty ones write nothing.
-  const pieces: { x: ConcreteArray; at: number }[] = [];
-  let at = 0;
-  for (const x of xs) {
-    if (x.shape[axis]! > 0) pieces.push({ x, at });
-    at += x.shape[axis]!;
-  }
-  const per = piecesPerKernel();
-  for (let p0 = 0; p0 < pieces.length; p0 += per) {
-    const group = pieces.slice(p0, p0 + per);
-    const c0 = group[0]!.at;
-    const ends = group.map((g) => g.at + g.x.shape[axis]! - c0);
-    const len = ends[ends.length - 1]!;
-    const n = outer * len * inner;
-    dispatch(
-      concatManySource(group.length, wgslType(first.dtype)),
-      [...group.map((g) => gpuBuf(g.x)), out.buffer as never],
-      [n, len, inner, total, c0, ...ends],
-      flatGrid(n),
-    );
-  }
-  return [out];
-};
-
-/**
- * k consecutive pieces of x along an axis in one kernel, over the input's region
- * [outer, c0 .. c0 + len, inner] they cover. meta: [n, len, inner, total, c0, end_0 .. end_{k-1}]
- * as for concatenation; piece j gets out_j[(o · L_j + t − s_j) · inner + r].
- */
-const splitManySource = memoSource((k: number, t: string) => {
-  const branches: string[] = [];
-  for (let j = 0; j < k; j++) {
-    const start = j === 0 ? "0u" : `prm[${4 + j}u]`;
-    const cond = j === k - 1 ? "" : `if (t < prm[${5 + j}u]) `;
-    branches.push(
-      `${j === 0 ? "" : "else "}${cond}{ let s = ${start}; let l = prm[${5 + j}u] - s; out${j}[(o * l + t - s) * inner + r] = src[at]; }`,
-    );
-  }
-  return `
-${bindings(
-  [`src: array<${t}>`],
-  Array.from({ length: k }, (_, j) => `out${j}: array<${t}>`),
-)}
+${direction === "concat" ? bindings(pieces, [`out: array<${t}>`]) : bindings([`src: array<${t}>`], pieces)}
 ${FLAT_MAIN}
   if (i >= prm[0]) { return; }
   let len = prm[1]; let inner = prm[2];
@@ -232,39 +175,73 @@ ${FLAT_MAIN}
 }`;
 });
 
-/** x cut along an axis into pieces of the given lengths: one kernel per `piecesPerKernel()`. */
-export const gpuSplit: Kernel<{ axis: number; sizes: number[] }> = ([x], { axis, sizes }) => {
-  const shape = x!.shape;
-  const outs = sizes.map((n) =>
-    newArray(
-      shape.map((d, i) => (i === axis ? n : d)),
-      x!.dtype,
-    ),
-  );
+/**
+ * Moves the pieces of `sizes` along an axis of `shape` between the whole array and the pieces,
+ * one `piecesSource` kernel per `piecesPerKernel()` non-empty pieces; `buffers(js)` gives the
+ * kernel's bindings for the pieces `js`.
+ */
+function movePieces(
+  direction: "concat" | "split",
+  shape: Shape,
+  axis: number,
+  sizes: readonly number[],
+  dtype: DType,
+  buffers: (js: readonly number[]) => GpuBuf[],
+): void {
   const outer = sizeOf(shape.slice(0, axis));
   const inner = sizeOf(shape.slice(axis + 1));
   const total = shape[axis]!;
-  const pieces: { out: ConcreteArray; at: number; n: number }[] = [];
+  if (outer * inner === 0) return;
+  const starts: number[] = [];
+  const nonEmpty: number[] = [];
   let at = 0;
   sizes.forEach((n, j) => {
-    if (n > 0) pieces.push({ out: outs[j]!, at, n });
+    starts.push(at);
+    if (n > 0) nonEmpty.push(j);
     at += n;
   });
-  if (outer * inner === 0) return outs;
   const per = piecesPerKernel();
-  for (let p0 = 0; p0 < pieces.length; p0 += per) {
-    const group = pieces.slice(p0, p0 + per);
-    const c0 = group[0]!.at;
-    const ends = group.map((g) => g.at + g.n - c0);
+  for (let g = 0; g < nonEmpty.length; g += per) {
+    const js = nonEmpty.slice(g, g + per);
+    const c0 = starts[js[0]!]!;
+    const ends = js.map((j) => starts[j]! + sizes[j]! - c0);
     const len = ends[ends.length - 1]!;
     const n = outer * len * inner;
     dispatch(
-      splitManySource(group.length, wgslType(x!.dtype)),
-      [gpuBuf(x!), ...group.map((g) => g.out.buffer as never)],
+      piecesSource(js.length, wgslType(dtype), direction),
+      buffers(js),
       [n, len, inner, total, c0, ...ends],
       flatGrid(n),
     );
   }
+}
+
+/** Concatenation along an axis: one kernel per `piecesPerKernel()` non-empty pieces. */
+export const gpuConcatenate: Kernel<{ axis: number }> = (xs, { axis }) => {
+  const first = xs[0]!;
+  const shape = [...first.shape];
+  shape[axis] = xs.reduce((acc, x) => acc + x.shape[axis]!, 0);
+  const out = newArray(shape, first.dtype);
+  const sizes = xs.map((x) => x.shape[axis]!);
+  movePieces("concat", shape, axis, sizes, first.dtype, (js) => [
+    ...js.map((j) => gpuBuf(xs[j]!)),
+    out.buffer as GpuBuf,
+  ]);
+  return [out];
+};
+
+/** x cut along an axis into pieces of the given lengths: one kernel per `piecesPerKernel()`. */
+export const gpuSplit: Kernel<{ axis: number; sizes: number[] }> = ([x], { axis, sizes }) => {
+  const outs = sizes.map((n) =>
+    newArray(
+      x!.shape.map((d, i) => (i === axis ? n : d)),
+      x!.dtype,
+    ),
+  );
+  movePieces("split", x!.shape, axis, sizes, x!.dtype, (js) => [
+    gpuBuf(x!),
+    ...js.map((j) => outs[j]!.buffer as GpuBuf),
+  ]);
   return outs;
 };
 
