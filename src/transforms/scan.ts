@@ -12,7 +12,6 @@ import { add } from "../ops/primitives/elementwise.js";
 import { zeros, zerosLike } from "../ops/primitives/rules.js";
 import {
   concatenate,
-  indexLeading,
   moveBatchAxis,
   reshape,
   unstackLeading,
@@ -83,9 +82,8 @@ function scanImpl(operands: ConcreteArray[], p: ScanParams): ConcreteArray[] {
   let carry = init;
   for (let step = 0; step < p.length; step++) {
     const i = p.reverse ? p.length - 1 - step : step;
-    const xi = xs.map(
-      (x, k) => pieces[k]?.[i] ?? leadingView(x, i) ?? (indexLeading(x, i) as ConcreteArray),
-    );
+    // On the CPU a step's slice is a view (leadingView is null only elsewhere).
+    const xi = xs.map((x, k) => pieces[k]?.[i] ?? (leadingView(x, i) as ConcreteArray));
     const outs = runPlan(loop.body, [...fixed, ...carry, ...xi]);
     carry = outs.slice(0, p.numCarry);
     if (yData) {
