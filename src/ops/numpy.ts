@@ -999,19 +999,22 @@ export function split(x: ArrayLike, sections: number | readonly number[], axis =
     bounds = globalThis.Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
   } else bounds = [...sections];
   const edges = [0, ...bounds, n];
-  // Pieces of bounds past the end or out of order are empty, as NumPy's.
-  const sizes = edges.slice(1).map((end, i) => {
+  // NumPy's piece i is x[edges[i]:edges[i+1]] along the axis, clamped: bounds past the end or
+  // below an earlier one give empty pieces.
+  const spans = edges.slice(1).map((end, i) => {
     const start = Math.min(edges[i]!, n);
-    return Math.max(start, Math.min(end, n)) - start;
+    return { start, stop: Math.max(start, Math.min(end, n)) };
   });
-  const used = sizes.reduce((acc, v) => acc + v, 0);
-  if (used === n) return bind(splitP, [a], { axis: ax, sizes });
-  // Overlapping bounds (a later bound below an earlier one) repeat elements: slices then.
-  return edges.slice(1).map((end, i) => {
+  // Pieces that follow one another (nondecreasing bounds) are one split; a bound below an
+  // earlier one makes the next piece repeat elements, so slices then.
+  if (spans.every((s, i) => s.start === (i === 0 ? 0 : spans[i - 1]!.stop))) {
+    return bind(splitP, [a], { axis: ax, sizes: spans.map((s) => s.stop - s.start) });
+  }
+  return spans.map(({ start, stop }) => {
     const starts = a.shape.map(() => 0);
     const limits = [...a.shape];
-    starts[ax] = Math.min(edges[i]!, n);
-    limits[ax] = Math.max(starts[ax]!, Math.min(end, n));
+    starts[ax] = start;
+    limits[ax] = stop;
     return bind1(sliceP, [a], { starts, limits });
   });
 }
