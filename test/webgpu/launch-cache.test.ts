@@ -1,16 +1,12 @@
 /**
- * The WebGPU launch caches (launch-cache.ts): a step's repeated kernels reuse their meta buffers
- * and bind groups, results stay equal to the CPU backend's through a pool trim and through the
- * caches starting over. Skipped (see global-setup.ts) where no adapter exists.
+ * The WebGPU launch cache (launch-cache.ts): a step's repeated kernels reuse their meta buffers,
+ * results stay equal to the CPU backend's through a pool trim and through the
+ * cache starting over. Skipped (see global-setup.ts) where no adapter exists.
  */
 import { describe, expect, it } from "vitest";
 import { type Array as NbiArray, np } from "../../src/index.js";
 import { trimPool } from "../../src/ops/webgpu/backend.js";
-import {
-  GROUP_CACHE_LIMIT,
-  launchCacheStats,
-  META_CACHE_LIMIT,
-} from "../../src/ops/webgpu/launch-cache.js";
+import { launchCacheStats, META_CACHE_LIMIT } from "../../src/ops/webgpu/launch-cache.js";
 import { webgpuAvailable } from "../helpers/backends.js";
 
 const w = [
@@ -39,7 +35,7 @@ async function onCpu(): Promise<number[]> {
 }
 
 describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
-  it("repeated steps reuse meta buffers and bind groups, with the CPU's results", async () => {
+  it("repeated steps reuse their meta buffers, with the CPU's results", async () => {
     const expected = await onCpu();
     await np.useBackend("webgpu");
     const x = np.array(x0);
@@ -50,13 +46,9 @@ describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
     // The same shapes every step: no meta content is new after the first.
     expect(after.metaUploads - before.metaUploads).toBe(0);
     expect(after.metaHits - before.metaHits).toBeGreaterThanOrEqual(50 * 2);
-    // The pool returns the same buffers step after step: most groups are reused.
-    expect(after.groupHits - before.groupHits).toBeGreaterThan(
-      after.groupsCreated - before.groupsCreated,
-    );
   });
 
-  it("after a pool trim destroys the free buffers, new buffers get new groups, results unchanged", async () => {
+  it("after a pool trim destroys the free buffers, results are unchanged", async () => {
     const expected = await onCpu();
     await np.useBackend("webgpu");
     const x = np.array(x0);
@@ -64,10 +56,11 @@ describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
     trimPool();
     const before = launchCacheStats();
     for (let i = 0; i < 3; i++) expectClose(await step(x).data(), expected);
-    expect(launchCacheStats().groupsCreated - before.groupsCreated).toBeGreaterThan(0);
+    // The meta words are still on the GPU: the pool's buffers are not the cache's.
+    expect(launchCacheStats().metaUploads - before.metaUploads).toBe(0);
   });
 
-  it("more distinct shapes than the caches hold start them over, results unchanged", async () => {
+  it("more distinct shapes than the meta cache holds start it over, results unchanged", async () => {
     await np.useBackend("webgpu");
     const n = META_CACHE_LIMIT + 64;
     const before = launchCacheStats();
@@ -89,7 +82,5 @@ describe.skipIf(!webgpuAvailable())("webgpu launch caches", () => {
     }
     await check();
     expect(launchCacheStats().metaUploads - before.metaUploads).toBeGreaterThanOrEqual(n);
-    // As many distinct bind groups: the group cache started over too, and stays bounded.
-    expect(launchCacheStats().groupsCached).toBeLessThanOrEqual(GROUP_CACHE_LIMIT);
   }, 120_000);
 });

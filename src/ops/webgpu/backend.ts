@@ -131,12 +131,6 @@ export function afterSubmit(fn: () => void): void {
   else fn();
 }
 
-/** How many times `trimPool` has destroyed pooled buffers (caches holding buffers check it). */
-let trims = 0;
-export function poolTrims(): number {
-  return trims;
-}
-
 function giveBack(held: Held): void {
   if (batch) {
     deferred.push(held);
@@ -208,7 +202,6 @@ export function poolStats(): Readonly<typeof counters> {
 
 /** Destroys the pooled buffers nobody holds (frees GPU memory; they are re-created on demand). */
 export function trimPool(): void {
-  trims++;
   for (const list of free.values()) {
     for (const b of list) {
       counters.bytes -= b.size;
