@@ -24,7 +24,7 @@
  *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear] [--ema-half-life H] [--n-reuse N]
  *   [--keep DIR] [--predict-n N]
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NBI } from "../../src/inference/engine.js";
@@ -259,12 +259,15 @@ export async function runOne(
     nReuse?: number | "auto";
     /** A folder to save each fitted engine in (one subfolder per run), for later predicts. */
     keep?: string;
+    /** A folder to keep each run's folder in (store, round checkpoints) instead of a deleted temp. */
+    runDir?: string;
   },
 ): Promise<Row> {
   const d = task.dim;
   const xObs = task.observation(ref.obs).x;
   const logLike: LogLike = thetaLogLike((x, theta) => task.logLike(x, theta));
-  const path = mkdtempSync(join(tmpdir(), `nbi-sbibm-${task.name}-`));
+  if (options.runDir) mkdirSync(options.runDir, { recursive: true });
+  const path = mkdtempSync(join(options.runDir ?? tmpdir(), `nbi-sbibm-${task.name}-`));
   try {
     const engine = new NBI({
       flow: { nDims: d, flowHidden: 64, numBlocks: 5, type: options.flowType },
@@ -405,7 +408,8 @@ export async function runOne(
     }
     return row;
   } finally {
-    rmSync(path, { recursive: true, force: true });
+    if (options.runDir) console.log(`run folder kept: ${path}`);
+    else rmSync(path, { recursive: true, force: true });
   }
 }
 
@@ -579,6 +583,8 @@ function parseArgs(argv: readonly string[]) {
     nPredict: num("predict-n", "10000"),
     // --keep DIR: save each fitted engine under DIR (NBI.load it to predict again).
     ...(argv.includes("--keep") ? { keep: get("keep", "") } : {}),
+    // --run-dir DIR: keep each run's folder (store, every round's checkpoint) under DIR.
+    ...(argv.includes("--run-dir") ? { runDir: get("run-dir", "") } : {}),
     // --flow nsf: rational-quadratic spline blocks (sbi's SNPE-C uses a neural spline flow).
     flowType: flowTypeOf(get("flow", "maf")),
     // --featurizer linear: sbi's NPE conditions on the (z-scored) data itself, no embedding net.
