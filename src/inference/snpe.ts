@@ -158,9 +158,8 @@ export interface RoundOptions {
   truncationEps?: number;
   /**
    * With a likelihood, draw a surrogate proposal's round in adaptive stages: a pilot quarter from
-   * the surrogate; when the pilot weighs below 30% (`ROUND_ADAPT_BELOW`), stages from a t mixture
-   * fitted to the round's weighted draws while their efficiency is below 50%, else the rest from
-   * the surrogate (staged-draws.ts); a likelihood that reads the simulations gets each
+   * the surrogate, then stages from a t mixture fitted to the round's weighted draws while their
+   * efficiency is below 50% (staged-draws.ts); a likelihood that reads the simulations gets each
    * stage's before the next is drawn. The same simulations and likelihood calls; default true.
    * false draws every round from the surrogate in one batch (what sharded rounds do).
    */

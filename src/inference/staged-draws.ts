@@ -2,8 +2,7 @@
  * A sequential round's draws in adaptive stages, weighed stage by stage with the fit's likelihood
  * (the caller simulates a stage first when the likelihood reads simulations; snpe.ts keeps those
  * simulations for the round): a pilot from the round's planned proposal (the
- * defensive surrogate), then — when the pilot weighs poorly (`ROUND_ADAPT_BELOW`) and while the
- * weights stay poor — stages from a Student-t mixture
+ * defensive surrogate), then — while the weights are poor — stages from a Student-t mixture
  * fitted to the round's weighted draws so far and to the earlier rounds' (`pooledDraws`), mixed
  * with the surrogate (predict's adaptive importance sampling, adaptive-is.ts, on the round's own
  * budget). The round's proposal is the
@@ -105,19 +104,6 @@ export function roundStages(n: number, dim: number): { pilot: number; stages: nu
   const stages = rest > 0 ? Math.max(1, Math.min(5, Math.floor(rest / Math.max(25, 5 * dim)))) : 0;
   return { pilot, stages };
 }
-
-/**
- * A round whose pilot weighs at least this efficiency draws the rest of its draws from the
- * surrogate, without adapted stages (predict adapts below ADAPT_BELOW, 0.5). A round's draws are
- * also the next network's training set: draws from the surrogate itself put training pairs where
- * the surrogate puts its mass, which a pilot weighing 30–50% shows is close to the posterior
- * already, so adapting buys little there (gaussian_mixture at 10⁴: pilots of 36–60%, rounds of
- * 42–60%). Measured on the sbibm tasks at 10⁴ against adapting below 50% (bench/RESULTS.md,
- * 2026-12-06 afternoon): the raw surrogate's KL to the reference lower on four runs of five, the
- * weighted posterior's ESS within −8%…+29%. Poor pilots (SLCP, nbi's sine: 0–25%) adapt as
- * before, bit for bit.
- */
-export const ROUND_ADAPT_BELOW = 0.3;
 
 /** Whether a plan can be drawn in stages: one surrogate part (the "surrogate" proposal). */
 export function stageable(plan: RoundProposal): boolean {
@@ -242,10 +228,8 @@ export async function stagedDraws(
     const importance = valid ? importanceWeights(logW) : undefined;
     const efficiency = importance ? importance.nEff / (theta.length / d) : 0;
     if (stage === 0 && !duel) pilotDraws = { draws: theta.length / d, nEff: importance?.nEff ?? 0 };
-    // A surrogate whose pilot weighs well draws the rest of its round itself (see ROUND_ADAPT_BELOW).
-    const surrogateHolds = stage === 0 && efficiency >= ROUND_ADAPT_BELOW;
     const remaining = stages - (drawn.length - (duel ? 2 : 1));
-    batch = remaining > 1 && !surrogateHolds ? Math.ceil(left / remaining) : left;
+    batch = remaining > 1 ? Math.ceil(left / remaining) : left;
     left -= batch;
     // Fitted to earlier rounds' weighed draws too: a round holds a few hundred draws, and the
     // earlier rounds' have already found where the posterior is.
@@ -262,7 +246,7 @@ export async function stagedDraws(
       : undefined;
     const surrogate = surrogates[current]!;
     stagePlan =
-      fitSet && efficiency < ADAPT_BELOW && !surrogateHolds
+      fitSet && efficiency < ADAPT_BELOW
         ? adaptedProposal(
             ctx.prior,
             { ...surrogate.part, logMass: logMassOf(surrogate) },

@@ -4,7 +4,7 @@
  * throughout; the end-to-end runs check efficiency, means and mode weights against analytic truths.
  */
 import { describe, expect, it } from "vitest";
-import { ADAPT_BELOW, balanceLogDensity } from "../../src/inference/adaptive-is.js";
+import { balanceLogDensity } from "../../src/inference/adaptive-is.js";
 import { NBI } from "../../src/inference/engine.js";
 import { hostKey, keyAt, normals, uniforms } from "../../src/inference/host.js";
 import { combineRounds, importanceWeights } from "../../src/inference/importance.js";
@@ -42,12 +42,7 @@ import {
   snpeIS,
   validationMask,
 } from "../../src/inference/snpe.js";
-import {
-  pooledDraws,
-  ROUND_ADAPT_BELOW,
-  roundStages,
-  stagedDraws,
-} from "../../src/inference/staged-draws.js";
+import { pooledDraws, roundStages, stagedDraws } from "../../src/inference/staged-draws.js";
 import { atomIndices, trainPosterior } from "../../src/inference/train.js";
 import type { Array as NpArray } from "../../src/trace/array.js";
 import * as tree from "../../src/trace/tree.js";
@@ -498,52 +493,6 @@ describe("rounds drawn in adaptive stages", () => {
     );
     const whole = await proposalLogDensity(ctx, staged.proposal, staged.theta, lp);
     for (const i of [0, 100, 400, n - 1]) expect(mixed[i]).toBeCloseTo(whole[i]!, 10);
-  });
-
-  it("draw the rest of a round from the surrogate when its pilot weighs well (no adapted stage)", async () => {
-    const { net, checkpoint } = await smallSurrogate(6);
-    const ctx = boxContext(net, [checkpoint]);
-    const prior = ctx.prior;
-    const defensive = { alpha: 0.3, tau: 2 };
-    const plan: RoundProposal = {
-      parts: [{ weight: 1, part: { kind: "surrogate", round: 0, defensive, logMass: 0 } }],
-    };
-    const options = { kind: "surrogate" as const, defensive, truncationEps: 1e-4 };
-    // Targets: the proposal's own density tilted along θ₀, gently (a pilot weighing between
-    // ROUND_ADAPT_BELOW and predict's ADAPT_BELOW, where predict would adapt) or steeply.
-    const tilted = (slope: number) => async (theta: Float64Array) => {
-      const lq = await proposalLogDensity(ctx, plan, theta, prior.logProb(theta));
-      return lq.map((v, i) => v + slope * theta[2 * i]!);
-    };
-    const n = 400;
-    const stageKinds = (o: Awaited<ReturnType<typeof stagedDraws>>) =>
-      o.stages!.map((st) => st.proposal.parts.map((p) => p.part.kind).join("+"));
-    const good = await stagedDraws({
-      ctx,
-      plan,
-      key: hostKey(23),
-      n,
-      options,
-      logTarget: tilted(1.5),
-    });
-    const pilotEff = good.pilot!.nEff / good.pilot!.draws;
-    expect(pilotEff).toBeGreaterThanOrEqual(ROUND_ADAPT_BELOW);
-    expect(pilotEff).toBeLessThan(ADAPT_BELOW);
-    expect(stageKinds(good)).toEqual(["surrogate", "surrogate"]);
-    expect(good.stages!.map((st) => st.size)).toEqual([100, 300]);
-    expect(good.proposal.parts.map((p) => p.part.kind)).toEqual(["surrogate"]);
-    const poor = await stagedDraws({
-      ctx,
-      plan,
-      key: hostKey(23),
-      n,
-      options,
-      logTarget: tilted(12),
-    });
-    expect(poor.pilot!.nEff / poor.pilot!.draws).toBeLessThan(ROUND_ADAPT_BELOW);
-    expect(stageKinds(poor).slice(1)).toContain("surrogate+adapted");
-    // The same pilot either way: only what follows it differs.
-    expect(poor.theta.subarray(0, 200)).toEqual(good.theta.subarray(0, 200));
   });
 
   it("pool sets of weighed draws, each counting for its n_eff, and leave out a set with n_eff 0", () => {
