@@ -22,7 +22,7 @@
  *             (a ":logit" or ":theta" suffix sets the flow space, e.g. auto/auto:logit)
  *   --seed 0 --out results.json [--c2st-n 10000] [--c2st-epochs 300] [--epochs 200] [--patience 20]
  *   [--no-adapt-rounds] [--flow nsf] [--featurizer linear] [--ema-half-life H] [--n-reuse N]
- *   [--keep DIR] [--predict-n N]
+ *   [--keep DIR] [--run-dir DIR] [--predict-n N]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
