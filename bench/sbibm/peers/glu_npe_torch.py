@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr, ndtri
 
+from sbi_training import train_with_patience
+
 D = 10
 NOISE_VAR = 0.1
 
@@ -131,26 +133,10 @@ class Maf(torch.nn.Module):
 
 net = Maf()
 opt = torch.optim.Adam(net.parameters(), lr=5e-4)
-best, best_state, since, epochs = float("inf"), None, 0, 0
 t0 = time.time()
-while since < 20:
-    epochs += 1
-    shuffled = train[torch.randperm(len(train))]
-    for s in range(0, len(shuffled), args.batch):
-        b = shuffled[s : s + args.batch]
-        loss = -net.log_prob(theta[b], x[b]).mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-    with torch.no_grad():
-        v = -net.log_prob(theta[val], x[val]).mean().item()
-    if v < best:
-        best, since = v, 0
-        best_state = {k: t.clone() for k, t in net.state_dict().items()}
-    else:
-        since += 1
-net.load_state_dict(best_state)
+epochs, best = train_with_patience(
+    net, opt, train, val, lambda b: -net.log_prob(theta[b], x[b]).mean(), args.batch
+)
 fit_s = time.time() - t0
 
 observations = json.load(open(args.observations))

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sbi_training import train_with_patience
+
 TASKS = {
     # name: (dim, prior box half-width, observations file)
     "gaussian_mixture": (2, 10.0, "gm_observations.json"),
@@ -255,25 +257,7 @@ def train(net, opt, u, x, atomic):
     def loss_of(idx):
         return -(atomic_log_prob(net, u[idx], x[idx]) if atomic else net.log_prob(u[idx], x[idx])).mean()
 
-    best, best_state, since, epochs = float("inf"), None, 0, 0
-    while since < PATIENCE:
-        epochs += 1
-        shuffled = tr[torch.randperm(len(tr))]
-        for s in range(0, len(shuffled), BATCH):
-            loss = loss_of(shuffled[s : s + BATCH])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), CLIP)
-            opt.step()
-        with torch.no_grad():
-            v = loss_of(val).item()
-        if v < best:
-            best, since = v, 0
-            best_state = {k: t.clone() for k, t in net.state_dict().items()}
-        else:
-            since += 1
-    net.load_state_dict(best_state)
-    return epochs, best
+    return train_with_patience(net, opt, tr, val, loss_of, BATCH, PATIENCE, CLIP)
 
 
 observations = json.load(open(os.path.join(os.path.dirname(__file__), OBS_FILE)))
