@@ -75,7 +75,7 @@ def to_u(theta):
 
 
 def prior_log_prob_u(u):
-    # log(1/2HALF)·D + Σ log(2HALF·σ(u)·(1 − σ(u)))
+    # The uniform's 1/2HALF and |dθ/du| = 2HALF·σ(u)(1 − σ(u)) cancel per coordinate.
     return (F.logsigmoid(u) + F.logsigmoid(-u)).sum(-1)
 
 
@@ -144,20 +144,17 @@ def rq_spline(x, raw, inverse):
     s = hk / wk
     if not inverse:
         xi = (xc - xk) / wk
-        t = xi * (1 - xi)
-        den = s + (dk1 + dk - 2 * s) * t
-        y = yk + hk * (s * xi**2 + dk * t) / den
-        dy = s**2 * (dk1 * xi**2 + 2 * s * t + dk * (1 - xi) ** 2) / den**2
     else:
+        # ξ from the quadratic the forward map gives for a y in bin k.
         dy_ = xc - yk
         a = hk * (s - dk) + dy_ * (dk1 + dk - 2 * s)
         b = hk * dk - dy_ * (dk1 + dk - 2 * s)
         c = -s * dy_
         xi = (2 * c) / (-b - torch.sqrt((b**2 - 4 * a * c).clamp_min(0)))
-        y = xi * wk + xk
-        t = xi * (1 - xi)
-        den = s + (dk1 + dk - 2 * s) * t
-        dy = s**2 * (dk1 * xi**2 + 2 * s * t + dk * (1 - xi) ** 2) / den**2
+    t = xi * (1 - xi)
+    den = s + (dk1 + dk - 2 * s) * t
+    y = yk + hk * (s * xi**2 + dk * t) / den if not inverse else xi * wk + xk
+    dy = s**2 * (dk1 * xi**2 + 2 * s * t + dk * (1 - xi) ** 2) / den**2
     y = torch.where(inside, y, x)
     logdet = torch.where(inside, torch.log(dy), torch.zeros_like(x))
     return y, (-logdet if inverse else logdet)
